@@ -1,0 +1,1 @@
+//! wamp-framing (being implemented)

@@ -1,0 +1,1 @@
+//! URI validation per the WAMP spec. (Being implemented.)
