@@ -19,6 +19,8 @@
 //! serializer per publication by the broker.
 
 pub mod cbor;
+#[cfg(test)]
+mod codec_tests;
 pub mod error;
 pub mod flatbuffers;
 pub mod ids;
@@ -29,6 +31,7 @@ pub mod payload;
 pub mod serializer;
 pub mod uri;
 pub mod value;
+mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use ids::{PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId, MAX_ID};

@@ -29,6 +29,11 @@ pub enum Payload {
     /// Still encoded: `args` is the encoding of the list and `kwargs` of the
     /// dict, exactly as received. Decoders normalize an empty list/dict to
     /// `None`.
+    ///
+    /// Payload transparency (E2EE, `enc_algo` in Options/Details): the
+    /// message carries one opaque binary value instead of `Arguments|list`;
+    /// it is kept here as `args` = that binary value's encoding, `kwargs` =
+    /// `None`. Encoders splice or transcode it like any other span.
     Raw { format: PayloadFormat, args: Option<Bytes>, kwargs: Option<Bytes> },
 }
 
@@ -95,9 +100,17 @@ impl Payload {
             Payload::Raw { format: f, args, kwargs } if *f == format => {
                 Ok(EncodedPayload { args: args.clone(), kwargs: kwargs.clone() })
             }
-            Payload::Raw { .. } => {
-                let (args, kwargs) = self.to_values().map_err(|e| EncodeError::Transcode(e.to_string()))?;
-                encode_values(format, args.as_ref(), kwargs.as_ref())
+            Payload::Raw { format: from, args, kwargs } => {
+                // Span by span, whatever value each holds (a transparent
+                // payload's args span is a binary value, not a list).
+                let transcode = |span: &Option<Bytes>| -> Result<Option<Bytes>, EncodeError> {
+                    let Some(span) = span else { return Ok(None) };
+                    let v = decode_value(*from, span).map_err(|e| EncodeError::Transcode(e.to_string()))?;
+                    let mut out = Vec::with_capacity(span.len() + 16);
+                    encode_value(format, &v, &mut out)?;
+                    Ok(Some(Bytes::from(out)))
+                };
+                Ok(EncodedPayload { args: transcode(args)?, kwargs: transcode(kwargs)? })
             }
             Payload::Values { args, kwargs } => encode_values(format, args.as_ref(), kwargs.as_ref()),
         }
