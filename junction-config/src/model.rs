@@ -1,0 +1,551 @@
+//! The typed configuration. Every struct here has its defaults already
+//! applied; `docs/config.md` names the JSON key behind each field.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use wamp_proto::Serializer;
+
+use crate::error::ConfigError;
+
+/// Default WebSocket / RawSocket `max_message_size`: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// Default WebSocket `max_frame_size`: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
+/// Smallest accepted `max_message_size` / `max_frame_size` (a RawSocket
+/// handshake cannot announce less, and WAMP handshakes need some room).
+pub const MIN_MESSAGE_SIZE: usize = 512;
+/// Largest accepted WebSocket `max_message_size` / `max_frame_size`: 64 MiB
+/// (Crossbar's limit too).
+pub const MAX_WEBSOCKET_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// Largest accepted RawSocket `max_message_size`: 16 MiB (2^24, the most a
+/// RawSocket handshake can announce).
+pub const MAX_RAWSOCKET_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// Default per-transport connection limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+/// Default per-connection outbound queue limit in bytes: 16 MiB.
+pub const DEFAULT_MAX_OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
+/// Default per-connection outbound queue limit in messages.
+pub const DEFAULT_MAX_OUTBOUND_MESSAGES: usize = 65_536;
+/// Default per-realm session limit.
+pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+/// Default listen backlog.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+/// Default opening-handshake timeout (WebSocket and RawSocket).
+pub const DEFAULT_OPEN_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default WebSocket closing-handshake timeout.
+pub const DEFAULT_CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default WebSocket auto-ping payload size.
+pub const DEFAULT_AUTO_PING_SIZE: usize = 4;
+/// Longest Unix socket path (bytes) that fits `sockaddr_un.sun_path` with its
+/// terminating NUL on Linux.
+pub const MAX_UNIX_PATH_LEN: usize = 107;
+/// Largest accepted `shards` value.
+pub const MAX_SHARDS: usize = 4096;
+
+/// A whole node configuration (`config.json` / `config.yaml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// Config format version; only `2` is accepted.
+    pub version: u32,
+    /// The `controller` block (kept, mostly unused by Junction).
+    pub controller: ControllerConfig,
+    /// The workers; this version of Junction runs exactly one router worker.
+    pub workers: Vec<WorkerConfig>,
+    /// Non-fatal findings (ignored Crossbar options, roles no realm defines,
+    /// ...). Filled by [`crate::parse_str`]/[`crate::load`]; not part of
+    /// [`NodeConfig::validate`]'s verdict.
+    pub warnings: Vec<ConfigError>,
+}
+
+impl NodeConfig {
+    /// The (single) router worker, if there is one.
+    pub fn router(&self) -> Option<&RouterWorkerConfig> {
+        self.workers.iter().find_map(|w| match w {
+            WorkerConfig::Router(r) => Some(r),
+            _ => None,
+        })
+    }
+}
+
+/// The `controller` block.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ControllerConfig {
+    /// Node id (`controller.id`), if given.
+    pub id: Option<String>,
+    /// `controller.options`, kept verbatim (Junction uses none of them yet).
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One entry of `workers`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerConfig {
+    /// `type: router`.
+    Router(RouterWorkerConfig),
+    /// `type: proxy`: recognized, but not supported by this version
+    /// (validation reports it). The block is kept verbatim.
+    Proxy(ProxyWorkerConfig),
+    /// Any other worker type (`container`, `guest`, ...). Kept so that
+    /// locations of later workers stay right; never present in a config that
+    /// passed validation.
+    Unsupported {
+        /// The worker `type`.
+        kind: String,
+    },
+}
+
+/// A `proxy` worker block, kept verbatim until proxy workers are supported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyWorkerConfig {
+    /// `id`, if given.
+    pub id: Option<String>,
+    /// The whole worker object.
+    pub raw: serde_json::Value,
+}
+
+/// A `type: router` worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterWorkerConfig {
+    /// `id`, if given.
+    pub id: Option<String>,
+    /// Worker `options` (Junction extensions included).
+    pub options: RouterOptions,
+    /// Realms started with the worker.
+    pub realms: Vec<RealmConfig>,
+    /// Listening transports.
+    pub transports: Vec<TransportConfig>,
+}
+
+/// Router worker `options`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouterOptions {
+    /// Number of glommio shards (threads); `None` = one per available core.
+    pub shards: Option<usize>,
+    /// Pin each shard to a CPU core (default `false`).
+    pub pin_cores: bool,
+    /// Process title (Crossbar's `title`), informational.
+    pub title: Option<String>,
+}
+
+impl RouterOptions {
+    /// Shards to start: `shards`, or the number of available cores.
+    pub fn effective_shards(&self) -> usize {
+        self.shards.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+    }
+}
+
+/// One realm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RealmConfig {
+    /// Realm name (a loose WAMP URI).
+    pub name: String,
+    /// Roles sessions on this realm may be authenticated as.
+    pub roles: Vec<RoleConfig>,
+    /// Realm `options`.
+    pub options: RealmOptions,
+}
+
+impl RealmConfig {
+    /// The role called `name`, if defined.
+    pub fn role(&self, name: &str) -> Option<&RoleConfig> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+}
+
+/// Realm `options`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RealmOptions {
+    /// Junction: shard that owns this realm's routing state; `None` = chosen
+    /// by hashing the realm name.
+    pub home_shard: Option<usize>,
+    /// Junction: most concurrent sessions on this realm (default 1,000,000).
+    pub max_sessions: usize,
+    /// Crossbar: serve the `wamp.session.*`/`wamp.registration.*`/... meta
+    /// API (default `true`).
+    pub enable_meta_api: bool,
+    /// Crossbar: URI checking for client-supplied URIs (default loose).
+    pub uri_check: UriCheck,
+}
+
+impl Default for RealmOptions {
+    fn default() -> Self {
+        RealmOptions {
+            home_shard: None,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            enable_meta_api: true,
+            uri_check: UriCheck::Loose,
+        }
+    }
+}
+
+/// How strictly URIs sent by clients are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UriCheck {
+    /// Loose WAMP URI rules (no whitespace, `#`, or empty components).
+    #[default]
+    Loose,
+    /// Strict rules (`[0-9a-z_]` components).
+    Strict,
+}
+
+/// One role of a realm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleConfig {
+    /// Role name (the `authrole`).
+    pub name: String,
+    /// Static permissions, checked in order of specificity.
+    pub permissions: Vec<PermissionConfig>,
+    /// Crossbar's dynamic `authorizer` procedure: parsed, but not supported
+    /// yet (validation reports it).
+    pub authorizer: Option<String>,
+}
+
+/// One permission of a role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PermissionConfig {
+    /// URI or URI pattern.
+    pub uri: String,
+    /// How `uri` matches (`match` key; default exact).
+    pub match_policy: MatchPolicy,
+    /// Allowed actions.
+    pub allow: Allow,
+    /// Identity disclosure.
+    pub disclose: Disclose,
+    /// Whether authorization decisions may be cached (default `false`).
+    pub cache: bool,
+}
+
+/// URI match policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MatchPolicy {
+    /// The URI must equal the pattern.
+    #[default]
+    Exact,
+    /// The URI must start with the pattern (`""` matches everything).
+    Prefix,
+    /// Components match one by one; empty components match any component.
+    Wildcard,
+}
+
+impl MatchPolicy {
+    /// Config name: `exact`, `prefix`, `wildcard`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchPolicy::Exact => "exact",
+            MatchPolicy::Prefix => "prefix",
+            MatchPolicy::Wildcard => "wildcard",
+        }
+    }
+}
+
+/// The `allow` block of a permission (each default `false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Allow {
+    /// May CALL.
+    pub call: bool,
+    /// May REGISTER.
+    pub register: bool,
+    /// May PUBLISH.
+    pub publish: bool,
+    /// May SUBSCRIBE.
+    pub subscribe: bool,
+}
+
+/// The `disclose` block of a permission (each default `false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Disclose {
+    /// Disclose the caller's identity to callees.
+    pub caller: bool,
+    /// Disclose the publisher's identity to subscribers.
+    pub publisher: bool,
+}
+
+/// One listening transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportConfig {
+    /// `id`, if given.
+    pub id: Option<String>,
+    /// What is spoken on the endpoint.
+    pub kind: TransportKind,
+    /// Where to listen.
+    pub endpoint: Endpoint,
+    /// Junction: connection and outbound-queue limits (from the transport's
+    /// `options`).
+    pub limits: ConnectionLimits,
+}
+
+impl TransportConfig {
+    /// Config name of the transport type.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            TransportKind::WebSocket(_) => "websocket",
+            TransportKind::RawSocket(_) => "rawsocket",
+            TransportKind::Web(_) => "web",
+            TransportKind::Unsupported { .. } => "unsupported",
+        }
+    }
+
+    /// Largest message any service of this transport accepts.
+    pub fn max_message_size(&self) -> usize {
+        match &self.kind {
+            TransportKind::WebSocket(ws) => ws.options.max_message_size,
+            TransportKind::RawSocket(rs) => rs.options.max_message_size,
+            TransportKind::Web(web) => web
+                .paths
+                .values()
+                .filter_map(|s| match s {
+                    WebService::WebSocket(ws) => Some(ws.options.max_message_size),
+                    WebService::Other { .. } => None,
+                })
+                .max()
+                .unwrap_or(0),
+            TransportKind::Unsupported { .. } => 0,
+        }
+    }
+}
+
+/// Transport type and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransportKind {
+    /// `type: websocket`: WAMP over WebSocket, upgrades accepted on any
+    /// request path.
+    WebSocket(WebSocketService),
+    /// `type: rawsocket`: WAMP over RawSocket.
+    RawSocket(RawSocketTransport),
+    /// `type: web`: an HTTP server dispatching on the first path segment.
+    Web(WebTransport),
+    /// Any other transport type (`universal`, `mqtt`, ...). Kept so that
+    /// locations of later transports stay right; never present in a config
+    /// that passed validation.
+    Unsupported {
+        /// The transport `type`.
+        kind: String,
+    },
+}
+
+/// A WAMP-over-WebSocket service: a `websocket` transport, or a `websocket`
+/// path of a `web` transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSocketService {
+    /// Public URL (`url`), informational.
+    pub url: Option<String>,
+    /// Accepted serializers, in preference order (default: all four).
+    pub serializers: Vec<Serializer>,
+    /// WebSocket options with defaults applied.
+    pub options: WebSocketOptions,
+    /// Authentication methods.
+    pub auth: TransportAuth,
+}
+
+/// WebSocket `options`, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSocketOptions {
+    /// Largest accepted frame payload (default 16 MiB).
+    pub max_frame_size: usize,
+    /// Largest accepted (reassembled) message (default 16 MiB).
+    pub max_message_size: usize,
+    /// Send a ping after this much idle time; `None` (default, or `0`) = never.
+    pub auto_ping_interval: Option<Duration>,
+    /// Drop the connection if a ping is not answered within this time;
+    /// `None` (default, or `0`) = never.
+    pub auto_ping_timeout: Option<Duration>,
+    /// Ping payload size, 4..=125 (default 4).
+    pub auto_ping_size: usize,
+    /// Opening handshake must finish within this time (default 10 s).
+    pub open_handshake_timeout: Duration,
+    /// Closing handshake wait (default 1 s).
+    pub close_handshake_timeout: Duration,
+    /// Accepted `Origin` patterns (`*` wildcards); default `["*"]`.
+    pub allowed_origins: Vec<String>,
+    /// Refuse upgrades without a WAMP subprotocol
+    /// (`require_websocket_subprotocol`, default `true`).
+    pub require_subprotocol: bool,
+    /// Set `TCP_NODELAY` (default `true`).
+    pub tcp_nodelay: bool,
+}
+
+impl Default for WebSocketOptions {
+    fn default() -> Self {
+        WebSocketOptions {
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            auto_ping_interval: None,
+            auto_ping_timeout: None,
+            auto_ping_size: DEFAULT_AUTO_PING_SIZE,
+            open_handshake_timeout: DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
+            close_handshake_timeout: DEFAULT_CLOSE_HANDSHAKE_TIMEOUT,
+            allowed_origins: vec!["*".to_string()],
+            require_subprotocol: true,
+            tcp_nodelay: true,
+        }
+    }
+}
+
+/// A `rawsocket` transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSocketTransport {
+    /// Accepted serializers (default: all four).
+    pub serializers: Vec<Serializer>,
+    /// RawSocket options with defaults applied.
+    pub options: RawSocketOptions,
+    /// Authentication methods.
+    pub auth: TransportAuth,
+}
+
+/// RawSocket settings, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawSocketOptions {
+    /// Largest accepted message, 512..=16 MiB (transport-level
+    /// `max_message_size`, default 16 MiB).
+    pub max_message_size: usize,
+    /// The 4-byte handshake must arrive within this time (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Send a RawSocket PING after this much idle time; `None` = never.
+    pub auto_ping_interval: Option<Duration>,
+    /// Drop the connection if a PING is not answered in time; `None` = never.
+    pub auto_ping_timeout: Option<Duration>,
+}
+
+impl Default for RawSocketOptions {
+    fn default() -> Self {
+        RawSocketOptions {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            handshake_timeout: DEFAULT_OPEN_HANDSHAKE_TIMEOUT,
+            auto_ping_interval: None,
+            auto_ping_timeout: None,
+        }
+    }
+}
+
+/// A `web` transport: path (first segment, or `/` for the root) → service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebTransport {
+    /// The `paths` map, in file order.
+    pub paths: IndexMap<String, WebService>,
+}
+
+/// One service of a `web` transport.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebService {
+    /// `type: websocket`.
+    WebSocket(WebSocketService),
+    /// Any other Crossbar web service (`static`, `redirect`, `json`,
+    /// `nodeinfo`, ...): parsed, but not supported on router workers in this
+    /// version (validation reports it).
+    Other {
+        /// The service `type`.
+        kind: String,
+    },
+}
+
+/// Junction extension: per-transport connection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Most concurrent connections on this transport (default 100,000).
+    pub max_connections: usize,
+    /// Most bytes queued for sending on one connection before it is treated
+    /// as a slow consumer (default 16 MiB).
+    pub max_outbound_bytes: usize,
+    /// Most messages queued for sending on one connection (default 65,536).
+    pub max_outbound_messages: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
+            max_outbound_messages: DEFAULT_MAX_OUTBOUND_MESSAGES,
+        }
+    }
+}
+
+/// The `auth` block of a WAMP transport/service. A transport without an
+/// `auth` block accepts anonymous sessions as role `anonymous` (as Crossbar).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportAuth {
+    /// Methods in file order.
+    pub methods: Vec<AuthMethod>,
+}
+
+impl Default for TransportAuth {
+    fn default() -> Self {
+        TransportAuth {
+            methods: vec![AuthMethod::Anonymous {
+                role: "anonymous".to_string(),
+            }],
+        }
+    }
+}
+
+impl TransportAuth {
+    /// Role given to anonymous sessions, if anonymous auth is enabled.
+    pub fn anonymous_role(&self) -> Option<&str> {
+        self.methods.iter().find_map(|m| match m {
+            AuthMethod::Anonymous { role } => Some(role.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// One authentication method.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthMethod {
+    /// `anonymous` with `type: static`.
+    Anonymous {
+        /// Role given to the session (default `anonymous`).
+        role: String,
+    },
+    /// A method whose shape was checked but which Junction does not support
+    /// yet (`ticket`, `wampcra`, `cryptosign`, `scram`, `tls`, dynamic
+    /// `anonymous`); validation reports it.
+    Unsupported {
+        /// The method key, e.g. `ticket`.
+        method: String,
+        /// Its `type` (`static`/`dynamic`/...), if given.
+        kind: Option<String>,
+    },
+}
+
+/// A listening endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `type: tcp`.
+    Tcp {
+        /// Address to bind (default `0.0.0.0`, or `::` with `version: 6`).
+        interface: IpAddr,
+        /// Port, 1..=65535 (required).
+        port: u16,
+        /// Listen backlog (default 1024).
+        backlog: u32,
+        /// `SO_REUSEPORT` (default `false`).
+        shared: bool,
+    },
+    /// `type: unix`.
+    Unix {
+        /// Socket path (at most 107 bytes).
+        path: PathBuf,
+        /// Listen backlog (default 1024).
+        backlog: u32,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp {
+                interface, port, ..
+            } => match interface {
+                IpAddr::V4(a) => write!(f, "tcp:{a}:{port}"),
+                IpAddr::V6(a) => write!(f, "tcp:[{a}]:{port}"),
+            },
+            Endpoint::Unix { path, .. } => write!(f, "unix:{}", path.display()),
+        }
+    }
+}

@@ -1,0 +1,1273 @@
+//! Walks a `serde_json::Value` by hand, building the typed config with
+//! defaults applied and collecting every shape problem (unknown keys, wrong
+//! types, missing keys, unparseable values) with its location.
+//!
+//! Value checks that can be made on the typed config (ranges, duplicates,
+//! URIs, unsupported features) live in `validate.rs`; the parser builds a
+//! best-effort config even from a broken document so that those checks run
+//! too, and list/array positions stay aligned with the source.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+use wamp_proto::Serializer;
+
+use crate::error::{index, join, Diags};
+use crate::model::*;
+
+type Map = serde_json::Map<String, Value>;
+
+/// Crossbar worker types Junction knows by name but does not run.
+const CROSSBAR_WORKER_TYPES: &[&str] = &[
+    "container",
+    "guest",
+    "websocket-testee",
+    "marketmaker",
+    "xbrmm",
+    "hostmonitor",
+];
+
+/// Crossbar transport types Junction knows by name but does not run.
+const CROSSBAR_TRANSPORT_TYPES: &[&str] = &[
+    "universal",
+    "mqtt",
+    "flashpolicy",
+    "stream",
+    "websocket.testee",
+    "stream.testee",
+];
+
+/// Crossbar web path service types.
+const CROSSBAR_WEB_SERVICES: &[&str] = &[
+    "static",
+    "wsgi",
+    "redirect",
+    "resource",
+    "reverseproxy",
+    "json",
+    "cgi",
+    "longpoll",
+    "publisher",
+    "caller",
+    "webhook",
+    "schemadoc",
+    "path",
+    "upload",
+    "nodeinfo",
+    "archive",
+    "wap",
+    "rawsocket",
+];
+
+/// Crossbar authentication method keys.
+const AUTH_METHODS: &[&str] = &[
+    "anonymous",
+    "ticket",
+    "wampcra",
+    "cryptosign",
+    "cryptosign-proxy",
+    "scram",
+    "tls",
+    "cookie",
+];
+
+/// Parses a whole document.
+pub(crate) fn parse_root(v: &Value, d: &mut Diags) -> NodeConfig {
+    let mut cfg = NodeConfig {
+        version: 2,
+        controller: ControllerConfig::default(),
+        workers: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let Some(m) = object(v, "", d) else {
+        return cfg;
+    };
+    check_keys(
+        m,
+        "",
+        &["$schema", "version", "controller", "workers"],
+        &[],
+        d,
+    );
+    if let Some(ver) = opt_uint(m, "version", "", u32::MAX as u64, d) {
+        cfg.version = ver as u32;
+    }
+    if let Some(c) = m.get("controller") {
+        cfg.controller = parse_controller(c, "controller", d);
+    }
+    match m.get("workers") {
+        None => d.error(
+            "workers",
+            "missing required key 'workers' (a list with one router worker)",
+        ),
+        Some(w) => {
+            if let Some(list) = array(w, "workers", d) {
+                for (i, w) in list.iter().enumerate() {
+                    cfg.workers.push(parse_worker(w, &index("workers", i), d));
+                }
+            }
+        }
+    }
+    cfg
+}
+
+fn parse_controller(v: &Value, path: &str, d: &mut Diags) -> ControllerConfig {
+    let mut c = ControllerConfig::default();
+    let Some(m) = object(v, path, d) else {
+        return c;
+    };
+    check_keys(
+        m,
+        path,
+        &["id", "options"],
+        &[
+            ("transport", "Junction has no controller transport"),
+            ("transports", "Junction has no controller transport"),
+            ("manhole", "Junction has no manhole"),
+            ("extra", "not used"),
+            ("fabric", "Junction does not connect to Crossbar FX"),
+            ("connections", "not used"),
+            ("enable_docker", "not used"),
+        ],
+        d,
+    );
+    c.id = opt_str(m, "id", path, d);
+    if let Some(o) = m.get("options") {
+        if let Some(om) = object(o, &join(path, "options"), d) {
+            c.options = om.clone();
+        }
+    }
+    c
+}
+
+fn parse_worker(v: &Value, path: &str, d: &mut Diags) -> WorkerConfig {
+    let Some(m) = object(v, path, d) else {
+        return WorkerConfig::Unsupported {
+            kind: String::new(),
+        };
+    };
+    let Some(kind) = req_str(m, "type", path, d) else {
+        return WorkerConfig::Unsupported {
+            kind: String::new(),
+        };
+    };
+    match kind.as_str() {
+        "router" => WorkerConfig::Router(parse_router(m, path, d)),
+        "proxy" => WorkerConfig::Proxy(ProxyWorkerConfig {
+            id: m.get("id").and_then(Value::as_str).map(str::to_string),
+            raw: v.clone(),
+        }),
+        k => {
+            if !CROSSBAR_WORKER_TYPES.contains(&k) {
+                d.error(
+                    join(path, "type"),
+                    format!(
+                        "unknown worker type '{k}' (expected 'router'){}",
+                        suggest(k, &["router", "proxy"])
+                    ),
+                );
+            }
+            WorkerConfig::Unsupported {
+                kind: k.to_string(),
+            }
+        }
+    }
+}
+
+fn parse_router(m: &Map, path: &str, d: &mut Diags) -> RouterWorkerConfig {
+    check_keys(
+        m,
+        path,
+        &[
+            "type",
+            "id",
+            "options",
+            "realms",
+            "transports",
+            "components",
+        ],
+        &[("connections", "router connections are not used by Junction")],
+        d,
+    );
+    let mut r = RouterWorkerConfig {
+        id: opt_str(m, "id", path, d),
+        options: RouterOptions::default(),
+        realms: Vec::new(),
+        transports: Vec::new(),
+    };
+    if let Some(o) = m.get("options") {
+        r.options = parse_router_options(o, &join(path, "options"), d);
+    }
+    if let Some(c) = m.get("components") {
+        let p = join(path, "components");
+        if let Some(list) = array(c, &p, d) {
+            if !list.is_empty() {
+                d.error(
+                    p,
+                    "router components (application code embedded in the router) are not supported by Junction: run them as separate WAMP clients",
+                );
+            }
+        }
+    }
+    if let Some(realms) = m.get("realms") {
+        let p = join(path, "realms");
+        if let Some(list) = array(realms, &p, d) {
+            for (i, v) in list.iter().enumerate() {
+                r.realms.push(parse_realm(v, &index(&p, i), d));
+            }
+        }
+    }
+    match m.get("transports") {
+        None => d.error(
+            join(path, "transports"),
+            "missing required key 'transports': a router without transports cannot be reached",
+        ),
+        Some(t) => {
+            let p = join(path, "transports");
+            if let Some(list) = array(t, &p, d) {
+                for (i, v) in list.iter().enumerate() {
+                    r.transports.push(parse_transport(v, &index(&p, i), d));
+                }
+            }
+        }
+    }
+    r
+}
+
+fn parse_router_options(v: &Value, path: &str, d: &mut Diags) -> RouterOptions {
+    let mut o = RouterOptions::default();
+    let Some(m) = object(v, path, d) else {
+        return o;
+    };
+    check_keys(
+        m,
+        path,
+        &["shards", "pin_cores", "title"],
+        &[
+            ("cpu_affinity", "use the Junction option 'pin_cores'"),
+            ("pythonpath", "Junction runs no Python"),
+            ("env", "Junction starts no worker processes"),
+            ("reactor", "Junction does not use Twisted"),
+            ("expose_controller", "not used"),
+            ("expose_shared", "not used"),
+            ("shutdown", "not used"),
+            ("disabled", "not used"),
+        ],
+        d,
+    );
+    o.shards = opt_uint(m, "shards", path, usize::MAX as u64, d).map(|n| n as usize);
+    if let Some(b) = opt_bool(m, "pin_cores", path, d) {
+        o.pin_cores = b;
+    }
+    o.title = opt_str(m, "title", path, d);
+    o
+}
+
+fn parse_realm(v: &Value, path: &str, d: &mut Diags) -> RealmConfig {
+    let mut r = RealmConfig {
+        name: String::new(),
+        roles: Vec::new(),
+        options: RealmOptions::default(),
+    };
+    let Some(m) = object(v, path, d) else {
+        return r;
+    };
+    check_keys(
+        m,
+        path,
+        &["name", "roles", "options", "id"],
+        &[("store", "Junction has no event store yet")],
+        d,
+    );
+    if let Some(n) = req_str(m, "name", path, d) {
+        r.name = n;
+    }
+    opt_str(m, "id", path, d);
+    if let Some(roles) = m.get("roles") {
+        let p = join(path, "roles");
+        if let Some(list) = array(roles, &p, d) {
+            for (i, v) in list.iter().enumerate() {
+                r.roles.push(parse_role(v, &index(&p, i), d));
+            }
+        }
+    }
+    if let Some(o) = m.get("options") {
+        r.options = parse_realm_options(o, &join(path, "options"), d);
+    }
+    r
+}
+
+fn parse_realm_options(v: &Value, path: &str, d: &mut Diags) -> RealmOptions {
+    let mut o = RealmOptions::default();
+    let Some(m) = object(v, path, d) else {
+        return o;
+    };
+    check_keys(
+        m,
+        path,
+        &["home_shard", "max_sessions", "enable_meta_api", "uri_check"],
+        &[
+            (
+                "bridge_meta_api",
+                "Junction has no router-to-router bridging",
+            ),
+            (
+                "event_dispatching_chunk_size",
+                "Junction dispatches without chunking",
+            ),
+            ("enable_authorization_cache", "not used"),
+        ],
+        d,
+    );
+    o.home_shard = opt_uint(m, "home_shard", path, usize::MAX as u64, d).map(|n| n as usize);
+    if let Some(n) = opt_uint(m, "max_sessions", path, usize::MAX as u64, d) {
+        o.max_sessions = n as usize;
+    }
+    if let Some(b) = opt_bool(m, "enable_meta_api", path, d) {
+        o.enable_meta_api = b;
+    }
+    if let Some(s) = opt_str(m, "uri_check", path, d) {
+        match s.as_str() {
+            "loose" => o.uri_check = UriCheck::Loose,
+            "strict" => o.uri_check = UriCheck::Strict,
+            other => d.error(
+                join(path, "uri_check"),
+                format!(
+                    "invalid value '{other}': expected 'loose' or 'strict'{}",
+                    suggest(other, &["loose", "strict"])
+                ),
+            ),
+        }
+    }
+    o
+}
+
+fn parse_role(v: &Value, path: &str, d: &mut Diags) -> RoleConfig {
+    let mut r = RoleConfig {
+        name: String::new(),
+        permissions: Vec::new(),
+        authorizer: None,
+    };
+    let Some(m) = object(v, path, d) else {
+        return r;
+    };
+    check_keys(
+        m,
+        path,
+        &["name", "permissions", "authorizer", "id"],
+        &[],
+        d,
+    );
+    if let Some(n) = req_str(m, "name", path, d) {
+        r.name = n;
+    }
+    opt_str(m, "id", path, d);
+    r.authorizer = opt_str(m, "authorizer", path, d);
+    if let Some(perms) = m.get("permissions") {
+        let p = join(path, "permissions");
+        if let Some(list) = array(perms, &p, d) {
+            for (i, v) in list.iter().enumerate() {
+                r.permissions.push(parse_permission(v, &index(&p, i), d));
+            }
+        }
+    }
+    r
+}
+
+fn parse_permission(v: &Value, path: &str, d: &mut Diags) -> PermissionConfig {
+    let mut p = PermissionConfig {
+        uri: String::new(),
+        match_policy: MatchPolicy::Exact,
+        allow: Allow::default(),
+        disclose: Disclose::default(),
+        cache: false,
+    };
+    let Some(m) = object(v, path, d) else {
+        return p;
+    };
+    check_keys(
+        m,
+        path,
+        &["uri", "match", "allow", "disclose", "cache"],
+        &[],
+        d,
+    );
+    if let Some(u) = req_str(m, "uri", path, d) {
+        p.uri = u;
+    }
+    match opt_str(m, "match", path, d) {
+        Some(s) => match s.as_str() {
+            "exact" => p.match_policy = MatchPolicy::Exact,
+            "prefix" => p.match_policy = MatchPolicy::Prefix,
+            "wildcard" => p.match_policy = MatchPolicy::Wildcard,
+            other => d.error(
+                join(path, "match"),
+                format!(
+                    "invalid match policy '{other}': expected 'exact', 'prefix' or 'wildcard'{}",
+                    suggest(other, &["exact", "prefix", "wildcard"])
+                ),
+            ),
+        },
+        None if !m.contains_key("match") => {
+            // Crossbar's legacy form: "com.example.*" (or "*") without a
+            // `match` means a prefix pattern.
+            if let Some(stripped) = p.uri.strip_suffix('*') {
+                p.uri = stripped.to_string();
+                p.match_policy = MatchPolicy::Prefix;
+            }
+        }
+        None => {}
+    }
+    if let Some(a) = m.get("allow") {
+        let ap = join(path, "allow");
+        if let Some(am) = object(a, &ap, d) {
+            check_keys(
+                am,
+                &ap,
+                &["call", "register", "publish", "subscribe"],
+                &[],
+                d,
+            );
+            p.allow = Allow {
+                call: opt_bool(am, "call", &ap, d).unwrap_or(false),
+                register: opt_bool(am, "register", &ap, d).unwrap_or(false),
+                publish: opt_bool(am, "publish", &ap, d).unwrap_or(false),
+                subscribe: opt_bool(am, "subscribe", &ap, d).unwrap_or(false),
+            };
+        }
+    }
+    if let Some(a) = m.get("disclose") {
+        let dp = join(path, "disclose");
+        if let Some(dm) = object(a, &dp, d) {
+            check_keys(dm, &dp, &["caller", "publisher"], &[], d);
+            p.disclose = Disclose {
+                caller: opt_bool(dm, "caller", &dp, d).unwrap_or(false),
+                publisher: opt_bool(dm, "publisher", &dp, d).unwrap_or(false),
+            };
+        }
+    }
+    if let Some(c) = opt_bool(m, "cache", path, d) {
+        p.cache = c;
+    }
+    p
+}
+
+const WS_OPTION_KEYS: &[&str] = &[
+    "max_frame_size",
+    "max_message_size",
+    "auto_ping_interval",
+    "auto_ping_timeout",
+    "auto_ping_size",
+    "open_handshake_timeout",
+    "close_handshake_timeout",
+    "allowed_origins",
+    "require_websocket_subprotocol",
+    "tcp_nodelay",
+];
+
+const LIMIT_KEYS: &[&str] = &[
+    "max_connections",
+    "max_outbound_bytes",
+    "max_outbound_messages",
+];
+
+const WS_IGNORED: &[(&str, &str)] = &[
+    ("external_port", "not used"),
+    ("enable_hixie76", "Junction speaks RFC 6455 only"),
+    ("enable_hybi10", "Junction speaks RFC 6455 only"),
+    ("enable_rfc6455", "Junction always speaks RFC 6455"),
+    ("enable_webstatus", "Junction serves no status page"),
+    (
+        "validate_utf8",
+        "Junction always validates UTF-8 text frames",
+    ),
+    ("mask_server_frames", "servers never mask frames"),
+    (
+        "require_masked_client_frames",
+        "Junction always requires masked client frames",
+    ),
+    ("apply_mask", "not used"),
+    (
+        "auto_fragment_size",
+        "Junction does not fragment outgoing messages",
+    ),
+    ("fail_by_drop", "not used"),
+    ("echo_close_codereason", "not used"),
+    ("enable_flash_policy", "Flash is not supported"),
+    ("flash_policy", "Flash is not supported"),
+    ("compression", "WebSocket compression is not supported yet"),
+    ("show_server_version", "not used"),
+    ("auto_ping_restart_on_any_traffic", "not used"),
+    ("max_connections_per_ip", "not used"),
+    ("trustXForwardedFor", "not used"),
+    ("trust_x_forwarded_for", "not used"),
+];
+
+fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
+    let mut t = TransportConfig {
+        id: None,
+        kind: TransportKind::Unsupported {
+            kind: String::new(),
+        },
+        endpoint: Endpoint::Tcp {
+            interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 0,
+            backlog: DEFAULT_BACKLOG,
+            shared: false,
+        },
+        limits: ConnectionLimits::default(),
+    };
+    let Some(m) = object(v, path, d) else {
+        d.poison(join(path, "endpoint"));
+        return t;
+    };
+    let Some(kind) = req_str(m, "type", path, d) else {
+        d.poison(join(path, "endpoint"));
+        return t;
+    };
+    let debug_ignored: &[(&str, &str)] = &[
+        ("debug", "use RUST_LOG / --log-level"),
+        ("debug_traffic", "use RUST_LOG / --log-level"),
+        ("cookie", "cookie tracking is not supported yet"),
+    ];
+    match kind.as_str() {
+        "websocket" => {
+            check_keys(
+                m,
+                path,
+                &[
+                    "type",
+                    "id",
+                    "endpoint",
+                    "url",
+                    "serializers",
+                    "options",
+                    "auth",
+                ],
+                debug_ignored,
+                d,
+            );
+            let (svc, limits) = parse_websocket_service(m, path, true, d);
+            t.kind = TransportKind::WebSocket(svc);
+            t.limits = limits;
+        }
+        "rawsocket" => {
+            check_keys(
+                m,
+                path,
+                &[
+                    "type",
+                    "id",
+                    "endpoint",
+                    "serializers",
+                    "max_message_size",
+                    "options",
+                    "auth",
+                ],
+                debug_ignored,
+                d,
+            );
+            let mut rs = RawSocketTransport {
+                serializers: parse_serializers(m, path, d),
+                options: RawSocketOptions::default(),
+                auth: parse_auth(m, path, d),
+            };
+            if let Some(n) = opt_uint(m, "max_message_size", path, usize::MAX as u64, d) {
+                rs.options.max_message_size = n as usize;
+            }
+            if let Some(o) = m.get("options") {
+                let op = join(path, "options");
+                if let Some(om) = object(o, &op, d) {
+                    let mut known = vec![
+                        "handshake_timeout",
+                        "auto_ping_interval",
+                        "auto_ping_timeout",
+                    ];
+                    known.extend_from_slice(LIMIT_KEYS);
+                    check_keys(om, &op, &known, &[], d);
+                    if let Some(t) = opt_ms(om, "handshake_timeout", &op, d) {
+                        rs.options.handshake_timeout = t;
+                    }
+                    if let Some(t) = opt_ms(om, "auto_ping_interval", &op, d) {
+                        rs.options.auto_ping_interval = nonzero(t);
+                    }
+                    if let Some(t) = opt_ms(om, "auto_ping_timeout", &op, d) {
+                        rs.options.auto_ping_timeout = nonzero(t);
+                    }
+                    t.limits = parse_limits(om, &op, d);
+                }
+            }
+            t.kind = TransportKind::RawSocket(rs);
+        }
+        "web" => {
+            check_keys(
+                m,
+                path,
+                &["type", "id", "endpoint", "paths", "options"],
+                debug_ignored,
+                d,
+            );
+            let mut web = WebTransport {
+                paths: IndexMap::new(),
+            };
+            match m.get("paths") {
+                None => d.error(
+                    join(path, "paths"),
+                    "missing required key 'paths' (e.g. {\"ws\": {\"type\": \"websocket\"}})",
+                ),
+                Some(p) => {
+                    let pp = join(path, "paths");
+                    if let Some(pm) = object(p, &pp, d) {
+                        for (key, sv) in pm {
+                            let sp = join(&pp, key);
+                            web.paths.insert(key.clone(), parse_web_service(sv, &sp, d));
+                        }
+                    }
+                }
+            }
+            if let Some(o) = m.get("options") {
+                let op = join(path, "options");
+                if let Some(om) = object(o, &op, d) {
+                    check_keys(
+                        om,
+                        &op,
+                        LIMIT_KEYS,
+                        &[
+                            ("access_log", "not used"),
+                            ("display_tracebacks", "not used"),
+                            ("hsts", "TLS is not supported yet"),
+                            ("hsts_max_age", "TLS is not supported yet"),
+                            ("client_timeout", "not used"),
+                        ],
+                        d,
+                    );
+                    t.limits = parse_limits(om, &op, d);
+                }
+            }
+            t.kind = TransportKind::Web(web);
+        }
+        other => {
+            if !CROSSBAR_TRANSPORT_TYPES.contains(&other) {
+                d.error(
+                    join(path, "type"),
+                    format!(
+                        "unknown transport type '{other}' (expected 'websocket', 'rawsocket' or 'web'){}",
+                        suggest(other, &["websocket", "rawsocket", "web"])
+                    ),
+                );
+            }
+            t.kind = TransportKind::Unsupported {
+                kind: other.to_string(),
+            };
+            d.poison(join(path, "endpoint"));
+            return t;
+        }
+    }
+    t.id = opt_str(m, "id", path, d);
+    match m.get("endpoint") {
+        None => d.error(
+            join(path, "endpoint"),
+            "missing required key 'endpoint' (e.g. {\"type\": \"tcp\", \"port\": 8080})",
+        ),
+        Some(e) => match parse_endpoint(e, &join(path, "endpoint"), d) {
+            Some(ep) => t.endpoint = ep,
+            None => d.poison(join(path, "endpoint")),
+        },
+    }
+    t
+}
+
+/// Parses `url`, `serializers`, `options`, `auth` of a WebSocket transport or
+/// web path service. Connection limits are accepted in `options` only for a
+/// top-level transport (`top_level`).
+fn parse_websocket_service(
+    m: &Map,
+    path: &str,
+    top_level: bool,
+    d: &mut Diags,
+) -> (WebSocketService, ConnectionLimits) {
+    let mut svc = WebSocketService {
+        url: opt_str(m, "url", path, d),
+        serializers: parse_serializers(m, path, d),
+        options: WebSocketOptions::default(),
+        auth: parse_auth(m, path, d),
+    };
+    let mut limits = ConnectionLimits::default();
+    if let Some(o) = m.get("options") {
+        let op = join(path, "options");
+        if let Some(om) = object(o, &op, d) {
+            let mut known = WS_OPTION_KEYS.to_vec();
+            if top_level {
+                known.extend_from_slice(LIMIT_KEYS);
+            } else {
+                for k in LIMIT_KEYS {
+                    if om.contains_key(*k) {
+                        d.error(
+                            join(&op, k),
+                            format!("'{k}' is a per-transport limit: put it in the web transport's 'options'"),
+                        );
+                    }
+                }
+                known.extend_from_slice(LIMIT_KEYS);
+            }
+            check_keys(om, &op, &known, WS_IGNORED, d);
+            let o = &mut svc.options;
+            if let Some(n) = opt_uint(om, "max_frame_size", &op, usize::MAX as u64, d) {
+                o.max_frame_size = n as usize;
+            }
+            if let Some(n) = opt_uint(om, "max_message_size", &op, usize::MAX as u64, d) {
+                o.max_message_size = n as usize;
+            }
+            if let Some(t) = opt_ms(om, "auto_ping_interval", &op, d) {
+                o.auto_ping_interval = nonzero(t);
+            }
+            if let Some(t) = opt_ms(om, "auto_ping_timeout", &op, d) {
+                o.auto_ping_timeout = nonzero(t);
+            }
+            if let Some(n) = opt_uint(om, "auto_ping_size", &op, usize::MAX as u64, d) {
+                o.auto_ping_size = n as usize;
+            }
+            if let Some(t) = opt_ms(om, "open_handshake_timeout", &op, d) {
+                o.open_handshake_timeout = t;
+            }
+            if let Some(t) = opt_ms(om, "close_handshake_timeout", &op, d) {
+                o.close_handshake_timeout = t;
+            }
+            if let Some(v) = om.get("allowed_origins") {
+                let ap = join(&op, "allowed_origins");
+                if let Some(list) = array(v, &ap, d) {
+                    let mut origins = Vec::with_capacity(list.len());
+                    for (i, item) in list.iter().enumerate() {
+                        match item.as_str() {
+                            Some(s) => origins.push(s.to_string()),
+                            None => wrong_type(&index(&ap, i), "a string", item, d),
+                        }
+                    }
+                    o.allowed_origins = origins;
+                }
+            }
+            if let Some(b) = opt_bool(om, "require_websocket_subprotocol", &op, d) {
+                o.require_subprotocol = b;
+            }
+            if let Some(b) = opt_bool(om, "tcp_nodelay", &op, d) {
+                o.tcp_nodelay = b;
+            }
+            if top_level {
+                limits = parse_limits(om, &op, d);
+            }
+        }
+    }
+    (svc, limits)
+}
+
+fn parse_web_service(v: &Value, path: &str, d: &mut Diags) -> WebService {
+    let Some(m) = object(v, path, d) else {
+        return WebService::Other {
+            kind: String::new(),
+        };
+    };
+    let Some(kind) = req_str(m, "type", path, d) else {
+        return WebService::Other {
+            kind: String::new(),
+        };
+    };
+    if kind == "websocket" {
+        check_keys(
+            m,
+            path,
+            &["type", "url", "serializers", "options", "auth"],
+            &[
+                ("debug", "use RUST_LOG / --log-level"),
+                ("debug_traffic", "use RUST_LOG / --log-level"),
+                ("cookie", "cookie tracking is not supported yet"),
+            ],
+            d,
+        );
+        let (svc, _) = parse_websocket_service(m, path, false, d);
+        WebService::WebSocket(svc)
+    } else {
+        if !CROSSBAR_WEB_SERVICES.contains(&kind.as_str()) {
+            let mut names = vec!["websocket"];
+            names.extend_from_slice(CROSSBAR_WEB_SERVICES);
+            d.error(
+                join(path, "type"),
+                format!(
+                    "unknown web service type '{kind}'{}",
+                    suggest(&kind, &names)
+                ),
+            );
+        }
+        WebService::Other { kind }
+    }
+}
+
+fn parse_limits(om: &Map, op: &str, d: &mut Diags) -> ConnectionLimits {
+    let mut l = ConnectionLimits::default();
+    if let Some(n) = opt_uint(om, "max_connections", op, usize::MAX as u64, d) {
+        l.max_connections = n as usize;
+    }
+    if let Some(n) = opt_uint(om, "max_outbound_bytes", op, usize::MAX as u64, d) {
+        l.max_outbound_bytes = n as usize;
+    }
+    if let Some(n) = opt_uint(om, "max_outbound_messages", op, usize::MAX as u64, d) {
+        l.max_outbound_messages = n as usize;
+    }
+    l
+}
+
+fn parse_serializers(m: &Map, path: &str, d: &mut Diags) -> Vec<Serializer> {
+    let Some(v) = m.get("serializers") else {
+        return Serializer::ALL.to_vec();
+    };
+    let sp = join(path, "serializers");
+    let Some(list) = array(v, &sp, d) else {
+        return Serializer::ALL.to_vec();
+    };
+    let mut out = Vec::with_capacity(list.len());
+    let errors_before = d.errors.len();
+    for (i, item) in list.iter().enumerate() {
+        let ip = index(&sp, i);
+        let Some(name) = item.as_str() else {
+            wrong_type(&ip, "a serializer name (string)", item, d);
+            continue;
+        };
+        match Serializer::from_name(name) {
+            Some(s) => out.push(s),
+            None if name == "ubjson" => d.error(
+                ip,
+                "serializer 'ubjson' is valid in Crossbar but not supported by Junction: remove it (Junction speaks json, msgpack, cbor, flatbuffers)",
+            ),
+            None => d.error(
+                ip,
+                format!(
+                    "unknown serializer '{name}' (expected json, msgpack, cbor or flatbuffers){}",
+                    suggest(name, &["json", "msgpack", "cbor", "flatbuffers"])
+                ),
+            ),
+        }
+    }
+    if d.errors.len() > errors_before {
+        // Checks of the list as a whole (empty, duplicates) would mislead.
+        d.poison(sp);
+    }
+    out
+}
+
+fn parse_auth(m: &Map, path: &str, d: &mut Diags) -> TransportAuth {
+    let Some(v) = m.get("auth") else {
+        return TransportAuth::default();
+    };
+    let ap = join(path, "auth");
+    let Some(am) = object(v, &ap, d) else {
+        return TransportAuth::default();
+    };
+    let mut methods = Vec::new();
+    for (key, cfg) in am {
+        let mp = join(&ap, key);
+        if !AUTH_METHODS.contains(&key.as_str()) {
+            d.error(
+                &mp,
+                format!(
+                    "unknown authentication method '{key}'{}",
+                    suggest(key, AUTH_METHODS)
+                ),
+            );
+            continue;
+        }
+        let Some(cm) = object(cfg, &mp, d) else {
+            continue;
+        };
+        let kind = opt_str(cm, "type", &mp, d);
+        if key == "anonymous" {
+            check_keys(cm, &mp, &["type", "role", "authenticator"], &[], d);
+            let role = opt_str(cm, "role", &mp, d).unwrap_or_else(|| "anonymous".to_string());
+            match kind.as_deref() {
+                None | Some("static") => methods.push(AuthMethod::Anonymous { role }),
+                Some("dynamic") => methods.push(AuthMethod::Unsupported {
+                    method: key.clone(),
+                    kind,
+                }),
+                Some(other) => d.error(
+                    join(&mp, "type"),
+                    format!("invalid type '{other}': expected 'static' or 'dynamic'"),
+                ),
+            }
+            continue;
+        }
+        // Shape check only: these methods are reported as unsupported by
+        // validation.
+        match kind.as_deref() {
+            None => d.error(
+                join(&mp, "type"),
+                "missing required key 'type' ('static' or 'dynamic')",
+            ),
+            Some("static") => {
+                let needs: &[&str] = match key.as_str() {
+                    "ticket" | "cryptosign" | "scram" => &["principals"],
+                    "wampcra" => &["users"],
+                    _ => &[],
+                };
+                for k in needs {
+                    if !cm.contains_key(*k) {
+                        d.error(
+                            join(&mp, k),
+                            format!("missing required key '{k}' for static {key} authentication"),
+                        );
+                    }
+                }
+            }
+            Some("dynamic") => {
+                if let Some(a) = cm.get("authenticator") {
+                    if !a.is_string() {
+                        wrong_type(
+                            &join(&mp, "authenticator"),
+                            "a string (procedure URI)",
+                            a,
+                            d,
+                        );
+                    }
+                } else {
+                    d.error(
+                        join(&mp, "authenticator"),
+                        format!(
+                            "missing required key 'authenticator' for dynamic {key} authentication"
+                        ),
+                    );
+                }
+            }
+            Some("function") if key == "cryptosign" || key == "ticket" || key == "wampcra" => {}
+            Some(other) => d.error(
+                join(&mp, "type"),
+                format!("invalid type '{other}': expected 'static' or 'dynamic'"),
+            ),
+        }
+        methods.push(AuthMethod::Unsupported {
+            method: key.clone(),
+            kind,
+        });
+    }
+    TransportAuth { methods }
+}
+
+fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
+    let m = object(v, path, d)?;
+    let kind = req_str(m, "type", path, d)?;
+    match kind.as_str() {
+        "tcp" => {
+            check_keys(
+                m,
+                path,
+                &[
+                    "type",
+                    "port",
+                    "interface",
+                    "backlog",
+                    "shared",
+                    "version",
+                    "tls",
+                ],
+                &[],
+                d,
+            );
+            if m.contains_key("tls") {
+                d.error(
+                    join(path, "tls"),
+                    "TLS endpoints are not supported yet: terminate TLS in front of Junction",
+                );
+            }
+            let mut v6 = false;
+            if let Some(ver) = opt_uint(m, "version", path, u64::MAX, d) {
+                match ver {
+                    4 => {}
+                    6 => v6 = true,
+                    other => d.error(
+                        join(path, "version"),
+                        format!("invalid IP version {other}: expected 4 or 6"),
+                    ),
+                }
+            }
+            let mut interface = if v6 {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            };
+            if let Some(s) = opt_str(m, "interface", path, d) {
+                match s.parse::<IpAddr>() {
+                    Ok(a) => {
+                        if a.is_ipv6() != v6 && m.contains_key("version") {
+                            d.error(
+                                join(path, "interface"),
+                                format!("interface '{s}' does not match 'version'"),
+                            );
+                        }
+                        interface = a;
+                    }
+                    Err(_) if s.is_empty() => {}
+                    Err(_) => d.error(
+                        join(path, "interface"),
+                        format!("invalid interface '{s}': expected an IP address such as 127.0.0.1 or ::1"),
+                    ),
+                }
+            }
+            let port = match m.get("port") {
+                None => {
+                    d.error(join(path, "port"), "missing required key 'port'");
+                    0
+                }
+                Some(Value::String(s)) if s.starts_with('$') => {
+                    d.error(
+                        join(path, "port"),
+                        format!("environment variable references ('{s}') are not supported: give the port number"),
+                    );
+                    0
+                }
+                Some(p) => match p.as_u64() {
+                    Some(n) if n <= u16::MAX as u64 => n as u16,
+                    Some(n) => {
+                        d.error(
+                            join(path, "port"),
+                            format!("port {n} is out of range: must be between 1 and 65535"),
+                        );
+                        0
+                    }
+                    None if p.is_i64() => {
+                        d.error(
+                            join(path, "port"),
+                            format!("port {p} is out of range: must be between 1 and 65535"),
+                        );
+                        0
+                    }
+                    None => {
+                        wrong_type(&join(path, "port"), "an integer", p, d);
+                        0
+                    }
+                },
+            };
+            let backlog = opt_uint(m, "backlog", path, u32::MAX as u64, d)
+                .map(|n| n as u32)
+                .unwrap_or(DEFAULT_BACKLOG);
+            let shared = opt_bool(m, "shared", path, d).unwrap_or(false);
+            Some(Endpoint::Tcp {
+                interface,
+                port,
+                backlog,
+                shared,
+            })
+        }
+        "unix" => {
+            check_keys(m, path, &["type", "path", "backlog"], &[], d);
+            let p = req_str(m, "path", path, d).unwrap_or_default();
+            let backlog = opt_uint(m, "backlog", path, u32::MAX as u64, d)
+                .map(|n| n as u32)
+                .unwrap_or(DEFAULT_BACKLOG);
+            Some(Endpoint::Unix {
+                path: PathBuf::from(p),
+                backlog,
+            })
+        }
+        other => {
+            d.error(
+                join(path, "type"),
+                format!(
+                    "invalid endpoint type '{other}': expected 'tcp' or 'unix'{}",
+                    suggest(other, &["tcp", "unix"])
+                ),
+            );
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Generic helpers
+
+fn nonzero(t: Duration) -> Option<Duration> {
+    if t.is_zero() {
+        None
+    } else {
+        Some(t)
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(path: &str, expected: &str, got: &Value, d: &mut Diags) {
+    d.error(
+        path,
+        format!("expected {expected}, found {}", type_name(got)),
+    );
+}
+
+fn object<'v>(v: &'v Value, path: &str, d: &mut Diags) -> Option<&'v Map> {
+    match v {
+        Value::Object(m) => Some(m),
+        other => {
+            wrong_type(path, "an object", other, d);
+            None
+        }
+    }
+}
+
+fn array<'v>(v: &'v Value, path: &str, d: &mut Diags) -> Option<&'v Vec<Value>> {
+    match v {
+        Value::Array(a) => Some(a),
+        other => {
+            wrong_type(path, "a list", other, d);
+            None
+        }
+    }
+}
+
+/// Reports every key of `m` that is neither in `known` nor in `ignored`
+/// (error, with a suggestion), and warns about `ignored` Crossbar keys.
+fn check_keys(m: &Map, path: &str, known: &[&str], ignored: &[(&str, &str)], d: &mut Diags) {
+    for k in m.keys() {
+        if known.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some((_, why)) = ignored.iter().find(|(name, _)| *name == k) {
+            d.warn(
+                join(path, k),
+                format!("Crossbar option '{k}' is ignored by Junction ({why})"),
+            );
+            continue;
+        }
+        d.error(
+            join(path, k),
+            format!("unknown key '{k}'{}", suggest(k, known)),
+        );
+    }
+}
+
+fn req_str(m: &Map, key: &str, path: &str, d: &mut Diags) -> Option<String> {
+    if !m.contains_key(key) {
+        d.error(join(path, key), format!("missing required key '{key}'"));
+        return None;
+    }
+    opt_str(m, key, path, d)
+}
+
+fn opt_str(m: &Map, key: &str, path: &str, d: &mut Diags) -> Option<String> {
+    match m.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        other => {
+            wrong_type(&join(path, key), "a string", other, d);
+            None
+        }
+    }
+}
+
+fn opt_bool(m: &Map, key: &str, path: &str, d: &mut Diags) -> Option<bool> {
+    match m.get(key)? {
+        Value::Bool(b) => Some(*b),
+        other => {
+            wrong_type(&join(path, key), "a boolean (true/false)", other, d);
+            None
+        }
+    }
+}
+
+/// A non-negative integer no larger than `max`.
+fn opt_uint(m: &Map, key: &str, path: &str, max: u64, d: &mut Diags) -> Option<u64> {
+    let v = m.get(key)?;
+    match v.as_u64() {
+        Some(n) if n <= max => Some(n),
+        Some(n) => {
+            d.error(
+                join(path, key),
+                format!("value {n} is too large (at most {max})"),
+            );
+            None
+        }
+        None if v.is_i64() => {
+            d.error(
+                join(path, key),
+                format!("expected a non-negative integer, found {v}"),
+            );
+            None
+        }
+        None => {
+            wrong_type(&join(path, key), "a non-negative integer", v, d);
+            None
+        }
+    }
+}
+
+/// A duration given in milliseconds (at most one day).
+fn opt_ms(m: &Map, key: &str, path: &str, d: &mut Diags) -> Option<Duration> {
+    let v = m.get(key)?;
+    match v.as_u64() {
+        Some(n) if n <= 86_400_000 => Some(Duration::from_millis(n)),
+        Some(n) => {
+            d.error(
+                join(path, key),
+                format!("{n} ms is too long (at most 86400000 ms, one day)"),
+            );
+            None
+        }
+        None => {
+            wrong_type(
+                &join(path, key),
+                "a duration in milliseconds (non-negative integer)",
+                v,
+                d,
+            );
+            None
+        }
+    }
+}
+
+/// `" (did you mean 'x'?)"` when a known name is close to `got`.
+pub(crate) fn suggest(got: &str, known: &[&str]) -> String {
+    let best = known
+        .iter()
+        .map(|k| (levenshtein(got, k), *k))
+        .min_by_key(|(dist, _)| *dist);
+    match best {
+        Some((dist, k)) if dist > 0 && dist <= (got.chars().count().max(k.len()) / 3).max(1) => {
+            format!(" (did you mean '{k}'?)")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Optimal-string-alignment distance (edits, with adjacent transpositions
+/// counting as one).
+fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().take(64).collect();
+    let w = b.len() + 1;
+    let mut t = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            t[i * w + j] = if i == 0 {
+                j
+            } else if j == 0 {
+                i
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (t[(i - 1) * w + j - 1] + cost)
+                    .min(t[(i - 1) * w + j] + 1)
+                    .min(t[i * w + j - 1] + 1);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(t[(i - 2) * w + j - 2] + 1);
+                }
+                v
+            };
+        }
+    }
+    t[a.len() * w + b.len()]
+}

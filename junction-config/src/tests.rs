@@ -1,0 +1,1052 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::{json, Value};
+use wamp_proto::Serializer;
+
+use super::*;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// A small valid config as a JSON value, for tests to break.
+fn base() -> Value {
+    json!({
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{
+                "name": "realm1",
+                "roles": [{
+                    "name": "anonymous",
+                    "permissions": [{"uri": "", "match": "prefix", "allow": {"call": true}}]
+                }]
+            }],
+            "transports": [{
+                "type": "websocket",
+                "endpoint": {"type": "tcp", "port": 8080}
+            }]
+        }]
+    })
+}
+
+fn parse_value(v: &Value) -> Result<NodeConfig, ConfigErrors> {
+    parse_str(&v.to_string(), Format::Json)
+}
+
+/// Applies `f` to `base()`, parses, and returns the errors (failing the test
+/// if the config is accepted).
+fn errors_of(f: impl FnOnce(&mut Value)) -> ConfigErrors {
+    let mut v = base();
+    f(&mut v);
+    match parse_value(&v) {
+        Ok(_) => panic!("config was accepted:\n{v:#}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts exactly one error, at `location`, whose message contains `needle`.
+fn assert_single(errs: &ConfigErrors, location: &str, needle: &str) {
+    assert_eq!(errs.len(), 1, "expected one error, got:\n{errs}");
+    let e = &errs.errors[0];
+    assert_eq!(e.location, location, "{errs}");
+    assert!(
+        e.message.contains(needle),
+        "message {:?} lacks {needle:?}",
+        e.message
+    );
+}
+
+fn w0(v: &mut Value) -> &mut Value {
+    &mut v["workers"][0]
+}
+
+#[test]
+fn base_is_valid() {
+    let cfg = parse_value(&base()).expect("base config");
+    let r = cfg.router().expect("router");
+    assert_eq!(r.transports.len(), 1);
+    // Defaults applied.
+    let TransportKind::WebSocket(ws) = &r.transports[0].kind else {
+        panic!("websocket expected");
+    };
+    assert_eq!(ws.serializers, Serializer::ALL.to_vec());
+    assert_eq!(ws.options, WebSocketOptions::default());
+    assert_eq!(ws.auth.anonymous_role(), Some("anonymous"));
+    assert_eq!(r.transports[0].limits, ConnectionLimits::default());
+    assert_eq!(
+        r.transports[0].endpoint,
+        Endpoint::Tcp {
+            interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 8080,
+            backlog: 1024,
+            shared: false
+        }
+    );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn embedded_default_parses_and_validates() {
+    let cfg = default_config();
+    cfg.validate().expect("default validates");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert_eq!(cfg.workers.len(), 1);
+    let r = cfg.router().expect("router");
+    assert_eq!(r.realms.len(), 1);
+    let realm = &r.realms[0];
+    assert_eq!(realm.name, "realm1");
+    let role = realm.role("anonymous").expect("anonymous role");
+    assert_eq!(role.permissions.len(), 1);
+    let p = &role.permissions[0];
+    assert_eq!(p.uri, "");
+    assert_eq!(p.match_policy, MatchPolicy::Prefix);
+    assert_eq!(
+        p.allow,
+        Allow {
+            call: true,
+            register: true,
+            publish: true,
+            subscribe: true
+        }
+    );
+
+    assert_eq!(r.transports.len(), 2);
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let web = &r.transports[0];
+    assert_eq!(web.endpoint.to_string(), "tcp:127.0.0.1:8080");
+    let TransportKind::Web(w) = &web.kind else {
+        panic!("web transport expected");
+    };
+    let Some(WebService::WebSocket(ws)) = w.paths.get("ws") else {
+        panic!("ws path expected");
+    };
+    let url = ws.url.as_deref().expect("url");
+    assert_eq!(url, "ws://127.0.0.1:8080/ws");
+    let mut sers = ws.serializers.clone();
+    sers.sort();
+    let mut all = Serializer::ALL.to_vec();
+    all.sort();
+    assert_eq!(sers, all);
+
+    let raw = &r.transports[1];
+    assert!(matches!(
+        raw.endpoint,
+        Endpoint::Tcp { interface, port: 8081, .. } if interface == lo
+    ));
+    let TransportKind::RawSocket(rs) = &raw.kind else {
+        panic!("rawsocket expected");
+    };
+    let mut sers = rs.serializers.clone();
+    sers.sort();
+    assert_eq!(sers, all);
+}
+
+#[test]
+fn docs_show_the_embedded_default() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"))
+            .expect("docs/config.md");
+    assert!(
+        doc.contains(DEFAULT_CONFIG_JSON.trim_end()),
+        "docs/config.md must contain src/default-config.json verbatim"
+    );
+}
+
+fn expected_full() -> NodeConfig {
+    let all = Allow {
+        call: true,
+        register: true,
+        publish: true,
+        subscribe: true,
+    };
+    let mut controller_options = serde_json::Map::new();
+    controller_options.insert("title".into(), json!("junction node1"));
+    let mut paths = IndexMap::new();
+    paths.insert(
+        "ws".to_string(),
+        WebService::WebSocket(WebSocketService {
+            url: None,
+            serializers: vec![Serializer::Cbor],
+            options: WebSocketOptions::default(),
+            auth: TransportAuth::default(),
+        }),
+    );
+    NodeConfig {
+        version: 2,
+        controller: ControllerConfig {
+            id: Some("node1".into()),
+            options: controller_options,
+        },
+        warnings: Vec::new(),
+        workers: vec![WorkerConfig::Router(RouterWorkerConfig {
+            id: Some("worker001".into()),
+            options: RouterOptions {
+                shards: Some(2),
+                pin_cores: true,
+                title: Some("router".into()),
+            },
+            realms: vec![RealmConfig {
+                name: "realm1".into(),
+                roles: vec![
+                    RoleConfig {
+                        name: "anonymous".into(),
+                        permissions: vec![PermissionConfig {
+                            uri: "".into(),
+                            match_policy: MatchPolicy::Prefix,
+                            allow: all,
+                            disclose: Disclose::default(),
+                            cache: true,
+                        }],
+                        authorizer: None,
+                    },
+                    RoleConfig {
+                        name: "backend".into(),
+                        permissions: vec![
+                            PermissionConfig {
+                                uri: "com.example.add2".into(),
+                                match_policy: MatchPolicy::Exact,
+                                allow: Allow {
+                                    register: true,
+                                    ..Allow::default()
+                                },
+                                disclose: Disclose {
+                                    caller: true,
+                                    publisher: false,
+                                },
+                                cache: false,
+                            },
+                            PermissionConfig {
+                                uri: "com.example..on_update".into(),
+                                match_policy: MatchPolicy::Wildcard,
+                                allow: Allow {
+                                    publish: true,
+                                    subscribe: true,
+                                    ..Allow::default()
+                                },
+                                disclose: Disclose {
+                                    caller: false,
+                                    publisher: true,
+                                },
+                                cache: false,
+                            },
+                            // Legacy "com.legacy.*" without `match`.
+                            PermissionConfig {
+                                uri: "com.legacy.".into(),
+                                match_policy: MatchPolicy::Prefix,
+                                allow: Allow {
+                                    call: true,
+                                    ..Allow::default()
+                                },
+                                disclose: Disclose::default(),
+                                cache: false,
+                            },
+                        ],
+                        authorizer: None,
+                    },
+                ],
+                options: RealmOptions {
+                    home_shard: Some(1),
+                    max_sessions: 5000,
+                    enable_meta_api: false,
+                    uri_check: UriCheck::Strict,
+                },
+            }],
+            transports: vec![
+                TransportConfig {
+                    id: Some("ws1".into()),
+                    kind: TransportKind::WebSocket(WebSocketService {
+                        url: Some("ws://127.0.0.1:9000".into()),
+                        serializers: vec![Serializer::Json, Serializer::Msgpack],
+                        options: WebSocketOptions {
+                            max_frame_size: 65536,
+                            max_message_size: 1048576,
+                            auto_ping_interval: Some(Duration::from_secs(30)),
+                            auto_ping_timeout: Some(Duration::from_secs(10)),
+                            auto_ping_size: 8,
+                            open_handshake_timeout: Duration::from_millis(2500),
+                            close_handshake_timeout: Duration::from_millis(500),
+                            allowed_origins: vec![
+                                "https://example.com".into(),
+                                "http://localhost:*".into(),
+                            ],
+                            require_subprotocol: false,
+                            tcp_nodelay: true,
+                        },
+                        auth: TransportAuth {
+                            methods: vec![AuthMethod::Anonymous {
+                                role: "anonymous".into(),
+                            }],
+                        },
+                    }),
+                    endpoint: Endpoint::Tcp {
+                        interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        port: 9000,
+                        backlog: 512,
+                        shared: false,
+                    },
+                    limits: ConnectionLimits {
+                        max_connections: 1000,
+                        max_outbound_bytes: 4194304,
+                        max_outbound_messages: 1024,
+                    },
+                },
+                TransportConfig {
+                    id: None,
+                    kind: TransportKind::RawSocket(RawSocketTransport {
+                        serializers: vec![Serializer::Cbor, Serializer::Flatbuffers],
+                        options: RawSocketOptions {
+                            max_message_size: 1048576,
+                            handshake_timeout: Duration::from_secs(3),
+                            auto_ping_interval: Some(Duration::from_secs(20)),
+                            auto_ping_timeout: None,
+                        },
+                        auth: TransportAuth {
+                            methods: vec![AuthMethod::Anonymous {
+                                role: "backend".into(),
+                            }],
+                        },
+                    }),
+                    endpoint: Endpoint::Unix {
+                        path: "/tmp/junction.sock".into(),
+                        backlog: 1024,
+                    },
+                    limits: ConnectionLimits::default(),
+                },
+                TransportConfig {
+                    id: None,
+                    kind: TransportKind::Web(WebTransport { paths }),
+                    endpoint: Endpoint::Tcp {
+                        interface: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                        port: 8080,
+                        backlog: 1024,
+                        shared: true,
+                    },
+                    limits: ConnectionLimits {
+                        max_connections: 20000,
+                        ..ConnectionLimits::default()
+                    },
+                },
+            ],
+        })],
+    }
+}
+
+#[test]
+fn full_example_json_parses_to_expected_structs() {
+    let cfg = load(&example("full.json")).expect("full.json");
+    assert_eq!(cfg, expected_full());
+}
+
+#[test]
+fn full_example_yaml_equals_json() {
+    let cfg = load(&example("full.yaml")).expect("full.yaml");
+    assert_eq!(cfg, expected_full());
+}
+
+#[test]
+fn two_realms_example() {
+    let cfg = load(&example("two-realms.yaml")).expect("two-realms.yaml");
+    let r = cfg.router().expect("router");
+    let names: Vec<&str> = r.realms.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["app.public", "app.internal"]);
+    assert_eq!(r.realms[1].options.max_sessions, 100);
+    assert_eq!(r.realms[0].options.max_sessions, DEFAULT_MAX_SESSIONS);
+    assert_eq!(r.options.shards, Some(2));
+    assert_eq!(r.options.effective_shards(), 2);
+    let TransportKind::RawSocket(rs) = &r.transports[1].kind else {
+        panic!("rawsocket expected");
+    };
+    assert_eq!(rs.options.max_message_size, 65536);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+}
+
+#[test]
+fn bad_example_reports_every_problem_at_once() {
+    let errs = load(&example("bad.json")).expect_err("bad.json must fail");
+    let expected = [
+        ("workers[0].optoins", "did you mean 'options'?"),
+        ("workers[0].options.shards", "between 1 and 4096"),
+        (
+            "workers[0].realms[0].roles[0].permissions[1].uri",
+            "invalid URI 'com..bad'",
+        ),
+        (
+            "workers[0].realms[0].roles[0].permissions[1].allow.call",
+            "expected a boolean",
+        ),
+        (
+            "workers[0].realms[0].roles[0].permissions[2].match",
+            "invalid match policy 'regex'",
+        ),
+        ("workers[0].realms[0].roles[1].name", "duplicate role name"),
+        ("workers[0].realms[1].name", "duplicate realm name 'realm1'"),
+        ("workers[0].realms[1].roles", "has no roles"),
+        ("workers[0].transports[0].endpoint.port", "out of range"),
+        ("workers[0].transports[0].serializers[1]", "'ubjson'"),
+        (
+            "workers[0].transports[0].serializers[2]",
+            "did you mean 'msgpack'?",
+        ),
+        ("workers[0].transports[1].endpoint.path", "at most 107"),
+        ("workers[0].transports[1].max_message_size", "out of range"),
+        (
+            "workers[0].transports[1].options.max_outbound_bytes",
+            "smaller than",
+        ),
+        (
+            "workers[0].transports[2].auth.ticket",
+            "authentication method ticket (static) is not supported yet",
+        ),
+        ("workers[0].transports[3].endpoint.port", "conflicts with"),
+        (
+            "workers[1].type",
+            "worker type container is not supported by this version of Junction",
+        ),
+    ];
+    for (loc, needle) in expected {
+        let e = errs
+            .at(loc)
+            .unwrap_or_else(|| panic!("no error at {loc}; got:\n{errs}"));
+        assert!(
+            e.message.contains(needle),
+            "{loc}: {:?} lacks {needle:?}",
+            e.message
+        );
+    }
+    assert_eq!(
+        errs.len(),
+        expected.len(),
+        "unexpected extra errors:\n{errs}"
+    );
+    // JSON sources carry line numbers, and errors come in line order.
+    assert_eq!(errs.at("workers[0].optoins").and_then(|e| e.line), Some(6));
+    assert_eq!(errs.at("workers[1].type").and_then(|e| e.line), Some(47));
+    let lines: Vec<usize> = errs.iter().filter_map(|e| e.line).collect();
+    assert_eq!(lines.len(), errs.len());
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}
+
+#[test]
+fn crossbar_default_reports_only_the_unsupported_parts() {
+    let errs = load(&example("crossbar-default.json")).expect_err("must fail");
+    let locs: Vec<&str> = errs.iter().map(|e| e.location.as_str()).collect();
+    assert_eq!(
+        locs,
+        [
+            "workers[0].transports[0].paths[\"/\"].type",
+            "workers[0].transports[0].paths.ws.serializers[2]",
+            "workers[0].transports[0].paths.info.type",
+        ],
+        "{errs}"
+    );
+    assert!(errs.errors[0]
+        .message
+        .contains("not supported on router workers in this version"));
+    assert!(errs.errors[1]
+        .message
+        .contains("valid in Crossbar but not supported"));
+    // Ignored Crossbar options are warnings, not errors.
+    let warned: Vec<&str> = errs.warnings.iter().map(|w| w.location.as_str()).collect();
+    for key in ["enable_webstatus", "auto_fragment_size", "fail_by_drop"] {
+        let loc = format!("workers[0].transports[0].paths.ws.options.{key}");
+        assert!(
+            warned.contains(&loc.as_str()),
+            "no warning at {loc}: {warned:?}"
+        );
+    }
+}
+
+#[test]
+fn display_is_location_colon_message_one_per_line() {
+    let errs = errors_of(|v| {
+        w0(v)["options"] = json!({"shards": 0});
+        w0(v)["transports"][0]["endpoint"]["port"] = json!(0);
+    });
+    let text = errs.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("workers[0].options.shards (line "),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("workers[0].transports[0].endpoint.port (line "));
+    assert!(lines[1].ends_with(": port 0 is out of range: must be between 1 and 65535"));
+    let plain = ConfigError::new("a.b", "bad");
+    assert_eq!(plain.to_string(), "a.b: bad");
+}
+
+#[test]
+fn unknown_keys_with_suggestions() {
+    let errs = errors_of(|v| {
+        w0(v)["realms"][0]["roles"][0]["permissions"][0]["mtach"] = json!("prefix");
+    });
+    assert_single(
+        &errs,
+        "workers[0].realms[0].roles[0].permissions[0].mtach",
+        "unknown key 'mtach' (did you mean 'match'?)",
+    );
+    let errs = errors_of(|v| v["zzzzzz"] = json!(1));
+    assert_single(&errs, "zzzzzz", "unknown key 'zzzzzz'");
+    assert!(!errs.errors[0].message.contains("did you mean"));
+}
+
+#[test]
+fn wrong_types_are_reported() {
+    let errs = errors_of(|v| v["version"] = json!("2"));
+    assert_single(
+        &errs,
+        "version",
+        "expected a non-negative integer, found a string",
+    );
+    let errs = errors_of(|v| w0(v)["realms"] = json!({"name": "x"}));
+    assert_single(
+        &errs,
+        "workers[0].realms",
+        "expected a list, found an object",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!("8080"));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.port",
+        "expected an integer",
+    );
+    let errs =
+        errors_of(|v| w0(v)["transports"][0]["options"] = json!({"auto_ping_interval": 1.5}));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].options.auto_ping_interval",
+        "milliseconds",
+    );
+}
+
+#[test]
+fn missing_required_keys() {
+    let errs = errors_of(|v| {
+        w0(v)["realms"][0].as_object_mut().map(|m| m.remove("name"));
+    });
+    assert_single(
+        &errs,
+        "workers[0].realms[0].name",
+        "missing required key 'name'",
+    );
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["endpoint"]
+            .as_object_mut()
+            .map(|m| m.remove("port"));
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.port",
+        "missing required key 'port'",
+    );
+    let errs = errors_of(|v| {
+        w0(v).as_object_mut().map(|m| m.remove("transports"));
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports",
+        "missing required key 'transports'",
+    );
+    let errs = errors_of(|v| {
+        v.as_object_mut().map(|m| m.remove("workers"));
+    });
+    assert_single(&errs, "workers", "missing required key 'workers'");
+}
+
+#[test]
+fn ports_and_endpoints() {
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!(0));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.port",
+        "port 0 is out of range",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!(65536));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.port",
+        "port 65536 is out of range",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!(-1));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.port",
+        "out of range",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!("$PORT"));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.port",
+        "environment variable",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["interface"] = json!("localhost"));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.interface",
+        "invalid interface",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["type"] = json!("udp"));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.type",
+        "invalid endpoint type 'udp'",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["tls"] = json!({"key": "k"}));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.tls",
+        "TLS endpoints are not supported",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["backlog"] = json!(0));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.backlog",
+        "backlog 0",
+    );
+}
+
+#[test]
+fn unix_paths() {
+    let long = format!("/tmp/{}", "a".repeat(103)); // 108 bytes
+    let ok = format!("/tmp/{}", "a".repeat(102)); // 107 bytes
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["endpoint"] = json!({"type": "unix", "path": long});
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.path",
+        "108 bytes long",
+    );
+    let mut v = base();
+    w0(&mut v)["transports"][0]["endpoint"] = json!({"type": "unix", "path": ok});
+    parse_value(&v).expect("107-byte path is fine");
+}
+
+#[test]
+fn duplicate_endpoints() {
+    let errs = errors_of(|v| {
+        let t = w0(v)["transports"][0].clone();
+        let mut t2 = t.clone();
+        t2["type"] = json!("rawsocket");
+        w0(v)["transports"] = json!([t, t2]);
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[1].endpoint.port",
+        "conflicts with tcp:0.0.0.0:8080",
+    );
+    // Distinct interfaces on the same port are fine.
+    let mut v = base();
+    let mut t1 = w0(&mut v)["transports"][0].clone();
+    t1["endpoint"]["interface"] = json!("127.0.0.1");
+    let mut t2 = t1.clone();
+    t2["endpoint"]["interface"] = json!("127.0.0.2");
+    w0(&mut v)["transports"] = json!([t1, t2]);
+    parse_value(&v).expect("different interfaces");
+}
+
+#[test]
+fn serializers() {
+    let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!(["json", "ubjson"]));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].serializers[1]",
+        "'ubjson' is valid in Crossbar but not supported by Junction",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!(["jsno"]));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].serializers[0]",
+        "did you mean 'json'?",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!([]));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].serializers",
+        "at least one serializer",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!(["cbor", "cbor"]));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].serializers",
+        "'cbor' is listed more than once",
+    );
+}
+
+#[test]
+fn message_size_limits() {
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] = json!({
+            "type": "rawsocket",
+            "endpoint": {"type": "tcp", "port": 8081},
+            "max_message_size": 511
+        });
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].max_message_size",
+        "between 512 and 16777216",
+    );
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] = json!({
+            "type": "rawsocket",
+            "endpoint": {"type": "tcp", "port": 8081},
+            "max_message_size": 16 * 1024 * 1024 + 1,
+            "options": {"max_outbound_bytes": 64 * 1024 * 1024}
+        });
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].max_message_size",
+        "out of range for RawSocket",
+    );
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["options"] = json!({"max_message_size": 0});
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].options.max_message_size",
+        "out of range",
+    );
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["options"] = json!({"auto_ping_size": 200});
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].options.auto_ping_size",
+        "between 4 and 125",
+    );
+}
+
+#[test]
+fn connection_limits() {
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["options"] =
+            json!({"max_connections": 0, "max_outbound_messages": 0});
+    });
+    assert_eq!(errs.len(), 2, "{errs}");
+    assert!(errs
+        .at("workers[0].transports[0].options.max_connections")
+        .is_some());
+    assert!(errs
+        .at("workers[0].transports[0].options.max_outbound_messages")
+        .is_some());
+    // Limits inside a web path's WebSocket options belong to the transport.
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] = json!({
+            "type": "web",
+            "endpoint": {"type": "tcp", "port": 8080},
+            "paths": {"ws": {"type": "websocket", "options": {"max_connections": 5}}}
+        });
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].paths.ws.options.max_connections",
+        "web transport's 'options'",
+    );
+}
+
+#[test]
+fn realms_and_roles() {
+    let errs = errors_of(|v| {
+        let r = w0(v)["realms"][0].clone();
+        w0(v)["realms"] = json!([r.clone(), r]);
+    });
+    assert_single(
+        &errs,
+        "workers[0].realms[1].name",
+        "duplicate realm name 'realm1' (also at workers[0].realms[0])",
+    );
+    let errs = errors_of(|v| w0(v)["realms"][0]["roles"] = json!([]));
+    assert_single(&errs, "workers[0].realms[0].roles", "has no roles");
+    let errs = errors_of(|v| {
+        let r = w0(v)["realms"][0]["roles"][0].clone();
+        w0(v)["realms"][0]["roles"] = json!([r.clone(), r]);
+    });
+    assert_single(
+        &errs,
+        "workers[0].realms[0].roles[1].name",
+        "duplicate role name 'anonymous'",
+    );
+    let errs = errors_of(|v| w0(v)["realms"][0]["name"] = json!("bad realm"));
+    assert_single(&errs, "workers[0].realms[0].name", "invalid realm name");
+    let errs = errors_of(|v| {
+        w0(v)["realms"][0]["roles"][0] =
+            json!({"name": "anonymous", "authorizer": "com.example.authorize"});
+    });
+    assert_single(
+        &errs,
+        "workers[0].realms[0].roles[0].authorizer",
+        "dynamic authorizers are not supported yet",
+    );
+    let errs = errors_of(|v| {
+        w0(v)["options"] = json!({"shards": 2});
+        w0(v)["realms"][0]["options"] = json!({"home_shard": 2, "max_sessions": 0});
+    });
+    assert_eq!(errs.len(), 2, "{errs}");
+    assert!(errs.at("workers[0].realms[0].options.home_shard").is_some());
+    assert!(errs
+        .at("workers[0].realms[0].options.max_sessions")
+        .is_some());
+}
+
+#[test]
+fn permission_uris() {
+    let perm = |uri: &str, m: &str| {
+        let mut v = base();
+        w0(&mut v)["realms"][0]["roles"][0]["permissions"][0] = json!({"uri": uri, "match": m});
+        parse_value(&v)
+    };
+    assert!(perm("", "prefix").is_ok());
+    assert!(perm("com.example.", "prefix").is_ok());
+    assert!(perm("com..x", "wildcard").is_ok());
+    assert!(perm(".x.", "wildcard").is_ok());
+    assert!(perm("com.example.proc", "exact").is_ok());
+    for (uri, m) in [
+        ("", "exact"),
+        ("com..x", "exact"),
+        ("com.x.", "exact"),
+        ("com..x", "prefix"),
+        ("", "wildcard"),
+        ("com.ex ample", "exact"),
+        ("com.#", "prefix"),
+    ] {
+        let errs = perm(uri, m).expect_err(uri);
+        assert_single(
+            &errs,
+            "workers[0].realms[0].roles[0].permissions[0].uri",
+            "invalid URI",
+        );
+    }
+    let errs = errors_of(|v| {
+        let p = w0(v)["realms"][0]["roles"][0]["permissions"][0].clone();
+        w0(v)["realms"][0]["roles"][0]["permissions"] = json!([p.clone(), p]);
+    });
+    assert_single(
+        &errs,
+        "workers[0].realms[0].roles[0].permissions[1].uri",
+        "duplicate permission",
+    );
+}
+
+#[test]
+fn workers() {
+    let errs = errors_of(|v| w0(v)["options"] = json!({"shards": 0}));
+    assert_single(
+        &errs,
+        "workers[0].options.shards",
+        "shards must be between 1",
+    );
+    let errs = errors_of(|v| {
+        let w = v["workers"][0].clone();
+        v["workers"] = json!([w.clone(), w]);
+    });
+    assert_single(
+        &errs,
+        "workers[1].type",
+        "more than one router worker is not supported",
+    );
+    let errs = errors_of(|v| {
+        let w = v["workers"][0].clone();
+        v["workers"] = json!([w, {"type": "proxy", "id": "p1"}]);
+    });
+    assert_single(
+        &errs,
+        "workers[1].type",
+        "worker type proxy is not supported yet",
+    );
+    let errs = errors_of(|v| {
+        let w = v["workers"][0].clone();
+        v["workers"] = json!([w, {"type": "guest", "executable": "node"}]);
+    });
+    assert_single(
+        &errs,
+        "workers[1].type",
+        "worker type guest is not supported by this version of Junction",
+    );
+    let errs = errors_of(|v| v["workers"] = json!([]));
+    assert_single(&errs, "workers", "no workers");
+    let errs = errors_of(|v| w0(v)["type"] = json!("ruoter"));
+    assert!(
+        errs.at("workers[0].type")
+            .is_some_and(|e| e.message.contains("did you mean 'router'?")),
+        "{errs}"
+    );
+    let errs = errors_of(|v| w0(v)["transports"] = json!([]));
+    assert_single(&errs, "workers[0].transports", "no transports");
+    let errs = errors_of(|v| v["version"] = json!(1));
+    assert_single(&errs, "version", "unsupported config version 1");
+}
+
+#[test]
+fn transports_and_web_services() {
+    let errs = errors_of(|v| w0(v)["transports"][0]["type"] = json!("universal"));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].type",
+        "transport type universal is not supported",
+    );
+    let errs = errors_of(|v| w0(v)["transports"][0]["type"] = json!("websockte"));
+    assert_single(
+        &errs,
+        "workers[0].transports[0].type",
+        "did you mean 'websocket'?",
+    );
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] = json!({
+            "type": "web",
+            "endpoint": {"type": "tcp", "port": 8080},
+            "paths": {
+                "ws": {"type": "websocket"},
+                "/": {"type": "static", "directory": ".."},
+                "a/b": {"type": "redirect", "url": "http://x"}
+            }
+        });
+    });
+    assert_eq!(errs.len(), 3, "{errs}");
+    assert!(errs
+        .at("workers[0].transports[0].paths[\"/\"].type")
+        .is_some_and(|e| e
+            .message
+            .contains("'static' is not supported on router workers in this version")));
+    assert!(errs.at("workers[0].transports[0].paths[\"a/b\"]").is_some());
+    assert!(errs
+        .at("workers[0].transports[0].paths[\"a/b\"].type")
+        .is_some());
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] =
+            json!({"type": "web", "endpoint": {"type": "tcp", "port": 8080}, "paths": {}});
+    });
+    assert_single(&errs, "workers[0].transports[0].paths", "no paths");
+}
+
+#[test]
+fn authentication() {
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["auth"] = json!({
+            "wampcra": {"type": "static", "users": {}},
+            "cryptosign": {"type": "dynamic", "authenticator": "com.example.auth"}
+        });
+    });
+    assert_eq!(errs.len(), 2, "{errs}");
+    assert!(errs
+        .at("workers[0].transports[0].auth.wampcra")
+        .is_some_and(
+            |e| e.message == "authentication method wampcra (static) is not supported yet"
+        ));
+    assert!(errs
+        .at("workers[0].transports[0].auth.cryptosign")
+        .is_some_and(|e| e
+            .message
+            .contains("cryptosign (dynamic) is not supported yet")));
+    // Shape problems are reported too.
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["auth"] = json!({"ticket": {"type": "dynamic"}, "kerberos": {}});
+    });
+    assert!(
+        errs.at("workers[0].transports[0].auth.ticket.authenticator")
+            .is_some(),
+        "{errs}"
+    );
+    assert!(
+        errs.at("workers[0].transports[0].auth.kerberos").is_some(),
+        "{errs}"
+    );
+    // Anonymous with a custom role, and a warning when no realm has it.
+    let mut v = base();
+    w0(&mut v)["transports"][0]["auth"] = json!({"anonymous": {"type": "static", "role": "guest"}});
+    let cfg = parse_value(&v).expect("valid");
+    let TransportKind::WebSocket(ws) = &cfg.router().expect("router").transports[0].kind else {
+        panic!("websocket expected");
+    };
+    assert_eq!(ws.auth.anonymous_role(), Some("guest"));
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.location == "workers[0].transports[0].auth.anonymous"
+            && w.message.contains("'guest'")));
+}
+
+#[test]
+fn validate_works_on_configs_built_in_code() {
+    let mut cfg = default_config();
+    let WorkerConfig::Router(r) = &mut cfg.workers[0] else {
+        panic!("router expected");
+    };
+    r.options.shards = Some(0);
+    r.realms[0].roles.clear();
+    let errs = cfg.validate().expect_err("invalid");
+    assert_eq!(errs.len(), 2, "{errs}");
+    assert!(errs.at("workers[0].options.shards").is_some());
+    assert!(errs.at("workers[0].realms[0].roles").is_some());
+}
+
+#[test]
+fn syntax_errors_carry_lines() {
+    let errs =
+        parse_str("{\n  \"version\": 2,\n  \"workers\": [,]\n}", Format::Json).expect_err("bad");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs.errors[0].line, Some(3));
+    assert!(errs.errors[0].message.starts_with("invalid JSON"));
+    let errs = parse_str("version: 2\nworkers: [\n", Format::Yaml).expect_err("bad");
+    assert!(errs.errors[0].message.starts_with("invalid YAML"));
+    assert!(errs.errors[0].line.is_some());
+    let errs = parse_str("[1, 2]", Format::Json).expect_err("not an object");
+    assert_single(&errs, "", "expected an object, found a list");
+}
+
+#[test]
+fn yaml_errors_have_locations() {
+    let errs = parse_str(
+        "version: 2\nworkers:\n  - type: router\n    realms: []\n    transports:\n      - type: rawsocket\n        endpoint: {type: tcp, port: 0}\n",
+        Format::Yaml,
+    )
+    .expect_err("port 0");
+    assert_single(&errs, "workers[0].transports[0].endpoint.port", "port 0");
+}
+
+#[test]
+fn load_picks_format_by_extension_or_content() {
+    let dir = std::env::temp_dir().join(format!("junction-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let yaml = std::fs::read_to_string(example("two-realms.yaml")).expect("read");
+    let json = std::fs::read_to_string(example("full.json")).expect("read");
+    let p1 = dir.join("config");
+    std::fs::write(&p1, &yaml).expect("write");
+    assert_eq!(
+        load(&p1)
+            .expect("yaml without extension")
+            .router()
+            .expect("r")
+            .realms
+            .len(),
+        2
+    );
+    let p2 = dir.join("config.conf");
+    std::fs::write(&p2, &json).expect("write");
+    assert_eq!(load(&p2).expect("json without extension"), expected_full());
+    let p3 = dir.join("config.json");
+    std::fs::write(&p3, &yaml).expect("write");
+    assert!(load(&p3).expect_err("yaml in .json").errors[0]
+        .message
+        .starts_with("invalid JSON"));
+    let missing = load(&dir.join("nope.json")).expect_err("missing");
+    assert!(missing.errors[0].message.contains("cannot read"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn suggestions_are_only_for_close_names() {
+    assert_eq!(
+        parse::suggest("serializer", &["serializers", "options"]),
+        " (did you mean 'serializers'?)"
+    );
+    assert_eq!(parse::suggest("xyz", &["serializers", "options"]), "");
+    assert_eq!(parse::suggest("options", &["options"]), "");
+}
