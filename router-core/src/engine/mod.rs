@@ -1,0 +1,594 @@
+//! # The sans-IO routing engine: WAMP Basic Profile for one realm
+//!
+//! A [`Realm`] is the complete router logic of one WAMP realm — broker
+//! (publish/subscribe), dealer (routed RPC), authorization and session
+//! lifecycle — as a plain state machine. It owns no sockets, no clock, no
+//! threads, no tasks and no locks: the runtime feeds it decoded messages
+//! ([`Realm::handle_message`]) and transport events ([`Realm::join`],
+//! [`Realm::leave`], [`Realm::abort`]), then drains what to send
+//! ([`Realm::poll_transmit`]). A realm lives on exactly one shard (core), so
+//! it is single-threaded and owns all of its state outright.
+//!
+//! It is **not** a transport, a codec or an authenticator: messages arrive
+//! decoded, leave encoded by `wamp_proto::Serializer`, and sessions arrive
+//! already authenticated (see [`handshake`] for HELLO processing, which
+//! happens before a session belongs to a realm).
+//!
+//! ## Behaviour
+//! * Every request gets its reply or an ERROR with a Basic Profile URI
+//!   (Crossbar's choices where the spec leaves room): `invalid_uri`,
+//!   `not_authorized`, `no_such_subscription`, `no_such_registration`,
+//!   `procedure_already_exists`, `no_such_procedure`, `canceled` (the callee
+//!   left while a call was pending), `invalid_argument` (unsupported
+//!   `match`/`invoke` options, or a payload that could not be transcoded for
+//!   the receiver). Clients may not register or publish under the reserved
+//!   `wamp.` prefix (`invalid_uri`, as Crossbar).
+//! * A PUBLISH is answered (PUBLISHED or ERROR) only with
+//!   `acknowledge: true`; otherwise refused publications are silently dropped
+//!   and counted in [`RealmStats`].
+//! * Messages a client must never send (HELLO, WELCOME, CHALLENGE,
+//!   AUTHENTICATE after joining, EVENT, INVOCATION, RESULT, the router-side
+//!   acknowledgements, ERROR for anything but an INVOCATION, and YIELD/ERROR
+//!   for an invocation id never issued to that callee) abort the offending
+//!   session with `wamp.error.protocol_violation`; no other session is
+//!   affected. A YIELD/ERROR for an invocation that *was* issued but is no
+//!   longer pending (its caller left) is a harmless race and is dropped.
+//! * CANCEL (Advanced Profile, not announced) is ignored: the call stays
+//!   pending and completes normally.
+//! * Subscriptions and registrations are exact-match only; one subscription
+//!   per topic is shared by all its subscribers, one callee per procedure.
+//! * Identity disclosure: a publisher (caller) is disclosed in EVENT
+//!   (INVOCATION) details when its role's permission for the URI says so
+//!   (`disclose.publisher` / `disclose.caller`, as Crossbar), or when the
+//!   client itself asked for it with `disclose_me: true` — disclosing one's
+//!   own identity is the client's choice.
+//!
+//! ## Fan-out
+//! A PUBLISH payload arrives as `Payload::Raw` and is never decoded: the
+//! EVENT is encoded at most once per serializer per publication (one topic
+//! has one subscription), splicing the raw args/kwargs verbatim for the
+//! publisher's format and transcoding once per other format; every
+//! subscriber using that serializer receives a clone of the same `Bytes`.
+//! Subscribers are iterated in place, with no allocation per subscriber.
+//!
+//! ## IDs
+//! Session IDs are assigned by the runtime (node-unique). Publication IDs are
+//! random in `[1, 2^53]`; subscription and registration IDs are random and
+//! unique within the realm; invocation request IDs are sequential per callee.
+//! Randomness comes from an RNG seeded in [`Realm::new`], so tests are
+//! deterministic.
+
+pub mod authz;
+mod broker;
+mod dealer;
+pub mod handshake;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use thiserror::Error;
+use wamp_proto::{code, Dict, EncodeError, Message, Payload, RequestId, SessionId, Value};
+
+pub use authz::{Action, Allow, Authorization, Disclose, MatchPolicy, Permission, Role, RoleTable};
+pub use handshake::{AnonymousAuth, HandshakeOutcome};
+pub use wamp_proto::Serializer;
+
+/// WAMP URIs the engine uses in ABORT, GOODBYE and ERROR messages.
+pub mod uris {
+    pub const PROTOCOL_VIOLATION: &str = "wamp.error.protocol_violation";
+    pub const INVALID_URI: &str = "wamp.error.invalid_uri";
+    pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
+    pub const NO_SUCH_REALM: &str = "wamp.error.no_such_realm";
+    pub const NO_SUCH_ROLE: &str = "wamp.error.no_such_role";
+    pub const NO_AUTH_METHOD: &str = "wamp.error.no_auth_method";
+    pub const NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
+    pub const NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
+    pub const PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_exists";
+    pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
+    pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
+    pub const CANCELED: &str = "wamp.error.canceled";
+    pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
+    pub const CLOSE_REALM: &str = "wamp.close.close_realm";
+    pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
+}
+
+/// The configuration of one realm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealmSpec {
+    /// The realm URI.
+    pub name: String,
+    /// The roles sessions may join under.
+    pub roles: Vec<Role>,
+}
+
+/// An authenticated session about to join a realm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionInfo {
+    /// Node-unique session ID, chosen by the runtime.
+    pub session: SessionId,
+    /// The serializer of the session's transport.
+    pub serializer: Serializer,
+    pub authid: String,
+    pub authrole: String,
+    pub authmethod: String,
+    pub authprovider: String,
+    /// Transport details (`type`, `peer`, ...), kept for meta information.
+    pub transport: Dict,
+}
+
+/// Output of the engine, drained with [`Realm::poll_transmit`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transmit {
+    /// One encoded WAMP message in the session's serializer. Fan-out shares
+    /// one `Bytes` among all subscribers using the same serializer.
+    Message { session: SessionId, bytes: Bytes },
+    /// The session is finished (GOODBYE exchanged, or aborted); the engine
+    /// has already forgotten it. Flush the queued bytes, then close the
+    /// transport.
+    Close { session: SessionId },
+}
+
+/// Why [`Realm::join`] refused a session.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum JoinError {
+    /// A session with this ID is already in the realm (a runtime bug). The
+    /// existing session is untouched and nothing is queued.
+    #[error("session {0} already joined this realm")]
+    SessionExists(SessionId),
+    /// The session's role does not exist on the realm. ABORT
+    /// `wamp.error.no_such_role` and a Close are queued for the session.
+    #[error("no role '{role}' on realm '{realm}'")]
+    NoSuchRole { realm: String, role: String },
+    /// The WELCOME could not be encoded. ABORT and Close are queued if
+    /// possible.
+    #[error("WELCOME could not be encoded: {0}")]
+    Encode(#[from] EncodeError),
+}
+
+/// Counters of one realm (monotonic, since [`Realm::new`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RealmStats {
+    /// Sessions admitted.
+    pub sessions_joined: u64,
+    /// Messages received from established sessions.
+    pub messages_in: u64,
+    /// Messages queued for sending (each fan-out copy counts).
+    pub messages_out: u64,
+    /// Publications accepted and routed.
+    pub publications: u64,
+    /// EVENTs queued to subscribers.
+    pub events_delivered: u64,
+    /// Publications refused because the role may not publish there.
+    pub publishes_dropped_unauthorized: u64,
+    /// Publications refused for an invalid or reserved topic.
+    pub publishes_dropped_invalid: u64,
+    /// Calls routed to a callee.
+    pub calls: u64,
+    /// YIELD/ERROR replies dropped because the call is no longer pending.
+    pub stale_replies: u64,
+    /// Sessions aborted for a protocol violation.
+    pub protocol_violations: u64,
+    /// Messages that could not be encoded for their receiver.
+    pub encode_errors: u64,
+    /// Messages ignored (CANCEL, messages from a closing session, messages
+    /// for unknown sessions).
+    pub ignored: u64,
+}
+
+/// The output queue plus counters; a separate struct so handlers can borrow
+/// it alongside the session table.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Transmit>,
+    stats: RealmStats,
+}
+
+impl Outbox {
+    /// Queues already-encoded bytes.
+    fn push(&mut self, session: SessionId, bytes: Bytes) {
+        self.stats.messages_out += 1;
+        self.queue.push_back(Transmit::Message { session, bytes });
+    }
+
+    /// Encodes and queues `msg`. Returns false (and counts) if it could not
+    /// be encoded.
+    fn send(&mut self, session: SessionId, serializer: Serializer, msg: &Message) -> Result<(), EncodeError> {
+        match serializer.encode(msg) {
+            Ok(bytes) => {
+                self.push(session, bytes);
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.encode_errors += 1;
+                tracing::warn!(%session, %serializer, error = %e, "{} could not be encoded", msg.name());
+                Err(e)
+            }
+        }
+    }
+
+    /// Queues `[ERROR, request_type, request, {}, error, [message]]`.
+    fn error(
+        &mut self,
+        session: SessionId,
+        serializer: Serializer,
+        request_type: u64,
+        request: RequestId,
+        error: &str,
+        message: String,
+    ) {
+        let msg = Message::Error {
+            request_type,
+            request,
+            details: Dict::new(),
+            error: error.to_owned(),
+            payload: Payload::Values { args: Some(vec![Value::Str(message)]), kwargs: None },
+        };
+        let _ = self.send(session, serializer, &msg);
+    }
+
+    fn close(&mut self, session: SessionId) {
+        self.queue.push_back(Transmit::Close { session });
+    }
+}
+
+/// A call in flight, stored with the callee under its invocation id.
+#[derive(Copy, Clone, Debug)]
+struct PendingInvocation {
+    caller: SessionId,
+    call_request: RequestId,
+}
+
+/// One joined session.
+struct Session {
+    info: SessionInfo,
+    /// Index into `Realm::roles`.
+    role: usize,
+    subscriptions: HashSet<wamp_proto::SubscriptionId>,
+    registrations: HashSet<wamp_proto::RegistrationId>,
+    /// As callee: invocations awaiting YIELD/ERROR.
+    invocations: HashMap<RequestId, PendingInvocation>,
+    /// As callee: the last invocation request id issued (sequential).
+    last_invocation: u64,
+    /// As caller: (callee, invocation id) of its calls in flight.
+    calls: HashSet<(SessionId, RequestId)>,
+    /// The router sent GOODBYE and awaits the reply; all state is detached.
+    closing: bool,
+}
+
+/// The router logic of one realm (see the module docs).
+pub struct Realm {
+    name: String,
+    roles: Vec<RoleTable>,
+    role_index: HashMap<String, usize>,
+    rng: StdRng,
+    sessions: HashMap<SessionId, Session>,
+    broker: broker::Broker,
+    dealer: dealer::Dealer,
+    out: Outbox,
+    /// `WELCOME.Details.roles`, built once.
+    router_roles: Value,
+}
+
+impl Realm {
+    /// A realm with no sessions. `rng_seed` seeds the ID generator.
+    pub fn new(spec: RealmSpec, rng_seed: u64) -> Realm {
+        let mut roles = Vec::with_capacity(spec.roles.len());
+        let mut role_index = HashMap::new();
+        for r in &spec.roles {
+            if !role_index.contains_key(&r.name) {
+                role_index.insert(r.name.clone(), roles.len());
+                roles.push(RoleTable::new(r));
+            }
+        }
+        Realm {
+            name: spec.name,
+            roles,
+            role_index,
+            rng: StdRng::seed_from_u64(rng_seed),
+            sessions: HashMap::new(),
+            broker: broker::Broker::default(),
+            dealer: dealer::Dealer::default(),
+            out: Outbox::default(),
+            router_roles: router_roles(),
+        }
+    }
+
+    /// The realm URI.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True if sessions may join under `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.role_index.contains_key(role)
+    }
+
+    /// Number of sessions in the realm (including ones the router is saying
+    /// GOODBYE to).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The realm's counters.
+    pub fn stats(&self) -> &RealmStats {
+        &self.out.stats
+    }
+
+    /// Admits an authenticated session and queues its WELCOME (details:
+    /// `realm`, `authid`, `authrole`, `authmethod`, `authprovider`, `roles`
+    /// announcing exactly the implemented broker and dealer features, and
+    /// `agent`). `hello_details` is the client's HELLO details; the Basic
+    /// Profile engine needs nothing from it at present.
+    pub fn join(&mut self, info: SessionInfo, hello_details: &Dict) -> Result<(), JoinError> {
+        let _ = hello_details;
+        let sid = info.session;
+        if self.sessions.contains_key(&sid) {
+            return Err(JoinError::SessionExists(sid));
+        }
+        let Some(&role) = self.role_index.get(&info.authrole) else {
+            let err = JoinError::NoSuchRole { realm: self.name.clone(), role: info.authrole.clone() };
+            let abort = handshake::abort_message(uris::NO_SUCH_ROLE, &err.to_string());
+            let _ = self.out.send(sid, info.serializer, &abort);
+            self.out.close(sid);
+            return Err(err);
+        };
+        let mut details = Dict::new();
+        details.insert("realm".into(), Value::Str(self.name.clone()));
+        details.insert("authid".into(), Value::Str(info.authid.clone()));
+        details.insert("authrole".into(), Value::Str(info.authrole.clone()));
+        details.insert("authmethod".into(), Value::Str(info.authmethod.clone()));
+        details.insert("authprovider".into(), Value::Str(info.authprovider.clone()));
+        details.insert("roles".into(), self.router_roles.clone());
+        details.insert("agent".into(), Value::Str(AGENT.into()));
+        if let Err(e) = self.out.send(sid, info.serializer, &Message::Welcome { session: sid, details }) {
+            let abort = handshake::abort_message(uris::PROTOCOL_VIOLATION, "WELCOME could not be encoded");
+            let _ = self.out.send(sid, info.serializer, &abort);
+            self.out.close(sid);
+            return Err(JoinError::Encode(e));
+        }
+        self.out.stats.sessions_joined += 1;
+        self.sessions.insert(
+            sid,
+            Session {
+                info,
+                role,
+                subscriptions: HashSet::new(),
+                registrations: HashSet::new(),
+                invocations: HashMap::new(),
+                last_invocation: 0,
+                calls: HashSet::new(),
+                closing: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Processes one decoded message from an established session. Messages
+    /// for sessions the realm does not know are ignored.
+    pub fn handle_message(&mut self, session: SessionId, msg: Message) {
+        let Some(s) = self.sessions.get(&session) else {
+            self.out.stats.ignored += 1;
+            return;
+        };
+        self.out.stats.messages_in += 1;
+        if s.closing {
+            // We sent GOODBYE: the reply ends the session, anything else is
+            // ignored (session statechart, transition 14).
+            if let Message::Goodbye { .. } = msg {
+                self.sessions.remove(&session);
+                self.out.close(session);
+            } else {
+                self.out.stats.ignored += 1;
+            }
+            return;
+        }
+        match msg {
+            Message::Publish { request, options, topic, payload } => {
+                self.handle_publish(session, request, &options, topic, payload)
+            }
+            Message::Subscribe { request, options, topic } => self.handle_subscribe(session, request, &options, topic),
+            Message::Unsubscribe { request, subscription } => self.handle_unsubscribe(session, request, subscription),
+            Message::Call { request, options, procedure, payload } => {
+                self.handle_call(session, request, &options, procedure, payload)
+            }
+            Message::Register { request, options, procedure } => {
+                self.handle_register(session, request, &options, procedure)
+            }
+            Message::Unregister { request, registration } => self.handle_unregister(session, request, registration),
+            Message::Yield { request, payload, .. } => self.handle_yield(session, request, payload),
+            Message::Error { request_type: code::INVOCATION, request, error, payload, .. } => {
+                self.handle_invocation_error(session, request, error, payload)
+            }
+            Message::Error { request_type, .. } => self.protocol_violation(
+                session,
+                &format!(
+                    "ERROR for request type {} ({}): clients may only send ERROR for INVOCATION",
+                    request_type,
+                    wamp_proto::message::code_name(request_type)
+                ),
+            ),
+            Message::Goodbye { .. } => {
+                let ser = s.info.serializer;
+                self.detach(session);
+                self.sessions.remove(&session);
+                let bye = Message::Goodbye { details: Dict::new(), reason: uris::GOODBYE_AND_OUT.to_owned() };
+                let _ = self.out.send(session, ser, &bye);
+                self.out.close(session);
+            }
+            Message::Abort { .. } => {
+                // The client aborts: no reply is expected.
+                self.detach(session);
+                self.sessions.remove(&session);
+                self.out.close(session);
+            }
+            Message::Cancel { .. } => self.out.stats.ignored += 1,
+            other @ (Message::Hello { .. }
+            | Message::Welcome { .. }
+            | Message::Challenge { .. }
+            | Message::Authenticate { .. }
+            | Message::Published { .. }
+            | Message::Subscribed { .. }
+            | Message::Unsubscribed { .. }
+            | Message::Event { .. }
+            | Message::EventReceived { .. }
+            | Message::Result { .. }
+            | Message::Registered { .. }
+            | Message::Unregistered { .. }
+            | Message::Invocation { .. }
+            | Message::Interrupt { .. }) => self.protocol_violation(
+                session,
+                &format!("received {} message after session was established", other.name()),
+            ),
+        }
+    }
+
+    /// The transport of `session` is gone without GOODBYE: forget the
+    /// session and clean up its subscriptions, registrations and calls.
+    /// Nothing is queued to it (its callers may get `canceled` ERRORs).
+    pub fn leave(&mut self, session: SessionId) {
+        self.detach(session);
+        self.sessions.remove(&session);
+    }
+
+    /// Aborts `session` from outside (undecodable message, a limit, ...):
+    /// queues `ABORT {message: detail} reason` and a Close, and forgets the
+    /// session. Unknown sessions are ignored (before joining, use
+    /// [`handshake::encode_abort`]).
+    pub fn abort(&mut self, session: SessionId, reason: &str, detail: &str) {
+        if reason == uris::PROTOCOL_VIOLATION && self.sessions.contains_key(&session) {
+            self.out.stats.protocol_violations += 1;
+        }
+        self.abort_session(session, reason, detail);
+    }
+
+    /// Starts a router-initiated close: queues `GOODBYE {message} reason`
+    /// (e.g. `wamp.close.system_shutdown`) and detaches the session's state
+    /// at once. The client's GOODBYE reply then produces the Close; until
+    /// then its other messages are ignored. If the peer never answers, the
+    /// runtime times out and calls [`Realm::leave`].
+    pub fn goodbye(&mut self, session: SessionId, reason: &str, message: &str) {
+        let Some(s) = self.sessions.get(&session) else { return };
+        if s.closing {
+            return;
+        }
+        let ser = s.info.serializer;
+        self.detach(session);
+        let mut details = Dict::new();
+        if !message.is_empty() {
+            details.insert("message".into(), Value::Str(message.to_owned()));
+        }
+        let _ = self.out.send(session, ser, &Message::Goodbye { details, reason: reason.to_owned() });
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.closing = true;
+        }
+    }
+
+    /// Next output, in order. Call until `None` after each `join`/`handle_*`
+    /// /`leave`/`abort`.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.queue.pop_front()
+    }
+
+    /// Aborts `session` for a protocol violation.
+    fn protocol_violation(&mut self, session: SessionId, detail: &str) {
+        self.out.stats.protocol_violations += 1;
+        tracing::debug!(%session, realm = %self.name, detail, "protocol violation");
+        self.abort_session(session, uris::PROTOCOL_VIOLATION, detail);
+    }
+
+    fn abort_session(&mut self, session: SessionId, reason: &str, detail: &str) {
+        let Some(s) = self.sessions.get(&session) else { return };
+        let ser = s.info.serializer;
+        self.detach(session);
+        self.sessions.remove(&session);
+        let _ = self.out.send(session, ser, &handshake::abort_message(reason, detail));
+        self.out.close(session);
+    }
+
+    /// Removes every trace of `session` from subscriptions, registrations
+    /// and calls in flight (the session entry itself stays). Callers of its
+    /// pending invocations get ERROR `wamp.error.canceled`.
+    fn detach(&mut self, session: SessionId) {
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let subscriptions = std::mem::take(&mut s.subscriptions);
+        let registrations = std::mem::take(&mut s.registrations);
+        let invocations = std::mem::take(&mut s.invocations);
+        let calls = std::mem::take(&mut s.calls);
+        for sub in subscriptions {
+            self.broker.unsubscribe(sub, session);
+        }
+        for reg in registrations {
+            self.dealer.unregister(reg);
+        }
+        for (inv, p) in invocations {
+            if p.caller == session {
+                continue;
+            }
+            if let Some(caller) = self.sessions.get_mut(&p.caller) {
+                caller.calls.remove(&(session, inv));
+                let ser = caller.info.serializer;
+                self.out.error(
+                    p.caller,
+                    ser,
+                    code::CALL,
+                    p.call_request,
+                    uris::CANCELED,
+                    "callee disconnected from in-flight request".to_owned(),
+                );
+            }
+        }
+        for (callee, inv) in calls {
+            if let Some(c) = self.sessions.get_mut(&callee) {
+                c.invocations.remove(&inv);
+            }
+        }
+    }
+}
+
+/// `WELCOME.Details.agent`.
+pub const AGENT: &str = concat!("Junction-", env!("CARGO_PKG_VERSION"));
+
+/// `WELCOME.Details.roles`: exactly the implemented features.
+fn router_roles() -> Value {
+    fn features(names: &[&str]) -> Value {
+        let mut f = Dict::new();
+        for n in names {
+            f.insert((*n).to_owned(), Value::Bool(true));
+        }
+        let mut role = Dict::new();
+        role.insert("features".to_owned(), Value::Dict(f));
+        Value::Dict(role)
+    }
+    let mut roles = Dict::new();
+    roles.insert("broker".to_owned(), features(&["publisher_exclusion", "publisher_identification"]));
+    roles.insert("dealer".to_owned(), features(&["caller_identification"]));
+    Value::Dict(roles)
+}
+
+/// Loose WAMP URI check with non-empty components (the router default):
+/// `^([^\s\.#]+\.)*([^\s\.#]+)$`.
+pub(crate) fn uri_ok(uri: &str) -> bool {
+    wamp_proto::uri::is_valid_uri(uri, false, false)
+}
+
+/// A boolean option; anything but a boolean counts as absent.
+fn opt_bool(options: &Dict, key: &str) -> Option<bool> {
+    options.get(key).and_then(Value::as_bool)
+}
+
+/// Peer-supplied strings echoed in error messages are cut to a sane length.
+fn clip(s: &str) -> &str {
+    const MAX: usize = 256;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,421 @@
+//! The life of one connection.
+//!
+//! 1. **Opening** (on whichever shard accepted it): transport handshake
+//!    (WebSocket upgrade or RawSocket handshake), then the first WAMP message,
+//!    which must be HELLO, all within `open_handshake_timeout`.
+//! 2. **Hand-off**: the realm named in HELLO has a home shard. The socket's
+//!    fd, the framing state and the already-buffered bytes move there in one
+//!    [`Handoff`] message (or stay, if this is the home shard).
+//! 3. **Session** (on the home shard): a reader task feeds frames to the
+//!    realm's engine; a writer task flushes the connection's [`Outbound`]
+//!    buffer; an optional ping task checks liveness. Both tasks use their own
+//!    dup of the socket fd so a read and a write can be in flight at once.
+
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use wamp_proto::{Dict, Message, Serializer, SessionId, Value};
+
+use super::bind::{close_fd, dup};
+use super::framer::{FrameEvent, FrameSender, Framer, HandshakeStep, TransportHandshake};
+use super::outbound::{OutState, Outbound, Overflow};
+use super::shard::Shard;
+use super::stream::{SocketKind, Stream};
+use crate::engine::handshake::{self, AnonymousAuth, HandshakeOutcome};
+
+/// Read buffer size per connection.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Holds one slot of a transport's connection limit; frees it on drop,
+/// whichever shard the connection ends on.
+pub struct ConnPermit(Arc<AtomicUsize>);
+
+impl ConnPermit {
+    /// Takes a slot if fewer than `max` are taken.
+    pub fn acquire(counter: &Arc<AtomicUsize>, max: usize) -> Option<ConnPermit> {
+        let prev = counter.fetch_add(1, Ordering::AcqRel);
+        if prev >= max {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            None
+        } else {
+            Some(ConnPermit(counter.clone()))
+        }
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What the opening shard learned, moved to the realm's home shard.
+pub struct Handoff {
+    pub fd: RawFd,
+    pub kind: SocketKind,
+    pub transport: usize,
+    pub framer: Framer,
+    pub serializer: Serializer,
+    pub join: JoinRequest,
+    pub transport_details: Dict,
+    pub permit: ConnPermit,
+}
+
+/// The admitted identity from HELLO processing.
+pub struct JoinRequest {
+    pub realm: String,
+    pub authid: String,
+    pub authrole: String,
+    pub authmethod: String,
+    pub authprovider: String,
+    pub hello_details: Dict,
+}
+
+/// Error while opening: what to log and count.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Rejected(&'static str),
+}
+
+/// Phase 1 for a freshly accepted connection.
+pub async fn open(shard: Rc<Shard>, mut stream: Stream, kind: SocketKind, transport: usize, peer: String, permit: ConnPermit) {
+    let setup = shard.setup.transports[transport].clone();
+    let timeout = setup.open_handshake_timeout;
+    let result = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer)).await;
+    match result {
+        Some(Ok(Some((framer, serializer, join, transport_details)))) => {
+            let home = shard.home_shard_of(&join.realm);
+            // The stream's fd stays open through the dup; dropping the stream closes the original.
+            let fd = match dup(stream.fd()) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "dup failed during hand-off");
+                    return;
+                }
+            };
+            drop(stream);
+            let h = Handoff { fd, kind, transport, framer, serializer, join, transport_details, permit };
+            shard.route_handoff(home, h).await;
+        }
+        Some(Ok(None)) => {
+            // Refused with a reply already written (e.g. ABORT); close.
+            shard.stats.opening_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(Err(e)) => {
+            shard.stats.opening_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, error = %e, "connection failed while opening");
+        }
+        None => {
+            shard.stats.opening_timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "opening handshake timed out");
+        }
+    }
+}
+
+type Opened = Option<(Framer, Serializer, JoinRequest, Dict)>;
+
+async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, peer: &str) -> Result<Opened, OpenError> {
+    let setup = &shard.setup.transports[transport];
+    let mut hs = TransportHandshake::new(setup);
+    let mut buf = vec![0u8; 16 * 1024];
+    // Transport handshake.
+    let (mut framer, serializer, mut details, anonymous_role) = loop {
+        let n = stream.read(&mut buf).await.map_err(OpenError::Io)?;
+        if n == 0 {
+            return Err(OpenError::Closed);
+        }
+        match hs.feed(&buf[..n]) {
+            HandshakeStep::NeedMore => continue,
+            HandshakeStep::Reject { reply, reason } => {
+                if !reply.is_empty() {
+                    let _ = stream.write_all(&reply).await;
+                }
+                return Err(OpenError::Rejected(reason));
+            }
+            HandshakeStep::Done { reply, framer, serializer, details, anonymous_role } => {
+                stream.write_all(&reply).await.map_err(OpenError::Io)?;
+                break (framer, serializer, details, anonymous_role);
+            }
+        }
+    };
+    details.insert("type".into(), Value::from(framer.transport_type()));
+    details.insert("peer".into(), Value::from(peer.to_owned()));
+    details.insert("transport_id".into(), Value::from(setup.id.clone()));
+    details.insert("serializer".into(), Value::from(serializer.name()));
+    // First WAMP message.
+    let sender = framer.sender();
+    loop {
+        match framer.next_event() {
+            Err(_) => {
+                let mut out = Vec::new();
+                framer.drain_transmit(&mut out);
+                let _ = stream.write_all(&out).await;
+                return Err(OpenError::Rejected("framing error before HELLO"));
+            }
+            Ok(Some(FrameEvent::Message(bytes))) => {
+                let outcome = match serializer.decode(&bytes) {
+                    Ok(msg) => handshake::process_hello_from(serializer, msg, |r| shard.setup.realm(r).is_some(), &AnonymousAuth { role: anonymous_role.clone() }),
+                    Err(e) => HandshakeOutcome::Abort(abort_msg("wamp.error.protocol_violation", &e.to_string())),
+                };
+                match outcome {
+                    HandshakeOutcome::Join { realm, authid, authrole, authmethod, authprovider, details: hello_details } => {
+                        let join = JoinRequest { realm, authid, authrole, authmethod, authprovider, hello_details };
+                        return Ok(Some((framer, serializer, join, details)));
+                    }
+                    HandshakeOutcome::Abort(abort) => {
+                        let mut out = Vec::new();
+                        if let Ok(bytes) = serializer.encode(&abort) {
+                            let _ = sender.message(&bytes, &mut out);
+                        }
+                        sender.close(Some(1000), "", &mut out);
+                        let _ = stream.write_all(&out).await;
+                        return Ok(None);
+                    }
+                }
+            }
+            Ok(Some(FrameEvent::Ping)) => {
+                let mut out = Vec::new();
+                framer.drain_transmit(&mut out);
+                stream.write_all(&out).await.map_err(OpenError::Io)?;
+            }
+            Ok(Some(FrameEvent::Pong)) => {}
+            Ok(Some(FrameEvent::Close { .. })) => {
+                let mut out = Vec::new();
+                framer.drain_transmit(&mut out);
+                let _ = stream.write_all(&out).await;
+                return Err(OpenError::Closed);
+            }
+            Ok(None) => {
+                let n = stream.read(&mut buf).await.map_err(OpenError::Io)?;
+                if n == 0 {
+                    return Err(OpenError::Closed);
+                }
+                framer.feed(&buf[..n]);
+            }
+        }
+    }
+}
+
+/// Answers a connection refused for the transport's connection limit in its
+/// own protocol (RawSocket error 4, HTTP 503) and closes it.
+pub async fn refuse_over_limit(shard: Rc<Shard>, mut stream: Stream, transport: usize) {
+    let hs = TransportHandshake::new(&shard.setup.transports[transport]);
+    let mut buf = [0u8; 1024];
+    // Wait (briefly) for the client's handshake so the reply is read as one.
+    let _ = with_timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
+    let _ = stream.write_all(&hs.over_limit_reply()).await;
+}
+
+/// An ABORT message.
+pub fn abort_msg(reason: &str, message: &str) -> Message {
+    let mut details = Dict::new();
+    details.insert("message".into(), Value::from(message));
+    Message::Abort { details, reason: reason.into() }
+}
+
+/// Runs `fut` with a deadline; `None` on timeout.
+pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(d).await;
+        None
+    })
+    .await
+}
+
+/// One established session's connection, on its home shard.
+pub struct Conn {
+    pub session: SessionId,
+    pub out: Outbound,
+    pub sender: FrameSender,
+    /// When the last PONG (or any frame) arrived, for auto-ping.
+    pub last_seen: std::cell::Cell<Instant>,
+}
+
+impl Conn {
+    /// Queues one encoded WAMP message.
+    pub fn send_message(&self, bytes: &Bytes) -> Result<(), Overflow> {
+        let sender = self.sender;
+        let mut too_big = false;
+        let r = self.out.push(|buf| {
+            if sender.message(bytes, buf).is_err() {
+                too_big = true;
+            }
+        });
+        if too_big {
+            tracing::warn!(session = %self.session, len = bytes.len(), "message exceeds the peer's maximum message size; dropped");
+        }
+        r
+    }
+}
+
+/// Phase 3: serve an established session on its home shard.
+pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
+    let Handoff { fd, kind, transport, mut framer, serializer, join, transport_details, permit } = h;
+    let setup = shard.setup.transports[transport].clone();
+    let write_fd = match dup(fd) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "dup failed");
+            close_fd(fd);
+            return;
+        }
+    };
+    // SAFETY: both fds are ours, open, connected sockets of `kind`.
+    let mut rstream = unsafe { Stream::from_fd(kind, fd) };
+    let mut wstream = unsafe { Stream::from_fd(kind, write_fd) };
+    let host = match shard.realm_host(&join.realm) {
+        Some(h) => h,
+        None => {
+            tracing::error!(realm = %join.realm, "hand-off to a shard that does not home the realm");
+            return;
+        }
+    };
+    let session = shard.new_session_id(&join);
+    let conn = Rc::new(Conn {
+        session,
+        out: Outbound::new(fd, setup.limits.clone()),
+        sender: framer.sender(),
+        last_seen: std::cell::Cell::new(Instant::now()),
+    });
+    host.attach(conn.clone());
+    let info = crate::engine::SessionInfo {
+        session,
+        serializer,
+        authid: join.authid.clone(),
+        authrole: join.authrole.clone(),
+        authmethod: join.authmethod.clone(),
+        authprovider: join.authprovider.clone(),
+        transport: transport_details,
+    };
+    if let Err(e) = host.join(info, &join.hello_details) {
+        tracing::warn!(%session, error = %e, "join refused");
+    }
+    host.pump();
+
+    // Writer task.
+    let wconn = conn.clone();
+    let writer = glommio::spawn_local(async move {
+        let mut spare = Vec::with_capacity(4096);
+        loop {
+            if wconn.out.is_idle() {
+                match wconn.out.state() {
+                    OutState::Open => {}
+                    OutState::Closing | OutState::Closed => break,
+                }
+                wconn.out.notify.wait().await;
+                continue;
+            }
+            if wconn.out.state() == OutState::Closed {
+                break;
+            }
+            wconn.out.take(&mut spare);
+            if wstream.write_all(&spare).await.is_err() {
+                break;
+            }
+            wconn.out.written();
+        }
+        wconn.out.finish();
+        drop(wstream);
+    })
+    .detach();
+
+    // Ping task.
+    let ping = framer.ping_settings().map(|(interval, timeout, size)| {
+        let pconn = conn.clone();
+        glommio::spawn_local(async move {
+            let payload = vec![0u8; size.min(125)];
+            loop {
+                glommio::timer::sleep(interval).await;
+                if pconn.out.state() != OutState::Open {
+                    break;
+                }
+                let before = Instant::now();
+                let sender = pconn.sender;
+                pconn.out.push_control(|b| sender.ping(&payload, b));
+                glommio::timer::sleep(timeout).await;
+                if pconn.last_seen.get() < before {
+                    tracing::info!(session = %pconn.session, "auto-ping timeout; closing");
+                    pconn.out.abort();
+                    break;
+                }
+            }
+        })
+        .detach()
+    });
+
+    // Reader loop (this task).
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut tmp = vec![0u8; READ_CHUNK];
+    'outer: loop {
+        // Drain everything already buffered.
+        let mut handled = 0usize;
+        loop {
+            match framer.next_event() {
+                Ok(None) => break,
+                Ok(Some(FrameEvent::Message(bytes))) => {
+                    handled += 1;
+                    match serializer.decode(&bytes) {
+                        Ok(msg) => host.handle(session, msg),
+                        Err(e) => {
+                            shard.stats.protocol_violations.fetch_add(1, Ordering::Relaxed);
+                            host.abort(session, "wamp.error.protocol_violation", &e.to_string());
+                        }
+                    }
+                    if handled % 256 == 0 {
+                        host.pump();
+                    }
+                }
+                Ok(Some(FrameEvent::Ping)) => {
+                    conn.out.push_control(|b| framer.drain_transmit(b));
+                }
+                Ok(Some(FrameEvent::Pong)) => {}
+                Ok(Some(FrameEvent::Close { .. })) => {
+                    conn.out.push_control(|b| framer.drain_transmit(b));
+                    conn.out.close_after_flush();
+                    break 'outer;
+                }
+                Err(e) => {
+                    shard.stats.framing_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%session, reason = %e.reason, "framing error; closing");
+                    conn.out.push_control(|b| framer.drain_transmit(b));
+                    conn.out.close_after_flush();
+                    break 'outer;
+                }
+            }
+        }
+        host.pump();
+        if conn.out.state() != OutState::Open {
+            break;
+        }
+        let _ = &mut rbuf;
+        let n = match rstream.read(&mut tmp).await {
+            Ok(0) | Err(_) => {
+                conn.out.abort();
+                break;
+            }
+            Ok(n) => n,
+        };
+        conn.last_seen.set(Instant::now());
+        framer.feed(&tmp[..n]);
+    }
+    host.detach(session);
+    host.pump();
+    shard.directory.remove(session);
+    drop(rstream);
+    writer.await;
+    if let Some(p) = ping {
+        // The ping task ends at its next wake-up; don't wait for it.
+        drop(p);
+    }
+    drop(permit);
+}

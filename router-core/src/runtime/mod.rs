@@ -1,0 +1,19 @@
+//! The glommio runtime around the sans-IO engine: listeners, shards,
+//! connections, hand-off and the session directory.
+
+pub mod bind;
+pub mod conn;
+pub mod directory;
+pub mod framer;
+pub mod from_config;
+pub mod node;
+pub mod notify;
+pub mod outbound;
+pub mod setup;
+pub mod shard;
+pub mod stream;
+
+pub use directory::{SessionDirectory, SessionEntry};
+pub use node::RouterNode;
+pub use setup::{ConnectionLimits, EndpointSetup, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, TransportSetup, WsServiceSetup};
+pub use shard::NodeStats;

@@ -1,0 +1,212 @@
+//! Starting a router worker: bind, spawn one pinned executor per shard,
+//! wire the shard-to-shard channels, start accepting.
+
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::net::TcpListener;
+use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+
+use super::bind::{bind, close_fd, dup, BoundListener};
+use super::conn::{open, serve_session, ConnPermit};
+use super::directory::SessionDirectory;
+use super::setup::{EndpointSetup, RouterSetup};
+use super::shard::{NodeShared, NodeStats, Shard, ShardMsg};
+use super::stream::{SocketKind, Stream};
+use crate::RouterError;
+
+/// Capacity of each shard-to-shard channel (hand-offs in flight).
+const SHARD_CHANNEL_CAPACITY: usize = 1024;
+
+/// A running router worker.
+pub struct RouterNode {
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// The bound endpoints, in transport order (real ports if 0 was asked).
+    pub endpoints: Vec<EndpointSetup>,
+    /// Node-wide counters.
+    pub stats: Arc<NodeStats>,
+    /// The session directory.
+    pub directory: Arc<SessionDirectory>,
+}
+
+impl RouterNode {
+    /// Binds every transport and starts the shards. Returns once every shard
+    /// is accepting connections.
+    pub fn start(setup: RouterSetup) -> Result<RouterNode, RouterError> {
+        if setup.shards == 0 {
+            return Err(RouterError::Setup("shards must be at least 1".into()));
+        }
+        let listeners: Vec<BoundListener> = setup.transports.iter().map(|t| bind(&t.endpoint)).collect::<Result<_, _>>()?;
+        let endpoints = listeners.iter().map(|l| l.endpoint.clone()).collect();
+        let n = setup.shards;
+        let cpus: Vec<usize> = if setup.pin_cores {
+            let mut v: Vec<usize> = CpuSet::online()
+                .map_err(|e| RouterError::Setup(format!("cannot read CPU topology: {e}")))?
+                .into_iter()
+                .map(|l| l.cpu)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        } else {
+            Vec::new()
+        };
+        let shared = Arc::new(NodeShared {
+            conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
+            setup: Arc::new(setup),
+            directory: Arc::new(SessionDirectory::new()),
+            stats: Arc::new(NodeStats::default()),
+        });
+        // channels[i][j]: shard i -> shard j.
+        let mut senders: Vec<Vec<Option<SharedSender<ShardMsg>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut receivers: Vec<Vec<SharedReceiver<ShardMsg>>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, row) in senders.iter_mut().enumerate() {
+            for (j, slot) in row.iter_mut().enumerate() {
+                if i != j {
+                    let (tx, rx) = shared_channel::new_bounded(SHARD_CHANNEL_CAPACITY);
+                    *slot = Some(tx);
+                    receivers[j].push(rx);
+                }
+            }
+        }
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+        let mut executors = Vec::with_capacity(n);
+        for (i, (my_senders, my_receivers)) in senders.into_iter().zip(receivers).enumerate() {
+            let placement = if cpus.is_empty() { Placement::Unbound } else { Placement::Fixed(cpus[i % cpus.len()]) };
+            let mut fds = Vec::new();
+            for l in &listeners {
+                fds.push((l.dup_fd().map_err(|e| RouterError::Bind { endpoint: l.endpoint.to_string(), source: e })?, l.endpoint.clone()));
+            }
+            let shared = shared.clone();
+            let ready = ready_tx.clone();
+            let io_memory = shared.setup.io_memory;
+            let ex = LocalExecutorBuilder::new(placement)
+                .name(&format!("junction-shard-{i}"))
+                .io_memory(io_memory)
+                .spawn(move || async move { run_shard(i, shared, my_senders, my_receivers, fds, ready).await })
+                .map_err(|e| RouterError::Setup(format!("cannot start shard {i}: {e}")))?;
+            executors.push(ex);
+        }
+        drop(ready_tx);
+        for _ in 0..n {
+            match ready_rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(RouterError::Setup(e)),
+                Err(_) => return Err(RouterError::Setup("a shard did not start within 30 s".into())),
+            }
+        }
+        drop(listeners);
+        Ok(RouterNode { executors, endpoints, stats: shared.stats.clone(), directory: shared.directory.clone() })
+    }
+
+    /// Blocks until every shard has stopped (they run until the process ends).
+    pub fn join(self) {
+        for e in self.executors {
+            let _ = e.join();
+        }
+    }
+}
+
+async fn run_shard(
+    id: usize,
+    shared: Arc<NodeShared>,
+    senders: Vec<Option<SharedSender<ShardMsg>>>,
+    receivers: Vec<SharedReceiver<ShardMsg>>,
+    listener_fds: Vec<(i32, EndpointSetup)>,
+    ready: mpsc::Sender<Result<usize, String>>,
+) {
+    // Receivers first, each in its own task, so every sender's connect can complete.
+    let (shard_tx, shard_rx) = std::rc::Rc::new(std::cell::RefCell::new(None::<Rc<Shard>>)).split_pair();
+    for rx in receivers {
+        let slot = shard_rx.clone();
+        glommio::spawn_local(async move {
+            let rx = rx.connect().await;
+            while let Some(msg) = rx.recv().await {
+                let shard = slot.borrow().clone();
+                match (msg, shard) {
+                    (ShardMsg::Handoff(h), Some(shard)) => {
+                        glommio::spawn_local(serve_session(shard, *h)).detach();
+                    }
+                    (ShardMsg::Handoff(h), None) => close_fd(h.fd),
+                }
+            }
+        })
+        .detach();
+    }
+    let mut peers: Vec<Option<ConnectedSender<ShardMsg>>> = Vec::with_capacity(senders.len());
+    for s in senders {
+        peers.push(match s {
+            Some(s) => Some(s.connect().await),
+            None => None,
+        });
+    }
+    let shard = Rc::new(Shard::new(id, &shared, peers));
+    *shard_tx.borrow_mut() = Some(shard.clone());
+    for (t, (fd, endpoint)) in listener_fds.into_iter().enumerate() {
+        // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.
+        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+        let kind = match endpoint {
+            EndpointSetup::Tcp { .. } => SocketKind::Tcp,
+            EndpointSetup::Unix { .. } => SocketKind::Unix,
+        };
+        glommio::spawn_local(accept_loop(shard.clone(), listener, kind, t)).detach();
+    }
+    let _ = ready.send(Ok(id));
+    // The executor lives as long as its tasks; park this one forever.
+    std::future::pending::<()>().await;
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, transport: usize) {
+    let max = shard.setup.transports[transport].limits.max_connections;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        shard.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let (stream, peer) = match kind {
+            SocketKind::Tcp => {
+                let _ = stream.set_nodelay(true);
+                let peer = match stream.peer_addr() {
+                    Ok(std::net::SocketAddr::V4(a)) => format!("tcp4:{}:{}", a.ip(), a.port()),
+                    Ok(std::net::SocketAddr::V6(a)) => format!("tcp6:[{}]:{}", a.ip(), a.port()),
+                    Err(_) => "tcp:unknown".to_owned(),
+                };
+                (Stream::Tcp(stream), peer)
+            }
+            SocketKind::Unix => {
+                // glommio's accept hands out a TcpStream; rewrap the fd as a Unix stream.
+                let fd = match dup(stream.as_raw_fd()) {
+                    Ok(fd) => fd,
+                    Err(_) => continue,
+                };
+                drop(stream);
+                // SAFETY: `fd` is a fresh dup of an accepted Unix stream socket.
+                (unsafe { Stream::from_fd(SocketKind::Unix, fd) }, "unix".to_owned())
+            }
+        };
+        let counter = &shard.conn_counts[transport];
+        let Some(permit) = ConnPermit::acquire(counter, max) else {
+            shard.stats.refused_connection_limit.fetch_add(1, Ordering::Relaxed);
+            glommio::spawn_local(super::conn::refuse_over_limit(shard.clone(), stream, transport)).detach();
+            continue;
+        };
+        glommio::spawn_local(open(shard.clone(), stream, kind, transport, peer, permit)).detach();
+    }
+}
+
+trait SplitPair: Sized + Clone {
+    fn split_pair(self) -> (Self, Self) {
+        (self.clone(), self)
+    }
+}
+impl<T> SplitPair for Rc<T> {}

@@ -1,0 +1,187 @@
+//! A connection's outbound side: frames gathered into one buffer, written by
+//! one writer task with (normally) one write syscall per executor turn.
+//!
+//! Producers (the realm pump, pong replies, pings) append framed bytes to
+//! `pending` and notify the writer. The writer swaps `pending` with its own
+//! empty buffer and writes it whole, so everything produced in one executor
+//! turn leaves in one write. The payload bytes of a fan-out are shared
+//! (`Bytes`) up to this point; here they are copied once into the
+//! connection's buffer, which the kernel then copies into the socket.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::RawFd;
+
+use super::notify::LocalNotify;
+use super::setup::ConnectionLimits;
+
+/// Why a connection's outbound side refused more data.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    Bytes,
+    Messages,
+}
+
+/// Lifecycle of the outbound side.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OutState {
+    Open,
+    /// Write what is pending, then shut the socket down.
+    Closing,
+    /// Done; nothing more is written.
+    Closed,
+}
+
+/// See the module docs.
+pub struct Outbound {
+    pending: RefCell<Vec<u8>>,
+    pending_msgs: Cell<usize>,
+    /// Bytes handed to the kernel but not yet confirmed written.
+    in_flight: Cell<usize>,
+    state: Cell<OutState>,
+    pub notify: LocalNotify,
+    limits: ConnectionLimits,
+    /// The socket, for `shutdown(2)` on forced close.
+    fd: RawFd,
+}
+
+impl Outbound {
+    /// A new outbound side for socket `fd`.
+    pub fn new(fd: RawFd, limits: ConnectionLimits) -> Self {
+        Outbound {
+            pending: RefCell::new(Vec::with_capacity(4096)),
+            pending_msgs: Cell::new(0),
+            in_flight: Cell::new(0),
+            state: Cell::new(OutState::Open),
+            notify: LocalNotify::default(),
+            limits,
+            fd,
+        }
+    }
+
+    /// Appends one frame built by `build`; refuses if the connection's queue
+    /// limits would be exceeded or it is closing.
+    pub fn push(&self, build: impl FnOnce(&mut Vec<u8>)) -> Result<(), Overflow> {
+        if self.state.get() != OutState::Open {
+            return Ok(());
+        }
+        let msgs = self.pending_msgs.get() + 1;
+        if msgs > self.limits.max_outbound_messages {
+            return Err(Overflow::Messages);
+        }
+        let mut p = self.pending.borrow_mut();
+        let was_empty = p.is_empty();
+        build(&mut p);
+        if p.len() + self.in_flight.get() > self.limits.max_outbound_bytes {
+            return Err(Overflow::Bytes);
+        }
+        self.pending_msgs.set(msgs);
+        drop(p);
+        if was_empty {
+            self.notify.notify();
+        }
+        Ok(())
+    }
+
+    /// Appends a control frame (pong, ping, close) regardless of limits.
+    pub fn push_control(&self, build: impl FnOnce(&mut Vec<u8>)) {
+        if self.state.get() == OutState::Closed {
+            return;
+        }
+        build(&mut self.pending.borrow_mut());
+        self.notify.notify();
+    }
+
+    /// Flush what is pending, then close.
+    pub fn close_after_flush(&self) {
+        if self.state.get() == OutState::Open {
+            self.state.set(OutState::Closing);
+        }
+        self.notify.notify();
+    }
+
+    /// Close now, dropping anything pending; wakes a blocked read or write.
+    pub fn abort(&self) {
+        self.state.set(OutState::Closed);
+        self.pending.borrow_mut().clear();
+        // SAFETY: shutdown(2) on our own socket; harmless if already shut.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+        self.notify.notify();
+    }
+
+    /// Current state.
+    pub fn state(&self) -> OutState {
+        self.state.get()
+    }
+
+    /// For the writer: takes the pending bytes, leaving `spare` (cleared) in
+    /// their place.
+    pub fn take(&self, spare: &mut Vec<u8>) {
+        spare.clear();
+        std::mem::swap(&mut *self.pending.borrow_mut(), spare);
+        self.pending_msgs.set(0);
+        self.in_flight.set(spare.len());
+    }
+
+    /// For the writer: the taken bytes were written.
+    pub fn written(&self) {
+        self.in_flight.set(0);
+    }
+
+    /// True if nothing is pending.
+    pub fn is_idle(&self) -> bool {
+        self.pending.borrow().is_empty()
+    }
+
+    /// Marks the outbound side finished and shuts the socket down.
+    pub fn finish(&self) {
+        self.state.set(OutState::Closed);
+        // SAFETY: as in `abort`.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(bytes: usize, msgs: usize) -> ConnectionLimits {
+        ConnectionLimits { max_connections: 1, max_outbound_bytes: bytes, max_outbound_messages: msgs }
+    }
+
+    #[test]
+    fn frames_of_one_turn_are_gathered() {
+        let o = Outbound::new(-1, limits(1 << 20, 100));
+        o.push(|b| b.extend_from_slice(b"one")).unwrap();
+        o.push(|b| b.extend_from_slice(b"two")).unwrap();
+        let mut spare = Vec::new();
+        o.take(&mut spare);
+        assert_eq!(spare, b"onetwo");
+        assert!(o.is_idle());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let o = Outbound::new(-1, limits(10, 2));
+        o.push(|b| b.extend_from_slice(b"12345")).unwrap();
+        assert_eq!(o.push(|b| b.extend_from_slice(b"123456")), Err(Overflow::Bytes));
+        let o = Outbound::new(-1, limits(100, 2));
+        o.push(|b| b.push(1)).unwrap();
+        o.push(|b| b.push(2)).unwrap();
+        assert_eq!(o.push(|b| b.push(3)), Err(Overflow::Messages));
+    }
+
+    #[test]
+    fn in_flight_bytes_count_against_the_limit() {
+        let o = Outbound::new(-1, limits(10, 100));
+        o.push(|b| b.extend_from_slice(b"12345678")).unwrap();
+        let mut spare = Vec::new();
+        o.take(&mut spare);
+        assert_eq!(o.push(|b| b.extend_from_slice(b"123")), Err(Overflow::Bytes));
+        o.written();
+        o.push(|b| b.extend_from_slice(b"123")).unwrap();
+    }
+}

@@ -1,0 +1,143 @@
+//! The router worker's resolved setup: what the runtime needs from the node
+//! config, with every default applied and every value checked. Built once at
+//! start-up, shared read-only by all shards (`Arc`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wamp_proto::Serializer;
+
+use crate::engine::Role;
+
+/// Everything a router worker runs on.
+#[derive(Clone, Debug)]
+pub struct RouterSetup {
+    /// Number of shards (glommio executors, one thread each).
+    pub shards: usize,
+    /// Pin shard `i` to the `i`-th available CPU.
+    pub pin_cores: bool,
+    /// Locked memory glommio reserves per shard for I/O buffers (bytes).
+    pub io_memory: usize,
+    pub realms: Vec<RealmSetup>,
+    pub transports: Vec<TransportSetup>,
+}
+
+/// One realm and the shard that routes it.
+#[derive(Clone, Debug)]
+pub struct RealmSetup {
+    pub name: String,
+    pub roles: Vec<Role>,
+    /// Pinned home shard; `None` = chosen by hashing the realm name.
+    pub home_shard: Option<usize>,
+}
+
+/// A listening endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointSetup {
+    Tcp { addr: SocketAddr, backlog: u32 },
+    Unix { path: PathBuf },
+}
+
+impl std::fmt::Display for EndpointSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndpointSetup::Tcp { addr, .. } => write!(f, "tcp:{addr}"),
+            EndpointSetup::Unix { path } => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Which framing a transport speaks.
+#[derive(Clone, Debug)]
+pub enum FramingSetup {
+    /// WebSocket; the request path picks the service.
+    WebSocket { services: Vec<WsServiceSetup> },
+    RawSocket(RawSocketSetup),
+}
+
+/// One WAMP-over-WebSocket service.
+#[derive(Clone, Debug)]
+pub struct WsServiceSetup {
+    /// Request path (`/ws`); `None` = any path.
+    pub path: Option<String>,
+    /// Serializers accepted, in preference order.
+    pub serializers: Vec<Serializer>,
+    pub max_frame_size: usize,
+    pub max_message_size: usize,
+    pub allowed_origins: Vec<String>,
+    pub require_subprotocol: bool,
+    /// Send a PING this often (None = never) ...
+    pub auto_ping_interval: Option<Duration>,
+    /// ... and close the connection if nothing arrives within this time after it.
+    pub auto_ping_timeout: Duration,
+    pub auto_ping_size: usize,
+    /// Role given to anonymous sessions.
+    pub anonymous_role: String,
+}
+
+/// A RawSocket transport.
+#[derive(Clone, Debug)]
+pub struct RawSocketSetup {
+    pub serializers: Vec<Serializer>,
+    pub max_message_size: usize,
+    pub auto_ping_interval: Option<Duration>,
+    pub auto_ping_timeout: Duration,
+    /// Role given to anonymous sessions.
+    pub anonymous_role: String,
+}
+
+/// One listening transport.
+#[derive(Clone, Debug)]
+pub struct TransportSetup {
+    /// Name for logs and transport details (config `id` or `transportN`).
+    pub id: String,
+    pub endpoint: EndpointSetup,
+    pub framing: FramingSetup,
+    /// Time allowed from accept to HELLO (transport handshake included).
+    pub open_handshake_timeout: Duration,
+    /// Largest HTTP request head accepted in a WebSocket upgrade.
+    pub max_handshake_size: usize,
+    pub limits: ConnectionLimits,
+}
+
+/// Per-connection and per-transport limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Concurrent connections on this transport (per node).
+    pub max_connections: usize,
+    /// Bytes queued for one connection that the socket has not taken yet;
+    /// beyond it the connection is closed (a slow consumer).
+    pub max_outbound_bytes: usize,
+    /// Messages queued for one connection, likewise.
+    pub max_outbound_messages: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits { max_connections: 100_000, max_outbound_bytes: 16 << 20, max_outbound_messages: 65_536 }
+    }
+}
+
+impl RouterSetup {
+    /// The home shard of realm `index`.
+    pub fn home_shard(&self, realm: &RealmSetup) -> usize {
+        match realm.home_shard {
+            Some(s) => s % self.shards,
+            None => {
+                // FNV-1a: stable across runs and builds.
+                let mut h: u64 = 0xcbf29ce484222325;
+                for b in realm.name.as_bytes() {
+                    h ^= *b as u64;
+                    h = h.wrapping_mul(0x100000001b3);
+                }
+                (h % self.shards as u64) as usize
+            }
+        }
+    }
+
+    /// Finds a realm by name.
+    pub fn realm(&self, name: &str) -> Option<&RealmSetup> {
+        self.realms.iter().find(|r| r.name == name)
+    }
+}

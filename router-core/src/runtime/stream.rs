@@ -1,0 +1,75 @@
+//! A byte stream over TCP or a Unix socket, bound to the current shard.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::{TcpStream, UnixStream};
+
+/// Socket family of a connection.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    Tcp,
+    Unix,
+}
+
+/// See the module docs.
+pub enum Stream {
+    Tcp(TcpStream),
+    /// A Unix stream and its fd (glommio's `UnixStream` does not expose it).
+    Unix(UnixStream, RawFd),
+}
+
+impl Stream {
+    /// Takes ownership of `fd` on this shard.
+    ///
+    /// # Safety
+    /// `fd` must be an open, connected stream socket of `kind` that nothing
+    /// else owns.
+    pub unsafe fn from_fd(kind: SocketKind, fd: RawFd) -> Stream {
+        match kind {
+            SocketKind::Tcp => Stream::Tcp(TcpStream::from_raw_fd(fd)),
+            SocketKind::Unix => Stream::Unix(UnixStream::from_raw_fd(fd), fd),
+        }
+    }
+
+    /// The socket fd (still owned by the stream).
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(_, fd) => *fd,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s, _) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s, _) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s, _) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_close(cx),
+            Stream::Unix(s, _) => Pin::new(s).poll_close(cx),
+        }
+    }
+}
