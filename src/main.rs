@@ -58,11 +58,17 @@ fn main() -> ExitCode {
 
 fn check(path: &std::path::Path) -> ExitCode {
     match junction_config::load(path).and_then(|c| c.validate().map(|_| c)) {
-        Ok(_) => {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
+            }
             println!("configuration OK");
             ExitCode::SUCCESS
         }
         Err(errors) => {
+            for w in &errors.warnings {
+                eprintln!("warning: {w}");
+            }
             eprintln!("{}: {} problem(s):", path.display(), errors.len());
             eprintln!("{errors}");
             ExitCode::FAILURE
@@ -80,6 +86,9 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
         Some(path) => {
             let cfg = junction_config::load(path).map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
             cfg.validate().map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
+            for w in &cfg.warnings {
+                tracing::warn!("{}: {w}", path.display());
+            }
             cfg
         }
         None => junction_config::default_config(),

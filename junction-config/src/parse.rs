@@ -836,9 +836,9 @@ fn parse_serializers(m: &Map, path: &str, d: &mut Diags) -> Vec<Serializer> {
         };
         match Serializer::from_name(name) {
             Some(s) => out.push(s),
-            None if name == "ubjson" => d.error(
+            None if name == "ubjson" => d.warn(
                 ip,
-                "serializer 'ubjson' is valid in Crossbar but not supported by Junction: remove it (Junction speaks json, msgpack, cbor, flatbuffers)",
+                "serializer 'ubjson' is valid in Crossbar but not supported by Junction; it is ignored (Junction speaks json, msgpack, cbor, flatbuffers)",
             ),
             None => d.error(
                 ip,

@@ -8,7 +8,7 @@
 //! same port fails instead of silently sharing it.
 
 use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 
@@ -98,9 +98,4 @@ pub fn dup(fd: RawFd) -> io::Result<RawFd> {
     } else {
         Ok(n)
     }
-}
-
-/// Keeps `IntoRawFd` in scope for callers converting sockets.
-pub fn into_raw<T: IntoRawFd>(t: T) -> RawFd {
-    t.into_raw_fd()
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use wamp_proto::{Dict, Message, Serializer, SessionId, Value};
+use wamp_proto::{Dict, Serializer, SessionId, Value};
 
 use super::bind::{close_fd, dup};
 use super::framer::{FrameEvent, FrameSender, Framer, HandshakeStep, TransportHandshake};
@@ -165,7 +165,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             Ok(Some(FrameEvent::Message(bytes))) => {
                 let outcome = match serializer.decode(&bytes) {
                     Ok(msg) => handshake::process_hello_from(serializer, msg, |r| shard.setup.realm(r).is_some(), &AnonymousAuth { role: anonymous_role.clone() }),
-                    Err(e) => HandshakeOutcome::Abort(abort_msg("wamp.error.protocol_violation", &e.to_string())),
+                    Err(e) => HandshakeOutcome::Abort(handshake::abort_message("wamp.error.protocol_violation", &e.to_string())),
                 };
                 match outcome {
                     HandshakeOutcome::Join { realm, authid, authrole, authmethod, authprovider, details: hello_details } => {
@@ -214,13 +214,6 @@ pub async fn refuse_over_limit(shard: Rc<Shard>, mut stream: Stream, transport: 
     // Wait (briefly) for the client's handshake so the reply is read as one.
     let _ = with_timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
     let _ = stream.write_all(&hs.over_limit_reply()).await;
-}
-
-/// An ABORT message.
-pub fn abort_msg(reason: &str, message: &str) -> Message {
-    let mut details = Dict::new();
-    details.insert("message".into(), Value::from(message));
-    Message::Abort { details, reason: reason.into() }
 }
 
 /// Runs `fut` with a deadline; `None` on timeout.
@@ -280,6 +273,18 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             return;
         }
     };
+    if let Some(limit) = host.at_capacity() {
+        shard.stats.refused_session_limit.fetch_add(1, Ordering::Relaxed);
+        let msg = format!("realm '{}' has reached its session limit (max_sessions = {limit})", join.realm);
+        let mut out = Vec::new();
+        let sender = framer.sender();
+        if let Ok(bytes) = handshake::encode_abort(serializer, "wamp.error.not_authorized", &msg) {
+            let _ = sender.message(&bytes, &mut out);
+        }
+        sender.close(Some(1000), "", &mut out);
+        let _ = wstream.write_all(&out).await;
+        return;
+    }
     let session = shard.new_session_id(&join);
     let conn = Rc::new(Conn {
         session,

@@ -40,6 +40,7 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
         .map(|r| RealmSetup {
             name: r.name.clone(),
             home_shard: r.options.home_shard,
+            max_sessions: r.options.max_sessions,
             roles: r
                 .roles
                 .iter()

@@ -11,7 +11,7 @@ use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, S
 use glommio::net::TcpListener;
 use glommio::{CpuSet, LocalExecutorBuilder, Placement};
 
-use super::bind::{bind, close_fd, dup, BoundListener};
+use super::bind::{bind, dup, BoundListener};
 use super::conn::{open, serve_session, ConnPermit};
 use super::directory::SessionDirectory;
 use super::setup::{EndpointSetup, RouterSetup};
@@ -120,19 +120,21 @@ async fn run_shard(
     ready: mpsc::Sender<Result<usize, String>>,
 ) {
     // Receivers first, each in its own task, so every sender's connect can complete.
-    let (shard_tx, shard_rx) = std::rc::Rc::new(std::cell::RefCell::new(None::<Rc<Shard>>)).split_pair();
+    let shard_slot: Rc<std::cell::RefCell<Option<Rc<Shard>>>> = Rc::new(std::cell::RefCell::new(None));
     for rx in receivers {
-        let slot = shard_rx.clone();
+        let slot = shard_slot.clone();
         glommio::spawn_local(async move {
             let rx = rx.connect().await;
-            while let Some(msg) = rx.recv().await {
-                let shard = slot.borrow().clone();
-                match (msg, shard) {
-                    (ShardMsg::Handoff(h), Some(shard)) => {
-                        glommio::spawn_local(serve_session(shard, *h)).detach();
+            while let Some(ShardMsg::Handoff(h)) = rx.recv().await {
+                // Only possible in the first moments after start-up: a peer
+                // accepted before this shard finished building its state.
+                let shard = loop {
+                    if let Some(s) = slot.borrow().clone() {
+                        break s;
                     }
-                    (ShardMsg::Handoff(h), None) => close_fd(h.fd),
-                }
+                    glommio::timer::sleep(Duration::from_millis(1)).await;
+                };
+                glommio::spawn_local(serve_session(shard, *h)).detach();
             }
         })
         .detach();
@@ -145,7 +147,7 @@ async fn run_shard(
         });
     }
     let shard = Rc::new(Shard::new(id, &shared, peers));
-    *shard_tx.borrow_mut() = Some(shard.clone());
+    *shard_slot.borrow_mut() = Some(shard.clone());
     for (t, (fd, endpoint)) in listener_fds.into_iter().enumerate() {
         // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.
         let listener = unsafe { TcpListener::from_raw_fd(fd) };
@@ -203,10 +205,3 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, 
         glommio::spawn_local(open(shard.clone(), stream, kind, transport, peer, permit)).detach();
     }
 }
-
-trait SplitPair: Sized + Clone {
-    fn split_pair(self) -> (Self, Self) {
-        (self.clone(), self)
-    }
-}
-impl<T> SplitPair for Rc<T> {}

@@ -30,6 +30,8 @@ pub struct RealmSetup {
     pub roles: Vec<Role>,
     /// Pinned home shard; `None` = chosen by hashing the realm name.
     pub home_shard: Option<usize>,
+    /// Most concurrent sessions; HELLO beyond it is refused with ABORT.
+    pub max_sessions: usize,
 }
 
 /// A listening endpoint.

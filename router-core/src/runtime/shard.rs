@@ -38,6 +38,7 @@ pub struct NodeStats {
     pub protocol_violations: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
     pub handoffs: AtomicU64,
+    pub refused_session_limit: AtomicU64,
 }
 
 impl NodeStats {
@@ -45,7 +46,7 @@ impl NodeStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} handoffs={}",
+            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} handoffs={} refused_session_limit={}",
             g(&self.accepted),
             g(&self.refused_connection_limit),
             g(&self.opening_refused),
@@ -55,6 +56,7 @@ impl NodeStats {
             g(&self.protocol_violations),
             g(&self.slow_consumer_closes),
             g(&self.handoffs),
+            g(&self.refused_session_limit),
         )
     }
 }
@@ -90,7 +92,7 @@ impl Shard {
             if setup.home_shard(r) == id {
                 let spec = RealmSpec { name: r.name.clone(), roles: r.roles.clone() };
                 let realm = Realm::new(spec, seed_rng.gen());
-                realms.insert(r.name.clone(), Rc::new(RealmHost::new(realm, shared.stats.clone())));
+                realms.insert(r.name.clone(), Rc::new(RealmHost::new(realm, r.max_sessions, shared.stats.clone())));
             }
         }
         Shard {
@@ -155,12 +157,23 @@ impl Shard {
 pub struct RealmHost {
     realm: RefCell<Realm>,
     conns: RefCell<HashMap<SessionId, Rc<Conn>>>,
+    max_sessions: usize,
     stats: Arc<NodeStats>,
 }
 
 impl RealmHost {
-    fn new(realm: Realm, stats: Arc<NodeStats>) -> Self {
-        RealmHost { realm: RefCell::new(realm), conns: RefCell::new(HashMap::new()), stats }
+    fn new(realm: Realm, max_sessions: usize, stats: Arc<NodeStats>) -> Self {
+        RealmHost { realm: RefCell::new(realm), conns: RefCell::new(HashMap::new()), max_sessions, stats }
+    }
+
+    /// `Some(limit)` if the realm has reached its session limit.
+    pub fn at_capacity(&self) -> Option<usize> {
+        (self.conns.borrow().len() >= self.max_sessions).then_some(self.max_sessions)
+    }
+
+    /// The realm's name.
+    pub fn name(&self) -> String {
+        self.realm.borrow().name().to_owned()
     }
 
     /// Registers a session's connection (before `join`).
