@@ -119,14 +119,21 @@ pub struct RouterWorkerConfig {
 }
 
 /// Router worker `options`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouterOptions {
     /// Number of glommio shards (threads); `None` = one per available core.
     pub shards: Option<usize>,
-    /// Pin each shard to a CPU core (default `false`).
+    /// Pin each shard to one of the CPUs the process may run on (default
+    /// `true`; thread-per-core relies on it).
     pub pin_cores: bool,
     /// Process title (Crossbar's `title`), informational.
     pub title: Option<String>,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        RouterOptions { shards: None, pin_cores: true, title: None }
+    }
 }
 
 impl RouterOptions {

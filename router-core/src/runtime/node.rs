@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
 use glommio::net::TcpListener;
-use glommio::{CpuSet, LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement};
 
 use super::bind::{bind, dup, BoundListener};
 use super::conn::{open, serve_session, ConnPermit};
@@ -43,18 +43,7 @@ impl RouterNode {
         let listeners: Vec<BoundListener> = setup.transports.iter().map(|t| bind(&t.endpoint)).collect::<Result<_, _>>()?;
         let endpoints = listeners.iter().map(|l| l.endpoint.clone()).collect();
         let n = setup.shards;
-        let cpus: Vec<usize> = if setup.pin_cores {
-            let mut v: Vec<usize> = CpuSet::online()
-                .map_err(|e| RouterError::Setup(format!("cannot read CPU topology: {e}")))?
-                .into_iter()
-                .map(|l| l.cpu)
-                .collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        } else {
-            Vec::new()
-        };
+        let cpus: Vec<usize> = if setup.pin_cores { allowed_cpus()? } else { Vec::new() };
         let shared = Arc::new(NodeShared {
             conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
             setup: Arc::new(setup),
@@ -204,4 +193,24 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, 
         };
         glommio::spawn_local(open(shard.clone(), stream, kind, transport, peer, permit)).detach();
     }
+}
+
+/// The CPUs this process may run on (its affinity mask), ascending.
+fn allowed_cpus() -> Result<Vec<usize>, RouterError> {
+    // SAFETY: sched_getaffinity fills a zeroed cpu_set_t of the size we pass.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(RouterError::Setup(format!("cannot read CPU affinity: {}", std::io::Error::last_os_error())));
+        }
+        set
+    };
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `i` is below CPU_SETSIZE.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect();
+    if cpus.is_empty() {
+        return Err(RouterError::Setup("the process may run on no CPU".into()));
+    }
+    Ok(cpus)
 }
