@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use std::cell::RefCell;
+
+use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use wamp_proto::{Dict, Serializer, SessionId, Value};
 
@@ -26,6 +28,7 @@ use super::framer::{FrameEvent, FrameSender, Framer, HandshakeStep, TransportHan
 use super::outbound::{OutState, Outbound, Overflow};
 use super::shard::Shard;
 use super::stream::{SocketKind, Stream};
+use super::tls::Tls;
 use crate::engine::handshake::{self, AnonymousAuth, HandshakeOutcome};
 
 /// Read buffer size per connection.
@@ -64,6 +67,8 @@ pub struct Handoff {
     pub join: JoinRequest,
     pub transport_details: Dict,
     pub permit: ConnPermit,
+    /// The TLS session, if the transport is TLS.
+    pub tls: Option<Tls>,
 }
 
 /// The admitted identity from HELLO processing.
@@ -85,6 +90,8 @@ enum OpenError {
     Io(std::io::Error),
     #[error("{0}")]
     Rejected(&'static str),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Phase 1 for a freshly accepted connection.
@@ -93,7 +100,7 @@ pub async fn open(shard: Rc<Shard>, mut stream: Stream, kind: SocketKind, transp
     let timeout = setup.open_handshake_timeout;
     let result = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer)).await;
     match result {
-        Some(Ok(Some((framer, serializer, join, transport_details)))) => {
+        Some(Ok(Some((framer, serializer, join, transport_details, tls)))) => {
             let home = shard.home_shard_of(&join.realm);
             // The stream's fd stays open through the dup; dropping the stream closes the original.
             let fd = match dup(stream.fd()) {
@@ -104,7 +111,7 @@ pub async fn open(shard: Rc<Shard>, mut stream: Stream, kind: SocketKind, transp
                 }
             };
             drop(stream);
-            let h = Handoff { fd, kind, transport, framer, serializer, join, transport_details, permit };
+            let h = Handoff { fd, kind, transport, framer, serializer, join, transport_details, permit, tls };
             shard.route_handoff(home, h).await;
         }
         Some(Ok(None)) => {
@@ -122,28 +129,76 @@ pub async fn open(shard: Rc<Shard>, mut stream: Stream, kind: SocketKind, transp
     }
 }
 
-type Opened = Option<(Framer, Serializer, JoinRequest, Dict)>;
+type Opened = Option<(Framer, Serializer, JoinRequest, Dict, Option<Tls>)>;
+
+/// I/O of the opening phase: plain, or through TLS.
+struct OpeningIo<'a> {
+    stream: &'a mut Stream,
+    tls: Option<Tls>,
+    raw: Vec<u8>,
+    cipher: Vec<u8>,
+}
+
+impl OpeningIo<'_> {
+    /// Reads until at least one byte of plaintext arrived; returns it.
+    async fn recv(&mut self, plain: &mut Vec<u8>) -> Result<(), OpenError> {
+        plain.clear();
+        while plain.is_empty() {
+            let n = self.stream.read(&mut self.raw).await.map_err(OpenError::Io)?;
+            if n == 0 {
+                return Err(OpenError::Closed);
+            }
+            match &mut self.tls {
+                None => plain.extend_from_slice(&self.raw[..n]),
+                Some(tls) => {
+                    let r = tls.feed(&self.raw[..n], plain);
+                    self.cipher.clear();
+                    tls.take_ciphertext(&mut self.cipher);
+                    if !self.cipher.is_empty() {
+                        self.stream.write_all(&self.cipher).await.map_err(OpenError::Io)?;
+                    }
+                    r.map_err(|e| OpenError::Tls(e.to_string()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes plaintext.
+    async fn send(&mut self, data: &[u8]) -> Result<(), OpenError> {
+        match &mut self.tls {
+            None => self.stream.write_all(data).await.map_err(OpenError::Io),
+            Some(tls) => {
+                self.cipher.clear();
+                tls.encrypt(data, &mut self.cipher).map_err(|e| OpenError::Tls(e.to_string()))?;
+                self.stream.write_all(&self.cipher).await.map_err(OpenError::Io)
+            }
+        }
+    }
+}
 
 async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, peer: &str) -> Result<Opened, OpenError> {
     let setup = &shard.setup.transports[transport];
+    let tls = match &setup.tls {
+        Some(cfg) => Some(Tls::new(cfg).map_err(|e| OpenError::Tls(e.to_string()))?),
+        None => None,
+    };
+    let mut io = OpeningIo { stream, tls, raw: vec![0u8; 16 * 1024], cipher: Vec::new() };
+    let mut plain = Vec::with_capacity(16 * 1024);
     let mut hs = TransportHandshake::new(setup);
-    let mut buf = vec![0u8; 16 * 1024];
     // Transport handshake.
     let (mut framer, serializer, mut details, anonymous_role) = loop {
-        let n = stream.read(&mut buf).await.map_err(OpenError::Io)?;
-        if n == 0 {
-            return Err(OpenError::Closed);
-        }
-        match hs.feed(&buf[..n]) {
+        io.recv(&mut plain).await?;
+        match hs.feed(&plain) {
             HandshakeStep::NeedMore => continue,
             HandshakeStep::Reject { reply, reason } => {
                 if !reply.is_empty() {
-                    let _ = stream.write_all(&reply).await;
+                    let _ = io.send(&reply).await;
                 }
                 return Err(OpenError::Rejected(reason));
             }
             HandshakeStep::Done { reply, framer, serializer, details, anonymous_role } => {
-                stream.write_all(&reply).await.map_err(OpenError::Io)?;
+                io.send(&reply).await?;
                 break (framer, serializer, details, anonymous_role);
             }
         }
@@ -152,6 +207,12 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
     details.insert("peer".into(), Value::from(peer.to_owned()));
     details.insert("transport_id".into(), Value::from(setup.id.clone()));
     details.insert("serializer".into(), Value::from(serializer.name()));
+    if let Some(tls) = &io.tls {
+        details.insert("tls".into(), Value::Bool(true));
+        if let Some(v) = tls.version() {
+            details.insert("tls_version".into(), Value::from(v));
+        }
+    }
     // First WAMP message.
     let sender = framer.sender();
     loop {
@@ -159,18 +220,19 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             Err(_) => {
                 let mut out = Vec::new();
                 framer.drain_transmit(&mut out);
-                let _ = stream.write_all(&out).await;
+                let _ = io.send(&out).await;
                 return Err(OpenError::Rejected("framing error before HELLO"));
             }
             Ok(Some(FrameEvent::Message(bytes))) => {
+                let auth = AnonymousAuth { role: anonymous_role.clone() };
                 let outcome = match serializer.decode(&bytes) {
-                    Ok(msg) => handshake::process_hello_from(serializer, msg, |r| shard.setup.realm(r).is_some(), &AnonymousAuth { role: anonymous_role.clone() }),
+                    Ok(msg) => handshake::process_hello_from(serializer, msg, |r| shard.setup.realm(r).is_some(), &auth),
                     Err(e) => HandshakeOutcome::Abort(handshake::abort_message("wamp.error.protocol_violation", &e.to_string())),
                 };
                 match outcome {
                     HandshakeOutcome::Join { realm, authid, authrole, authmethod, authprovider, details: hello_details } => {
                         let join = JoinRequest { realm, authid, authrole, authmethod, authprovider, hello_details };
-                        return Ok(Some((framer, serializer, join, details)));
+                        return Ok(Some((framer, serializer, join, details, io.tls)));
                     }
                     HandshakeOutcome::Abort(abort) => {
                         let mut out = Vec::new();
@@ -178,7 +240,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                             let _ = sender.message(&bytes, &mut out);
                         }
                         sender.close(Some(1000), "", &mut out);
-                        let _ = stream.write_all(&out).await;
+                        let _ = io.send(&out).await;
                         return Ok(None);
                     }
                 }
@@ -186,21 +248,18 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             Ok(Some(FrameEvent::Ping)) => {
                 let mut out = Vec::new();
                 framer.drain_transmit(&mut out);
-                stream.write_all(&out).await.map_err(OpenError::Io)?;
+                io.send(&out).await?;
             }
             Ok(Some(FrameEvent::Pong)) => {}
             Ok(Some(FrameEvent::Close { .. })) => {
                 let mut out = Vec::new();
                 framer.drain_transmit(&mut out);
-                let _ = stream.write_all(&out).await;
+                let _ = io.send(&out).await;
                 return Err(OpenError::Closed);
             }
             Ok(None) => {
-                let n = stream.read(&mut buf).await.map_err(OpenError::Io)?;
-                if n == 0 {
-                    return Err(OpenError::Closed);
-                }
-                framer.feed(&buf[..n]);
+                io.recv(&mut plain).await?;
+                framer.feed(&plain);
             }
         }
     }
@@ -253,7 +312,8 @@ impl Conn {
 
 /// Phase 3: serve an established session on its home shard.
 pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
-    let Handoff { fd, kind, transport, mut framer, serializer, join, transport_details, permit } = h;
+    let Handoff { fd, kind, transport, mut framer, serializer, join, transport_details, permit, tls } = h;
+    let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
     let setup = shard.setup.transports[transport].clone();
     let write_fd = match dup(fd) {
         Ok(f) => f,
@@ -282,6 +342,10 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             let _ = sender.message(&bytes, &mut out);
         }
         sender.close(Some(1000), "", &mut out);
+        if let Some(tls) = &tls {
+            let plain = std::mem::take(&mut out);
+            let _ = tls.borrow_mut().encrypt(&plain, &mut out);
+        }
         let _ = wstream.write_all(&out).await;
         return;
     }
@@ -309,10 +373,13 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
 
     // Writer task.
     let wconn = conn.clone();
+    let wtls = tls.clone();
     let writer = glommio::spawn_local(async move {
         let mut spare = Vec::with_capacity(4096);
+        let mut cipher = Vec::new();
         loop {
-            if wconn.out.is_idle() {
+            let tls_pending = wtls.as_ref().is_some_and(|t| t.borrow().wants_write());
+            if wconn.out.is_idle() && !tls_pending {
                 match wconn.out.state() {
                     OutState::Open => {}
                     OutState::Closing | OutState::Closed => break,
@@ -324,7 +391,17 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
                 break;
             }
             wconn.out.take(&mut spare);
-            if wstream.write_all(&spare).await.is_err() {
+            let wire = match &wtls {
+                None => &spare,
+                Some(t) => {
+                    cipher.clear();
+                    if t.borrow_mut().encrypt(&spare, &mut cipher).is_err() {
+                        break;
+                    }
+                    &cipher
+                }
+            };
+            if wstream.write_all(wire).await.is_err() {
                 break;
             }
             wconn.out.written();
@@ -359,8 +436,8 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     });
 
     // Reader loop (this task).
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut tmp = vec![0u8; READ_CHUNK];
+    let mut plain = Vec::new();
     'outer: loop {
         // Drain everything already buffered.
         let mut handled = 0usize;
@@ -402,7 +479,6 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         if conn.out.state() != OutState::Open {
             break;
         }
-        let _ = &mut rbuf;
         let n = match rstream.read(&mut tmp).await {
             Ok(0) | Err(_) => {
                 conn.out.abort();
@@ -411,7 +487,22 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             Ok(n) => n,
         };
         conn.last_seen.set(Instant::now());
-        framer.feed(&tmp[..n]);
+        match &tls {
+            None => framer.feed(&tmp[..n]),
+            Some(t) => {
+                plain.clear();
+                let r = t.borrow_mut().feed(&tmp[..n], &mut plain);
+                framer.feed(&plain);
+                if t.borrow().wants_write() {
+                    conn.out.notify.notify();
+                }
+                if let Err(e) = r {
+                    tracing::debug!(%session, error = %e, "TLS error; closing");
+                    conn.out.close_after_flush();
+                    break;
+                }
+            }
+        }
     }
     host.detach(session);
     host.pump();

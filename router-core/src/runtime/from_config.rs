@@ -128,6 +128,7 @@ fn transport(i: usize, t: &TransportConfig) -> Result<TransportSetup, RouterErro
         open_handshake_timeout: open_timeout,
         max_handshake_size: MAX_HANDSHAKE_SIZE,
         limits,
+        tls: None,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod outbound;
 pub mod setup;
 pub mod shard;
 pub mod stream;
+pub mod tls;
 
 pub use directory::{SessionDirectory, SessionEntry};
 pub use node::RouterNode;

@@ -101,6 +101,8 @@ pub struct TransportSetup {
     /// Largest HTTP request head accepted in a WebSocket upgrade.
     pub max_handshake_size: usize,
     pub limits: ConnectionLimits,
+    /// TLS (`wss://`, RawSocket over TLS) when set.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Per-connection and per-transport limits.

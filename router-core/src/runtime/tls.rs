@@ -1,0 +1,149 @@
+//! TLS (rustls) for router transports.
+//!
+//! rustls's `ServerConnection` is itself sans-IO, so TLS slots into the
+//! connection pipeline without extra tasks: the reader task feeds ciphertext
+//! in and takes plaintext out for the framer; the writer task encrypts the
+//! connection's coalesced plaintext buffer at flush time, so one executor
+//! turn still ends in one write. On the home shard the state sits in an
+//! `Rc<RefCell<_>>` shared by the two tasks (one thread, no lock).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+
+use crate::RouterError;
+
+/// Where a transport's certificate, key and (optional) client CAs live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates for client certificates; non-empty = mutual TLS
+    /// (a client without a valid certificate is refused).
+    pub ca_certificates: Vec<PathBuf>,
+}
+
+/// Builds a rustls server config: TLS 1.2 and 1.3, rustls's safe default
+/// cipher suites, ALPN `http/1.1` for WebSocket.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError> {
+    let err = |what: &str, path: &Path, e: String| RouterError::Setup(format!("TLS {what} {}: {e}", path.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.certificate)
+        .map_err(|e| err("certificate", &files.certificate, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err("certificate", &files.certificate, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("certificate", &files.certificate, "no certificate found in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| err("key", &files.key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RouterError::Setup(format!("TLS: {e}")))?;
+    let builder = if files.ca_certificates.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        for path in &files.ca_certificates {
+            for c in CertificateDer::pem_file_iter(path).map_err(|e| err("CA certificate", path, e.to_string()))? {
+                let c = c.map_err(|e| err("CA certificate", path, e.to_string()))?;
+                roots.add(c).map_err(|e| err("CA certificate", path, e.to_string()))?;
+            }
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| RouterError::Setup(format!("TLS client verifier: {e}")))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| err("certificate/key pair", &files.certificate, e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A TLS server session.
+pub struct Tls {
+    conn: ServerConnection,
+}
+
+/// A fatal TLS error; any alert to send has been queued (see [`Tls::take_ciphertext`]).
+#[derive(Debug, thiserror::Error)]
+#[error("TLS: {0}")]
+pub struct TlsError(String);
+
+impl Tls {
+    /// A new session for an accepted connection.
+    pub fn new(config: &Arc<ServerConfig>) -> Result<Tls, TlsError> {
+        ServerConnection::new(config.clone()).map(|conn| Tls { conn }).map_err(|e| TlsError(e.to_string()))
+    }
+
+    /// Feeds received ciphertext; appends the plaintext it yields to `plain`.
+    pub fn feed(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<(), TlsError> {
+        while !data.is_empty() {
+            self.conn.read_tls(&mut data).map_err(|e| TlsError(e.to_string()))?;
+            let state = self.conn.process_new_packets().map_err(|e| TlsError(e.to_string()))?;
+            let n = state.plaintext_bytes_to_read();
+            if n > 0 {
+                let start = plain.len();
+                plain.resize(start + n, 0);
+                self.conn.reader().read_exact(&mut plain[start..]).map_err(|e| TlsError(e.to_string()))?;
+            }
+            if state.peer_has_closed() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encrypts `plain` (appending records to `out`).
+    pub fn encrypt(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), TlsError> {
+        if !plain.is_empty() {
+            self.conn.writer().write_all(plain).map_err(|e| TlsError(e.to_string()))?;
+        }
+        self.take_ciphertext(out);
+        Ok(())
+    }
+
+    /// Appends whatever TLS wants to send (handshake, alerts, records).
+    pub fn take_ciphertext(&mut self, out: &mut Vec<u8>) {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(out).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// True if TLS has bytes to send.
+    pub fn wants_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
+    /// True until the TLS handshake is complete.
+    pub fn is_handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
+    /// RFC 9266 `tls-exporter` channel binding (32 bytes), for WAMP-cryptosign.
+    pub fn channel_binding(&self) -> Option<Vec<u8>> {
+        let mut out = [0u8; 32];
+        self.conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).ok()?;
+        Some(out.to_vec())
+    }
+
+    /// The client's certificate (DER), if it presented one.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        self.conn.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec())
+    }
+
+    /// Negotiated protocol version, e.g. `TLSv1_3`.
+    pub fn version(&self) -> Option<String> {
+        self.conn.protocol_version().map(|v| format!("{v:?}"))
+    }
+}
