@@ -30,9 +30,11 @@
 //! **What it is not.** It starts nothing, opens no sockets and reads no
 //! environment variables: the runtime and CLI consume the typed config. It
 //! does not run Crossbar's other worker types (`container`, `guest`, ...), web
-//! services other than WebSocket, TLS, or authentication methods other than
-//! anonymous: those parse, and are reported as validation errors saying they
-//! are not supported (yet).
+//! services other than WebSocket, or the `cookie`/`function` authentication
+//! variants: those parse, and are reported as validation errors saying they
+//! are not supported (yet). It parses TLS endpoints and authentication
+//! methods (anonymous, ticket, wampcra, cryptosign, scram, tls) but opens no
+//! key files and computes nothing: `wamp-auth` and the runtime do.
 //!
 //! ```
 //! let cfg = junction_config::default_config();

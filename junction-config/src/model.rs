@@ -132,7 +132,11 @@ pub struct RouterOptions {
 
 impl Default for RouterOptions {
     fn default() -> Self {
-        RouterOptions { shards: None, pin_cores: true, title: None }
+        RouterOptions {
+            shards: None,
+            pin_cores: true,
+            title: None,
+        }
     }
 }
 
@@ -439,6 +443,7 @@ pub struct WebTransport {
 
 /// One service of a `web` transport.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // config data, built once
 pub enum WebService {
     /// `type: websocket`.
     WebSocket(WebSocketService),
@@ -473,12 +478,25 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Default lifetime of an authentication challenge (`auth.options.challenge_timeout`).
+pub const DEFAULT_CHALLENGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default number of failed authentications a peer address may have per
+/// [`DEFAULT_AUTH_FAILURE_WINDOW`] (`auth.options.max_failures`).
+pub const DEFAULT_AUTH_MAX_FAILURES: u32 = 10;
+/// Default failure window (`auth.options.failure_window`).
+pub const DEFAULT_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Default number of peer addresses whose failures are remembered
+/// (`auth.options.max_tracked_peers`).
+pub const DEFAULT_AUTH_MAX_TRACKED_PEERS: usize = 65_536;
+
 /// The `auth` block of a WAMP transport/service. A transport without an
 /// `auth` block accepts anonymous sessions as role `anonymous` (as Crossbar).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransportAuth {
     /// Methods in file order.
     pub methods: Vec<AuthMethod>,
+    /// Junction: handshake settings (`auth.options`).
+    pub options: AuthOptions,
 }
 
 impl Default for TransportAuth {
@@ -486,38 +504,257 @@ impl Default for TransportAuth {
         TransportAuth {
             methods: vec![AuthMethod::Anonymous {
                 role: "anonymous".to_string(),
+                authid: None,
+                realm: None,
             }],
+            options: AuthOptions::default(),
         }
     }
 }
 
 impl TransportAuth {
-    /// Role given to anonymous sessions, if anonymous auth is enabled.
+    /// Role given to anonymous sessions, if static anonymous auth is enabled.
     pub fn anonymous_role(&self) -> Option<&str> {
         self.methods.iter().find_map(|m| match m {
-            AuthMethod::Anonymous { role } => Some(role.as_str()),
+            AuthMethod::Anonymous { role, .. } => Some(role.as_str()),
             _ => None,
         })
     }
+
+    /// The method configured under `name` (`anonymous`, `ticket`,
+    /// `wampcra`, `cryptosign`, `scram`, `tls`), if any.
+    pub fn method(&self, name: &str) -> Option<&AuthMethod> {
+        self.methods.iter().find(|m| m.name() == name)
+    }
 }
 
-/// One authentication method.
+/// Junction extension: `auth.options`, settings of the authentication
+/// handshake of one transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthOptions {
+    /// A CHALLENGE must be answered within this time (default 60 s).
+    pub challenge_timeout: Duration,
+    /// Failed authentications allowed per peer address and window
+    /// (default 10); further attempts are refused until the window passes.
+    pub max_failures: u32,
+    /// The window for `max_failures` (default 60 s).
+    pub failure_window: Duration,
+    /// Peer addresses whose failures are remembered; the oldest entry is
+    /// forgotten beyond this (default 65,536).
+    pub max_tracked_peers: usize,
+}
+
+impl Default for AuthOptions {
+    fn default() -> Self {
+        AuthOptions {
+            challenge_timeout: DEFAULT_CHALLENGE_TIMEOUT,
+            max_failures: DEFAULT_AUTH_MAX_FAILURES,
+            failure_window: DEFAULT_AUTH_FAILURE_WINDOW,
+            max_tracked_peers: DEFAULT_AUTH_MAX_TRACKED_PEERS,
+        }
+    }
+}
+
+/// One authentication method of a transport (a key of the `auth` block).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthMethod {
     /// `anonymous` with `type: static`.
     Anonymous {
         /// Role given to the session (default `anonymous`).
         role: String,
+        /// Fixed authid (Crossbar's `authid`); `None` = the client's
+        /// requested authid, else a generated one.
+        authid: Option<String>,
+        /// Realm to join instead of the requested one (Crossbar's `realm`).
+        realm: Option<String>,
     },
-    /// A method whose shape was checked but which Junction does not support
-    /// yet (`ticket`, `wampcra`, `cryptosign`, `scram`, `tls`, dynamic
-    /// `anonymous`); validation reports it.
+    /// `anonymous` with `type: dynamic`.
+    AnonymousDynamic(DynamicAuthenticator),
+    /// `ticket`: the client sends a shared secret (a password or token).
+    Ticket(AuthProvider<TicketPrincipal>),
+    /// `wampcra`: HMAC-SHA256 challenge-response, optionally with
+    /// PBKDF2-salted secrets.
+    WampCra(AuthProvider<WampCraUser>),
+    /// `cryptosign`: Ed25519 signature over a random challenge.
+    Cryptosign(AuthProvider<CryptosignPrincipal>),
+    /// `scram`: WAMP-SCRAM (SHA-256, argon2id or PBKDF2 salted passwords).
+    Scram(AuthProvider<ScramPrincipal>),
+    /// `tls`: the TLS client certificate identifies the principal.
+    Tls(AuthProvider<TlsPrincipal>),
+    /// A method whose shape was checked but which Junction does not
+    /// support (`cookie`, `cryptosign-proxy`, `type: function`, cryptosign
+    /// `trustroots`); validation reports it.
     Unsupported {
-        /// The method key, e.g. `ticket`.
+        /// The method key, e.g. `cookie`.
         method: String,
         /// Its `type` (`static`/`dynamic`/...), if given.
         kind: Option<String>,
     },
+}
+
+impl AuthMethod {
+    /// The `authmethod` name as clients announce it.
+    pub fn name(&self) -> &str {
+        match self {
+            AuthMethod::Anonymous { .. } | AuthMethod::AnonymousDynamic(_) => "anonymous",
+            AuthMethod::Ticket(_) => "ticket",
+            AuthMethod::WampCra(_) => "wampcra",
+            AuthMethod::Cryptosign(_) => "cryptosign",
+            AuthMethod::Scram(_) => "scram",
+            AuthMethod::Tls(_) => "tls",
+            AuthMethod::Unsupported { method, .. } => method,
+        }
+    }
+}
+
+/// Where the principals of a method come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthProvider<P> {
+    /// `type: static`: principals listed in the config, by authid, in file
+    /// order.
+    Static(IndexMap<String, P>),
+    /// `type: dynamic`: a WAMP procedure decides.
+    Dynamic(DynamicAuthenticator),
+}
+
+/// `type: dynamic`: the router calls `authenticator(realm, authid, details)`
+/// and expects a role (string) or a dict `{role, authid?, realm?, extra?,
+/// ...}`, or an error to deny.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicAuthenticator {
+    /// URI of the procedure (`authenticator`).
+    pub authenticator: String,
+    /// Realm the procedure is registered on (`authenticator-realm`);
+    /// `None` = the realm the client asked for.
+    pub authenticator_realm: Option<String>,
+    /// Role the router calls the authenticator as (`authenticator-role`);
+    /// `None` = unspecified (the runtime decides, e.g. a trusted role).
+    pub authenticator_role: Option<String>,
+}
+
+/// A static `ticket` principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketPrincipal {
+    /// The secret ticket.
+    pub ticket: String,
+    /// Role the session gets.
+    pub role: String,
+    /// Realm the session joins instead of the requested one.
+    pub realm: Option<String>,
+}
+
+/// A static `wampcra` user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WampCraUser {
+    /// The shared secret (the password when `salt` is set).
+    pub secret: String,
+    /// Role the session gets.
+    pub role: String,
+    /// Realm the session joins instead of the requested one.
+    pub realm: Option<String>,
+    /// PBKDF2 parameters when the secret is salted (Crossbar uses them only
+    /// when `salt`, `iterations` and `keylen` are all given).
+    pub salt: Option<WampCraSalt>,
+}
+
+/// PBKDF2-HMAC-SHA256 parameters of a salted WAMP-CRA secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WampCraSalt {
+    /// The salt (used as UTF-8 bytes, as Autobahn does).
+    pub salt: String,
+    /// PBKDF2 iterations (1..=1,000,000).
+    pub iterations: u32,
+    /// Derived key length in bytes (1..=256).
+    pub keylen: u32,
+}
+
+/// A static `cryptosign` principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptosignPrincipal {
+    /// Ed25519 public keys (64 hex digits each, lowercased).
+    pub authorized_keys: Vec<String>,
+    /// Role the session gets.
+    pub role: String,
+    /// Realm the session joins instead of the requested one.
+    pub realm: Option<String>,
+}
+
+/// Key derivation function of a SCRAM credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScramKdf {
+    /// `argon2id-13`: Argon2id version 1.3, parallelism 1.
+    Argon2id13,
+    /// `pbkdf2`: PBKDF2-HMAC-SHA256.
+    Pbkdf2,
+}
+
+impl ScramKdf {
+    /// Config and wire name (`argon2id-13`, `pbkdf2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScramKdf::Argon2id13 => "argon2id-13",
+            ScramKdf::Pbkdf2 => "pbkdf2",
+        }
+    }
+}
+
+/// A static `scram` principal (what Autobahn's `derive_scram_credential`
+/// prints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramPrincipal {
+    /// The KDF the client must use.
+    pub kdf: ScramKdf,
+    /// KDF iterations (time cost).
+    pub iterations: u32,
+    /// Argon2 memory cost in KiB (ignored for PBKDF2).
+    pub memory: u32,
+    /// The salt, hex (lowercased).
+    pub salt: String,
+    /// `stored-key`: SHA-256(ClientKey), 64 hex digits (lowercased).
+    pub stored_key: String,
+    /// `server-key`: HMAC(SaltedPassword, "Server Key"), 64 hex digits.
+    pub server_key: String,
+    /// Role the session gets.
+    pub role: String,
+    /// Realm the session joins instead of the requested one.
+    pub realm: Option<String>,
+}
+
+/// A static `tls` principal: matched by certificate fingerprint or subject
+/// common name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPrincipal {
+    /// `certificate-sha1`: SHA-1 fingerprint of the client certificate
+    /// (DER), 40 hex digits, normalized to upper case without colons.
+    pub certificate_sha1: Option<String>,
+    /// Junction: `certificate-cn`, the subject common name to accept.
+    pub certificate_cn: Option<String>,
+    /// Role the session gets.
+    pub role: String,
+    /// Realm the session joins instead of the requested one.
+    pub realm: Option<String>,
+}
+
+/// TLS settings of a listening TCP endpoint (`endpoint.tls`). Paths are
+/// not opened while parsing: the runtime loads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM private key file (`key`).
+    pub key: PathBuf,
+    /// PEM server certificate file (`certificate`).
+    pub certificate: PathBuf,
+    /// Intermediate certificates sent after `certificate`
+    /// (`chain_certificates`).
+    pub chain_certificates: Vec<PathBuf>,
+    /// CA certificates client certificates are verified against
+    /// (`ca_certificates`); empty = client certificates are not requested.
+    pub ca_certificates: Vec<PathBuf>,
+    /// Refuse clients without a valid certificate (Junction:
+    /// `require_client_certificate`; default `true` when `ca_certificates`
+    /// is given, as Crossbar).
+    pub require_client_cert: bool,
+    /// OpenSSL cipher list (`ciphers`), kept verbatim for the runtime.
+    pub ciphers: Option<String>,
 }
 
 /// A listening endpoint.
@@ -533,6 +770,8 @@ pub enum Endpoint {
         backlog: u32,
         /// `SO_REUSEPORT` (default `false`).
         shared: bool,
+        /// TLS (`tls`); `None` = plain TCP.
+        tls: Option<TlsConfig>,
     },
     /// `type: unix`.
     Unix {

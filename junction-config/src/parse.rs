@@ -517,6 +517,7 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
             port: 0,
             backlog: DEFAULT_BACKLOG,
             shared: false,
+            tls: None,
         },
         limits: ConnectionLimits::default(),
     };
@@ -638,8 +639,8 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
                         &[
                             ("access_log", "not used"),
                             ("display_tracebacks", "not used"),
-                            ("hsts", "TLS is not supported yet"),
-                            ("hsts_max_age", "TLS is not supported yet"),
+                            ("hsts", "Junction sends no HSTS header"),
+                            ("hsts_max_age", "Junction sends no HSTS header"),
                             ("client_timeout", "not used"),
                         ],
                         d,
@@ -864,9 +865,16 @@ fn parse_auth(m: &Map, path: &str, d: &mut Diags) -> TransportAuth {
     let Some(am) = object(v, &ap, d) else {
         return TransportAuth::default();
     };
-    let mut methods = Vec::new();
+    let mut auth = TransportAuth {
+        methods: Vec::new(),
+        options: AuthOptions::default(),
+    };
     for (key, cfg) in am {
         let mp = join(&ap, key);
+        if key == "options" {
+            auth.options = parse_auth_options(cfg, &mp, d);
+            continue;
+        }
         if !AUTH_METHODS.contains(&key.as_str()) {
             d.error(
                 &mp,
@@ -880,76 +888,468 @@ fn parse_auth(m: &Map, path: &str, d: &mut Diags) -> TransportAuth {
         let Some(cm) = object(cfg, &mp, d) else {
             continue;
         };
-        let kind = opt_str(cm, "type", &mp, d);
-        if key == "anonymous" {
-            check_keys(cm, &mp, &["type", "role", "authenticator"], &[], d);
-            let role = opt_str(cm, "role", &mp, d).unwrap_or_else(|| "anonymous".to_string());
-            match kind.as_deref() {
-                None | Some("static") => methods.push(AuthMethod::Anonymous { role }),
-                Some("dynamic") => methods.push(AuthMethod::Unsupported {
-                    method: key.clone(),
-                    kind,
-                }),
-                Some(other) => d.error(
-                    join(&mp, "type"),
-                    format!("invalid type '{other}': expected 'static' or 'dynamic'"),
-                ),
-            }
-            continue;
+        if let Some(method) = parse_auth_method(key, cm, &mp, d) {
+            auth.methods.push(method);
         }
-        // Shape check only: these methods are reported as unsupported by
-        // validation.
-        match kind.as_deref() {
-            None => d.error(
-                join(&mp, "type"),
+    }
+    auth
+}
+
+fn parse_auth_options(v: &Value, path: &str, d: &mut Diags) -> AuthOptions {
+    let mut o = AuthOptions::default();
+    let Some(m) = object(v, path, d) else {
+        return o;
+    };
+    check_keys(
+        m,
+        path,
+        &[
+            "challenge_timeout",
+            "max_failures",
+            "failure_window",
+            "max_tracked_peers",
+        ],
+        &[],
+        d,
+    );
+    if let Some(t) = opt_ms(m, "challenge_timeout", path, d) {
+        o.challenge_timeout = t;
+    }
+    if let Some(n) = opt_uint(m, "max_failures", path, u32::MAX as u64, d) {
+        o.max_failures = n as u32;
+    }
+    if let Some(t) = opt_ms(m, "failure_window", path, d) {
+        o.failure_window = t;
+    }
+    if let Some(n) = opt_uint(m, "max_tracked_peers", path, usize::MAX as u64, d) {
+        o.max_tracked_peers = n as usize;
+    }
+    o
+}
+
+/// Keys of a dynamic authenticator block.
+const DYNAMIC_KEYS: &[&str] = &[
+    "type",
+    "authenticator",
+    "authenticator-realm",
+    "authenticator-role",
+];
+
+fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<AuthMethod> {
+    let kind = opt_str(cm, "type", mp, d);
+    let unsupported = |kind: Option<String>| AuthMethod::Unsupported {
+        method: key.to_string(),
+        kind,
+    };
+    if key == "cookie" || key == "cryptosign-proxy" {
+        return Some(unsupported(kind));
+    }
+    match kind.as_deref() {
+        None if key == "anonymous" => {}
+        None => {
+            d.error(
+                join(mp, "type"),
                 "missing required key 'type' ('static' or 'dynamic')",
-            ),
-            Some("static") => {
-                let needs: &[&str] = match key.as_str() {
-                    "ticket" | "cryptosign" | "scram" => &["principals"],
-                    "wampcra" => &["users"],
-                    _ => &[],
-                };
-                for k in needs {
-                    if !cm.contains_key(*k) {
-                        d.error(
-                            join(&mp, k),
-                            format!("missing required key '{k}' for static {key} authentication"),
-                        );
-                    }
-                }
-            }
-            Some("dynamic") => {
-                if let Some(a) = cm.get("authenticator") {
-                    if !a.is_string() {
-                        wrong_type(
-                            &join(&mp, "authenticator"),
-                            "a string (procedure URI)",
-                            a,
-                            d,
-                        );
-                    }
-                } else {
-                    d.error(
-                        join(&mp, "authenticator"),
-                        format!(
-                            "missing required key 'authenticator' for dynamic {key} authentication"
-                        ),
-                    );
-                }
-            }
-            Some("function") if key == "cryptosign" || key == "ticket" || key == "wampcra" => {}
-            Some(other) => d.error(
-                join(&mp, "type"),
-                format!("invalid type '{other}': expected 'static' or 'dynamic'"),
-            ),
+            );
+            return None;
         }
-        methods.push(AuthMethod::Unsupported {
-            method: key.clone(),
-            kind,
+        Some("static") | Some("dynamic") => {}
+        Some("function") => return Some(unsupported(kind)),
+        Some(other) => {
+            d.error(
+                join(mp, "type"),
+                format!(
+                    "invalid type '{other}': expected 'static' or 'dynamic'{}",
+                    suggest(other, &["static", "dynamic"])
+                ),
+            );
+            return None;
+        }
+    }
+    if kind.as_deref() == Some("dynamic") {
+        check_keys(cm, mp, DYNAMIC_KEYS, &[], d);
+        let dynamic = DynamicAuthenticator {
+            authenticator: req_str(cm, "authenticator", mp, d)?,
+            authenticator_realm: opt_str(cm, "authenticator-realm", mp, d),
+            authenticator_role: opt_str(cm, "authenticator-role", mp, d),
+        };
+        return Some(match key {
+            "anonymous" => AuthMethod::AnonymousDynamic(dynamic),
+            "ticket" => AuthMethod::Ticket(AuthProvider::Dynamic(dynamic)),
+            "wampcra" => AuthMethod::WampCra(AuthProvider::Dynamic(dynamic)),
+            "cryptosign" => AuthMethod::Cryptosign(AuthProvider::Dynamic(dynamic)),
+            "scram" => AuthMethod::Scram(AuthProvider::Dynamic(dynamic)),
+            _ => AuthMethod::Tls(AuthProvider::Dynamic(dynamic)),
         });
     }
-    TransportAuth { methods }
+    // type: static (or anonymous without a type).
+    match key {
+        "anonymous" => {
+            check_keys(cm, mp, &["type", "role", "authid", "realm"], &[], d);
+            Some(AuthMethod::Anonymous {
+                role: opt_str(cm, "role", mp, d).unwrap_or_else(|| "anonymous".to_string()),
+                authid: opt_str(cm, "authid", mp, d),
+                realm: opt_str(cm, "realm", mp, d),
+            })
+        }
+        "ticket" => {
+            check_keys(cm, mp, &["type", "principals"], &[], d);
+            let p = principals(cm, "principals", mp, d, |pm, pp, d| {
+                check_keys(pm, pp, &["ticket", "role", "realm"], &[], d);
+                Some(TicketPrincipal {
+                    ticket: req_str(pm, "ticket", pp, d)?,
+                    role: req_str(pm, "role", pp, d)?,
+                    realm: opt_str(pm, "realm", pp, d),
+                })
+            });
+            Some(AuthMethod::Ticket(AuthProvider::Static(p)))
+        }
+        "wampcra" => {
+            check_keys(cm, mp, &["type", "users"], &[], d);
+            let p = principals(cm, "users", mp, d, |pm, pp, d| {
+                check_keys(
+                    pm,
+                    pp,
+                    &["secret", "role", "realm", "salt", "iterations", "keylen"],
+                    &[],
+                    d,
+                );
+                let secret = req_str(pm, "secret", pp, d);
+                let role = req_str(pm, "role", pp, d);
+                let realm = opt_str(pm, "realm", pp, d);
+                let salt = opt_str(pm, "salt", pp, d);
+                let iterations = opt_uint(pm, "iterations", pp, 1_000_000, d);
+                let keylen = opt_uint(pm, "keylen", pp, 256, d);
+                let salt = match (salt, iterations, keylen) {
+                    (None, None, None) => None,
+                    (Some(salt), iterations, keylen) => {
+                        // Autobahn's defaults for derive_key.
+                        let iterations = iterations.unwrap_or(1000) as u32;
+                        let keylen = keylen.unwrap_or(32) as u32;
+                        if iterations == 0 {
+                            d.error(join(pp, "iterations"), "iterations must be at least 1");
+                        }
+                        if keylen == 0 {
+                            d.error(join(pp, "keylen"), "keylen must be at least 1");
+                        }
+                        Some(WampCraSalt {
+                            salt,
+                            iterations,
+                            keylen,
+                        })
+                    }
+                    (None, _, _) => {
+                        d.error(
+                            join(pp, "salt"),
+                            "'iterations'/'keylen' given without 'salt'",
+                        );
+                        None
+                    }
+                };
+                Some(WampCraUser {
+                    secret: secret?,
+                    role: role?,
+                    realm,
+                    salt,
+                })
+            });
+            Some(AuthMethod::WampCra(AuthProvider::Static(p)))
+        }
+        "cryptosign" => {
+            check_keys(cm, mp, &["type", "principals", "trustroots"], &[], d);
+            if cm.contains_key("trustroots") {
+                if cm.contains_key("principals") {
+                    d.error(
+                        join(mp, "trustroots"),
+                        "'principals' and 'trustroots' cannot both be given",
+                    );
+                }
+                return Some(AuthMethod::Unsupported {
+                    method: "cryptosign (trustroots)".to_string(),
+                    kind,
+                });
+            }
+            let p = principals(cm, "principals", mp, d, |pm, pp, d| {
+                check_keys(pm, pp, &["authorized_keys", "role", "realm"], &[], d);
+                let role = req_str(pm, "role", pp, d);
+                let realm = opt_str(pm, "realm", pp, d);
+                let kp = join(pp, "authorized_keys");
+                let mut keys = Vec::new();
+                match pm.get("authorized_keys") {
+                    None => d.error(&kp, "missing required key 'authorized_keys'"),
+                    Some(v) => {
+                        if let Some(list) = array(v, &kp, d) {
+                            for (i, k) in list.iter().enumerate() {
+                                let ip = index(&kp, i);
+                                match k.as_str() {
+                                    Some(s) if is_hex(s, 64) => keys.push(s.to_ascii_lowercase()),
+                                    Some(s) => d.error(
+                                        ip,
+                                        format!(
+                                            "invalid public key '{}': expected 64 hex digits (an Ed25519 public key)",
+                                            clip(s)
+                                        ),
+                                    ),
+                                    None => wrong_type(&ip, "a string (hex public key)", k, d),
+                                }
+                            }
+                            if list.is_empty() {
+                                d.error(&kp, "at least one authorized key is required");
+                            }
+                        }
+                    }
+                }
+                Some(CryptosignPrincipal {
+                    authorized_keys: keys,
+                    role: role?,
+                    realm,
+                })
+            });
+            Some(AuthMethod::Cryptosign(AuthProvider::Static(p)))
+        }
+        "scram" => {
+            check_keys(cm, mp, &["type", "principals"], &[], d);
+            let p = principals(cm, "principals", mp, d, |pm, pp, d| {
+                check_keys(
+                    pm,
+                    pp,
+                    &[
+                        "kdf",
+                        "iterations",
+                        "memory",
+                        "salt",
+                        "stored-key",
+                        "server-key",
+                        "role",
+                        "realm",
+                    ],
+                    &[],
+                    d,
+                );
+                let kdf = match req_str(pm, "kdf", pp, d).as_deref() {
+                    Some("argon2id-13") | Some("argon2id13") => Some(ScramKdf::Argon2id13),
+                    Some("pbkdf2") => Some(ScramKdf::Pbkdf2),
+                    Some(other) => {
+                        d.error(
+                            join(pp, "kdf"),
+                            format!(
+                                "invalid kdf '{}': expected 'argon2id-13' or 'pbkdf2'",
+                                clip(other)
+                            ),
+                        );
+                        None
+                    }
+                    None => None,
+                };
+                let iterations = req_uint(pm, "iterations", pp, u32::MAX as u64, d);
+                let memory = match kdf {
+                    Some(ScramKdf::Argon2id13) => req_uint(pm, "memory", pp, u32::MAX as u64, d),
+                    _ => Some(opt_uint(pm, "memory", pp, u32::MAX as u64, d).unwrap_or(0)),
+                };
+                if iterations == Some(0) {
+                    d.error(join(pp, "iterations"), "iterations must be at least 1");
+                }
+                let hex_key = |k: &str, len: Option<usize>, d: &mut Diags| -> Option<String> {
+                    let s = req_str(pm, k, pp, d)?;
+                    let ok = match len {
+                        Some(n) => is_hex(&s, n),
+                        None => {
+                            !s.is_empty()
+                                && s.len() % 2 == 0
+                                && s.len() <= 1024
+                                && is_hex(&s, s.len())
+                        }
+                    };
+                    if !ok {
+                        let what = match len {
+                            Some(n) => format!("{n} hex digits"),
+                            None => "an even number of hex digits".to_string(),
+                        };
+                        d.error(join(pp, k), format!("invalid {k}: expected {what}"));
+                        return None;
+                    }
+                    Some(s.to_ascii_lowercase())
+                };
+                let salt = hex_key("salt", None, d);
+                let stored_key = hex_key("stored-key", Some(64), d);
+                let server_key = hex_key("server-key", Some(64), d);
+                let role = req_str(pm, "role", pp, d);
+                let realm = opt_str(pm, "realm", pp, d);
+                Some(ScramPrincipal {
+                    kdf: kdf?,
+                    iterations: iterations? as u32,
+                    memory: memory? as u32,
+                    salt: salt?,
+                    stored_key: stored_key?,
+                    server_key: server_key?,
+                    role: role?,
+                    realm,
+                })
+            });
+            Some(AuthMethod::Scram(AuthProvider::Static(p)))
+        }
+        _ => {
+            // tls
+            check_keys(cm, mp, &["type", "principals"], &[], d);
+            let p = principals(cm, "principals", mp, d, |pm, pp, d| {
+                check_keys(
+                    pm,
+                    pp,
+                    &["certificate-sha1", "certificate-cn", "role", "realm"],
+                    &[],
+                    d,
+                );
+                let sha1 = opt_str(pm, "certificate-sha1", pp, d).and_then(|s| {
+                    let norm: String = s.chars().filter(|c| *c != ':').collect();
+                    if is_hex(&norm, 40) {
+                        Some(norm.to_ascii_uppercase())
+                    } else {
+                        d.error(
+                            join(pp, "certificate-sha1"),
+                            "invalid certificate-sha1: expected a SHA-1 fingerprint (40 hex digits, colons allowed)",
+                        );
+                        None
+                    }
+                });
+                let cn = opt_str(pm, "certificate-cn", pp, d);
+                if !pm.contains_key("certificate-sha1") && !pm.contains_key("certificate-cn") {
+                    d.error(
+                        join(pp, "certificate-sha1"),
+                        "missing required key 'certificate-sha1' (or Junction's 'certificate-cn')",
+                    );
+                }
+                Some(TlsPrincipal {
+                    certificate_sha1: sha1,
+                    certificate_cn: cn,
+                    role: req_str(pm, "role", pp, d)?,
+                    realm: opt_str(pm, "realm", pp, d),
+                })
+            });
+            Some(AuthMethod::Tls(AuthProvider::Static(p)))
+        }
+    }
+}
+
+/// Parses the principal map `key` (authid → principal) of a static method.
+fn principals<P>(
+    cm: &Map,
+    key: &str,
+    mp: &str,
+    d: &mut Diags,
+    mut parse: impl FnMut(&Map, &str, &mut Diags) -> Option<P>,
+) -> IndexMap<String, P> {
+    let mut out = IndexMap::new();
+    let pp = join(mp, key);
+    let Some(v) = cm.get(key) else {
+        d.error(
+            &pp,
+            format!("missing required key '{key}' for static authentication"),
+        );
+        return out;
+    };
+    let Some(pm) = object(v, &pp, d) else {
+        return out;
+    };
+    for (authid, pv) in pm {
+        let ip = join(&pp, authid);
+        if authid.is_empty() {
+            d.error(&ip, "authid must not be empty");
+            continue;
+        }
+        let Some(m) = object(pv, &ip, d) else {
+            continue;
+        };
+        if let Some(p) = parse(m, &ip, d) {
+            out.insert(authid.clone(), p);
+        }
+    }
+    out
+}
+
+fn parse_tls(v: &Value, path: &str, d: &mut Diags) -> Option<TlsConfig> {
+    let m = object(v, path, d)?;
+    check_keys(
+        m,
+        path,
+        &[
+            "key",
+            "certificate",
+            "chain_certificates",
+            "ca_certificates",
+            "require_client_certificate",
+            "ciphers",
+            "dhparam",
+        ],
+        &[],
+        d,
+    );
+    if m.contains_key("dhparam") {
+        d.warn(
+            join(path, "dhparam"),
+            "Crossbar option 'dhparam' is ignored by Junction (it offers no finite-field DH cipher suites)",
+        );
+    }
+    let paths = |k: &str, d: &mut Diags| -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let kp = join(path, k);
+        if let Some(v) = m.get(k) {
+            if let Some(list) = array(v, &kp, d) {
+                for (i, item) in list.iter().enumerate() {
+                    match item.as_str() {
+                        Some(s) if !s.is_empty() => out.push(PathBuf::from(s)),
+                        Some(_) => d.error(index(&kp, i), "path must not be empty"),
+                        None => wrong_type(&index(&kp, i), "a string (file path)", item, d),
+                    }
+                }
+            }
+        }
+        out
+    };
+    let chain_certificates = paths("chain_certificates", d);
+    let ca_certificates = paths("ca_certificates", d);
+    let key = req_str(m, "key", path, d);
+    let certificate = req_str(m, "certificate", path, d);
+    for (k, v) in [("key", &key), ("certificate", &certificate)] {
+        if v.as_deref() == Some("") {
+            d.error(join(path, k), "path must not be empty");
+        }
+    }
+    let require_client_cert =
+        opt_bool(m, "require_client_certificate", path, d).unwrap_or(!ca_certificates.is_empty());
+    if require_client_cert && ca_certificates.is_empty() {
+        d.error(
+            join(path, "require_client_certificate"),
+            "client certificates cannot be required without 'ca_certificates' to verify them against",
+        );
+    }
+    Some(TlsConfig {
+        key: PathBuf::from(key?),
+        certificate: PathBuf::from(certificate?),
+        chain_certificates,
+        ca_certificates,
+        require_client_cert,
+        ciphers: opt_str(m, "ciphers", path, d),
+    })
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// At most 40 characters of `s`, for messages.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn req_uint(m: &Map, key: &str, path: &str, max: u64, d: &mut Diags) -> Option<u64> {
+    if !m.contains_key(key) {
+        d.error(join(path, key), format!("missing required key '{key}'"));
+        return None;
+    }
+    opt_uint(m, key, path, max, d)
 }
 
 fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
@@ -972,12 +1372,9 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
                 &[],
                 d,
             );
-            if m.contains_key("tls") {
-                d.error(
-                    join(path, "tls"),
-                    "TLS endpoints are not supported yet: terminate TLS in front of Junction",
-                );
-            }
+            let tls = m
+                .get("tls")
+                .and_then(|t| parse_tls(t, &join(path, "tls"), d));
             let mut v6 = false;
             if let Some(ver) = opt_uint(m, "version", path, u64::MAX, d) {
                 match ver {
@@ -998,10 +1395,7 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
                 match s.parse::<IpAddr>() {
                     Ok(a) => {
                         if a.is_ipv6() != v6 && m.contains_key("version") {
-                            d.error(
-                                join(path, "interface"),
-                                format!("interface '{s}' does not match 'version'"),
-                            );
+                            d.error(join(path, "interface"), format!("interface '{s}' does not match 'version'"));
                         }
                         interface = a;
                     }
@@ -1055,6 +1449,7 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
                 port,
                 backlog,
                 shared,
+                tls,
             })
         }
         "unix" => {

@@ -85,7 +85,8 @@ fn base_is_valid() {
             interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 8080,
             backlog: 1024,
-            shared: false
+            shared: false,
+            tls: None
         }
     );
     assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
@@ -281,7 +282,10 @@ fn expected_full() -> NodeConfig {
                         auth: TransportAuth {
                             methods: vec![AuthMethod::Anonymous {
                                 role: "anonymous".into(),
+                                authid: None,
+                                realm: None,
                             }],
+                            options: AuthOptions::default(),
                         },
                     }),
                     endpoint: Endpoint::Tcp {
@@ -289,6 +293,7 @@ fn expected_full() -> NodeConfig {
                         port: 9000,
                         backlog: 512,
                         shared: false,
+                        tls: None,
                     },
                     limits: ConnectionLimits {
                         max_connections: 1000,
@@ -309,7 +314,10 @@ fn expected_full() -> NodeConfig {
                         auth: TransportAuth {
                             methods: vec![AuthMethod::Anonymous {
                                 role: "backend".into(),
+                                authid: None,
+                                realm: None,
                             }],
+                            options: AuthOptions::default(),
                         },
                     }),
                     endpoint: Endpoint::Unix {
@@ -326,6 +334,7 @@ fn expected_full() -> NodeConfig {
                         port: 8080,
                         backlog: 1024,
                         shared: true,
+                        tls: None,
                     },
                     limits: ConnectionLimits {
                         max_connections: 20000,
@@ -399,8 +408,8 @@ fn bad_example_reports_every_problem_at_once() {
             "smaller than",
         ),
         (
-            "workers[0].transports[2].auth.ticket",
-            "authentication method ticket (static) is not supported yet",
+            "workers[0].transports[2].auth.ticket.principals.joe.role",
+            "missing required key 'role'",
         ),
         ("workers[0].transports[3].endpoint.port", "conflicts with"),
         (
@@ -452,7 +461,9 @@ fn crossbar_default_reports_only_the_unsupported_parts() {
         .iter()
         .find(|w| w.location == "workers[0].transports[0].paths.ws.serializers[2]")
         .expect("ubjson warning");
-    assert!(ubjson.message.contains("valid in Crossbar but not supported"));
+    assert!(ubjson
+        .message
+        .contains("valid in Crossbar but not supported"));
     // Ignored Crossbar options are warnings, not errors.
     let warned: Vec<&str> = errs.warnings.iter().map(|w| w.location.as_str()).collect();
     for key in ["enable_webstatus", "auto_fragment_size", "fail_by_drop"] {
@@ -602,8 +613,8 @@ fn ports_and_endpoints() {
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["tls"] = json!({"key": "k"}));
     assert_single(
         &errs,
-        "workers[0].transports[0].endpoint.tls",
-        "TLS endpoints are not supported",
+        "workers[0].transports[0].endpoint.tls.certificate",
+        "missing required key 'certificate'",
     );
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["backlog"] = json!(0));
     assert_single(
@@ -658,8 +669,17 @@ fn serializers() {
     let mut v = base();
     w0(&mut v)["transports"][0]["serializers"] = json!(["json", "ubjson"]);
     let cfg = parse_value(&v).expect("ubjson is ignored, not an error");
-    let w = cfg.warnings.iter().find(|w| w.location == "workers[0].transports[0].serializers[1]").expect("warning");
-    assert!(w.message.contains("'ubjson' is valid in Crossbar but not supported by Junction"), "{}", w.message);
+    let w = cfg
+        .warnings
+        .iter()
+        .find(|w| w.location == "workers[0].transports[0].serializers[1]")
+        .expect("warning");
+    assert!(
+        w.message
+            .contains("'ubjson' is valid in Crossbar but not supported by Junction"),
+        "{}",
+        w.message
+    );
     let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!(["jsno"]));
     assert_single(
         &errs,
@@ -931,21 +951,17 @@ fn transports_and_web_services() {
 fn authentication() {
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["auth"] = json!({
-            "wampcra": {"type": "static", "users": {}},
-            "cryptosign": {"type": "dynamic", "authenticator": "com.example.auth"}
+            "cookie": {},
+            "cryptosign": {"type": "function", "create": "x.y"}
         });
     });
     assert_eq!(errs.len(), 2, "{errs}");
     assert!(errs
-        .at("workers[0].transports[0].auth.wampcra")
-        .is_some_and(
-            |e| e.message == "authentication method wampcra (static) is not supported yet"
-        ));
+        .at("workers[0].transports[0].auth.cookie")
+        .is_some_and(|e| e.message.contains("cookie is not supported")));
     assert!(errs
         .at("workers[0].transports[0].auth.cryptosign")
-        .is_some_and(|e| e
-            .message
-            .contains("cryptosign (dynamic) is not supported yet")));
+        .is_some_and(|e| e.message.contains("cryptosign (function) is not supported")));
     // Shape problems are reported too.
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["auth"] = json!({"ticket": {"type": "dynamic"}, "kerberos": {}});
@@ -967,11 +983,9 @@ fn authentication() {
         panic!("websocket expected");
     };
     assert_eq!(ws.auth.anonymous_role(), Some("guest"));
-    assert!(cfg
-        .warnings
-        .iter()
-        .any(|w| w.location == "workers[0].transports[0].auth.anonymous"
-            && w.message.contains("'guest'")));
+    assert!(cfg.warnings.iter().any(|w| w.location
+        == "workers[0].transports[0].auth.anonymous.role"
+        && w.message.contains("'guest'")));
 }
 
 #[test]
@@ -1050,4 +1064,218 @@ fn suggestions_are_only_for_close_names() {
     );
     assert_eq!(parse::suggest("xyz", &["serializers", "options"]), "");
     assert_eq!(parse::suggest("options", &["options"]), "");
+}
+
+fn auth_of(cfg: &NodeConfig) -> &TransportAuth {
+    let r = cfg.router().expect("router");
+    match &r.transports[0].kind {
+        TransportKind::WebSocket(ws) => &ws.auth,
+        TransportKind::RawSocket(rs) => &rs.auth,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn with_user_role(v: &mut Value) {
+    w0(v)["realms"][0]["roles"]
+        .as_array_mut()
+        .expect("roles")
+        .push(json!({"name": "user", "permissions": [{"uri": "", "match": "prefix", "allow": {"call": true}}]}));
+}
+
+#[test]
+fn static_auth_methods_in_crossbar_shape() {
+    let mut v = base();
+    with_user_role(&mut v);
+    let key = "545efb0a2192db8d43f118e9bf9aee081466e1ef36c708b96ee6f62dddad9122";
+    w0(&mut v)["transports"][0]["auth"] = json!({
+        "ticket": {"type": "static", "principals": {"joe": {"ticket": "secret", "role": "user"}}},
+        "wampcra": {"type": "static", "users": {
+            "peter": {"secret": "s1", "role": "user"},
+            "salty": {"secret": "s2", "role": "user", "salt": "salt123", "iterations": 100, "keylen": 32}
+        }},
+        "cryptosign": {"type": "static", "principals": {
+            "client01@example.com": {"realm": "realm1", "role": "user", "authorized_keys": [key.to_uppercase()]}
+        }},
+        "scram": {"type": "static", "principals": {"foobar@example.com": {
+            "kdf": "argon2id-13", "iterations": 4096, "memory": 512,
+            "salt": "3bc3ca01dd1d501ca1c22e1c5d7d16fe",
+            "stored-key": "e796c2f0a51770303ee4616bc630a66774d51a55003154aff2a54ec7c4ac0e38",
+            "server-key": "8de7864c316f3c2356fd76cfdab696db55bc70e680fe5180e2f731e2345acca2",
+            "role": "user"
+        }}},
+        "anonymous": {"type": "static", "role": "anonymous", "authid": "guest"},
+        "options": {"challenge_timeout": 5000, "max_failures": 3, "failure_window": 30000, "max_tracked_peers": 10}
+    });
+    let cfg = parse_value(&v).expect("valid");
+    let auth = auth_of(&cfg);
+    assert_eq!(
+        auth.methods
+            .iter()
+            .map(AuthMethod::name)
+            .collect::<Vec<_>>(),
+        ["ticket", "wampcra", "cryptosign", "scram", "anonymous"]
+    );
+    assert_eq!(auth.options.challenge_timeout, Duration::from_secs(5));
+    assert_eq!(auth.options.max_failures, 3);
+    assert_eq!(auth.options.failure_window, Duration::from_secs(30));
+    assert_eq!(auth.options.max_tracked_peers, 10);
+    let Some(AuthMethod::WampCra(AuthProvider::Static(users))) = auth.method("wampcra") else {
+        panic!("wampcra");
+    };
+    assert_eq!(users["peter"].salt, None);
+    assert_eq!(
+        users["salty"].salt,
+        Some(WampCraSalt {
+            salt: "salt123".into(),
+            iterations: 100,
+            keylen: 32
+        })
+    );
+    let Some(AuthMethod::Cryptosign(AuthProvider::Static(p))) = auth.method("cryptosign") else {
+        panic!("cryptosign");
+    };
+    assert_eq!(
+        p["client01@example.com"].authorized_keys,
+        vec![key.to_string()]
+    );
+    assert_eq!(p["client01@example.com"].realm.as_deref(), Some("realm1"));
+    let Some(AuthMethod::Scram(AuthProvider::Static(p))) = auth.method("scram") else {
+        panic!("scram");
+    };
+    assert_eq!(p["foobar@example.com"].kdf, ScramKdf::Argon2id13);
+    assert_eq!(p["foobar@example.com"].memory, 512);
+    assert_eq!(
+        auth.method("anonymous"),
+        Some(&AuthMethod::Anonymous {
+            role: "anonymous".into(),
+            authid: Some("guest".into()),
+            realm: None
+        })
+    );
+    assert_eq!(auth.anonymous_role(), Some("anonymous"));
+}
+
+#[test]
+fn dynamic_auth_methods() {
+    let mut v = base();
+    w0(&mut v)["realms"]
+        .as_array_mut()
+        .expect("realms")
+        .push(json!({"name": "auth", "roles": [{"name": "authenticator", "permissions": []}]}));
+    w0(&mut v)["transports"][0]["auth"] = json!({
+        "ticket": {"type": "dynamic", "authenticator": "com.example.auth", "authenticator-realm": "auth", "authenticator-role": "authenticator"},
+        "anonymous": {"type": "dynamic", "authenticator": "com.example.anon"}
+    });
+    let cfg = parse_value(&v).expect("valid");
+    let auth = auth_of(&cfg);
+    assert_eq!(
+        auth.method("ticket"),
+        Some(&AuthMethod::Ticket(AuthProvider::Dynamic(
+            DynamicAuthenticator {
+                authenticator: "com.example.auth".into(),
+                authenticator_realm: Some("auth".into()),
+                authenticator_role: Some("authenticator".into()),
+            }
+        )))
+    );
+    assert!(matches!(
+        auth.method("anonymous"),
+        Some(AuthMethod::AnonymousDynamic(_))
+    ));
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["auth"] = json!({
+            "wampcra": {"type": "dynamic", "authenticator": "bad uri", "authenticator-realm": "nope"}
+        });
+    });
+    assert!(
+        errs.at("workers[0].transports[0].auth.wampcra.authenticator")
+            .is_some(),
+        "{errs}"
+    );
+    assert!(
+        errs.at("workers[0].transports[0].auth.wampcra[\"authenticator-realm\"]")
+            .is_some(),
+        "{errs}"
+    );
+}
+
+#[test]
+fn auth_shape_errors() {
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["auth"] = json!({
+            "cryptosign": {"type": "static", "principals": {"a": {"role": "anonymous", "authorized_keys": ["abcd"]}}},
+            "scram": {"type": "static", "principals": {"b": {
+                "kdf": "md5", "iterations": 1, "salt": "xyz", "stored-key": "00", "server-key": "00", "role": "anonymous"
+            }}},
+            "wampcra": {"type": "static", "users": {"c": {"secret": "s", "role": "anonymous", "keylen": 3}}},
+            "ticket": {"type": "static", "principals": {"d": {"ticket": "t", "role": "anonymous", "colour": "red"}}},
+            "options": {"max_failures": 0}
+        });
+    });
+    for loc in [
+        "workers[0].transports[0].auth.cryptosign.principals.a.authorized_keys[0]",
+        "workers[0].transports[0].auth.scram.principals.b.kdf",
+        "workers[0].transports[0].auth.scram.principals.b.salt",
+        "workers[0].transports[0].auth.scram.principals.b[\"stored-key\"]",
+        "workers[0].transports[0].auth.scram.principals.b[\"server-key\"]",
+        "workers[0].transports[0].auth.wampcra.users.c.salt",
+        "workers[0].transports[0].auth.ticket.principals.d.colour",
+        "workers[0].transports[0].auth.options.max_failures",
+    ] {
+        assert!(errs.at(loc).is_some(), "no error at {loc}:\n{errs}");
+    }
+}
+
+#[test]
+fn tls_endpoint_and_tls_auth() {
+    let mut v = base();
+    with_user_role(&mut v);
+    w0(&mut v)["transports"][0]["endpoint"]["tls"] = json!({
+        "key": "server.key", "certificate": "server.crt",
+        "ca_certificates": ["ca.crt"], "chain_certificates": ["intermediate.crt"],
+        "ciphers": "ECDHE-RSA-AES128-GCM-SHA256"
+    });
+    w0(&mut v)["transports"][0]["auth"] = json!({
+        "tls": {"type": "static", "principals": {"client1": {
+            "certificate-sha1": "b6:e5:e6:f2:2a:86:db:3c:c8:18:9b:2c:ed:4a:a3:fc:2e:9d:8f:5a", "role": "user"
+        }}}
+    });
+    let cfg = parse_value(&v).expect("valid");
+    let r = cfg.router().expect("router");
+    let Endpoint::Tcp { tls: Some(tls), .. } = &r.transports[0].endpoint else {
+        panic!("tls endpoint");
+    };
+    assert_eq!(tls.key, PathBuf::from("server.key"));
+    assert_eq!(tls.certificate, PathBuf::from("server.crt"));
+    assert_eq!(tls.ca_certificates, vec![PathBuf::from("ca.crt")]);
+    assert_eq!(
+        tls.chain_certificates,
+        vec![PathBuf::from("intermediate.crt")]
+    );
+    assert!(tls.require_client_cert);
+    let Some(AuthMethod::Tls(AuthProvider::Static(p))) = auth_of(&cfg).method("tls") else {
+        panic!("tls auth");
+    };
+    assert_eq!(
+        p["client1"].certificate_sha1.as_deref(),
+        Some("B6E5E6F22A86DB3CC8189B2CED4AA3FC2E9D8F5A")
+    );
+    // tls auth without client certificates is an error; so is requiring
+    // client certificates without CAs.
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["auth"] = json!({"tls": {"type": "static", "principals": {}}});
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].auth.tls",
+        "needs a TLS endpoint",
+    );
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["endpoint"]["tls"] = json!({"key": "k", "certificate": "c", "require_client_certificate": true, "dhparam": "d"});
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].endpoint.tls.require_client_certificate",
+        "without 'ca_certificates'",
+    );
 }

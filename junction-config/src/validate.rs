@@ -340,7 +340,7 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
         );
     }
     match &t.kind {
-        TransportKind::WebSocket(ws) => check_ws_service(ws, path, r, d),
+        TransportKind::WebSocket(ws) => check_ws_service(ws, path, r, endpoint_tls(t), d),
         TransportKind::RawSocket(rs) => {
             check_serializers(&rs.serializers, path, d);
             let n = rs.options.max_message_size;
@@ -351,18 +351,12 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
                 );
             }
             if rs.options.handshake_timeout.is_zero() {
-                d.error(
-                    join(&op, "handshake_timeout"),
-                    "handshake_timeout must be greater than 0",
-                );
+                d.error(join(&op, "handshake_timeout"), "handshake_timeout must be greater than 0");
             }
             if rs.options.auto_ping_timeout.is_some() && rs.options.auto_ping_interval.is_none() {
-                d.warn(
-                    join(&op, "auto_ping_timeout"),
-                    "auto_ping_timeout has no effect without auto_ping_interval",
-                );
+                d.warn(join(&op, "auto_ping_timeout"), "auto_ping_timeout has no effect without auto_ping_interval");
             }
-            check_auth(&rs.auth, path, r, d);
+            check_auth(&rs.auth, path, r, endpoint_tls(t), d);
         }
         TransportKind::Web(web) => {
             let pp = join(path, "paths");
@@ -372,10 +366,7 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
             for (key, svc) in &web.paths {
                 let sp = join(&pp, key);
                 let valid_key = key == "/"
-                    || (!key.is_empty()
-                        && key
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c)));
+                    || (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c)));
                 if !valid_key {
                     d.error(
                         &sp,
@@ -383,7 +374,7 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
                     );
                 }
                 match svc {
-                    WebService::WebSocket(ws) => check_ws_service(ws, &sp, r, d),
+                    WebService::WebSocket(ws) => check_ws_service(ws, &sp, r, endpoint_tls(t), d),
                     WebService::Other { kind } => d.error(
                         join(&sp, "type"),
                         format!("web service '{kind}' is not supported on router workers in this version of Junction (only 'websocket')"),
@@ -393,7 +384,9 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
         }
         TransportKind::Unsupported { kind } => d.error(
             join(path, "type"),
-            format!("transport type {kind} is not supported by this version of Junction (use websocket, rawsocket or web)"),
+            format!(
+                "transport type {kind} is not supported by this version of Junction (use websocket, rawsocket or web)"
+            ),
         ),
     }
 }
@@ -407,7 +400,20 @@ fn check_backlog(backlog: u32, ep: &str, d: &mut Diags) {
     }
 }
 
-fn check_ws_service(ws: &WebSocketService, path: &str, r: &RouterWorkerConfig, d: &mut Diags) {
+fn endpoint_tls(t: &TransportConfig) -> Option<&TlsConfig> {
+    match &t.endpoint {
+        Endpoint::Tcp { tls, .. } => tls.as_ref(),
+        Endpoint::Unix { .. } => None,
+    }
+}
+
+fn check_ws_service(
+    ws: &WebSocketService,
+    path: &str,
+    r: &RouterWorkerConfig,
+    tls: Option<&TlsConfig>,
+    d: &mut Diags,
+) {
     check_serializers(&ws.serializers, path, d);
     if let Some(url) = &ws.url {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
@@ -459,7 +465,7 @@ fn check_ws_service(ws: &WebSocketService, path: &str, r: &RouterWorkerConfig, d
             );
         }
     }
-    check_auth(&ws.auth, path, r, d);
+    check_auth(&ws.auth, path, r, tls, d);
 }
 
 fn check_serializers(list: &[Serializer], path: &str, d: &mut Diags) {
@@ -474,7 +480,13 @@ fn check_serializers(list: &[Serializer], path: &str, d: &mut Diags) {
     }
 }
 
-fn check_auth(auth: &TransportAuth, path: &str, r: &RouterWorkerConfig, d: &mut Diags) {
+fn check_auth(
+    auth: &TransportAuth,
+    path: &str,
+    r: &RouterWorkerConfig,
+    tls: Option<&TlsConfig>,
+    d: &mut Diags,
+) {
     let ap = join(path, "auth");
     if auth.methods.is_empty() {
         d.error(
@@ -482,15 +494,68 @@ fn check_auth(auth: &TransportAuth, path: &str, r: &RouterWorkerConfig, d: &mut 
             "no authentication methods: no session could join through this transport",
         );
     }
+    let op = join(&ap, "options");
+    let o = &auth.options;
+    if o.challenge_timeout.is_zero() {
+        d.error(
+            join(&op, "challenge_timeout"),
+            "challenge_timeout must be greater than 0",
+        );
+    }
+    if o.max_failures == 0 {
+        d.error(join(&op, "max_failures"), "max_failures must be at least 1");
+    }
+    if o.failure_window.is_zero() {
+        d.error(
+            join(&op, "failure_window"),
+            "failure_window must be greater than 0",
+        );
+    }
+    if o.max_tracked_peers == 0 {
+        d.error(
+            join(&op, "max_tracked_peers"),
+            "max_tracked_peers must be at least 1",
+        );
+    }
     for m in &auth.methods {
+        let mp = join(&ap, m.name());
         match m {
-            AuthMethod::Anonymous { role } => {
-                if !r.realms.is_empty() && !r.realms.iter().any(|realm| realm.role(role).is_some())
-                {
-                    d.warn(
-                        join(&ap, "anonymous"),
-                        format!("role '{role}' is not defined on any realm: anonymous sessions will be refused"),
-                    );
+            AuthMethod::Anonymous { role, realm, .. } => {
+                check_principal_role(role, realm.as_deref(), &mp, "anonymous sessions", r, d);
+            }
+            AuthMethod::AnonymousDynamic(dy) => check_dynamic(dy, &mp, r, d),
+            AuthMethod::Ticket(p) => check_provider(p, &mp, r, d, |t| (&t.role, &t.realm)),
+            AuthMethod::WampCra(p) => check_provider(p, &mp, r, d, |t| (&t.role, &t.realm)),
+            AuthMethod::Scram(p) => check_provider(p, &mp, r, d, |t| (&t.role, &t.realm)),
+            AuthMethod::Cryptosign(p) => {
+                check_provider(p, &mp, r, d, |t| (&t.role, &t.realm));
+                if let AuthProvider::Static(principals) = p {
+                    let mut seen: HashMap<&str, &str> = HashMap::new();
+                    for (authid, pr) in principals {
+                        for k in &pr.authorized_keys {
+                            if let Some(other) = seen.insert(k, authid) {
+                                if other != authid {
+                                    d.warn(
+                                        join(&join(&mp, "principals"), authid),
+                                        format!("public key {k} is also authorized for '{other}': clients using it must send their authid"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            AuthMethod::Tls(p) => {
+                check_provider(p, &mp, r, d, |t| (&t.role, &t.realm));
+                match tls {
+                    None => {
+                        d.error(&mp, "tls authentication needs a TLS endpoint ('endpoint.tls' with 'ca_certificates')")
+                    }
+                    Some(t) if t.ca_certificates.is_empty() => d.error(
+                        &mp,
+                        "tls authentication needs client certificates: add 'ca_certificates' to 'endpoint.tls'",
+                    ),
+                    Some(_) => {}
                 }
             }
             AuthMethod::Unsupported { method, kind } => {
@@ -499,8 +564,116 @@ fn check_auth(auth: &TransportAuth, path: &str, r: &RouterWorkerConfig, d: &mut 
                     None => method.clone(),
                 };
                 d.error(
-                    join(&ap, method),
-                    format!("authentication method {what} is not supported yet"),
+                    join(&ap, method.split(' ').next().unwrap_or(method)),
+                    format!(
+                        "authentication method {what} is not supported by this version of Junction"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_provider<P>(
+    p: &AuthProvider<P>,
+    mp: &str,
+    r: &RouterWorkerConfig,
+    d: &mut Diags,
+    role_of: impl Fn(&P) -> (&String, &Option<String>),
+) {
+    match p {
+        AuthProvider::Dynamic(dy) => check_dynamic(dy, mp, r, d),
+        AuthProvider::Static(principals) => {
+            let key = if mp.ends_with("wampcra") {
+                "users"
+            } else {
+                "principals"
+            };
+            let pp = join(mp, key);
+            if principals.is_empty() {
+                d.warn(
+                    &pp,
+                    "no principals: nobody can authenticate with this method",
+                );
+            }
+            for (authid, pr) in principals {
+                let (role, realm) = role_of(pr);
+                check_principal_role(
+                    role,
+                    realm.as_deref(),
+                    &join(&pp, authid),
+                    &format!("principal '{authid}'"),
+                    r,
+                    d,
+                );
+            }
+        }
+    }
+}
+
+/// Warns when `role` is defined nowhere it could be used.
+fn check_principal_role(
+    role: &str,
+    realm: Option<&str>,
+    path: &str,
+    who: &str,
+    r: &RouterWorkerConfig,
+    d: &mut Diags,
+) {
+    if r.realms.is_empty() {
+        return;
+    }
+    if let Some(realm) = realm {
+        match r.realms.iter().find(|x| x.name == realm) {
+            None => {
+                d.warn(
+                    join(path, "realm"),
+                    format!("realm '{realm}' is not configured: {who} will be refused"),
+                );
+                return;
+            }
+            Some(x) if x.role(role).is_none() => {
+                d.warn(
+                    join(path, "role"),
+                    format!(
+                        "role '{role}' is not defined on realm '{realm}': {who} will be refused"
+                    ),
+                );
+                return;
+            }
+            Some(_) => return,
+        }
+    }
+    if !r.realms.iter().any(|x| x.role(role).is_some()) {
+        d.warn(
+            join(path, "role"),
+            format!("role '{role}' is not defined on any realm: {who} will be refused"),
+        );
+    }
+}
+
+fn check_dynamic(dy: &DynamicAuthenticator, mp: &str, r: &RouterWorkerConfig, d: &mut Diags) {
+    if let Err(why) = check_uri(&dy.authenticator, MatchPolicy::Exact) {
+        d.error(
+            join(mp, "authenticator"),
+            format!("invalid authenticator URI '{}': {why}", dy.authenticator),
+        );
+    }
+    if let Some(realm) = &dy.authenticator_realm {
+        if !r.realms.iter().any(|x| &x.name == realm) {
+            d.error(
+                join(mp, "authenticator-realm"),
+                format!("authenticator-realm '{realm}' is not a configured realm"),
+            );
+        } else if let Some(role) = &dy.authenticator_role {
+            let has = r
+                .realms
+                .iter()
+                .any(|x| &x.name == realm && x.role(role).is_some());
+            if !has {
+                d.error(
+                    join(mp, "authenticator-role"),
+                    format!("authenticator-role '{role}' is not defined on realm '{realm}'"),
                 );
             }
         }

@@ -1,10 +1,51 @@
 //! # loadtest: measure any WAMP router
 //!
-//! Will hold a multi-threaded load generator that targets any WAMP router by
-//! URL (WebSocket, RawSocket, Unix sockets) with any serializer and reports
-//! throughput and hdrhistogram latency percentiles for pub/sub, RPC and
-//! connection-storm scenarios, plus the router's CPU and memory per message.
+//! A multi-threaded load generator that talks to any WAMP router (Junction,
+//! Crossbar.io, …) over the network, by URL: `ws://host:port/path`
+//! (WebSocket), `rs://host:port` (RawSocket over TCP) or `unix:/path`
+//! (RawSocket over a Unix socket), with any of the four serializers, joining
+//! a realm with anonymous authentication.
 //!
-//! It is not part of the router and is never linked into `junction`.
+//! ## Scenarios
+//! - [`pubsub`]: publishers → topics → subscribers. Every event carries its
+//!   publisher's send timestamp (monotonic ns from one shared origin), so
+//!   subscribers measure publish → event latency into an hdrhistogram, and
+//!   delivery is accounted exactly (`lost = expected − received` for
+//!   messages sent inside the measurement window). Unthrottled publishers
+//!   batch several PUBLISHes per `write` and bound what is in flight with
+//!   acknowledged publications, so the router is measured and not the
+//!   socket buffers.
+//! - [`rpc`]: callers keep W calls in flight against echoing callees; call →
+//!   result latency.
+//! - [`connect`]: a session-establishment storm, then an idle hold.
 //!
-//! Status: not yet implemented (tracked as its own issue).
+//! Reports ([`report`]) give sent, delivered, lost, errors, throughput and
+//! latency percentiles, plus CPU time and RSS of the router (`--pid`) and of
+//! the load generator itself ([`procstat`]), so a reader can see which side
+//! saturated.
+//!
+//! ## Design
+//! Plain std threads with blocking sockets, one thread per WAMP session
+//! ([`conn::Conn`]); writes are coalesced into one buffer per connection and
+//! flushed once per batch. The protocol pieces come from `wamp-proto`
+//! (messages, serializers) and `wamp-framing` (RawSocket, masked WebSocket
+//! frames); the client half of WebSocket that `wamp-framing` lacks (upgrade
+//! request, response check, unmasked-frame decoding) is in [`wsclient`].
+//!
+//! ## What it is not
+//! Not part of the router and never linked into `junction`. Not a WAMP
+//! client library: sessions do only what the scenarios need (no
+//! authentication beyond anonymous, no reconnects). Errors inside the tool
+//! are reported with `anyhow` at the scenario level; the protocol pieces
+//! ([`target`], [`wsclient`], [`conn`]) have typed errors.
+
+pub mod common;
+pub mod conn;
+pub mod connect;
+pub mod procstat;
+pub mod pubsub;
+pub mod report;
+pub mod rpc;
+pub mod stats;
+pub mod target;
+pub mod wsclient;

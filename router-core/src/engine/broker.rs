@@ -1,6 +1,57 @@
-//! Publish/subscribe: subscriptions and the EVENT fan-out.
+//! Publish/subscribe: subscriptions (exact, prefix and wildcard), the EVENT
+//! fan-out, subscriber black/whitelisting, event retention and event
+//! history.
+//!
+//! ## Subscriptions
+//! A subscription is a (match policy, topic pattern) pair, shared by all its
+//! subscribers; SUBSCRIBE with `match: "prefix"` or `"wildcard"` creates a
+//! pattern subscription (any other value: `wamp.error.invalid_argument`).
+//! Pattern subscriptions are authorized like Crossbar does: the role must
+//! allow `subscribe` on the pattern string itself. A publication is
+//! delivered once per matching subscription (exact, every matching prefix,
+//! every matching wildcard), so a session subscribed through two matching
+//! subscriptions receives two EVENTs with the same publication id; EVENTs of
+//! pattern subscriptions carry `details.topic`. Exact subscriptions are one
+//! hash probe; patterns live in component tries ([`super::broker_trie`]).
+//!
+//! ## Publication options
+//! * `exclude_me` (default true), `disclose_me` / the role's
+//!   `disclose.publisher` (EVENT `publisher`, `publisher_authid`,
+//!   `publisher_authrole`), `acknowledge` (PUBLISHED after the EVENTs are
+//!   queued).
+//! * Black/whitelisting: `eligible`, `exclude` (session ids),
+//!   `eligible_authid`, `exclude_authid`, `eligible_authrole`,
+//!   `exclude_authrole` (strings). A subscriber receives the event iff it is
+//!   in every *present* eligible list and in no exclude list (so a present
+//!   but empty eligible list admits nobody, as the spec reads). Malformed
+//!   lists refuse the publication with `wamp.error.invalid_argument`.
+//! * Payload passthru: `ppt_scheme`, `ppt_serializer`, `ppt_cipher`,
+//!   `ppt_keyid` (and the older `enc_algo`, `enc_key`, `enc_serializer`) are
+//!   copied untouched into EVENT details; the payload is never decoded.
+//! * `retain: true` stores the event as the topic's retained event (see
+//!   below).
+//!
+//! ## Retention
+//! One retained event per topic (the latest publication with `retain`),
+//! kept with its black/whitelists. SUBSCRIBE with `get_retained: true` gets,
+//! right after SUBSCRIBED, the retained event of its topic (for a pattern
+//! subscription: of every matching topic) that it is eligible for, with
+//! `details.retained = true` and the original publication id. Memory is
+//! bounded by [`BrokerSpec::max_retained_topics`] (new topics are declined
+//! when full) and [`BrokerSpec::max_stored_payload`] (a larger publication
+//! is not retained and clears the topic's retained event, which would
+//! otherwise be stale).
+//!
+//! ## History
+//! Topics configured in [`BrokerSpec::history`] get a subscription when the
+//! realm is created (so history accrues before anyone subscribes; sessions
+//! subscribing with the same topic and policy share it) and a ring buffer of
+//! the last `limit` events. Events published with session-id lists
+//! (`eligible`/`exclude`) are not stored (session ids are ephemeral, as the
+//! spec demands); authid/authrole lists are stored and applied to the
+//! caller of `wamp.subscription.get_events` (see [`super::broker_meta`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -10,38 +61,258 @@ use wamp_proto::{
     Value, MAX_ID,
 };
 
-use super::{clip, opt_bool, uri_ok, uris, Action, Outbox, Realm, Serializer};
+use super::broker_trie::{pattern_matches, valid_pattern, PatternIndex};
+use super::{clip, opt_bool, uri_ok, uris, Action, MatchPolicy, Outbox, Realm, Serializer, Session};
 
-/// One topic's subscription, shared by all its subscribers.
+/// Broker configuration of a realm (limits and event history), applied
+/// with [`Realm::with_broker_spec`]; `BrokerSpec::default()` is what a realm
+/// built by [`Realm::new`] alone uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerSpec {
+    /// Most topics that may hold a retained event at once; a `retain`
+    /// publication to a new topic beyond this is not retained. Default
+    /// [`BrokerSpec::DEFAULT_MAX_RETAINED_TOPICS`].
+    pub max_retained_topics: usize,
+    /// Largest payload (encoded args + kwargs bytes) kept as a retained or
+    /// history event. Default [`BrokerSpec::DEFAULT_MAX_STORED_PAYLOAD`].
+    pub max_stored_payload: usize,
+    /// Topics with event history.
+    pub history: Vec<HistorySpec>,
+}
+
+impl BrokerSpec {
+    /// Default of [`BrokerSpec::max_retained_topics`].
+    pub const DEFAULT_MAX_RETAINED_TOPICS: usize = 10_000;
+    /// Default of [`BrokerSpec::max_stored_payload`] (64 KiB).
+    pub const DEFAULT_MAX_STORED_PAYLOAD: usize = 64 * 1024;
+}
+
+impl Default for BrokerSpec {
+    fn default() -> Self {
+        BrokerSpec {
+            max_retained_topics: Self::DEFAULT_MAX_RETAINED_TOPICS,
+            max_stored_payload: Self::DEFAULT_MAX_STORED_PAYLOAD,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// Event history for one topic or topic pattern (Crossbar's
+/// `store.event-history` entries).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistorySpec {
+    /// The topic or pattern.
+    pub uri: String,
+    /// How `uri` matches (a subscription with this policy is created).
+    pub match_policy: MatchPolicy,
+    /// Events kept (the oldest is dropped first); clamped to
+    /// `1..=HistorySpec::MAX_LIMIT`.
+    pub limit: usize,
+}
+
+impl HistorySpec {
+    /// The default `limit` (Crossbar's).
+    pub const DEFAULT_LIMIT: usize = 100;
+    /// The largest `limit` honoured.
+    pub const MAX_LIMIT: usize = 1_000_000;
+}
+
+/// Broker counters (monotonic) and gauges.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Live subscriptions (gauge), including history subscriptions.
+    pub subscriptions: usize,
+    /// Topics holding a retained event (gauge).
+    pub retained_topics: usize,
+    /// Retained events stored.
+    pub retained_stored: u64,
+    /// `retain` requests declined (topic limit or payload size).
+    pub retained_declined: u64,
+    /// Retained events delivered on SUBSCRIBE.
+    pub retained_delivered: u64,
+    /// Events appended to a history.
+    pub history_stored: u64,
+    /// Events not stored in a history (session-id lists, payload size).
+    pub history_skipped: u64,
+}
+
+/// Payload-passthru (and older payload-transparency) options copied from
+/// PUBLISH options into EVENT details untouched.
+const PASSTHRU_KEYS: [&str; 7] =
+    ["ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid", "enc_algo", "enc_key", "enc_serializer"];
+
+/// One subscription, shared by all its subscribers.
 pub(super) struct Subscription {
     pub(super) id: SubscriptionId,
+    pub(super) policy: MatchPolicy,
+    /// The topic (exact) or pattern.
+    pub(super) topic: String,
     /// Subscribers with their serializer, so the fan-out needs no session
     /// lookup. Insertion ordered; removal is O(1).
     pub(super) subscribers: IndexMap<SessionId, Serializer>,
+    /// Configured event history; such a subscription outlives its last
+    /// subscriber.
+    pub(super) history: Option<History>,
 }
 
-/// All subscriptions of a realm (exact match).
-#[derive(Default)]
+/// A bounded ring of stored events.
+pub(super) struct History {
+    pub(super) limit: usize,
+    pub(super) events: VecDeque<StoredEvent>,
+}
+
+/// A publication kept for retention or history.
+#[derive(Clone, Debug)]
+pub(super) struct StoredEvent {
+    pub(super) publication: PublicationId,
+    /// The topic published to.
+    pub(super) topic: String,
+    /// EVENT details as delivered to an exact subscription (publisher
+    /// disclosure, passthru options).
+    pub(super) details: Dict,
+    /// The payload, copied out of the receive buffer.
+    pub(super) payload: Payload,
+    /// Who may receive it.
+    pub(super) receivers: Receivers,
+}
+
+/// Receiver restrictions of a publication (black/whitelisting), lists
+/// sorted for binary search.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Receivers {
+    eligible: Option<Vec<u64>>,
+    exclude: Vec<u64>,
+    eligible_authid: Option<Vec<String>>,
+    exclude_authid: Vec<String>,
+    eligible_authrole: Option<Vec<String>>,
+    exclude_authrole: Vec<String>,
+}
+
+impl Receivers {
+    /// Parses the black/whitelisting options of a PUBLISH.
+    fn parse(options: &Dict) -> Result<Receivers, String> {
+        fn ids(options: &Dict, key: &str) -> Result<Option<Vec<u64>>, String> {
+            let Some(v) = options.get(key) else { return Ok(None) };
+            let list = v.as_list().ok_or_else(|| format!("'{key}' must be a list of session IDs"))?;
+            let mut out = Vec::with_capacity(list.len());
+            for x in list {
+                out.push(x.as_u64().ok_or_else(|| format!("'{key}' must be a list of session IDs"))?);
+            }
+            out.sort_unstable();
+            Ok(Some(out))
+        }
+        fn strings(options: &Dict, key: &str) -> Result<Option<Vec<String>>, String> {
+            let Some(v) = options.get(key) else { return Ok(None) };
+            let list = v.as_list().ok_or_else(|| format!("'{key}' must be a list of strings"))?;
+            let mut out = Vec::with_capacity(list.len());
+            for x in list {
+                out.push(x.as_str().ok_or_else(|| format!("'{key}' must be a list of strings"))?.to_owned());
+            }
+            out.sort_unstable();
+            Ok(Some(out))
+        }
+        Ok(Receivers {
+            eligible: ids(options, "eligible")?,
+            exclude: ids(options, "exclude")?.unwrap_or_default(),
+            eligible_authid: strings(options, "eligible_authid")?,
+            exclude_authid: strings(options, "exclude_authid")?.unwrap_or_default(),
+            eligible_authrole: strings(options, "eligible_authrole")?,
+            exclude_authrole: strings(options, "exclude_authrole")?.unwrap_or_default(),
+        })
+    }
+
+    /// True if no list restricts the receivers.
+    fn is_open(&self) -> bool {
+        self.eligible.is_none() && self.exclude.is_empty() && !self.by_auth()
+    }
+
+    /// True if some list is by authid or authrole.
+    fn by_auth(&self) -> bool {
+        self.eligible_authid.is_some()
+            || self.eligible_authrole.is_some()
+            || !self.exclude_authid.is_empty()
+            || !self.exclude_authrole.is_empty()
+    }
+
+    /// True if some list is by session id.
+    fn by_session(&self) -> bool {
+        self.eligible.is_some() || !self.exclude.is_empty()
+    }
+
+    fn admits_session(&self, session: SessionId) -> bool {
+        let s = session.get();
+        self.eligible.as_ref().is_none_or(|e| e.binary_search(&s).is_ok()) && self.exclude.binary_search(&s).is_err()
+    }
+
+    /// True if a session with this authid and authrole passes the authid
+    /// and authrole lists.
+    pub(super) fn admits_auth(&self, authid: &str, authrole: &str) -> bool {
+        let has = |l: &[String], x: &str| l.binary_search_by(|e| e.as_str().cmp(x)).is_ok();
+        self.eligible_authid.as_deref().is_none_or(|l| has(l, authid))
+            && self.eligible_authrole.as_deref().is_none_or(|l| has(l, authrole))
+            && !has(&self.exclude_authid, authid)
+            && !has(&self.exclude_authrole, authrole)
+    }
+
+    fn admits(&self, session: SessionId, authid: &str, authrole: &str) -> bool {
+        self.admits_session(session) && self.admits_auth(authid, authrole)
+    }
+}
+
+/// All subscriptions of a realm, plus retained events.
 pub(super) struct Broker {
-    /// Topic → subscription (the publish path: one hash probe).
-    pub(super) topics: HashMap<String, Subscription>,
-    /// Subscription id → topic.
-    pub(super) ids: HashMap<SubscriptionId, String>,
+    /// Subscriptions by slot; indexes hold slots.
+    slots: Vec<Option<Subscription>>,
+    free: Vec<usize>,
+    /// Subscription id → slot.
+    ids: HashMap<SubscriptionId, usize>,
+    /// Topic → slot of its exact subscription (the common publish path:
+    /// one hash probe).
+    exact: HashMap<String, usize>,
+    /// Prefix and wildcard subscriptions.
+    patterns: PatternIndex,
+    /// Topic → retained event (insertion ordered, for deterministic
+    /// delivery to pattern subscriptions).
+    retained: IndexMap<String, StoredEvent>,
+    max_retained_topics: usize,
+    max_stored_payload: usize,
+    /// Reused buffer of matching slots.
+    scratch: Vec<usize>,
+    stats: BrokerStats,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        let spec = BrokerSpec::default();
+        Broker {
+            slots: Vec::new(),
+            free: Vec::new(),
+            ids: HashMap::new(),
+            exact: HashMap::new(),
+            patterns: PatternIndex::default(),
+            retained: IndexMap::new(),
+            max_retained_topics: spec.max_retained_topics,
+            max_stored_payload: spec.max_stored_payload,
+            scratch: Vec::new(),
+            stats: BrokerStats::default(),
+        }
+    }
 }
 
 impl Broker {
-    /// Adds `session` to the subscription of `topic`, creating it with a
-    /// fresh random id if needed. Returns the subscription id.
-    fn subscribe<R: Rng>(
-        &mut self,
-        topic: String,
-        session: SessionId,
-        serializer: Serializer,
-        rng: &mut R,
-    ) -> SubscriptionId {
-        if let Some(sub) = self.topics.get_mut(&topic) {
-            sub.subscribers.insert(session, serializer);
-            return sub.id;
+    /// The slot of the subscription (policy, topic), if any.
+    fn find(&self, policy: MatchPolicy, topic: &str) -> Option<usize> {
+        match policy {
+            MatchPolicy::Exact => self.exact.get(topic).copied(),
+            _ => self.patterns.get(policy, topic),
+        }
+    }
+
+    /// The subscription (policy, topic), created with a fresh random id if
+    /// needed. Returns its slot.
+    fn find_or_create<R: Rng>(&mut self, policy: MatchPolicy, topic: String, rng: &mut R) -> usize {
+        if let Some(slot) = self.find(policy, &topic) {
+            return slot;
         }
         let id = loop {
             let id = SubscriptionId::from_valid(rng.gen_range(1..=MAX_ID));
@@ -49,59 +320,194 @@ impl Broker {
                 break id;
             }
         };
-        let mut subscribers = IndexMap::new();
-        subscribers.insert(session, serializer);
-        self.ids.insert(id, topic.clone());
-        self.topics.insert(topic, Subscription { id, subscribers });
-        id
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+        };
+        match policy {
+            MatchPolicy::Exact => {
+                self.exact.insert(topic.clone(), slot);
+            }
+            _ => self.patterns.insert(policy, &topic, slot),
+        }
+        self.ids.insert(id, slot);
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Some(Subscription { id, policy, topic, subscribers: IndexMap::new(), history: None });
+        }
+        self.stats.subscriptions += 1;
+        slot
+    }
+
+    /// Adds `session` to the subscription (policy, topic), creating it if
+    /// needed, and returns it.
+    fn subscribe<R: Rng>(
+        &mut self,
+        policy: MatchPolicy,
+        topic: String,
+        session: SessionId,
+        serializer: Serializer,
+        rng: &mut R,
+    ) -> Option<&Subscription> {
+        let slot = self.find_or_create(policy, topic, rng);
+        let sub = self.slots.get_mut(slot)?.as_mut()?;
+        sub.subscribers.insert(session, serializer);
+        Some(sub)
     }
 
     /// Removes `session` from subscription `id`; deletes the subscription
-    /// when its last subscriber is gone. Returns false if `session` was not
-    /// subscribed.
+    /// when its last subscriber is gone (unless it keeps a history).
+    /// Returns false if `session` was not subscribed.
     pub(super) fn unsubscribe(&mut self, id: SubscriptionId, session: SessionId) -> bool {
-        let Some(topic) = self.ids.get(&id) else { return false };
-        let Some(sub) = self.topics.get_mut(topic) else { return false };
+        let Some(&slot) = self.ids.get(&id) else { return false };
+        let Some(Some(sub)) = self.slots.get_mut(slot) else { return false };
         if sub.subscribers.swap_remove(&session).is_none() {
             return false;
         }
-        if sub.subscribers.is_empty() {
-            if let Some(topic) = self.ids.remove(&id) {
-                self.topics.remove(&topic);
+        if sub.subscribers.is_empty() && sub.history.is_none() {
+            if let Some(sub) = self.slots.get_mut(slot).and_then(Option::take) {
+                match sub.policy {
+                    MatchPolicy::Exact => {
+                        self.exact.remove(&sub.topic);
+                    }
+                    p => self.patterns.remove(p, &sub.topic),
+                }
+                self.ids.remove(&sub.id);
+                self.free.push(slot);
+                self.stats.subscriptions -= 1;
             }
         }
         true
     }
 
+    /// The subscription with this id.
+    pub(super) fn get(&self, id: SubscriptionId) -> Option<&Subscription> {
+        self.slots.get(*self.ids.get(&id)?)?.as_ref()
+    }
+
+    /// Applies limits and creates the configured history subscriptions.
+    fn configure<R: Rng>(&mut self, spec: BrokerSpec, rng: &mut R) {
+        self.max_retained_topics = spec.max_retained_topics;
+        self.max_stored_payload = spec.max_stored_payload;
+        while self.retained.len() > self.max_retained_topics {
+            self.retained.pop();
+        }
+        self.stats.retained_topics = self.retained.len();
+        for h in spec.history {
+            if !valid_pattern(h.match_policy, &h.uri) {
+                tracing::warn!(uri = %h.uri, "event history for an invalid topic pattern ignored");
+                continue;
+            }
+            let limit = h.limit.clamp(1, HistorySpec::MAX_LIMIT);
+            let slot = self.find_or_create(h.match_policy, h.uri, rng);
+            if let Some(Some(sub)) = self.slots.get_mut(slot) {
+                match &mut sub.history {
+                    Some(hist) => hist.limit = limit,
+                    None => sub.history = Some(History { limit, events: VecDeque::new() }),
+                }
+            }
+        }
+    }
+
     /// Number of live subscriptions.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.topics.len()
+        self.stats.subscriptions
     }
 }
 
 impl Realm {
+    /// Applies a broker configuration: limits for retained and history
+    /// events, and the event-history topics (their subscriptions are
+    /// created now). Meant to be called right after [`Realm::new`]; history
+    /// entries of an earlier call are kept (a repeated topic gets the new
+    /// limit).
+    pub fn with_broker_spec(mut self, spec: BrokerSpec) -> Realm {
+        self.broker.configure(spec, &mut self.rng);
+        self
+    }
+
+    /// The broker's counters.
+    pub fn broker_stats(&self) -> BrokerStats {
+        let mut s = self.broker.stats;
+        s.retained_topics = self.broker.retained.len();
+        s
+    }
+
     pub(super) fn handle_subscribe(&mut self, sid: SessionId, request: RequestId, options: &Dict, topic: String) {
         let Some(s) = self.sessions.get_mut(&sid) else { return };
         let ser = s.info.serializer;
-        if !uri_ok(&topic) {
+        let policy = match options.get("match") {
+            None => MatchPolicy::Exact,
+            Some(m) => match m.as_str() {
+                Some("exact") => MatchPolicy::Exact,
+                Some("prefix") => MatchPolicy::Prefix,
+                Some("wildcard") => MatchPolicy::Wildcard,
+                _ => {
+                    let msg = "invalid match policy (expected 'exact', 'prefix' or 'wildcard')".to_owned();
+                    return self.out.error(sid, ser, code::SUBSCRIBE, request, uris::INVALID_ARGUMENT, msg);
+                }
+            },
+        };
+        if !valid_pattern(policy, &topic) {
             let msg = format!("subscribe for invalid topic URI '{}'", clip(&topic));
             return self.out.error(sid, ser, code::SUBSCRIBE, request, uris::INVALID_URI, msg);
-        }
-        if let Some(m) = options.get("match") {
-            if m.as_str() != Some("exact") {
-                let msg = "only exact-match subscriptions are supported".to_owned();
-                return self.out.error(sid, ser, code::SUBSCRIBE, request, uris::INVALID_ARGUMENT, msg);
-            }
         }
         let allowed = self.roles.get(s.role).is_some_and(|r| r.authorize(&topic, Action::Subscribe).allowed);
         if !allowed {
             let msg = format!("session is not authorized to subscribe to topic '{}'", clip(&topic));
             return self.out.error(sid, ser, code::SUBSCRIBE, request, uris::NOT_AUTHORIZED, msg);
         }
-        let id = self.broker.subscribe(topic, sid, ser, &mut self.rng);
+        let Some(sub) = self.broker.subscribe(policy, topic, sid, ser, &mut self.rng) else { return };
+        let id = sub.id;
         s.subscriptions.insert(id);
         let _ = self.out.send(sid, ser, &Message::Subscribed { request, subscription: id });
+        if opt_bool(options, "get_retained") == Some(true) {
+            self.send_retained(sid, id);
+        }
+    }
+
+    /// Queues the retained events subscription `id` matches that `sid` is
+    /// eligible for.
+    fn send_retained(&mut self, sid: SessionId, id: SubscriptionId) {
+        let (Some(s), Some(sub)) = (self.sessions.get(&sid), self.broker.get(id)) else { return };
+        let ser = s.info.serializer;
+        let send = |ev: &StoredEvent, out: &mut Outbox| -> bool {
+            if !ev.receivers.admits(sid, &s.info.authid, &s.info.authrole) {
+                return false;
+            }
+            let mut details = ev.details.clone();
+            if sub.policy != MatchPolicy::Exact {
+                details.insert("topic".into(), Value::Str(ev.topic.clone()));
+            }
+            details.insert("retained".into(), Value::Bool(true));
+            let msg =
+                Message::Event { subscription: id, publication: ev.publication, details, payload: ev.payload.clone() };
+            let ok = out.send(sid, ser, &msg).is_ok();
+            if ok {
+                out.stats.events_delivered += 1;
+            }
+            ok
+        };
+        let mut delivered = 0;
+        match sub.policy {
+            MatchPolicy::Exact => {
+                if let Some(ev) = self.broker.retained.get(&sub.topic) {
+                    delivered += u64::from(send(ev, &mut self.out));
+                }
+            }
+            policy => {
+                // Bounded by `max_retained_topics`.
+                for (topic, ev) in &self.broker.retained {
+                    if pattern_matches(policy, &sub.topic, topic) {
+                        delivered += u64::from(send(ev, &mut self.out));
+                    }
+                }
+            }
+        }
+        self.broker.stats.retained_delivered += delivered;
     }
 
     pub(super) fn handle_unsubscribe(&mut self, sid: SessionId, request: RequestId, id: SubscriptionId) {
@@ -152,17 +558,112 @@ impl Realm {
             }
             return;
         }
+        let receivers = if options.is_empty() {
+            Receivers::default()
+        } else {
+            match Receivers::parse(options) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.out.stats.publishes_dropped_invalid += 1;
+                    if ack {
+                        self.out.error(sid, ser, code::PUBLISH, request, uris::INVALID_ARGUMENT, e);
+                    }
+                    return;
+                }
+            }
+        };
         let publication = PublicationId::from_valid(self.rng.gen_range(1..=MAX_ID));
         self.out.stats.publications += 1;
-        if let Some(sub) = self.broker.topics.get(&topic) {
-            let skip = if opt_bool(options, "exclude_me").unwrap_or(true) { Some(sid) } else { None };
-            let mut details = Dict::new();
-            if auth.disclose || opt_bool(options, "disclose_me") == Some(true) {
-                details.insert("publisher".into(), Value::UInt(sid.get()));
-                details.insert("publisher_authid".into(), Value::Str(s.info.authid.clone()));
-                details.insert("publisher_authrole".into(), Value::Str(s.info.authrole.clone()));
+
+        let mut details = Dict::new();
+        if auth.disclose || opt_bool(options, "disclose_me") == Some(true) {
+            details.insert("publisher".into(), Value::UInt(sid.get()));
+            details.insert("publisher_authid".into(), Value::Str(s.info.authid.clone()));
+            details.insert("publisher_authrole".into(), Value::Str(s.info.authrole.clone()));
+        }
+        if !options.is_empty() {
+            for key in PASSTHRU_KEYS {
+                if let Some(v) = options.get(key) {
+                    details.insert(key.to_owned(), v.clone());
+                }
             }
-            fan_out(&mut self.out, sub, publication, details, &payload, skip);
+        }
+        let skip = if opt_bool(options, "exclude_me").unwrap_or(true) { Some(sid) } else { None };
+        let retain = opt_bool(options, "retain") == Some(true);
+
+        let broker = &mut self.broker;
+        let mut matches = std::mem::take(&mut broker.scratch);
+        matches.clear();
+        if let Some(&slot) = broker.exact.get(&topic) {
+            matches.push(slot);
+        }
+        if broker.patterns.len() > 0 {
+            broker.patterns.matches(&topic, &mut matches);
+        }
+        let mut ctx = FanOut {
+            publication,
+            payload: &payload,
+            skip,
+            receivers: &receivers,
+            sessions: &self.sessions,
+            transcoded: [None, None, None],
+        };
+        let mut pattern_details: Option<Dict> = None;
+        // The payload copy shared by stored events, made on first need.
+        let mut stored: Option<Option<Payload>> = None;
+        let max_stored = broker.max_stored_payload;
+        for &slot in &matches {
+            let Some(Some(sub)) = broker.slots.get_mut(slot) else { continue };
+            let d = if sub.policy == MatchPolicy::Exact {
+                &details
+            } else {
+                &*pattern_details.get_or_insert_with(|| {
+                    let mut d = details.clone();
+                    d.insert("topic".into(), Value::Str(topic.clone()));
+                    d
+                })
+            };
+            if !sub.subscribers.is_empty() {
+                ctx.fan_out(&mut self.out, sub, d);
+            }
+            if let Some(h) = &mut sub.history {
+                let p = stored.get_or_insert_with(|| detach(&payload, max_stored));
+                match p {
+                    Some(p) if !receivers.by_session() => {
+                        if h.events.len() >= h.limit {
+                            h.events.pop_front();
+                        }
+                        h.events.push_back(StoredEvent {
+                            publication,
+                            topic: topic.clone(),
+                            details: details.clone(),
+                            payload: p.clone(),
+                            receivers: receivers.clone(),
+                        });
+                        broker.stats.history_stored += 1;
+                    }
+                    _ => broker.stats.history_skipped += 1,
+                }
+            }
+        }
+        broker.scratch = matches;
+
+        if retain {
+            let p = stored.get_or_insert_with(|| detach(&payload, max_stored)).clone();
+            let full = broker.retained.len() >= broker.max_retained_topics && !broker.retained.contains_key(&topic);
+            match p {
+                Some(payload) if !full => {
+                    let ev = StoredEvent { publication, topic: topic.clone(), details, payload, receivers };
+                    broker.retained.insert(topic, ev);
+                    broker.stats.retained_stored += 1;
+                }
+                Some(_) => broker.stats.retained_declined += 1,
+                None => {
+                    // Too large: do not leave an older, stale event behind.
+                    broker.retained.swap_remove(&topic);
+                    broker.stats.retained_declined += 1;
+                }
+            }
         }
         if ack {
             let _ = self.out.send(sid, ser, &Message::Published { request, publication });
@@ -170,44 +671,88 @@ impl Realm {
     }
 }
 
-/// Queues one EVENT per subscriber of `sub` (except `skip`), encoding it at
-/// most once per serializer and sharing the bytes.
-fn fan_out(
-    out: &mut Outbox,
-    sub: &Subscription,
+/// A copy of `payload` detached from the receive buffer, or `None` if it is
+/// larger than `max` bytes.
+fn detach(payload: &Payload, max: usize) -> Option<Payload> {
+    match payload {
+        Payload::Raw { format, args, kwargs } => {
+            let size = args.as_ref().map_or(0, Bytes::len) + kwargs.as_ref().map_or(0, Bytes::len);
+            if size > max {
+                return None;
+            }
+            let copy = |b: &Option<Bytes>| b.as_ref().map(|b| Bytes::copy_from_slice(b));
+            Some(Payload::Raw { format: *format, args: copy(args), kwargs: copy(kwargs) })
+        }
+        Payload::Values { .. } => {
+            let e = payload.encoded_in(PayloadFormat::Cbor).ok()?;
+            let size = e.args.as_ref().map_or(0, Bytes::len) + e.kwargs.as_ref().map_or(0, Bytes::len);
+            if size > max {
+                return None;
+            }
+            Some(Payload::Raw { format: PayloadFormat::Cbor, args: e.args, kwargs: e.kwargs })
+        }
+    }
+}
+
+/// One publication's fan-out state, shared across its subscriptions.
+struct FanOut<'a> {
     publication: PublicationId,
-    details: Dict,
-    payload: &Payload,
+    payload: &'a Payload,
+    /// The publisher, unless `exclude_me: false`.
     skip: Option<SessionId>,
-) {
-    let mut encoded: [Option<Bytes>; 4] = [None, None, None, None];
-    let mut failed = [false; 4];
-    let mut transcoded: [Option<Payload>; 3] = [None, None, None];
-    for (&target, &ser) in &sub.subscribers {
-        if Some(target) == skip {
-            continue;
-        }
-        let i = ser.index();
-        if failed[i] {
-            continue;
-        }
-        let bytes = match &encoded[i] {
-            Some(b) => b.clone(),
-            None => match encode_event(ser, sub.id, publication, &details, payload, &mut transcoded) {
-                Ok(b) => {
-                    encoded[i] = Some(b.clone());
-                    b
-                }
-                Err(e) => {
-                    failed[i] = true;
-                    out.stats.encode_errors += 1;
-                    tracing::warn!(%publication, %ser, error = %e, "EVENT could not be encoded");
+    receivers: &'a Receivers,
+    sessions: &'a HashMap<SessionId, Session>,
+    /// The payload transcoded per payload format, once per publication.
+    transcoded: [Option<Payload>; 3],
+}
+
+impl FanOut<'_> {
+    /// Queues one EVENT per admitted subscriber of `sub`, encoding it at
+    /// most once per serializer and sharing the bytes.
+    fn fan_out(&mut self, out: &mut Outbox, sub: &Subscription, details: &Dict) {
+        let mut encoded: [Option<Bytes>; 4] = [None, None, None, None];
+        let mut failed = [false; 4];
+        let open = self.receivers.is_open();
+        let by_auth = self.receivers.by_auth();
+        for (&target, &ser) in &sub.subscribers {
+            if Some(target) == self.skip {
+                continue;
+            }
+            if !open {
+                if !self.receivers.admits_session(target) {
                     continue;
                 }
-            },
-        };
-        out.push(target, bytes);
-        out.stats.events_delivered += 1;
+                if by_auth {
+                    let Some(s) = self.sessions.get(&target) else { continue };
+                    if !self.receivers.admits_auth(&s.info.authid, &s.info.authrole) {
+                        continue;
+                    }
+                }
+            }
+            let i = ser.index();
+            if failed[i] {
+                continue;
+            }
+            let bytes = match &encoded[i] {
+                Some(b) => b.clone(),
+                None => {
+                    match encode_event(ser, sub.id, self.publication, details, self.payload, &mut self.transcoded) {
+                        Ok(b) => {
+                            encoded[i] = Some(b.clone());
+                            b
+                        }
+                        Err(e) => {
+                            failed[i] = true;
+                            out.stats.encode_errors += 1;
+                            tracing::warn!(publication = %self.publication, %ser, error = %e, "EVENT could not be encoded");
+                            continue;
+                        }
+                    }
+                }
+            };
+            out.push(target, bytes);
+            out.stats.events_delivered += 1;
+        }
     }
 }
 

@@ -94,22 +94,10 @@ pub fn process_hello_with_rng<R: Rng + ?Sized>(
     auth: &AnonymousAuth,
     rng: &mut R,
 ) -> HandshakeOutcome {
-    let (realm, details) = match msg {
-        Message::Hello { realm, details } => (realm, details),
-        other => return abort(PROTOCOL_VIOLATION, &format!("expected HELLO as first message, got {}", other.name())),
+    let (realm, details) = match check_hello(serializer, msg) {
+        Ok(v) => v,
+        Err(abort) => return HandshakeOutcome::Abort(abort),
     };
-    match details.get("roles") {
-        Some(Value::Dict(roles)) if CLIENT_ROLES.iter().any(|r| roles.contains_key(*r)) => {}
-        Some(Value::Dict(_)) => {
-            return abort(PROTOCOL_VIOLATION, "HELLO announces no client role (publisher, subscriber, caller, callee)")
-        }
-        Some(_) => return abort(PROTOCOL_VIOLATION, "HELLO.Details.roles must be a dict"),
-        None if serializer == Some(Serializer::Flatbuffers) => {}
-        None => return abort(PROTOCOL_VIOLATION, "HELLO.Details.roles is missing"),
-    }
-    if !uri_ok(&realm) {
-        return abort(INVALID_URI, &format!("invalid realm URI '{}'", clip(&realm)));
-    }
     if !realm_exists(&realm) {
         return abort(NO_SUCH_REALM, &format!("no realm '{}' exists on this router", clip(&realm)));
     }
@@ -138,6 +126,86 @@ pub fn process_hello_with_rng<R: Rng + ?Sized>(
         authmethod: "anonymous".to_owned(),
         authprovider: "static".to_owned(),
         details,
+    }
+}
+
+/// The checks every HELLO passes before authentication (steps 1-3 of the
+/// module docs: message type, `details.roles`, realm URI): the realm and
+/// details, or the ABORT to send. `serializer: None` requires `roles` even
+/// for Flatbuffers.
+pub fn check_hello(serializer: Option<Serializer>, msg: Message) -> Result<(String, Dict), Message> {
+    let (realm, details) = match msg {
+        Message::Hello { realm, details } => (realm, details),
+        other => {
+            return Err(abort_message(
+                PROTOCOL_VIOLATION,
+                &format!("expected HELLO as first message, got {}", other.name()),
+            ))
+        }
+    };
+    match details.get("roles") {
+        Some(Value::Dict(roles)) if CLIENT_ROLES.iter().any(|r| roles.contains_key(*r)) => {}
+        Some(Value::Dict(_)) => {
+            return Err(abort_message(
+                PROTOCOL_VIOLATION,
+                "HELLO announces no client role (publisher, subscriber, caller, callee)",
+            ))
+        }
+        Some(_) => return Err(abort_message(PROTOCOL_VIOLATION, "HELLO.Details.roles must be a dict")),
+        None if serializer == Some(Serializer::Flatbuffers) => {}
+        None => return Err(abort_message(PROTOCOL_VIOLATION, "HELLO.Details.roles is missing")),
+    }
+    if !uri_ok(&realm) {
+        return Err(abort_message(INVALID_URI, &format!("invalid realm URI '{}'", clip(&realm))));
+    }
+    Ok((realm, details))
+}
+
+/// A [`wamp_auth::AuthStep`] in engine terms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AuthOutcome {
+    /// Admit the session (pass it to `Realm::join`; put `authextra` into
+    /// `WELCOME.Details.authextra`).
+    Join {
+        realm: String,
+        authid: String,
+        authrole: String,
+        authmethod: String,
+        authprovider: String,
+        authextra: Dict,
+        /// The HELLO details.
+        details: Dict,
+    },
+    /// Send this CHALLENGE, then feed the AUTHENTICATE to
+    /// [`wamp_auth::AuthHandshake::handle_authenticate`].
+    Challenge(Message),
+    /// Send this ABORT and close; when `failed`, charge the peer's
+    /// [`wamp_auth::FailureLimiter`].
+    Abort { message: Message, failed: bool },
+    /// Call the dynamic authenticator, then
+    /// [`wamp_auth::AuthHandshake::resume_dynamic`].
+    Dynamic(wamp_auth::DynamicAuthRequest),
+}
+
+/// Converts an authentication step; `hello_details` are the HELLO's
+/// details (kept for `Join`).
+pub fn auth_outcome(step: wamp_auth::AuthStep, hello_details: &Dict) -> AuthOutcome {
+    use wamp_auth::AuthStep;
+    match step {
+        AuthStep::Welcome(w) => AuthOutcome::Join {
+            realm: w.realm,
+            authid: w.authid,
+            authrole: w.authrole,
+            authmethod: w.authmethod,
+            authprovider: w.authprovider,
+            authextra: w.authextra,
+            details: hello_details.clone(),
+        },
+        AuthStep::Challenge { method, extra } => AuthOutcome::Challenge(Message::Challenge { method, extra }),
+        AuthStep::Abort { reason, message, failed } => {
+            AuthOutcome::Abort { message: abort_message(&reason, &message), failed }
+        }
+        AuthStep::Dynamic(req) => AuthOutcome::Dynamic(req),
     }
 }
 
@@ -247,6 +315,42 @@ mod tests {
             reason(&run(hello("realm1", vec![("roles", roles()), ("authid", Value::UInt(3))]))),
             PROTOCOL_VIOLATION
         );
+    }
+
+    #[test]
+    fn ticket_through_the_adapter() {
+        use std::sync::Arc;
+        let mut principals = indexmap::IndexMap::new();
+        principals.insert(
+            "joe".to_string(),
+            junction_config::TicketPrincipal { ticket: "s3cret".into(), role: "user".into(), realm: None },
+        );
+        let ta = junction_config::TransportAuth {
+            methods: vec![junction_config::AuthMethod::Ticket(junction_config::AuthProvider::Static(principals))],
+            options: Default::default(),
+        };
+        let cfg = Arc::new(wamp_auth::AuthConfig::from_transport_auth(&ta, [3; 32]).expect("config"));
+        let hello = hello(
+            "realm1",
+            vec![("roles", roles()), ("authid", "joe".into()), ("authmethods", Value::List(vec!["ticket".into()]))],
+        );
+        let (realm, details) = check_hello(Some(Serializer::Json), hello).expect("valid hello");
+        let realms = wamp_auth::RealmFns(|r: &str| r == "realm1", |_: &str, role: &str| role == "user");
+        let mut hs = wamp_auth::AuthHandshake::new(cfg, Default::default(), wamp_proto::SessionId::from_valid(1));
+        let time = wamp_auth::Time::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let step = hs.handle_hello(&realm, &details, time, &realms, &mut rng);
+        assert!(
+            matches!(auth_outcome(step, &details), AuthOutcome::Challenge(Message::Challenge { ref method, .. }) if method == "ticket")
+        );
+        let step = hs.handle_authenticate("s3cret", &Dict::new(), time.mono, &realms);
+        match auth_outcome(step, &details) {
+            AuthOutcome::Join { authid, authrole, authmethod, details, .. } => {
+                assert_eq!((authid.as_str(), authrole.as_str(), authmethod.as_str()), ("joe", "user", "ticket"));
+                assert!(details.contains_key("roles"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

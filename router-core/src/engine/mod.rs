@@ -33,10 +33,14 @@
 //!   session with `wamp.error.protocol_violation`; no other session is
 //!   affected. A YIELD/ERROR for an invocation that *was* issued but is no
 //!   longer pending (its caller left) is a harmless race and is dropped.
-//! * CANCEL (Advanced Profile, not announced) is ignored: the call stays
-//!   pending and completes normally.
-//! * Subscriptions and registrations are exact-match only; one subscription
-//!   per topic is shared by all its subscribers, one callee per procedure.
+//! * Pub/sub implements the Advanced Profile features listed in the
+//!   `broker` module docs (pattern-based subscriptions, black/whitelisting,
+//!   retention, event history, payload passthru); the router-provided
+//!   procedure `wamp.subscription.get_events` is answered by the realm
+//!   itself (`broker_meta`).
+//! * RPC implements the Advanced Profile features listed in the `dealer`
+//!   module docs (progressive results and invocations, canceling, timeouts,
+//!   pattern-based, shared and sharded registrations, revocation).
 //! * Identity disclosure: a publisher (caller) is disclosed in EVENT
 //!   (INVOCATION) details when its role's permission for the URI says so
 //!   (`disclose.publisher` / `disclose.caller`, as Crossbar), or when the
@@ -45,10 +49,11 @@
 //!
 //! ## Fan-out
 //! A PUBLISH payload arrives as `Payload::Raw` and is never decoded: the
-//! EVENT is encoded at most once per serializer per publication (one topic
-//! has one subscription), splicing the raw args/kwargs verbatim for the
-//! publisher's format and transcoding once per other format; every
-//! subscriber using that serializer receives a clone of the same `Bytes`.
+//! EVENT is encoded at most once per (matching subscription, serializer),
+//! splicing the raw args/kwargs verbatim for the publisher's format and
+//! transcoding once per other format and publication; every subscriber of
+//! that subscription using that serializer receives a clone of the same
+//! `Bytes`.
 //! Subscribers are iterated in place, with no allocation per subscriber.
 //!
 //! ## IDs
@@ -60,10 +65,16 @@
 
 pub mod authz;
 mod broker;
+mod broker_meta;
+mod broker_trie;
 mod dealer;
 pub mod handshake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_broker;
+#[cfg(test)]
+mod tests_dealer;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -74,6 +85,8 @@ use thiserror::Error;
 use wamp_proto::{code, Dict, EncodeError, Message, Payload, RequestId, SessionId, Value};
 
 pub use authz::{Action, Allow, Authorization, Disclose, MatchPolicy, Permission, Role, RoleTable};
+pub use broker::{BrokerSpec, BrokerStats, HistorySpec};
+pub use dealer::DealerConfig;
 pub use handshake::{AnonymousAuth, HandshakeOutcome};
 pub use wamp_proto::Serializer;
 
@@ -91,6 +104,12 @@ pub mod uris {
     pub const NO_SUCH_PROCEDURE: &str = "wamp.error.no_such_procedure";
     pub const INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
     pub const CANCELED: &str = "wamp.error.canceled";
+    pub const TIMEOUT: &str = "wamp.error.timeout";
+    pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
+    pub const PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY: &str =
+        "wamp.error.procedure_exists_with_different_invocation_policy";
+    /// A session has too many calls in flight (see `DealerConfig`).
+    pub const TOO_MANY_PENDING_CALLS: &str = "junction.error.too_many_pending_calls";
     pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
     pub const CLOSE_REALM: &str = "wamp.close.close_realm";
     pub const SYSTEM_SHUTDOWN: &str = "wamp.close.system_shutdown";
@@ -168,6 +187,10 @@ pub struct RealmStats {
     pub publishes_dropped_invalid: u64,
     /// Calls routed to a callee.
     pub calls: u64,
+    /// Calls answered with `wamp.error.canceled` because of a CANCEL.
+    pub calls_canceled: u64,
+    /// Calls answered with `wamp.error.timeout`.
+    pub calls_timed_out: u64,
     /// YIELD/ERROR replies dropped because the call is no longer pending.
     pub stale_replies: u64,
     /// Sessions aborted for a protocol violation.
@@ -235,26 +258,14 @@ impl Outbox {
     }
 }
 
-/// A call in flight, stored with the callee under its invocation id.
-#[derive(Copy, Clone, Debug)]
-struct PendingInvocation {
-    caller: SessionId,
-    call_request: RequestId,
-}
-
 /// One joined session.
 struct Session {
     info: SessionInfo,
     /// Index into `Realm::roles`.
     role: usize,
     subscriptions: HashSet<wamp_proto::SubscriptionId>,
-    registrations: HashSet<wamp_proto::RegistrationId>,
-    /// As callee: invocations awaiting YIELD/ERROR.
-    invocations: HashMap<RequestId, PendingInvocation>,
-    /// As callee: the last invocation request id issued (sequential).
-    last_invocation: u64,
-    /// As caller: (callee, invocation id) of its calls in flight.
-    calls: HashSet<(SessionId, RequestId)>,
+    /// Registrations, invocations and calls (see the `dealer` module).
+    rpc: dealer::SessionRpc,
     /// The router sent GOODBYE and awaits the reply; all state is detached.
     closing: bool,
 }
@@ -357,10 +368,7 @@ impl Realm {
                 info,
                 role,
                 subscriptions: HashSet::new(),
-                registrations: HashSet::new(),
-                invocations: HashMap::new(),
-                last_invocation: 0,
-                calls: HashSet::new(),
+                rpc: dealer::SessionRpc::new(hello_details),
                 closing: false,
             },
         );
@@ -393,13 +401,15 @@ impl Realm {
             Message::Subscribe { request, options, topic } => self.handle_subscribe(session, request, &options, topic),
             Message::Unsubscribe { request, subscription } => self.handle_unsubscribe(session, request, subscription),
             Message::Call { request, options, procedure, payload } => {
-                self.handle_call(session, request, &options, procedure, payload)
+                if !self.handle_router_procedure(session, request, &options, &procedure, &payload) {
+                    self.handle_call(session, request, &options, procedure, payload)
+                }
             }
             Message::Register { request, options, procedure } => {
                 self.handle_register(session, request, &options, procedure)
             }
             Message::Unregister { request, registration } => self.handle_unregister(session, request, registration),
-            Message::Yield { request, payload, .. } => self.handle_yield(session, request, payload),
+            Message::Yield { request, options, payload } => self.handle_yield(session, request, &options, payload),
             Message::Error { request_type: code::INVOCATION, request, error, payload, .. } => {
                 self.handle_invocation_error(session, request, error, payload)
             }
@@ -425,7 +435,7 @@ impl Realm {
                 self.sessions.remove(&session);
                 self.out.close(session);
             }
-            Message::Cancel { .. } => self.out.stats.ignored += 1,
+            Message::Cancel { request, options } => self.handle_cancel(session, request, &options),
             other @ (Message::Hello { .. }
             | Message::Welcome { .. }
             | Message::Challenge { .. }
@@ -515,37 +525,10 @@ impl Realm {
     fn detach(&mut self, session: SessionId) {
         let Some(s) = self.sessions.get_mut(&session) else { return };
         let subscriptions = std::mem::take(&mut s.subscriptions);
-        let registrations = std::mem::take(&mut s.registrations);
-        let invocations = std::mem::take(&mut s.invocations);
-        let calls = std::mem::take(&mut s.calls);
         for sub in subscriptions {
             self.broker.unsubscribe(sub, session);
         }
-        for reg in registrations {
-            self.dealer.unregister(reg);
-        }
-        for (inv, p) in invocations {
-            if p.caller == session {
-                continue;
-            }
-            if let Some(caller) = self.sessions.get_mut(&p.caller) {
-                caller.calls.remove(&(session, inv));
-                let ser = caller.info.serializer;
-                self.out.error(
-                    p.caller,
-                    ser,
-                    code::CALL,
-                    p.call_request,
-                    uris::CANCELED,
-                    "callee disconnected from in-flight request".to_owned(),
-                );
-            }
-        }
-        for (callee, inv) in calls {
-            if let Some(c) = self.sessions.get_mut(&callee) {
-                c.invocations.remove(&inv);
-            }
-        }
+        self.detach_rpc(session);
     }
 }
 
@@ -564,8 +547,32 @@ fn router_roles() -> Value {
         Value::Dict(role)
     }
     let mut roles = Dict::new();
-    roles.insert("broker".to_owned(), features(&["publisher_exclusion", "publisher_identification"]));
-    roles.insert("dealer".to_owned(), features(&["caller_identification"]));
+    roles.insert(
+        "broker".to_owned(),
+        features(&[
+            "publisher_exclusion",
+            "publisher_identification",
+            "subscriber_blackwhite_listing",
+            "pattern_based_subscription",
+            "event_retention",
+            "event_history",
+            "payload_passthru_mode",
+        ]),
+    );
+    roles.insert(
+        "dealer".to_owned(),
+        features(&[
+            "caller_identification",
+            "progressive_call_results",
+            "progressive_call_invocations",
+            "call_canceling",
+            "call_timeout",
+            "pattern_based_registration",
+            "shared_registration",
+            "sharded_registration",
+            "registration_revocation",
+        ]),
+    );
     Value::Dict(roles)
 }
 

@@ -352,7 +352,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     let session = shard.new_session_id(&join);
     let conn = Rc::new(Conn {
         session,
-        out: Outbound::new(fd, setup.limits.clone()),
+        out: Outbound::new(write_fd, setup.limits.clone()),
         sender: framer.sender(),
         last_seen: std::cell::Cell::new(Instant::now()),
     });
@@ -366,6 +366,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         authprovider: join.authprovider.clone(),
         transport: transport_details,
     };
+    host.set_now(Instant::now());
     if let Err(e) = host.join(info, &join.hello_details) {
         tracing::warn!(%session, error = %e, "join refused");
     }
@@ -486,7 +487,9 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             }
             Ok(n) => n,
         };
-        conn.last_seen.set(Instant::now());
+        let now = Instant::now();
+        conn.last_seen.set(now);
+        host.set_now(now);
         match &tls {
             None => framer.feed(&tmp[..n]),
             Some(t) => {

@@ -137,6 +137,9 @@ async fn run_shard(
     }
     let shard = Rc::new(Shard::new(id, &shared, peers));
     *shard_slot.borrow_mut() = Some(shard.clone());
+    for host in shard.realm_hosts() {
+        glommio::spawn_local(host.clone().run_timer()).detach();
+    }
     for (t, (fd, endpoint)) in listener_fds.into_iter().enumerate() {
         // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.
         let listener = unsafe { TcpListener::from_raw_fd(fd) };

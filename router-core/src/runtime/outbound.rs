@@ -40,12 +40,13 @@ pub struct Outbound {
     state: Cell<OutState>,
     pub notify: LocalNotify,
     limits: ConnectionLimits,
-    /// The socket, for `shutdown(2)` on forced close.
-    fd: RawFd,
+    /// The writer's fd, for `shutdown(2)` on forced close; `None` once the
+    /// writer has closed it (the number may then belong to another socket).
+    fd: Cell<Option<RawFd>>,
 }
 
 impl Outbound {
-    /// A new outbound side for socket `fd`.
+    /// A new outbound side; `fd` is the writer task's fd of the socket.
     pub fn new(fd: RawFd, limits: ConnectionLimits) -> Self {
         Outbound {
             pending: RefCell::new(Vec::with_capacity(4096)),
@@ -54,7 +55,7 @@ impl Outbound {
             state: Cell::new(OutState::Open),
             notify: LocalNotify::default(),
             limits,
-            fd,
+            fd: Cell::new(Some(fd)),
         }
     }
 
@@ -103,10 +104,7 @@ impl Outbound {
     pub fn abort(&self) {
         self.state.set(OutState::Closed);
         self.pending.borrow_mut().clear();
-        // SAFETY: shutdown(2) on our own socket; harmless if already shut.
-        unsafe {
-            libc::shutdown(self.fd, libc::SHUT_RDWR);
-        }
+        self.shutdown();
         self.notify.notify();
     }
 
@@ -134,12 +132,21 @@ impl Outbound {
         self.pending.borrow().is_empty()
     }
 
-    /// Marks the outbound side finished and shuts the socket down.
+    /// For the writer, before it closes its fd: marks the outbound side
+    /// finished, shuts the socket down (ending the reader's wait) and forgets
+    /// the fd.
     pub fn finish(&self) {
         self.state.set(OutState::Closed);
-        // SAFETY: as in `abort`.
-        unsafe {
-            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        self.shutdown();
+        self.fd.set(None);
+    }
+
+    fn shutdown(&self) {
+        if let Some(fd) = self.fd.get() {
+            // SAFETY: `fd` is still open (the writer clears it before closing it).
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
         }
     }
 }

@@ -3,11 +3,12 @@
 //! the executor and never locked; shards talk only through typed channels
 //! ([`ShardMsg`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use glommio::channels::shared_channel::ConnectedSender;
 use rand::rngs::SmallRng;
@@ -16,6 +17,7 @@ use wamp_proto::{Dict, Message, SessionId, MAX_ID};
 
 use super::conn::{serve_session, Conn, Handoff, JoinRequest};
 use super::directory::{SessionDirectory, SessionEntry};
+use super::notify::LocalNotify;
 use super::outbound::Overflow;
 use super::setup::RouterSetup;
 use crate::engine::{JoinError, Realm, RealmSpec, SessionInfo, Transmit};
@@ -115,6 +117,11 @@ impl Shard {
         }
     }
 
+    /// Every realm homed here.
+    pub fn realm_hosts(&self) -> impl Iterator<Item = &Rc<RealmHost>> {
+        self.realms.values()
+    }
+
     /// The realm host for a realm homed here.
     pub fn realm_host(&self, realm: &str) -> Option<Rc<RealmHost>> {
         self.realms.get(realm).cloned()
@@ -159,11 +166,52 @@ pub struct RealmHost {
     conns: RefCell<HashMap<SessionId, Rc<Conn>>>,
     max_sessions: usize,
     stats: Arc<NodeStats>,
+    /// The deadline the timer task sleeps towards, if any.
+    armed: Cell<Option<Instant>>,
+    /// Wakes the timer task when an earlier deadline appears.
+    timer: LocalNotify,
 }
 
 impl RealmHost {
     fn new(realm: Realm, max_sessions: usize, stats: Arc<NodeStats>) -> Self {
-        RealmHost { realm: RefCell::new(realm), conns: RefCell::new(HashMap::new()), max_sessions, stats }
+        RealmHost {
+            realm: RefCell::new(realm),
+            conns: RefCell::new(HashMap::new()),
+            max_sessions,
+            stats,
+            armed: Cell::new(None),
+            timer: LocalNotify::default(),
+        }
+    }
+
+    /// Tells the engine the time before a batch of messages.
+    pub fn set_now(&self, now: Instant) {
+        self.realm.borrow_mut().set_now(now);
+    }
+
+    /// The realm's timer: sleeps until the engine's earliest deadline (call
+    /// timeouts, cancel grace periods), fires it, and re-arms. Runs for the
+    /// life of the shard.
+    pub async fn run_timer(self: Rc<Self>) {
+        loop {
+            let deadline = self.realm.borrow().poll_timeout();
+            self.armed.set(deadline);
+            match deadline {
+                None => self.timer.wait().await,
+                Some(d) => {
+                    let now = Instant::now();
+                    if d > now {
+                        // Wake at the deadline, or earlier if a sooner one is set.
+                        futures_lite::future::or(glommio::timer::sleep(d - now), self.timer.wait()).await;
+                    }
+                    let now = Instant::now();
+                    if now >= d {
+                        self.realm.borrow_mut().handle_timeout(now);
+                        self.pump();
+                    }
+                }
+            }
+        }
     }
 
     /// `Some(limit)` if the realm has reached its session limit.
@@ -238,6 +286,12 @@ impl RealmHost {
                     c.out.abort();
                     realm.leave(session);
                 }
+            }
+        }
+        if let Some(d) = realm.poll_timeout() {
+            if self.armed.get().is_none_or(|a| d < a) {
+                self.armed.set(Some(d));
+                self.timer.notify();
             }
         }
     }

@@ -1,0 +1,143 @@
+//! CPU time and memory of a process (the router under test via `--pid`, and
+//! the load generator itself), from `/proc` and `getrusage`.
+
+use std::fs;
+
+use serde_json::{json, Value as Json};
+
+/// One sample of a process's resource use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcSample {
+    /// User + system CPU time, microseconds.
+    pub cpu_us: u64,
+    /// Resident set size, KiB.
+    pub rss_kib: u64,
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// Parses utime+stime (clock ticks) from the contents of `/proc/PID/stat`.
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After ')': field 3 (state) is index 0; utime is field 14, stime 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Parses `VmRSS` (KiB) from the contents of `/proc/PID/status`.
+pub fn parse_status_rss_kib(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Samples process `pid` (`None` if it does not exist or /proc is unreadable).
+pub fn sample_pid(pid: u32) -> Option<ProcSample> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let ticks = parse_stat_cpu_ticks(&stat)?;
+    Some(ProcSample { cpu_us: ticks * 1_000_000 / clock_ticks(), rss_kib: parse_status_rss_kib(&status).unwrap_or(0) })
+}
+
+/// CPU time of this process (all threads) from `getrusage`, plus its RSS.
+pub fn sample_self() -> ProcSample {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    let cpu_us = if rc == 0 { tv(ru.ru_utime) + tv(ru.ru_stime) } else { 0 };
+    let rss_kib = fs::read_to_string("/proc/self/status").ok().and_then(|s| parse_status_rss_kib(&s)).unwrap_or(0);
+    ProcSample { cpu_us, rss_kib }
+}
+
+/// Resource use between two samples over `wall_s` seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProcDelta {
+    /// CPU microseconds consumed.
+    pub cpu_us: u64,
+    /// CPU utilisation in cores (1.0 = one core busy).
+    pub cores: f64,
+    /// RSS at start, KiB.
+    pub rss_start_kib: u64,
+    /// RSS at end, KiB.
+    pub rss_end_kib: u64,
+}
+
+impl ProcDelta {
+    /// The difference `end - start`.
+    pub fn between(start: ProcSample, end: ProcSample, wall_s: f64) -> ProcDelta {
+        let cpu_us = end.cpu_us.saturating_sub(start.cpu_us);
+        ProcDelta {
+            cpu_us,
+            cores: if wall_s > 0.0 { cpu_us as f64 / 1e6 / wall_s } else { 0.0 },
+            rss_start_kib: start.rss_kib,
+            rss_end_kib: end.rss_kib,
+        }
+    }
+
+    /// As JSON; `per_msg` adds CPU-µs per delivered message.
+    pub fn to_json(&self, delivered: u64) -> Json {
+        json!({
+            "cpu_us": self.cpu_us,
+            "cpu_cores": crate::stats::round2(self.cores),
+            "cpu_us_per_msg": if delivered > 0 { Some(crate::stats::round2(self.cpu_us as f64 / delivered as f64)) } else { None },
+            "rss_start_kib": self.rss_start_kib,
+            "rss_end_kib": self.rss_end_kib,
+            "rss_growth_kib": self.rss_end_kib as i64 - self.rss_start_kib as i64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_spaces_in_name() {
+        let stat = "1234 (my (weird) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 4 0 100 1000 50";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(325));
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+        assert_eq!(parse_stat_cpu_ticks("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn parses_status_rss() {
+        let status = "Name:\tx\nVmPeak:\t 9999 kB\nVmRSS:\t   4321 kB\nThreads:\t1\n";
+        assert_eq!(parse_status_rss_kib(status), Some(4321));
+        assert_eq!(parse_status_rss_kib("Name: x\n"), None);
+    }
+
+    #[test]
+    fn samples_this_process() {
+        // Burn a little CPU so the counters move.
+        let mut x = 0u64;
+        let t = std::time::Instant::now();
+        while t.elapsed().as_millis() < 30 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        assert_ne!(x, 1);
+        let me = sample_pid(std::process::id()).expect("own /proc entry");
+        assert!(me.rss_kib > 0);
+        assert!(me.cpu_us > 0);
+        let s = sample_self();
+        assert!(s.cpu_us >= 20_000, "getrusage cpu {}", s.cpu_us);
+        let d = ProcDelta::between(
+            ProcSample { cpu_us: 1000, rss_kib: 10 },
+            ProcSample { cpu_us: 3000, rss_kib: 7 },
+            0.002,
+        );
+        assert_eq!(d.cpu_us, 2000);
+        assert!((d.cores - 1.0).abs() < 1e-9);
+        assert_eq!(d.to_json(1000)["cpu_us_per_msg"], 2.0);
+        assert_eq!(d.to_json(1000)["rss_growth_kib"], -3);
+    }
+}
