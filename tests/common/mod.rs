@@ -1,0 +1,561 @@
+//! Shared helpers for Junction's end-to-end tests.
+//!
+//! These tests run the real `junction` binary (built by Cargo for the test,
+//! `CARGO_BIN_EXE_junction`) and talk to it with real clients: the
+//! unmodified Autobahn|Python client (scripts in `tests/python/`, run with
+//! the interpreter named by `JUNCTION_PYTHON`, which `scripts/test.sh`
+//! sets up) and hand-built byte streams over std sockets.
+//!
+//! Nothing here sleeps and hopes: a node is usable once it printed
+//! `junction: ready`; every wait has a deadline that fails the test with the
+//! captured output instead of hanging.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How long a node may take to print `junction: ready`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one Python client scenario may run before it is killed.
+pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(60);
+/// The four serializers every scenario runs with.
+pub const SERIALIZERS: [&str; 4] = ["json", "msgpack", "cbor", "flatbuffers"];
+/// Most stderr bytes kept per process (the tail is what matters).
+const STDERR_KEEP: usize = 256 * 1024;
+
+/// Path of the binary under test.
+pub fn junction_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_junction")
+}
+
+/// Directory of the Python client scripts.
+pub fn python_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("python")
+}
+
+fn unique_id() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh path under the system temp dir, unique to this process and call
+/// (short enough for a Unix socket path). Whatever is left at the path is
+/// removed when the test process exits.
+pub fn temp_path(stem: &str, ext: &str) -> PathBuf {
+    static PATHS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn cleanup() {
+        if let Ok(paths) = PATHS.lock() {
+            for p in paths.iter() {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    // SAFETY: registers a plain extern "C" function; the test harness ends
+    // with `process::exit`, which runs it.
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(cleanup);
+    });
+    let p = std::env::temp_dir().join(format!("jt-{}-{}-{stem}.{ext}", std::process::id(), unique_id()));
+    PATHS.lock().unwrap_or_else(|e| e.into_inner()).push(p.clone());
+    p
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// Ports are taken from 20000..32000, below Linux's ephemeral range (so an
+/// outgoing client connection cannot grab one between allocation and the
+/// router's bind), starting at an offset derived from the pid (test binaries
+/// run one after another, each with its own pid) and never handed out twice
+/// within one process (tests in a file run in parallel threads).
+pub fn free_port() -> u16 {
+    static NEXT: OnceLock<Mutex<u32>> = OnceLock::new();
+    let next = NEXT.get_or_init(|| Mutex::new((std::process::id() % 1000) * 12));
+    let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..12_000 {
+        let port = 20_000 + (*next % 12_000) as u16;
+        *next += 1;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port in 20000..32000");
+}
+
+// ---------------------------------------------------------------- configs
+
+/// A role allowed everything on every URI.
+pub fn allow_all_role(name: &str) -> Value {
+    json!({
+        "name": name,
+        "permissions": [{
+            "uri": "", "match": "prefix",
+            "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
+            "disclose": {"caller": false, "publisher": false}
+        }]
+    })
+}
+
+/// A role that may only subscribe, and only under `prefix`.
+pub fn subscribe_only_role(name: &str, prefix: &str) -> Value {
+    json!({
+        "name": name,
+        "permissions": [{
+            "uri": prefix, "match": "prefix",
+            "allow": {"call": false, "register": false, "publish": false, "subscribe": true},
+            "disclose": {"caller": false, "publisher": false}
+        }]
+    })
+}
+
+/// A realm with the given roles.
+pub fn realm(name: &str, roles: Vec<Value>) -> Value {
+    json!({"name": name, "roles": roles})
+}
+
+/// A `web` transport serving WAMP-over-WebSocket on `/ws` only.
+pub fn web_transport(port: u16, ws_options: Value) -> Value {
+    json!({
+        "type": "web",
+        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+        "paths": {"ws": {
+            "type": "websocket",
+            "serializers": SERIALIZERS,
+            "options": ws_options
+        }}
+    })
+}
+
+/// A RawSocket transport on 127.0.0.1:`port`.
+pub fn rawsocket_tcp(port: u16) -> Value {
+    json!({
+        "type": "rawsocket",
+        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+        "serializers": SERIALIZERS
+    })
+}
+
+/// A RawSocket transport on a Unix domain socket.
+pub fn rawsocket_unix(path: &Path) -> Value {
+    json!({
+        "type": "rawsocket",
+        "endpoint": {"type": "unix", "path": path},
+        "serializers": SERIALIZERS
+    })
+}
+
+/// A whole node config: one router worker with two shards.
+pub fn node_config(realms: Vec<Value>, transports: Vec<Value>) -> Value {
+    json!({
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "options": {"shards": 2},
+            "realms": realms,
+            "transports": transports
+        }]
+    })
+}
+
+// ---------------------------------------------------------------- processes
+
+/// Spawns `cmd` so that the child gets SIGKILL when this test process dies
+/// (normally or not): `PR_SET_PDEATHSIG` fires when the *thread* that forked
+/// exits, so the fork happens on one thread that lives as long as the
+/// process. Nodes shared by a whole test file (in a `static`) are never
+/// dropped; this is what stops them.
+fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
+    type Req = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Req>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Req>();
+        thread::Builder::new()
+            .name("spawner".into())
+            .spawn(move || {
+                // Lives until the process exits: `tx` sits in a static.
+                for (mut cmd, reply) in rx {
+                    // SAFETY: prctl is async-signal-safe; no allocation.
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                            Ok(())
+                        });
+                    }
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawn the spawner thread");
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    cmd.stdin(Stdio::null());
+    spawner.lock().unwrap_or_else(|e| e.into_inner()).send((cmd, reply_tx)).expect("spawner thread alive");
+    reply_rx.recv().expect("spawner replied")
+}
+
+/// Captured output of a child, filled by a reader thread.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<VecDeque<u8>>>);
+
+impl Captured {
+    fn drain_from(&self, mut r: impl Read + Send + 'static) -> thread::JoinHandle<()> {
+        let buf = self.0.clone();
+        thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+                b.extend(&chunk[..n]);
+                let excess = b.len().saturating_sub(STDERR_KEEP);
+                b.drain(..excess);
+            }
+        })
+    }
+
+    /// Everything captured so far (the last `STDERR_KEEP` bytes), lossy UTF-8.
+    pub fn text(&self) -> String {
+        let b = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, c) = b.as_slices();
+        let mut v = a.to_vec();
+        v.extend_from_slice(c);
+        String::from_utf8_lossy(&v).into_owned()
+    }
+}
+
+/// Waits for `child` to exit, at most `timeout`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() >= deadline => return None,
+            Ok(None) => thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("waiting for child: {e}"),
+        }
+    }
+}
+
+/// A running `junction start --config FILE` process.
+///
+/// Dropped: killed (SIGKILL), its config file removed, and its stderr
+/// printed if the test is failing.
+pub struct JunctionProcess {
+    child: Child,
+    stderr: Captured,
+    config_path: PathBuf,
+    /// Stdout lines after `junction: ready` (normally none).
+    stdout: Mutex<mpsc::Receiver<String>>,
+}
+
+impl JunctionProcess {
+    /// Writes `config` to a temp file, starts a node on it and waits until it
+    /// printed `junction: ready`. Panics (with the node's stderr) if it does
+    /// not within [`READY_TIMEOUT`].
+    pub fn start(config: Value) -> JunctionProcess {
+        match Self::try_start(config) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`JunctionProcess::start`], but returns the failure (message with
+    /// exit status and stderr) instead of panicking.
+    pub fn try_start(config: Value) -> Result<JunctionProcess, String> {
+        let config_path = temp_path("config", "json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).expect("serialize config"))
+            .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
+        let mut cmd = Command::new(junction_bin());
+        cmd.arg("start").arg("--config").arg(&config_path);
+        if std::env::var_os("JUNCTION_LOG").is_none() {
+            cmd.env("JUNCTION_LOG", "info");
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = spawn_tied(cmd).unwrap_or_else(|e| panic!("spawn {}: {e}", junction_bin()));
+
+        let stderr = Captured::default();
+        stderr.drain_from(child.stderr.take().expect("piped stderr"));
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut other = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.trim() == "junction: ready" => break,
+                Ok(line) => other.push(line),
+                Err(e) => {
+                    let why = match e {
+                        mpsc::RecvTimeoutError::Timeout => {
+                            let _ = child.kill();
+                            format!("did not print `junction: ready` within {READY_TIMEOUT:?}")
+                        }
+                        mpsc::RecvTimeoutError::Disconnected => "closed stdout before `junction: ready`".into(),
+                    };
+                    let status = wait_timeout(&mut child, Duration::from_secs(5));
+                    // Give the stderr reader a moment to take the last bytes.
+                    thread::sleep(Duration::from_millis(50));
+                    let _ = std::fs::remove_file(&config_path);
+                    return Err(format!(
+                        "junction {why} (exit status: {status:?})\nconfig: {}\nstdout: {other:?}\n--- junction stderr ---\n{}",
+                        serde_json::to_string(&config).unwrap_or_default(),
+                        stderr.text()
+                    ));
+                }
+            }
+        }
+        Ok(JunctionProcess { child, stderr, config_path, stdout: Mutex::new(rx) })
+    }
+
+    /// Stdout lines printed after `junction: ready` so far (non-blocking).
+    pub fn extra_stdout(&self) -> Vec<String> {
+        let rx = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
+        rx.try_iter().collect()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the node wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        // SAFETY: plain kill(2) on our own child's pid (not yet reaped:
+        // we own the `Child` and only reap through it).
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        wait_timeout(&mut self.child, timeout)
+    }
+
+    /// Runs a Python client scenario; on failure the node's stderr is part
+    /// of the panic message.
+    pub fn python(&self, script: &str, args: &[&str]) -> Value {
+        match run_python(script, args) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}\n--- junction stderr (tail) ---\n{}", tail(&self.stderr(), 8000)),
+        }
+    }
+}
+
+impl Drop for JunctionProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config_path);
+        if thread::panicking() {
+            eprintln!("--- junction stderr (pid {}) ---\n{}", self.child.id(), tail(&self.stderr(), 16000));
+        }
+    }
+}
+
+/// The last `n` bytes of `s` (on a char boundary).
+pub fn tail(s: &str, n: usize) -> &str {
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+// ---------------------------------------------------------------- python
+
+/// The interpreter that has Autobahn installed (`JUNCTION_PYTHON`).
+pub fn python_interpreter() -> String {
+    match std::env::var("JUNCTION_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => panic!(
+            "JUNCTION_PYTHON is not set: these end-to-end tests need the Autobahn|Python client. \
+             Run ./scripts/test.sh (it creates .venv and sets JUNCTION_PYTHON), or set \
+             JUNCTION_PYTHON to a python with tests/python/requirements.txt installed."
+        ),
+    }
+}
+
+/// Runs `tests/python/<script> <args...>` with [`PYTHON_TIMEOUT`]; panics
+/// unless it exits 0; returns its last stdout line parsed as JSON.
+pub fn python(script: &str, args: &[&str]) -> Value {
+    run_python(script, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`python`], returning the failure as a message.
+pub fn run_python(script: &str, args: &[&str]) -> Result<Value, String> {
+    let interp = python_interpreter();
+    let path = python_dir().join(script);
+    let mut cmd = Command::new(&interp);
+    cmd.arg(&path).args(args).current_dir(python_dir());
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {interp} {}: {e}", path.display()))?;
+    let out = Captured::default();
+    let err = Captured::default();
+    let t1 = out.drain_from(child.stdout.take().expect("piped stdout"));
+    let t2 = err.drain_from(child.stderr.take().expect("piped stderr"));
+    let status = wait_timeout(&mut child, PYTHON_TIMEOUT);
+    let timed_out = status.is_none();
+    if timed_out {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = t1.join();
+    let _ = t2.join();
+    let (stdout, stderr) = (out.text(), err.text());
+    let what = format!("python {script} {}", args.join(" "));
+    if timed_out {
+        return Err(format!(
+            "{what}: killed after {PYTHON_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+            tail(&stderr, 8000)
+        ));
+    }
+    let status = status.expect("exited");
+    if !status.success() {
+        return Err(format!("{what}: {status}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}", tail(&stderr, 8000)));
+    }
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    serde_json::from_str(last).map_err(|e| {
+        format!("{what}: last stdout line is not JSON ({e}): {last:?}\n--- stderr ---\n{}", tail(&stderr, 8000))
+    })
+}
+
+// ---------------------------------------------------------------- standard node
+
+/// A node with the usual test layout:
+/// * realm `realm1`: role `anonymous` may do everything;
+/// * realm `restricted`: role `anonymous` may only subscribe under `com.allowed.`;
+/// * WebSocket at `ws://127.0.0.1:<port>/ws`, RawSocket TCP and Unix.
+pub struct StandardNode {
+    pub process: JunctionProcess,
+    pub ws_port: u16,
+    pub rs_port: u16,
+    pub unix_path: PathBuf,
+}
+
+impl StandardNode {
+    /// Starts a standard node; `ws_options` become the WebSocket `options`.
+    pub fn start() -> StandardNode {
+        Self::start_with(json!({}))
+    }
+
+    /// Starts a standard node with the given WebSocket `options`.
+    pub fn start_with(ws_options: Value) -> StandardNode {
+        // A port can be taken between `free_port` and the node's bind; try
+        // again with new ports if that happened.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let (ws_port, rs_port) = (free_port(), free_port());
+            let unix_path = temp_path("rs", "sock");
+            let config = node_config(
+                vec![
+                    realm("realm1", vec![allow_all_role("anonymous")]),
+                    realm("restricted", vec![subscribe_only_role("anonymous", "com.allowed.")]),
+                ],
+                vec![web_transport(ws_port, ws_options.clone()), rawsocket_tcp(rs_port), rawsocket_unix(&unix_path)],
+            );
+            match JunctionProcess::try_start(config) {
+                Ok(process) => return StandardNode { process, ws_port, rs_port, unix_path },
+                Err(e) if e.contains("in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last}")
+    }
+
+    /// `ws://127.0.0.1:<port>/ws`
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.ws_port)
+    }
+
+    /// `rs://127.0.0.1:<port>`
+    pub fn rs_url(&self) -> String {
+        format!("rs://127.0.0.1:{}", self.rs_port)
+    }
+
+    /// `unix:<path>`
+    pub fn unix_url(&self) -> String {
+        format!("unix:{}", self.unix_path.display())
+    }
+
+    /// The URL for a transport name used in test names: `ws`, `rs`, `unix`.
+    pub fn url(&self, transport: &str) -> String {
+        match transport {
+            "ws" => self.ws_url(),
+            "rs" => self.rs_url(),
+            "unix" => self.unix_url(),
+            other => panic!("unknown transport {other}"),
+        }
+    }
+
+    /// Runs a Python scenario against this node.
+    pub fn python(&self, script: &str, args: &[&str]) -> Value {
+        self.process.python(script, args)
+    }
+}
+
+/// One [`StandardNode`] per test binary, started by the first test that
+/// asks. Never dropped; killed when the test process exits.
+pub fn shared_node() -> &'static StandardNode {
+    static NODE: OnceLock<Result<StandardNode, String>> = OnceLock::new();
+    once_or_fail(&NODE, StandardNode::start)
+}
+
+/// Initializes `cell` with `init()` once per process. If `init` panicked,
+/// that first test fails with the full message and every later caller
+/// fails with a short pointer to it (instead of retrying, slowly, per test).
+pub fn once_or_fail<T>(cell: &'static OnceLock<Result<T, String>>, init: impl FnOnce() -> T) -> &'static T {
+    let mut first = None;
+    let r = cell.get_or_init(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(init)).map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            first = Some(msg.clone());
+            msg
+        })
+    });
+    match (r, first) {
+        (Ok(v), _) => v,
+        (Err(_), Some(msg)) => panic!("{msg}"),
+        (Err(msg), None) => panic!(
+            "the node shared by this test file failed to start (full report in the first failing test): {}",
+            msg.lines().next().unwrap_or("")
+        ),
+    }
+}
