@@ -335,6 +335,12 @@ impl Realm {
     /// `agent`). `hello_details` is the client's HELLO details; the Basic
     /// Profile engine needs nothing from it at present.
     pub fn join(&mut self, info: SessionInfo, hello_details: &Dict) -> Result<(), JoinError> {
+        self.join_with_authextra(info, hello_details, Dict::new())
+    }
+
+    /// [`Realm::join`] with the authenticator's `authextra` (e.g. SCRAM's
+    /// server signature), sent in `WELCOME.Details.authextra` when not empty.
+    pub fn join_with_authextra(&mut self, info: SessionInfo, hello_details: &Dict, authextra: Dict) -> Result<(), JoinError> {
         let _ = hello_details;
         let sid = info.session;
         if self.sessions.contains_key(&sid) {
@@ -353,6 +359,9 @@ impl Realm {
         details.insert("authrole".into(), Value::Str(info.authrole.clone()));
         details.insert("authmethod".into(), Value::Str(info.authmethod.clone()));
         details.insert("authprovider".into(), Value::Str(info.authprovider.clone()));
+        if !authextra.is_empty() {
+            details.insert("authextra".into(), Value::Dict(authextra));
+        }
         details.insert("roles".into(), self.router_roles.clone());
         details.insert("agent".into(), Value::Str(AGENT.into()));
         if let Err(e) = self.out.send(sid, info.serializer, &Message::Welcome { session: sid, details }) {

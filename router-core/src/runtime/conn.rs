@@ -21,15 +21,17 @@ use std::cell::RefCell;
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use wamp_proto::{Dict, Serializer, SessionId, Value};
+use wamp_proto::{Dict, Message, Serializer, SessionId, Value};
 
 use super::bind::{close_fd, dup};
+use super::directory::SessionEntry;
 use super::framer::{FrameEvent, FrameSender, Framer, HandshakeStep, TransportHandshake};
 use super::outbound::{OutState, Outbound, Overflow};
 use super::shard::Shard;
 use super::stream::{SocketKind, Stream};
 use super::tls::Tls;
-use crate::engine::handshake::{self, AnonymousAuth, HandshakeOutcome};
+use crate::engine::handshake::{self, AuthOutcome};
+use wamp_auth::{AuthHandshake, RealmFns, Time, TransportInfo};
 
 /// Read buffer size per connection.
 const READ_CHUNK: usize = 64 * 1024;
@@ -73,6 +75,10 @@ pub struct Handoff {
 
 /// The admitted identity from HELLO processing.
 pub struct JoinRequest {
+    /// The session ID, reserved in the directory when HELLO arrived.
+    pub session: SessionId,
+    /// For `WELCOME.Details.authextra`.
+    pub authextra: Dict,
     pub realm: String,
     pub authid: String,
     pub authrole: String,
@@ -187,7 +193,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
     let mut plain = Vec::with_capacity(16 * 1024);
     let mut hs = TransportHandshake::new(setup);
     // Transport handshake.
-    let (mut framer, serializer, mut details, anonymous_role) = loop {
+    let (mut framer, serializer, mut details, auth) = loop {
         io.recv(&mut plain).await?;
         match hs.feed(&plain) {
             HandshakeStep::NeedMore => continue,
@@ -197,9 +203,9 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                 }
                 return Err(OpenError::Rejected(reason));
             }
-            HandshakeStep::Done { reply, framer, serializer, details, anonymous_role } => {
+            HandshakeStep::Done { reply, framer, serializer, details, auth } => {
                 io.send(&reply).await?;
-                break (framer, serializer, details, anonymous_role);
+                break (framer, serializer, details, auth);
             }
         }
     };
@@ -213,56 +219,144 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             details.insert("tls_version".into(), Value::from(v));
         }
     }
-    // First WAMP message.
+    // WAMP opening: HELLO, then (depending on the method) CHALLENGE /
+    // AUTHENTICATE rounds, or a dynamic authenticator call.
     let sender = framer.sender();
-    loop {
-        match framer.next_event() {
+    let mut session: Option<(SessionId, AuthHandshake, Dict)> = None;
+    let realms = RealmFns(
+        |r: &str| shard.setup.realm(r).is_some(),
+        |r: &str, role: &str| shard.setup.realm(r).is_some_and(|rs| rs.roles.iter().any(|x| x.name == role)),
+    );
+    let result = loop {
+        let msg = match framer.next_event() {
             Err(_) => {
                 let mut out = Vec::new();
                 framer.drain_transmit(&mut out);
                 let _ = io.send(&out).await;
-                return Err(OpenError::Rejected("framing error before HELLO"));
+                break Err(OpenError::Rejected("framing error before WELCOME"));
             }
-            Ok(Some(FrameEvent::Message(bytes))) => {
-                let auth = AnonymousAuth { role: anonymous_role.clone() };
-                let outcome = match serializer.decode(&bytes) {
-                    Ok(msg) => handshake::process_hello_from(serializer, msg, |r| shard.setup.realm(r).is_some(), &auth),
-                    Err(e) => HandshakeOutcome::Abort(handshake::abort_message("wamp.error.protocol_violation", &e.to_string())),
-                };
-                match outcome {
-                    HandshakeOutcome::Join { realm, authid, authrole, authmethod, authprovider, details: hello_details } => {
-                        let join = JoinRequest { realm, authid, authrole, authmethod, authprovider, hello_details };
-                        return Ok(Some((framer, serializer, join, details, io.tls)));
-                    }
-                    HandshakeOutcome::Abort(abort) => {
-                        let mut out = Vec::new();
-                        if let Ok(bytes) = serializer.encode(&abort) {
-                            let _ = sender.message(&bytes, &mut out);
-                        }
-                        sender.close(Some(1000), "", &mut out);
-                        let _ = io.send(&out).await;
-                        return Ok(None);
-                    }
-                }
-            }
+            Ok(Some(FrameEvent::Message(bytes))) => bytes,
             Ok(Some(FrameEvent::Ping)) => {
                 let mut out = Vec::new();
                 framer.drain_transmit(&mut out);
                 io.send(&out).await?;
+                continue;
             }
-            Ok(Some(FrameEvent::Pong)) => {}
+            Ok(Some(FrameEvent::Pong)) => continue,
             Ok(Some(FrameEvent::Close { .. })) => {
                 let mut out = Vec::new();
                 framer.drain_transmit(&mut out);
                 let _ = io.send(&out).await;
-                return Err(OpenError::Closed);
+                break Err(OpenError::Closed);
             }
             Ok(None) => {
-                io.recv(&mut plain).await?;
+                if let Err(e) = io.recv(&mut plain).await {
+                    break Err(e);
+                }
                 framer.feed(&plain);
+                continue;
             }
+        };
+        let now = Instant::now();
+        let outcome = match (serializer.decode(&msg), &mut session) {
+            (Err(e), _) => AuthOutcome::Abort {
+                message: handshake::abort_message("wamp.error.protocol_violation", &e.to_string()),
+                failed: false,
+            },
+            (Ok(msg), None) => match handshake::check_hello(Some(serializer), msg) {
+                Err(abort) => AuthOutcome::Abort { message: abort, failed: false },
+                Ok((realm, hello_details)) => {
+                    if let Err(retry) = shard.limiter(transport).check(peer, now) {
+                        shard.stats.auth_rate_limited.fetch_add(1, Ordering::Relaxed);
+                        handshake::auth_outcome(wamp_auth::rate_limited(retry), &hello_details)
+                    } else {
+                        let home = shard.home_shard_of(&realm);
+                        let id = shard.reserve_session_id(home, &realm);
+                        let info = TransportInfo {
+                            peer: peer.to_owned(),
+                            tls_unique: None,
+                            tls_exporter: io.tls.as_ref().and_then(|t| t.channel_binding()),
+                            peer_cert_der: io.tls.as_ref().and_then(|t| t.peer_certificate()),
+                            details: details.clone(),
+                        };
+                        let mut ah = AuthHandshake::new(auth.clone(), info, id);
+                        let step =
+                            ah.handle_hello(&realm, &hello_details, Time::now(), &realms, &mut rand::thread_rng());
+                        let outcome = handshake::auth_outcome(step, &hello_details);
+                        session = Some((id, ah, hello_details));
+                        outcome
+                    }
+                }
+            },
+            (Ok(Message::Authenticate { signature, extra }), Some((_, ah, hello_details))) => {
+                let step = ah.handle_authenticate(&signature, &extra, now, &realms);
+                handshake::auth_outcome(step, hello_details)
+            }
+            (Ok(other), Some(_)) => AuthOutcome::Abort {
+                message: handshake::abort_message(
+                    "wamp.error.protocol_violation",
+                    &format!("expected AUTHENTICATE, got {}", other.name()),
+                ),
+                failed: false,
+            },
+        };
+        // A dynamic authenticator may answer with another step; loop until
+        // the outcome is final or needs the client.
+        let mut outcome = outcome;
+        while let AuthOutcome::Dynamic(req) = outcome {
+            let result = shard.call_authenticator(req).await;
+            outcome = match &mut session {
+                Some((_, ah, hello_details)) => {
+                    let step = ah.resume_dynamic(result, Time::now(), &realms, &mut rand::thread_rng());
+                    handshake::auth_outcome(step, hello_details)
+                }
+                None => AuthOutcome::Abort {
+                    message: handshake::abort_message("wamp.error.not_authorized", "authentication failed"),
+                    failed: false,
+                },
+            };
         }
+        match outcome {
+            AuthOutcome::Join { realm, authid, authrole, authmethod, authprovider, authextra, details: hello_details } => {
+                let Some((id, _, _)) = session.take() else {
+                    break Err(OpenError::Rejected("join without a session"));
+                };
+                let join = JoinRequest { session: id, realm, authid, authrole, authmethod, authprovider, authextra, hello_details };
+                return Ok(Some((framer, serializer, join, details, io.tls)));
+            }
+            AuthOutcome::Challenge(challenge) => {
+                let mut out = Vec::new();
+                match serializer.encode(&challenge) {
+                    Ok(bytes) => {
+                        let _ = sender.message(&bytes, &mut out);
+                    }
+                    Err(_) => break Err(OpenError::Rejected("cannot encode CHALLENGE")),
+                }
+                io.send(&out).await?;
+            }
+            AuthOutcome::Abort { message, failed } => {
+                if failed {
+                    shard.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                    shard.limiter(transport).record_failure(peer, Instant::now());
+                }
+                let mut out = Vec::new();
+                if let Ok(bytes) = serializer.encode(&message) {
+                    let _ = sender.message(&bytes, &mut out);
+                }
+                sender.close(Some(1000), "", &mut out);
+                let _ = io.send(&out).await;
+                if let Some((id, _, _)) = session.take() {
+                    shard.directory.remove(id);
+                }
+                return Ok(None);
+            }
+            AuthOutcome::Dynamic(_) => break Err(OpenError::Rejected("dynamic authentication did not finish")),
+        }
+    };
+    if let Some((id, _, _)) = session {
+        shard.directory.remove(id);
     }
+    result
 }
 
 /// Answers a connection refused for the transport's connection limit in its
@@ -335,6 +429,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     };
     if let Some(limit) = host.at_capacity() {
         shard.stats.refused_session_limit.fetch_add(1, Ordering::Relaxed);
+        shard.directory.remove(join.session);
         let msg = format!("realm '{}' has reached its session limit (max_sessions = {limit})", join.realm);
         let mut out = Vec::new();
         let sender = framer.sender();
@@ -349,7 +444,16 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         let _ = wstream.write_all(&out).await;
         return;
     }
-    let session = shard.new_session_id(&join);
+    let session = join.session;
+    shard.directory.update(
+        session,
+        SessionEntry {
+            shard: shard.id,
+            realm: join.realm.as_str().into(),
+            authid: join.authid.as_str().into(),
+            authrole: join.authrole.as_str().into(),
+        },
+    );
     let conn = Rc::new(Conn {
         session,
         out: Outbound::new(write_fd, setup.limits.clone()),
@@ -367,7 +471,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         transport: transport_details,
     };
     host.set_now(Instant::now());
-    if let Err(e) = host.join(info, &join.hello_details) {
+    if let Err(e) = host.join(info, &join.hello_details, join.authextra.clone()) {
         tracing::warn!(%session, error = %e, "join refused");
     }
     host.pump();

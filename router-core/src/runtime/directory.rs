@@ -37,6 +37,11 @@ impl SessionDirectory {
         map.try_insert(id.get(), entry).is_ok()
     }
 
+    /// Replaces a session's entry (after authentication completed).
+    pub fn update(&self, id: SessionId, entry: SessionEntry) {
+        self.map.pin().insert(id.get(), entry);
+    }
+
     /// Looks a session up.
     pub fn get(&self, id: SessionId) -> Option<SessionEntry> {
         self.map.pin().get(&id.get()).cloned()

@@ -18,7 +18,7 @@ pub enum HandshakeStep {
     /// Refused: write `reply` (possibly empty), then close.
     Reject { reply: Vec<u8>, reason: &'static str },
     /// Accepted: write `reply`; the connection now speaks frames.
-    Done { reply: Vec<u8>, framer: Framer, serializer: Serializer, details: Dict, anonymous_role: String },
+    Done { reply: Vec<u8>, framer: Framer, serializer: Serializer, details: Dict, auth: std::sync::Arc<wamp_auth::AuthConfig> },
 }
 
 /// The transport handshake of one connection.
@@ -84,7 +84,7 @@ impl TransportHandshake {
                             }),
                             serializer: n.serializer,
                             details: Dict::new(),
-                            anonymous_role: setup.anonymous_role.clone(),
+                            auth: setup.auth.clone(),
                         }
                     }
                 }
@@ -330,7 +330,7 @@ fn ws_handshake(buf: &mut BytesMut, setup: &TransportSetup) -> HandshakeStep {
                 }),
                 serializer: a.serializer,
                 details,
-                anonymous_role: svc.anonymous_role.clone(),
+                auth: svc.auth.clone(),
             }
         }
     }

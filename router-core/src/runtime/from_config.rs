@@ -1,6 +1,7 @@
 //! Turning a validated node config into a [`RouterSetup`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use junction_config::{
@@ -69,7 +70,11 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
                 .collect(),
         })
         .collect();
-    let transports = w.transports.iter().enumerate().map(|(i, t)| transport(i, t)).collect::<Result<Vec<_>, _>>()?;
+    // Keys the mock challenges for unknown authids (so a HELLO does not
+    // reveal which accounts exist); fresh per process.
+    let secret: [u8; 32] = rand::random();
+    let transports =
+        w.transports.iter().enumerate().map(|(i, t)| transport(i, t, secret)).collect::<Result<Vec<_>, _>>()?;
     Ok(RouterSetup {
         shards: w.options.effective_shards(),
         pin_cores: w.options.pin_cores,
@@ -79,7 +84,7 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
     })
 }
 
-fn transport(i: usize, t: &TransportConfig) -> Result<TransportSetup, RouterError> {
+fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<TransportSetup, RouterError> {
     let id = t.id.clone().unwrap_or_else(|| format!("transport{i}"));
     let endpoint = match &t.endpoint {
         Endpoint::Tcp { interface, port, backlog, .. } => {
@@ -92,9 +97,11 @@ fn transport(i: usize, t: &TransportConfig) -> Result<TransportSetup, RouterErro
         max_outbound_bytes: t.limits.max_outbound_bytes,
         max_outbound_messages: t.limits.max_outbound_messages,
     };
+    let mut limiter = None;
     let (framing, open_timeout) = match &t.kind {
         TransportKind::WebSocket(ws) => {
-            let svc = ws_service(None, ws);
+            let svc = ws_service(None, ws, secret)?;
+            limiter = Some(wamp_auth::LimiterConfig::from(&ws.auth.options));
             (FramingSetup::WebSocket { services: vec![svc] }, ws.options.open_handshake_timeout)
         }
         TransportKind::Web(web) => {
@@ -104,7 +111,8 @@ fn transport(i: usize, t: &TransportConfig) -> Result<TransportSetup, RouterErro
                 match svc {
                     WebService::WebSocket(ws) => {
                         let p = if path == "/" { "/".to_owned() } else { format!("/{}", path.trim_start_matches('/')) };
-                        services.push(ws_service(Some(p), ws));
+                        services.push(ws_service(Some(p), ws, secret)?);
+                        limiter.get_or_insert_with(|| wamp_auth::LimiterConfig::from(&ws.auth.options));
                         timeout = timeout.max(ws.options.open_handshake_timeout);
                     }
                     WebService::Other { kind } => {
@@ -116,10 +124,23 @@ fn transport(i: usize, t: &TransportConfig) -> Result<TransportSetup, RouterErro
             }
             (FramingSetup::WebSocket { services }, timeout)
         }
-        TransportKind::RawSocket(rs) => (FramingSetup::RawSocket(raw_socket(rs)), rs.options.handshake_timeout),
+        TransportKind::RawSocket(rs) => {
+            limiter = Some(wamp_auth::LimiterConfig::from(&rs.auth.options));
+            (FramingSetup::RawSocket(raw_socket(rs, secret)?), rs.options.handshake_timeout)
+        }
         TransportKind::Unsupported { kind } => {
             return Err(RouterError::Setup(format!("transport {id}: type '{kind}' is not supported")))
         }
+    };
+    let tls = match &t.endpoint {
+        Endpoint::Tcp { tls: Some(c), .. } => Some(super::tls::server_config(&super::tls::TlsFiles {
+            certificate: c.certificate.clone(),
+            key: c.key.clone(),
+            chain_certificates: c.chain_certificates.clone(),
+            ca_certificates: c.ca_certificates.clone(),
+            require_client_cert: c.require_client_cert,
+        })?),
+        _ => None,
     };
     Ok(TransportSetup {
         id,
@@ -128,17 +149,20 @@ fn transport(i: usize, t: &TransportConfig) -> Result<TransportSetup, RouterErro
         open_handshake_timeout: open_timeout,
         max_handshake_size: MAX_HANDSHAKE_SIZE,
         limits,
-        tls: None,
+        auth_limits: limiter.unwrap_or_else(|| wamp_auth::LimiterConfig::from(&junction_config::AuthOptions::default())),
+        tls,
     })
 }
 
-fn anonymous_role(auth: &junction_config::TransportAuth) -> String {
-    auth.anonymous_role().unwrap_or("anonymous").to_owned()
+fn auth_config(auth: &junction_config::TransportAuth, secret: [u8; 32]) -> Result<Arc<wamp_auth::AuthConfig>, RouterError> {
+    wamp_auth::AuthConfig::from_transport_auth(auth, secret)
+        .map(Arc::new)
+        .map_err(|e| RouterError::Setup(format!("authentication: {e}")))
 }
 
-fn ws_service(path: Option<String>, ws: &WebSocketService) -> WsServiceSetup {
+fn ws_service(path: Option<String>, ws: &WebSocketService, secret: [u8; 32]) -> Result<WsServiceSetup, RouterError> {
     let o = &ws.options;
-    WsServiceSetup {
+    Ok(WsServiceSetup {
         path,
         serializers: ws.serializers.clone(),
         max_frame_size: o.max_frame_size,
@@ -148,17 +172,17 @@ fn ws_service(path: Option<String>, ws: &WebSocketService) -> WsServiceSetup {
         auto_ping_interval: o.auto_ping_interval,
         auto_ping_timeout: o.auto_ping_timeout.or(o.auto_ping_interval).unwrap_or(NO_PING_TIMEOUT),
         auto_ping_size: o.auto_ping_size,
-        anonymous_role: anonymous_role(&ws.auth),
-    }
+        auth: auth_config(&ws.auth, secret)?,
+    })
 }
 
-fn raw_socket(rs: &RawSocketTransport) -> RawSocketSetup {
+fn raw_socket(rs: &RawSocketTransport, secret: [u8; 32]) -> Result<RawSocketSetup, RouterError> {
     let o = &rs.options;
-    RawSocketSetup {
+    Ok(RawSocketSetup {
         serializers: rs.serializers.clone(),
         max_message_size: o.max_message_size,
         auto_ping_interval: o.auto_ping_interval,
         auto_ping_timeout: o.auto_ping_timeout.or(o.auto_ping_interval).unwrap_or(NO_PING_TIMEOUT),
-        anonymous_role: anonymous_role(&rs.auth),
-    }
+        auth: auth_config(&rs.auth, secret)?,
+    })
 }

@@ -74,8 +74,8 @@ pub struct WsServiceSetup {
     /// ... and close the connection if nothing arrives within this time after it.
     pub auto_ping_timeout: Duration,
     pub auto_ping_size: usize,
-    /// Role given to anonymous sessions.
-    pub anonymous_role: String,
+    /// Authentication methods of this service.
+    pub auth: std::sync::Arc<wamp_auth::AuthConfig>,
 }
 
 /// A RawSocket transport.
@@ -85,8 +85,8 @@ pub struct RawSocketSetup {
     pub max_message_size: usize,
     pub auto_ping_interval: Option<Duration>,
     pub auto_ping_timeout: Duration,
-    /// Role given to anonymous sessions.
-    pub anonymous_role: String,
+    /// Authentication methods of this transport.
+    pub auth: std::sync::Arc<wamp_auth::AuthConfig>,
 }
 
 /// One listening transport.
@@ -101,6 +101,8 @@ pub struct TransportSetup {
     /// Largest HTTP request head accepted in a WebSocket upgrade.
     pub max_handshake_size: usize,
     pub limits: ConnectionLimits,
+    /// Budget of failed authentications per peer address (per shard).
+    pub auth_limits: wamp_auth::LimiterConfig,
     /// TLS (`wss://`, RawSocket over TLS) when set.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }

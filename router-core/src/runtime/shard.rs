@@ -13,9 +13,10 @@ use std::time::Instant;
 use glommio::channels::shared_channel::ConnectedSender;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use wamp_proto::{Dict, Message, SessionId, MAX_ID};
+use wamp_auth::{DynamicAuthRequest, DynamicError, FailureLimiter};
+use wamp_proto::{Dict, Message, SessionId, Value, MAX_ID};
 
-use super::conn::{serve_session, Conn, Handoff, JoinRequest};
+use super::conn::{serve_session, Conn, Handoff};
 use super::directory::{SessionDirectory, SessionEntry};
 use super::notify::LocalNotify;
 use super::outbound::Overflow;
@@ -41,6 +42,8 @@ pub struct NodeStats {
     pub slow_consumer_closes: AtomicU64,
     pub handoffs: AtomicU64,
     pub refused_session_limit: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub auth_rate_limited: AtomicU64,
 }
 
 impl NodeStats {
@@ -48,7 +51,7 @@ impl NodeStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} handoffs={} refused_session_limit={}",
+            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} handoffs={} refused_session_limit={} auth_failures={} auth_rate_limited={}",
             g(&self.accepted),
             g(&self.refused_connection_limit),
             g(&self.opening_refused),
@@ -59,6 +62,8 @@ impl NodeStats {
             g(&self.slow_consumer_closes),
             g(&self.handoffs),
             g(&self.refused_session_limit),
+            g(&self.auth_failures),
+            g(&self.auth_rate_limited),
         )
     }
 }
@@ -82,6 +87,8 @@ pub struct Shard {
     realms: HashMap<String, Rc<RealmHost>>,
     peers: Vec<Option<ConnectedSender<ShardMsg>>>,
     rng: RefCell<SmallRng>,
+    /// Failed-authentication budgets per transport (per shard).
+    limiters: Vec<RefCell<FailureLimiter>>,
 }
 
 impl Shard {
@@ -106,6 +113,7 @@ impl Shard {
             realms,
             peers,
             rng: RefCell::new(seed_rng),
+            limiters: shared.setup.transports.iter().map(|t| RefCell::new(FailureLimiter::new(t.auth_limits.clone()))).collect(),
         }
     }
 
@@ -144,19 +152,33 @@ impl Shard {
         }
     }
 
-    /// Draws a node-unique random session id and records the session in the
-    /// directory.
-    pub fn new_session_id(&self, join: &JoinRequest) -> SessionId {
-        let realm: Arc<str> = join.realm.as_str().into();
-        let authid: Arc<str> = join.authid.as_str().into();
-        let authrole: Arc<str> = join.authrole.as_str().into();
+    /// The failed-authentication budget of a transport.
+    pub fn limiter(&self, transport: usize) -> std::cell::RefMut<'_, FailureLimiter> {
+        self.limiters[transport].borrow_mut()
+    }
+
+    /// Draws a node-unique random session id for a session that will live
+    /// on shard `home`, and reserves it in the directory (identity filled in
+    /// once authentication completes).
+    pub fn reserve_session_id(&self, home: usize, realm: &str) -> SessionId {
+        let realm: Arc<str> = realm.into();
+        let empty: Arc<str> = "".into();
         loop {
             let id = SessionId::from_valid(self.rng.borrow_mut().gen_range(1..=MAX_ID));
-            let entry = SessionEntry { shard: self.id, realm: realm.clone(), authid: authid.clone(), authrole: authrole.clone() };
+            let entry = SessionEntry { shard: home, realm: realm.clone(), authid: empty.clone(), authrole: empty.clone() };
             if self.directory.try_insert(id, entry) {
                 return id;
             }
         }
+    }
+
+    /// Calls a dynamic authenticator procedure on its realm's home shard.
+    pub async fn call_authenticator(self: &Rc<Self>, req: DynamicAuthRequest) -> Result<Value, DynamicError> {
+        let _ = &req;
+        Err(DynamicError {
+            error: "wamp.error.not_authorized".into(),
+            message: Some("dynamic authenticators are not available in this build".into()),
+        })
     }
 }
 
@@ -230,8 +252,8 @@ impl RealmHost {
     }
 
     /// Admits the session into the realm (queues WELCOME).
-    pub fn join(&self, info: SessionInfo, hello_details: &Dict) -> Result<(), JoinError> {
-        self.realm.borrow_mut().join(info, hello_details)
+    pub fn join(&self, info: SessionInfo, hello_details: &Dict, authextra: Dict) -> Result<(), JoinError> {
+        self.realm.borrow_mut().join_with_authextra(info, hello_details, authextra)
     }
 
     /// One message from a session.

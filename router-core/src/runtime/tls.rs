@@ -25,19 +25,25 @@ pub struct TlsFiles {
     pub certificate: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// Intermediate certificates sent after the leaf.
+    pub chain_certificates: Vec<PathBuf>,
     /// PEM CA certificates for client certificates; non-empty = mutual TLS
-    /// (a client without a valid certificate is refused).
+    /// (client certificates are requested and verified).
     pub ca_certificates: Vec<PathBuf>,
+    /// Refuse clients without a valid certificate (with `ca_certificates`).
+    pub require_client_cert: bool,
 }
 
 /// Builds a rustls server config: TLS 1.2 and 1.3, rustls's safe default
 /// cipher suites, ALPN `http/1.1` for WebSocket.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError> {
     let err = |what: &str, path: &Path, e: String| RouterError::Setup(format!("TLS {what} {}: {e}", path.display()));
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.certificate)
-        .map_err(|e| err("certificate", &files.certificate, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| err("certificate", &files.certificate, e.to_string()))?;
+    let mut certs: Vec<CertificateDer<'static>> = Vec::new();
+    for path in std::iter::once(&files.certificate).chain(&files.chain_certificates) {
+        for c in CertificateDer::pem_file_iter(path).map_err(|e| err("certificate", path, e.to_string()))? {
+            certs.push(c.map_err(|e| err("certificate", path, e.to_string()))?);
+        }
+    }
     if certs.is_empty() {
         return Err(err("certificate", &files.certificate, "no certificate found in the file".into()));
     }
@@ -56,7 +62,11 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError>
                 roots.add(c).map_err(|e| err("CA certificate", path, e.to_string()))?;
             }
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        if !files.require_client_cert {
+            verifier = verifier.allow_unauthenticated();
+        }
+        let verifier = verifier
             .build()
             .map_err(|e| RouterError::Setup(format!("TLS client verifier: {e}")))?;
         builder.with_client_cert_verifier(verifier)
@@ -131,10 +141,10 @@ impl Tls {
     }
 
     /// RFC 9266 `tls-exporter` channel binding (32 bytes), for WAMP-cryptosign.
-    pub fn channel_binding(&self) -> Option<Vec<u8>> {
+    pub fn channel_binding(&self) -> Option<[u8; 32]> {
         let mut out = [0u8; 32];
         self.conn.export_keying_material(&mut out, b"EXPORTER-Channel-Binding", None).ok()?;
-        Some(out.to_vec())
+        Some(out)
     }
 
     /// The client's certificate (DER), if it presented one.
