@@ -559,3 +559,29 @@ pub fn once_or_fail<T>(cell: &'static OnceLock<Result<T, String>>, init: impl Fn
         ),
     }
 }
+
+// ---------------------------------------------------------------- temp dirs
+
+/// A fresh, empty directory under the system temp dir, unique to this
+/// process and call; it is removed with its contents when the test process
+/// exits.
+pub fn temp_dir(stem: &str) -> PathBuf {
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn cleanup() {
+        if let Ok(dirs) = DIRS.lock() {
+            for d in dirs.iter() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    // SAFETY: registers a plain extern "C" function; the test harness ends
+    // with `process::exit`, which runs it.
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(cleanup);
+    });
+    let d = std::env::temp_dir().join(format!("jt-{}-{}-{stem}", std::process::id(), unique_id()));
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("create {}: {e}", d.display()));
+    DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(d.clone());
+    d
+}

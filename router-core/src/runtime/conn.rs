@@ -266,7 +266,8 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             (Ok(msg), None) => match handshake::check_hello(Some(serializer), msg) {
                 Err(abort) => AuthOutcome::Abort { message: abort, failed: false },
                 Ok((realm, hello_details)) => {
-                    if let Err(retry) = shard.limiter(transport).check(peer, now) {
+                    let checked = shard.limiter(transport).check(peer_key(peer), now);
+                    if let Err(retry) = checked {
                         shard.stats.auth_rate_limited.fetch_add(1, Ordering::Relaxed);
                         handshake::auth_outcome(wamp_auth::rate_limited(retry), &hello_details)
                     } else {
@@ -337,7 +338,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             AuthOutcome::Abort { message, failed } => {
                 if failed {
                     shard.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-                    shard.limiter(transport).record_failure(peer, Instant::now());
+                    shard.limiter(transport).record_failure(peer_key(peer), Instant::now());
                 }
                 let mut out = Vec::new();
                 if let Ok(bytes) = serializer.encode(&message) {
@@ -367,6 +368,16 @@ pub async fn refuse_over_limit(shard: Rc<Shard>, mut stream: Stream, transport: 
     // Wait (briefly) for the client's handshake so the reply is read as one.
     let _ = with_timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
     let _ = stream.write_all(&hs.over_limit_reply()).await;
+}
+
+/// The failure limiter's key for a peer: its address without the port
+/// (`tcp4:10.0.0.1:5555` → `tcp4:10.0.0.1`), so reconnecting does not reset
+/// the budget.
+fn peer_key(peer: &str) -> &str {
+    match peer.rsplit_once(':') {
+        Some((host, port)) if peer.starts_with("tcp") && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => peer,
+    }
 }
 
 /// Runs `fut` with a deadline; `None` on timeout.

@@ -46,6 +46,11 @@ impl RouterNode {
         let cpus: Vec<usize> = if setup.pin_cores { allowed_cpus()? } else { Vec::new() };
         let shared = Arc::new(NodeShared {
             conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
+            limiters: setup
+                .transports
+                .iter()
+                .map(|t| Arc::new(std::sync::Mutex::new(wamp_auth::FailureLimiter::new(t.auth_limits.clone()))))
+                .collect(),
             setup: Arc::new(setup),
             directory: Arc::new(SessionDirectory::new()),
             stats: Arc::new(NodeStats::default()),
@@ -114,16 +119,27 @@ async fn run_shard(
         let slot = shard_slot.clone();
         glommio::spawn_local(async move {
             let rx = rx.connect().await;
-            while let Some(ShardMsg::Handoff(h)) = rx.recv().await {
-                // Only possible in the first moments after start-up: a peer
-                // accepted before this shard finished building its state.
+            while let Some(msg) = rx.recv().await {
+                // A peer may send before this shard has built its state (only
+                // in the first moments after start-up): wait for it.
                 let shard = loop {
                     if let Some(s) = slot.borrow().clone() {
                         break s;
                     }
                     glommio::timer::sleep(Duration::from_millis(1)).await;
                 };
-                glommio::spawn_local(serve_session(shard, *h)).detach();
+                match msg {
+                    ShardMsg::Handoff(h) => {
+                        glommio::spawn_local(serve_session(shard, *h)).detach();
+                    }
+                    ShardMsg::AuthCall { token, from, realm, procedure, args } => {
+                        shard.start_auth_call(token, from, realm, procedure, args);
+                    }
+                    ShardMsg::AuthResult { token, result } => {
+                        let id = shard.id;
+                        shard.deliver_auth_result(id, token, result);
+                    }
+                }
             }
         })
         .detach();
@@ -139,6 +155,7 @@ async fn run_shard(
     *shard_slot.borrow_mut() = Some(shard.clone());
     for host in shard.realm_hosts() {
         glommio::spawn_local(host.clone().run_timer()).detach();
+        glommio::spawn_local(host.clone().run_internal_results(shard.clone())).detach();
     }
     for (t, (fd, endpoint)) in listener_fds.into_iter().enumerate() {
         // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.

@@ -14,7 +14,7 @@ use glommio::channels::shared_channel::ConnectedSender;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use wamp_auth::{DynamicAuthRequest, DynamicError, FailureLimiter};
-use wamp_proto::{Dict, Message, SessionId, Value, MAX_ID};
+use wamp_proto::{Dict, List, Message, SessionId, Value, MAX_ID};
 
 use super::conn::{serve_session, Conn, Handoff};
 use super::directory::{SessionDirectory, SessionEntry};
@@ -27,6 +27,21 @@ use crate::engine::{JoinError, Realm, RealmSpec, SessionInfo, Transmit};
 pub enum ShardMsg {
     /// A connection whose HELLO names a realm homed on the receiving shard.
     Handoff(Box<Handoff>),
+    /// Call a dynamic authenticator registered on a realm homed on the
+    /// receiving shard; answer with `AuthResult` to shard `from`.
+    AuthCall { token: u64, from: usize, realm: String, procedure: String, args: List },
+    /// The outcome of an `AuthCall`.
+    AuthResult { token: u64, result: Result<Value, DynamicError> },
+}
+
+/// Longest a dynamic authenticator may take.
+pub const AUTHENTICATOR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// An authenticator call this shard waits for.
+#[derive(Default)]
+struct PendingAuth {
+    result: RefCell<Option<Result<Value, DynamicError>>>,
+    done: LocalNotify,
 }
 
 /// Node-wide counters (relaxed atomics; none is on the per-message path).
@@ -75,6 +90,8 @@ pub struct NodeShared {
     pub stats: Arc<NodeStats>,
     /// Open connections per transport.
     pub conn_counts: Vec<Arc<AtomicUsize>>,
+    /// Failed-authentication budgets per transport, keyed by peer IP.
+    pub limiters: Vec<Arc<std::sync::Mutex<FailureLimiter>>>,
 }
 
 /// See the module docs.
@@ -87,8 +104,11 @@ pub struct Shard {
     realms: HashMap<String, Rc<RealmHost>>,
     peers: Vec<Option<ConnectedSender<ShardMsg>>>,
     rng: RefCell<SmallRng>,
-    /// Failed-authentication budgets per transport (per shard).
-    limiters: Vec<RefCell<FailureLimiter>>,
+    /// Failed-authentication budgets per transport (node-wide).
+    limiters: Vec<Arc<std::sync::Mutex<FailureLimiter>>>,
+    /// Authenticator calls awaiting their result, by token.
+    pending_auth: RefCell<HashMap<u64, Rc<PendingAuth>>>,
+    next_token: Cell<u64>,
 }
 
 impl Shard {
@@ -113,7 +133,9 @@ impl Shard {
             realms,
             peers,
             rng: RefCell::new(seed_rng),
-            limiters: shared.setup.transports.iter().map(|t| RefCell::new(FailureLimiter::new(t.auth_limits.clone()))).collect(),
+            limiters: shared.limiters.clone(),
+            pending_auth: RefCell::new(HashMap::new()),
+            next_token: Cell::new(1),
         }
     }
 
@@ -152,9 +174,12 @@ impl Shard {
         }
     }
 
-    /// The failed-authentication budget of a transport.
-    pub fn limiter(&self, transport: usize) -> std::cell::RefMut<'_, FailureLimiter> {
-        self.limiters[transport].borrow_mut()
+    /// The failed-authentication budget of a transport, shared by all
+    /// shards. A mutex, not a channel: it is taken once per HELLO and per
+    /// failed authentication, never per message, and is held for a hash-map
+    /// lookup. A poisoned lock (a panic elsewhere) is recovered, not fatal.
+    pub fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, FailureLimiter> {
+        self.limiters[transport].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Draws a node-unique random session id for a session that will live
@@ -172,13 +197,84 @@ impl Shard {
         }
     }
 
-    /// Calls a dynamic authenticator procedure on its realm's home shard.
+    /// Calls a dynamic authenticator procedure on its realm's home shard
+    /// (`(realm, authid, details)`, as Crossbar) and waits for the outcome.
     pub async fn call_authenticator(self: &Rc<Self>, req: DynamicAuthRequest) -> Result<Value, DynamicError> {
-        let _ = &req;
-        Err(DynamicError {
-            error: "wamp.error.not_authorized".into(),
-            message: Some("dynamic authenticators are not available in this build".into()),
+        let fail = |error: &str, message: &str| DynamicError { error: error.into(), message: Some(message.into()) };
+        let Some(home) = self.setup.realm(&req.realm).map(|r| self.setup.home_shard(r)) else {
+            return Err(fail("wamp.error.no_such_realm", "the authenticator realm does not exist"));
+        };
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let pending = Rc::new(PendingAuth::default());
+        self.pending_auth.borrow_mut().insert(token, pending.clone());
+        let msg = (req.realm, req.procedure, req.args);
+        if home == self.id {
+            self.start_auth_call(token, self.id, msg.0, msg.1, msg.2);
+        } else {
+            let sent = match self.peers.get(home).and_then(|p| p.as_ref()) {
+                Some(tx) => tx
+                    .send(ShardMsg::AuthCall { token, from: self.id, realm: msg.0, procedure: msg.1, args: msg.2 })
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !sent {
+                self.pending_auth.borrow_mut().remove(&token);
+                return Err(fail("wamp.error.canceled", "the authenticator realm's shard is unreachable"));
+            }
+        }
+        let waited = super::conn::with_timeout(AUTHENTICATOR_TIMEOUT, async {
+            while pending.result.borrow().is_none() {
+                pending.done.wait().await;
+            }
         })
+        .await;
+        self.pending_auth.borrow_mut().remove(&token);
+        let result = pending.result.borrow_mut().take();
+        match (waited, result) {
+            (Some(()), Some(r)) => r,
+            _ => Err(fail("wamp.error.timeout", "the dynamic authenticator did not answer in time")),
+        }
+    }
+
+    /// On the home shard: issues the router-originated call.
+    pub fn start_auth_call(self: &Rc<Self>, token: u64, from: usize, realm: String, procedure: String, args: List) {
+        let Some(host) = self.realm_host(&realm) else {
+            let err = DynamicError { error: "wamp.error.no_such_realm".into(), message: None };
+            self.deliver_auth_result(from, token, Err(err));
+            return;
+        };
+        if let Err(e) = host.internal_call(from, token, &procedure, args) {
+            self.deliver_auth_result(from, token, Err(e));
+        }
+        host.pump();
+        self.drain_auth_results(&host);
+    }
+
+    /// Sends finished router-originated calls back to their shards.
+    pub fn drain_auth_results(self: &Rc<Self>, host: &RealmHost) {
+        for (from, token, result) in host.take_internal_results() {
+            self.deliver_auth_result(from, token, result);
+        }
+    }
+
+    /// Completes an authenticator call here, or forwards the result.
+    pub fn deliver_auth_result(self: &Rc<Self>, to: usize, token: u64, result: Result<Value, DynamicError>) {
+        if to == self.id {
+            if let Some(p) = self.pending_auth.borrow().get(&token) {
+                *p.result.borrow_mut() = Some(result);
+                p.done.notify();
+            }
+            return;
+        }
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            if let Some(tx) = shard.peers.get(to).and_then(|p| p.as_ref()) {
+                let _ = tx.send(ShardMsg::AuthResult { token, result }).await;
+            }
+        })
+        .detach();
     }
 }
 
@@ -192,6 +288,13 @@ pub struct RealmHost {
     armed: Cell<Option<Instant>>,
     /// Wakes the timer task when an earlier deadline appears.
     timer: LocalNotify,
+    /// Router-originated calls in flight: engine token → (shard, token).
+    internal: RefCell<HashMap<u64, (usize, u64)>>,
+    next_internal: Cell<u64>,
+    /// Finished router-originated calls, for the shard to deliver.
+    internal_done: RefCell<Vec<(usize, u64, Result<Value, DynamicError>)>>,
+    /// Wakes the delivery task when `internal_done` fills.
+    internal_notify: LocalNotify,
 }
 
 impl RealmHost {
@@ -203,6 +306,31 @@ impl RealmHost {
             stats,
             armed: Cell::new(None),
             timer: LocalNotify::default(),
+            internal: RefCell::new(HashMap::new()),
+            next_internal: Cell::new(1),
+            internal_done: RefCell::new(Vec::new()),
+            internal_notify: LocalNotify::default(),
+        }
+    }
+
+    /// Starts a router-originated call (a dynamic authenticator).
+    pub fn internal_call(&self, from: usize, token: u64, procedure: &str, args: List) -> Result<(), DynamicError> {
+        let id = self.next_internal.get();
+        self.next_internal.set(id + 1);
+        let _ = (procedure, args, from, token, id);
+        Err(DynamicError { error: "wamp.error.no_such_procedure".into(), message: Some("ENGINE-PENDING".into()) })
+    }
+
+    /// Router-originated calls that finished since the last call.
+    pub fn take_internal_results(&self) -> Vec<(usize, u64, Result<Value, DynamicError>)> {
+        std::mem::take(&mut *self.internal_done.borrow_mut())
+    }
+
+    /// Delivers finished router-originated calls (runs for the life of the shard).
+    pub async fn run_internal_results(self: Rc<Self>, shard: Rc<Shard>) {
+        loop {
+            self.internal_notify.wait().await;
+            shard.drain_auth_results(&self);
         }
     }
 
@@ -310,6 +438,7 @@ impl RealmHost {
                 }
             }
         }
+        // ENGINE-PENDING: poll_internal_result
         if let Some(d) = realm.poll_timeout() {
             if self.armed.get().is_none_or(|a| d < a) {
                 self.armed.set(Some(d));
