@@ -22,11 +22,7 @@ pub struct ConfigError {
 impl ConfigError {
     /// A problem at `location`.
     pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            location: location.into(),
-            message: message.into(),
-            line: None,
-        }
+        ConfigError { location: location.into(), message: message.into(), line: None }
     }
 }
 
@@ -34,11 +30,7 @@ impl fmt::Display for ConfigError {
     /// `location: message`, or `location (line N): message` when the line is
     /// known; `<config>` stands for an empty location.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let loc = if self.location.is_empty() {
-            "<config>"
-        } else {
-            &self.location
-        };
+        let loc = if self.location.is_empty() { "<config>" } else { &self.location };
         match self.line {
             Some(line) => write!(f, "{loc} (line {line}): {}", self.message),
             None => write!(f, "{loc}: {}", self.message),
@@ -80,10 +72,7 @@ impl ConfigErrors {
     }
 
     pub(crate) fn single(location: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigErrors {
-            errors: vec![ConfigError::new(location, message)],
-            warnings: Vec::new(),
-        }
+        ConfigErrors { errors: vec![ConfigError::new(location, message)], warnings: Vec::new() }
     }
 }
 
@@ -134,13 +123,8 @@ impl Diags {
 /// Appends `.key` (or `["key"]` for keys that are not identifiers) to a path.
 pub(crate) fn join(path: &str, key: &str) -> String {
     let ident = !key.is_empty()
-        && key
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        && key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
     if ident {
         if path.is_empty() {
             key.to_string()

@@ -9,9 +9,11 @@
 //! [{type: router, realms: [...], transports: [...]}]`, with roles,
 //! permissions (`exact`/`prefix`/`wildcard`), WebSocket, RawSocket and `web`
 //! transports, serializers, WebSocket options and anonymous authentication.
-//! Junction extensions (shards, CPU pinning, per-transport connection and
-//! outbound-queue limits, per-realm session limits, realm home shard) live in
-//! the `options` blocks Crossbar already has. `docs/config.md` is the
+//! Crossbar's realm `store` (in-memory event history) is read in Crossbar's
+//! shape. Junction extensions (shards, CPU pinning, per-transport connection
+//! and outbound-queue limits and slow-consumer policy, per-realm session
+//! limits, home shard, dealer call limits/timeouts and broker retention
+//! limits) live in the `options` blocks Crossbar already has. `docs/config.md` is the
 //! reference for every key, type and default, and lists the differences from
 //! Crossbar.
 //!
@@ -94,12 +96,7 @@ pub fn parse_str(text: &str, format: Format) -> Result<NodeConfig, ConfigErrors>
     let mut skip: Vec<String> = errors.iter().map(|e| e.location.clone()).collect();
     skip.extend(parse_diags.poisoned);
     let related = |loc: &str| skip.iter().any(|p| is_within(loc, p));
-    errors.extend(
-        check_diags
-            .errors
-            .into_iter()
-            .filter(|e| !related(&e.location)),
-    );
+    errors.extend(check_diags.errors.into_iter().filter(|e| !related(&e.location)));
     let mut warnings = parse_diags.warnings;
     warnings.extend(check_diags.warnings);
     for e in errors.iter_mut().chain(warnings.iter_mut()) {
@@ -120,23 +117,16 @@ pub fn parse_str(text: &str, format: Format) -> Result<NodeConfig, ConfigErrors>
 /// extension (`.json`, `.yaml`, `.yml`); otherwise JSON is tried, then YAML.
 pub fn load(path: &Path) -> Result<NodeConfig, ConfigErrors> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ConfigErrors::single("", format!("cannot read {shown}: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| ConfigErrors::single("", format!("cannot read {shown}: {e}")))?;
     if meta.len() > MAX_CONFIG_FILE_SIZE {
         return Err(ConfigErrors::single(
             "",
-            format!(
-                "{shown} is {} bytes: config files are limited to {MAX_CONFIG_FILE_SIZE} bytes",
-                meta.len()
-            ),
+            format!("{shown} is {} bytes: config files are limited to {MAX_CONFIG_FILE_SIZE} bytes", meta.len()),
         ));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::single("", format!("cannot read {shown}: {e}")))?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigErrors::single("", format!("cannot read {shown}: {e}")))?;
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
         Some("json") => parse_str(&text, Format::Json),
         Some("yaml") | Some("yml") => parse_str(&text, Format::Yaml),
@@ -173,10 +163,7 @@ impl NodeConfig {
         if d.errors.is_empty() {
             Ok(())
         } else {
-            Err(ConfigErrors {
-                errors: d.errors,
-                warnings: d.warnings,
-            })
+            Err(ConfigErrors { errors: d.errors, warnings: d.warnings })
         }
     }
 }
@@ -237,15 +224,8 @@ fn parent(loc: &str) -> &str {
 /// the line it starts on. The text is known to be valid JSON.
 fn json_lines(src: &str) -> HashMap<String, usize> {
     enum Frame {
-        Obj {
-            path: String,
-            key: Option<String>,
-            expect_key: bool,
-        },
-        Arr {
-            path: String,
-            idx: usize,
-        },
+        Obj { path: String, key: Option<String>, expect_key: bool },
+        Arr { path: String, idx: usize },
     }
     fn value_path(stack: &[Frame]) -> String {
         match stack.last() {
@@ -263,13 +243,7 @@ fn json_lines(src: &str) -> HashMap<String, usize> {
         let c = bytes[i];
         // A value starts here if we are in an array (or at the root).
         let value_start = !matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b',' | b':' | b'}' | b']');
-        let is_key = matches!(
-            stack.last(),
-            Some(Frame::Obj {
-                expect_key: true,
-                ..
-            })
-        );
+        let is_key = matches!(stack.last(), Some(Frame::Obj { expect_key: true, .. }));
         if value_start && !is_key {
             if let Some(Frame::Arr { path, idx }) = stack.last() {
                 map.insert(error::index(path, *idx), line);
@@ -279,11 +253,7 @@ fn json_lines(src: &str) -> HashMap<String, usize> {
             b'\n' => line += 1,
             b'{' => {
                 let path = value_path(&stack);
-                stack.push(Frame::Obj {
-                    path,
-                    key: None,
-                    expect_key: true,
-                });
+                stack.push(Frame::Obj { path, key: None, expect_key: true });
             }
             b'[' => {
                 let path = value_path(&stack);
@@ -307,12 +277,7 @@ fn json_lines(src: &str) -> HashMap<String, usize> {
                     i += 1;
                 }
                 let end = (i + 1).min(bytes.len());
-                if let Some(Frame::Obj {
-                    path,
-                    key,
-                    expect_key,
-                }) = stack.last_mut()
-                {
+                if let Some(Frame::Obj { path, key, expect_key }) = stack.last_mut() {
                     if *expect_key {
                         let k: String = serde_json::from_str(&src[start..end]).unwrap_or_default();
                         map.insert(join(path, &k), line);

@@ -44,6 +44,19 @@ pub const DEFAULT_AUTO_PING_SIZE: usize = 4;
 pub const MAX_UNIX_PATH_LEN: usize = 107;
 /// Largest accepted `shards` value.
 pub const MAX_SHARDS: usize = 4096;
+/// Default realm `max_pending_calls_per_session` (dealer).
+pub const DEFAULT_MAX_PENDING_CALLS_PER_SESSION: usize = 1000;
+/// Default realm `kill_grace` (dealer): 10 s.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
+/// Default realm `max_retained_topics` (broker).
+pub const DEFAULT_MAX_RETAINED_TOPICS: usize = 10_000;
+/// Default realm `max_stored_payload` (broker): 64 KiB.
+pub const DEFAULT_MAX_STORED_PAYLOAD: usize = 64 * 1024;
+/// Default `store.limit`: events kept per `event-history` entry without its
+/// own `limit` (Crossbar's default, 100).
+pub const DEFAULT_EVENT_HISTORY_LIMIT: usize = 100;
+/// Largest accepted event-history `limit` (per entry and `store.limit`).
+pub const MAX_EVENT_HISTORY_LIMIT: usize = 1_000_000;
 
 /// A whole node configuration (`config.json` / `config.yaml`).
 #[derive(Debug, Clone, PartialEq)]
@@ -132,22 +145,14 @@ pub struct RouterOptions {
 
 impl Default for RouterOptions {
     fn default() -> Self {
-        RouterOptions {
-            shards: None,
-            pin_cores: true,
-            title: None,
-        }
+        RouterOptions { shards: None, pin_cores: true, title: None }
     }
 }
 
 impl RouterOptions {
     /// Shards to start: `shards`, or the number of available cores.
     pub fn effective_shards(&self) -> usize {
-        self.shards.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+        self.shards.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
     }
 }
 
@@ -160,6 +165,9 @@ pub struct RealmConfig {
     pub roles: Vec<RoleConfig>,
     /// Realm `options`.
     pub options: RealmOptions,
+    /// Crossbar's realm `store` block (event history); `None` when absent
+    /// (no event history is kept).
+    pub store: Option<StoreConfig>,
 }
 
 impl RealmConfig {
@@ -182,6 +190,10 @@ pub struct RealmOptions {
     pub enable_meta_api: bool,
     /// Crossbar: URI checking for client-supplied URIs (default loose).
     pub uri_check: UriCheck,
+    /// Junction: dealer limits and timeouts (flat keys in realm `options`).
+    pub dealer: DealerOptions,
+    /// Junction: broker retention limits (flat keys in realm `options`).
+    pub broker: BrokerOptions,
 }
 
 impl Default for RealmOptions {
@@ -191,8 +203,96 @@ impl Default for RealmOptions {
             max_sessions: DEFAULT_MAX_SESSIONS,
             enable_meta_api: true,
             uri_check: UriCheck::Loose,
+            dealer: DealerOptions::default(),
+            broker: BrokerOptions::default(),
         }
     }
+}
+
+/// Junction extension: dealer settings of a realm (keys
+/// `max_pending_calls_per_session`, `default_call_timeout`,
+/// `max_call_timeout`, `kill_grace` in realm `options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DealerOptions {
+    /// Calls one session may have in flight; further CALLs get an ERROR
+    /// (default 1000, at least 1).
+    pub max_pending_calls_per_session: usize,
+    /// Timeout applied to calls that carry no `timeout` option; `None`
+    /// (default, or `0`) = no timeout.
+    pub default_call_timeout: Option<Duration>,
+    /// Upper bound on every call's timeout, including calls without one;
+    /// `None` (default, or `0`) = unbounded.
+    pub max_call_timeout: Option<Duration>,
+    /// How long a callee may take to answer the INTERRUPT of a `kill`
+    /// cancel before the caller gets `wamp.error.canceled` anyway
+    /// (default 10 s; `0` = immediately).
+    pub kill_grace: Duration,
+}
+
+impl Default for DealerOptions {
+    fn default() -> Self {
+        DealerOptions {
+            max_pending_calls_per_session: DEFAULT_MAX_PENDING_CALLS_PER_SESSION,
+            default_call_timeout: None,
+            max_call_timeout: None,
+            kill_grace: DEFAULT_KILL_GRACE,
+        }
+    }
+}
+
+/// Junction extension: broker settings of a realm (keys
+/// `max_retained_topics`, `max_stored_payload` in realm `options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerOptions {
+    /// Most topics holding a retained event at once; a `retain` publication
+    /// to a new topic beyond this is not retained (default 10,000; `0`
+    /// disables retention).
+    pub max_retained_topics: usize,
+    /// Largest payload (encoded args + kwargs, bytes) kept as a retained or
+    /// event-history event (default 65,536).
+    pub max_stored_payload: usize,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            max_retained_topics: DEFAULT_MAX_RETAINED_TOPICS,
+            max_stored_payload: DEFAULT_MAX_STORED_PAYLOAD,
+        }
+    }
+}
+
+/// Crossbar's realm `store` block: where and which events are kept for
+/// `wamp.subscription.get_events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Store `type` (only `memory` is supported).
+    pub kind: StoreKind,
+    /// `limit`: events kept per history entry without its own `limit`
+    /// (default 100, Crossbar's).
+    pub limit: usize,
+    /// `event-history`: topics whose events are kept, in file order.
+    pub event_history: Vec<EventHistoryConfig>,
+}
+
+/// Kind of realm store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreKind {
+    /// `type: memory`: kept in memory, lost on restart.
+    #[default]
+    Memory,
+}
+
+/// One `event-history` entry of a realm `store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventHistoryConfig {
+    /// Topic URI or pattern (`uri`).
+    pub uri: String,
+    /// How `uri` matches (`match`; default exact).
+    pub match_policy: MatchPolicy,
+    /// Events kept, oldest dropped first (`limit`; default the store's
+    /// `limit`), 1..=1,000,000.
+    pub limit: usize,
 }
 
 /// How strictly URIs sent by clients are checked.
@@ -412,8 +512,9 @@ pub struct RawSocketTransport {
 /// RawSocket settings, defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawSocketOptions {
-    /// Largest accepted message, 512..=16 MiB (transport-level
-    /// `max_message_size`, default 16 MiB).
+    /// Largest accepted message, 512..=16 MiB (`options.max_message_size`
+    /// as Crossbar's checkconfig has it, or transport-level
+    /// `max_message_size` as Crossbar's docs have it; default 16 MiB).
     pub max_message_size: usize,
     /// The 4-byte handshake must arrive within this time (default 10 s).
     pub handshake_timeout: Duration,
@@ -466,6 +567,9 @@ pub struct ConnectionLimits {
     pub max_outbound_bytes: usize,
     /// Most messages queued for sending on one connection (default 65,536).
     pub max_outbound_messages: usize,
+    /// What happens when a message does not fit the outbound queue
+    /// (`slow_consumer_policy`, default `close`).
+    pub slow_consumer_policy: SlowConsumerPolicy,
 }
 
 impl Default for ConnectionLimits {
@@ -474,6 +578,30 @@ impl Default for ConnectionLimits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
             max_outbound_messages: DEFAULT_MAX_OUTBOUND_MESSAGES,
+            slow_consumer_policy: SlowConsumerPolicy::Close,
+        }
+    }
+}
+
+/// Junction extension: treatment of a connection whose outbound queue is
+/// full (a slow consumer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowConsumerPolicy {
+    /// `close`: the connection is closed (default).
+    #[default]
+    Close,
+    /// `drop`: an EVENT that does not fit is dropped for that subscriber
+    /// (and counted); any other message that does not fit still closes the
+    /// connection.
+    Drop,
+}
+
+impl SlowConsumerPolicy {
+    /// Config name: `close` or `drop`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SlowConsumerPolicy::Close => "close",
+            SlowConsumerPolicy::Drop => "drop",
         }
     }
 }
@@ -502,11 +630,7 @@ pub struct TransportAuth {
 impl Default for TransportAuth {
     fn default() -> Self {
         TransportAuth {
-            methods: vec![AuthMethod::Anonymous {
-                role: "anonymous".to_string(),
-                authid: None,
-                realm: None,
-            }],
+            methods: vec![AuthMethod::Anonymous { role: "anonymous".to_string(), authid: None, realm: None }],
             options: AuthOptions::default(),
         }
     }
@@ -785,9 +909,7 @@ pub enum Endpoint {
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Endpoint::Tcp {
-                interface, port, ..
-            } => match interface {
+            Endpoint::Tcp { interface, port, .. } => match interface {
                 IpAddr::V4(a) => write!(f, "tcp:{a}:{port}"),
                 IpAddr::V6(a) => write!(f, "tcp:[{a}]:{port}"),
             },

@@ -21,24 +21,12 @@ use crate::model::*;
 type Map = serde_json::Map<String, Value>;
 
 /// Crossbar worker types Junction knows by name but does not run.
-const CROSSBAR_WORKER_TYPES: &[&str] = &[
-    "container",
-    "guest",
-    "websocket-testee",
-    "marketmaker",
-    "xbrmm",
-    "hostmonitor",
-];
+const CROSSBAR_WORKER_TYPES: &[&str] =
+    &["container", "guest", "websocket-testee", "marketmaker", "xbrmm", "hostmonitor"];
 
 /// Crossbar transport types Junction knows by name but does not run.
-const CROSSBAR_TRANSPORT_TYPES: &[&str] = &[
-    "universal",
-    "mqtt",
-    "flashpolicy",
-    "stream",
-    "websocket.testee",
-    "stream.testee",
-];
+const CROSSBAR_TRANSPORT_TYPES: &[&str] =
+    &["universal", "mqtt", "flashpolicy", "stream", "websocket.testee", "stream.testee"];
 
 /// Crossbar web path service types.
 const CROSSBAR_WEB_SERVICES: &[&str] = &[
@@ -63,35 +51,17 @@ const CROSSBAR_WEB_SERVICES: &[&str] = &[
 ];
 
 /// Crossbar authentication method keys.
-const AUTH_METHODS: &[&str] = &[
-    "anonymous",
-    "ticket",
-    "wampcra",
-    "cryptosign",
-    "cryptosign-proxy",
-    "scram",
-    "tls",
-    "cookie",
-];
+const AUTH_METHODS: &[&str] =
+    &["anonymous", "ticket", "wampcra", "cryptosign", "cryptosign-proxy", "scram", "tls", "cookie"];
 
 /// Parses a whole document.
 pub(crate) fn parse_root(v: &Value, d: &mut Diags) -> NodeConfig {
-    let mut cfg = NodeConfig {
-        version: 2,
-        controller: ControllerConfig::default(),
-        workers: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut cfg =
+        NodeConfig { version: 2, controller: ControllerConfig::default(), workers: Vec::new(), warnings: Vec::new() };
     let Some(m) = object(v, "", d) else {
         return cfg;
     };
-    check_keys(
-        m,
-        "",
-        &["$schema", "version", "controller", "workers"],
-        &[],
-        d,
-    );
+    check_keys(m, "", &["$schema", "version", "controller", "workers"], &[], d);
     if let Some(ver) = opt_uint(m, "version", "", u32::MAX as u64, d) {
         cfg.version = ver as u32;
     }
@@ -99,10 +69,7 @@ pub(crate) fn parse_root(v: &Value, d: &mut Diags) -> NodeConfig {
         cfg.controller = parse_controller(c, "controller", d);
     }
     match m.get("workers") {
-        None => d.error(
-            "workers",
-            "missing required key 'workers' (a list with one router worker)",
-        ),
+        None => d.error("workers", "missing required key 'workers' (a list with one router worker)"),
         Some(w) => {
             if let Some(list) = array(w, "workers", d) {
                 for (i, w) in list.iter().enumerate() {
@@ -145,14 +112,10 @@ fn parse_controller(v: &Value, path: &str, d: &mut Diags) -> ControllerConfig {
 
 fn parse_worker(v: &Value, path: &str, d: &mut Diags) -> WorkerConfig {
     let Some(m) = object(v, path, d) else {
-        return WorkerConfig::Unsupported {
-            kind: String::new(),
-        };
+        return WorkerConfig::Unsupported { kind: String::new() };
     };
     let Some(kind) = req_str(m, "type", path, d) else {
-        return WorkerConfig::Unsupported {
-            kind: String::new(),
-        };
+        return WorkerConfig::Unsupported { kind: String::new() };
     };
     match kind.as_str() {
         "router" => WorkerConfig::Router(parse_router(m, path, d)),
@@ -164,15 +127,10 @@ fn parse_worker(v: &Value, path: &str, d: &mut Diags) -> WorkerConfig {
             if !CROSSBAR_WORKER_TYPES.contains(&k) {
                 d.error(
                     join(path, "type"),
-                    format!(
-                        "unknown worker type '{k}' (expected 'router'){}",
-                        suggest(k, &["router", "proxy"])
-                    ),
+                    format!("unknown worker type '{k}' (expected 'router'){}", suggest(k, &["router", "proxy"])),
                 );
             }
-            WorkerConfig::Unsupported {
-                kind: k.to_string(),
-            }
+            WorkerConfig::Unsupported { kind: k.to_string() }
         }
     }
 }
@@ -181,14 +139,7 @@ fn parse_router(m: &Map, path: &str, d: &mut Diags) -> RouterWorkerConfig {
     check_keys(
         m,
         path,
-        &[
-            "type",
-            "id",
-            "options",
-            "realms",
-            "transports",
-            "components",
-        ],
+        &["type", "id", "options", "realms", "transports", "components"],
         &[("connections", "router connections are not used by Junction")],
         d,
     );
@@ -267,21 +218,11 @@ fn parse_router_options(v: &Value, path: &str, d: &mut Diags) -> RouterOptions {
 }
 
 fn parse_realm(v: &Value, path: &str, d: &mut Diags) -> RealmConfig {
-    let mut r = RealmConfig {
-        name: String::new(),
-        roles: Vec::new(),
-        options: RealmOptions::default(),
-    };
+    let mut r = RealmConfig { name: String::new(), roles: Vec::new(), options: RealmOptions::default(), store: None };
     let Some(m) = object(v, path, d) else {
         return r;
     };
-    check_keys(
-        m,
-        path,
-        &["name", "roles", "options", "id"],
-        &[("store", "Junction has no event store yet")],
-        d,
-    );
+    check_keys(m, path, &["name", "roles", "options", "id", "store"], &[], d);
     if let Some(n) = req_str(m, "name", path, d) {
         r.name = n;
     }
@@ -297,7 +238,81 @@ fn parse_realm(v: &Value, path: &str, d: &mut Diags) -> RealmConfig {
     if let Some(o) = m.get("options") {
         r.options = parse_realm_options(o, &join(path, "options"), d);
     }
+    if let Some(s) = m.get("store") {
+        r.store = parse_store(s, &join(path, "store"), d);
+    }
     r
+}
+
+/// Crossbar's realm `store`: `{type: "memory", limit?, "event-history"?:
+/// [{uri, match?, limit?}], "call-queue"?}` (see Crossbar's
+/// `personality.create_realm_store` and `router/realmstore.py`).
+fn parse_store(v: &Value, path: &str, d: &mut Diags) -> Option<StoreConfig> {
+    let m = object(v, path, d)?;
+    let kind = req_str(m, "type", path, d);
+    let cfxdb_keys = ["path", "maxsize", "maxbuffer", "buffertime", "readonly", "sync"];
+    let mut known = vec!["type", "limit", "event-history", "call-queue"];
+    if kind.as_deref() == Some("cfxdb") {
+        known.extend_from_slice(&cfxdb_keys);
+    }
+    check_keys(m, path, &known, &[], d);
+    match kind.as_deref() {
+        Some("memory") => {}
+        Some("cfxdb") => d.error(
+            join(path, "type"),
+            "store type 'cfxdb' (persistent event store) is not supported by Junction: use 'memory'",
+        ),
+        Some(other) => d.error(
+            join(path, "type"),
+            format!("invalid store type '{other}': expected 'memory'{}", suggest(other, &["memory"])),
+        ),
+        None => {}
+    }
+    if let Some(cq) = m.get("call-queue") {
+        let cp = join(path, "call-queue");
+        if let Some(list) = array(cq, &cp, d) {
+            if !list.is_empty() {
+                d.warn(
+                    cp,
+                    "Crossbar option 'call-queue' is ignored by Junction (calls to procedures nobody has registered fail at once with wamp.error.no_such_procedure)",
+                );
+            }
+        }
+    }
+    let limit =
+        opt_uint(m, "limit", path, usize::MAX as u64, d).map(|n| n as usize).unwrap_or(DEFAULT_EVENT_HISTORY_LIMIT);
+    let mut event_history = Vec::new();
+    if let Some(eh) = m.get("event-history") {
+        let ep = join(path, "event-history");
+        if let Some(list) = array(eh, &ep, d) {
+            for (i, item) in list.iter().enumerate() {
+                let ip = index(&ep, i);
+                let Some(em) = object(item, &ip, d) else {
+                    continue;
+                };
+                check_keys(em, &ip, &["uri", "match", "limit"], &[], d);
+                let uri = req_str(em, "uri", &ip, d).unwrap_or_default();
+                let match_policy = match opt_str(em, "match", &ip, d).as_deref() {
+                    None | Some("exact") => MatchPolicy::Exact,
+                    Some("prefix") => MatchPolicy::Prefix,
+                    Some("wildcard") => MatchPolicy::Wildcard,
+                    Some(other) => {
+                        d.error(
+                            join(&ip, "match"),
+                            format!(
+                                "invalid match policy '{other}': expected 'exact', 'prefix' or 'wildcard'{}",
+                                suggest(other, &["exact", "prefix", "wildcard"])
+                            ),
+                        );
+                        MatchPolicy::Exact
+                    }
+                };
+                let entry_limit = opt_uint(em, "limit", &ip, usize::MAX as u64, d).map(|n| n as usize).unwrap_or(limit);
+                event_history.push(EventHistoryConfig { uri, match_policy, limit: entry_limit });
+            }
+        }
+    }
+    Some(StoreConfig { kind: StoreKind::Memory, limit, event_history })
 }
 
 fn parse_realm_options(v: &Value, path: &str, d: &mut Diags) -> RealmOptions {
@@ -308,16 +323,21 @@ fn parse_realm_options(v: &Value, path: &str, d: &mut Diags) -> RealmOptions {
     check_keys(
         m,
         path,
-        &["home_shard", "max_sessions", "enable_meta_api", "uri_check"],
         &[
-            (
-                "bridge_meta_api",
-                "Junction has no router-to-router bridging",
-            ),
-            (
-                "event_dispatching_chunk_size",
-                "Junction dispatches without chunking",
-            ),
+            "home_shard",
+            "max_sessions",
+            "enable_meta_api",
+            "uri_check",
+            "max_pending_calls_per_session",
+            "default_call_timeout",
+            "max_call_timeout",
+            "kill_grace",
+            "max_retained_topics",
+            "max_stored_payload",
+        ],
+        &[
+            ("bridge_meta_api", "Junction has no router-to-router bridging"),
+            ("event_dispatching_chunk_size", "Junction dispatches without chunking"),
             ("enable_authorization_cache", "not used"),
         ],
         d,
@@ -328,6 +348,25 @@ fn parse_realm_options(v: &Value, path: &str, d: &mut Diags) -> RealmOptions {
     }
     if let Some(b) = opt_bool(m, "enable_meta_api", path, d) {
         o.enable_meta_api = b;
+    }
+    let dl = &mut o.dealer;
+    if let Some(n) = opt_uint(m, "max_pending_calls_per_session", path, usize::MAX as u64, d) {
+        dl.max_pending_calls_per_session = n as usize;
+    }
+    if let Some(t) = opt_ms(m, "default_call_timeout", path, d) {
+        dl.default_call_timeout = nonzero(t);
+    }
+    if let Some(t) = opt_ms(m, "max_call_timeout", path, d) {
+        dl.max_call_timeout = nonzero(t);
+    }
+    if let Some(t) = opt_ms(m, "kill_grace", path, d) {
+        dl.kill_grace = t;
+    }
+    if let Some(n) = opt_uint(m, "max_retained_topics", path, usize::MAX as u64, d) {
+        o.broker.max_retained_topics = n as usize;
+    }
+    if let Some(n) = opt_uint(m, "max_stored_payload", path, usize::MAX as u64, d) {
+        o.broker.max_stored_payload = n as usize;
     }
     if let Some(s) = opt_str(m, "uri_check", path, d) {
         match s.as_str() {
@@ -346,21 +385,11 @@ fn parse_realm_options(v: &Value, path: &str, d: &mut Diags) -> RealmOptions {
 }
 
 fn parse_role(v: &Value, path: &str, d: &mut Diags) -> RoleConfig {
-    let mut r = RoleConfig {
-        name: String::new(),
-        permissions: Vec::new(),
-        authorizer: None,
-    };
+    let mut r = RoleConfig { name: String::new(), permissions: Vec::new(), authorizer: None };
     let Some(m) = object(v, path, d) else {
         return r;
     };
-    check_keys(
-        m,
-        path,
-        &["name", "permissions", "authorizer", "id"],
-        &[],
-        d,
-    );
+    check_keys(m, path, &["name", "permissions", "authorizer", "id"], &[], d);
     if let Some(n) = req_str(m, "name", path, d) {
         r.name = n;
     }
@@ -388,13 +417,7 @@ fn parse_permission(v: &Value, path: &str, d: &mut Diags) -> PermissionConfig {
     let Some(m) = object(v, path, d) else {
         return p;
     };
-    check_keys(
-        m,
-        path,
-        &["uri", "match", "allow", "disclose", "cache"],
-        &[],
-        d,
-    );
+    check_keys(m, path, &["uri", "match", "allow", "disclose", "cache"], &[], d);
     if let Some(u) = req_str(m, "uri", path, d) {
         p.uri = u;
     }
@@ -424,13 +447,7 @@ fn parse_permission(v: &Value, path: &str, d: &mut Diags) -> PermissionConfig {
     if let Some(a) = m.get("allow") {
         let ap = join(path, "allow");
         if let Some(am) = object(a, &ap, d) {
-            check_keys(
-                am,
-                &ap,
-                &["call", "register", "publish", "subscribe"],
-                &[],
-                d,
-            );
+            check_keys(am, &ap, &["call", "register", "publish", "subscribe"], &[], d);
             p.allow = Allow {
                 call: opt_bool(am, "call", &ap, d).unwrap_or(false),
                 register: opt_bool(am, "register", &ap, d).unwrap_or(false),
@@ -468,11 +485,7 @@ const WS_OPTION_KEYS: &[&str] = &[
     "tcp_nodelay",
 ];
 
-const LIMIT_KEYS: &[&str] = &[
-    "max_connections",
-    "max_outbound_bytes",
-    "max_outbound_messages",
-];
+const LIMIT_KEYS: &[&str] = &["max_connections", "max_outbound_bytes", "max_outbound_messages", "slow_consumer_policy"];
 
 const WS_IGNORED: &[(&str, &str)] = &[
     ("external_port", "not used"),
@@ -480,20 +493,11 @@ const WS_IGNORED: &[(&str, &str)] = &[
     ("enable_hybi10", "Junction speaks RFC 6455 only"),
     ("enable_rfc6455", "Junction always speaks RFC 6455"),
     ("enable_webstatus", "Junction serves no status page"),
-    (
-        "validate_utf8",
-        "Junction always validates UTF-8 text frames",
-    ),
+    ("validate_utf8", "Junction always validates UTF-8 text frames"),
     ("mask_server_frames", "servers never mask frames"),
-    (
-        "require_masked_client_frames",
-        "Junction always requires masked client frames",
-    ),
+    ("require_masked_client_frames", "Junction always requires masked client frames"),
     ("apply_mask", "not used"),
-    (
-        "auto_fragment_size",
-        "Junction does not fragment outgoing messages",
-    ),
+    ("auto_fragment_size", "Junction does not fragment outgoing messages"),
     ("fail_by_drop", "not used"),
     ("echo_close_codereason", "not used"),
     ("enable_flash_policy", "Flash is not supported"),
@@ -504,14 +508,16 @@ const WS_IGNORED: &[(&str, &str)] = &[
     ("max_connections_per_ip", "not used"),
     ("trustXForwardedFor", "not used"),
     ("trust_x_forwarded_for", "not used"),
+    (
+        "allow_null_origin",
+        "an 'Origin: null' header is matched against allowed_origins like any other: list \"null\" to admit it",
+    ),
 ];
 
 fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
     let mut t = TransportConfig {
         id: None,
-        kind: TransportKind::Unsupported {
-            kind: String::new(),
-        },
+        kind: TransportKind::Unsupported { kind: String::new() },
         endpoint: Endpoint::Tcp {
             interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
@@ -536,21 +542,7 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
     ];
     match kind.as_str() {
         "websocket" => {
-            check_keys(
-                m,
-                path,
-                &[
-                    "type",
-                    "id",
-                    "endpoint",
-                    "url",
-                    "serializers",
-                    "options",
-                    "auth",
-                ],
-                debug_ignored,
-                d,
-            );
+            check_keys(m, path, &["type", "id", "endpoint", "url", "serializers", "options", "auth"], debug_ignored, d);
             let (svc, limits) = parse_websocket_service(m, path, true, d);
             t.kind = TransportKind::WebSocket(svc);
             t.limits = limits;
@@ -559,15 +551,7 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
             check_keys(
                 m,
                 path,
-                &[
-                    "type",
-                    "id",
-                    "endpoint",
-                    "serializers",
-                    "max_message_size",
-                    "options",
-                    "auth",
-                ],
+                &["type", "id", "endpoint", "serializers", "max_message_size", "options", "auth"],
                 debug_ignored,
                 d,
             );
@@ -576,19 +560,44 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
                 options: RawSocketOptions::default(),
                 auth: parse_auth(m, path, d),
             };
-            if let Some(n) = opt_uint(m, "max_message_size", path, usize::MAX as u64, d) {
+            // Crossbar's docs put `max_message_size` on the transport, its
+            // checkconfig and runtime read `options.max_message_size`: both
+            // are accepted.
+            let top_size = opt_uint(m, "max_message_size", path, usize::MAX as u64, d);
+            if let Some(n) = top_size {
                 rs.options.max_message_size = n as usize;
             }
             if let Some(o) = m.get("options") {
                 let op = join(path, "options");
                 if let Some(om) = object(o, &op, d) {
-                    let mut known = vec![
-                        "handshake_timeout",
-                        "auto_ping_interval",
-                        "auto_ping_timeout",
-                    ];
+                    let mut known =
+                        vec!["max_message_size", "handshake_timeout", "auto_ping_interval", "auto_ping_timeout"];
                     known.extend_from_slice(LIMIT_KEYS);
                     check_keys(om, &op, &known, &[], d);
+                    if let Some(n) = opt_uint(om, "max_message_size", &op, usize::MAX as u64, d) {
+                        let at = join(&op, "max_message_size");
+                        match top_size {
+                            Some(top) if top != n => d.error(
+                                &at,
+                                format!(
+                                    "max_message_size {n} conflicts with {top} given at {}: give it once (Crossbar's place is options.max_message_size)",
+                                    join(path, "max_message_size")
+                                ),
+                            ),
+                            Some(_) => {}
+                            None => {
+                                rs.options.max_message_size = n as usize;
+                                // Report a range problem here, where the
+                                // value is, not at the transport-level key.
+                                if let Some(why) =
+                                    crate::validate::rawsocket_size_problem(n as usize)
+                                {
+                                    d.error(&at, why);
+                                }
+                                d.poison(join(path, "max_message_size"));
+                            }
+                        }
+                    }
                     if let Some(t) = opt_ms(om, "handshake_timeout", &op, d) {
                         rs.options.handshake_timeout = t;
                     }
@@ -604,16 +613,8 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
             t.kind = TransportKind::RawSocket(rs);
         }
         "web" => {
-            check_keys(
-                m,
-                path,
-                &["type", "id", "endpoint", "paths", "options"],
-                debug_ignored,
-                d,
-            );
-            let mut web = WebTransport {
-                paths: IndexMap::new(),
-            };
+            check_keys(m, path, &["type", "id", "endpoint", "paths", "options"], debug_ignored, d);
+            let mut web = WebTransport { paths: IndexMap::new() };
             match m.get("paths") {
                 None => d.error(
                     join(path, "paths"),
@@ -660,9 +661,7 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
                     ),
                 );
             }
-            t.kind = TransportKind::Unsupported {
-                kind: other.to_string(),
-            };
+            t.kind = TransportKind::Unsupported { kind: other.to_string() };
             d.poison(join(path, "endpoint"));
             return t;
         }
@@ -766,20 +765,16 @@ fn parse_websocket_service(
 
 fn parse_web_service(v: &Value, path: &str, d: &mut Diags) -> WebService {
     let Some(m) = object(v, path, d) else {
-        return WebService::Other {
-            kind: String::new(),
-        };
+        return WebService::Other { kind: String::new() };
     };
     let Some(kind) = req_str(m, "type", path, d) else {
-        return WebService::Other {
-            kind: String::new(),
-        };
+        return WebService::Other { kind: String::new() };
     };
     if kind == "websocket" {
         check_keys(
             m,
             path,
-            &["type", "url", "serializers", "options", "auth"],
+            &["type", "id", "url", "serializers", "options", "auth"],
             &[
                 ("debug", "use RUST_LOG / --log-level"),
                 ("debug_traffic", "use RUST_LOG / --log-level"),
@@ -787,19 +782,14 @@ fn parse_web_service(v: &Value, path: &str, d: &mut Diags) -> WebService {
             ],
             d,
         );
+        opt_str(m, "id", path, d);
         let (svc, _) = parse_websocket_service(m, path, false, d);
         WebService::WebSocket(svc)
     } else {
         if !CROSSBAR_WEB_SERVICES.contains(&kind.as_str()) {
             let mut names = vec!["websocket"];
             names.extend_from_slice(CROSSBAR_WEB_SERVICES);
-            d.error(
-                join(path, "type"),
-                format!(
-                    "unknown web service type '{kind}'{}",
-                    suggest(&kind, &names)
-                ),
-            );
+            d.error(join(path, "type"), format!("unknown web service type '{kind}'{}", suggest(&kind, &names)));
         }
         WebService::Other { kind }
     }
@@ -815,6 +805,16 @@ fn parse_limits(om: &Map, op: &str, d: &mut Diags) -> ConnectionLimits {
     }
     if let Some(n) = opt_uint(om, "max_outbound_messages", op, usize::MAX as u64, d) {
         l.max_outbound_messages = n as usize;
+    }
+    if let Some(s) = opt_str(om, "slow_consumer_policy", op, d) {
+        match s.as_str() {
+            "close" => l.slow_consumer_policy = SlowConsumerPolicy::Close,
+            "drop" => l.slow_consumer_policy = SlowConsumerPolicy::Drop,
+            other => d.error(
+                join(op, "slow_consumer_policy"),
+                format!("invalid value '{other}': expected 'close' or 'drop'{}", suggest(other, &["close", "drop"])),
+            ),
+        }
     }
     l
 }
@@ -865,10 +865,7 @@ fn parse_auth(m: &Map, path: &str, d: &mut Diags) -> TransportAuth {
     let Some(am) = object(v, &ap, d) else {
         return TransportAuth::default();
     };
-    let mut auth = TransportAuth {
-        methods: Vec::new(),
-        options: AuthOptions::default(),
-    };
+    let mut auth = TransportAuth { methods: Vec::new(), options: AuthOptions::default() };
     for (key, cfg) in am {
         let mp = join(&ap, key);
         if key == "options" {
@@ -876,13 +873,7 @@ fn parse_auth(m: &Map, path: &str, d: &mut Diags) -> TransportAuth {
             continue;
         }
         if !AUTH_METHODS.contains(&key.as_str()) {
-            d.error(
-                &mp,
-                format!(
-                    "unknown authentication method '{key}'{}",
-                    suggest(key, AUTH_METHODS)
-                ),
-            );
+            d.error(&mp, format!("unknown authentication method '{key}'{}", suggest(key, AUTH_METHODS)));
             continue;
         }
         let Some(cm) = object(cfg, &mp, d) else {
@@ -900,18 +891,7 @@ fn parse_auth_options(v: &Value, path: &str, d: &mut Diags) -> AuthOptions {
     let Some(m) = object(v, path, d) else {
         return o;
     };
-    check_keys(
-        m,
-        path,
-        &[
-            "challenge_timeout",
-            "max_failures",
-            "failure_window",
-            "max_tracked_peers",
-        ],
-        &[],
-        d,
-    );
+    check_keys(m, path, &["challenge_timeout", "max_failures", "failure_window", "max_tracked_peers"], &[], d);
     if let Some(t) = opt_ms(m, "challenge_timeout", path, d) {
         o.challenge_timeout = t;
     }
@@ -928,29 +908,18 @@ fn parse_auth_options(v: &Value, path: &str, d: &mut Diags) -> AuthOptions {
 }
 
 /// Keys of a dynamic authenticator block.
-const DYNAMIC_KEYS: &[&str] = &[
-    "type",
-    "authenticator",
-    "authenticator-realm",
-    "authenticator-role",
-];
+const DYNAMIC_KEYS: &[&str] = &["type", "authenticator", "authenticator-realm", "authenticator-role"];
 
 fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<AuthMethod> {
     let kind = opt_str(cm, "type", mp, d);
-    let unsupported = |kind: Option<String>| AuthMethod::Unsupported {
-        method: key.to_string(),
-        kind,
-    };
+    let unsupported = |kind: Option<String>| AuthMethod::Unsupported { method: key.to_string(), kind };
     if key == "cookie" || key == "cryptosign-proxy" {
         return Some(unsupported(kind));
     }
     match kind.as_deref() {
         None if key == "anonymous" => {}
         None => {
-            d.error(
-                join(mp, "type"),
-                "missing required key 'type' ('static' or 'dynamic')",
-            );
+            d.error(join(mp, "type"), "missing required key 'type' ('static' or 'dynamic')");
             return None;
         }
         Some("static") | Some("dynamic") => {}
@@ -1007,13 +976,7 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
         "wampcra" => {
             check_keys(cm, mp, &["type", "users"], &[], d);
             let p = principals(cm, "users", mp, d, |pm, pp, d| {
-                check_keys(
-                    pm,
-                    pp,
-                    &["secret", "role", "realm", "salt", "iterations", "keylen"],
-                    &[],
-                    d,
-                );
+                check_keys(pm, pp, &["secret", "role", "realm", "salt", "iterations", "keylen"], &[], d);
                 let secret = req_str(pm, "secret", pp, d);
                 let role = req_str(pm, "role", pp, d);
                 let realm = opt_str(pm, "realm", pp, d);
@@ -1032,26 +995,14 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
                         if keylen == 0 {
                             d.error(join(pp, "keylen"), "keylen must be at least 1");
                         }
-                        Some(WampCraSalt {
-                            salt,
-                            iterations,
-                            keylen,
-                        })
+                        Some(WampCraSalt { salt, iterations, keylen })
                     }
                     (None, _, _) => {
-                        d.error(
-                            join(pp, "salt"),
-                            "'iterations'/'keylen' given without 'salt'",
-                        );
+                        d.error(join(pp, "salt"), "'iterations'/'keylen' given without 'salt'");
                         None
                     }
                 };
-                Some(WampCraUser {
-                    secret: secret?,
-                    role: role?,
-                    realm,
-                    salt,
-                })
+                Some(WampCraUser { secret: secret?, role: role?, realm, salt })
             });
             Some(AuthMethod::WampCra(AuthProvider::Static(p)))
         }
@@ -1059,15 +1010,9 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
             check_keys(cm, mp, &["type", "principals", "trustroots"], &[], d);
             if cm.contains_key("trustroots") {
                 if cm.contains_key("principals") {
-                    d.error(
-                        join(mp, "trustroots"),
-                        "'principals' and 'trustroots' cannot both be given",
-                    );
+                    d.error(join(mp, "trustroots"), "'principals' and 'trustroots' cannot both be given");
                 }
-                return Some(AuthMethod::Unsupported {
-                    method: "cryptosign (trustroots)".to_string(),
-                    kind,
-                });
+                return Some(AuthMethod::Unsupported { method: "cryptosign (trustroots)".to_string(), kind });
             }
             let p = principals(cm, "principals", mp, d, |pm, pp, d| {
                 check_keys(pm, pp, &["authorized_keys", "role", "realm"], &[], d);
@@ -1099,11 +1044,7 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
                         }
                     }
                 }
-                Some(CryptosignPrincipal {
-                    authorized_keys: keys,
-                    role: role?,
-                    realm,
-                })
+                Some(CryptosignPrincipal { authorized_keys: keys, role: role?, realm })
             });
             Some(AuthMethod::Cryptosign(AuthProvider::Static(p)))
         }
@@ -1113,16 +1054,7 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
                 check_keys(
                     pm,
                     pp,
-                    &[
-                        "kdf",
-                        "iterations",
-                        "memory",
-                        "salt",
-                        "stored-key",
-                        "server-key",
-                        "role",
-                        "realm",
-                    ],
+                    &["kdf", "iterations", "memory", "salt", "stored-key", "server-key", "role", "realm"],
                     &[],
                     d,
                 );
@@ -1132,10 +1064,7 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
                     Some(other) => {
                         d.error(
                             join(pp, "kdf"),
-                            format!(
-                                "invalid kdf '{}': expected 'argon2id-13' or 'pbkdf2'",
-                                clip(other)
-                            ),
+                            format!("invalid kdf '{}': expected 'argon2id-13' or 'pbkdf2'", clip(other)),
                         );
                         None
                     }
@@ -1153,12 +1082,7 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
                     let s = req_str(pm, k, pp, d)?;
                     let ok = match len {
                         Some(n) => is_hex(&s, n),
-                        None => {
-                            !s.is_empty()
-                                && s.len() % 2 == 0
-                                && s.len() <= 1024
-                                && is_hex(&s, s.len())
-                        }
+                        None => !s.is_empty() && s.len() % 2 == 0 && s.len() <= 1024 && is_hex(&s, s.len()),
                     };
                     if !ok {
                         let what = match len {
@@ -1192,13 +1116,7 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
             // tls
             check_keys(cm, mp, &["type", "principals"], &[], d);
             let p = principals(cm, "principals", mp, d, |pm, pp, d| {
-                check_keys(
-                    pm,
-                    pp,
-                    &["certificate-sha1", "certificate-cn", "role", "realm"],
-                    &[],
-                    d,
-                );
+                check_keys(pm, pp, &["certificate-sha1", "certificate-cn", "role", "realm"], &[], d);
                 let sha1 = opt_str(pm, "certificate-sha1", pp, d).and_then(|s| {
                     let norm: String = s.chars().filter(|c| *c != ':').collect();
                     if is_hex(&norm, 40) {
@@ -1241,10 +1159,7 @@ fn principals<P>(
     let mut out = IndexMap::new();
     let pp = join(mp, key);
     let Some(v) = cm.get(key) else {
-        d.error(
-            &pp,
-            format!("missing required key '{key}' for static authentication"),
-        );
+        d.error(&pp, format!("missing required key '{key}' for static authentication"));
         return out;
     };
     let Some(pm) = object(v, &pp, d) else {
@@ -1314,8 +1229,7 @@ fn parse_tls(v: &Value, path: &str, d: &mut Diags) -> Option<TlsConfig> {
             d.error(join(path, k), "path must not be empty");
         }
     }
-    let require_client_cert =
-        opt_bool(m, "require_client_certificate", path, d).unwrap_or(!ca_certificates.is_empty());
+    let require_client_cert = opt_bool(m, "require_client_certificate", path, d).unwrap_or(!ca_certificates.is_empty());
     if require_client_cert && ca_certificates.is_empty() {
         d.error(
             join(path, "require_client_certificate"),
@@ -1357,40 +1271,17 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
     let kind = req_str(m, "type", path, d)?;
     match kind.as_str() {
         "tcp" => {
-            check_keys(
-                m,
-                path,
-                &[
-                    "type",
-                    "port",
-                    "interface",
-                    "backlog",
-                    "shared",
-                    "version",
-                    "tls",
-                ],
-                &[],
-                d,
-            );
-            let tls = m
-                .get("tls")
-                .and_then(|t| parse_tls(t, &join(path, "tls"), d));
+            check_keys(m, path, &["type", "port", "interface", "backlog", "shared", "version", "tls"], &[], d);
+            let tls = m.get("tls").and_then(|t| parse_tls(t, &join(path, "tls"), d));
             let mut v6 = false;
             if let Some(ver) = opt_uint(m, "version", path, u64::MAX, d) {
                 match ver {
                     4 => {}
                     6 => v6 = true,
-                    other => d.error(
-                        join(path, "version"),
-                        format!("invalid IP version {other}: expected 4 or 6"),
-                    ),
+                    other => d.error(join(path, "version"), format!("invalid IP version {other}: expected 4 or 6")),
                 }
             }
-            let mut interface = if v6 {
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            };
+            let mut interface = if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
             if let Some(s) = opt_str(m, "interface", path, d) {
                 match s.parse::<IpAddr>() {
                     Ok(a) => {
@@ -1421,17 +1312,11 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
                 Some(p) => match p.as_u64() {
                     Some(n) if n <= u16::MAX as u64 => n as u16,
                     Some(n) => {
-                        d.error(
-                            join(path, "port"),
-                            format!("port {n} is out of range: must be between 1 and 65535"),
-                        );
+                        d.error(join(path, "port"), format!("port {n} is out of range: must be between 1 and 65535"));
                         0
                     }
                     None if p.is_i64() => {
-                        d.error(
-                            join(path, "port"),
-                            format!("port {p} is out of range: must be between 1 and 65535"),
-                        );
+                        d.error(join(path, "port"), format!("port {p} is out of range: must be between 1 and 65535"));
                         0
                     }
                     None => {
@@ -1440,28 +1325,15 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
                     }
                 },
             };
-            let backlog = opt_uint(m, "backlog", path, u32::MAX as u64, d)
-                .map(|n| n as u32)
-                .unwrap_or(DEFAULT_BACKLOG);
+            let backlog = opt_uint(m, "backlog", path, u32::MAX as u64, d).map(|n| n as u32).unwrap_or(DEFAULT_BACKLOG);
             let shared = opt_bool(m, "shared", path, d).unwrap_or(false);
-            Some(Endpoint::Tcp {
-                interface,
-                port,
-                backlog,
-                shared,
-                tls,
-            })
+            Some(Endpoint::Tcp { interface, port, backlog, shared, tls })
         }
         "unix" => {
             check_keys(m, path, &["type", "path", "backlog"], &[], d);
             let p = req_str(m, "path", path, d).unwrap_or_default();
-            let backlog = opt_uint(m, "backlog", path, u32::MAX as u64, d)
-                .map(|n| n as u32)
-                .unwrap_or(DEFAULT_BACKLOG);
-            Some(Endpoint::Unix {
-                path: PathBuf::from(p),
-                backlog,
-            })
+            let backlog = opt_uint(m, "backlog", path, u32::MAX as u64, d).map(|n| n as u32).unwrap_or(DEFAULT_BACKLOG);
+            Some(Endpoint::Unix { path: PathBuf::from(p), backlog })
         }
         other => {
             d.error(
@@ -1500,10 +1372,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn wrong_type(path: &str, expected: &str, got: &Value, d: &mut Diags) {
-    d.error(
-        path,
-        format!("expected {expected}, found {}", type_name(got)),
-    );
+    d.error(path, format!("expected {expected}, found {}", type_name(got)));
 }
 
 fn object<'v>(v: &'v Value, path: &str, d: &mut Diags) -> Option<&'v Map> {
@@ -1534,16 +1403,10 @@ fn check_keys(m: &Map, path: &str, known: &[&str], ignored: &[(&str, &str)], d: 
             continue;
         }
         if let Some((_, why)) = ignored.iter().find(|(name, _)| *name == k) {
-            d.warn(
-                join(path, k),
-                format!("Crossbar option '{k}' is ignored by Junction ({why})"),
-            );
+            d.warn(join(path, k), format!("Crossbar option '{k}' is ignored by Junction ({why})"));
             continue;
         }
-        d.error(
-            join(path, k),
-            format!("unknown key '{k}'{}", suggest(k, known)),
-        );
+        d.error(join(path, k), format!("unknown key '{k}'{}", suggest(k, known)));
     }
 }
 
@@ -1581,17 +1444,11 @@ fn opt_uint(m: &Map, key: &str, path: &str, max: u64, d: &mut Diags) -> Option<u
     match v.as_u64() {
         Some(n) if n <= max => Some(n),
         Some(n) => {
-            d.error(
-                join(path, key),
-                format!("value {n} is too large (at most {max})"),
-            );
+            d.error(join(path, key), format!("value {n} is too large (at most {max})"));
             None
         }
         None if v.is_i64() => {
-            d.error(
-                join(path, key),
-                format!("expected a non-negative integer, found {v}"),
-            );
+            d.error(join(path, key), format!("expected a non-negative integer, found {v}"));
             None
         }
         None => {
@@ -1607,19 +1464,11 @@ fn opt_ms(m: &Map, key: &str, path: &str, d: &mut Diags) -> Option<Duration> {
     match v.as_u64() {
         Some(n) if n <= 86_400_000 => Some(Duration::from_millis(n)),
         Some(n) => {
-            d.error(
-                join(path, key),
-                format!("{n} ms is too long (at most 86400000 ms, one day)"),
-            );
+            d.error(join(path, key), format!("{n} ms is too long (at most 86400000 ms, one day)"));
             None
         }
         None => {
-            wrong_type(
-                &join(path, key),
-                "a duration in milliseconds (non-negative integer)",
-                v,
-                d,
-            );
+            wrong_type(&join(path, key), "a duration in milliseconds (non-negative integer)", v, d);
             None
         }
     }
@@ -1627,10 +1476,7 @@ fn opt_ms(m: &Map, key: &str, path: &str, d: &mut Diags) -> Option<Duration> {
 
 /// `" (did you mean 'x'?)"` when a known name is close to `got`.
 pub(crate) fn suggest(got: &str, known: &[&str]) -> String {
-    let best = known
-        .iter()
-        .map(|k| (levenshtein(got, k), *k))
-        .min_by_key(|(dist, _)| *dist);
+    let best = known.iter().map(|k| (levenshtein(got, k), *k)).min_by_key(|(dist, _)| *dist);
     match best {
         Some((dist, k)) if dist > 0 && dist <= (got.chars().count().max(k.len()) / 3).max(1) => {
             format!(" (did you mean '{k}'?)")
@@ -1654,9 +1500,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
                 i
             } else {
                 let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut v = (t[(i - 1) * w + j - 1] + cost)
-                    .min(t[(i - 1) * w + j] + 1)
-                    .min(t[i * w + j - 1] + 1);
+                let mut v = (t[(i - 1) * w + j - 1] + cost).min(t[(i - 1) * w + j] + 1).min(t[i * w + j - 1] + 1);
                 if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                     v = v.min(t[(i - 2) * w + j - 2] + 1);
                 }

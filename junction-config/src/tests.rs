@@ -9,9 +9,7 @@ use wamp_proto::Serializer;
 use super::*;
 
 fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
 }
 
 /// A small valid config as a JSON value, for tests to break.
@@ -55,11 +53,7 @@ fn assert_single(errs: &ConfigErrors, location: &str, needle: &str) {
     assert_eq!(errs.len(), 1, "expected one error, got:\n{errs}");
     let e = &errs.errors[0];
     assert_eq!(e.location, location, "{errs}");
-    assert!(
-        e.message.contains(needle),
-        "message {:?} lacks {needle:?}",
-        e.message
-    );
+    assert!(e.message.contains(needle), "message {:?} lacks {needle:?}", e.message);
 }
 
 fn w0(v: &mut Value) -> &mut Value {
@@ -107,15 +101,7 @@ fn embedded_default_parses_and_validates() {
     let p = &role.permissions[0];
     assert_eq!(p.uri, "");
     assert_eq!(p.match_policy, MatchPolicy::Prefix);
-    assert_eq!(
-        p.allow,
-        Allow {
-            call: true,
-            register: true,
-            publish: true,
-            subscribe: true
-        }
-    );
+    assert_eq!(p.allow, Allow { call: true, register: true, publish: true, subscribe: true });
 
     assert_eq!(r.transports.len(), 2);
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -150,9 +136,8 @@ fn embedded_default_parses_and_validates() {
 
 #[test]
 fn docs_show_the_embedded_default() {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"))
-            .expect("docs/config.md");
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"))
+        .expect("docs/config.md");
     assert!(
         doc.contains(DEFAULT_CONFIG_JSON.trim_end()),
         "docs/config.md must contain src/default-config.json verbatim"
@@ -160,12 +145,7 @@ fn docs_show_the_embedded_default() {
 }
 
 fn expected_full() -> NodeConfig {
-    let all = Allow {
-        call: true,
-        register: true,
-        publish: true,
-        subscribe: true,
-    };
+    let all = Allow { call: true, register: true, publish: true, subscribe: true };
     let mut controller_options = serde_json::Map::new();
     controller_options.insert("title".into(), json!("junction node1"));
     let mut paths = IndexMap::new();
@@ -180,18 +160,11 @@ fn expected_full() -> NodeConfig {
     );
     NodeConfig {
         version: 2,
-        controller: ControllerConfig {
-            id: Some("node1".into()),
-            options: controller_options,
-        },
+        controller: ControllerConfig { id: Some("node1".into()), options: controller_options },
         warnings: Vec::new(),
         workers: vec![WorkerConfig::Router(RouterWorkerConfig {
             id: Some("worker001".into()),
-            options: RouterOptions {
-                shards: Some(2),
-                pin_cores: true,
-                title: Some("router".into()),
-            },
+            options: RouterOptions { shards: Some(2), pin_cores: true, title: Some("router".into()) },
             realms: vec![RealmConfig {
                 name: "realm1".into(),
                 roles: vec![
@@ -212,38 +185,22 @@ fn expected_full() -> NodeConfig {
                             PermissionConfig {
                                 uri: "com.example.add2".into(),
                                 match_policy: MatchPolicy::Exact,
-                                allow: Allow {
-                                    register: true,
-                                    ..Allow::default()
-                                },
-                                disclose: Disclose {
-                                    caller: true,
-                                    publisher: false,
-                                },
+                                allow: Allow { register: true, ..Allow::default() },
+                                disclose: Disclose { caller: true, publisher: false },
                                 cache: false,
                             },
                             PermissionConfig {
                                 uri: "com.example..on_update".into(),
                                 match_policy: MatchPolicy::Wildcard,
-                                allow: Allow {
-                                    publish: true,
-                                    subscribe: true,
-                                    ..Allow::default()
-                                },
-                                disclose: Disclose {
-                                    caller: false,
-                                    publisher: true,
-                                },
+                                allow: Allow { publish: true, subscribe: true, ..Allow::default() },
+                                disclose: Disclose { caller: false, publisher: true },
                                 cache: false,
                             },
                             // Legacy "com.legacy.*" without `match`.
                             PermissionConfig {
                                 uri: "com.legacy.".into(),
                                 match_policy: MatchPolicy::Prefix,
-                                allow: Allow {
-                                    call: true,
-                                    ..Allow::default()
-                                },
+                                allow: Allow { call: true, ..Allow::default() },
                                 disclose: Disclose::default(),
                                 cache: false,
                             },
@@ -256,7 +213,30 @@ fn expected_full() -> NodeConfig {
                     max_sessions: 5000,
                     enable_meta_api: false,
                     uri_check: UriCheck::Strict,
+                    dealer: DealerOptions {
+                        max_pending_calls_per_session: 64,
+                        default_call_timeout: Some(Duration::from_secs(5)),
+                        max_call_timeout: Some(Duration::from_secs(60)),
+                        kill_grace: Duration::from_secs(2),
+                    },
+                    broker: BrokerOptions { max_retained_topics: 500, max_stored_payload: 4096 },
                 },
+                store: Some(StoreConfig {
+                    kind: StoreKind::Memory,
+                    limit: 50,
+                    event_history: vec![
+                        EventHistoryConfig {
+                            uri: "com.example.oncounter".into(),
+                            match_policy: MatchPolicy::Exact,
+                            limit: 1000,
+                        },
+                        EventHistoryConfig {
+                            uri: "com.example.feed.".into(),
+                            match_policy: MatchPolicy::Prefix,
+                            limit: 50,
+                        },
+                    ],
+                }),
             }],
             transports: vec![
                 TransportConfig {
@@ -272,10 +252,7 @@ fn expected_full() -> NodeConfig {
                             auto_ping_size: 8,
                             open_handshake_timeout: Duration::from_millis(2500),
                             close_handshake_timeout: Duration::from_millis(500),
-                            allowed_origins: vec![
-                                "https://example.com".into(),
-                                "http://localhost:*".into(),
-                            ],
+                            allowed_origins: vec!["https://example.com".into(), "http://localhost:*".into()],
                             require_subprotocol: false,
                             tcp_nodelay: true,
                         },
@@ -299,6 +276,7 @@ fn expected_full() -> NodeConfig {
                         max_connections: 1000,
                         max_outbound_bytes: 4194304,
                         max_outbound_messages: 1024,
+                        slow_consumer_policy: SlowConsumerPolicy::Drop,
                     },
                 },
                 TransportConfig {
@@ -312,18 +290,11 @@ fn expected_full() -> NodeConfig {
                             auto_ping_timeout: None,
                         },
                         auth: TransportAuth {
-                            methods: vec![AuthMethod::Anonymous {
-                                role: "backend".into(),
-                                authid: None,
-                                realm: None,
-                            }],
+                            methods: vec![AuthMethod::Anonymous { role: "backend".into(), authid: None, realm: None }],
                             options: AuthOptions::default(),
                         },
                     }),
-                    endpoint: Endpoint::Unix {
-                        path: "/tmp/junction.sock".into(),
-                        backlog: 1024,
-                    },
+                    endpoint: Endpoint::Unix { path: "/tmp/junction.sock".into(), backlog: 1024 },
                     limits: ConnectionLimits::default(),
                 },
                 TransportConfig {
@@ -336,10 +307,7 @@ fn expected_full() -> NodeConfig {
                         shared: true,
                         tls: None,
                     },
-                    limits: ConnectionLimits {
-                        max_connections: 20000,
-                        ..ConnectionLimits::default()
-                    },
+                    limits: ConnectionLimits { max_connections: 20000, ..ConnectionLimits::default() },
                 },
             ],
         })],
@@ -381,57 +349,26 @@ fn bad_example_reports_every_problem_at_once() {
     let expected = [
         ("workers[0].optoins", "did you mean 'options'?"),
         ("workers[0].options.shards", "between 1 and 4096"),
-        (
-            "workers[0].realms[0].roles[0].permissions[1].uri",
-            "invalid URI 'com..bad'",
-        ),
-        (
-            "workers[0].realms[0].roles[0].permissions[1].allow.call",
-            "expected a boolean",
-        ),
-        (
-            "workers[0].realms[0].roles[0].permissions[2].match",
-            "invalid match policy 'regex'",
-        ),
+        ("workers[0].realms[0].roles[0].permissions[1].uri", "invalid URI 'com..bad'"),
+        ("workers[0].realms[0].roles[0].permissions[1].allow.call", "expected a boolean"),
+        ("workers[0].realms[0].roles[0].permissions[2].match", "invalid match policy 'regex'"),
         ("workers[0].realms[0].roles[1].name", "duplicate role name"),
         ("workers[0].realms[1].name", "duplicate realm name 'realm1'"),
         ("workers[0].realms[1].roles", "has no roles"),
         ("workers[0].transports[0].endpoint.port", "out of range"),
-        (
-            "workers[0].transports[0].serializers[2]",
-            "did you mean 'msgpack'?",
-        ),
+        ("workers[0].transports[0].serializers[2]", "did you mean 'msgpack'?"),
         ("workers[0].transports[1].endpoint.path", "at most 107"),
         ("workers[0].transports[1].max_message_size", "out of range"),
-        (
-            "workers[0].transports[1].options.max_outbound_bytes",
-            "smaller than",
-        ),
-        (
-            "workers[0].transports[2].auth.ticket.principals.joe.role",
-            "missing required key 'role'",
-        ),
+        ("workers[0].transports[1].options.max_outbound_bytes", "smaller than"),
+        ("workers[0].transports[2].auth.ticket.principals.joe.role", "missing required key 'role'"),
         ("workers[0].transports[3].endpoint.port", "conflicts with"),
-        (
-            "workers[1].type",
-            "worker type container is not supported by this version of Junction",
-        ),
+        ("workers[1].type", "worker type container is not supported by this version of Junction"),
     ];
     for (loc, needle) in expected {
-        let e = errs
-            .at(loc)
-            .unwrap_or_else(|| panic!("no error at {loc}; got:\n{errs}"));
-        assert!(
-            e.message.contains(needle),
-            "{loc}: {:?} lacks {needle:?}",
-            e.message
-        );
+        let e = errs.at(loc).unwrap_or_else(|| panic!("no error at {loc}; got:\n{errs}"));
+        assert!(e.message.contains(needle), "{loc}: {:?} lacks {needle:?}", e.message);
     }
-    assert_eq!(
-        errs.len(),
-        expected.len(),
-        "unexpected extra errors:\n{errs}"
-    );
+    assert_eq!(errs.len(), expected.len(), "unexpected extra errors:\n{errs}");
     // JSON sources carry line numbers, and errors come in line order.
     assert_eq!(errs.at("workers[0].optoins").and_then(|e| e.line), Some(6));
     assert_eq!(errs.at("workers[1].type").and_then(|e| e.line), Some(47));
@@ -446,32 +383,22 @@ fn crossbar_default_reports_only_the_unsupported_parts() {
     let locs: Vec<&str> = errs.iter().map(|e| e.location.as_str()).collect();
     assert_eq!(
         locs,
-        [
-            "workers[0].transports[0].paths[\"/\"].type",
-            "workers[0].transports[0].paths.info.type",
-        ],
+        ["workers[0].transports[0].paths[\"/\"].type", "workers[0].transports[0].paths.info.type",],
         "{errs}"
     );
-    assert!(errs.errors[0]
-        .message
-        .contains("not supported on router workers in this version"));
+    assert!(errs.errors[0].message.contains("not supported on router workers in this version"));
     // ubjson is ignored with a warning, so Crossbar configs still load.
     let ubjson = errs
         .warnings
         .iter()
         .find(|w| w.location == "workers[0].transports[0].paths.ws.serializers[2]")
         .expect("ubjson warning");
-    assert!(ubjson
-        .message
-        .contains("valid in Crossbar but not supported"));
+    assert!(ubjson.message.contains("valid in Crossbar but not supported"));
     // Ignored Crossbar options are warnings, not errors.
     let warned: Vec<&str> = errs.warnings.iter().map(|w| w.location.as_str()).collect();
     for key in ["enable_webstatus", "auto_fragment_size", "fail_by_drop"] {
         let loc = format!("workers[0].transports[0].paths.ws.options.{key}");
-        assert!(
-            warned.contains(&loc.as_str()),
-            "no warning at {loc}: {warned:?}"
-        );
+        assert!(warned.contains(&loc.as_str()), "no warning at {loc}: {warned:?}");
     }
 }
 
@@ -484,10 +411,7 @@ fn display_is_location_colon_message_one_per_line() {
     let text = errs.to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(
-        lines[0].starts_with("workers[0].options.shards (line "),
-        "{text}"
-    );
+    assert!(lines[0].starts_with("workers[0].options.shards (line "), "{text}");
     assert!(lines[1].starts_with("workers[0].transports[0].endpoint.port (line "));
     assert!(lines[1].ends_with(": port 0 is out of range: must be between 1 and 65535"));
     let plain = ConfigError::new("a.b", "bad");
@@ -512,30 +436,13 @@ fn unknown_keys_with_suggestions() {
 #[test]
 fn wrong_types_are_reported() {
     let errs = errors_of(|v| v["version"] = json!("2"));
-    assert_single(
-        &errs,
-        "version",
-        "expected a non-negative integer, found a string",
-    );
+    assert_single(&errs, "version", "expected a non-negative integer, found a string");
     let errs = errors_of(|v| w0(v)["realms"] = json!({"name": "x"}));
-    assert_single(
-        &errs,
-        "workers[0].realms",
-        "expected a list, found an object",
-    );
+    assert_single(&errs, "workers[0].realms", "expected a list, found an object");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!("8080"));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.port",
-        "expected an integer",
-    );
-    let errs =
-        errors_of(|v| w0(v)["transports"][0]["options"] = json!({"auto_ping_interval": 1.5}));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].options.auto_ping_interval",
-        "milliseconds",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.port", "expected an integer");
+    let errs = errors_of(|v| w0(v)["transports"][0]["options"] = json!({"auto_ping_interval": 1.5}));
+    assert_single(&errs, "workers[0].transports[0].options.auto_ping_interval", "milliseconds");
 }
 
 #[test]
@@ -543,29 +450,15 @@ fn missing_required_keys() {
     let errs = errors_of(|v| {
         w0(v)["realms"][0].as_object_mut().map(|m| m.remove("name"));
     });
-    assert_single(
-        &errs,
-        "workers[0].realms[0].name",
-        "missing required key 'name'",
-    );
+    assert_single(&errs, "workers[0].realms[0].name", "missing required key 'name'");
     let errs = errors_of(|v| {
-        w0(v)["transports"][0]["endpoint"]
-            .as_object_mut()
-            .map(|m| m.remove("port"));
+        w0(v)["transports"][0]["endpoint"].as_object_mut().map(|m| m.remove("port"));
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.port",
-        "missing required key 'port'",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.port", "missing required key 'port'");
     let errs = errors_of(|v| {
         w0(v).as_object_mut().map(|m| m.remove("transports"));
     });
-    assert_single(
-        &errs,
-        "workers[0].transports",
-        "missing required key 'transports'",
-    );
+    assert_single(&errs, "workers[0].transports", "missing required key 'transports'");
     let errs = errors_of(|v| {
         v.as_object_mut().map(|m| m.remove("workers"));
     });
@@ -575,53 +468,21 @@ fn missing_required_keys() {
 #[test]
 fn ports_and_endpoints() {
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!(0));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.port",
-        "port 0 is out of range",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.port", "port 0 is out of range");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!(65536));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.port",
-        "port 65536 is out of range",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.port", "port 65536 is out of range");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!(-1));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.port",
-        "out of range",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.port", "out of range");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["port"] = json!("$PORT"));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.port",
-        "environment variable",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.port", "environment variable");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["interface"] = json!("localhost"));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.interface",
-        "invalid interface",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.interface", "invalid interface");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["type"] = json!("udp"));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.type",
-        "invalid endpoint type 'udp'",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.type", "invalid endpoint type 'udp'");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["tls"] = json!({"key": "k"}));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.tls.certificate",
-        "missing required key 'certificate'",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.tls.certificate", "missing required key 'certificate'");
     let errs = errors_of(|v| w0(v)["transports"][0]["endpoint"]["backlog"] = json!(0));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.backlog",
-        "backlog 0",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.backlog", "backlog 0");
 }
 
 #[test]
@@ -631,11 +492,7 @@ fn unix_paths() {
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["endpoint"] = json!({"type": "unix", "path": long});
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].endpoint.path",
-        "108 bytes long",
-    );
+    assert_single(&errs, "workers[0].transports[0].endpoint.path", "108 bytes long");
     let mut v = base();
     w0(&mut v)["transports"][0]["endpoint"] = json!({"type": "unix", "path": ok});
     parse_value(&v).expect("107-byte path is fine");
@@ -649,11 +506,7 @@ fn duplicate_endpoints() {
         t2["type"] = json!("rawsocket");
         w0(v)["transports"] = json!([t, t2]);
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[1].endpoint.port",
-        "conflicts with tcp:0.0.0.0:8080",
-    );
+    assert_single(&errs, "workers[0].transports[1].endpoint.port", "conflicts with tcp:0.0.0.0:8080");
     // Distinct interfaces on the same port are fine.
     let mut v = base();
     let mut t1 = w0(&mut v)["transports"][0].clone();
@@ -669,35 +522,14 @@ fn serializers() {
     let mut v = base();
     w0(&mut v)["transports"][0]["serializers"] = json!(["json", "ubjson"]);
     let cfg = parse_value(&v).expect("ubjson is ignored, not an error");
-    let w = cfg
-        .warnings
-        .iter()
-        .find(|w| w.location == "workers[0].transports[0].serializers[1]")
-        .expect("warning");
-    assert!(
-        w.message
-            .contains("'ubjson' is valid in Crossbar but not supported by Junction"),
-        "{}",
-        w.message
-    );
+    let w = cfg.warnings.iter().find(|w| w.location == "workers[0].transports[0].serializers[1]").expect("warning");
+    assert!(w.message.contains("'ubjson' is valid in Crossbar but not supported by Junction"), "{}", w.message);
     let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!(["jsno"]));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].serializers[0]",
-        "did you mean 'json'?",
-    );
+    assert_single(&errs, "workers[0].transports[0].serializers[0]", "did you mean 'json'?");
     let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!([]));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].serializers",
-        "at least one serializer",
-    );
+    assert_single(&errs, "workers[0].transports[0].serializers", "at least one serializer");
     let errs = errors_of(|v| w0(v)["transports"][0]["serializers"] = json!(["cbor", "cbor"]));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].serializers",
-        "'cbor' is listed more than once",
-    );
+    assert_single(&errs, "workers[0].transports[0].serializers", "'cbor' is listed more than once");
 }
 
 #[test]
@@ -709,11 +541,7 @@ fn message_size_limits() {
             "max_message_size": 511
         });
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].max_message_size",
-        "between 512 and 16777216",
-    );
+    assert_single(&errs, "workers[0].transports[0].max_message_size", "between 512 and 16777216");
     let errs = errors_of(|v| {
         w0(v)["transports"][0] = json!({
             "type": "rawsocket",
@@ -722,42 +550,25 @@ fn message_size_limits() {
             "options": {"max_outbound_bytes": 64 * 1024 * 1024}
         });
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].max_message_size",
-        "out of range for RawSocket",
-    );
+    assert_single(&errs, "workers[0].transports[0].max_message_size", "out of range for RawSocket");
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["options"] = json!({"max_message_size": 0});
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].options.max_message_size",
-        "out of range",
-    );
+    assert_single(&errs, "workers[0].transports[0].options.max_message_size", "out of range");
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["options"] = json!({"auto_ping_size": 200});
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].options.auto_ping_size",
-        "between 4 and 125",
-    );
+    assert_single(&errs, "workers[0].transports[0].options.auto_ping_size", "between 4 and 125");
 }
 
 #[test]
 fn connection_limits() {
     let errs = errors_of(|v| {
-        w0(v)["transports"][0]["options"] =
-            json!({"max_connections": 0, "max_outbound_messages": 0});
+        w0(v)["transports"][0]["options"] = json!({"max_connections": 0, "max_outbound_messages": 0});
     });
     assert_eq!(errs.len(), 2, "{errs}");
-    assert!(errs
-        .at("workers[0].transports[0].options.max_connections")
-        .is_some());
-    assert!(errs
-        .at("workers[0].transports[0].options.max_outbound_messages")
-        .is_some());
+    assert!(errs.at("workers[0].transports[0].options.max_connections").is_some());
+    assert!(errs.at("workers[0].transports[0].options.max_outbound_messages").is_some());
     // Limits inside a web path's WebSocket options belong to the transport.
     let errs = errors_of(|v| {
         w0(v)["transports"][0] = json!({
@@ -766,11 +577,7 @@ fn connection_limits() {
             "paths": {"ws": {"type": "websocket", "options": {"max_connections": 5}}}
         });
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].paths.ws.options.max_connections",
-        "web transport's 'options'",
-    );
+    assert_single(&errs, "workers[0].transports[0].paths.ws.options.max_connections", "web transport's 'options'");
 }
 
 #[test]
@@ -779,42 +586,27 @@ fn realms_and_roles() {
         let r = w0(v)["realms"][0].clone();
         w0(v)["realms"] = json!([r.clone(), r]);
     });
-    assert_single(
-        &errs,
-        "workers[0].realms[1].name",
-        "duplicate realm name 'realm1' (also at workers[0].realms[0])",
-    );
+    assert_single(&errs, "workers[0].realms[1].name", "duplicate realm name 'realm1' (also at workers[0].realms[0])");
     let errs = errors_of(|v| w0(v)["realms"][0]["roles"] = json!([]));
     assert_single(&errs, "workers[0].realms[0].roles", "has no roles");
     let errs = errors_of(|v| {
         let r = w0(v)["realms"][0]["roles"][0].clone();
         w0(v)["realms"][0]["roles"] = json!([r.clone(), r]);
     });
-    assert_single(
-        &errs,
-        "workers[0].realms[0].roles[1].name",
-        "duplicate role name 'anonymous'",
-    );
+    assert_single(&errs, "workers[0].realms[0].roles[1].name", "duplicate role name 'anonymous'");
     let errs = errors_of(|v| w0(v)["realms"][0]["name"] = json!("bad realm"));
     assert_single(&errs, "workers[0].realms[0].name", "invalid realm name");
     let errs = errors_of(|v| {
-        w0(v)["realms"][0]["roles"][0] =
-            json!({"name": "anonymous", "authorizer": "com.example.authorize"});
+        w0(v)["realms"][0]["roles"][0] = json!({"name": "anonymous", "authorizer": "com.example.authorize"});
     });
-    assert_single(
-        &errs,
-        "workers[0].realms[0].roles[0].authorizer",
-        "dynamic authorizers are not supported yet",
-    );
+    assert_single(&errs, "workers[0].realms[0].roles[0].authorizer", "dynamic authorizers are not supported yet");
     let errs = errors_of(|v| {
         w0(v)["options"] = json!({"shards": 2});
         w0(v)["realms"][0]["options"] = json!({"home_shard": 2, "max_sessions": 0});
     });
     assert_eq!(errs.len(), 2, "{errs}");
     assert!(errs.at("workers[0].realms[0].options.home_shard").is_some());
-    assert!(errs
-        .at("workers[0].realms[0].options.max_sessions")
-        .is_some());
+    assert!(errs.at("workers[0].realms[0].options.max_sessions").is_some());
 }
 
 #[test]
@@ -839,66 +631,38 @@ fn permission_uris() {
         ("com.#", "prefix"),
     ] {
         let errs = perm(uri, m).expect_err(uri);
-        assert_single(
-            &errs,
-            "workers[0].realms[0].roles[0].permissions[0].uri",
-            "invalid URI",
-        );
+        assert_single(&errs, "workers[0].realms[0].roles[0].permissions[0].uri", "invalid URI");
     }
     let errs = errors_of(|v| {
         let p = w0(v)["realms"][0]["roles"][0]["permissions"][0].clone();
         w0(v)["realms"][0]["roles"][0]["permissions"] = json!([p.clone(), p]);
     });
-    assert_single(
-        &errs,
-        "workers[0].realms[0].roles[0].permissions[1].uri",
-        "duplicate permission",
-    );
+    assert_single(&errs, "workers[0].realms[0].roles[0].permissions[1].uri", "duplicate permission");
 }
 
 #[test]
 fn workers() {
     let errs = errors_of(|v| w0(v)["options"] = json!({"shards": 0}));
-    assert_single(
-        &errs,
-        "workers[0].options.shards",
-        "shards must be between 1",
-    );
+    assert_single(&errs, "workers[0].options.shards", "shards must be between 1");
     let errs = errors_of(|v| {
         let w = v["workers"][0].clone();
         v["workers"] = json!([w.clone(), w]);
     });
-    assert_single(
-        &errs,
-        "workers[1].type",
-        "more than one router worker is not supported",
-    );
+    assert_single(&errs, "workers[1].type", "more than one router worker is not supported");
     let errs = errors_of(|v| {
         let w = v["workers"][0].clone();
         v["workers"] = json!([w, {"type": "proxy", "id": "p1"}]);
     });
-    assert_single(
-        &errs,
-        "workers[1].type",
-        "worker type proxy is not supported yet",
-    );
+    assert_single(&errs, "workers[1].type", "worker type proxy is not supported yet");
     let errs = errors_of(|v| {
         let w = v["workers"][0].clone();
         v["workers"] = json!([w, {"type": "guest", "executable": "node"}]);
     });
-    assert_single(
-        &errs,
-        "workers[1].type",
-        "worker type guest is not supported by this version of Junction",
-    );
+    assert_single(&errs, "workers[1].type", "worker type guest is not supported by this version of Junction");
     let errs = errors_of(|v| v["workers"] = json!([]));
     assert_single(&errs, "workers", "no workers");
     let errs = errors_of(|v| w0(v)["type"] = json!("ruoter"));
-    assert!(
-        errs.at("workers[0].type")
-            .is_some_and(|e| e.message.contains("did you mean 'router'?")),
-        "{errs}"
-    );
+    assert!(errs.at("workers[0].type").is_some_and(|e| e.message.contains("did you mean 'router'?")), "{errs}");
     let errs = errors_of(|v| w0(v)["transports"] = json!([]));
     assert_single(&errs, "workers[0].transports", "no transports");
     let errs = errors_of(|v| v["version"] = json!(1));
@@ -908,17 +672,9 @@ fn workers() {
 #[test]
 fn transports_and_web_services() {
     let errs = errors_of(|v| w0(v)["transports"][0]["type"] = json!("universal"));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].type",
-        "transport type universal is not supported",
-    );
+    assert_single(&errs, "workers[0].transports[0].type", "transport type universal is not supported");
     let errs = errors_of(|v| w0(v)["transports"][0]["type"] = json!("websockte"));
-    assert_single(
-        &errs,
-        "workers[0].transports[0].type",
-        "did you mean 'websocket'?",
-    );
+    assert_single(&errs, "workers[0].transports[0].type", "did you mean 'websocket'?");
     let errs = errors_of(|v| {
         w0(v)["transports"][0] = json!({
             "type": "web",
@@ -933,16 +689,11 @@ fn transports_and_web_services() {
     assert_eq!(errs.len(), 3, "{errs}");
     assert!(errs
         .at("workers[0].transports[0].paths[\"/\"].type")
-        .is_some_and(|e| e
-            .message
-            .contains("'static' is not supported on router workers in this version")));
+        .is_some_and(|e| e.message.contains("'static' is not supported on router workers in this version")));
     assert!(errs.at("workers[0].transports[0].paths[\"a/b\"]").is_some());
-    assert!(errs
-        .at("workers[0].transports[0].paths[\"a/b\"].type")
-        .is_some());
+    assert!(errs.at("workers[0].transports[0].paths[\"a/b\"].type").is_some());
     let errs = errors_of(|v| {
-        w0(v)["transports"][0] =
-            json!({"type": "web", "endpoint": {"type": "tcp", "port": 8080}, "paths": {}});
+        w0(v)["transports"][0] = json!({"type": "web", "endpoint": {"type": "tcp", "port": 8080}, "paths": {}});
     });
     assert_single(&errs, "workers[0].transports[0].paths", "no paths");
 }
@@ -966,15 +717,8 @@ fn authentication() {
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["auth"] = json!({"ticket": {"type": "dynamic"}, "kerberos": {}});
     });
-    assert!(
-        errs.at("workers[0].transports[0].auth.ticket.authenticator")
-            .is_some(),
-        "{errs}"
-    );
-    assert!(
-        errs.at("workers[0].transports[0].auth.kerberos").is_some(),
-        "{errs}"
-    );
+    assert!(errs.at("workers[0].transports[0].auth.ticket.authenticator").is_some(), "{errs}");
+    assert!(errs.at("workers[0].transports[0].auth.kerberos").is_some(), "{errs}");
     // Anonymous with a custom role, and a warning when no realm has it.
     let mut v = base();
     w0(&mut v)["transports"][0]["auth"] = json!({"anonymous": {"type": "static", "role": "guest"}});
@@ -983,9 +727,10 @@ fn authentication() {
         panic!("websocket expected");
     };
     assert_eq!(ws.auth.anonymous_role(), Some("guest"));
-    assert!(cfg.warnings.iter().any(|w| w.location
-        == "workers[0].transports[0].auth.anonymous.role"
-        && w.message.contains("'guest'")));
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.location == "workers[0].transports[0].auth.anonymous.role" && w.message.contains("'guest'")));
 }
 
 #[test]
@@ -1004,8 +749,7 @@ fn validate_works_on_configs_built_in_code() {
 
 #[test]
 fn syntax_errors_carry_lines() {
-    let errs =
-        parse_str("{\n  \"version\": 2,\n  \"workers\": [,]\n}", Format::Json).expect_err("bad");
+    let errs = parse_str("{\n  \"version\": 2,\n  \"workers\": [,]\n}", Format::Json).expect_err("bad");
     assert_eq!(errs.len(), 1);
     assert_eq!(errs.errors[0].line, Some(3));
     assert!(errs.errors[0].message.starts_with("invalid JSON"));
@@ -1034,23 +778,13 @@ fn load_picks_format_by_extension_or_content() {
     let json = std::fs::read_to_string(example("full.json")).expect("read");
     let p1 = dir.join("config");
     std::fs::write(&p1, &yaml).expect("write");
-    assert_eq!(
-        load(&p1)
-            .expect("yaml without extension")
-            .router()
-            .expect("r")
-            .realms
-            .len(),
-        2
-    );
+    assert_eq!(load(&p1).expect("yaml without extension").router().expect("r").realms.len(), 2);
     let p2 = dir.join("config.conf");
     std::fs::write(&p2, &json).expect("write");
     assert_eq!(load(&p2).expect("json without extension"), expected_full());
     let p3 = dir.join("config.json");
     std::fs::write(&p3, &yaml).expect("write");
-    assert!(load(&p3).expect_err("yaml in .json").errors[0]
-        .message
-        .starts_with("invalid JSON"));
+    assert!(load(&p3).expect_err("yaml in .json").errors[0].message.starts_with("invalid JSON"));
     let missing = load(&dir.join("nope.json")).expect_err("missing");
     assert!(missing.errors[0].message.contains("cannot read"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -1058,10 +792,7 @@ fn load_picks_format_by_extension_or_content() {
 
 #[test]
 fn suggestions_are_only_for_close_names() {
-    assert_eq!(
-        parse::suggest("serializer", &["serializers", "options"]),
-        " (did you mean 'serializers'?)"
-    );
+    assert_eq!(parse::suggest("serializer", &["serializers", "options"]), " (did you mean 'serializers'?)");
     assert_eq!(parse::suggest("xyz", &["serializers", "options"]), "");
     assert_eq!(parse::suggest("options", &["options"]), "");
 }
@@ -1109,10 +840,7 @@ fn static_auth_methods_in_crossbar_shape() {
     let cfg = parse_value(&v).expect("valid");
     let auth = auth_of(&cfg);
     assert_eq!(
-        auth.methods
-            .iter()
-            .map(AuthMethod::name)
-            .collect::<Vec<_>>(),
+        auth.methods.iter().map(AuthMethod::name).collect::<Vec<_>>(),
         ["ticket", "wampcra", "cryptosign", "scram", "anonymous"]
     );
     assert_eq!(auth.options.challenge_timeout, Duration::from_secs(5));
@@ -1123,21 +851,11 @@ fn static_auth_methods_in_crossbar_shape() {
         panic!("wampcra");
     };
     assert_eq!(users["peter"].salt, None);
-    assert_eq!(
-        users["salty"].salt,
-        Some(WampCraSalt {
-            salt: "salt123".into(),
-            iterations: 100,
-            keylen: 32
-        })
-    );
+    assert_eq!(users["salty"].salt, Some(WampCraSalt { salt: "salt123".into(), iterations: 100, keylen: 32 }));
     let Some(AuthMethod::Cryptosign(AuthProvider::Static(p))) = auth.method("cryptosign") else {
         panic!("cryptosign");
     };
-    assert_eq!(
-        p["client01@example.com"].authorized_keys,
-        vec![key.to_string()]
-    );
+    assert_eq!(p["client01@example.com"].authorized_keys, vec![key.to_string()]);
     assert_eq!(p["client01@example.com"].realm.as_deref(), Some("realm1"));
     let Some(AuthMethod::Scram(AuthProvider::Static(p))) = auth.method("scram") else {
         panic!("scram");
@@ -1146,11 +864,7 @@ fn static_auth_methods_in_crossbar_shape() {
     assert_eq!(p["foobar@example.com"].memory, 512);
     assert_eq!(
         auth.method("anonymous"),
-        Some(&AuthMethod::Anonymous {
-            role: "anonymous".into(),
-            authid: Some("guest".into()),
-            realm: None
-        })
+        Some(&AuthMethod::Anonymous { role: "anonymous".into(), authid: Some("guest".into()), realm: None })
     );
     assert_eq!(auth.anonymous_role(), Some("anonymous"));
 }
@@ -1170,33 +884,20 @@ fn dynamic_auth_methods() {
     let auth = auth_of(&cfg);
     assert_eq!(
         auth.method("ticket"),
-        Some(&AuthMethod::Ticket(AuthProvider::Dynamic(
-            DynamicAuthenticator {
-                authenticator: "com.example.auth".into(),
-                authenticator_realm: Some("auth".into()),
-                authenticator_role: Some("authenticator".into()),
-            }
-        )))
+        Some(&AuthMethod::Ticket(AuthProvider::Dynamic(DynamicAuthenticator {
+            authenticator: "com.example.auth".into(),
+            authenticator_realm: Some("auth".into()),
+            authenticator_role: Some("authenticator".into()),
+        })))
     );
-    assert!(matches!(
-        auth.method("anonymous"),
-        Some(AuthMethod::AnonymousDynamic(_))
-    ));
+    assert!(matches!(auth.method("anonymous"), Some(AuthMethod::AnonymousDynamic(_))));
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["auth"] = json!({
             "wampcra": {"type": "dynamic", "authenticator": "bad uri", "authenticator-realm": "nope"}
         });
     });
-    assert!(
-        errs.at("workers[0].transports[0].auth.wampcra.authenticator")
-            .is_some(),
-        "{errs}"
-    );
-    assert!(
-        errs.at("workers[0].transports[0].auth.wampcra[\"authenticator-realm\"]")
-            .is_some(),
-        "{errs}"
-    );
+    assert!(errs.at("workers[0].transports[0].auth.wampcra.authenticator").is_some(), "{errs}");
+    assert!(errs.at("workers[0].transports[0].auth.wampcra[\"authenticator-realm\"]").is_some(), "{errs}");
 }
 
 #[test]
@@ -1248,34 +949,350 @@ fn tls_endpoint_and_tls_auth() {
     assert_eq!(tls.key, PathBuf::from("server.key"));
     assert_eq!(tls.certificate, PathBuf::from("server.crt"));
     assert_eq!(tls.ca_certificates, vec![PathBuf::from("ca.crt")]);
-    assert_eq!(
-        tls.chain_certificates,
-        vec![PathBuf::from("intermediate.crt")]
-    );
+    assert_eq!(tls.chain_certificates, vec![PathBuf::from("intermediate.crt")]);
     assert!(tls.require_client_cert);
     let Some(AuthMethod::Tls(AuthProvider::Static(p))) = auth_of(&cfg).method("tls") else {
         panic!("tls auth");
     };
-    assert_eq!(
-        p["client1"].certificate_sha1.as_deref(),
-        Some("B6E5E6F22A86DB3CC8189B2CED4AA3FC2E9D8F5A")
-    );
+    assert_eq!(p["client1"].certificate_sha1.as_deref(), Some("B6E5E6F22A86DB3CC8189B2CED4AA3FC2E9D8F5A"));
     // tls auth without client certificates is an error; so is requiring
     // client certificates without CAs.
     let errs = errors_of(|v| {
         w0(v)["transports"][0]["auth"] = json!({"tls": {"type": "static", "principals": {}}});
     });
-    assert_single(
-        &errs,
-        "workers[0].transports[0].auth.tls",
-        "needs a TLS endpoint",
-    );
+    assert_single(&errs, "workers[0].transports[0].auth.tls", "needs a TLS endpoint");
     let errs = errors_of(|v| {
-        w0(v)["transports"][0]["endpoint"]["tls"] = json!({"key": "k", "certificate": "c", "require_client_certificate": true, "dhparam": "d"});
+        w0(v)["transports"][0]["endpoint"]["tls"] =
+            json!({"key": "k", "certificate": "c", "require_client_certificate": true, "dhparam": "d"});
     });
     assert_single(
         &errs,
         "workers[0].transports[0].endpoint.tls.require_client_certificate",
         "without 'ca_certificates'",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Crossbar placements, dealer/broker options, realm store, slow consumers.
+
+fn rawsocket_at(v: &mut Value, t: Value) {
+    w0(v)["transports"][0] = t;
+}
+
+fn raw_options(cfg: &NodeConfig) -> &RawSocketOptions {
+    match &cfg.router().expect("router").transports[0].kind {
+        TransportKind::RawSocket(rs) => &rs.options,
+        other => panic!("not a rawsocket transport: {other:?}"),
+    }
+}
+
+fn warning_at<'c>(cfg: &'c NodeConfig, loc: &str) -> &'c ConfigError {
+    cfg.warnings.iter().find(|w| w.location == loc).unwrap_or_else(|| panic!("no warning at {loc}: {:?}", cfg.warnings))
+}
+
+#[test]
+fn rawsocket_max_message_size_is_accepted_in_both_places() {
+    // Crossbar's checkconfig/runtime place: options.max_message_size.
+    let mut v = base();
+    rawsocket_at(
+        &mut v,
+        json!({
+            "type": "rawsocket",
+            "endpoint": {"type": "tcp", "port": 8081},
+            "debug": true,
+            "options": {"max_message_size": 65536}
+        }),
+    );
+    let cfg = parse_value(&v).expect("crossbar-shaped rawsocket");
+    assert_eq!(raw_options(&cfg).max_message_size, 65536);
+    // Crossbar's transport-level `debug` is accepted with a warning.
+    assert!(warning_at(&cfg, "workers[0].transports[0].debug").message.contains("ignored by Junction"));
+
+    // Crossbar's documented place: transport level.
+    w0(&mut v)["transports"][0]["options"] = json!({});
+    w0(&mut v)["transports"][0]["max_message_size"] = json!(4096);
+    let cfg = parse_value(&v).expect("transport-level size");
+    assert_eq!(raw_options(&cfg).max_message_size, 4096);
+
+    // Both, agreeing.
+    w0(&mut v)["transports"][0]["options"] = json!({"max_message_size": 4096});
+    let cfg = parse_value(&v).expect("same size twice");
+    assert_eq!(raw_options(&cfg).max_message_size, 4096);
+
+    // Both, disagreeing: one error at the options key naming the other.
+    let errs = errors_of(|v| {
+        rawsocket_at(
+            v,
+            json!({
+                "type": "rawsocket",
+                "endpoint": {"type": "tcp", "port": 8081},
+                "max_message_size": 4096,
+                "options": {"max_message_size": 8192}
+            }),
+        );
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].options.max_message_size",
+        "conflicts with 4096 given at workers[0].transports[0].max_message_size",
+    );
+
+    // A bad value under options is reported there, once.
+    let errs = errors_of(|v| {
+        rawsocket_at(
+            v,
+            json!({
+                "type": "rawsocket",
+                "endpoint": {"type": "tcp", "port": 8081},
+                "options": {"max_message_size": 100}
+            }),
+        );
+    });
+    assert_single(&errs, "workers[0].transports[0].options.max_message_size", "out of range for RawSocket");
+    let errs = errors_of(|v| {
+        rawsocket_at(
+            v,
+            json!({
+                "type": "rawsocket",
+                "endpoint": {"type": "tcp", "port": 8081},
+                "options": {"max_message_size": "big"}
+            }),
+        );
+    });
+    assert_single(&errs, "workers[0].transports[0].options.max_message_size", "non-negative integer");
+}
+
+#[test]
+fn websocket_crossbar_options_are_accepted() {
+    let mut v = base();
+    w0(&mut v)["transports"][0] = json!({
+        "type": "web",
+        "endpoint": {"type": "tcp", "port": 8080},
+        "paths": {"ws": {
+            "type": "websocket",
+            "id": "ws-service",
+            "options": {"allow_null_origin": true, "show_server_version": false}
+        }}
+    });
+    let cfg = parse_value(&v).expect("crossbar websocket options");
+    let w = warning_at(&cfg, "workers[0].transports[0].paths.ws.options.allow_null_origin");
+    assert!(w.message.contains("\"null\""), "{}", w.message);
+    // The path service `id` (Crossbar accepts it) must still be a string.
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] = json!({
+            "type": "web",
+            "endpoint": {"type": "tcp", "port": 8080},
+            "paths": {"ws": {"type": "websocket", "id": 7}}
+        });
+    });
+    assert_single(&errs, "workers[0].transports[0].paths.ws.id", "expected a string");
+}
+
+#[test]
+fn dealer_and_broker_options_defaults_and_values() {
+    let cfg = parse_value(&base()).expect("base");
+    let o = &cfg.router().expect("router").realms[0].options;
+    assert_eq!(o.dealer, DealerOptions::default());
+    assert_eq!(o.dealer.max_pending_calls_per_session, 1000);
+    assert_eq!(o.dealer.default_call_timeout, None);
+    assert_eq!(o.dealer.max_call_timeout, None);
+    assert_eq!(o.dealer.kill_grace, Duration::from_secs(10));
+    assert_eq!(o.broker.max_retained_topics, 10_000);
+    assert_eq!(o.broker.max_stored_payload, 65_536);
+    assert!(o.enable_meta_api);
+    assert_eq!(cfg.router().expect("router").realms[0].store, None);
+
+    let mut v = base();
+    w0(&mut v)["realms"][0]["options"] = json!({
+        "max_pending_calls_per_session": 3,
+        "default_call_timeout": 0,
+        "max_call_timeout": 1500,
+        "kill_grace": 0,
+        "max_retained_topics": 0,
+        "max_stored_payload": 1
+    });
+    let cfg = parse_value(&v).expect("dealer/broker options");
+    let o = &cfg.router().expect("router").realms[0].options;
+    assert_eq!(
+        o.dealer,
+        DealerOptions {
+            max_pending_calls_per_session: 3,
+            default_call_timeout: None,
+            max_call_timeout: Some(Duration::from_millis(1500)),
+            kill_grace: Duration::ZERO,
+        }
+    );
+    assert_eq!(o.broker, BrokerOptions { max_retained_topics: 0, max_stored_payload: 1 });
+}
+
+#[test]
+fn dealer_and_broker_option_errors() {
+    let op = "workers[0].realms[0].options";
+    let errs = errors_of(|v| {
+        w0(v)["realms"][0]["options"] = json!({"max_pending_calls_per_session": 0});
+    });
+    assert_single(&errs, &format!("{op}.max_pending_calls_per_session"), "at least 1");
+    let errs = errors_of(|v| {
+        w0(v)["realms"][0]["options"] = json!({
+            "default_call_timeout": "5s",
+            "kill_grace": 86_400_001,
+            "max_stored_payload": -1,
+            "max_call_timeuot": 5
+        });
+    });
+    assert_eq!(errs.len(), 4, "{errs}");
+    assert!(errs.at(&format!("{op}.default_call_timeout")).is_some_and(|e| e.message.contains("milliseconds")));
+    assert!(errs.at(&format!("{op}.kill_grace")).is_some_and(|e| e.message.contains("too long")));
+    assert!(errs.at(&format!("{op}.max_stored_payload")).is_some_and(|e| e.message.contains("non-negative")));
+    assert!(errs
+        .at(&format!("{op}.max_call_timeuot"))
+        .is_some_and(|e| e.message.contains("did you mean 'max_call_timeout'")));
+
+    // A default longer than the cap is legal (the cap wins) but warned.
+    let mut v = base();
+    w0(&mut v)["realms"][0]["options"] = json!({"default_call_timeout": 9000, "max_call_timeout": 3000});
+    let cfg = parse_value(&v).expect("accepted with a warning");
+    assert!(warning_at(&cfg, &format!("{op}.default_call_timeout")).message.contains("cut off at max_call_timeout"));
+}
+
+#[test]
+fn realm_store_in_crossbar_shape() {
+    // The example of Crossbar's Event-History docs.
+    let mut v = base();
+    w0(&mut v)["realms"][0]["store"] = json!({
+        "type": "memory",
+        "event-history": [
+            {"uri": "com.example.oncounter", "limit": 10000},
+            {"uri": "com.example..tick", "match": "wildcard"}
+        ]
+    });
+    let cfg = parse_value(&v).expect("crossbar store");
+    let store = cfg.router().expect("router").realms[0].store.clone().expect("store");
+    assert_eq!(
+        store,
+        StoreConfig {
+            kind: StoreKind::Memory,
+            limit: DEFAULT_EVENT_HISTORY_LIMIT,
+            event_history: vec![
+                EventHistoryConfig {
+                    uri: "com.example.oncounter".into(),
+                    match_policy: MatchPolicy::Exact,
+                    limit: 10000,
+                },
+                EventHistoryConfig { uri: "com.example..tick".into(), match_policy: MatchPolicy::Wildcard, limit: 100 },
+            ],
+        }
+    );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+
+    // An empty store is fine; a non-empty call-queue is ignored with a warning.
+    w0(&mut v)["realms"][0]["store"] = json!({
+        "type": "memory",
+        "call-queue": [{"uri": "com.example.compute", "match": "exact", "limit": 10}]
+    });
+    let cfg = parse_value(&v).expect("store with call-queue");
+    let store = cfg.router().expect("router").realms[0].store.clone().expect("store");
+    assert!(store.event_history.is_empty());
+    assert!(warning_at(&cfg, "workers[0].realms[0].store[\"call-queue\"]").message.contains("no_such_procedure"));
+}
+
+#[test]
+fn realm_store_errors() {
+    let sp = "workers[0].realms[0].store";
+    let store_errors = |store: Value| errors_of(|v| w0(v)["realms"][0]["store"] = store);
+
+    let errs = store_errors(json!({
+        "type": "cfxdb", "path": "../.testdb", "maxsize": 1_073_741_824,
+        "event-history": [{"uri": "com.example.oncounter"}]
+    }));
+    assert_single(&errs, &format!("{sp}.type"), "not supported by Junction");
+    let errs = store_errors(json!({"type": "memroy"}));
+    assert_single(&errs, &format!("{sp}.type"), "did you mean 'memory'");
+    let errs = store_errors(json!({"limit": 5}));
+    assert_single(&errs, &format!("{sp}.type"), "missing required key 'type'");
+    // cfxdb keys are not accepted for a memory store.
+    let errs = store_errors(json!({"type": "memory", "path": "x"}));
+    assert_single(&errs, &format!("{sp}.path"), "unknown key 'path'");
+    let errs = store_errors(json!(["memory"]));
+    assert_single(&errs, sp, "expected an object");
+
+    let eh = format!("{sp}[\"event-history\"]");
+    let errs = store_errors(json!({
+        "type": "memory",
+        "event-history": [
+            {"uri": "com.example.a", "match": "prefx"},
+            {"uri": "bad uri"},
+            {"uri": "com.example.a2", "limit": 0},
+            {"uri": "com.example.b", "limti": 3},
+            {"match": "exact"},
+            {"uri": "com.example.b"},
+            "com.example.c"
+        ]
+    }));
+    let expected = [
+        (format!("{eh}[0].match"), "did you mean 'prefix'"),
+        (format!("{eh}[1].uri"), "whitespace"),
+        (format!("{eh}[2].limit"), "between 1 and 1000000"),
+        (format!("{eh}[3].limti"), "did you mean 'limit'"),
+        (format!("{eh}[4].uri"), "missing required key 'uri'"),
+        (format!("{eh}[5].uri"), "duplicate event-history entry"),
+        (format!("{eh}[6]"), "expected an object"),
+    ];
+    for (loc, needle) in &expected {
+        let e = errs.at(loc).unwrap_or_else(|| panic!("no error at {loc}:\n{errs}"));
+        assert!(e.message.contains(needle), "{loc}: {}", e.message);
+    }
+    assert_eq!(errs.len(), expected.len(), "{errs}");
+
+    // A bad store-wide limit is reported once, not again for entries that
+    // inherit it.
+    let errs = store_errors(json!({
+        "type": "memory",
+        "limit": 0,
+        "event-history": [{"uri": "com.example.a"}, {"uri": "com.example.b", "limit": 2_000_000}]
+    }));
+    assert_eq!(errs.len(), 2, "{errs}");
+    assert!(errs.at(&format!("{sp}.limit")).is_some());
+    assert!(errs.at(&format!("{eh}[1].limit")).is_some());
+}
+
+#[test]
+fn slow_consumer_policy() {
+    let limits = |cfg: &NodeConfig| cfg.router().expect("router").transports[0].limits;
+    let cfg = parse_value(&base()).expect("base");
+    assert_eq!(limits(&cfg).slow_consumer_policy, SlowConsumerPolicy::Close);
+    assert_eq!(SlowConsumerPolicy::default(), SlowConsumerPolicy::Close);
+
+    for t in [
+        json!({"type": "websocket", "endpoint": {"type": "tcp", "port": 8080},
+               "options": {"slow_consumer_policy": "drop"}}),
+        json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8080},
+               "options": {"slow_consumer_policy": "drop"}}),
+        json!({"type": "web", "endpoint": {"type": "tcp", "port": 8080},
+               "paths": {"ws": {"type": "websocket"}},
+               "options": {"slow_consumer_policy": "drop"}}),
+    ] {
+        let mut v = base();
+        w0(&mut v)["transports"][0] = t.clone();
+        let cfg = parse_value(&v).unwrap_or_else(|e| panic!("{t}: {e}"));
+        assert_eq!(limits(&cfg).slow_consumer_policy, SlowConsumerPolicy::Drop, "{t}");
+        assert_eq!(limits(&cfg).slow_consumer_policy.name(), "drop");
+    }
+    let mut v = base();
+    w0(&mut v)["transports"][0]["options"] = json!({"slow_consumer_policy": "close"});
+    let cfg = parse_value(&v).expect("close");
+    assert_eq!(limits(&cfg).slow_consumer_policy, SlowConsumerPolicy::Close);
+
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["options"] = json!({"slow_consumer_policy": "dorp"});
+    });
+    assert_single(&errs, "workers[0].transports[0].options.slow_consumer_policy", "did you mean 'drop'");
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] = json!({
+            "type": "web",
+            "endpoint": {"type": "tcp", "port": 8080},
+            "paths": {"ws": {"type": "websocket", "options": {"slow_consumer_policy": "drop"}}}
+        });
+    });
+    assert_single(&errs, "workers[0].transports[0].paths.ws.options.slow_consumer_policy", "web transport's 'options'");
 }

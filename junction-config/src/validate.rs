@@ -20,10 +20,7 @@ pub(crate) fn check(cfg: &NodeConfig, d: &mut Diags) {
         );
     }
     if cfg.workers.is_empty() {
-        d.error(
-            "workers",
-            "no workers: exactly one router worker is required",
-        );
+        d.error("workers", "no workers: exactly one router worker is required");
     }
     let mut routers = 0usize;
     for (i, w) in cfg.workers.iter().enumerate() {
@@ -39,14 +36,12 @@ pub(crate) fn check(cfg: &NodeConfig, d: &mut Diags) {
                 }
                 check_router(r, &wp, d);
             }
-            WorkerConfig::Proxy(_) => d.error(
-                join(&wp, "type"),
-                "worker type proxy is not supported yet by this version of Junction",
-            ),
-            WorkerConfig::Unsupported { kind } => d.error(
-                join(&wp, "type"),
-                format!("worker type {kind} is not supported by this version of Junction"),
-            ),
+            WorkerConfig::Proxy(_) => {
+                d.error(join(&wp, "type"), "worker type proxy is not supported yet by this version of Junction")
+            }
+            WorkerConfig::Unsupported { kind } => {
+                d.error(join(&wp, "type"), format!("worker type {kind} is not supported by this version of Junction"))
+            }
         }
     }
     if routers == 0 && !cfg.workers.is_empty() {
@@ -67,10 +62,7 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
 
     let rp = join(path, "realms");
     if r.realms.is_empty() {
-        d.warn(
-            &rp,
-            "no realms are configured: no client will be able to join",
-        );
+        d.warn(&rp, "no realms are configured: no client will be able to join");
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, realm) in r.realms.iter().enumerate() {
@@ -78,11 +70,7 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
         if let Some(first) = names.get(realm.name.as_str()) {
             d.error(
                 join(&p, "name"),
-                format!(
-                    "duplicate realm name '{}' (also at {})",
-                    realm.name,
-                    index(&rp, *first)
-                ),
+                format!("duplicate realm name '{}' (also at {})", realm.name, index(&rp, *first)),
             );
         } else {
             names.insert(&realm.name, i);
@@ -92,10 +80,7 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
 
     let tp = join(path, "transports");
     if r.transports.is_empty() {
-        d.error(
-            &tp,
-            "no transports: a router without transports cannot be reached",
-        );
+        d.error(&tp, "no transports: a router without transports cannot be reached");
     }
     for (i, t) in r.transports.iter().enumerate() {
         let p = index(&tp, i);
@@ -108,12 +93,7 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
                 };
                 d.error(
                     join(&join(&p, "endpoint"), at),
-                    format!(
-                        "endpoint {} conflicts with {} of {}",
-                        t.endpoint,
-                        earlier.endpoint,
-                        index(&tp, j)
-                    ),
+                    format!("endpoint {} conflicts with {} of {}", t.endpoint, earlier.endpoint, index(&tp, j)),
                 );
                 break;
             }
@@ -123,18 +103,9 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
 
 fn endpoints_conflict(a: &Endpoint, b: &Endpoint) -> bool {
     match (a, b) {
-        (
-            Endpoint::Tcp {
-                interface: ia,
-                port: pa,
-                ..
-            },
-            Endpoint::Tcp {
-                interface: ib,
-                port: pb,
-                ..
-            },
-        ) => pa == pb && (ia == ib || ia.is_unspecified() || ib.is_unspecified()),
+        (Endpoint::Tcp { interface: ia, port: pa, .. }, Endpoint::Tcp { interface: ib, port: pb, .. }) => {
+            pa == pb && (ia == ib || ia.is_unspecified() || ib.is_unspecified())
+        }
         (Endpoint::Unix { path: pa, .. }, Endpoint::Unix { path: pb, .. }) => pa == pb,
         _ => false,
     }
@@ -142,10 +113,7 @@ fn endpoints_conflict(a: &Endpoint, b: &Endpoint) -> bool {
 
 fn check_realm(realm: &RealmConfig, path: &str, shards: Option<usize>, d: &mut Diags) {
     if let Err(why) = check_uri(&realm.name, MatchPolicy::Exact) {
-        d.error(
-            join(path, "name"),
-            format!("invalid realm name '{}': {why}", realm.name),
-        );
+        d.error(join(path, "name"), format!("invalid realm name '{}': {why}", realm.name));
     } else if realm.name.len() > 255 {
         d.error(join(path, "name"), "realm name is longer than 255 bytes");
     }
@@ -161,15 +129,28 @@ fn check_realm(realm: &RealmConfig, path: &str, shards: Option<usize>, d: &mut D
     if realm.options.max_sessions == 0 {
         d.error(join(&op, "max_sessions"), "max_sessions must be at least 1");
     }
+    let dl = &realm.options.dealer;
+    if dl.max_pending_calls_per_session == 0 {
+        d.error(join(&op, "max_pending_calls_per_session"), "max_pending_calls_per_session must be at least 1");
+    }
+    if let (Some(def), Some(max)) = (dl.default_call_timeout, dl.max_call_timeout) {
+        if def > max {
+            d.warn(
+                join(&op, "default_call_timeout"),
+                format!(
+                    "default_call_timeout ({} ms) is longer than max_call_timeout ({} ms): calls are cut off at max_call_timeout",
+                    def.as_millis(),
+                    max.as_millis()
+                ),
+            );
+        }
+    }
+    if let Some(store) = &realm.store {
+        check_store(store, &join(path, "store"), d);
+    }
     let rp = join(path, "roles");
     if realm.roles.is_empty() {
-        d.error(
-            &rp,
-            format!(
-                "realm '{}' has no roles: no session could ever be authorized on it",
-                realm.name
-            ),
-        );
+        d.error(&rp, format!("realm '{}' has no roles: no session could ever be authorized on it", realm.name));
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, role) in realm.roles.iter().enumerate() {
@@ -177,10 +158,7 @@ fn check_realm(realm: &RealmConfig, path: &str, shards: Option<usize>, d: &mut D
         if role.name.is_empty() {
             d.error(join(&p, "name"), "role name must not be empty");
         } else if role.name.chars().any(char::is_whitespace) {
-            d.error(
-                join(&p, "name"),
-                format!("invalid role name '{}': contains whitespace", role.name),
-            );
+            d.error(join(&p, "name"), format!("invalid role name '{}': contains whitespace", role.name));
         } else if let Some(first) = names.get(role.name.as_str()) {
             d.error(
                 join(&p, "name"),
@@ -198,19 +176,55 @@ fn check_realm(realm: &RealmConfig, path: &str, shards: Option<usize>, d: &mut D
     }
 }
 
+fn check_store(store: &StoreConfig, path: &str, d: &mut Diags) {
+    let range = 1..=MAX_EVENT_HISTORY_LIMIT;
+    if !range.contains(&store.limit) {
+        d.error(
+            join(path, "limit"),
+            format!("limit {} is out of range: must be between 1 and {MAX_EVENT_HISTORY_LIMIT}", store.limit),
+        );
+    }
+    let ep = join(path, "event-history");
+    let mut seen: HashMap<(&str, MatchPolicy), usize> = HashMap::new();
+    for (i, h) in store.event_history.iter().enumerate() {
+        let at = index(&ep, i);
+        if let Err(why) = check_uri(&h.uri, h.match_policy) {
+            d.error(
+                join(&at, "uri"),
+                format!("invalid topic '{}' for match '{}': {why}", h.uri, h.match_policy.name()),
+            );
+        }
+        // An entry without its own limit inherits the store's, which is
+        // reported above.
+        if !range.contains(&h.limit) && (h.limit != store.limit || range.contains(&store.limit)) {
+            d.error(
+                join(&at, "limit"),
+                format!("limit {} is out of range: must be between 1 and {MAX_EVENT_HISTORY_LIMIT}", h.limit),
+            );
+        }
+        if let Some(first) = seen.get(&(h.uri.as_str(), h.match_policy)) {
+            d.error(
+                join(&at, "uri"),
+                format!(
+                    "duplicate event-history entry for '{}' with match '{}' (also at {})",
+                    h.uri,
+                    h.match_policy.name(),
+                    index(&ep, *first)
+                ),
+            );
+        } else {
+            seen.insert((h.uri.as_str(), h.match_policy), i);
+        }
+    }
+}
+
 fn check_role(role: &RoleConfig, path: &str, d: &mut Diags) {
     if role.authorizer.is_some() {
-        d.error(
-            join(path, "authorizer"),
-            "dynamic authorizers are not supported yet: list static 'permissions'",
-        );
+        d.error(join(path, "authorizer"), "dynamic authorizers are not supported yet: list static 'permissions'");
     } else if role.permissions.is_empty() {
         d.warn(
             join(path, "permissions"),
-            format!(
-                "role '{}' has no permissions: its sessions can do nothing",
-                role.name
-            ),
+            format!("role '{}' has no permissions: its sessions can do nothing", role.name),
         );
     }
     let pp = join(path, "permissions");
@@ -218,14 +232,7 @@ fn check_role(role: &RoleConfig, path: &str, d: &mut Diags) {
     for (i, p) in role.permissions.iter().enumerate() {
         let at = index(&pp, i);
         if let Err(why) = check_uri(&p.uri, p.match_policy) {
-            d.error(
-                join(&at, "uri"),
-                format!(
-                    "invalid URI '{}' for match '{}': {why}",
-                    p.uri,
-                    p.match_policy.name()
-                ),
-            );
+            d.error(join(&at, "uri"), format!("invalid URI '{}' for match '{}': {why}", p.uri, p.match_policy.name()));
         }
         if let Some(first) = seen.get(&(p.uri.as_str(), p.match_policy)) {
             d.error(
@@ -254,10 +261,7 @@ pub(crate) fn check_uri(uri: &str, policy: MatchPolicy) -> Result<(), String> {
     match policy {
         MatchPolicy::Exact => {
             if uri.is_empty() {
-                return Err(
-                    "must not be empty (use match 'prefix' with uri \"\" to match everything)"
-                        .to_string(),
-                );
+                return Err("must not be empty (use match 'prefix' with uri \"\" to match everything)".to_string());
             }
             if uri.split('.').any(str::is_empty) {
                 return Err("empty URI component (leading, trailing or double '.')".to_string());
@@ -269,20 +273,13 @@ pub(crate) fn check_uri(uri: &str, policy: MatchPolicy) -> Result<(), String> {
             }
             let comps: Vec<&str> = uri.split('.').collect();
             let last = comps.len() - 1;
-            if comps
-                .iter()
-                .enumerate()
-                .any(|(i, c)| c.is_empty() && i != last)
-            {
+            if comps.iter().enumerate().any(|(i, c)| c.is_empty() && i != last) {
                 return Err("empty URI component (leading or double '.')".to_string());
             }
         }
         MatchPolicy::Wildcard => {
             if uri.is_empty() {
-                return Err(
-                    "must not be empty (use match 'prefix' with uri \"\" to match everything)"
-                        .to_string(),
-                );
+                return Err("must not be empty (use match 'prefix' with uri \"\" to match everything)".to_string());
             }
         }
     }
@@ -294,10 +291,7 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
         Endpoint::Tcp { port, backlog, .. } => {
             let ep = join(path, "endpoint");
             if *port == 0 {
-                d.error(
-                    join(&ep, "port"),
-                    "port 0 is out of range: must be between 1 and 65535",
-                );
+                d.error(join(&ep, "port"), "port 0 is out of range: must be between 1 and 65535");
             }
             check_backlog(*backlog, &ep, d);
         }
@@ -318,16 +312,10 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
     let op = join(path, "options");
     let lim = &t.limits;
     if lim.max_connections == 0 {
-        d.error(
-            join(&op, "max_connections"),
-            "max_connections must be at least 1",
-        );
+        d.error(join(&op, "max_connections"), "max_connections must be at least 1");
     }
     if lim.max_outbound_messages == 0 {
-        d.error(
-            join(&op, "max_outbound_messages"),
-            "max_outbound_messages must be at least 1",
-        );
+        d.error(join(&op, "max_outbound_messages"), "max_outbound_messages must be at least 1");
     }
     let biggest = t.max_message_size();
     if lim.max_outbound_bytes < biggest {
@@ -343,12 +331,8 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
         TransportKind::WebSocket(ws) => check_ws_service(ws, path, r, endpoint_tls(t), d),
         TransportKind::RawSocket(rs) => {
             check_serializers(&rs.serializers, path, d);
-            let n = rs.options.max_message_size;
-            if !(MIN_MESSAGE_SIZE..=MAX_RAWSOCKET_MESSAGE_SIZE).contains(&n) {
-                d.error(
-                    join(path, "max_message_size"),
-                    format!("max_message_size {n} is out of range for RawSocket: must be between {MIN_MESSAGE_SIZE} and {MAX_RAWSOCKET_MESSAGE_SIZE} (16 MiB)"),
-                );
+            if let Some(why) = rawsocket_size_problem(rs.options.max_message_size) {
+                d.error(join(path, "max_message_size"), why);
             }
             if rs.options.handshake_timeout.is_zero() {
                 d.error(join(&op, "handshake_timeout"), "handshake_timeout must be greater than 0");
@@ -391,12 +375,18 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
     }
 }
 
+/// Why `n` is not a valid RawSocket `max_message_size`, if it is not.
+pub(crate) fn rawsocket_size_problem(n: usize) -> Option<String> {
+    if (MIN_MESSAGE_SIZE..=MAX_RAWSOCKET_MESSAGE_SIZE).contains(&n) {
+        None
+    } else {
+        Some(format!("max_message_size {n} is out of range for RawSocket: must be between {MIN_MESSAGE_SIZE} and {MAX_RAWSOCKET_MESSAGE_SIZE} (16 MiB)"))
+    }
+}
+
 fn check_backlog(backlog: u32, ep: &str, d: &mut Diags) {
     if !(1..=65535).contains(&backlog) {
-        d.error(
-            join(ep, "backlog"),
-            format!("backlog {backlog} is out of range: must be between 1 and 65535"),
-        );
+        d.error(join(ep, "backlog"), format!("backlog {backlog} is out of range: must be between 1 and 65535"));
     }
 }
 
@@ -407,28 +397,16 @@ fn endpoint_tls(t: &TransportConfig) -> Option<&TlsConfig> {
     }
 }
 
-fn check_ws_service(
-    ws: &WebSocketService,
-    path: &str,
-    r: &RouterWorkerConfig,
-    tls: Option<&TlsConfig>,
-    d: &mut Diags,
-) {
+fn check_ws_service(ws: &WebSocketService, path: &str, r: &RouterWorkerConfig, tls: Option<&TlsConfig>, d: &mut Diags) {
     check_serializers(&ws.serializers, path, d);
     if let Some(url) = &ws.url {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            d.error(
-                join(path, "url"),
-                format!("invalid url '{url}': must start with ws:// or wss://"),
-            );
+            d.error(join(path, "url"), format!("invalid url '{url}': must start with ws:// or wss://"));
         }
     }
     let op = join(path, "options");
     let o = &ws.options;
-    for (key, n) in [
-        ("max_frame_size", o.max_frame_size),
-        ("max_message_size", o.max_message_size),
-    ] {
+    for (key, n) in [("max_frame_size", o.max_frame_size), ("max_message_size", o.max_message_size)] {
         if !(MIN_MESSAGE_SIZE..=MAX_WEBSOCKET_MESSAGE_SIZE).contains(&n) {
             d.error(
                 join(&op, key),
@@ -439,10 +417,7 @@ fn check_ws_service(
     if !(4..=125).contains(&o.auto_ping_size) {
         d.error(
             join(&op, "auto_ping_size"),
-            format!(
-                "auto_ping_size {} is out of range: must be between 4 and 125",
-                o.auto_ping_size
-            ),
+            format!("auto_ping_size {} is out of range: must be between 4 and 125", o.auto_ping_size),
         );
     }
     if o.open_handshake_timeout.is_zero() {
@@ -452,17 +427,11 @@ fn check_ws_service(
         );
     }
     if o.auto_ping_timeout.is_some() && o.auto_ping_interval.is_none() {
-        d.warn(
-            join(&op, "auto_ping_timeout"),
-            "auto_ping_timeout has no effect without auto_ping_interval",
-        );
+        d.warn(join(&op, "auto_ping_timeout"), "auto_ping_timeout has no effect without auto_ping_interval");
     }
     for (i, origin) in o.allowed_origins.iter().enumerate() {
         if origin.is_empty() {
-            d.error(
-                index(&join(&op, "allowed_origins"), i),
-                "origin pattern must not be empty",
-            );
+            d.error(index(&join(&op, "allowed_origins"), i), "origin pattern must not be empty");
         }
     }
     check_auth(&ws.auth, path, r, tls, d);
@@ -480,42 +449,24 @@ fn check_serializers(list: &[Serializer], path: &str, d: &mut Diags) {
     }
 }
 
-fn check_auth(
-    auth: &TransportAuth,
-    path: &str,
-    r: &RouterWorkerConfig,
-    tls: Option<&TlsConfig>,
-    d: &mut Diags,
-) {
+fn check_auth(auth: &TransportAuth, path: &str, r: &RouterWorkerConfig, tls: Option<&TlsConfig>, d: &mut Diags) {
     let ap = join(path, "auth");
     if auth.methods.is_empty() {
-        d.error(
-            &ap,
-            "no authentication methods: no session could join through this transport",
-        );
+        d.error(&ap, "no authentication methods: no session could join through this transport");
     }
     let op = join(&ap, "options");
     let o = &auth.options;
     if o.challenge_timeout.is_zero() {
-        d.error(
-            join(&op, "challenge_timeout"),
-            "challenge_timeout must be greater than 0",
-        );
+        d.error(join(&op, "challenge_timeout"), "challenge_timeout must be greater than 0");
     }
     if o.max_failures == 0 {
         d.error(join(&op, "max_failures"), "max_failures must be at least 1");
     }
     if o.failure_window.is_zero() {
-        d.error(
-            join(&op, "failure_window"),
-            "failure_window must be greater than 0",
-        );
+        d.error(join(&op, "failure_window"), "failure_window must be greater than 0");
     }
     if o.max_tracked_peers == 0 {
-        d.error(
-            join(&op, "max_tracked_peers"),
-            "max_tracked_peers must be at least 1",
-        );
+        d.error(join(&op, "max_tracked_peers"), "max_tracked_peers must be at least 1");
     }
     for m in &auth.methods {
         let mp = join(&ap, m.name());
@@ -565,9 +516,7 @@ fn check_auth(
                 };
                 d.error(
                     join(&ap, method.split(' ').next().unwrap_or(method)),
-                    format!(
-                        "authentication method {what} is not supported by this version of Junction"
-                    ),
+                    format!("authentication method {what} is not supported by this version of Junction"),
                 );
             }
         }
@@ -584,17 +533,10 @@ fn check_provider<P>(
     match p {
         AuthProvider::Dynamic(dy) => check_dynamic(dy, mp, r, d),
         AuthProvider::Static(principals) => {
-            let key = if mp.ends_with("wampcra") {
-                "users"
-            } else {
-                "principals"
-            };
+            let key = if mp.ends_with("wampcra") { "users" } else { "principals" };
             let pp = join(mp, key);
             if principals.is_empty() {
-                d.warn(
-                    &pp,
-                    "no principals: nobody can authenticate with this method",
-                );
+                d.warn(&pp, "no principals: nobody can authenticate with this method");
             }
             for (authid, pr) in principals {
                 let (role, realm) = role_of(pr);
@@ -612,32 +554,20 @@ fn check_provider<P>(
 }
 
 /// Warns when `role` is defined nowhere it could be used.
-fn check_principal_role(
-    role: &str,
-    realm: Option<&str>,
-    path: &str,
-    who: &str,
-    r: &RouterWorkerConfig,
-    d: &mut Diags,
-) {
+fn check_principal_role(role: &str, realm: Option<&str>, path: &str, who: &str, r: &RouterWorkerConfig, d: &mut Diags) {
     if r.realms.is_empty() {
         return;
     }
     if let Some(realm) = realm {
         match r.realms.iter().find(|x| x.name == realm) {
             None => {
-                d.warn(
-                    join(path, "realm"),
-                    format!("realm '{realm}' is not configured: {who} will be refused"),
-                );
+                d.warn(join(path, "realm"), format!("realm '{realm}' is not configured: {who} will be refused"));
                 return;
             }
             Some(x) if x.role(role).is_none() => {
                 d.warn(
                     join(path, "role"),
-                    format!(
-                        "role '{role}' is not defined on realm '{realm}': {who} will be refused"
-                    ),
+                    format!("role '{role}' is not defined on realm '{realm}': {who} will be refused"),
                 );
                 return;
             }
@@ -645,19 +575,13 @@ fn check_principal_role(
         }
     }
     if !r.realms.iter().any(|x| x.role(role).is_some()) {
-        d.warn(
-            join(path, "role"),
-            format!("role '{role}' is not defined on any realm: {who} will be refused"),
-        );
+        d.warn(join(path, "role"), format!("role '{role}' is not defined on any realm: {who} will be refused"));
     }
 }
 
 fn check_dynamic(dy: &DynamicAuthenticator, mp: &str, r: &RouterWorkerConfig, d: &mut Diags) {
     if let Err(why) = check_uri(&dy.authenticator, MatchPolicy::Exact) {
-        d.error(
-            join(mp, "authenticator"),
-            format!("invalid authenticator URI '{}': {why}", dy.authenticator),
-        );
+        d.error(join(mp, "authenticator"), format!("invalid authenticator URI '{}': {why}", dy.authenticator));
     }
     if let Some(realm) = &dy.authenticator_realm {
         if !r.realms.iter().any(|x| &x.name == realm) {
@@ -666,10 +590,7 @@ fn check_dynamic(dy: &DynamicAuthenticator, mp: &str, r: &RouterWorkerConfig, d:
                 format!("authenticator-realm '{realm}' is not a configured realm"),
             );
         } else if let Some(role) = &dy.authenticator_role {
-            let has = r
-                .realms
-                .iter()
-                .any(|x| &x.name == realm && x.role(role).is_some());
+            let has = r.realms.iter().any(|x| &x.name == realm && x.role(role).is_some());
             if !has {
                 d.error(
                     join(mp, "authenticator-role"),

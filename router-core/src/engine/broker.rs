@@ -153,6 +153,8 @@ pub(super) struct Subscription {
     /// Configured event history; such a subscription outlives its last
     /// subscriber.
     pub(super) history: Option<History>,
+    /// When it was created (wall clock, if the runtime provided one).
+    pub(super) created: Option<std::time::SystemTime>,
 }
 
 /// A bounded ring of stored events.
@@ -190,7 +192,7 @@ pub(super) struct Receivers {
 
 impl Receivers {
     /// Parses the black/whitelisting options of a PUBLISH.
-    fn parse(options: &Dict) -> Result<Receivers, String> {
+    pub(super) fn parse(options: &Dict) -> Result<Receivers, String> {
         fn ids(options: &Dict, key: &str) -> Result<Option<Vec<u64>>, String> {
             let Some(v) = options.get(key) else { return Ok(None) };
             let list = v.as_list().ok_or_else(|| format!("'{key}' must be a list of session IDs"))?;
@@ -309,10 +311,16 @@ impl Broker {
     }
 
     /// The subscription (policy, topic), created with a fresh random id if
-    /// needed. Returns its slot.
-    fn find_or_create<R: Rng>(&mut self, policy: MatchPolicy, topic: String, rng: &mut R) -> usize {
+    /// needed. Returns its slot and whether it was created.
+    fn find_or_create<R: Rng>(
+        &mut self,
+        policy: MatchPolicy,
+        topic: String,
+        rng: &mut R,
+        now: Option<std::time::SystemTime>,
+    ) -> (usize, bool) {
         if let Some(slot) = self.find(policy, &topic) {
-            return slot;
+            return (slot, false);
         }
         let id = loop {
             let id = SubscriptionId::from_valid(rng.gen_range(1..=MAX_ID));
@@ -335,14 +343,15 @@ impl Broker {
         }
         self.ids.insert(id, slot);
         if let Some(s) = self.slots.get_mut(slot) {
-            *s = Some(Subscription { id, policy, topic, subscribers: IndexMap::new(), history: None });
+            *s = Some(Subscription { id, policy, topic, subscribers: IndexMap::new(), history: None, created: now });
         }
         self.stats.subscriptions += 1;
-        slot
+        (slot, true)
     }
 
     /// Adds `session` to the subscription (policy, topic), creating it if
-    /// needed, and returns it.
+    /// needed. Returns its id, whether it was created and whether the
+    /// session was added (false: it was already subscribed).
     fn subscribe<R: Rng>(
         &mut self,
         policy: MatchPolicy,
@@ -350,22 +359,22 @@ impl Broker {
         session: SessionId,
         serializer: Serializer,
         rng: &mut R,
-    ) -> Option<&Subscription> {
-        let slot = self.find_or_create(policy, topic, rng);
+        now: Option<std::time::SystemTime>,
+    ) -> Option<(SubscriptionId, bool, bool)> {
+        let (slot, created) = self.find_or_create(policy, topic, rng, now);
         let sub = self.slots.get_mut(slot)?.as_mut()?;
-        sub.subscribers.insert(session, serializer);
-        Some(sub)
+        let added = sub.subscribers.insert(session, serializer).is_none();
+        Some((sub.id, created, added))
     }
 
     /// Removes `session` from subscription `id`; deletes the subscription
     /// when its last subscriber is gone (unless it keeps a history).
-    /// Returns false if `session` was not subscribed.
-    pub(super) fn unsubscribe(&mut self, id: SubscriptionId, session: SessionId) -> bool {
-        let Some(&slot) = self.ids.get(&id) else { return false };
-        let Some(Some(sub)) = self.slots.get_mut(slot) else { return false };
-        if sub.subscribers.swap_remove(&session).is_none() {
-            return false;
-        }
+    /// Returns `None` if `session` was not subscribed, else whether the
+    /// subscription was deleted.
+    pub(super) fn unsubscribe(&mut self, id: SubscriptionId, session: SessionId) -> Option<bool> {
+        let &slot = self.ids.get(&id)?;
+        let Some(Some(sub)) = self.slots.get_mut(slot) else { return None };
+        sub.subscribers.swap_remove(&session)?;
         if sub.subscribers.is_empty() && sub.history.is_none() {
             if let Some(sub) = self.slots.get_mut(slot).and_then(Option::take) {
                 match sub.policy {
@@ -377,14 +386,57 @@ impl Broker {
                 self.ids.remove(&sub.id);
                 self.free.push(slot);
                 self.stats.subscriptions -= 1;
+                return Some(true);
             }
         }
-        true
+        Some(false)
     }
 
     /// The subscription with this id.
     pub(super) fn get(&self, id: SubscriptionId) -> Option<&Subscription> {
         self.slots.get(*self.ids.get(&id)?)?.as_ref()
+    }
+
+    /// The subscription (policy, topic), if any.
+    pub(super) fn lookup(&self, policy: MatchPolicy, topic: &str) -> Option<&Subscription> {
+        self.slots.get(self.find(policy, topic)?)?.as_ref()
+    }
+
+    /// All live subscriptions (slot order).
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Subscription> {
+        self.slots.iter().flatten()
+    }
+
+    /// The subscriptions a publication to `topic` is delivered on: exact
+    /// first, then patterns.
+    pub(super) fn matching(&mut self, topic: &str) -> Vec<&Subscription> {
+        let mut matches = std::mem::take(&mut self.scratch);
+        matches.clear();
+        if let Some(&slot) = self.exact.get(topic) {
+            matches.push(slot);
+        }
+        if self.patterns.len() > 0 {
+            self.patterns.matches(topic, &mut matches);
+        }
+        self.scratch = matches;
+        self.scratch.iter().filter_map(|&slot| self.slots.get(slot)?.as_ref()).collect()
+    }
+
+    /// True if some subscription matches `topic` (cheap when there are no
+    /// pattern subscriptions).
+    pub(super) fn has_match(&mut self, topic: &str) -> bool {
+        if self.exact.contains_key(topic) {
+            return true;
+        }
+        if self.patterns.len() == 0 {
+            return false;
+        }
+        let mut matches = std::mem::take(&mut self.scratch);
+        matches.clear();
+        self.patterns.matches(topic, &mut matches);
+        let any = !matches.is_empty();
+        self.scratch = matches;
+        any
     }
 
     /// Applies limits and creates the configured history subscriptions.
@@ -401,7 +453,7 @@ impl Broker {
                 continue;
             }
             let limit = h.limit.clamp(1, HistorySpec::MAX_LIMIT);
-            let slot = self.find_or_create(h.match_policy, h.uri, rng);
+            let (slot, _) = self.find_or_create(h.match_policy, h.uri, rng, None);
             if let Some(Some(sub)) = self.slots.get_mut(slot) {
                 match &mut sub.history {
                     Some(hist) => hist.limit = limit,
@@ -460,13 +512,39 @@ impl Realm {
             let msg = format!("session is not authorized to subscribe to topic '{}'", clip(&topic));
             return self.out.error(sid, ser, code::SUBSCRIBE, request, uris::NOT_AUTHORIZED, msg);
         }
-        let Some(sub) = self.broker.subscribe(policy, topic, sid, ser, &mut self.rng) else { return };
-        let id = sub.id;
+        let meta = !topic.starts_with("wamp.");
+        let Some((id, created, added)) = self.broker.subscribe(policy, topic, sid, ser, &mut self.rng, self.wall_clock)
+        else {
+            return;
+        };
         s.subscriptions.insert(id);
         let _ = self.out.send(sid, ser, &Message::Subscribed { request, subscription: id });
         if opt_bool(options, "get_retained") == Some(true) {
             self.send_retained(sid, id);
         }
+        if meta {
+            if created {
+                self.subscription_created_meta(sid, id);
+            }
+            if added {
+                self.meta_event_ids(super::meta::SUBSCRIPTION_ON_SUBSCRIBE, sid, id.get());
+            }
+        }
+    }
+
+    /// Removes `session` from subscription `id` and queues the
+    /// `on_unsubscribe` / `on_delete` meta events. Returns false if it was
+    /// not subscribed.
+    pub(super) fn unsubscribe_session(&mut self, id: SubscriptionId, session: SessionId) -> bool {
+        let meta = self.broker.get(id).is_some_and(|s| !s.topic.starts_with("wamp."));
+        let Some(deleted) = self.broker.unsubscribe(id, session) else { return false };
+        if meta {
+            self.meta_event_ids(super::meta::SUBSCRIPTION_ON_UNSUBSCRIBE, session, id.get());
+            if deleted {
+                self.meta_event_ids(super::meta::SUBSCRIPTION_ON_DELETE, session, id.get());
+            }
+        }
+        true
     }
 
     /// Queues the retained events subscription `id` matches that `sid` is
@@ -517,8 +595,8 @@ impl Realm {
             let msg = format!("session is not subscribed to subscription {id}");
             return self.out.error(sid, ser, code::UNSUBSCRIBE, request, uris::NO_SUCH_SUBSCRIPTION, msg);
         }
-        self.broker.unsubscribe(id, sid);
         let _ = self.out.send(sid, ser, &Message::Unsubscribed { request, details: None });
+        self.unsubscribe_session(id, sid);
     }
 
     pub(super) fn handle_publish(
@@ -574,23 +652,34 @@ impl Realm {
         };
         let publication = PublicationId::from_valid(self.rng.gen_range(1..=MAX_ID));
         self.out.stats.publications += 1;
-
-        let mut details = Dict::new();
-        if auth.disclose || opt_bool(options, "disclose_me") == Some(true) {
-            details.insert("publisher".into(), Value::UInt(sid.get()));
-            details.insert("publisher_authid".into(), Value::Str(s.info.authid.clone()));
-            details.insert("publisher_authrole".into(), Value::Str(s.info.authrole.clone()));
-        }
-        if !options.is_empty() {
-            for key in PASSTHRU_KEYS {
-                if let Some(v) = options.get(key) {
-                    details.insert(key.to_owned(), v.clone());
-                }
-            }
-        }
+        let details = publication_details(s, auth.disclose, options);
         let skip = if opt_bool(options, "exclude_me").unwrap_or(true) { Some(sid) } else { None };
         let retain = opt_bool(options, "retain") == Some(true);
+        self.route_publication(skip, topic, details, receivers, retain, publication, &payload);
+        if ack {
+            let _ = self.out.send(sid, ser, &Message::Published { request, publication });
+        }
+    }
 
+    /// Routes a router-originated publication (meta event or testament).
+    pub(super) fn route_deferred(&mut self, d: Deferred) {
+        let publication = d.publication.unwrap_or_else(|| PublicationId::from_valid(self.rng.gen_range(1..=MAX_ID)));
+        self.route_publication(None, d.topic, d.details, d.receivers, d.retain, publication, &d.payload);
+    }
+
+    /// Delivers an accepted publication to every matching subscription
+    /// (except to `skip`), appends it to histories and retains it.
+    #[allow(clippy::too_many_arguments)]
+    fn route_publication(
+        &mut self,
+        skip: Option<SessionId>,
+        topic: String,
+        details: Dict,
+        receivers: Receivers,
+        retain: bool,
+        publication: PublicationId,
+        payload: &Payload,
+    ) {
         let broker = &mut self.broker;
         let mut matches = std::mem::take(&mut broker.scratch);
         matches.clear();
@@ -602,7 +691,7 @@ impl Realm {
         }
         let mut ctx = FanOut {
             publication,
-            payload: &payload,
+            payload,
             skip,
             receivers: &receivers,
             sessions: &self.sessions,
@@ -627,7 +716,7 @@ impl Realm {
                 ctx.fan_out(&mut self.out, sub, d);
             }
             if let Some(h) = &mut sub.history {
-                let p = stored.get_or_insert_with(|| detach(&payload, max_stored));
+                let p = stored.get_or_insert_with(|| detach(payload, max_stored));
                 match p {
                     Some(p) if !receivers.by_session() => {
                         if h.events.len() >= h.limit {
@@ -649,7 +738,7 @@ impl Realm {
         broker.scratch = matches;
 
         if retain {
-            let p = stored.get_or_insert_with(|| detach(&payload, max_stored)).clone();
+            let p = stored.get_or_insert_with(|| detach(payload, max_stored)).clone();
             let full = broker.retained.len() >= broker.max_retained_topics && !broker.retained.contains_key(&topic);
             match p {
                 Some(payload) if !full => {
@@ -665,10 +754,39 @@ impl Realm {
                 }
             }
         }
-        if ack {
-            let _ = self.out.send(sid, ser, &Message::Published { request, publication });
+    }
+}
+
+/// EVENT details of a publication by `s` (publisher disclosure when the
+/// role says so or the publisher asked, passthru options).
+pub(super) fn publication_details(s: &Session, disclose: bool, options: &Dict) -> Dict {
+    let mut details = Dict::new();
+    if disclose || opt_bool(options, "disclose_me") == Some(true) {
+        details.insert("publisher".into(), Value::UInt(s.info.session.get()));
+        details.insert("publisher_authid".into(), Value::Str(s.info.authid.clone()));
+        details.insert("publisher_authrole".into(), Value::Str(s.info.authrole.clone()));
+    }
+    if !options.is_empty() {
+        for key in PASSTHRU_KEYS {
+            if let Some(v) = options.get(key) {
+                details.insert(key.to_owned(), v.clone());
+            }
         }
     }
+    details
+}
+
+/// A router-originated publication waiting for the end of the current
+/// input (see `Realm::flush_deferred`).
+#[derive(Clone, Debug)]
+pub(super) struct Deferred {
+    pub(super) topic: String,
+    pub(super) details: Dict,
+    pub(super) receivers: Receivers,
+    pub(super) retain: bool,
+    /// A publication id assigned in advance (testaments), else random.
+    pub(super) publication: Option<PublicationId>,
+    pub(super) payload: Payload,
 }
 
 /// A copy of `payload` detached from the receive buffer, or `None` if it is

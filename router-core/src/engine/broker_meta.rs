@@ -3,7 +3,8 @@
 //!
 //! [`Realm::handle_router_procedure`] is consulted before normal dealer
 //! routing; it claims the URIs it knows and returns false for everything
-//! else. A later meta API adds its procedures to the same `match`. Every
+//! else; the meta API procedures (see [`super::meta`]) are claimed here
+//! too when enabled. Every
 //! router procedure requires the caller's role to allow `call` on its URI
 //! (`wamp.error.not_authorized` otherwise, as Crossbar).
 //!
@@ -55,9 +56,8 @@ impl Realm {
         if !procedure.starts_with("wamp.") {
             return false;
         }
-        match procedure {
-            GET_EVENTS => {}
-            _ => return false,
+        if procedure != GET_EVENTS && !self.is_meta_procedure(procedure) {
+            return false;
         }
         let Some(s) = self.sessions.get(&sid) else { return true };
         let ser = s.info.serializer;
@@ -67,15 +67,15 @@ impl Realm {
             return true;
         }
         let reply = match procedure {
-            GET_EVENTS => self.subscription_get_events(sid, payload),
-            _ => return false,
+            GET_EVENTS => self.subscription_get_events(sid, payload).map(Some),
+            _ => self.call_meta(sid, procedure, payload),
         };
         match reply {
             Ok(result) => {
                 let msg = Message::Result {
                     request,
                     details: Dict::new(),
-                    payload: Payload::Values { args: Some(vec![result]), kwargs: None },
+                    payload: Payload::Values { args: result.map(|r| vec![r]), kwargs: None },
                 };
                 if let Err(e) = self.out.send(sid, ser, &msg) {
                     let msg = format!("result could not be encoded: {e}");

@@ -102,12 +102,12 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
 use wamp_proto::{code, Dict, Message, Payload, RegistrationId, RequestId, SessionId, Value, MAX_ID};
 
-use super::{clip, opt_bool, uri_ok, uris, Action, Authorization, MatchPolicy, Realm};
+use super::{clip, internal, opt_bool, uri_ok, uris, Action, Authorization, MatchPolicy, Realm};
 
 /// Completed or canceled progressive-call request ids remembered per caller,
 /// so late continuations are discarded instead of starting new calls.
@@ -185,6 +185,26 @@ pub(super) struct Registration {
     callees: Vec<SessionId>,
     /// Round-robin cursor (a `Cell` so the call path needs only `&self`).
     next: Cell<usize>,
+    /// When it was created (wall clock, if the runtime provided one).
+    created: Option<SystemTime>,
+}
+
+/// A registration as the meta API sees it.
+pub(super) struct RegInfo<'a> {
+    pub(super) id: RegistrationId,
+    pub(super) policy: MatchPolicy,
+    pub(super) uri: &'a str,
+    pub(super) invoke: &'static str,
+    pub(super) callees: &'a [SessionId],
+    pub(super) created: Option<SystemTime>,
+}
+
+/// Who made a call: a session, or the router itself (an internal call,
+/// identified by the runtime's token).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Caller {
+    Session(SessionId),
+    Router(u64),
 }
 
 /// A wildcard registration with its precedence key.
@@ -268,7 +288,7 @@ struct Stream {
 
 /// A call in flight, stored with the callee under its invocation id.
 struct Invocation {
-    caller: SessionId,
+    caller: Caller,
     call_request: RequestId,
     registration: RegistrationId,
     /// The caller asked for progressive results.
@@ -286,7 +306,7 @@ struct Invocation {
 pub(super) struct SessionRpc {
     pub(super) features: PeerFeatures,
     /// As callee: registrations it is a callee of.
-    registrations: HashSet<RegistrationId>,
+    pub(super) registrations: HashSet<RegistrationId>,
     /// As callee: invocations awaiting YIELD/ERROR.
     invocations: HashMap<RequestId, Invocation>,
     /// As callee: the last invocation request id issued (sequential).
@@ -401,15 +421,45 @@ impl Dealer {
     }
 
     /// Removes `session` from registration `id`, deleting the registration
-    /// when it was the last callee.
-    fn remove_callee(&mut self, id: RegistrationId, session: SessionId) {
-        let Some((policy, uri)) = self.ids.get(&id) else { return };
+    /// when it was the last callee. Returns `None` if there is no such
+    /// registration, else whether it was deleted.
+    fn remove_callee(&mut self, id: RegistrationId, session: SessionId) -> Option<bool> {
+        let (policy, uri) = self.ids.get(&id)?;
         let (policy, uri) = (*policy, uri.clone());
-        let Some(reg) = self.get_mut(policy, &uri) else { return };
+        let reg = self.get_mut(policy, &uri)?;
         reg.callees.retain(|c| *c != session);
         if reg.callees.is_empty() {
             self.remove(id);
+            return Some(true);
         }
+        Some(false)
+    }
+
+    fn info<'a>(&'a self, policy: MatchPolicy, uri: &'a str, reg: &'a Registration) -> RegInfo<'a> {
+        RegInfo { id: reg.id, policy, uri, invoke: reg.invoke.name(), callees: &reg.callees, created: reg.created }
+    }
+
+    /// Registration `id` for the meta API.
+    pub(super) fn registration(&self, id: RegistrationId) -> Option<RegInfo<'_>> {
+        let (policy, uri) = self.ids.get(&id)?;
+        let reg = self.get(*policy, uri)?;
+        Some(self.info(*policy, uri, reg))
+    }
+
+    /// All registrations, for the meta API (unordered).
+    pub(super) fn registrations(&self) -> impl Iterator<Item = RegInfo<'_>> {
+        self.ids.keys().filter_map(|id| self.registration(*id))
+    }
+
+    /// The registration (policy, uri), for `wamp.registration.lookup`.
+    pub(super) fn lookup_exact(&self, policy: MatchPolicy, uri: &str) -> Option<RegistrationId> {
+        self.get(policy, uri).map(|r| r.id)
+    }
+
+    /// The registration a call to `procedure` would be routed to, for
+    /// `wamp.registration.match`.
+    pub(super) fn best_match(&self, procedure: &str) -> Option<RegistrationId> {
+        self.lookup(procedure).map(|(r, _)| r.id)
     }
 
     /// The registration a call to `procedure` is routed to, and whether it
@@ -464,6 +514,26 @@ fn rkey_hash(v: &Value) -> Option<u64> {
         Value::Int(i) => Some(fnv1a(&i.to_le_bytes())),
         _ => None,
     }
+}
+
+/// The callee of `reg` a call with `options` goes to; `Err` if a sharded
+/// registration gets no usable `rkey`. `Ok(None)` cannot happen (a
+/// registration without callees is deleted).
+fn pick_callee(reg: &Registration, options: &Dict, rng: &mut impl Rng) -> Result<Option<SessionId>, ()> {
+    Ok(match reg.invoke {
+        Invoke::Single | Invoke::First => reg.callees.first().copied(),
+        Invoke::Last => reg.callees.last().copied(),
+        Invoke::RoundRobin => {
+            let i = reg.next.get() % reg.callees.len().max(1);
+            reg.next.set(i + 1);
+            reg.callees.get(i).copied()
+        }
+        Invoke::Random => reg.callees.get(rng.gen_range(0..reg.callees.len().max(1))).copied(),
+        Invoke::Sharded => match options.get("rkey").and_then(rkey_hash) {
+            Some(key) => rendezvous(key, &reg.callees),
+            None => return Err(()),
+        },
+    })
 }
 
 /// Rendezvous hashing: the callee with the highest score for `key`.
@@ -547,7 +617,10 @@ impl Realm {
         if !self.dealer.ids.contains_key(&registration) {
             return false;
         }
-        for callee in self.dealer.remove(registration) {
+        let callees = self.dealer.remove(registration);
+        let last = callees.last().copied();
+        for callee in callees {
+            self.meta_event_ids(super::meta::REGISTRATION_ON_UNREGISTER, callee, registration.get());
             let Some(s) = self.sessions.get_mut(&callee) else { continue };
             s.rpc.registrations.remove(&registration);
             if s.rpc.features.callee_revocation {
@@ -558,14 +631,24 @@ impl Realm {
                 let _ = self.out.send(callee, s.info.serializer, &msg);
             }
         }
+        if let Some(last) = last {
+            self.meta_event_ids(super::meta::REGISTRATION_ON_DELETE, last, registration.get());
+        }
+        self.flush_deferred();
         true
     }
 
-    /// Queues `ERROR [CALL, request, {}, error, [message]]` to `caller` if
-    /// it is still there.
-    fn reply_error(&mut self, caller: SessionId, request: RequestId, error: &str, message: &str) {
-        if let Some(s) = self.sessions.get(&caller) {
-            self.out.error(caller, s.info.serializer, code::CALL, request, error, message.to_owned());
+    /// Answers `caller` with `ERROR [CALL, request, {}, error, [message]]`
+    /// if it is still there (an internal call gets the error as its
+    /// outcome).
+    fn reply_error(&mut self, caller: Caller, request: RequestId, error: &str, message: &str) {
+        match caller {
+            Caller::Session(caller) => {
+                if let Some(s) = self.sessions.get(&caller) {
+                    self.out.error(caller, s.info.serializer, code::CALL, request, error, message.to_owned());
+                }
+            }
+            Caller::Router(token) => self.internal_outcome(token, Err((error.to_owned(), message.to_owned()))),
         }
     }
 
@@ -601,7 +684,11 @@ impl Realm {
                         format!("session is not authorized to register procedure '{}'", clip(&procedure)),
                     ))
                 } else if let Some(reg) = existing {
-                    if reg.invoke == Invoke::Single || invoke == Invoke::Single || reg.callees.contains(&sid) {
+                    // Crossbar's order: a `single` registration admits no
+                    // one, then a policy mismatch is reported as such (also
+                    // for a `single` request), then a second registration
+                    // by the same session is refused.
+                    if reg.invoke == Invoke::Single {
                         Some((
                             uris::PROCEDURE_ALREADY_EXISTS,
                             format!("register for already registered procedure '{}'", clip(&procedure)),
@@ -617,6 +704,11 @@ impl Realm {
                                 invoke.name()
                             ),
                         ))
+                    } else if reg.callees.contains(&sid) {
+                        Some((
+                            uris::PROCEDURE_ALREADY_EXISTS,
+                            format!("register for already registered procedure '{}'", clip(&procedure)),
+                        ))
                     } else {
                         None
                     }
@@ -629,22 +721,28 @@ impl Realm {
             return self.out.error(sid, ser, code::REGISTER, request, error, msg);
         }
         let (Some(policy), Some(invoke)) = (policy, invoke) else { return };
+        let mut created = false;
         let id = if let Some(reg) = self.dealer.get_mut(policy, &procedure) {
             reg.callees.push(sid);
             reg.id
         } else {
+            created = true;
             let id = loop {
                 let id = RegistrationId::from_valid(self.rng.gen_range(1..=MAX_ID));
                 if !self.dealer.ids.contains_key(&id) {
                     break id;
                 }
             };
-            let reg = Registration { id, invoke, callees: vec![sid], next: Cell::new(0) };
+            let reg = Registration { id, invoke, callees: vec![sid], next: Cell::new(0), created: self.wall_clock };
             self.dealer.insert(policy, procedure, reg);
             id
         };
         s.rpc.registrations.insert(id);
         let _ = self.out.send(sid, ser, &Message::Registered { request, registration: id });
+        if created {
+            self.registration_created_meta(sid, id);
+        }
+        self.meta_event_ids(super::meta::REGISTRATION_ON_REGISTER, sid, id.get());
     }
 
     pub(super) fn handle_unregister(&mut self, sid: SessionId, request: RequestId, id: RegistrationId) {
@@ -654,8 +752,19 @@ impl Realm {
             let msg = format!("session has no registration {id}");
             return self.out.error(sid, ser, code::UNREGISTER, request, uris::NO_SUCH_REGISTRATION, msg);
         }
-        self.dealer.remove_callee(id, sid);
+        let deleted = self.dealer.remove_callee(id, sid);
         let _ = self.out.send(sid, ser, &Message::Unregistered { request, details: None });
+        self.registration_removed_meta(sid, id, deleted);
+    }
+
+    /// Queues `on_unregister` (and `on_delete` if `deleted`) for callee
+    /// `sid` leaving registration `id`.
+    fn registration_removed_meta(&mut self, sid: SessionId, id: RegistrationId, deleted: Option<bool>) {
+        let Some(deleted) = deleted else { return };
+        self.meta_event_ids(super::meta::REGISTRATION_ON_UNREGISTER, sid, id.get());
+        if deleted {
+            self.meta_event_ids(super::meta::REGISTRATION_ON_DELETE, sid, id.get());
+        }
     }
 
     pub(super) fn handle_call(
@@ -704,25 +813,12 @@ impl Realm {
             let msg = format!("no callee registered for procedure '{}'", clip(&procedure));
             return self.out.error(sid, cser, code::CALL, request, uris::NO_SUCH_PROCEDURE, msg);
         };
-        let picked = match reg.invoke {
-            Invoke::Single | Invoke::First => reg.callees.first().copied(),
-            Invoke::Last => reg.callees.last().copied(),
-            Invoke::RoundRobin => {
-                let i = reg.next.get() % reg.callees.len().max(1);
-                reg.next.set(i + 1);
-                reg.callees.get(i).copied()
-            }
-            Invoke::Random => reg.callees.get(self.rng.gen_range(0..reg.callees.len().max(1))).copied(),
-            Invoke::Sharded => match options.get("rkey").and_then(rkey_hash) {
-                Some(key) => rendezvous(key, &reg.callees),
-                None => {
-                    let msg = format!(
-                        "procedure '{}' has a sharded registration: the call needs a string or integer 'rkey' option",
-                        clip(&procedure)
-                    );
-                    return self.out.error(sid, cser, code::CALL, request, uris::INVALID_ARGUMENT, msg);
-                }
-            },
+        let Ok(picked) = pick_callee(reg, options, &mut self.rng) else {
+            let msg = format!(
+                "procedure '{}' has a sharded registration: the call needs a string or integer 'rkey' option",
+                clip(&procedure)
+            );
+            return self.out.error(sid, cser, code::CALL, request, uris::INVALID_ARGUMENT, msg);
         };
         let registration = reg.id;
         let Some(callee_id) = picked else {
@@ -786,7 +882,7 @@ impl Realm {
         callee.rpc.invocations.insert(
             inv,
             Invocation {
-                caller: sid,
+                caller: Caller::Session(sid),
                 call_request: request,
                 registration,
                 receive_progress,
@@ -863,8 +959,13 @@ impl Realm {
     fn finish_invocation(&mut self, callee: SessionId, inv: RequestId) -> Option<Invocation> {
         let p = self.sessions.get_mut(&callee)?.rpc.invocations.remove(&inv)?;
         self.dealer.disarm(callee, inv, p.deadline);
-        if let Some(caller) = self.sessions.get_mut(&p.caller) {
-            caller.rpc.end_call(&p);
+        match p.caller {
+            Caller::Session(c) => {
+                if let Some(caller) = self.sessions.get_mut(&c) {
+                    caller.rpc.end_call(&p);
+                }
+            }
+            Caller::Router(token) => self.internal.forget(token),
         }
         Some(p)
     }
@@ -902,7 +1003,14 @@ impl Realm {
             let Some(i) = self.finish_invocation(sid, request) else { return };
             (i.caller, i.call_request)
         };
-        let (caller, call_request) = p;
+        let (caller, call_request) = match p {
+            (Caller::Session(c), r) => (c, r),
+            (Caller::Router(token), _) => {
+                // Internal calls never ask for progress: this is the result.
+                let outcome = internal::result_value(&payload);
+                return self.internal_outcome(token, outcome);
+            }
+        };
         let Some(c) = self.sessions.get(&caller) else { return };
         let ser = c.info.serializer;
         let mut details = Dict::new();
@@ -935,13 +1043,20 @@ impl Realm {
             return;
         }
         let Some(p) = self.finish_invocation(sid, request) else { return };
-        let Some(caller) = self.sessions.get(&p.caller) else { return };
+        let caller_id = match p.caller {
+            Caller::Session(c) => c,
+            Caller::Router(token) => {
+                let message = internal::error_message(&payload);
+                return self.internal_outcome(token, Err((error, message)));
+            }
+        };
+        let Some(caller) = self.sessions.get(&caller_id) else { return };
         let ser = caller.info.serializer;
         let msg =
             Message::Error { request_type: code::CALL, request: p.call_request, details: Dict::new(), error, payload };
-        if let Err(e) = self.out.send(p.caller, ser, &msg) {
+        if let Err(e) = self.out.send(caller_id, ser, &msg) {
             let msg = format!("call error could not be passed to the caller: {e}");
-            self.out.error(p.caller, ser, code::CALL, p.call_request, uris::INVALID_ARGUMENT, msg);
+            self.out.error(caller_id, ser, code::CALL, p.call_request, uris::INVALID_ARGUMENT, msg);
         }
     }
 
@@ -1008,22 +1123,32 @@ impl Realm {
     /// that supports canceling gets `INTERRUPT {mode: "killnowait"}`).
     pub(super) fn detach_rpc(&mut self, session: SessionId) {
         let Some(s) = self.sessions.get_mut(&session) else { return };
-        let registrations = std::mem::take(&mut s.rpc.registrations);
+        let mut registrations: Vec<_> = s.rpc.registrations.drain().collect();
         let invocations = std::mem::take(&mut s.rpc.invocations);
         let calls = std::mem::take(&mut s.rpc.calls);
+        registrations.sort_unstable();
         for reg in registrations {
-            self.dealer.remove_callee(reg, session);
+            let deleted = self.dealer.remove_callee(reg, session);
+            self.registration_removed_meta(session, reg, deleted);
         }
         for (inv, p) in invocations {
             self.dealer.disarm(session, inv, p.deadline);
-            if p.caller == session {
-                continue;
-            }
-            if let Some(caller) = self.sessions.get_mut(&p.caller) {
+            let caller = match p.caller {
+                Caller::Session(c) if c == session => continue,
+                Caller::Session(c) => c,
+                Caller::Router(token) => {
+                    self.internal.forget(token);
+                    let msg = "callee disconnected from in-flight request".to_owned();
+                    self.internal_outcome(token, Err((uris::CANCELED.to_owned(), msg)));
+                    continue;
+                }
+            };
+            if let Some(caller) = self.sessions.get_mut(&caller) {
                 caller.rpc.end_call(&p);
                 let ser = caller.info.serializer;
+                let caller = caller.info.session;
                 self.out.error(
-                    p.caller,
+                    caller,
                     ser,
                     code::CALL,
                     p.call_request,
@@ -1044,5 +1169,78 @@ impl Realm {
                 let _ = self.out.send(callee, ser, &interrupt(inv, "killnowait", uris::CANCELED));
             }
         }
+    }
+}
+
+impl Realm {
+    /// Routes a router-originated call (see the `internal` module): the
+    /// INVOCATION goes to the callee as for a client CALL, without caller
+    /// disclosure; the outcome is reported through the internal result
+    /// queue. Authorization does not apply (the router is the caller).
+    pub(super) fn route_internal_call(
+        &mut self,
+        token: u64,
+        procedure: &str,
+        payload: Payload,
+        timeout: Option<Duration>,
+    ) -> Result<(), (String, String)> {
+        if !uri_ok(procedure) {
+            return Err((
+                uris::INVALID_URI.to_owned(),
+                format!("call with invalid procedure URI '{}'", clip(procedure)),
+            ));
+        }
+        let no_such = || {
+            (uris::NO_SUCH_PROCEDURE.to_owned(), format!("no callee registered for procedure '{}'", clip(procedure)))
+        };
+        let Some((reg, pattern)) = self.dealer.lookup(procedure) else { return Err(no_such()) };
+        let Ok(picked) = pick_callee(reg, &Dict::new(), &mut self.rng) else {
+            let msg =
+                format!("procedure '{}' has a sharded registration: internal calls carry no 'rkey'", clip(procedure));
+            return Err((uris::INVALID_ARGUMENT.to_owned(), msg));
+        };
+        let registration = reg.id;
+        let Some(callee_id) = picked else { return Err(no_such()) };
+        let mut details = Dict::new();
+        if pattern {
+            details.insert("procedure".into(), Value::Str(procedure.to_owned()));
+        }
+        let timeout = match (timeout.or(self.dealer.config.default_call_timeout), self.dealer.config.max_call_timeout) {
+            (Some(t), Some(max)) => Some(t.min(max)),
+            (None, max) => max,
+            (t, None) => t,
+        };
+        let deadline = timeout.and_then(|t| self.dealer.now.and_then(|now| now.checked_add(t)));
+        let Some(callee) = self.sessions.get_mut(&callee_id) else { return Err(no_such()) };
+        let next = callee.rpc.last_invocation + 1;
+        let Some(inv) = RequestId::new(next) else {
+            return Err((uris::CANCELED.to_owned(), "callee has exhausted its invocation ids".to_owned()));
+        };
+        let msg = Message::Invocation { request: inv, registration, details, payload };
+        if let Err(e) = self.out.send(callee_id, callee.info.serializer, &msg) {
+            return Err((
+                uris::INVALID_ARGUMENT.to_owned(),
+                format!("call payload could not be passed to the callee: {e}"),
+            ));
+        }
+        callee.rpc.last_invocation = next;
+        callee.rpc.invocations.insert(
+            inv,
+            Invocation {
+                caller: Caller::Router(token),
+                call_request: RequestId::from_valid(0),
+                registration,
+                receive_progress: false,
+                stream: None,
+                killed: false,
+                deadline,
+            },
+        );
+        if let Some(d) = deadline {
+            self.dealer.timers.insert((d, callee_id, inv));
+        }
+        self.internal.track(token, callee_id, inv);
+        self.out.stats.calls += 1;
+        Ok(())
     }
 }

@@ -21,7 +21,8 @@
 //!   `procedure_already_exists`, `no_such_procedure`, `canceled` (the callee
 //!   left while a call was pending), `invalid_argument` (unsupported
 //!   `match`/`invoke` options, or a payload that could not be transcoded for
-//!   the receiver). Clients may not register or publish under the reserved
+//!   the receiver), `procedure_exists_with_different_invocation_policy`.
+//!   Clients may not register or publish under the reserved
 //!   `wamp.` prefix (`invalid_uri`, as Crossbar).
 //! * A PUBLISH is answered (PUBLISHED or ERROR) only with
 //!   `acknowledge: true`; otherwise refused publications are silently dropped
@@ -41,6 +42,15 @@
 //! * RPC implements the Advanced Profile features listed in the `dealer`
 //!   module docs (progressive results and invocations, canceling, timeouts,
 //!   pattern-based, shared and sharded registrations, revocation).
+//! * The WAMP meta API — session, subscription and registration meta
+//!   procedures and events, and session testaments — is answered and
+//!   published by the realm itself, switchable per realm
+//!   ([`Realm::with_meta_api`], on by default; see the `meta` module).
+//!   Router-originated publications (meta events, testaments) are routed at
+//!   the end of the input that caused them, after its replies.
+//! * The router itself can call procedures registered by clients (dynamic
+//!   authenticators): [`Realm::internal_call`] and
+//!   [`Realm::poll_internal_result`] (see the `internal` module).
 //! * Identity disclosure: a publisher (caller) is disclosed in EVENT
 //!   (INVOCATION) details when its role's permission for the URI says so
 //!   (`disclose.publisher` / `disclose.caller`, as Crossbar), or when the
@@ -69,12 +79,16 @@ mod broker_meta;
 mod broker_trie;
 mod dealer;
 pub mod handshake;
+mod internal;
+mod meta;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_broker;
 #[cfg(test)]
 mod tests_dealer;
+#[cfg(test)]
+mod tests_meta;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -88,6 +102,8 @@ pub use authz::{Action, Allow, Authorization, Disclose, MatchPolicy, Permission,
 pub use broker::{BrokerSpec, BrokerStats, HistorySpec};
 pub use dealer::DealerConfig;
 pub use handshake::{AnonymousAuth, HandshakeOutcome};
+pub use internal::{InternalCallError, InternalOutcome};
+pub use meta::MetaConfig;
 pub use wamp_proto::Serializer;
 
 /// WAMP URIs the engine uses in ABORT, GOODBYE and ERROR messages.
@@ -108,6 +124,12 @@ pub mod uris {
     pub const FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
     pub const PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY: &str =
         "wamp.error.procedure_exists_with_different_invocation_policy";
+    /// Meta API: no (other) session with that ID.
+    pub const NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
+    /// Testament meta API: bad scope or limit reached (Crossbar's URI).
+    pub const TESTAMENT_ERROR: &str = "wamp.error.testament_error";
+    /// Default reason of `wamp.session.kill*`.
+    pub const CLOSE_KILLED: &str = "wamp.close.killed";
     /// A session has too many calls in flight (see `DealerConfig`).
     pub const TOO_MANY_PENDING_CALLS: &str = "junction.error.too_many_pending_calls";
     pub const GOODBYE_AND_OUT: &str = "wamp.close.goodbye_and_out";
@@ -268,6 +290,11 @@ struct Session {
     rpc: dealer::SessionRpc,
     /// The router sent GOODBYE and awaits the reply; all state is detached.
     closing: bool,
+    /// Subscriptions, registrations and calls are gone, testaments and
+    /// `wamp.session.on_leave` were published (happens once).
+    detached: bool,
+    /// Testaments (see the `meta` module).
+    testaments: meta::Testaments,
 }
 
 /// The router logic of one realm (see the module docs).
@@ -280,8 +307,17 @@ pub struct Realm {
     broker: broker::Broker,
     dealer: dealer::Dealer,
     out: Outbox,
-    /// `WELCOME.Details.roles`, built once.
+    /// `WELCOME.Details.roles`, rebuilt when the meta configuration changes.
     router_roles: Value,
+    /// Meta API switch and limits.
+    meta: MetaConfig,
+    /// Router-originated publications (meta events, testaments) waiting to
+    /// be routed at the end of the current input (see [`Realm::flush_deferred`]).
+    deferred: VecDeque<broker::Deferred>,
+    /// Wall-clock time for `created` timestamps, if the runtime gave it.
+    wall_clock: Option<std::time::SystemTime>,
+    /// Router-originated calls (see the `internal` module).
+    internal: internal::InternalCalls,
 }
 
 impl Realm {
@@ -304,7 +340,11 @@ impl Realm {
             broker: broker::Broker::default(),
             dealer: dealer::Dealer::default(),
             out: Outbox::default(),
-            router_roles: router_roles(),
+            router_roles: router_roles(&MetaConfig::default()),
+            meta: MetaConfig::default(),
+            deferred: VecDeque::new(),
+            wall_clock: None,
+            internal: internal::InternalCalls::default(),
         }
     }
 
@@ -340,8 +380,22 @@ impl Realm {
 
     /// [`Realm::join`] with the authenticator's `authextra` (e.g. SCRAM's
     /// server signature), sent in `WELCOME.Details.authextra` when not empty.
-    pub fn join_with_authextra(&mut self, info: SessionInfo, hello_details: &Dict, authextra: Dict) -> Result<(), JoinError> {
-        let _ = hello_details;
+    pub fn join_with_authextra(
+        &mut self,
+        info: SessionInfo,
+        hello_details: &Dict,
+        authextra: Dict,
+    ) -> Result<(), JoinError> {
+        let sid = info.session;
+        let r = self.join_inner(info, hello_details, authextra);
+        if r.is_ok() {
+            self.session_joined_meta(sid);
+        }
+        self.flush_deferred();
+        r
+    }
+
+    fn join_inner(&mut self, info: SessionInfo, hello_details: &Dict, authextra: Dict) -> Result<(), JoinError> {
         let sid = info.session;
         if self.sessions.contains_key(&sid) {
             return Err(JoinError::SessionExists(sid));
@@ -379,6 +433,8 @@ impl Realm {
                 subscriptions: HashSet::new(),
                 rpc: dealer::SessionRpc::new(hello_details),
                 closing: false,
+                detached: false,
+                testaments: meta::Testaments::default(),
             },
         );
         Ok(())
@@ -387,6 +443,11 @@ impl Realm {
     /// Processes one decoded message from an established session. Messages
     /// for sessions the realm does not know are ignored.
     pub fn handle_message(&mut self, session: SessionId, msg: Message) {
+        self.handle_message_inner(session, msg);
+        self.flush_deferred();
+    }
+
+    fn handle_message_inner(&mut self, session: SessionId, msg: Message) {
         let Some(s) = self.sessions.get(&session) else {
             self.out.stats.ignored += 1;
             return;
@@ -471,6 +532,7 @@ impl Realm {
     pub fn leave(&mut self, session: SessionId) {
         self.detach(session);
         self.sessions.remove(&session);
+        self.flush_deferred();
     }
 
     /// Aborts `session` from outside (undecodable message, a limit, ...):
@@ -482,6 +544,7 @@ impl Realm {
             self.out.stats.protocol_violations += 1;
         }
         self.abort_session(session, reason, detail);
+        self.flush_deferred();
     }
 
     /// Starts a router-initiated close: queues `GOODBYE {message} reason`
@@ -490,9 +553,16 @@ impl Realm {
     /// then its other messages are ignored. If the peer never answers, the
     /// runtime times out and calls [`Realm::leave`].
     pub fn goodbye(&mut self, session: SessionId, reason: &str, message: &str) {
-        let Some(s) = self.sessions.get(&session) else { return };
+        self.goodbye_inner(session, reason, message);
+        self.flush_deferred();
+    }
+
+    /// [`Realm::goodbye`] without routing the resulting meta events yet.
+    /// Returns false if the session is unknown or already closing.
+    fn goodbye_inner(&mut self, session: SessionId, reason: &str, message: &str) -> bool {
+        let Some(s) = self.sessions.get(&session) else { return false };
         if s.closing {
-            return;
+            return false;
         }
         let ser = s.info.serializer;
         self.detach(session);
@@ -504,6 +574,7 @@ impl Realm {
         if let Some(s) = self.sessions.get_mut(&session) {
             s.closing = true;
         }
+        true
     }
 
     /// Next output, in order. Call until `None` after each `join`/`handle_*`
@@ -530,22 +601,45 @@ impl Realm {
 
     /// Removes every trace of `session` from subscriptions, registrations
     /// and calls in flight (the session entry itself stays). Callers of its
-    /// pending invocations get ERROR `wamp.error.canceled`.
+    /// pending invocations get ERROR `wamp.error.canceled`. Then its
+    /// testaments (`detached`, then `destroyed` scope) and
+    /// `wamp.session.on_leave` are queued for publication. Runs once per
+    /// session.
     fn detach(&mut self, session: SessionId) {
         let Some(s) = self.sessions.get_mut(&session) else { return };
-        let subscriptions = std::mem::take(&mut s.subscriptions);
+        if s.detached {
+            return;
+        }
+        s.detached = true;
+        let mut subscriptions: Vec<_> = s.subscriptions.drain().collect();
+        let testaments = std::mem::take(&mut s.testaments);
+        subscriptions.sort_unstable();
         for sub in subscriptions {
-            self.broker.unsubscribe(sub, session);
+            self.unsubscribe_session(sub, session);
         }
         self.detach_rpc(session);
+        self.fire_testaments(testaments);
+        self.session_left_meta(session);
+    }
+
+    /// Routes the router-originated publications queued while handling the
+    /// current input (meta events, testaments). Called at the end of every
+    /// public input method, so events follow the replies that caused them
+    /// (as Crossbar, which publishes them on the next reactor turn) and
+    /// sessions killed together never see each other's departure events.
+    fn flush_deferred(&mut self) {
+        while let Some(d) = self.deferred.pop_front() {
+            self.route_deferred(d);
+        }
     }
 }
 
 /// `WELCOME.Details.agent`.
 pub const AGENT: &str = concat!("Junction-", env!("CARGO_PKG_VERSION"));
 
-/// `WELCOME.Details.roles`: exactly the implemented features.
-fn router_roles() -> Value {
+/// `WELCOME.Details.roles`: exactly the implemented features (the meta API
+/// features only when it is enabled).
+fn router_roles(meta: &MetaConfig) -> Value {
     fn features(names: &[&str]) -> Value {
         let mut f = Dict::new();
         for n in names {
@@ -556,32 +650,32 @@ fn router_roles() -> Value {
         Value::Dict(role)
     }
     let mut roles = Dict::new();
-    roles.insert(
-        "broker".to_owned(),
-        features(&[
-            "publisher_exclusion",
-            "publisher_identification",
-            "subscriber_blackwhite_listing",
-            "pattern_based_subscription",
-            "event_retention",
-            "event_history",
-            "payload_passthru_mode",
-        ]),
-    );
-    roles.insert(
-        "dealer".to_owned(),
-        features(&[
-            "caller_identification",
-            "progressive_call_results",
-            "progressive_call_invocations",
-            "call_canceling",
-            "call_timeout",
-            "pattern_based_registration",
-            "shared_registration",
-            "sharded_registration",
-            "registration_revocation",
-        ]),
-    );
+    let mut broker = vec![
+        "publisher_exclusion",
+        "publisher_identification",
+        "subscriber_blackwhite_listing",
+        "pattern_based_subscription",
+        "event_retention",
+        "event_history",
+        "payload_passthru_mode",
+    ];
+    let mut dealer = vec![
+        "caller_identification",
+        "progressive_call_results",
+        "progressive_call_invocations",
+        "call_canceling",
+        "call_timeout",
+        "pattern_based_registration",
+        "shared_registration",
+        "sharded_registration",
+        "registration_revocation",
+    ];
+    if meta.enabled {
+        broker.extend(["session_meta_api", "subscription_meta_api"]);
+        dealer.extend(["session_meta_api", "registration_meta_api", "testament_meta_api"]);
+    }
+    roles.insert("broker".to_owned(), features(&broker));
+    roles.insert("dealer".to_owned(), features(&dealer));
     Value::Dict(roles)
 }
 

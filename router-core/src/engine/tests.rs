@@ -220,7 +220,9 @@ fn welcome_details_announce_identity_and_features() {
         let broker = features("broker");
         assert_eq!(broker.get("publisher_exclusion"), Some(&Value::Bool(true)));
         assert_eq!(broker.get("publisher_identification"), Some(&Value::Bool(true)));
-        assert_eq!(broker.len(), 7, "{broker:?}"); // the full list: tests_broker.rs
+        // The full list: tests_broker.rs; the meta API (on by default) adds
+        // session_meta_api and subscription_meta_api (tests_meta.rs).
+        assert_eq!(broker.len(), 9, "{broker:?}");
         let dealer = features("dealer");
         for f in [
             "caller_identification",
@@ -235,7 +237,10 @@ fn welcome_details_announce_identity_and_features() {
         ] {
             assert_eq!(dealer.get(f), Some(&Value::Bool(true)), "{f}");
         }
-        assert_eq!(dealer.len(), 9, "{dealer:?}");
+        for f in ["session_meta_api", "registration_meta_api", "testament_meta_api"] {
+            assert_eq!(dealer.get(f), Some(&Value::Bool(true)), "{f}");
+        }
+        assert_eq!(dealer.len(), 12, "{dealer:?}");
         assert_eq!(h.realm.session_count(), 1);
         assert_eq!(h.realm.name(), "realm1");
         assert!(h.realm.has_role("anonymous") && !h.realm.has_role("admin"));

@@ -127,7 +127,9 @@ fn welcome_announces_exactly_the_broker_features() {
             "payload_passthru_mode",
             "publisher_exclusion",
             "publisher_identification",
+            "session_meta_api",
             "subscriber_blackwhite_listing",
+            "subscription_meta_api",
         ]
     );
     assert!(features.values().all(|v| *v == Value::Bool(true)));
@@ -610,7 +612,7 @@ fn get_events_errors() {
         expect_error(&h.one(a), code::CALL, req, uris::INVALID_ARGUMENT);
     }
     // Other wamp.* procedures still go to the dealer (no such procedure).
-    h.call(a, 20, "wamp.subscription.list", Payload::EMPTY);
+    h.call(a, 20, "wamp.subscription.no_such_meta_procedure", Payload::EMPTY);
     expect_error(&h.one(a), code::CALL, 20, uris::NO_SUCH_PROCEDURE);
     // A subscription id of a deleted subscription is unknown.
     h.send(a, Message::Unsubscribe { request: rid(21), subscription: plain });

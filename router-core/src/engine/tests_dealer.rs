@@ -633,8 +633,10 @@ fn shared_registration_conflicts() {
     let reg = h.register_ok(a, 3, "shared", opt("invoke", s("roundrobin")));
     let m = h.register_opts(b, 4, "shared", opt("invoke", s("random")));
     expect_error(&m, code::REGISTER, 4, uris::PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY);
+    // `single` against a shared registration is a policy conflict
+    // (Crossbar's order of checks).
     let m = h.register_opts(b, 5, "shared", Dict::new());
-    expect_error(&m, code::REGISTER, 5, uris::PROCEDURE_ALREADY_EXISTS);
+    expect_error(&m, code::REGISTER, 5, uris::PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY);
     // The same session twice.
     let m = h.register_opts(a, 6, "shared", opt("invoke", s("roundrobin")));
     expect_error(&m, code::REGISTER, 6, uris::PROCEDURE_ALREADY_EXISTS);

@@ -27,11 +27,19 @@ use super::bind::{close_fd, dup};
 use super::directory::SessionEntry;
 use super::framer::{FrameEvent, FrameSender, Framer, HandshakeStep, TransportHandshake};
 use super::outbound::{OutState, Outbound, Overflow};
+use super::setup::SlowConsumerPolicy;
 use super::shard::Shard;
 use super::stream::{SocketKind, Stream};
 use super::tls::Tls;
 use crate::engine::handshake::{self, AuthOutcome};
 use wamp_auth::{AuthHandshake, RealmFns, Time, TransportInfo};
+
+/// ABORT reason sent to a consumer closed for falling behind. Junction's own
+/// URI: the WAMP spec defines none for this.
+pub const SLOW_CONSUMER_REASON: &str = "junction.error.slow_consumer";
+
+/// How long a closed slow consumer gets to read its ABORT.
+pub const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(2);
 
 /// Read buffer size per connection.
 const READ_CHUNK: usize = 64 * 1024;
@@ -392,6 +400,10 @@ pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output =
 /// One established session's connection, on its home shard.
 pub struct Conn {
     pub session: SessionId,
+    /// The session's serializer (to recognise EVENTs under the drop policy).
+    pub serializer: Serializer,
+    /// What to do when the outbound queue is full.
+    pub policy: SlowConsumerPolicy,
     pub out: Outbound,
     pub sender: FrameSender,
     /// When the last PONG (or any frame) arrived, for auto-ping.
@@ -399,6 +411,39 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// True if `bytes` is an EVENT (decoded only on the overflow path).
+    pub fn is_event(&self, bytes: &Bytes) -> bool {
+        matches!(self.serializer.decode(bytes), Ok(Message::Event { .. }))
+    }
+
+    /// Closes a consumer that fell behind: drops what it has not taken,
+    /// sends ABORT with the reason, and hangs up, forcibly if it still does
+    /// not read within [`SLOW_CONSUMER_GRACE`].
+    pub fn close_slow_consumer(self: &Rc<Self>, overflow: Overflow) {
+        let what = match overflow {
+            Overflow::Bytes => "bytes",
+            Overflow::Messages => "messages",
+        };
+        let msg = format!("slow consumer: the outbound queue limit ({what}) was exceeded");
+        self.out.discard_pending();
+        if let Ok(bytes) = handshake::encode_abort(self.serializer, SLOW_CONSUMER_REASON, &msg) {
+            let sender = self.sender;
+            self.out.push_control(|b| {
+                let _ = sender.message(&bytes, b);
+                sender.close(Some(1008), "slow consumer", b);
+            });
+        }
+        self.out.close_after_flush();
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(SLOW_CONSUMER_GRACE).await;
+            if me.out.state() != OutState::Closed {
+                me.out.abort();
+            }
+        })
+        .detach();
+    }
+
     /// Queues one encoded WAMP message.
     pub fn send_message(&self, bytes: &Bytes) -> Result<(), Overflow> {
         let sender = self.sender;
@@ -467,6 +512,8 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     );
     let conn = Rc::new(Conn {
         session,
+        serializer,
+        policy: setup.limits.slow_consumer_policy,
         out: Outbound::new(write_fd, setup.limits.clone()),
         sender: framer.sender(),
         last_seen: std::cell::Cell::new(Instant::now()),

@@ -10,9 +10,9 @@ use junction_config::{
 };
 
 use super::setup::{
-    ConnectionLimits, EndpointSetup, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, TransportSetup, WsServiceSetup,
+    ConnectionLimits, EndpointSetup, SlowConsumerPolicy, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, TransportSetup, WsServiceSetup,
 };
-use crate::engine::{Allow, Disclose, MatchPolicy, Permission, Role};
+use crate::engine::{Allow, BrokerSpec, DealerConfig, Disclose, HistorySpec, MatchPolicy, Permission, Role};
 use crate::RouterError;
 
 /// Locked memory glommio reserves per shard for its I/O buffers. Junction's
@@ -42,6 +42,23 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
             name: r.name.clone(),
             home_shard: r.options.home_shard,
             max_sessions: r.options.max_sessions,
+            enable_meta_api: r.options.enable_meta_api,
+            dealer: DealerConfig {
+                max_pending_calls_per_session: r.options.dealer.max_pending_calls_per_session,
+                default_call_timeout: r.options.dealer.default_call_timeout,
+                max_call_timeout: r.options.dealer.max_call_timeout,
+                kill_grace: r.options.dealer.kill_grace,
+            },
+            broker: BrokerSpec {
+                max_retained_topics: r.options.broker.max_retained_topics,
+                max_stored_payload: r.options.broker.max_stored_payload,
+                history: r
+                    .store
+                    .iter()
+                    .flat_map(|st| &st.event_history)
+                    .map(|h| HistorySpec { uri: h.uri.clone(), match_policy: match_policy(h.match_policy), limit: h.limit })
+                    .collect(),
+            },
             roles: r
                 .roles
                 .iter()
@@ -52,11 +69,7 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
                         .iter()
                         .map(|p| Permission {
                             uri: p.uri.clone(),
-                            match_policy: match p.match_policy {
-                                CfgMatch::Exact => MatchPolicy::Exact,
-                                CfgMatch::Prefix => MatchPolicy::Prefix,
-                                CfgMatch::Wildcard => MatchPolicy::Wildcard,
-                            },
+                            match_policy: match_policy(p.match_policy),
                             allow: Allow {
                                 call: p.allow.call,
                                 register: p.allow.register,
@@ -96,6 +109,10 @@ fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<Transpor
         max_connections: t.limits.max_connections,
         max_outbound_bytes: t.limits.max_outbound_bytes,
         max_outbound_messages: t.limits.max_outbound_messages,
+        slow_consumer_policy: match t.limits.slow_consumer_policy {
+            junction_config::SlowConsumerPolicy::Close => SlowConsumerPolicy::Close,
+            junction_config::SlowConsumerPolicy::Drop => SlowConsumerPolicy::Drop,
+        },
     };
     let mut limiter = None;
     let (framing, open_timeout) = match &t.kind {
@@ -152,6 +169,14 @@ fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<Transpor
         auth_limits: limiter.unwrap_or_else(|| wamp_auth::LimiterConfig::from(&junction_config::AuthOptions::default())),
         tls,
     })
+}
+
+fn match_policy(m: CfgMatch) -> MatchPolicy {
+    match m {
+        CfgMatch::Exact => MatchPolicy::Exact,
+        CfgMatch::Prefix => MatchPolicy::Prefix,
+        CfgMatch::Wildcard => MatchPolicy::Wildcard,
+    }
 }
 
 fn auth_config(auth: &junction_config::TransportAuth, secret: [u8; 32]) -> Result<Arc<wamp_auth::AuthConfig>, RouterError> {

@@ -70,11 +70,14 @@ impl Outbound {
             return Err(Overflow::Messages);
         }
         let mut p = self.pending.borrow_mut();
-        let was_empty = p.is_empty();
+        let before = p.len();
         build(&mut p);
         if p.len() + self.in_flight.get() > self.limits.max_outbound_bytes {
+            // Never leave a frame that did not fit: the queue stays whole frames.
+            p.truncate(before);
             return Err(Overflow::Bytes);
         }
+        let was_empty = before == 0;
         self.pending_msgs.set(msgs);
         drop(p);
         if was_empty {
@@ -90,6 +93,13 @@ impl Outbound {
         }
         build(&mut self.pending.borrow_mut());
         self.notify.notify();
+    }
+
+    /// Discards everything pending (whole frames only: the writer holds any
+    /// frame it is writing), so that a final message can be queued.
+    pub fn discard_pending(&self) {
+        self.pending.borrow_mut().clear();
+        self.pending_msgs.set(0);
     }
 
     /// Flush what is pending, then close.
@@ -156,7 +166,7 @@ mod tests {
     use super::*;
 
     fn limits(bytes: usize, msgs: usize) -> ConnectionLimits {
-        ConnectionLimits { max_connections: 1, max_outbound_bytes: bytes, max_outbound_messages: msgs }
+        ConnectionLimits { max_connections: 1, max_outbound_bytes: bytes, max_outbound_messages: msgs, ..Default::default() }
     }
 
     #[test]
@@ -179,6 +189,16 @@ mod tests {
         o.push(|b| b.push(1)).unwrap();
         o.push(|b| b.push(2)).unwrap();
         assert_eq!(o.push(|b| b.push(3)), Err(Overflow::Messages));
+    }
+
+    #[test]
+    fn a_refused_frame_leaves_no_bytes_behind() {
+        let o = Outbound::new(-1, limits(10, 100));
+        o.push(|b| b.extend_from_slice(b"12345")).unwrap();
+        assert_eq!(o.push(|b| b.extend_from_slice(b"123456")), Err(Overflow::Bytes));
+        let mut spare = Vec::new();
+        o.take(&mut spare);
+        assert_eq!(spare, b"12345");
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub struct RealmSetup {
     pub home_shard: Option<usize>,
     /// Most concurrent sessions; HELLO beyond it is refused with ABORT.
     pub max_sessions: usize,
+    /// Dealer limits and timeouts.
+    pub dealer: crate::engine::DealerConfig,
+    /// Retention caps and event history.
+    pub broker: crate::engine::BrokerSpec,
+    /// Serve the WAMP meta API on this realm.
+    pub enable_meta_api: bool,
 }
 
 /// A listening endpoint.
@@ -117,11 +123,29 @@ pub struct ConnectionLimits {
     pub max_outbound_bytes: usize,
     /// Messages queued for one connection, likewise.
     pub max_outbound_messages: usize,
+    /// What happens to a consumer over these limits.
+    pub slow_consumer_policy: SlowConsumerPolicy,
+}
+
+/// What happens when a connection's outbound queue is full.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum SlowConsumerPolicy {
+    /// Close the connection (ABORT with a reason, then close).
+    #[default]
+    Close,
+    /// Drop EVENTs for that subscriber (counted); any other message that
+    /// does not fit still closes the connection.
+    Drop,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        ConnectionLimits { max_connections: 100_000, max_outbound_bytes: 16 << 20, max_outbound_messages: 65_536 }
+        ConnectionLimits {
+            max_connections: 100_000,
+            max_outbound_bytes: 16 << 20,
+            max_outbound_messages: 65_536,
+            slow_consumer_policy: SlowConsumerPolicy::Close,
+        }
     }
 }
 

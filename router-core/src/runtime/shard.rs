@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use glommio::channels::shared_channel::ConnectedSender;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -20,7 +21,7 @@ use super::conn::{serve_session, Conn, Handoff};
 use super::directory::{SessionDirectory, SessionEntry};
 use super::notify::LocalNotify;
 use super::outbound::Overflow;
-use super::setup::RouterSetup;
+use super::setup::{RouterSetup, SlowConsumerPolicy};
 use crate::engine::{JoinError, Realm, RealmSpec, SessionInfo, Transmit};
 
 /// Messages between shards.
@@ -55,6 +56,7 @@ pub struct NodeStats {
     pub framing_errors: AtomicU64,
     pub protocol_violations: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
+    pub slow_consumer_events_dropped: AtomicU64,
     pub handoffs: AtomicU64,
     pub refused_session_limit: AtomicU64,
     pub auth_failures: AtomicU64,
@@ -66,7 +68,7 @@ impl NodeStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} handoffs={} refused_session_limit={} auth_failures={} auth_rate_limited={}",
+            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} slow_consumer_events_dropped={} handoffs={} refused_session_limit={} auth_failures={} auth_rate_limited={}",
             g(&self.accepted),
             g(&self.refused_connection_limit),
             g(&self.opening_refused),
@@ -75,6 +77,7 @@ impl NodeStats {
             g(&self.framing_errors),
             g(&self.protocol_violations),
             g(&self.slow_consumer_closes),
+            g(&self.slow_consumer_events_dropped),
             g(&self.handoffs),
             g(&self.refused_session_limit),
             g(&self.auth_failures),
@@ -120,7 +123,8 @@ impl Shard {
         for r in &setup.realms {
             if setup.home_shard(r) == id {
                 let spec = RealmSpec { name: r.name.clone(), roles: r.roles.clone() };
-                let realm = Realm::new(spec, seed_rng.gen());
+                let mut realm = Realm::new(spec, seed_rng.gen()).with_broker_spec(r.broker.clone());
+                realm.set_dealer_config(r.dealer.clone());
                 realms.insert(r.name.clone(), Rc::new(RealmHost::new(realm, r.max_sessions, shared.stats.clone())));
             }
         }
@@ -278,6 +282,14 @@ impl Shard {
     }
 }
 
+/// The message `session` could not take, from the pump's overflow list.
+fn dropped_bytes(list: &mut Vec<(SessionId, Bytes)>, session: SessionId) -> Bytes {
+    match list.iter().position(|(s, _)| *s == session) {
+        Some(i) => list.swap_remove(i).1,
+        None => Bytes::new(),
+    }
+}
+
 /// A realm homed on this shard, with the connections of its sessions.
 pub struct RealmHost {
     realm: RefCell<Realm>,
@@ -407,6 +419,8 @@ impl RealmHost {
         let mut realm = self.realm.borrow_mut();
         let mut conns = self.conns.borrow_mut();
         let mut overflowed: Vec<(SessionId, Overflow)> = Vec::new();
+        // The message each overflowing session could not take (to tell EVENTs apart).
+        let mut last_dropped: Vec<(SessionId, Bytes)> = Vec::new();
         loop {
             while let Some(t) = realm.poll_transmit() {
                 match t {
@@ -414,6 +428,7 @@ impl RealmHost {
                         if let Some(c) = conns.get(&session) {
                             if let Err(o) = c.send_message(&bytes) {
                                 overflowed.push((session, o));
+                                last_dropped.push((session, bytes));
                             }
                         }
                     }
@@ -430,12 +445,16 @@ impl RealmHost {
                 break;
             }
             for (session, o) in overflowed.drain(..) {
-                if let Some(c) = conns.remove(&session) {
-                    self.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%session, overflow = ?o, "outbound queue limit exceeded; closing slow consumer");
-                    c.out.abort();
-                    realm.leave(session);
+                let Some(c) = conns.get(&session).cloned() else { continue };
+                if c.policy == SlowConsumerPolicy::Drop && c.is_event(&dropped_bytes(&mut last_dropped, session)) {
+                    self.stats.slow_consumer_events_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
+                conns.remove(&session);
+                self.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%session, overflow = ?o, "outbound queue limit exceeded; closing slow consumer");
+                c.close_slow_consumer(o);
+                realm.leave(session);
             }
         }
         // ENGINE-PENDING: poll_internal_result
