@@ -60,12 +60,15 @@
 //!   registrations (they belong to the router).
 //! * **shared_registration**: `REGISTER.Options.invoke` `single` (default),
 //!   `roundrobin`, `random`, `first`, `last` (in registration order). A
-//!   second REGISTER for the same URI and match policy fails with
-//!   `procedure_already_exists` if either side is `single` or the session
-//!   is already registered, with
-//!   `wamp.error.procedure_exists_with_different_invocation_policy` if the
-//!   policies differ, and otherwise joins the registration (same id). The
-//!   registration lives until its last callee leaves.
+//!   second REGISTER for the same URI and match policy fails (checks in
+//!   Crossbar's order) with `procedure_already_exists` if the existing
+//!   registration is `single`, with
+//!   `wamp.error.procedure_exists_with_different_invocation_policy` (Crossbar's
+//!   URI) if the policies differ — also when the newcomer asks for
+//!   `single` — with `procedure_already_exists` if the session is already a
+//!   callee, and otherwise joins the registration (same id). The
+//!   registration lives until its last callee leaves. Registrations and
+//!   removals produce `wamp.registration.*` meta events (see `meta`).
 //! * **sharded_registration** (Junction-specific, see below).
 //! * **registration_revocation**: [`Realm::revoke_registration`] removes a
 //!   registration; callees that announced `registration_revocation` get

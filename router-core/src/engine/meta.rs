@@ -502,7 +502,7 @@ impl Realm {
                 let id = a.id(0, "session_id")?;
                 let (reason, message) = kill_reason(&a, 1)?;
                 let target = SessionId::from_valid(id);
-                if target == sid || !self.sessions.get(&target).is_some_and(|s| !s.closing) {
+                if target == sid || self.sessions.get(&target).is_none_or(|s| s.closing) {
                     return Err(no_such_session(id));
                 }
                 self.kill(&[target], reason, message);

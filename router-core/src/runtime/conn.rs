@@ -529,6 +529,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         transport: transport_details,
     };
     host.set_now(Instant::now());
+    host.set_wall_clock(std::time::SystemTime::now());
     if let Err(e) = host.join(info, &join.hello_details, join.authextra.clone()) {
         tracing::warn!(%session, error = %e, "join refused");
     }
@@ -652,6 +653,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         let now = Instant::now();
         conn.last_seen.set(now);
         host.set_now(now);
+        host.set_wall_clock(std::time::SystemTime::now());
         match &tls {
             None => framer.feed(&tmp[..n]),
             Some(t) => {

@@ -123,7 +123,8 @@ impl Shard {
         for r in &setup.realms {
             if setup.home_shard(r) == id {
                 let spec = RealmSpec { name: r.name.clone(), roles: r.roles.clone() };
-                let mut realm = Realm::new(spec, seed_rng.gen()).with_broker_spec(r.broker.clone());
+                let mut realm =
+                    Realm::new(spec, seed_rng.gen()).with_broker_spec(r.broker.clone()).with_meta_api(r.enable_meta_api);
                 realm.set_dealer_config(r.dealer.clone());
                 realms.insert(r.name.clone(), Rc::new(RealmHost::new(realm, r.max_sessions, shared.stats.clone())));
             }
@@ -329,8 +330,14 @@ impl RealmHost {
     pub fn internal_call(&self, from: usize, token: u64, procedure: &str, args: List) -> Result<(), DynamicError> {
         let id = self.next_internal.get();
         self.next_internal.set(id + 1);
-        let _ = (procedure, args, from, token, id);
-        Err(DynamicError { error: "wamp.error.no_such_procedure".into(), message: Some("ENGINE-PENDING".into()) })
+        let now = Instant::now();
+        let mut realm = self.realm.borrow_mut();
+        realm.set_now(now);
+        realm.internal_call_with_timeout(id, procedure, args, Dict::new(), Some(AUTHENTICATOR_TIMEOUT)).map_err(|e| {
+            DynamicError { error: "wamp.error.canceled".into(), message: Some(format!("cannot call the authenticator: {e}")) }
+        })?;
+        self.internal.borrow_mut().insert(id, (from, token));
+        Ok(())
     }
 
     /// Router-originated calls that finished since the last call.
@@ -349,6 +356,11 @@ impl RealmHost {
     /// Tells the engine the time before a batch of messages.
     pub fn set_now(&self, now: Instant) {
         self.realm.borrow_mut().set_now(now);
+    }
+
+    /// Tells the engine the wall-clock time (meta API `created` stamps).
+    pub fn set_wall_clock(&self, now: std::time::SystemTime) {
+        self.realm.borrow_mut().set_wall_clock(now);
     }
 
     /// The realm's timer: sleeps until the engine's earliest deadline (call
@@ -457,7 +469,13 @@ impl RealmHost {
                 realm.leave(session);
             }
         }
-        // ENGINE-PENDING: poll_internal_result
+        while let Some((id, result)) = realm.poll_internal_result() {
+            if let Some((from, token)) = self.internal.borrow_mut().remove(&id) {
+                let result = result.map_err(|(error, message)| DynamicError { error, message: Some(message) });
+                self.internal_done.borrow_mut().push((from, token, result));
+                self.internal_notify.notify();
+            }
+        }
         if let Some(d) = realm.poll_timeout() {
             if self.armed.get().is_none_or(|a| d < a) {
                 self.armed.set(Some(d));
