@@ -27,6 +27,7 @@
 //! patterns, then a scan of prefixes ordered longest first, then wildcards in
 //! precedence order. No allocation happens during a lookup.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// A named role with its permissions (engine-level; the runtime converts the
@@ -182,7 +183,14 @@ pub struct RoleTable {
     prefix: Vec<(String, usize)>,
     /// Wildcards in precedence order.
     wildcard: Vec<WildcardPattern>,
+    /// Results of pattern lookups (roles are static, so entries never go
+    /// stale); cleared when it reaches [`LOOKUP_CACHE_SIZE`] entries so
+    /// hostile URIs cannot grow it.
+    cache: RefCell<HashMap<String, Option<usize>>>,
 }
+
+/// Entries kept in a role's pattern-lookup cache.
+pub const LOOKUP_CACHE_SIZE: usize = 4096;
 
 impl RoleTable {
     /// Compiles `role`.
@@ -213,7 +221,14 @@ impl RoleTable {
         // Stable sorts keep declaration order among equals.
         prefix.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         wildcard.sort_by_key(|w| std::cmp::Reverse(w.specificity()));
-        RoleTable { name: role.name.clone(), permissions: role.permissions.clone(), exact, prefix, wildcard }
+        RoleTable {
+            name: role.name.clone(),
+            permissions: role.permissions.clone(),
+            exact,
+            prefix,
+            wildcard,
+            cache: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The role name.
@@ -223,13 +238,26 @@ impl RoleTable {
 
     /// The permission that applies to `uri`, if any.
     pub fn lookup(&self, uri: &str) -> Option<&Permission> {
+        if let Some(&i) = self.exact.get(uri) {
+            return self.permissions.get(i);
+        }
+        // Prefix/wildcard scans are linear in the role's patterns: remember
+        // their answer per URI.
+        if let Some(cached) = self.cache.borrow().get(uri) {
+            return cached.and_then(|i| self.permissions.get(i));
+        }
         let idx = self
-            .exact
-            .get(uri)
-            .copied()
-            .or_else(|| self.prefix.iter().find(|(p, _)| uri.starts_with(p.as_str())).map(|(_, i)| *i))
-            .or_else(|| self.wildcard.iter().find(|w| w.matches(uri)).map(|w| w.perm))?;
-        self.permissions.get(idx)
+            .prefix
+            .iter()
+            .find(|(p, _)| uri.starts_with(p.as_str()))
+            .map(|(_, i)| *i)
+            .or_else(|| self.wildcard.iter().find(|w| w.matches(uri)).map(|w| w.perm));
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= LOOKUP_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(uri.to_owned(), idx);
+        idx.and_then(|i| self.permissions.get(i))
     }
 
     /// May a session of this role perform `action` on `uri`, and is its
@@ -266,6 +294,29 @@ mod tests {
             Action::Subscribe => a.subscribe = true,
         }
         a
+    }
+
+    #[test]
+    fn cached_lookups_agree_and_the_cache_is_bounded() {
+        let role = Role {
+            name: "r".into(),
+            permissions: vec![
+                perm("com.a.", MatchPolicy::Prefix, only(Action::Publish)),
+                perm("com..x", MatchPolicy::Wildcard, only(Action::Subscribe)),
+            ],
+        };
+        let t = RoleTable::new(&role);
+        for _ in 0..2 {
+            assert!(t.authorize("com.a.b", Action::Publish).allowed);
+            assert!(!t.authorize("com.a.b", Action::Subscribe).allowed);
+            assert!(t.authorize("com.q.x", Action::Subscribe).allowed);
+            assert!(!t.authorize("org.q.x", Action::Subscribe).allowed);
+        }
+        for i in 0..(LOOKUP_CACHE_SIZE * 2) {
+            let _ = t.authorize(&format!("com.a.{i}"), Action::Publish);
+        }
+        assert!(t.cache.borrow().len() <= LOOKUP_CACHE_SIZE);
+        assert!(t.authorize("com.a.zzz", Action::Publish).allowed);
     }
 
     #[test]
