@@ -585,3 +585,41 @@ pub fn temp_dir(stem: &str) -> PathBuf {
     DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(d.clone());
     d
 }
+
+// ---------------------------------------------------------------- custom nodes
+
+/// Starts a node on `n` fresh ports with the config `make(&ports)` builds,
+/// retrying with new ports (up to 3 times) if a port was taken between
+/// [`free_port`] and the node's bind. Returns the process and its ports.
+pub fn start_with_ports(n: usize, make: impl Fn(&[u16]) -> Value) -> (JunctionProcess, Vec<u16>) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        match JunctionProcess::try_start(make(&ports)) {
+            Ok(p) => return (p, ports),
+            Err(e) if e.contains("in use") => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{last}")
+}
+
+/// A plain `websocket` transport (all serializers) with an `auth` block.
+pub fn websocket_transport_auth(port: u16, auth: Value) -> Value {
+    json!({
+        "type": "websocket",
+        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+        "serializers": SERIALIZERS,
+        "auth": auth
+    })
+}
+
+/// A RawSocket TCP transport (all serializers) with an `auth` block.
+pub fn rawsocket_tcp_auth(port: u16, auth: Value) -> Value {
+    json!({
+        "type": "rawsocket",
+        "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+        "serializers": SERIALIZERS,
+        "auth": auth
+    })
+}
