@@ -10,6 +10,7 @@ use bytes::Bytes;
 use wamp_proto::payload::{decode_value, encode_value};
 use wamp_proto::{Dict, Payload, PayloadFormat, Serializer, SessionId, Value};
 
+use crate::auth::Auth;
 use crate::conn::{self, Conn, ConnError};
 use crate::stats::Counters;
 use crate::target::Target;
@@ -25,12 +26,24 @@ pub struct ClientConfig {
     pub serializer: Serializer,
     /// Timeout for connecting, handshakes and joining.
     pub timeout: Duration,
+    /// TLS client configuration for `wss://` and `rss://` targets.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Credentials (anonymous by default).
+    pub auth: Auth,
 }
 
 impl ClientConfig {
     /// Connects and joins the realm.
     pub fn connect(&self, seed: u64) -> Result<(Conn, SessionId), ConnError> {
-        conn::connect(&self.target, self.serializer, &self.realm, self.timeout, seed)
+        conn::connect_with(
+            &self.target,
+            self.tls.as_ref(),
+            &self.auth,
+            self.serializer,
+            &self.realm,
+            self.timeout,
+            seed,
+        )
     }
 }
 

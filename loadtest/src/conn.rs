@@ -1,5 +1,6 @@
-//! A blocking client connection to a WAMP router: transport (TCP or Unix
-//! socket), framing (WebSocket or RawSocket), serializer, and joining a realm.
+//! A blocking client connection to a WAMP router: transport (TCP, TLS over
+//! TCP, or Unix socket), framing (WebSocket or RawSocket), serializer, and
+//! joining a realm (anonymous, ticket or cryptosign authentication).
 //!
 //! Writes are coalesced: [`Conn::push`] frames a message into the output
 //! buffer and [`Conn::flush`] writes everything in one syscall, so a batch of
@@ -8,13 +9,17 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::{ClientConfig as TlsConfig, ClientConnection, StreamOwned};
 
 use bytes::{Bytes, BytesMut};
 use wamp_framing::rawsocket::{self, FrameKind, RawSocketDecoder, RawSocketError, RawSocketEvent};
 use wamp_framing::websocket::frame::{write_masked_frame, OpCode};
 use wamp_proto::{DecodeError, Dict, EncodeError, Message, Serializer, SessionId, Value};
 
+use crate::auth::Auth;
 use crate::target::Target;
 use crate::wsclient::{self, ClientDecoder, WsClientError, WsFrame, XorShift};
 
@@ -54,13 +59,21 @@ pub enum ConnError {
     /// A handshake did not complete in time.
     #[error("timeout during {0}")]
     Timeout(&'static str),
+    /// TLS setup failed (bad server name, no TLS configuration).
+    #[error("tls: {0}")]
+    Tls(String),
+    /// We could not answer the router's CHALLENGE.
+    #[error("{0}")]
+    Auth(#[from] crate::auth::AuthError),
 }
 
-/// A byte stream: TCP or Unix socket.
+/// A byte stream: TCP, TLS over TCP, or Unix socket.
 #[derive(Debug)]
 pub enum Stream {
     /// TCP (nodelay set).
     Tcp(TcpStream),
+    /// TLS over TCP (rustls; the handshake runs on first IO).
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
     /// Unix domain socket.
     Unix(UnixStream),
 }
@@ -70,6 +83,7 @@ impl Stream {
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Tls(s) => s.sock.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
         }
     }
@@ -77,6 +91,7 @@ impl Stream {
     pub fn set_nonblocking(&self, nb: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(nb),
+            Stream::Tls(s) => s.sock.set_nonblocking(nb),
             Stream::Unix(s) => s.set_nonblocking(nb),
         }
     }
@@ -86,6 +101,7 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
     }
@@ -95,11 +111,16 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            // Pushes buffered TLS records to the socket.
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -124,8 +145,21 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 impl Conn {
-    /// Connects and performs the transport handshake, within `timeout`.
+    /// Connects and performs the transport handshake, within `timeout`
+    /// (plain targets only; see [`Conn::open_with`] for TLS).
     pub fn open(target: &Target, serializer: Serializer, timeout: Duration, seed: u64) -> Result<Conn, ConnError> {
+        Conn::open_with(target, None, serializer, timeout, seed)
+    }
+
+    /// Connects (TLS with `tls` for `wss://`/`rss://` targets) and performs
+    /// the transport handshake, within `timeout`.
+    pub fn open_with(
+        target: &Target,
+        tls: Option<&Arc<TlsConfig>>,
+        serializer: Serializer,
+        timeout: Duration,
+        seed: u64,
+    ) -> Result<Conn, ConnError> {
         let deadline = Instant::now() + timeout;
         let stream = match target {
             Target::RawUnix { path } => Stream::Unix(UnixStream::connect(path)?),
@@ -133,7 +167,15 @@ impl Conn {
                 let addr = target.socket_addr().unwrap_or_default();
                 let s = TcpStream::connect(addr.as_str())?;
                 s.set_nodelay(true)?;
-                Stream::Tcp(s)
+                if target.is_tls() {
+                    let cfg = tls.ok_or_else(|| ConnError::Tls(format!("{target} needs a TLS configuration")))?;
+                    let host = target.host().unwrap_or_default();
+                    let name = crate::tls::server_name(host).map_err(|e| ConnError::Tls(format!("{host:?}: {e}")))?;
+                    let tc = ClientConnection::new(cfg.clone(), name).map_err(|e| ConnError::Tls(e.to_string()))?;
+                    Stream::Tls(Box::new(StreamOwned::new(tc, s)))
+                } else {
+                    Stream::Tcp(s)
+                }
             }
         };
         stream.set_read_timeout(Some(timeout))?;
@@ -238,6 +280,7 @@ impl Conn {
     pub fn flush(&mut self) -> Result<(), ConnError> {
         if !self.out.is_empty() {
             self.stream.write_all(&self.out)?;
+            self.stream.flush()?;
             self.out.clear();
         }
         Ok(())
@@ -296,6 +339,11 @@ impl Conn {
             }
             Err(e) if is_timeout(&e) => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            // TLS peer closed without close_notify.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                self.closed = true;
+                Err(ConnError::Closed(if self.joined { "session" } else { "HELLO/WELCOME" }))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -317,9 +365,16 @@ impl Conn {
 
     /// Joins `realm` (anonymous authentication) and returns the session id.
     pub fn join(&mut self, realm: &str, timeout: Duration) -> Result<SessionId, ConnError> {
-        self.push(&hello(realm))?;
+        self.join_with(realm, &Auth::default(), timeout)
+    }
+
+    /// Joins `realm` with `auth`, answering one CHALLENGE, and returns the
+    /// session id.
+    pub fn join_with(&mut self, realm: &str, auth: &Auth, timeout: Duration) -> Result<SessionId, ConnError> {
+        self.push(&hello_with(realm, auth))?;
         self.flush()?;
         let deadline = Instant::now() + timeout;
+        let mut challenged = false;
         loop {
             match self.recv()? {
                 Some(Message::Welcome { session, .. }) => {
@@ -330,8 +385,14 @@ impl Conn {
                     let msg = details.get("message").and_then(Value::as_str).unwrap_or("");
                     return Err(ConnError::Refused(format!("ABORT {reason} {msg}")));
                 }
-                Some(Message::Challenge { method, .. }) => {
-                    return Err(ConnError::Refused(format!("router demands authentication ({method})")))
+                Some(Message::Challenge { method, extra }) => {
+                    if challenged {
+                        return Err(ConnError::Protocol("second CHALLENGE".into()));
+                    }
+                    challenged = true;
+                    let signature = auth.answer(&method, &extra)?;
+                    self.push(&Message::Authenticate { signature, extra: Dict::new() })?;
+                    self.flush()?;
                 }
                 Some(other) => return Err(ConnError::Protocol(format!("expected WELCOME, got {}", other.name()))),
                 None if Instant::now() > deadline => return Err(ConnError::Timeout("HELLO/WELCOME")),
@@ -368,13 +429,18 @@ fn read_some(stream: &mut Stream, buf: &mut [u8], what: &'static str) -> Result<
 
 /// The HELLO we send: all four client roles, anonymous authentication.
 pub fn hello(realm: &str) -> Message {
+    hello_with(realm, &Auth::default())
+}
+
+/// The HELLO we send: all four client roles, authentication from `auth`.
+pub fn hello_with(realm: &str, auth: &Auth) -> Message {
     let mut roles = Dict::new();
     for role in ["publisher", "subscriber", "caller", "callee"] {
         roles.insert(role.into(), Value::Dict(Dict::new()));
     }
     let mut details = Dict::new();
     details.insert("roles".into(), Value::Dict(roles));
-    details.insert("authmethods".into(), Value::List(vec![Value::from("anonymous")]));
+    auth.add_to_hello(&mut details);
     details.insert("agent".into(), Value::from("junction-loadtest"));
     Message::Hello { realm: realm.into(), details }
 }
@@ -389,6 +455,21 @@ pub fn connect(
 ) -> Result<(Conn, SessionId), ConnError> {
     let mut c = Conn::open(target, serializer, timeout, seed)?;
     let sid = c.join(realm, timeout)?;
+    Ok((c, sid))
+}
+
+/// Like [`connect`], with TLS (for `wss://`/`rss://`) and authentication.
+pub fn connect_with(
+    target: &Target,
+    tls: Option<&Arc<TlsConfig>>,
+    auth: &Auth,
+    serializer: Serializer,
+    realm: &str,
+    timeout: Duration,
+    seed: u64,
+) -> Result<(Conn, SessionId), ConnError> {
+    let mut c = Conn::open_with(target, tls, serializer, timeout, seed)?;
+    let sid = c.join_with(realm, auth, timeout)?;
     Ok((c, sid))
 }
 
@@ -545,6 +626,111 @@ mod tests {
         assert!(matches!(c.recv(), Err(ConnError::Closed(_))));
         server.join().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A RawSocket server that challenges with `method`/`extra` and returns
+    /// the HELLO details and the AUTHENTICATE signature; it welcomes the
+    /// session if `check(signature)` holds, else aborts.
+    fn auth_server(l: TcpListener, method: &'static str, extra: Dict, check: impl Fn(&str) -> bool) -> (Dict, String) {
+        let ser = Serializer::Json;
+        let (mut s, _) = l.accept().unwrap();
+        let mut hs = [0u8; 4];
+        s.read_exact(&mut hs).unwrap();
+        let rawsocket::Handshake::Accepted(neg) = rawsocket::negotiate(hs, &RawSocketConfig::default()).unwrap() else {
+            panic!("rejected")
+        };
+        s.write_all(&neg.reply).unwrap();
+        let mut dec = RawSocketDecoder::new(neg.our_max_length);
+        let mut buf = [0u8; 4096];
+        let mut hello = None;
+        let mut out = Vec::new();
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "client closed");
+            dec.feed(&buf[..n]);
+            while let Some(RawSocketEvent::Message(m)) = dec.poll_event().unwrap() {
+                match ser.decode(&m).unwrap() {
+                    Message::Hello { details, .. } => {
+                        hello = Some(details);
+                        let ch = Message::Challenge { method: method.into(), extra: extra.clone() };
+                        rawsocket::write_frame(&mut out, FrameKind::Message, &ser.encode(&ch).unwrap());
+                    }
+                    Message::Authenticate { signature, .. } => {
+                        let reply = if check(&signature) {
+                            welcome(ser)
+                        } else {
+                            let abort =
+                                Message::Abort { details: Dict::new(), reason: "wamp.error.not_authorized".into() };
+                            ser.encode(&abort).unwrap()
+                        };
+                        rawsocket::write_frame(&mut out, FrameKind::Message, &reply);
+                        s.write_all(&out).unwrap();
+                        return (hello.unwrap(), signature);
+                    }
+                    other => panic!("unexpected {}", other.name()),
+                }
+                s.write_all(&out).unwrap();
+                out.clear();
+            }
+        }
+    }
+
+    #[test]
+    fn ticket_authentication() {
+        for (ticket, ok) in [("s3cret", true), ("wrong", false)] {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            let server = thread::spawn(move || auth_server(l, "ticket", Dict::new(), |sig| sig == "s3cret"));
+            let target = Target::parse(&format!("rs://127.0.0.1:{port}")).unwrap();
+            let auth = Auth { authid: Some("joe".into()), ticket: Some(ticket.into()), cryptosign: None };
+            let r = connect_with(&target, None, &auth, Serializer::Json, "r", Duration::from_secs(5), 5);
+            let (hello, sig) = server.join().unwrap();
+            assert_eq!(hello["authid"].as_str(), Some("joe"));
+            assert_eq!(hello["authmethods"], Value::List(vec![Value::from("ticket")]));
+            assert_eq!(sig, ticket);
+            match r {
+                Ok((_, sid)) => assert!(ok && sid.get() == 77),
+                Err(ConnError::Refused(m)) => assert!(!ok && m.contains("not_authorized"), "{m}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn cryptosign_authentication() {
+        use ed25519_dalek::{Signature, SigningKey, Verifier};
+        let seed = [42u8; 32];
+        let pk = SigningKey::from_bytes(&seed).verifying_key();
+        let challenge = [0xA5u8; 32];
+        let mut extra = Dict::new();
+        extra.insert("challenge".into(), Value::Str(crate::auth::hex_encode(&challenge)));
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            auth_server(l, "cryptosign", extra, move |sig| {
+                let Some(raw) = crate::auth::hex_array::<96>(sig) else { return false };
+                let Ok(sig) = Signature::from_slice(&raw[..64]) else { return false };
+                raw[64..] == challenge && pk.verify(&challenge, &sig).is_ok()
+            })
+        });
+        let target = Target::parse(&format!("rs://127.0.0.1:{port}")).unwrap();
+        let auth = Auth { authid: None, ticket: None, cryptosign: Some(seed) };
+        let (_, sid) = connect_with(&target, None, &auth, Serializer::Json, "r", Duration::from_secs(5), 6).unwrap();
+        assert_eq!(sid.get(), 77);
+        let (hello, sig) = server.join().unwrap();
+        assert_eq!(sig.len(), 192);
+        let Value::Dict(ae) = &hello["authextra"] else { panic!("no authextra") };
+        assert_eq!(ae["pubkey"].as_str(), Some(crate::auth::hex_encode(pk.as_bytes()).as_str()));
+        assert!(!hello.contains_key("authid"));
+    }
+
+    #[test]
+    fn tls_target_without_config_is_an_error() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let target = Target::parse(&format!("rss://127.0.0.1:{port}")).unwrap();
+        let r = Conn::open_with(&target, None, Serializer::Json, Duration::from_secs(1), 1);
+        assert!(matches!(r, Err(ConnError::Tls(_))), "{:?}", r.err());
     }
 
     #[test]

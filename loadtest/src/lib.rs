@@ -2,9 +2,11 @@
 //!
 //! A multi-threaded load generator that talks to any WAMP router (Junction,
 //! Crossbar.io, …) over the network, by URL: `ws://host:port/path`
-//! (WebSocket), `rs://host:port` (RawSocket over TCP) or `unix:/path`
+//! (WebSocket), `wss://…` (WebSocket over TLS), `rs://host:port` (RawSocket
+//! over TCP), `rss://host:port` (RawSocket over TLS) or `unix:/path`
 //! (RawSocket over a Unix socket), with any of the four serializers, joining
-//! a realm with anonymous authentication.
+//! a realm anonymously or with ticket or cryptosign authentication
+//! ([`auth`]). TLS is rustls ([`tls`]).
 //!
 //! ## Scenarios
 //! - [`pubsub`]: publishers → topics → subscribers. Every event carries its
@@ -17,7 +19,10 @@
 //!   socket buffers.
 //! - [`rpc`]: callers keep W calls in flight against echoing callees; call →
 //!   result latency.
-//! - [`connect`]: a session-establishment storm, then an idle hold.
+//! - [`connect`]: a session-establishment storm (including authentication),
+//!   then an idle hold.
+//! - [`mixed`]: pubsub and rpc loads at once (plus an optional trickle of
+//!   session establishments), each part reported separately.
 //!
 //! Reports ([`report`]) give sent, delivered, lost, errors, throughput and
 //! latency percentiles, plus CPU time and RSS of the router (`--pid`) and of
@@ -34,18 +39,22 @@
 //!
 //! ## What it is not
 //! Not part of the router and never linked into `junction`. Not a WAMP
-//! client library: sessions do only what the scenarios need (no
-//! authentication beyond anonymous, no reconnects). Errors inside the tool
+//! client library: sessions do only what the scenarios need (anonymous,
+//! ticket and cryptosign authentication only; no TLS channel binding, no
+//! reconnects). Errors inside the tool
 //! are reported with `anyhow` at the scenario level; the protocol pieces
 //! ([`target`], [`wsclient`], [`conn`]) have typed errors.
 
+pub mod auth;
 pub mod common;
 pub mod conn;
 pub mod connect;
+pub mod mixed;
 pub mod procstat;
 pub mod pubsub;
 pub mod report;
 pub mod rpc;
 pub mod stats;
 pub mod target;
+pub mod tls;
 pub mod wsclient;

@@ -12,12 +12,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value as Json};
 
+use loadtest::auth::{parse_key, Auth};
 use loadtest::common::ClientConfig;
 use loadtest::procstat::{sample_pid, sample_self, ProcDelta};
 use loadtest::report::{resource_rows, table, Outcome};
 use loadtest::stats::round2;
 use loadtest::target::Target;
-use loadtest::{connect, pubsub, rpc};
+use loadtest::{connect, mixed, pubsub, rpc};
 use wamp_proto::Serializer;
 
 #[derive(Parser, Debug)]
@@ -27,12 +28,28 @@ use wamp_proto::Serializer;
     about = "Measure any WAMP router: throughput, latency percentiles, CPU and memory"
 )]
 struct Cli {
-    /// Router URL: ws://host:port/path, rs://host:port or unix:/path.
+    /// Router URL: ws[s]://host:port/path, rs[s]://host:port or unix:/path.
     #[arg(long, short = 'u', global = true, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
-    /// Realm to join (anonymous authentication).
+    /// Realm to join.
     #[arg(long, global = true, default_value = "realm1")]
     realm: String,
+    /// authid sent in HELLO (needed for ticket; optional for cryptosign).
+    #[arg(long, global = true)]
+    authid: Option<String>,
+    /// Ticket authentication: answer the CHALLENGE with this secret.
+    #[arg(long, global = true)]
+    ticket: Option<String>,
+    /// Cryptosign authentication: Ed25519 private seed, 64 hex digits.
+    #[arg(long, global = true)]
+    cryptosign_key: Option<String>,
+    /// wss:// / rss://: trust the CA certificates in this PEM file (default: system bundle).
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
+    /// wss:// / rss://: accept ANY server certificate. UNSAFE: only for benchmarking routers
+    /// with self-signed certificates; never where the connection must be trusted.
+    #[arg(long, global = true)]
+    insecure: bool,
     /// Serializer: json, msgpack, cbor or flatbuffers.
     #[arg(long, global = true, default_value = "json")]
     serializer: String,
@@ -76,8 +93,10 @@ enum Scenario {
     Pubsub(PubSubArgs),
     /// Callers → callees: call→result latency, calls/s.
     Rpc(RpcArgs),
-    /// Session establishment storm, then hold the sessions idle.
+    /// Session establishment storm (incl. authentication), then hold the sessions idle.
     Connect(ConnectArgs),
+    /// Pubsub and rpc loads at once (plus an optional connect trickle), reported per part.
+    Mixed(MixedArgs),
 }
 
 #[derive(Args, Debug)]
@@ -152,6 +171,43 @@ struct ConnectArgs {
     hold: f64,
 }
 
+#[derive(Args, Debug)]
+struct MixedArgs {
+    /// Publisher sessions.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Subscriber sessions.
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// Topics.
+    #[arg(long, default_value_t = 1)]
+    topics: usize,
+    /// Messages per second per publisher; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Caller sessions.
+    #[arg(long, default_value_t = 1)]
+    callers: usize,
+    /// Callee sessions.
+    #[arg(long, default_value_t = 1)]
+    callees: usize,
+    /// Calls in flight per caller.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Padding bytes per event and per call.
+    #[arg(long, default_value_t = 64)]
+    payload_size: usize,
+    /// Sessions per second opened and closed alongside (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    connect_rate: f64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unmeasured warmup seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+}
+
 /// One run against one target.
 struct Run {
     outcome: Outcome,
@@ -171,11 +227,27 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
     let serializer = Serializer::from_name(&cli.serializer)
         .ok_or_else(|| anyhow!("unknown serializer {:?} (json, msgpack, cbor, flatbuffers)", cli.serializer))?;
     check_secs("timeout", cli.timeout)?;
+    let tls = if target.is_tls() {
+        if cli.insecure && !cli.quiet {
+            eprintln!("loadtest: --insecure: server certificates are NOT verified (benchmarking only)");
+        }
+        Some(loadtest::tls::client_config(cli.ca.as_deref(), cli.insecure)?)
+    } else {
+        None
+    };
+    let auth = Auth {
+        authid: cli.authid.clone(),
+        ticket: cli.ticket.clone(),
+        cryptosign: cli.cryptosign_key.as_deref().map(parse_key).transpose()?,
+    };
+    let auth_name = auth.methods().join("+");
     let cfg = ClientConfig {
         target: target.clone(),
         realm: cli.realm.clone(),
         serializer,
         timeout: Duration::from_secs_f64(cli.timeout.max(0.1)),
+        tls,
+        auth,
     };
     let router0 = match pid {
         Some(p) => Some(sample_pid(p).with_context(|| format!("cannot read /proc/{p}"))?),
@@ -223,6 +295,36 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
             let r = connect::run(&cfg, &p, cli.quiet)?;
             ("connect", connect::params_json(&p), Outcome::from(&r))
         }
+        Scenario::Mixed(a) => {
+            check_secs("duration", a.duration)?;
+            check_secs("warmup", a.warmup)?;
+            let p = mixed::MixedParams {
+                pubsub: pubsub::PubSubParams {
+                    publishers: a.publishers,
+                    subscribers: a.subscribers,
+                    topics: a.topics,
+                    payload_size: a.payload_size,
+                    rate: a.rate,
+                    duration: a.duration,
+                    warmup: a.warmup,
+                    ack_every: 32,
+                    window: 8,
+                    batch: 32,
+                    max_inflight_bytes: 1 << 20,
+                },
+                rpc: rpc::RpcParams {
+                    callers: a.callers,
+                    callees: a.callees,
+                    concurrency: a.concurrency,
+                    payload_size: a.payload_size,
+                    duration: a.duration,
+                    warmup: a.warmup,
+                },
+                connect_rate: a.connect_rate,
+            };
+            let r = mixed::run(&cfg, &p, cli.quiet)?;
+            ("mixed", mixed::params_json(&p), Outcome::from(&r))
+        }
     };
     let wall = wall0.elapsed().as_secs_f64();
     let self_d = ProcDelta::between(self0, sample_self(), wall);
@@ -241,6 +343,7 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
         "scenario": name,
         "target": target.to_string(),
         "realm": cfg.realm,
+        "auth": auth_name,
         "serializer": serializer.name(),
         "params": params,
         "results": outcome.results,
@@ -248,7 +351,7 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
         "loadgen": self_d.to_json(outcome.delivered),
         "wall_s": round2(wall),
     });
-    let title = format!("loadtest {name} → {target} ({serializer}, realm {})", cfg.realm);
+    let title = format!("loadtest {name} → {target} ({serializer}, realm {}, auth {auth_name})", cfg.realm);
     Ok(Run { outcome, json, title })
 }
 

@@ -3,6 +3,7 @@
 use serde_json::{json, Value as Json};
 
 use crate::connect::ConnectResult;
+use crate::mixed::{trickle_json, MixedResult};
 use crate::procstat::ProcDelta;
 use crate::pubsub::PubSubResult;
 use crate::rpc::RpcResult;
@@ -126,6 +127,38 @@ impl From<&ConnectResult> for Outcome {
             latency: r.latency.clone(),
             rows,
         }
+    }
+}
+
+impl From<&MixedResult> for Outcome {
+    /// Headline numbers are the pubsub part's; every part has its own rows
+    /// and JSON object, and `errors` is the sum.
+    fn from(r: &MixedResult) -> Outcome {
+        let ps = Outcome::from(&r.pubsub);
+        let rp = Outcome::from(&r.rpc);
+        let mut rows: Vec<(String, String)> =
+            ps.rows.iter().map(|(k, v)| (format!("pubsub: {k}"), v.clone())).collect();
+        rows.extend(rp.rows.iter().map(|(k, v)| (format!("rpc: {k}"), v.clone())));
+        let mut results = json!({ "errors": r.errors(), "pubsub": ps.results, "rpc": rp.results });
+        let mut delivered = ps.delivered + rp.delivered;
+        if let Some(t) = &r.trickle {
+            let d = r.pubsub.duration_s;
+            let tj = trickle_json(t, d);
+            rows.push((
+                "connect: sessions".into(),
+                format!(
+                    "{} of {} established ({} sessions/s)",
+                    t.established, t.attempted, tj["throughput_sessions_per_s"]
+                ),
+            ));
+            if let Some(e) = &t.first_error {
+                rows.push(("connect: first error".into(), e.clone()));
+            }
+            latency_rows(&mut rows, "connect: connect", &t.latency);
+            results["connect"] = tj;
+            delivered += t.established;
+        }
+        Outcome { results, delivered, throughput: ps.throughput, unit: ps.unit, latency: ps.latency, rows }
     }
 }
 

@@ -1,5 +1,6 @@
-//! Target URLs: `ws://host:port/path`, `rs://host:port` (alias `tcp://`),
-//! `unix:/path` (RawSocket over a Unix socket).
+//! Target URLs: `ws://host:port/path`, `wss://host:port/path` (WebSocket
+//! over TLS), `rs://host:port` (alias `tcp://`), `rss://host:port` (RawSocket
+//! over TLS), `unix:/path` (RawSocket over a Unix socket).
 
 use std::fmt;
 
@@ -14,6 +15,8 @@ pub enum Target {
         port: u16,
         /// Request path, starting with `/`.
         path: String,
+        /// `wss://`: TLS under the WebSocket.
+        tls: bool,
     },
     /// RawSocket over TCP.
     RawTcp {
@@ -21,6 +24,8 @@ pub enum Target {
         host: String,
         /// TCP port.
         port: u16,
+        /// `rss://`: TLS under the RawSocket.
+        tls: bool,
     },
     /// RawSocket over a Unix domain socket.
     RawUnix {
@@ -33,7 +38,7 @@ pub enum Target {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
     /// Not one of the supported schemes.
-    #[error("unsupported target {0:?}: expected ws://host:port/path, rs://host:port or unix:/path")]
+    #[error("unsupported target {0:?}: expected ws[s]://host:port/path, rs[s]://host:port or unix:/path")]
     Scheme(String),
     /// Host or port missing or malformed.
     #[error("bad host:port in {0:?}")]
@@ -75,17 +80,24 @@ fn split_host_port(url: &str, authority: &str, default_port: Option<u16>) -> Res
 impl Target {
     /// Parses a target URL.
     pub fn parse(url: &str) -> Result<Target, TargetError> {
-        if let Some(rest) = url.strip_prefix("ws://") {
+        let ws =
+            url.strip_prefix("ws://").map(|r| (r, false)).or_else(|| url.strip_prefix("wss://").map(|r| (r, true)));
+        let rs = url
+            .strip_prefix("rs://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .map(|r| (r, false))
+            .or_else(|| url.strip_prefix("rss://").map(|r| (r, true)));
+        if let Some((rest, tls)) = ws {
             let (authority, path) = match rest.find('/') {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, "/"),
             };
-            let (host, port) = split_host_port(url, authority, Some(80))?;
-            Ok(Target::WebSocket { host, port, path: path.to_owned() })
-        } else if let Some(rest) = url.strip_prefix("rs://").or_else(|| url.strip_prefix("tcp://")) {
+            let (host, port) = split_host_port(url, authority, Some(if tls { 443 } else { 80 }))?;
+            Ok(Target::WebSocket { host, port, path: path.to_owned(), tls })
+        } else if let Some((rest, tls)) = rs {
             let authority = rest.strip_suffix('/').unwrap_or(rest);
             let (host, port) = split_host_port(url, authority, None)?;
-            Ok(Target::RawTcp { host, port })
+            Ok(Target::RawTcp { host, port, tls })
         } else if let Some(rest) = url.strip_prefix("unix:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() {
@@ -100,7 +112,7 @@ impl Target {
     /// `host:port` for TCP targets.
     pub fn socket_addr(&self) -> Option<String> {
         match self {
-            Target::WebSocket { host, port, .. } | Target::RawTcp { host, port } => {
+            Target::WebSocket { host, port, .. } | Target::RawTcp { host, port, .. } => {
                 if host.contains(':') {
                     Some(format!("[{host}]:{port}"))
                 } else {
@@ -110,15 +122,32 @@ impl Target {
             Target::RawUnix { .. } => None,
         }
     }
+
+    /// The host name (for TLS server name indication and verification).
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Target::WebSocket { host, .. } | Target::RawTcp { host, .. } => Some(host),
+            Target::RawUnix { .. } => None,
+        }
+    }
+
+    /// True for `wss://` and `rss://`.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Target::WebSocket { tls: true, .. } | Target::RawTcp { tls: true, .. })
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::WebSocket { path, .. } => {
-                write!(f, "ws://{}{}", self.socket_addr().unwrap_or_default(), path)
+            Target::WebSocket { path, tls, .. } => {
+                let scheme = if *tls { "wss" } else { "ws" };
+                write!(f, "{scheme}://{}{}", self.socket_addr().unwrap_or_default(), path)
             }
-            Target::RawTcp { .. } => write!(f, "rs://{}", self.socket_addr().unwrap_or_default()),
+            Target::RawTcp { tls, .. } => {
+                let scheme = if *tls { "rss" } else { "rs" };
+                write!(f, "{scheme}://{}", self.socket_addr().unwrap_or_default())
+            }
             Target::RawUnix { path } => write!(f, "unix:{path}"),
         }
     }
@@ -132,15 +161,15 @@ mod tests {
     fn parses_websocket() {
         assert_eq!(
             Target::parse("ws://127.0.0.1:8080/ws").unwrap(),
-            Target::WebSocket { host: "127.0.0.1".into(), port: 8080, path: "/ws".into() }
+            Target::WebSocket { host: "127.0.0.1".into(), port: 8080, path: "/ws".into(), tls: false }
         );
         assert_eq!(
             Target::parse("ws://localhost").unwrap(),
-            Target::WebSocket { host: "localhost".into(), port: 80, path: "/".into() }
+            Target::WebSocket { host: "localhost".into(), port: 80, path: "/".into(), tls: false }
         );
         assert_eq!(
             Target::parse("ws://[::1]:9000/a/b").unwrap(),
-            Target::WebSocket { host: "::1".into(), port: 9000, path: "/a/b".into() }
+            Target::WebSocket { host: "::1".into(), port: 9000, path: "/a/b".into(), tls: false }
         );
         assert_eq!(Target::parse("ws://[::1]:9000/a/b").unwrap().to_string(), "ws://[::1]:9000/a/b");
     }
@@ -149,12 +178,32 @@ mod tests {
     fn parses_rawsocket() {
         assert_eq!(
             Target::parse("rs://127.0.0.1:8081").unwrap(),
-            Target::RawTcp { host: "127.0.0.1".into(), port: 8081 }
+            Target::RawTcp { host: "127.0.0.1".into(), port: 8081, tls: false }
         );
-        assert_eq!(Target::parse("tcp://h:1/").unwrap(), Target::RawTcp { host: "h".into(), port: 1 });
+        assert_eq!(Target::parse("tcp://h:1/").unwrap(), Target::RawTcp { host: "h".into(), port: 1, tls: false });
         assert_eq!(Target::parse("unix:/tmp/j.sock").unwrap(), Target::RawUnix { path: "/tmp/j.sock".into() });
         assert_eq!(Target::parse("unix:///tmp/j.sock").unwrap(), Target::RawUnix { path: "/tmp/j.sock".into() });
         assert_eq!(Target::parse("rs://127.0.0.1:8081").unwrap().to_string(), "rs://127.0.0.1:8081");
+    }
+
+    #[test]
+    fn parses_tls_targets() {
+        let t = Target::parse("wss://example.org/ws").unwrap();
+        assert_eq!(t, Target::WebSocket { host: "example.org".into(), port: 443, path: "/ws".into(), tls: true });
+        assert!(t.is_tls());
+        assert_eq!(t.host(), Some("example.org"));
+        assert_eq!(t.to_string(), "wss://example.org:443/ws");
+        let t = Target::parse("wss://[::1]:8443").unwrap();
+        assert_eq!(t, Target::WebSocket { host: "::1".into(), port: 8443, path: "/".into(), tls: true });
+        let t = Target::parse("rss://127.0.0.1:8444/").unwrap();
+        assert_eq!(t, Target::RawTcp { host: "127.0.0.1".into(), port: 8444, tls: true });
+        assert_eq!(t.to_string(), "rss://127.0.0.1:8444");
+        assert!(!Target::parse("rs://h:1").unwrap().is_tls());
+        assert!(!Target::parse("unix:/x").unwrap().is_tls());
+        // RawSocket over TLS has no default port.
+        assert!(matches!(Target::parse("rss://host"), Err(TargetError::HostPort(_))));
+        assert!(matches!(Target::parse("wss://:1/"), Err(TargetError::HostPort(_))));
+        assert!(matches!(Target::parse("https://h:1/"), Err(TargetError::Scheme(_))));
     }
 
     #[test]

@@ -559,7 +559,8 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
                 None => &spare,
                 Some(t) => {
                     cipher.clear();
-                    if t.borrow_mut().encrypt(&spare, &mut cipher).is_err() {
+                    if let Err(e) = t.borrow_mut().encrypt(&spare, &mut cipher) {
+                        tracing::warn!(session = %wconn.session, error = %e, "closing connection");
                         break;
                     }
                     &cipher

@@ -88,6 +88,83 @@ pub struct Tls {
 #[error("TLS: {0}")]
 pub struct TlsError(String);
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use rustls::ClientConnection;
+
+    /// A self-signed test certificate made at test time.
+    fn configs() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let der = CertificateDer::from(cert.cert.der().to_vec());
+        let key = PrivateKeyDer::try_from(cert.key_pair.serialize_der()).expect("key");
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .expect("server config");
+        let mut roots = RootCertStore::empty();
+        roots.add(der).expect("root");
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// Moves all pending records from `from` into `to`.
+    fn pump_client_to_server(c: &mut ClientConnection, s: &mut Tls, plain: &mut Vec<u8>) {
+        let mut wire = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut wire).expect("client write_tls");
+        }
+        s.feed(&wire, plain).expect("server feed");
+    }
+
+    #[test]
+    fn a_batch_larger_than_rustls_buffer_limit_is_encrypted_whole() {
+        let (server_cfg, client_cfg) = configs();
+        let mut server = Tls::new(&server_cfg).expect("server");
+        let mut client = ClientConnection::new(client_cfg, ServerName::try_from("localhost").expect("name")).expect("client");
+        let mut plain = Vec::new();
+        // Handshake, in memory.
+        for _ in 0..10 {
+            pump_client_to_server(&mut client, &mut server, &mut plain);
+            let mut wire = Vec::new();
+            server.take_ciphertext(&mut wire);
+            let mut rd = &wire[..];
+            while !rd.is_empty() {
+                client.read_tls(&mut rd).expect("client read_tls");
+                client.process_new_packets().expect("client process");
+            }
+            if !server.is_handshaking() && !client.is_handshaking() {
+                break;
+            }
+        }
+        assert!(!server.is_handshaking());
+        // 1 MiB in one call: far beyond rustls's default 64 KiB send buffer.
+        let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        server.encrypt(&big, &mut wire).expect("encrypt");
+        let mut got = Vec::new();
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            client.read_tls(&mut rd).expect("client read_tls");
+            let st = client.process_new_packets().expect("client process");
+            let n = st.plaintext_bytes_to_read();
+            let start = got.len();
+            got.resize(start + n, 0);
+            client.reader().read_exact(&mut got[start..]).expect("read plaintext");
+        }
+        assert_eq!(got.len(), big.len());
+        assert!(got == big);
+    }
+}
+
 impl Tls {
     /// A new session for an accepted connection.
     pub fn new(config: &Arc<ServerConfig>) -> Result<Tls, TlsError> {
@@ -97,7 +174,10 @@ impl Tls {
     /// Feeds received ciphertext; appends the plaintext it yields to `plain`.
     pub fn feed(&mut self, mut data: &[u8], plain: &mut Vec<u8>) -> Result<(), TlsError> {
         while !data.is_empty() {
-            self.conn.read_tls(&mut data).map_err(|e| TlsError(e.to_string()))?;
+            let n = self.conn.read_tls(&mut data).map_err(|e| TlsError(e.to_string()))?;
+            if n == 0 {
+                return Err(TlsError("TLS receive buffer full".into()));
+            }
             let state = self.conn.process_new_packets().map_err(|e| TlsError(e.to_string()))?;
             let n = state.plaintext_bytes_to_read();
             if n > 0 {
@@ -112,10 +192,18 @@ impl Tls {
         Ok(())
     }
 
-    /// Encrypts `plain` (appending records to `out`).
-    pub fn encrypt(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), TlsError> {
-        if !plain.is_empty() {
-            self.conn.writer().write_all(plain).map_err(|e| TlsError(e.to_string()))?;
+    /// Encrypts `plain` (appending records to `out`). rustls buffers only a
+    /// bounded amount of outgoing data, so a large batch is fed in pieces,
+    /// draining the records after each.
+    pub fn encrypt(&mut self, mut plain: &[u8], out: &mut Vec<u8>) -> Result<(), TlsError> {
+        while !plain.is_empty() {
+            let n = self.conn.writer().write(plain).map_err(|e| TlsError(e.to_string()))?;
+            self.take_ciphertext(out);
+            if n == 0 {
+                // Nothing was accepted even with the buffer drained.
+                return Err(TlsError("TLS session refuses more data".into()));
+            }
+            plain = &plain[n..];
         }
         self.take_ciphertext(out);
         Ok(())
