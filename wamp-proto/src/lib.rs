@@ -28,6 +28,7 @@ pub mod json;
 pub mod message;
 pub mod msgpack;
 pub mod payload;
+mod reader;
 pub mod serializer;
 pub mod uri;
 pub mod value;

@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 
+use crate::reader::ByteReader;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::Message;
 use crate::payload::PayloadFormat;
@@ -38,7 +39,7 @@ pub fn encode(msg: &Message) -> Result<Bytes, EncodeError> {
 /// Decodes a message, leaving args/kwargs as raw spans.
 pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
     let mut r = MsgReader {
-        rd: Reader { buf: bytes, pos: 0 },
+        rd: Reader(ByteReader::new(bytes, FORMAT)),
         remaining: 0,
     };
     wire::decode_message(&mut r, bytes, PayloadFormat::Msgpack)
@@ -51,7 +52,7 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 
 /// Decodes exactly one value (trailing bytes are an error).
 pub fn decode_value(bytes: &Bytes) -> Result<Value, DecodeError> {
-    let mut rd = Reader { buf: bytes, pos: 0 };
+    let mut rd = Reader(ByteReader::new(bytes, FORMAT));
     let v = rd.value(0, Some(bytes))?;
     rd.finish()?;
     Ok(v)
@@ -74,40 +75,23 @@ enum Head {
     Map(usize),
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// The shared byte cursor plus this format's own reads.
+struct Reader<'a>(ByteReader<'a>);
+
+impl<'a> std::ops::Deref for Reader<'a> {
+    type Target = ByteReader<'a>;
+    fn deref(&self) -> &ByteReader<'a> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| mal("unexpected end of data"))?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if n > self.buf.len() - self.pos {
-            return Err(mal(format!(
-                "length {n} exceeds the remaining {} bytes",
-                self.buf.len() - self.pos
-            )));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let s = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-
     fn u8(&mut self) -> Result<usize, DecodeError> {
         Ok(usize::from(self.byte()?))
     }
