@@ -7,9 +7,11 @@
 //!
 //! * **Slow subscriber, policy `close`**: a flood of 4 KiB events to a
 //!   subscriber that does not read must not grow the router's memory; a
-//!   healthy subscriber on the same topic still gets every event; the slow
-//!   one is told `ABORT junction.error.slow_consumer` (WebSocket: close 1008)
-//!   and hung up on.
+//!   healthy subscriber on the same topic still gets every event; a slow
+//!   one that reads again at once finds `ABORT junction.error.slow_consumer`
+//!   (WebSocket: then close 1008) and EOF; one that never reads is cut off
+//!   by the router after the 2 s grace period (its socket is gone from
+//!   `/proc/<pid>/fd`), without the ABORT.
 //! * **Slow subscriber, policy `drop`**: same flood; the slow subscriber loses
 //!   events but keeps its session.
 //! * **Realm limits**: `max_sessions`, `max_pending_calls_per_session`,
@@ -42,13 +44,14 @@ const EVENTS: usize = 10_000;
 /// Payload string length of one flood event.
 const EVENT_BYTES: usize = 4096;
 /// How far the publisher may run ahead of the healthy subscriber (events).
-const WINDOW: usize = 256;
+const WINDOW: usize = 32;
 /// `max_outbound_bytes` of the "tight" transports the slow consumers use.
 const TIGHT_OUTBOUND: usize = 1 << 20;
-/// `SO_RCVBUF` of a slow consumer.
-const SLOW_RCVBUF: i32 = 4096;
-/// `SO_RCVBUF` of a slow consumer once it reads again.
-const RECOVERED_RCVBUF: i32 = 4 << 20;
+/// `SO_RCVBUF` of a slow consumer: fixed (no autotuning), so little of the
+/// flood hides in the client's kernel. Not smaller: on loopback (MSS 64 KiB)
+/// a receive buffer below the MSS never opens its window by itself once
+/// full, and the sender's zero-window probes back off to minutes.
+const SLOW_RCVBUF: i32 = 128 * 1024;
 /// Allowed RSS growth of the router during a flood (KiB).
 const RSS_SLACK_KB: u64 = 64 * 1024;
 /// Longest a whole flood may take.
@@ -259,7 +262,7 @@ impl Client {
                         return io_frame_err(e);
                     }
                     match opcode {
-                        0 | 1 | 2 => {
+                        0..=2 => {
                             let m = msg.get_or_insert_with(Vec::new);
                             m.extend_from_slice(&p);
                             if fin {
@@ -343,6 +346,29 @@ impl Client {
         assert!(m[0] == 65 && m[1] == req, "{}: expected REGISTERED {req}, got {m}", self.name);
         m[2].as_u64().expect("registration id")
     }
+}
+
+/// The inode of the router's (`pid`) end of the TCP connection whose client
+/// end is `client`, from `/proc/net/tcp`.
+fn router_socket_inode(pid: u32, client: &TcpStream) -> u64 {
+    let port = client.local_addr().expect("local addr").port();
+    let want = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).expect("read /proc/<pid>/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[2] == want).then(|| f[9].parse().ok()).flatten().filter(|i| *i != 0)
+        })
+        .unwrap_or_else(|| panic!("no router socket connected to 127.0.0.1:{port} in /proc/{pid}/net/tcp"))
+}
+
+/// Whether process `pid` has an fd open on socket `inode`.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let target = format!("socket:[{inode}]");
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    dir.flatten().any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == target.as_str()))
 }
 
 fn set_rcvbuf(s: &TcpStream, n: i32) {
@@ -544,6 +570,9 @@ struct SlowReport {
     resume_to_end: Duration,
     pong: bool,
     published: bool,
+    /// Late consumer: how long after its `on_leave` the router closed its
+    /// socket (no fd of the router refers to it any more).
+    released_after: Option<Duration>,
 }
 
 /// Reads a resumed slow consumer until `stop` says so (or the connection ends).
@@ -597,7 +626,7 @@ fn drain(sub: &mut Client, report: &mut SlowReport, mut stop: impl FnMut(&Frame)
 
 /// Subscribes to `wamp.session.on_leave` and reports each leaving session
 /// to the matching `targets` channel and to `all`.
-fn watch_leaves(mut watcher: Client, targets: Vec<(u64, mpsc::Sender<()>)>, all: Arc<Mutex<Vec<u64>>>) {
+fn watch_leaves(mut watcher: Client, targets: Vec<(u64, mpsc::Sender<Instant>)>, all: Arc<Mutex<Vec<u64>>>) {
     thread::spawn(move || loop {
         match watcher.next_frame() {
             Frame::Msg(b) => {
@@ -607,7 +636,7 @@ fn watch_leaves(mut watcher: Client, targets: Vec<(u64, mpsc::Sender<()>)>, all:
                         all.lock().unwrap_or_else(|e| e.into_inner()).push(id);
                         for (t, tx) in &targets {
                             if *t == id {
-                                let _ = tx.send(());
+                                let _ = tx.send(Instant::now());
                             }
                         }
                     }
@@ -665,10 +694,12 @@ fn run_flood(node: &FloodNode, policy: &str) -> FloodResult {
     let mut slow_threads = Vec::new();
     let mut late = None;
     for (mut c, id) in slow {
-        let (tx, rx) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel::<Instant>();
         let name = c.name.clone();
         if name.starts_with("late") {
-            late = Some(c);
+            let inode = router_socket_inode(pid, &c.w);
+            targets.push((id, tx));
+            late = Some((c, rx, inode));
             continue;
         }
         if policy == "close" {
@@ -685,9 +716,6 @@ fn run_flood(node: &FloodNode, policy: &str) -> FloodResult {
                 report.end = "never signalled";
                 return (report, c);
             }
-            // A consumer that recovers reads with a normal buffer again (a
-            // 4 KiB window would make draining take minutes).
-            set_rcvbuf(&c.w, RECOVERED_RCVBUF);
             if policy == "close" {
                 drain(&mut c, &mut report, |_| false);
             } else {
@@ -725,9 +753,12 @@ fn run_flood(node: &FloodNode, policy: &str) -> FloodResult {
         counter.fail();
     }
     let healthy = healthy_thread.join().expect("healthy thread");
-    eprintln!("{policy}: flood of {EVENTS} events done in {:?}", FLOOD_DEADLINE.saturating_sub(deadline.saturating_duration_since(Instant::now())));
+    eprintln!(
+        "{policy}: flood of {EVENTS} events done in {:?}",
+        FLOOD_DEADLINE.saturating_sub(deadline.saturating_duration_since(Instant::now()))
+    );
     for tx in flood_done {
-        let _ = tx.send(());
+        let _ = tx.send(Instant::now());
     }
     let mut reports = Vec::new();
     let mut alive = Vec::new();
@@ -736,10 +767,21 @@ fn run_flood(node: &FloodNode, policy: &str) -> FloodResult {
         reports.push(report);
         alive.push(c);
     }
-    if let Some(mut c) = late {
+    if let Some((mut c, rx, inode)) = late {
+        // Never read until the router has let go of the socket: the grace
+        // period, then the forced close.
         let mut report = SlowReport { name: c.name.clone(), ..Default::default() };
-        report.left = left_log.lock().unwrap_or_else(|e| e.into_inner()).contains(&slow_ids[2]);
-        set_rcvbuf(&c.w, RECOVERED_RCVBUF);
+        if let Ok(left_at) = rx.recv_timeout(Duration::from_secs(5)) {
+            report.left = true;
+            let limit = left_at + SLOW_CONSUMER_GRACE + Duration::from_secs(5);
+            while Instant::now() < limit {
+                if !holds_socket(pid, inode) {
+                    report.released_after = Some(left_at.elapsed());
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
         drain(&mut c, &mut report, |_| false);
         reports.push(report);
     }
@@ -775,10 +817,11 @@ fn assert_common(r: &FloodResult, node: &FloodNode) {
 
 // ------------------------------------------------------------ slow consumer tests
 
-/// Policy `close`: the slow consumers are closed (on_leave), told why
-/// (ABORT `junction.error.slow_consumer`; WebSocket close 1008), hung up on
-/// within the grace period; the router's memory stays bounded and the
-/// healthy subscriber gets every event.
+/// Policy `close`: the slow consumers are closed (on_leave); those that read
+/// again at once are told why (ABORT `junction.error.slow_consumer`;
+/// WebSocket close 1008) and hung up on; the one that does not read is
+/// hung up on after the grace period; the router's memory stays bounded and
+/// the healthy subscriber gets every event.
 #[test]
 fn slow_subscriber_policy_close() {
     let node = flood_node("close");
@@ -795,8 +838,22 @@ fn slow_subscriber_policy_close() {
         assert!(s.others.iter().all(|m| m[0] == 3), "{}: unexpected non-EVENT messages: {ctx}", s.name);
         assert!(!s.event_after_other, "{}: EVENTs after the ABORT: {ctx}", s.name);
         if s.name.starts_with("late") {
-            // Read only after the flood, maybe after the grace period: the
-            // router may have cut the connection before the ABORT was out.
+            // Never read until the router closed the socket: the forced
+            // close after the grace period. The router's writer was stuck
+            // on older events, so the ABORT never got out; what the
+            // consumer finds is some events (maybe a truncated frame) and EOF.
+            let released = s.released_after.unwrap_or_else(|| {
+                panic!(
+                    "{}: the router still holds the socket {SLOW_CONSUMER_GRACE:?} + 5 s after the close: {ctx}",
+                    s.name
+                )
+            });
+            assert!(
+                released + Duration::from_millis(300) >= SLOW_CONSUMER_GRACE,
+                "{}: socket released after {released:?}, before the grace period: {ctx}",
+                s.name
+            );
+            assert!(aborts.is_empty(), "{}: ABORT got out although the writer was stuck: {ctx}", s.name);
             continue;
         }
         // Resumed as soon as the router reported the close: within the

@@ -644,6 +644,9 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         if conn.out.state() != OutState::Open {
             break;
         }
+        // A flooding peer whose reads always complete at once must not starve
+        // the other tasks of this shard (writers, timers, other sessions).
+        glommio::yield_if_needed().await;
         let n = match rstream.read(&mut tmp).await {
             Ok(0) | Err(_) => {
                 conn.out.abort();
