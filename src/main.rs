@@ -84,7 +84,8 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
         .init();
     let cfg = match &config {
         Some(path) => {
-            let cfg = junction_config::load(path).map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
+            let cfg = junction_config::load(path)
+                .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
             cfg.validate().map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
             for w in &cfg.warnings {
                 tracing::warn!("{}: {w}", path.display());

@@ -12,10 +12,10 @@
 
 use bytes::Bytes;
 
-use crate::reader::ByteReader;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::Message;
 use crate::payload::PayloadFormat;
+use crate::reader::ByteReader;
 use crate::value::{Dict, List, Value};
 use crate::wire::{self, PayloadElem, WireReader, WireWriter};
 use crate::MAX_DEPTH;
@@ -23,27 +23,19 @@ use crate::MAX_DEPTH;
 const FORMAT: &str = "cbor";
 
 fn mal(detail: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed {
-        format: FORMAT,
-        detail: detail.into(),
-    }
+    DecodeError::Malformed { format: FORMAT, detail: detail.into() }
 }
 
 /// Encodes a message.
 pub fn encode(msg: &Message) -> Result<Bytes, EncodeError> {
-    let mut w = MsgWriter {
-        out: Vec::with_capacity(wire::size_hint(msg)),
-    };
+    let mut w = MsgWriter { out: Vec::with_capacity(wire::size_hint(msg)) };
     wire::encode_message(&mut w, msg)?;
     Ok(Bytes::from(w.out))
 }
 
 /// Decodes a message, leaving args/kwargs as raw spans.
 pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
-    let mut r = MsgReader {
-        rd: Reader(ByteReader::new(bytes, FORMAT)),
-        remaining: Some(0),
-    };
+    let mut r = MsgReader { rd: Reader(ByteReader::new(bytes, FORMAT)), remaining: Some(0) };
     wire::decode_message(&mut r, bytes, PayloadFormat::Cbor)
 }
 
@@ -135,22 +127,15 @@ impl<'a> Reader<'a> {
             let b = self.byte()?;
             let (major, info) = (b >> 5, b & 0x1f);
             return Ok(match major {
-                0 => Head::UInt(
-                    self.arg(info)?
-                        .ok_or_else(|| mal("indefinite-length integer"))?,
-                ),
-                1 => Head::NInt(
-                    self.arg(info)?
-                        .ok_or_else(|| mal("indefinite-length integer"))?,
-                ),
+                0 => Head::UInt(self.arg(info)?.ok_or_else(|| mal("indefinite-length integer"))?),
+                1 => Head::NInt(self.arg(info)?.ok_or_else(|| mal("indefinite-length integer"))?),
                 2 => Head::Bytes(self.len(info)?),
                 3 => Head::Text(self.len(info)?),
                 4 => Head::Array(self.len(info)?),
                 5 => Head::Map(self.len(info)?),
                 6 => {
                     // A tag: ignored, the tagged item follows.
-                    self.arg(info)?
-                        .ok_or_else(|| mal("indefinite-length tag"))?;
+                    self.arg(info)?.ok_or_else(|| mal("indefinite-length tag"))?;
                     continue;
                 }
                 _ => match info {
@@ -161,11 +146,7 @@ impl<'a> Reader<'a> {
                     26 => Head::Float(f64::from(f32::from_be_bytes(self.be()?))),
                     27 => Head::Float(f64::from_be_bytes(self.be()?)),
                     31 => Head::Break,
-                    _ => {
-                        return Err(mal(format!(
-                            "unsupported simple value (additional information {info})"
-                        )))
-                    }
+                    _ => return Err(mal(format!("unsupported simple value (additional information {info})"))),
                 },
             });
         }
@@ -181,12 +162,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Visits the chunks of a (possibly indefinite) byte or text string.
-    fn chunks(
-        &mut self,
-        len: Option<usize>,
-        text: bool,
-        mut f: impl FnMut(&'a [u8]),
-    ) -> Result<(), DecodeError> {
+    fn chunks(&mut self, len: Option<usize>, text: bool, mut f: impl FnMut(&'a [u8])) -> Result<(), DecodeError> {
         let check = |s: &'a [u8]| -> Result<&'a [u8], DecodeError> {
             if text && std::str::from_utf8(s).is_err() {
                 return Err(mal("text string is not valid UTF-8"));
@@ -210,9 +186,7 @@ impl<'a> Reader<'a> {
     fn text(&mut self, len: Option<usize>) -> Result<String, DecodeError> {
         if let Some(n) = len {
             let s = self.take(n)?;
-            return std::str::from_utf8(s)
-                .map(str::to_owned)
-                .map_err(|_| mal("text string is not valid UTF-8"));
+            return std::str::from_utf8(s).map(str::to_owned).map_err(|_| mal("text string is not valid UTF-8"));
         }
         let mut out = Vec::new();
         self.chunks(None, true, |c| out.extend_from_slice(c))?;
@@ -275,12 +249,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn dict_body(
-        &mut self,
-        len: Option<usize>,
-        depth: usize,
-        src: Option<&Bytes>,
-    ) -> Result<Dict, DecodeError> {
+    fn dict_body(&mut self, len: Option<usize>, depth: usize, src: Option<&Bytes>) -> Result<Dict, DecodeError> {
         if depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep(MAX_DEPTH));
         }
@@ -374,9 +343,7 @@ impl WireReader for MsgReader<'_> {
                 self.remaining = n;
                 Ok(())
             }
-            _ => Err(DecodeError::Invalid(
-                "a WAMP message must be an array".into(),
-            )),
+            _ => Err(DecodeError::Invalid("a WAMP message must be an array".into())),
         }
     }
 
@@ -468,10 +435,7 @@ fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
 }
 
 fn too_deep() -> EncodeError {
-    EncodeError::Unrepresentable {
-        format: FORMAT,
-        detail: format!("nesting exceeds depth limit {MAX_DEPTH}"),
-    }
+    EncodeError::Unrepresentable { format: FORMAT, detail: format!("nesting exceeds depth limit {MAX_DEPTH}") }
 }
 
 fn write_list(l: &List, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeError> {
@@ -508,11 +472,7 @@ fn write_value(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeE
             if f.is_nan() {
                 out.extend_from_slice(&[0xf9, 0x7e, 0x00]);
             } else if f.is_infinite() {
-                out.extend_from_slice(if *f > 0.0 {
-                    &[0xf9, 0x7c, 0x00]
-                } else {
-                    &[0xf9, 0xfc, 0x00]
-                });
+                out.extend_from_slice(if *f > 0.0 { &[0xf9, 0x7c, 0x00] } else { &[0xf9, 0xfc, 0x00] });
             } else {
                 out.push(0xfb);
                 out.extend_from_slice(&f.to_be_bytes());
@@ -571,38 +531,20 @@ mod tests {
     fn decodes_what_other_peers_send() {
         // Half and single floats.
         assert_eq!(dec(&[0xf9, 0x3e, 0x00]).unwrap(), Value::Float(1.5));
-        assert_eq!(
-            dec(&[0xf9, 0x00, 0x01]).unwrap(),
-            Value::Float(5.960464477539063e-8)
-        );
-        assert_eq!(
-            dec(&[0xf9, 0xfc, 0x00]).unwrap(),
-            Value::Float(f64::NEG_INFINITY)
-        );
+        assert_eq!(dec(&[0xf9, 0x00, 0x01]).unwrap(), Value::Float(5.960464477539063e-8));
+        assert_eq!(dec(&[0xf9, 0xfc, 0x00]).unwrap(), Value::Float(f64::NEG_INFINITY));
         assert_eq!(dec(&[0xfa, 0x3f, 0xc0, 0, 0]).unwrap(), Value::Float(1.5));
         // Indefinite array, map, text and bytes.
-        assert_eq!(
-            dec(&[0x9f, 0x01, 0x20, 0xff]).unwrap(),
-            Value::List(vec![Value::UInt(1), Value::Int(-1)])
-        );
+        assert_eq!(dec(&[0x9f, 0x01, 0x20, 0xff]).unwrap(), Value::List(vec![Value::UInt(1), Value::Int(-1)]));
         let d = dec(&[0xbf, 0x61, b'a', 0xf5, 0xff]).unwrap();
         assert_eq!(d.as_dict().unwrap()["a"], Value::Bool(true));
-        assert_eq!(
-            dec(&[0x7f, 0x61, b'a', 0x62, b'b', b'c', 0xff]).unwrap(),
-            Value::from("abc")
-        );
-        assert_eq!(
-            dec(&[0x5f, 0x41, 1, 0x41, 2, 0xff]).unwrap(),
-            Value::Bytes(Bytes::from_static(&[1, 2]))
-        );
+        assert_eq!(dec(&[0x7f, 0x61, b'a', 0x62, b'b', b'c', 0xff]).unwrap(), Value::from("abc"));
+        assert_eq!(dec(&[0x5f, 0x41, 1, 0x41, 2, 0xff]).unwrap(), Value::Bytes(Bytes::from_static(&[1, 2])));
         // Tags are ignored; undefined is null.
         assert_eq!(dec(&[0xc1, 0x1a, 0, 0, 0, 1]).unwrap(), Value::UInt(1));
         assert_eq!(dec(&[0xf7]).unwrap(), Value::Null);
         // Negative range.
-        assert_eq!(
-            dec(&[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(),
-            Value::Int(i64::MIN)
-        );
+        assert_eq!(dec(&[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(), Value::Int(i64::MIN));
     }
 
     #[test]

@@ -12,10 +12,7 @@ use crate::{DecodeError, Message, Serializer, MAX_DEPTH};
 const SERS: [Serializer; 3] = [Serializer::Json, Serializer::Msgpack, Serializer::Cbor];
 
 fn dict(items: &[(&str, Value)]) -> Dict {
-    items
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
+    items.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
 fn rich_args() -> List {
@@ -55,98 +52,33 @@ fn payloads() -> Vec<Payload> {
 
 /// Every message variant, with every payload shape where one applies.
 fn all_messages() -> Vec<Message> {
-    let d = dict(&[
-        (
-            "roles",
-            Value::Dict(dict(&[("broker", Value::Dict(Dict::new()))])),
-        ),
-        ("x", Value::UInt(1)),
-    ]);
+    let d = dict(&[("roles", Value::Dict(dict(&[("broker", Value::Dict(Dict::new()))]))), ("x", Value::UInt(1))]);
     let r = RequestId::from_valid(MAX_ID);
     let mut v = vec![
-        Message::Hello {
-            realm: "realm1".into(),
-            details: d.clone(),
-        },
-        Message::Welcome {
-            session: SessionId::from_valid(9129137332),
-            details: d.clone(),
-        },
-        Message::Abort {
-            details: d.clone(),
-            reason: "wamp.error.no_such_realm".into(),
-        },
-        Message::Challenge {
-            method: "wampcra".into(),
-            extra: d.clone(),
-        },
-        Message::Authenticate {
-            signature: "sig+/=".into(),
-            extra: Dict::new(),
-        },
-        Message::Goodbye {
-            details: Dict::new(),
-            reason: "wamp.close.normal".into(),
-        },
-        Message::Published {
-            request: r,
-            publication: PublicationId::from_valid(0),
-        },
-        Message::Subscribe {
-            request: r,
-            options: d.clone(),
-            topic: "com.topic".into(),
-        },
-        Message::Subscribed {
-            request: r,
-            subscription: SubscriptionId::from_valid(5),
-        },
-        Message::Unsubscribe {
-            request: r,
-            subscription: SubscriptionId::from_valid(5),
-        },
-        Message::Unsubscribed {
-            request: r,
-            details: None,
-        },
-        Message::Unsubscribed {
-            request: r,
-            details: Some(dict(&[("reason", Value::from("revoked"))])),
-        },
+        Message::Hello { realm: "realm1".into(), details: d.clone() },
+        Message::Welcome { session: SessionId::from_valid(9129137332), details: d.clone() },
+        Message::Abort { details: d.clone(), reason: "wamp.error.no_such_realm".into() },
+        Message::Challenge { method: "wampcra".into(), extra: d.clone() },
+        Message::Authenticate { signature: "sig+/=".into(), extra: Dict::new() },
+        Message::Goodbye { details: Dict::new(), reason: "wamp.close.normal".into() },
+        Message::Published { request: r, publication: PublicationId::from_valid(0) },
+        Message::Subscribe { request: r, options: d.clone(), topic: "com.topic".into() },
+        Message::Subscribed { request: r, subscription: SubscriptionId::from_valid(5) },
+        Message::Unsubscribe { request: r, subscription: SubscriptionId::from_valid(5) },
+        Message::Unsubscribed { request: r, details: None },
+        Message::Unsubscribed { request: r, details: Some(dict(&[("reason", Value::from("revoked"))])) },
         Message::EventReceived {
             publication: PublicationId::from_valid(77),
             details: Dict::new(),
             payload: Payload::EMPTY,
         },
-        Message::Cancel {
-            request: r,
-            options: dict(&[("mode", Value::from("kill"))]),
-        },
-        Message::Register {
-            request: r,
-            options: Dict::new(),
-            procedure: "com.proc".into(),
-        },
-        Message::Registered {
-            request: r,
-            registration: RegistrationId::from_valid(3),
-        },
-        Message::Unregister {
-            request: r,
-            registration: RegistrationId::from_valid(3),
-        },
-        Message::Unregistered {
-            request: r,
-            details: None,
-        },
-        Message::Unregistered {
-            request: r,
-            details: Some(Dict::new()),
-        },
-        Message::Interrupt {
-            request: r,
-            options: Dict::new(),
-        },
+        Message::Cancel { request: r, options: dict(&[("mode", Value::from("kill"))]) },
+        Message::Register { request: r, options: Dict::new(), procedure: "com.proc".into() },
+        Message::Registered { request: r, registration: RegistrationId::from_valid(3) },
+        Message::Unregister { request: r, registration: RegistrationId::from_valid(3) },
+        Message::Unregistered { request: r, details: None },
+        Message::Unregistered { request: r, details: Some(Dict::new()) },
+        Message::Interrupt { request: r, options: Dict::new() },
     ];
     for p in payloads() {
         v.push(Message::Error {
@@ -156,12 +88,7 @@ fn all_messages() -> Vec<Message> {
             error: "com.error".into(),
             payload: p.clone(),
         });
-        v.push(Message::Publish {
-            request: r,
-            options: d.clone(),
-            topic: "com.topic".into(),
-            payload: p.clone(),
-        });
+        v.push(Message::Publish { request: r, options: d.clone(), topic: "com.topic".into(), payload: p.clone() });
         v.push(Message::Event {
             subscription: SubscriptionId::from_valid(1),
             publication: PublicationId::from_valid(2),
@@ -173,28 +100,15 @@ fn all_messages() -> Vec<Message> {
             details: d.clone(),
             payload: p.clone(),
         });
-        v.push(Message::Call {
-            request: r,
-            options: Dict::new(),
-            procedure: "com.proc".into(),
-            payload: p.clone(),
-        });
-        v.push(Message::Result {
-            request: r,
-            details: Dict::new(),
-            payload: p.clone(),
-        });
+        v.push(Message::Call { request: r, options: Dict::new(), procedure: "com.proc".into(), payload: p.clone() });
+        v.push(Message::Result { request: r, details: Dict::new(), payload: p.clone() });
         v.push(Message::Invocation {
             request: r,
             registration: RegistrationId::from_valid(3),
             details: d.clone(),
             payload: p.clone(),
         });
-        v.push(Message::Yield {
-            request: r,
-            options: Dict::new(),
-            payload: p.clone(),
-        });
+        v.push(Message::Yield { request: r, options: Dict::new(), payload: p.clone() });
     }
     v
 }
@@ -238,36 +152,23 @@ fn every_message_round_trips() {
     assert!(msgs.len() > 40);
     for ser in SERS {
         for m in &msgs {
-            let bytes = ser
-                .encode(m)
-                .unwrap_or_else(|e| panic!("{ser}: encode {m:?}: {e}"));
-            let back = ser.decode(&bytes).unwrap_or_else(|e| {
-                panic!("{ser}: decode {}: {e}", String::from_utf8_lossy(&bytes))
-            });
+            let bytes = ser.encode(m).unwrap_or_else(|e| panic!("{ser}: encode {m:?}: {e}"));
+            let back =
+                ser.decode(&bytes).unwrap_or_else(|e| panic!("{ser}: decode {}: {e}", String::from_utf8_lossy(&bytes)));
             assert_eq!(with_values(&back), *m, "{ser}: round trip of {}", m.name());
             // Decoded payloads stay raw, share the input buffer, and splice
             // back to identical bytes.
-            if let Some(Payload::Raw {
-                format,
-                args,
-                kwargs,
-            }) = payload_of(&back)
-            {
+            if let Some(Payload::Raw { format, args, kwargs }) = payload_of(&back) {
                 assert_eq!(*format, ser.payload_format());
                 for span in args.iter().chain(kwargs) {
-                    let inside = span.as_ptr() >= bytes.as_ptr()
-                        && span.as_ptr() < bytes.as_ptr().wrapping_add(bytes.len());
+                    let inside =
+                        span.as_ptr() >= bytes.as_ptr() && span.as_ptr() < bytes.as_ptr().wrapping_add(bytes.len());
                     assert!(inside, "{ser}: payload span is not a slice of the input");
                 }
             } else if let Some(p) = payload_of(&back) {
                 assert!(p.is_empty(), "{ser}: decoded non-empty payload is not raw");
             }
-            assert_eq!(
-                ser.encode(&back).expect("re-encode"),
-                bytes,
-                "{ser}: re-encoding {} changed bytes",
-                m.name()
-            );
+            assert_eq!(ser.encode(&back).expect("re-encode"), bytes, "{ser}: re-encoding {} changed bytes", m.name());
         }
     }
 }
@@ -279,28 +180,19 @@ fn trailing_elements_follow_autobahn() {
         details: Dict::new(),
         payload: Payload::values(Some(vec![]), Some(dict(&[("a", Value::UInt(1))]))),
     };
-    assert_eq!(
-        &Serializer::Json.encode(&kw_only).unwrap()[..],
-        br#"[50,1,{},[],{"a":1}]"#
-    );
+    assert_eq!(&Serializer::Json.encode(&kw_only).unwrap()[..], br#"[50,1,{},[],{"a":1}]"#);
     let args_only = Message::Result {
         request: RequestId::from_valid(1),
         details: Dict::new(),
         payload: Payload::values(Some(vec![Value::UInt(1)]), Some(Dict::new())),
     };
-    assert_eq!(
-        &Serializer::Json.encode(&args_only).unwrap()[..],
-        br#"[50,1,{},[1]]"#
-    );
+    assert_eq!(&Serializer::Json.encode(&args_only).unwrap()[..], br#"[50,1,{},[1]]"#);
     let none = Message::Result {
         request: RequestId::from_valid(1),
         details: Dict::new(),
         payload: Payload::values(Some(vec![]), Some(Dict::new())),
     };
-    assert_eq!(
-        &Serializer::Json.encode(&none).unwrap()[..],
-        br#"[50,1,{}]"#
-    );
+    assert_eq!(&Serializer::Json.encode(&none).unwrap()[..], br#"[50,1,{}]"#);
     let ack = Message::EventReceived {
         publication: PublicationId::from_valid(5),
         details: Dict::new(),
@@ -311,46 +203,19 @@ fn trailing_elements_follow_autobahn() {
     for ser in SERS {
         let bytes = ser.encode(&kw_only).unwrap();
         match ser.decode(&bytes).unwrap() {
-            Message::Result {
-                payload:
-                    Payload::Raw {
-                        args: None,
-                        kwargs: Some(_),
-                        ..
-                    },
-                ..
-            } => {}
+            Message::Result { payload: Payload::Raw { args: None, kwargs: Some(_), .. }, .. } => {}
             other => panic!("{ser}: unexpected {other:?}"),
         }
     }
     let m = crate::json::decode(&Bytes::from_static(b"[16, 1, {}, \"t\", [ ], { }]")).unwrap();
-    assert!(matches!(
-        m,
-        Message::Publish {
-            payload: Payload::Raw {
-                args: None,
-                kwargs: None,
-                ..
-            },
-            ..
-        }
-    ));
+    assert!(matches!(m, Message::Publish { payload: Payload::Raw { args: None, kwargs: None, .. }, .. }));
 }
 
 #[test]
 fn raw_payload_spans_are_exact() {
-    let bytes =
-        Bytes::from_static(b"[16 , 1,{},\"t\" ,  [1, \"a]\\\"\", {\"k\": [2]}] ,{\"x\" : null}  ]");
+    let bytes = Bytes::from_static(b"[16 , 1,{},\"t\" ,  [1, \"a]\\\"\", {\"k\": [2]}] ,{\"x\" : null}  ]");
     match crate::json::decode(&bytes).unwrap() {
-        Message::Publish {
-            payload:
-                Payload::Raw {
-                    args: Some(a),
-                    kwargs: Some(k),
-                    ..
-                },
-            ..
-        } => {
+        Message::Publish { payload: Payload::Raw { args: Some(a), kwargs: Some(k), .. }, .. } => {
             assert_eq!(&a[..], b"[1, \"a]\\\"\", {\"k\": [2]}]");
             assert_eq!(&k[..], b"{\"x\" : null}");
         }
@@ -364,9 +229,7 @@ fn transcoding_between_all_formats() {
         for to in SERS {
             for m in all_messages() {
                 let decoded = from.decode(&from.encode(&m).unwrap()).unwrap();
-                let out = to
-                    .encode(&decoded)
-                    .unwrap_or_else(|e| panic!("{from}->{to}: {e}"));
+                let out = to.encode(&decoded).unwrap_or_else(|e| panic!("{from}->{to}: {e}"));
                 let back = to.decode(&out).unwrap();
                 assert_eq!(with_values(&back), m, "{from}->{to}: {}", m.name());
                 // Payload::encoded_in agrees with the message encoders.
@@ -402,15 +265,9 @@ fn transparent_payload_survives_every_path() {
         for to in SERS {
             let out = to.encode(&msg).unwrap();
             let v = decode_value(to.payload_format(), &out).unwrap();
-            assert_eq!(
-                v.as_list().unwrap()[4],
-                Value::Bytes(opaque.clone()),
-                "{from}->{to}"
-            );
+            assert_eq!(v.as_list().unwrap()[4], Value::Bytes(opaque.clone()), "{from}->{to}");
             let enc = match &msg {
-                Message::Publish { payload, .. } => {
-                    payload.encoded_in(to.payload_format()).unwrap()
-                }
+                Message::Publish { payload, .. } => payload.encoded_in(to.payload_format()).unwrap(),
                 _ => unreachable!(),
             };
             assert_eq!(
@@ -425,77 +282,27 @@ fn transparent_payload_survives_every_path() {
 }
 
 fn reference_value() -> Value {
-    let mut v: List = vec![
-        0u64,
-        23,
-        24,
-        127,
-        128,
-        255,
-        256,
-        65535,
-        65536,
-        (1 << 32) - 1,
-        1 << 32,
-        u64::MAX,
-    ]
-    .into_iter()
-    .map(Value::UInt)
-    .collect();
-    for i in [
-        -1i64,
-        -24,
-        -25,
-        -32,
-        -33,
-        -128,
-        -129,
-        -32768,
-        -32769,
-        -(1 << 31),
-        -(1 << 31) - 1,
-        i64::MIN,
-    ] {
+    let mut v: List = vec![0u64, 23, 24, 127, 128, 255, 256, 65535, 65536, (1 << 32) - 1, 1 << 32, u64::MAX]
+        .into_iter()
+        .map(Value::UInt)
+        .collect();
+    for i in [-1i64, -24, -25, -32, -33, -128, -129, -32768, -32769, -(1 << 31), -(1 << 31) - 1, i64::MIN] {
         v.push(Value::Int(i));
     }
-    v.extend([
-        Value::Float(1.5),
-        Value::Float(-0.0),
-        Value::Bool(true),
-        Value::Bool(false),
-        Value::Null,
-    ]);
-    v.extend([
-        Value::from(""),
-        Value::from("x".repeat(31)),
-        Value::from("y".repeat(32)),
-        Value::from("z".repeat(256)),
-    ]);
+    v.extend([Value::Float(1.5), Value::Float(-0.0), Value::Bool(true), Value::Bool(false), Value::Null]);
+    v.extend([Value::from(""), Value::from("x".repeat(31)), Value::from("y".repeat(32)), Value::from("z".repeat(256))]);
     v.extend([
         Value::Bytes(Bytes::new()),
         Value::Bytes(Bytes::from_static(b"\x00\x01")),
         Value::Bytes(Bytes::from(vec![b'b'; 300])),
     ]);
     v.push(Value::Dict(dict(&[
-        (
-            "k",
-            Value::List(vec![
-                Value::UInt(1),
-                Value::Dict(dict(&[("n", Value::Null)])),
-            ]),
-        ),
+        ("k", Value::List(vec![Value::UInt(1), Value::Dict(dict(&[("n", Value::Null)]))])),
         ("é", Value::from("€😀")),
-        (
-            "esc",
-            Value::from("a\"b\\c\n\r\t\u{8}\u{c}\u{0}\u{1}\u{1f}\u{7f}/"),
-        ),
+        ("esc", Value::from("a\"b\\c\n\r\t\u{8}\u{c}\u{0}\u{1}\u{1f}\u{7f}/")),
     ])));
     v.push(Value::List((0..16).map(Value::UInt).collect()));
-    v.push(Value::Dict(
-        (0..16u64)
-            .map(|i| (i.to_string(), Value::UInt(i)))
-            .collect(),
-    ));
+    v.push(Value::Dict((0..16u64).map(|i| (i.to_string(), Value::UInt(i))).collect()));
     for f in [
         1e100,
         1e16,
@@ -524,35 +331,20 @@ fn reference_value() -> Value {
 #[test]
 fn byte_compatible_with_python_reference_libraries() {
     let cases: [(PayloadFormat, &[u8]); 3] = [
-        (
-            PayloadFormat::Json,
-            include_bytes!("../tests/data/reference.json"),
-        ),
-        (
-            PayloadFormat::Msgpack,
-            include_bytes!("../tests/data/reference.msgpack"),
-        ),
-        (
-            PayloadFormat::Cbor,
-            include_bytes!("../tests/data/reference.cbor"),
-        ),
+        (PayloadFormat::Json, include_bytes!("../tests/data/reference.json")),
+        (PayloadFormat::Msgpack, include_bytes!("../tests/data/reference.msgpack")),
+        (PayloadFormat::Cbor, include_bytes!("../tests/data/reference.cbor")),
     ];
     let v = reference_value();
     for (format, reference) in cases {
         let mut out = Vec::new();
         encode_value(format, &v, &mut out).unwrap();
         if out != reference {
-            let at = out
-                .iter()
-                .zip(reference)
-                .position(|(a, b)| a != b)
-                .unwrap_or(out.len().min(reference.len()));
+            let at = out.iter().zip(reference).position(|(a, b)| a != b).unwrap_or(out.len().min(reference.len()));
             panic!(
                 "{format:?}: differs from the Python reference at byte {at}: ours {:?} vs {:?}",
                 String::from_utf8_lossy(&out[at.saturating_sub(10)..(at + 20).min(out.len())]),
-                String::from_utf8_lossy(
-                    &reference[at.saturating_sub(10)..(at + 20).min(reference.len())]
-                )
+                String::from_utf8_lossy(&reference[at.saturating_sub(10)..(at + 20).min(reference.len())])
             );
         }
         let back = decode_value(format, &Bytes::from_static(reference)).unwrap();
@@ -584,12 +376,7 @@ fn every_truncation_is_an_error() {
             let bytes = ser.encode(&m).unwrap();
             for n in 0..bytes.len() {
                 let prefix = bytes.slice(..n);
-                assert!(
-                    ser.decode(&prefix).is_err(),
-                    "{ser}: prefix {n}/{} of {} decoded",
-                    bytes.len(),
-                    m.name()
-                );
+                assert!(ser.decode(&prefix).is_err(), "{ser}: prefix {n}/{} of {} decoded", bytes.len(), m.name());
             }
         }
         let v = reference_value();
@@ -598,10 +385,7 @@ fn every_truncation_is_an_error() {
         let full = Bytes::from(full);
         for n in 0..full.len() {
             // JSON: a prefix ending in a digit may be a valid shorter number only at top level, not inside '['.
-            assert!(
-                decode_value(ser.payload_format(), &full.slice(..n)).is_err(),
-                "{ser}: value prefix {n} decoded"
-            );
+            assert!(decode_value(ser.payload_format(), &full.slice(..n)).is_err(), "{ser}: value prefix {n} decoded");
         }
     }
 }
@@ -636,10 +420,7 @@ fn mutated_input_never_panics() {
             }
         }
     }
-    assert!(
-        decoded_some > 0,
-        "mutations never produced a decodable message (generator broken?)"
-    );
+    assert!(decoded_some > 0, "mutations never produced a decodable message (generator broken?)");
 }
 
 fn prefix_publish(ser: Serializer) -> Vec<u8> {
@@ -656,41 +437,20 @@ fn absurd_lengths_are_rejected_without_allocating() {
     let cases: Vec<(Serializer, Vec<u8>)> = vec![
         (Serializer::Msgpack, vec![0xdd, 0xff, 0xff, 0xff, 0xff]),
         (Serializer::Msgpack, vec![0xdf, 0xff, 0xff, 0xff, 0xff]),
-        (
-            Serializer::Msgpack,
-            vec![0xdb, 0xff, 0xff, 0xff, 0xff, b'a'],
-        ),
+        (Serializer::Msgpack, vec![0xdb, 0xff, 0xff, 0xff, 0xff, b'a']),
         (Serializer::Msgpack, vec![0xc6, 0xff, 0xff, 0xff, 0xff, 0]),
-        (
-            Serializer::Cbor,
-            vec![0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-        ),
-        (
-            Serializer::Cbor,
-            vec![0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-        ),
-        (
-            Serializer::Cbor,
-            vec![0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, b'a'],
-        ),
-        (
-            Serializer::Cbor,
-            vec![0x5b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
-        ),
+        (Serializer::Cbor, vec![0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        (Serializer::Cbor, vec![0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        (Serializer::Cbor, vec![0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, b'a']),
+        (Serializer::Cbor, vec![0x5b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
         (Serializer::Cbor, vec![0x9f, 0x01, 0x02]),
     ];
     for (ser, body) in cases {
         // As a whole message, as a payload element, and as a lone value.
-        assert!(
-            ser.decode(&Bytes::from(body.clone())).is_err(),
-            "{ser} {body:x?}"
-        );
+        assert!(ser.decode(&Bytes::from(body.clone())).is_err(), "{ser} {body:x?}");
         let mut m = prefix_publish(ser);
         m.extend_from_slice(&body);
-        assert!(
-            ser.decode(&Bytes::from(m)).is_err(),
-            "{ser} payload {body:x?}"
-        );
+        assert!(ser.decode(&Bytes::from(m)).is_err(), "{ser} payload {body:x?}");
         assert!(decode_value(ser.payload_format(), &Bytes::from(body.clone())).is_err());
         // Inside an options dict (decoded to values, so the reservation path runs).
         let mut m = match ser {
@@ -726,14 +486,8 @@ fn nesting_beyond_max_depth_is_rejected() {
             decode_value(f, &Bytes::from(nested(ser, MAX_DEPTH))).is_ok(),
             "{ser}: MAX_DEPTH levels must be accepted"
         );
-        assert_eq!(
-            decode_value(f, &Bytes::from(nested(ser, MAX_DEPTH + 1))),
-            Err(DecodeError::TooDeep(MAX_DEPTH))
-        );
-        assert_eq!(
-            decode_value(f, &Bytes::from(nested(ser, 100_000))),
-            Err(DecodeError::TooDeep(MAX_DEPTH))
-        );
+        assert_eq!(decode_value(f, &Bytes::from(nested(ser, MAX_DEPTH + 1))), Err(DecodeError::TooDeep(MAX_DEPTH)));
+        assert_eq!(decode_value(f, &Bytes::from(nested(ser, 100_000))), Err(DecodeError::TooDeep(MAX_DEPTH)));
         // In the (skipped, not decoded) args position.
         let mut m = prefix_publish(ser);
         m[0] = match ser {
@@ -745,11 +499,7 @@ fn nesting_beyond_max_depth_is_rejected() {
         if ser == Serializer::Json {
             m.push(b']');
         }
-        assert_eq!(
-            ser.decode(&Bytes::from(m)),
-            Err(DecodeError::TooDeep(MAX_DEPTH)),
-            "{ser}"
-        );
+        assert_eq!(ser.decode(&Bytes::from(m)), Err(DecodeError::TooDeep(MAX_DEPTH)), "{ser}");
         // Encoding refuses values we could not decode.
         let mut deep = Value::Null;
         for _ in 0..MAX_DEPTH + 1 {
@@ -765,17 +515,9 @@ fn invalid_utf8_is_rejected() {
         (Serializer::Json, b"[1,\"r\xff\",{}]"),
         (Serializer::Json, b"[16,1,{},\"t\",[\"\xc3\"]]"),
         (Serializer::Msgpack, &[0x93, 0x01, 0xa2, 0xff, 0xfe, 0x80]),
-        (
-            Serializer::Msgpack,
-            &[0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa1, 0xc3],
-        ),
+        (Serializer::Msgpack, &[0x95, 0x10, 0x01, 0x80, 0xa1, b't', 0x91, 0xa1, 0xc3]),
         (Serializer::Cbor, &[0x83, 0x01, 0x62, 0xff, 0xfe, 0xa0]),
-        (
-            Serializer::Cbor,
-            &[
-                0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x7f, 0x61, 0xc3, 0x61, 0xa9, 0xff,
-            ],
-        ),
+        (Serializer::Cbor, &[0x85, 0x10, 0x01, 0xa0, 0x61, b't', 0x81, 0x7f, 0x61, 0xc3, 0x61, 0xa9, 0xff]),
     ];
     for (ser, b) in cases {
         assert!(ser.decode(&Bytes::from_static(b)).is_err(), "{ser} {b:x?}");
@@ -790,24 +532,14 @@ fn invalid_utf8_is_rejected() {
 #[test]
 fn trailing_bytes_are_rejected() {
     for ser in SERS {
-        let m = Message::Goodbye {
-            details: Dict::new(),
-            reason: "wamp.close.normal".into(),
-        };
+        let m = Message::Goodbye { details: Dict::new(), reason: "wamp.close.normal".into() };
         let mut b = ser.encode(&m).unwrap().to_vec();
         b.push(if ser == Serializer::Json { b'x' } else { 0x00 });
         assert!(ser.decode(&Bytes::from(b)).is_err(), "{ser}");
         let mut v = Vec::new();
         encode_value(ser.payload_format(), &Value::UInt(1), &mut v).unwrap();
-        v.extend_from_slice(if ser == Serializer::Json {
-            b" 2"
-        } else {
-            &[0x01]
-        });
-        assert!(
-            decode_value(ser.payload_format(), &Bytes::from(v)).is_err(),
-            "{ser}"
-        );
+        v.extend_from_slice(if ser == Serializer::Json { b" 2" } else { &[0x01] });
+        assert!(decode_value(ser.payload_format(), &Bytes::from(v)).is_err(), "{ser}");
     }
     // JSON allows surrounding whitespace.
     assert!(crate::json::decode(&Bytes::from_static(b" \n[6,{},\"r\"] \r\n")).is_ok());
@@ -824,65 +556,23 @@ fn invalid_messages_get_helpful_errors() {
     let s = |x: &str| Value::from(x);
     let e = || Value::Dict(Dict::new());
     let cases: Vec<(Vec<Value>, &str)> = vec![
+        (vec![Value::UInt(16), Value::UInt(1), e(), Value::UInt(5)], "PUBLISH: Topic|uri must be a string"),
+        (vec![Value::UInt(16), Value::UInt((1 << 53) + 1), e(), s("t")], "outside [0, 2^53]"),
+        (vec![Value::UInt(16), Value::Int(-1), e(), s("t")], "Request|id must be a non-negative integer"),
+        (vec![Value::UInt(16), Value::Float(1.0), e(), s("t")], "Request|id must be a non-negative integer"),
+        (vec![Value::UInt(16), Value::UInt(1), e()], "PUBLISH: missing Topic|uri"),
+        (vec![Value::UInt(16), Value::UInt(1), e(), s("t"), e()], "Arguments|list must be a list"),
         (
-            vec![Value::UInt(16), Value::UInt(1), e(), Value::UInt(5)],
-            "PUBLISH: Topic|uri must be a string",
-        ),
-        (
-            vec![Value::UInt(16), Value::UInt((1 << 53) + 1), e(), s("t")],
-            "outside [0, 2^53]",
-        ),
-        (
-            vec![Value::UInt(16), Value::Int(-1), e(), s("t")],
-            "Request|id must be a non-negative integer",
-        ),
-        (
-            vec![Value::UInt(16), Value::Float(1.0), e(), s("t")],
-            "Request|id must be a non-negative integer",
-        ),
-        (
-            vec![Value::UInt(16), Value::UInt(1), e()],
-            "PUBLISH: missing Topic|uri",
-        ),
-        (
-            vec![Value::UInt(16), Value::UInt(1), e(), s("t"), e()],
-            "Arguments|list must be a list",
-        ),
-        (
-            vec![
-                Value::UInt(16),
-                Value::UInt(1),
-                e(),
-                s("t"),
-                Value::List(vec![]),
-                Value::List(vec![]),
-            ],
+            vec![Value::UInt(16), Value::UInt(1), e(), s("t"), Value::List(vec![]), Value::List(vec![])],
             "ArgumentsKw|dict must be a dict",
         ),
         (
-            vec![
-                Value::UInt(16),
-                Value::UInt(1),
-                e(),
-                s("t"),
-                Value::List(vec![]),
-                e(),
-                e(),
-            ],
+            vec![Value::UInt(16), Value::UInt(1), e(), s("t"), Value::List(vec![]), e(), e()],
             "PUBLISH: too many elements",
         ),
-        (
-            vec![Value::UInt(1), s("realm"), Value::List(vec![])],
-            "HELLO: Details|dict must be a dict",
-        ),
-        (
-            vec![Value::UInt(33), Value::UInt(1)],
-            "SUBSCRIBED: missing Subscription|id",
-        ),
-        (
-            vec![Value::UInt(35), Value::UInt(1), s("x")],
-            "UNSUBSCRIBED: Details|dict must be a dict",
-        ),
+        (vec![Value::UInt(1), s("realm"), Value::List(vec![])], "HELLO: Details|dict must be a dict"),
+        (vec![Value::UInt(33), Value::UInt(1)], "SUBSCRIBED: missing Subscription|id"),
+        (vec![Value::UInt(35), Value::UInt(1), s("x")], "UNSUBSCRIBED: Details|dict must be a dict"),
         (vec![s("16")], "message type must be a non-negative integer"),
         (vec![], "empty message"),
     ];
@@ -895,23 +585,14 @@ fn invalid_messages_get_helpful_errors() {
                 other => panic!("{ser}: expected Invalid({want}), got {other:?}"),
             }
         }
-        assert_eq!(
-            ser.decode(&wire(ser, vec![Value::UInt(99), Value::UInt(1)])),
-            Err(DecodeError::UnknownType(99))
-        );
-        assert!(matches!(
-            ser.decode(&wire(ser, vec![]).slice(..0)),
-            Err(DecodeError::Malformed { .. })
-        ));
+        assert_eq!(ser.decode(&wire(ser, vec![Value::UInt(99), Value::UInt(1)])), Err(DecodeError::UnknownType(99)));
+        assert!(matches!(ser.decode(&wire(ser, vec![]).slice(..0)), Err(DecodeError::Malformed { .. })));
         let not_array = {
             let mut o = Vec::new();
             encode_value(ser.payload_format(), &e(), &mut o).unwrap();
             Bytes::from(o)
         };
-        assert!(matches!(
-            ser.decode(&not_array),
-            Err(DecodeError::Invalid(_))
-        ));
+        assert!(matches!(ser.decode(&not_array), Err(DecodeError::Invalid(_))));
     }
     // Map keys must be strings.
     assert!(crate::msgpack::decode_value(&Bytes::from_static(&[0x81, 0x01, 0x01])).is_err());

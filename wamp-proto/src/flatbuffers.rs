@@ -121,10 +121,7 @@ fn opt_str(b: &mut Builder, s: Option<&str>) -> u32 {
 }
 
 fn unrepresentable(detail: impl Into<String>) -> EncodeError {
-    EncodeError::Unrepresentable {
-        format: "flatbuffers",
-        detail: detail.into(),
-    }
+    EncodeError::Unrepresentable { format: "flatbuffers", detail: detail.into() }
 }
 
 fn enc_algo_code(s: &str) -> u8 {
@@ -185,18 +182,9 @@ fn cbor_byte_string(b: &[u8]) -> Option<&[u8]> {
     let (len, rest) = match first & 0x1f {
         n @ 0..=23 => (n as u64, rest),
         24 => (*rest.first()? as u64, rest.get(1..)?),
-        25 => (
-            u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as u64,
-            rest.get(2..)?,
-        ),
-        26 => (
-            u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as u64,
-            rest.get(4..)?,
-        ),
-        27 => (
-            u64::from_be_bytes(rest.get(..8)?.try_into().ok()?),
-            rest.get(8..)?,
-        ),
+        25 => (u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as u64, rest.get(2..)?),
+        26 => (u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as u64, rest.get(4..)?),
+        27 => (u64::from_be_bytes(rest.get(..8)?.try_into().ok()?), rest.get(8..)?),
         _ => return None,
     };
     (rest.len() as u64 == len).then_some(rest)
@@ -227,11 +215,7 @@ fn cbor_wrap_bytes(content: &[u8]) -> Bytes {
 }
 
 /// Writes args, kwargs and (transparent) payload, in Autobahn's order.
-fn write_payload(
-    b: &mut Builder,
-    payload: &Payload,
-    opts: &Dict,
-) -> Result<PayloadOffs, EncodeError> {
+fn write_payload(b: &mut Builder, payload: &Payload, opts: &Dict) -> Result<PayloadOffs, EncodeError> {
     let ep = payload.encoded_in(PayloadFormat::Cbor)?;
     let mut offs = PayloadOffs::default();
     if get_str(opts, "enc_algo").is_some() {
@@ -245,11 +229,7 @@ fn write_payload(
     if let Some(a) = ep.args.as_deref().filter(|a| !a.is_empty() && *a != [0x80]) {
         offs.args = b.create_bytes(a);
     }
-    if let Some(k) = ep
-        .kwargs
-        .as_deref()
-        .filter(|k| !k.is_empty() && *k != [0xa0])
-    {
+    if let Some(k) = ep.kwargs.as_deref().filter(|k| !k.is_empty() && *k != [0xa0]) {
         offs.kwargs = b.create_bytes(k);
     }
     Ok(offs)
@@ -257,10 +237,7 @@ fn write_payload(
 
 /// PPT fields: (scheme, serializer).
 fn ppt(opts: &Dict) -> (u8, u8) {
-    (
-        get_str(opts, "enc_algo").map_or(0, enc_algo_code),
-        get_str(opts, "enc_serializer").map_or(0, enc_ser_code),
-    )
+    (get_str(opts, "enc_algo").map_or(0, enc_algo_code), get_str(opts, "enc_serializer").map_or(0, enc_ser_code))
 }
 
 /// Writes `forward_for` as `[Principal]`. `always_authrole` follows the
@@ -297,11 +274,7 @@ fn write_forward_for(b: &mut Builder, opts: &Dict, always_authrole: bool) -> u32
 
 fn write_str_vec(b: &mut Builder, list: Option<&List>) -> u32 {
     let Some(list) = list else { return 0 };
-    let offs: Vec<u32> = list
-        .iter()
-        .filter_map(Value::as_str)
-        .map(|s| b.create_string(s))
-        .collect();
+    let offs: Vec<u32> = list.iter().filter_map(Value::as_str).map(|s| b.create_string(s)).collect();
     b.start_vector(4, offs.len(), 4);
     for &o in offs.iter().rev() {
         b.prepend_uoffset(o);
@@ -358,10 +331,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(9, token);
             b.end_object()
         }
-        Message::Welcome {
-            session,
-            details: d,
-        } => {
+        Message::Welcome { session, details: d } => {
             let realm = opt_str(b, get_str(d, "realm"));
             let authid = opt_str(b, get_str(d, "authid"));
             let authrole = opt_str(b, get_str(d, "authrole"));
@@ -408,13 +378,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(1, sig);
             b.end_object()
         }
-        Message::Error {
-            request_type,
-            request,
-            details: d,
-            error,
-            payload,
-        } => {
+        Message::Error { request_type, request, details: d, error, payload } => {
             let p = write_payload(b, payload, d)?;
             let error = opt_str(b, Some(error));
             let key = opt_str(b, get_str(d, "enc_key"));
@@ -422,8 +386,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             opt_str(b, get_str(d, "callee_authid"));
             opt_str(b, get_str(d, "callee_authrole"));
             let ff = write_forward_for(b, d, true);
-            let rt = u16::try_from(*request_type)
-                .map_err(|_| unrepresentable("ERROR request type > 65535"))?;
+            let rt = u16::try_from(*request_type).map_err(|_| unrepresentable("ERROR request type > 65535"))?;
             let (scheme, ser) = ppt(d);
             b.start_object(12);
             b.add_u16(1, rt);
@@ -438,12 +401,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(11, ff);
             b.end_object()
         }
-        Message::Publish {
-            request,
-            options: o,
-            topic,
-            payload,
-        } => {
+        Message::Publish { request, options: o, topic, payload } => {
             let p = write_payload(b, payload, o)?;
             let topic = opt_str(b, Some(topic));
             let th = opt_str(b, get_str(o, "transaction_hash"));
@@ -478,31 +436,12 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(20, ff);
             b.end_object()
         }
-        Message::Published {
-            request,
-            publication,
-        } => ids3(b, request.get(), publication.get(), 3),
-        Message::Subscribed {
-            request,
-            subscription,
-        } => ids3(b, request.get(), subscription.get(), 3),
-        Message::Unsubscribe {
-            request,
-            subscription,
-        } => ids3(b, request.get(), subscription.get(), 3),
-        Message::Registered {
-            request,
-            registration,
-        } => ids3(b, request.get(), registration.get(), 3),
-        Message::Unregister {
-            request,
-            registration,
-        } => ids3(b, request.get(), registration.get(), 3),
-        Message::Subscribe {
-            request,
-            options: o,
-            topic,
-        } => {
+        Message::Published { request, publication } => ids3(b, request.get(), publication.get(), 3),
+        Message::Subscribed { request, subscription } => ids3(b, request.get(), subscription.get(), 3),
+        Message::Unsubscribe { request, subscription } => ids3(b, request.get(), subscription.get(), 3),
+        Message::Registered { request, registration } => ids3(b, request.get(), registration.get(), 3),
+        Message::Unregister { request, registration } => ids3(b, request.get(), registration.get(), 3),
+        Message::Subscribe { request, options: o, topic } => {
             let topic = opt_str(b, Some(topic));
             b.start_object(5);
             b.add_u64(1, request.get());
@@ -512,11 +451,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.end_object()
         }
         Message::Unsubscribed { request, details } | Message::Unregistered { request, details } => {
-            let key = if matches!(msg, Message::Unsubscribed { .. }) {
-                "subscription"
-            } else {
-                "registration"
-            };
+            let key = if matches!(msg, Message::Unsubscribed { .. }) { "subscription" } else { "registration" };
             let empty = Dict::new();
             let d = details.as_ref().unwrap_or(&empty);
             let reason = opt_str(b, get_str(d, "reason"));
@@ -526,12 +461,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(3, reason);
             b.end_object()
         }
-        Message::Event {
-            subscription,
-            publication,
-            details: d,
-            payload,
-        } => {
+        Message::Event { subscription, publication, details: d, payload } => {
             let p = write_payload(b, payload, d)?;
             let pub_authid = opt_str(b, get_str(d, "publisher_authid"));
             let pub_authrole = opt_str(b, get_str(d, "publisher_authrole"));
@@ -552,11 +482,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(13, topic);
             b.add_bool(14, get_bool(d, "retained").unwrap_or(false), false);
             b.add_offset(15, th);
-            b.add_bool(
-                16,
-                get_bool(d, "x_acknowledged_delivery").unwrap_or(false),
-                false,
-            );
+            b.add_bool(16, get_bool(d, "x_acknowledged_delivery").unwrap_or(false), false);
             b.add_u8(6, scheme, 0);
             b.add_offset(9, key);
             b.add_u8(7, ser, 0);
@@ -568,12 +494,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_u64(1, publication.get());
             b.end_object()
         }
-        Message::Call {
-            request,
-            options: o,
-            procedure,
-            payload,
-        } => {
+        Message::Call { request, options: o, procedure, payload } => {
             let p = write_payload(b, payload, o)?;
             let procedure = opt_str(b, Some(procedure));
             let th = opt_str(b, get_str(o, "transaction_hash"));
@@ -601,10 +522,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(16, ff);
             b.end_object()
         }
-        Message::Cancel {
-            request,
-            options: o,
-        } => {
+        Message::Cancel { request, options: o } => {
             let ff = write_forward_for(b, o, true);
             b.start_object(4);
             b.add_u64(1, request.get());
@@ -612,16 +530,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(3, ff);
             b.end_object()
         }
-        Message::Result {
-            request,
-            details: d,
-            payload,
-        }
-        | Message::Yield {
-            request,
-            options: d,
-            payload,
-        } => {
+        Message::Result { request, details: d, payload } | Message::Yield { request, options: d, payload } => {
             let p = write_payload(b, payload, d)?;
             let key = opt_str(b, get_str(d, "enc_key"));
             let callee_authid = opt_str(b, get_str(d, "callee_authid"));
@@ -650,11 +559,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(13, ff);
             b.end_object()
         }
-        Message::Register {
-            request,
-            options: o,
-            procedure,
-        } => {
+        Message::Register { request, options: o, procedure } => {
             let procedure = opt_str(b, Some(procedure));
             let invoke = match get_str(o, "invoke") {
                 Some("first") => 1,
@@ -664,8 +569,8 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
                 _ => 0,
             };
             let concurrency = get_u64(o, "concurrency");
-            let concurrency = u16::try_from(concurrency)
-                .map_err(|_| unrepresentable("REGISTER concurrency > 65535"))?;
+            let concurrency =
+                u16::try_from(concurrency).map_err(|_| unrepresentable("REGISTER concurrency > 65535"))?;
             b.start_object(7);
             b.add_u64(1, request.get());
             b.add_offset(2, procedure);
@@ -675,12 +580,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_bool(6, get_bool(o, "force_reregister").unwrap_or(false), false);
             b.end_object()
         }
-        Message::Invocation {
-            request,
-            registration,
-            details: d,
-            payload,
-        } => {
+        Message::Invocation { request, registration, details: d, payload } => {
             let p = write_payload(b, payload, d)?;
             let procedure = opt_str(b, get_str(d, "procedure"));
             let th = opt_str(b, get_str(d, "transaction_hash"));
@@ -709,10 +609,7 @@ fn build(b: &mut Builder, msg: &Message) -> Result<(u8, u32), EncodeError> {
             b.add_offset(17, ff);
             b.end_object()
         }
-        Message::Interrupt {
-            request,
-            options: o,
-        } => {
+        Message::Interrupt { request, options: o } => {
             let reason = opt_str(b, get_str(o, "reason"));
             let ff = write_forward_for(b, o, true);
             b.start_object(5);
@@ -746,14 +643,8 @@ fn ids3(b: &mut Builder, request: u64, id: u64, fields: usize) -> u32 {
 pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
     let root = Table::root(bytes)?;
     let ty = root.u8(0, 0)?;
-    let t = root
-        .table(1)?
-        .ok_or_else(|| DecodeError::Invalid("flatbuffers message has no body".into()))?;
-    let code = if ty == FB_EVENT_RECEIVED {
-        code::EVENT_RECEIVED
-    } else {
-        ty as u64
-    };
+    let t = root.table(1)?.ok_or_else(|| DecodeError::Invalid("flatbuffers message has no body".into()))?;
+    let code = if ty == FB_EVENT_RECEIVED { code::EVENT_RECEIVED } else { ty as u64 };
     Ok(match code {
         code::HELLO => {
             let mut d = Dict::new();
@@ -762,10 +653,7 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             put_true(&mut d, "resumable", t.bool(7, false)?);
             put_u64(&mut d, "resume-session", t.u64(8)?);
             put_str(&mut d, "resume-token", t.str(9)?);
-            Message::Hello {
-                realm: string(t.str(2)?),
-                details: d,
-            }
+            Message::Hello { realm: string(t.str(2)?), details: d }
         }
         code::WELCOME => {
             let mut d = Dict::new();
@@ -777,38 +665,24 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             put_true(&mut d, "resumed", t.bool(8, false)?);
             put_true(&mut d, "resumable", t.bool(9, false)?);
             put_str(&mut d, "resume_token", t.str(10)?);
-            Message::Welcome {
-                session: id(t.u64(0)?, SessionId::new)?,
-                details: d,
-            }
+            Message::Welcome { session: id(t.u64(0)?, SessionId::new)?, details: d }
         }
         code::ABORT => {
             let mut d = Dict::new();
             put_str(&mut d, "message", t.str(2)?);
-            Message::Abort {
-                details: d,
-                reason: string(t.str(1)?),
-            }
+            Message::Abort { details: d, reason: string(t.str(1)?) }
         }
         code::GOODBYE => {
             let mut d = Dict::new();
             put_str(&mut d, "message", t.str(2)?);
             put_true(&mut d, "resumable", t.bool(3, false)?);
-            Message::Goodbye {
-                details: d,
-                reason: string(t.str(1)?),
-            }
+            Message::Goodbye { details: d, reason: string(t.str(1)?) }
         }
         code::CHALLENGE => Message::Challenge {
-            method: auth_method_name(t.u8(1, 0)?)
-                .unwrap_or("anonymous")
-                .to_owned(),
+            method: auth_method_name(t.u8(1, 0)?).unwrap_or("anonymous").to_owned(),
             extra: Dict::new(),
         },
-        code::AUTHENTICATE => Message::Authenticate {
-            signature: string(t.str(1)?),
-            extra: Dict::new(),
-        },
+        code::AUTHENTICATE => Message::Authenticate { signature: string(t.str(1)?), extra: Dict::new() },
         code::ERROR => {
             let mut d = Dict::new();
             put_forward_for(&mut d, &t, 11)?;
@@ -837,12 +711,7 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             put_str(&mut o, "transaction_hash", t.str(19)?);
             let payload = read_payload(bytes, &t, 3, &mut o, 6, 7, 9)?;
             put_forward_for(&mut o, &t, 20)?;
-            Message::Publish {
-                request: id(t.u64(1)?, RequestId::new)?,
-                options: o,
-                topic: string(t.str(2)?),
-                payload,
-            }
+            Message::Publish { request: id(t.u64(1)?, RequestId::new)?, options: o, topic: string(t.str(2)?), payload }
         }
         code::PUBLISHED => Message::Published {
             request: id(t.u64(1)?, RequestId::new)?,
@@ -852,11 +721,7 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             let mut o = Dict::new();
             put_str(&mut o, "match", match_name(t.u8(3, 0)?));
             put_true(&mut o, "get_retained", t.bool(4, false)?);
-            Message::Subscribe {
-                request: id(t.u64(1)?, RequestId::new)?,
-                options: o,
-                topic: string(t.str(2)?),
-            }
+            Message::Subscribe { request: id(t.u64(1)?, RequestId::new)?, options: o, topic: string(t.str(2)?) }
         }
         code::SUBSCRIBED => Message::Subscribed {
             request: id(t.u64(1)?, RequestId::new)?,
@@ -866,10 +731,9 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             request: id(t.u64(1)?, RequestId::new)?,
             subscription: id(t.u64(2)?, SubscriptionId::new)?,
         },
-        code::UNSUBSCRIBED => Message::Unsubscribed {
-            request: id(t.u64(1)?, RequestId::new)?,
-            details: revocation(&t, "subscription")?,
-        },
+        code::UNSUBSCRIBED => {
+            Message::Unsubscribed { request: id(t.u64(1)?, RequestId::new)?, details: revocation(&t, "subscription")? }
+        }
         code::EVENT => {
             let mut d = Dict::new();
             put_u64(&mut d, "publisher", t.u64(10)?);
@@ -903,21 +767,13 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             put_str(&mut o, "caller_authid", t.str(14)?);
             put_str(&mut o, "caller_authrole", t.str(15)?);
             put_forward_for(&mut o, &t, 16)?;
-            Message::Call {
-                request: id(t.u64(1)?, RequestId::new)?,
-                options: o,
-                procedure: string(t.str(2)?),
-                payload,
-            }
+            Message::Call { request: id(t.u64(1)?, RequestId::new)?, options: o, procedure: string(t.str(2)?), payload }
         }
         code::CANCEL => {
             let mut o = Dict::new();
             put_str(&mut o, "mode", mode_name(t.u8(2, 0)?, 0));
             put_forward_for(&mut o, &t, 3)?;
-            Message::Cancel {
-                request: id(t.u64(1)?, RequestId::new)?,
-                options: o,
-            }
+            Message::Cancel { request: id(t.u64(1)?, RequestId::new)?, options: o }
         }
         code::RESULT | code::YIELD => {
             let mut d = Dict::new();
@@ -929,17 +785,9 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             let payload = read_payload(bytes, &t, 2, &mut d, 5, 6, 8)?;
             let request = id(t.u64(1)?, RequestId::new)?;
             if code == code::RESULT {
-                Message::Result {
-                    request,
-                    details: d,
-                    payload,
-                }
+                Message::Result { request, details: d, payload }
             } else {
-                Message::Yield {
-                    request,
-                    options: d,
-                    payload,
-                }
+                Message::Yield { request, options: d, payload }
             }
         }
         code::REGISTER => {
@@ -951,20 +799,12 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
                 2 => Some("last"),
                 3 => Some("roundrobin"),
                 4 => Some("random"),
-                n => {
-                    return Err(DecodeError::Invalid(format!(
-                        "unknown invocation policy {n}"
-                    )))
-                }
+                n => return Err(DecodeError::Invalid(format!("unknown invocation policy {n}"))),
             };
             put_str(&mut o, "invoke", invoke);
             put_u64(&mut o, "concurrency", t.u16(5)? as u64);
             put_true(&mut o, "force_reregister", t.bool(6, false)?);
-            Message::Register {
-                request: id(t.u64(1)?, RequestId::new)?,
-                options: o,
-                procedure: string(t.str(2)?),
-            }
+            Message::Register { request: id(t.u64(1)?, RequestId::new)?, options: o, procedure: string(t.str(2)?) }
         }
         code::REGISTERED => Message::Registered {
             request: id(t.u64(1)?, RequestId::new)?,
@@ -974,10 +814,9 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             request: id(t.u64(1)?, RequestId::new)?,
             registration: id(t.u64(2)?, RegistrationId::new)?,
         },
-        code::UNREGISTERED => Message::Unregistered {
-            request: id(t.u64(1)?, RequestId::new)?,
-            details: revocation(&t, "registration")?,
-        },
+        code::UNREGISTERED => {
+            Message::Unregistered { request: id(t.u64(1)?, RequestId::new)?, details: revocation(&t, "registration")? }
+        }
         code::INVOCATION => {
             let mut d = Dict::new();
             put_u64(&mut d, "timeout", t.u32(11)? as u64);
@@ -1001,10 +840,7 @@ pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
             put_str(&mut o, "mode", mode_name(t.u8(2, 1)?, 1));
             put_str(&mut o, "reason", t.str(3)?);
             put_forward_for(&mut o, &t, 4)?;
-            Message::Interrupt {
-                request: id(t.u64(1)?, RequestId::new)?,
-                options: o,
-            }
+            Message::Interrupt { request: id(t.u64(1)?, RequestId::new)?, options: o }
         }
         _ => return Err(DecodeError::UnknownType(ty as u64)),
     })
@@ -1041,10 +877,7 @@ fn put_u64s(d: &mut Dict, k: &str, t: &Table<'_>, slot: usize) -> Result<(), Dec
 }
 fn put_strs(d: &mut Dict, k: &str, t: &Table<'_>, slot: usize) -> Result<(), DecodeError> {
     if let Some(v) = t.strs(slot)? {
-        d.insert(
-            k.to_owned(),
-            Value::List(v.into_iter().map(Value::from).collect()),
-        );
+        d.insert(k.to_owned(), Value::List(v.into_iter().map(Value::from).collect()));
     }
     Ok(())
 }
@@ -1117,25 +950,18 @@ fn read_payload(
     put_str(d, "enc_key", t.str(key_slot)?);
     put_str(d, "enc_serializer", enc_ser_name(t.u8(ser_slot, 0)?));
     let span = |r: Option<std::ops::Range<usize>>, empty: u8| {
-        r.filter(|r| !r.is_empty() && bytes[r.clone()] != [empty])
-            .map(|r| bytes.slice(r))
+        r.filter(|r| !r.is_empty() && bytes[r.clone()] != [empty]).map(|r| bytes.slice(r))
     };
     let mut args = span(t.bytes(slot)?, 0x80);
     let kwargs = span(t.bytes(slot + 1)?, 0xa0);
     if let Some(p) = t.bytes(slot + 2)?.filter(|r| !r.is_empty()) {
         if args.is_some() || kwargs.is_some() {
-            return Err(DecodeError::Invalid(
-                "both args/kwargs and transparent payload present".into(),
-            ));
+            return Err(DecodeError::Invalid("both args/kwargs and transparent payload present".into()));
         }
         args = Some(cbor_wrap_bytes(&bytes[p]));
     }
     if args.is_none() && kwargs.is_none() {
         return Ok(Payload::EMPTY);
     }
-    Ok(Payload::Raw {
-        format: PayloadFormat::Cbor,
-        args,
-        kwargs,
-    })
+    Ok(Payload::Raw { format: PayloadFormat::Cbor, args, kwargs })
 }

@@ -35,18 +35,12 @@ const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
 );
 
 fn mal(detail: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed {
-        format: FORMAT,
-        detail: detail.into(),
-    }
+    DecodeError::Malformed { format: FORMAT, detail: detail.into() }
 }
 
 /// Encodes a message.
 pub fn encode(msg: &Message) -> Result<Bytes, EncodeError> {
-    let mut w = MsgWriter {
-        out: Vec::with_capacity(wire::size_hint(msg)),
-        n: 0,
-    };
+    let mut w = MsgWriter { out: Vec::with_capacity(wire::size_hint(msg)), n: 0 };
     wire::encode_message(&mut w, msg)?;
     Ok(Bytes::from(w.out))
 }
@@ -54,11 +48,7 @@ pub fn encode(msg: &Message) -> Result<Bytes, EncodeError> {
 /// Decodes a message, leaving args/kwargs as raw spans.
 pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
     utf8(bytes)?;
-    let mut r = MsgReader {
-        rd: Reader { buf: bytes, pos: 0 },
-        first: true,
-        closed: false,
-    };
+    let mut r = MsgReader { rd: Reader { buf: bytes, pos: 0 }, first: true, closed: false };
     wire::decode_message(&mut r, bytes, PayloadFormat::Json)
 }
 
@@ -79,9 +69,7 @@ pub fn decode_value(bytes: &Bytes) -> Result<Value, DecodeError> {
 }
 
 fn utf8(b: &[u8]) -> Result<(), DecodeError> {
-    std::str::from_utf8(b)
-        .map(|_| ())
-        .map_err(|e| mal(format!("invalid UTF-8 at byte {}", e.valid_up_to())))
+    std::str::from_utf8(b).map(|_| ()).map_err(|e| mal(format!("invalid UTF-8 at byte {}", e.valid_up_to())))
 }
 
 // ---------------------------------------------------------------------------
@@ -118,18 +106,12 @@ impl<'a> Reader<'a> {
     }
 
     fn peek(&self) -> Result<u8, DecodeError> {
-        self.buf
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| mal("unexpected end of data"))
+        self.buf.get(self.pos).copied().ok_or_else(|| mal("unexpected end of data"))
     }
 
     fn expect(&mut self, c: u8) -> Result<(), DecodeError> {
         if self.peek()? != c {
-            return Err(mal(format!(
-                "expected '{}' at byte {}",
-                c as char, self.pos
-            )));
+            return Err(mal(format!("expected '{}' at byte {}", c as char, self.pos)));
         }
         self.pos += 1;
         Ok(())
@@ -163,27 +145,17 @@ impl<'a> Reader<'a> {
                 b'\\' => {
                     escaped = true;
                     match self.buf.get(self.pos + 1) {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
-                            self.pos += 2
-                        }
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 2,
                         Some(b'u') => {
                             if hex4(self.buf.get(self.pos + 2..).unwrap_or(&[])).is_none() {
-                                return Err(mal(format!(
-                                    "invalid \\u escape at byte {}",
-                                    self.pos
-                                )));
+                                return Err(mal(format!("invalid \\u escape at byte {}", self.pos)));
                             }
                             self.pos += 6;
                         }
                         _ => return Err(mal(format!("invalid escape at byte {}", self.pos))),
                     }
                 }
-                0x00..=0x1f => {
-                    return Err(mal(format!(
-                        "unescaped control character in string at byte {}",
-                        self.pos
-                    )))
-                }
+                0x00..=0x1f => return Err(mal(format!("unescaped control character in string at byte {}", self.pos))),
                 _ => self.pos += 1,
             }
         }
@@ -194,8 +166,7 @@ impl<'a> Reader<'a> {
         let (start, end, escaped) = self.scan_string()?;
         // The input is valid UTF-8 and quotes/backslashes are ASCII, so the
         // content is too.
-        let raw = std::str::from_utf8(&self.buf[start..end])
-            .map_err(|_| mal("invalid UTF-8 in string"))?;
+        let raw = std::str::from_utf8(&self.buf[start..end]).map_err(|_| mal("invalid UTF-8 in string"))?;
         if !escaped {
             return Ok(raw.to_owned());
         }
@@ -310,11 +281,7 @@ impl<'a> Reader<'a> {
             b't' => self.literal(b"true").map(|_| Value::Bool(true)),
             b'f' => self.literal(b"false").map(|_| Value::Bool(false)),
             b'n' => self.literal(b"null").map(|_| Value::Null),
-            c => Err(mal(format!(
-                "unexpected character '{}' at byte {}",
-                c.escape_ascii(),
-                self.pos
-            ))),
+            c => Err(mal(format!("unexpected character '{}' at byte {}", c.escape_ascii(), self.pos))),
         }
     }
 
@@ -331,10 +298,7 @@ impl<'a> Reader<'a> {
         }
         loop {
             if self.peek()? != b'"' {
-                return Err(mal(format!(
-                    "object keys must be strings (byte {})",
-                    self.pos
-                )));
+                return Err(mal(format!("object keys must be strings (byte {})", self.pos)));
             }
             let k = self.string()?;
             self.ws();
@@ -362,10 +326,7 @@ impl<'a> Reader<'a> {
                 self.pos += 1;
                 Ok(true)
             }
-            _ => Err(mal(format!(
-                "expected ',' or '{}' at byte {}",
-                close as char, self.pos
-            ))),
+            _ => Err(mal(format!("expected ',' or '{}' at byte {}", close as char, self.pos))),
         }
     }
 
@@ -387,10 +348,7 @@ impl<'a> Reader<'a> {
                     loop {
                         if dict {
                             if self.peek()? != b'"' {
-                                return Err(mal(format!(
-                                    "object keys must be strings (byte {})",
-                                    self.pos
-                                )));
+                                return Err(mal(format!("object keys must be strings (byte {})", self.pos)));
                             }
                             self.scan_string()?;
                             self.ws();
@@ -403,11 +361,7 @@ impl<'a> Reader<'a> {
                         }
                     }
                 }
-                Ok(if dict {
-                    Kind::Dict { empty }
-                } else {
-                    Kind::List { empty }
-                })
+                Ok(if dict { Kind::Dict { empty } } else { Kind::List { empty } })
             }
             b'"' => {
                 self.scan_string()?;
@@ -420,11 +374,7 @@ impl<'a> Reader<'a> {
             b't' => self.literal(b"true").map(|_| Kind::Other),
             b'f' => self.literal(b"false").map(|_| Kind::Other),
             b'n' => self.literal(b"null").map(|_| Kind::Other),
-            c => Err(mal(format!(
-                "unexpected character '{}' at byte {}",
-                c.escape_ascii(),
-                self.pos
-            ))),
+            c => Err(mal(format!("unexpected character '{}' at byte {}", c.escape_ascii(), self.pos))),
         }
     }
 
@@ -443,13 +393,8 @@ fn unescape(raw: &[u8]) -> Result<String, DecodeError> {
     let mut i = 0;
     while i < raw.len() {
         // Copy the run up to the next backslash.
-        let run_end = raw[i..]
-            .iter()
-            .position(|&b| b == b'\\')
-            .map_or(raw.len(), |p| i + p);
-        out.push_str(
-            std::str::from_utf8(&raw[i..run_end]).map_err(|_| mal("invalid UTF-8 in string"))?,
-        );
+        let run_end = raw[i..].iter().position(|&b| b == b'\\').map_or(raw.len(), |p| i + p);
+        out.push_str(std::str::from_utf8(&raw[i..run_end]).map_err(|_| mal("invalid UTF-8 in string"))?);
         i = run_end;
         if i >= raw.len() {
             break;
@@ -466,8 +411,7 @@ fn unescape(raw: &[u8]) -> Result<String, DecodeError> {
             b'r' => '\r',
             b't' => '\t',
             b'u' => {
-                let hi =
-                    hex4(raw.get(i..).unwrap_or(&[])).ok_or_else(|| mal("invalid \\u escape"))?;
+                let hi = hex4(raw.get(i..).unwrap_or(&[])).ok_or_else(|| mal("invalid \\u escape"))?;
                 i += 4;
                 let cp = if (0xd800..0xdc00).contains(&hi) {
                     // A high surrogate must be followed by an escaped low one.
@@ -507,9 +451,7 @@ impl WireReader for MsgReader<'_> {
     fn begin(&mut self) -> Result<(), DecodeError> {
         self.rd.ws();
         if self.rd.peek()? != b'[' {
-            return Err(DecodeError::Invalid(
-                "a WAMP message must be an array".into(),
-            ));
+            return Err(DecodeError::Invalid("a WAMP message must be an array".into()));
         }
         self.rd.pos += 1;
         Ok(())
@@ -567,9 +509,7 @@ impl WireReader for MsgReader<'_> {
         // its base64.
         if self.rd.buf[start..].starts_with(b"\"\\u0000") {
             return match self.rd.string_value()? {
-                Value::Bytes(_) => Ok(PayloadElem::Binary {
-                    span: start..self.rd.pos,
-                }),
+                Value::Bytes(_) => Ok(PayloadElem::Binary { span: start..self.rd.pos }),
                 _ => Ok(PayloadElem::Other),
             };
         }
@@ -664,14 +604,7 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0x00..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 0xf)],
-            ],
+            0x00..=0x1f => &[b'\\', b'u', b'0', b'0', HEX[usize::from(c >> 4)], HEX[usize::from(c & 0xf)]],
             _ => continue,
         };
         out.extend_from_slice(&b[run..i]);
@@ -693,10 +626,7 @@ fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
 }
 
 fn too_deep() -> EncodeError {
-    EncodeError::Unrepresentable {
-        format: FORMAT,
-        detail: format!("nesting exceeds depth limit {MAX_DEPTH}"),
-    }
+    EncodeError::Unrepresentable { format: FORMAT, detail: format!("nesting exceeds depth limit {MAX_DEPTH}") }
 }
 
 fn write_list(l: &List, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeError> {
@@ -860,26 +790,11 @@ mod tests {
         assert_eq!(dec("-0").unwrap(), Value::UInt(0));
         assert_eq!(dec("18446744073709551615").unwrap(), Value::UInt(u64::MAX));
         assert_eq!(dec("-9223372036854775808").unwrap(), Value::Int(i64::MIN));
-        assert_eq!(
-            dec("18446744073709551616").unwrap(),
-            Value::Float(18446744073709551616.0)
-        );
+        assert_eq!(dec("18446744073709551616").unwrap(), Value::Float(18446744073709551616.0));
         assert_eq!(dec("1.0").unwrap(), Value::Float(1.0));
         assert_eq!(enc(&Value::Int(i64::MIN)), "-9223372036854775808");
         assert_eq!(enc(&Value::Int(5)), "5");
-        for bad in [
-            "01",
-            "1.",
-            ".5",
-            "-",
-            "1e",
-            "+1",
-            "NaN",
-            "Infinity",
-            "-Infinity",
-            "1e400",
-            "0x10",
-        ] {
+        for bad in ["01", "1.", ".5", "-", "1e", "+1", "NaN", "Infinity", "-Infinity", "1e400", "0x10"] {
             assert!(dec(bad).is_err(), "{bad} accepted");
         }
     }
@@ -887,24 +802,10 @@ mod tests {
     #[test]
     fn strings_escape_like_python() {
         let s = "a\"b\\c\n\r\t\u{8}\u{c}\u{0}\u{1}\u{1f}\u{7f}/é€😀\u{2028}";
-        assert_eq!(
-            enc(&Value::from(s)),
-            "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0000\\u0001\\u001f\u{7f}/é€😀\u{2028}\""
-        );
+        assert_eq!(enc(&Value::from(s)), "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0000\\u0001\\u001f\u{7f}/é€😀\u{2028}\"");
         assert_eq!(dec(&enc(&Value::from(s))).unwrap(), Value::from(s));
-        assert_eq!(
-            dec(r#""\ud83d\ude00 \u00e9 \/""#).unwrap(),
-            Value::from("😀 é /")
-        );
-        for bad in [
-            r#""\ud83d""#,
-            r#""\ude00""#,
-            r#""\ud83d\u0041""#,
-            r#""\x""#,
-            r#""\u12""#,
-            "\"a\u{1}\"",
-            "\"abc",
-        ] {
+        assert_eq!(dec(r#""\ud83d\ude00 \u00e9 \/""#).unwrap(), Value::from("😀 é /"));
+        for bad in [r#""\ud83d""#, r#""\ude00""#, r#""\ud83d\u0041""#, r#""\x""#, r#""\u12""#, "\"a\u{1}\"", "\"abc"] {
             assert!(dec(bad).is_err(), "{bad} accepted");
         }
     }
@@ -921,31 +822,16 @@ mod tests {
 
     #[test]
     fn structure_errors() {
-        for bad in [
-            "[1,]",
-            "[1 2]",
-            "{\"a\"}",
-            "{\"a\":1,}",
-            "tru",
-            "nul",
-            "[",
-            "",
-            "  ",
-            "{\"a\":1}}",
-            "[1]x",
-            "/*c*/1",
-        ] {
+        for bad in
+            ["[1,]", "[1 2]", "{\"a\"}", "{\"a\":1,}", "tru", "nul", "[", "", "  ", "{\"a\":1}}", "[1]x", "/*c*/1"]
+        {
             assert!(dec(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(
             dec(" [ 1 , { \"a\" : [ ] } ] ").unwrap(),
             Value::List(vec![
                 Value::UInt(1),
-                Value::Dict(
-                    [("a".to_string(), Value::List(vec![]))]
-                        .into_iter()
-                        .collect()
-                )
+                Value::Dict([("a".to_string(), Value::List(vec![]))].into_iter().collect())
             ])
         );
     }

@@ -10,10 +10,10 @@
 
 use bytes::Bytes;
 
-use crate::reader::ByteReader;
 use crate::error::{DecodeError, EncodeError};
 use crate::message::Message;
 use crate::payload::PayloadFormat;
+use crate::reader::ByteReader;
 use crate::value::{Dict, List, Value};
 use crate::wire::{self, PayloadElem, WireReader, WireWriter};
 use crate::MAX_DEPTH;
@@ -21,27 +21,19 @@ use crate::MAX_DEPTH;
 const FORMAT: &str = "msgpack";
 
 fn mal(detail: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed {
-        format: FORMAT,
-        detail: detail.into(),
-    }
+    DecodeError::Malformed { format: FORMAT, detail: detail.into() }
 }
 
 /// Encodes a message.
 pub fn encode(msg: &Message) -> Result<Bytes, EncodeError> {
-    let mut w = MsgWriter {
-        out: Vec::with_capacity(wire::size_hint(msg)),
-    };
+    let mut w = MsgWriter { out: Vec::with_capacity(wire::size_hint(msg)) };
     wire::encode_message(&mut w, msg)?;
     Ok(Bytes::from(w.out))
 }
 
 /// Decodes a message, leaving args/kwargs as raw spans.
 pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
-    let mut r = MsgReader {
-        rd: Reader(ByteReader::new(bytes, FORMAT)),
-        remaining: 0,
-    };
+    let mut r = MsgReader { rd: Reader(ByteReader::new(bytes, FORMAT)), remaining: 0 };
     wire::decode_message(&mut r, bytes, PayloadFormat::Msgpack)
 }
 
@@ -176,12 +168,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn dict_body(
-        &mut self,
-        n: usize,
-        depth: usize,
-        src: Option<&Bytes>,
-    ) -> Result<Dict, DecodeError> {
+    fn dict_body(&mut self, n: usize, depth: usize, src: Option<&Bytes>) -> Result<Dict, DecodeError> {
         if depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep(MAX_DEPTH));
         }
@@ -264,9 +251,7 @@ impl WireReader for MsgReader<'_> {
                 self.remaining = n;
                 Ok(())
             }
-            _ => Err(DecodeError::Invalid(
-                "a WAMP message must be an array".into(),
-            )),
+            _ => Err(DecodeError::Invalid("a WAMP message must be an array".into())),
         }
     }
 
@@ -308,14 +293,8 @@ impl WireReader for MsgReader<'_> {
         let h = self.rd.skip(1)?;
         let span = start..self.rd.pos;
         Ok(match h {
-            Head::Array(n) => PayloadElem::List {
-                span,
-                empty: n == 0,
-            },
-            Head::Map(n) => PayloadElem::Dict {
-                span,
-                empty: n == 0,
-            },
+            Head::Array(n) => PayloadElem::List { span, empty: n == 0 },
+            Head::Map(n) => PayloadElem::Dict { span, empty: n == 0 },
             Head::Bin(_) => PayloadElem::Binary { span },
             _ => PayloadElem::Other,
         })
@@ -326,10 +305,7 @@ impl WireReader for MsgReader<'_> {
 // Writing
 
 fn too_long(what: &str, n: usize) -> EncodeError {
-    EncodeError::Unrepresentable {
-        format: FORMAT,
-        detail: format!("{what} of length {n} exceeds 2^32-1"),
-    }
+    EncodeError::Unrepresentable { format: FORMAT, detail: format!("{what} of length {n} exceeds 2^32-1") }
 }
 
 fn write_uint(u: u64, out: &mut Vec<u8>) {
@@ -370,15 +346,7 @@ fn write_int(i: i64, out: &mut Vec<u8>) {
 
 /// Writes a length head: `fix` form if `n < fix_max`, else the 8/16/32-bit
 /// forms (`m8` = 0 if there is no 8-bit form).
-fn write_len(
-    n: usize,
-    fix: u8,
-    fix_max: usize,
-    m8: u8,
-    m16: u8,
-    m32: u8,
-    out: &mut Vec<u8>,
-) -> bool {
+fn write_len(n: usize, fix: u8, fix_max: usize, m8: u8, m16: u8, m32: u8, out: &mut Vec<u8>) -> bool {
     if n < fix_max {
         out.push(fix | n as u8);
     } else if m8 != 0 && n <= 0xff {
@@ -509,28 +477,16 @@ mod tests {
             (&[0xca, 0x3f, 0xc0, 0, 0], Value::Float(1.5)),
             (&[0xc0], Value::Null),
             (&[0xd9, 0x01, b'a'], Value::Str("a".into())),
-            (
-                &[0xc5, 0x00, 0x01, 0xaa],
-                Value::Bytes(Bytes::from_static(&[0xaa])),
-            ),
+            (&[0xc5, 0x00, 0x01, 0xaa], Value::Bytes(Bytes::from_static(&[0xaa]))),
         ];
         for (b, want) in cases {
-            assert_eq!(
-                decode_value(&Bytes::from_static(b)).unwrap(),
-                want,
-                "{b:x?}"
-            );
+            assert_eq!(decode_value(&Bytes::from_static(b)).unwrap(), want, "{b:x?}");
         }
     }
 
     #[test]
     fn rejects_ext_and_reserved_bytes() {
-        for b in [
-            &[0xc1][..],
-            &[0xd4, 0x01, 0x02],
-            &[0xc7, 0x01, 0x01, 0x00],
-            &[0xd8, 0x01],
-        ] {
+        for b in [&[0xc1][..], &[0xd4, 0x01, 0x02], &[0xc7, 0x01, 0x01, 0x00], &[0xd8, 0x01]] {
             assert!(decode_value(&Bytes::copy_from_slice(b)).is_err(), "{b:x?}");
         }
     }

@@ -117,7 +117,11 @@ impl Payload {
     }
 }
 
-fn encode_values(format: PayloadFormat, args: Option<&List>, kwargs: Option<&Dict>) -> Result<EncodedPayload, EncodeError> {
+fn encode_values(
+    format: PayloadFormat,
+    args: Option<&List>,
+    kwargs: Option<&Dict>,
+) -> Result<EncodedPayload, EncodeError> {
     let args = match args {
         Some(a) if !a.is_empty() => {
             let mut out = Vec::new();

@@ -137,15 +137,9 @@ impl<R: WireReader> Dec<'_, R> {
             PayloadElem::List { span, empty } => (!empty).then(|| self.src.slice(span)),
             PayloadElem::Binary { span } => {
                 if self.r.has_next()? {
-                    return Err(
-                        self.invalid("a transparent (binary) payload must be the last element")
-                    );
+                    return Err(self.invalid("a transparent (binary) payload must be the last element"));
                 }
-                return self.done(Payload::Raw {
-                    format: self.format,
-                    args: Some(self.src.slice(span)),
-                    kwargs: None,
-                });
+                return self.done(Payload::Raw { format: self.format, args: Some(self.src.slice(span)), kwargs: None });
             }
             _ => return Err(self.invalid("Arguments|list must be a list")),
         };
@@ -155,18 +149,10 @@ impl<R: WireReader> Dec<'_, R> {
                 _ => return Err(self.invalid("ArgumentsKw|dict must be a dict")),
             }
         } else {
-            return self.done(Payload::Raw {
-                format: self.format,
-                args,
-                kwargs: None,
-            });
+            return self.done(Payload::Raw { format: self.format, args, kwargs: None });
         };
         self.end()?;
-        Ok(Payload::Raw {
-            format: self.format,
-            args,
-            kwargs,
-        })
+        Ok(Payload::Raw { format: self.format, args, kwargs })
     }
 
     fn done(&mut self, p: Payload) -> Result<Payload, DecodeError> {
@@ -195,19 +181,10 @@ pub(crate) fn decode_message<R: WireReader>(
     }
     let ty = match r.read_uint()? {
         Some(t) => t,
-        None => {
-            return Err(DecodeError::Invalid(
-                "message type must be a non-negative integer".into(),
-            ))
-        }
+        None => return Err(DecodeError::Invalid("message type must be a non-negative integer".into())),
     };
     let name = code_name(ty);
-    let mut d = Dec {
-        r,
-        src,
-        name,
-        format,
-    };
+    let mut d = Dec { r, src, name, format };
     let msg = match ty {
         code::HELLO => {
             let realm = d.string("Realm|uri")?;
@@ -249,71 +226,43 @@ pub(crate) fn decode_message<R: WireReader>(
             let details = d.dict("Details|dict")?;
             let error = d.string("Error|uri")?;
             let payload = d.payload()?;
-            Message::Error {
-                request_type,
-                request,
-                details,
-                error,
-                payload,
-            }
+            Message::Error { request_type, request, details, error, payload }
         }
         code::PUBLISH => {
             let request = RequestId::from_valid(d.id("Request|id")?);
             let options = d.dict("Options|dict")?;
             let topic = d.string("Topic|uri")?;
             let payload = d.payload()?;
-            Message::Publish {
-                request,
-                options,
-                topic,
-                payload,
-            }
+            Message::Publish { request, options, topic, payload }
         }
         code::PUBLISHED => {
             let request = RequestId::from_valid(d.id("PUBLISH.Request|id")?);
             let publication = PublicationId::from_valid(d.id("Publication|id")?);
             d.end()?;
-            Message::Published {
-                request,
-                publication,
-            }
+            Message::Published { request, publication }
         }
         code::SUBSCRIBE => {
             let request = RequestId::from_valid(d.id("Request|id")?);
             let options = d.dict("Options|dict")?;
             let topic = d.string("Topic|uri")?;
             d.end()?;
-            Message::Subscribe {
-                request,
-                options,
-                topic,
-            }
+            Message::Subscribe { request, options, topic }
         }
         code::SUBSCRIBED => {
             let request = RequestId::from_valid(d.id("SUBSCRIBE.Request|id")?);
             let subscription = SubscriptionId::from_valid(d.id("Subscription|id")?);
             d.end()?;
-            Message::Subscribed {
-                request,
-                subscription,
-            }
+            Message::Subscribed { request, subscription }
         }
         code::UNSUBSCRIBE => {
             let request = RequestId::from_valid(d.id("Request|id")?);
             let subscription = SubscriptionId::from_valid(d.id("SUBSCRIBED.Subscription|id")?);
             d.end()?;
-            Message::Unsubscribe {
-                request,
-                subscription,
-            }
+            Message::Unsubscribe { request, subscription }
         }
         code::UNSUBSCRIBED | code::UNREGISTERED => {
             let request = RequestId::from_valid(d.id("Request|id")?);
-            let details = if d.r.has_next()? {
-                Some(d.dict_present("Details|dict")?)
-            } else {
-                None
-            };
+            let details = if d.r.has_next()? { Some(d.dict_present("Details|dict")?) } else { None };
             d.end()?;
             if ty == code::UNSUBSCRIBED {
                 Message::Unsubscribed { request, details }
@@ -326,30 +275,17 @@ pub(crate) fn decode_message<R: WireReader>(
             let publication = PublicationId::from_valid(d.id("PUBLISHED.Publication|id")?);
             let details = d.dict("Details|dict")?;
             let payload = d.payload()?;
-            Message::Event {
-                subscription,
-                publication,
-                details,
-                payload,
-            }
+            Message::Event { subscription, publication, details, payload }
         }
         code::EVENT_RECEIVED => {
             let publication = PublicationId::from_valid(d.id("EVENT.Publication|id")?);
             if d.r.has_next()? {
                 let details = d.dict_present("Details|dict")?;
                 let payload = d.payload()?;
-                Message::EventReceived {
-                    publication,
-                    details,
-                    payload,
-                }
+                Message::EventReceived { publication, details, payload }
             } else {
                 d.r.finish()?;
-                Message::EventReceived {
-                    publication,
-                    details: Dict::new(),
-                    payload: Payload::EMPTY,
-                }
+                Message::EventReceived { publication, details: Dict::new(), payload: Payload::EMPTY }
             }
         }
         code::CALL => {
@@ -357,12 +293,7 @@ pub(crate) fn decode_message<R: WireReader>(
             let options = d.dict("Options|dict")?;
             let procedure = d.string("Procedure|uri")?;
             let payload = d.payload()?;
-            Message::Call {
-                request,
-                options,
-                procedure,
-                payload,
-            }
+            Message::Call { request, options, procedure, payload }
         }
         code::CANCEL | code::INTERRUPT => {
             let request = RequestId::from_valid(d.id("Request|id")?);
@@ -376,24 +307,12 @@ pub(crate) fn decode_message<R: WireReader>(
         }
         code::RESULT | code::YIELD => {
             let request = RequestId::from_valid(d.id("Request|id")?);
-            let dict = d.dict(if ty == code::RESULT {
-                "Details|dict"
-            } else {
-                "Options|dict"
-            })?;
+            let dict = d.dict(if ty == code::RESULT { "Details|dict" } else { "Options|dict" })?;
             let payload = d.payload()?;
             if ty == code::RESULT {
-                Message::Result {
-                    request,
-                    details: dict,
-                    payload,
-                }
+                Message::Result { request, details: dict, payload }
             } else {
-                Message::Yield {
-                    request,
-                    options: dict,
-                    payload,
-                }
+                Message::Yield { request, options: dict, payload }
             }
         }
         code::REGISTER => {
@@ -401,41 +320,26 @@ pub(crate) fn decode_message<R: WireReader>(
             let options = d.dict("Options|dict")?;
             let procedure = d.string("Procedure|uri")?;
             d.end()?;
-            Message::Register {
-                request,
-                options,
-                procedure,
-            }
+            Message::Register { request, options, procedure }
         }
         code::REGISTERED => {
             let request = RequestId::from_valid(d.id("REGISTER.Request|id")?);
             let registration = RegistrationId::from_valid(d.id("Registration|id")?);
             d.end()?;
-            Message::Registered {
-                request,
-                registration,
-            }
+            Message::Registered { request, registration }
         }
         code::UNREGISTER => {
             let request = RequestId::from_valid(d.id("Request|id")?);
             let registration = RegistrationId::from_valid(d.id("REGISTERED.Registration|id")?);
             d.end()?;
-            Message::Unregister {
-                request,
-                registration,
-            }
+            Message::Unregister { request, registration }
         }
         code::INVOCATION => {
             let request = RequestId::from_valid(d.id("Request|id")?);
             let registration = RegistrationId::from_valid(d.id("REGISTERED.Registration|id")?);
             let details = d.dict("Details|dict")?;
             let payload = d.payload()?;
-            Message::Invocation {
-                request,
-                registration,
-                details,
-                payload,
-            }
+            Message::Invocation { request, registration, details, payload }
         }
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -473,11 +377,7 @@ fn write_payload<W: WireWriter>(w: &mut W, p: &Payload, n: usize) -> Result<(), 
         return Ok(());
     }
     match p {
-        Payload::Raw {
-            format,
-            args,
-            kwargs,
-        } if *format == W::FORMAT => {
+        Payload::Raw { format, args, kwargs } if *format == W::FORMAT => {
             match args {
                 Some(a) => w.raw(a),
                 None => w.list(EMPTY_LIST)?,
@@ -488,34 +388,20 @@ fn write_payload<W: WireWriter>(w: &mut W, p: &Payload, n: usize) -> Result<(), 
                 }
             }
         }
-        Payload::Raw {
-            format,
-            args,
-            kwargs,
-        } => {
+        Payload::Raw { format, args, kwargs } => {
             // Transcode: decode each span and write it in this format. The
             // args span may hold a binary value (transparent payload).
-            let decode = |b: &Bytes| {
-                decode_value(*format, b).map_err(|e| EncodeError::Transcode(e.to_string()))
-            };
+            let decode = |b: &Bytes| decode_value(*format, b).map_err(|e| EncodeError::Transcode(e.to_string()));
             match args.as_ref().map(decode).transpose()? {
                 None => w.list(EMPTY_LIST)?,
                 Some(Value::List(l)) => w.list(&l)?,
                 Some(Value::Bytes(b)) if kwargs.is_none() => w.binary(&b)?,
-                Some(_) => {
-                    return Err(EncodeError::Transcode(
-                        "Arguments|list is not a list".into(),
-                    ))
-                }
+                Some(_) => return Err(EncodeError::Transcode("Arguments|list is not a list".into())),
             }
             if n == 2 {
                 match kwargs.as_ref().map(decode).transpose()? {
                     Some(Value::Dict(k)) => w.dict(&k)?,
-                    _ => {
-                        return Err(EncodeError::Transcode(
-                            "ArgumentsKw|dict is not a dict".into(),
-                        ))
-                    }
+                    _ => return Err(EncodeError::Transcode("ArgumentsKw|dict is not a dict".into())),
                 }
             }
         }
@@ -574,23 +460,13 @@ pub(crate) fn encode_message<W: WireWriter>(w: &mut W, msg: &Message) -> Result<
             w.dict(details)?;
             w.str(reason)?;
         }
-        Message::Challenge { method: s, extra }
-        | Message::Authenticate {
-            signature: s,
-            extra,
-        } => {
+        Message::Challenge { method: s, extra } | Message::Authenticate { signature: s, extra } => {
             w.begin(3);
             w.uint(ty);
             w.str(s)?;
             w.dict(extra)?;
         }
-        Message::Error {
-            request_type,
-            request,
-            details,
-            error,
-            payload,
-        } => {
+        Message::Error { request_type, request, details, error, payload } => {
             let n = payload_len(payload);
             w.begin(5 + n);
             w.uint(ty);
@@ -600,18 +476,8 @@ pub(crate) fn encode_message<W: WireWriter>(w: &mut W, msg: &Message) -> Result<
             w.str(error)?;
             write_payload(w, payload, n)?;
         }
-        Message::Publish {
-            request,
-            options,
-            topic: s,
-            payload,
-        }
-        | Message::Call {
-            request,
-            options,
-            procedure: s,
-            payload,
-        } => {
+        Message::Publish { request, options, topic: s, payload }
+        | Message::Call { request, options, procedure: s, payload } => {
             let n = payload_len(payload);
             w.begin(4 + n);
             w.uint(ty);
@@ -620,52 +486,26 @@ pub(crate) fn encode_message<W: WireWriter>(w: &mut W, msg: &Message) -> Result<
             w.str(s)?;
             write_payload(w, payload, n)?;
         }
-        Message::Published {
-            request,
-            publication,
-        } => {
+        Message::Published { request, publication } => {
             w.begin(3);
             w.uint(ty);
             w.uint(request.get());
             w.uint(publication.get());
         }
-        Message::Subscribe {
-            request,
-            options,
-            topic: s,
-        }
-        | Message::Register {
-            request,
-            options,
-            procedure: s,
-        } => {
+        Message::Subscribe { request, options, topic: s } | Message::Register { request, options, procedure: s } => {
             w.begin(4);
             w.uint(ty);
             w.uint(request.get());
             w.dict(options)?;
             w.str(s)?;
         }
-        Message::Subscribed {
-            request,
-            subscription,
-        }
-        | Message::Unsubscribe {
-            request,
-            subscription,
-        } => {
+        Message::Subscribed { request, subscription } | Message::Unsubscribe { request, subscription } => {
             w.begin(3);
             w.uint(ty);
             w.uint(request.get());
             w.uint(subscription.get());
         }
-        Message::Registered {
-            request,
-            registration,
-        }
-        | Message::Unregister {
-            request,
-            registration,
-        } => {
+        Message::Registered { request, registration } | Message::Unregister { request, registration } => {
             w.begin(3);
             w.uint(ty);
             w.uint(request.get());
@@ -679,12 +519,7 @@ pub(crate) fn encode_message<W: WireWriter>(w: &mut W, msg: &Message) -> Result<
                 w.dict(d)?;
             }
         }
-        Message::Event {
-            subscription,
-            publication,
-            details,
-            payload,
-        } => {
+        Message::Event { subscription, publication, details, payload } => {
             let n = payload_len(payload);
             w.begin(4 + n);
             w.uint(ty);
@@ -693,11 +528,7 @@ pub(crate) fn encode_message<W: WireWriter>(w: &mut W, msg: &Message) -> Result<
             w.dict(details)?;
             write_payload(w, payload, n)?;
         }
-        Message::EventReceived {
-            publication,
-            details,
-            payload,
-        } => {
+        Message::EventReceived { publication, details, payload } => {
             let n = payload_len(payload);
             if n == 0 && details.is_empty() {
                 w.begin(2);
@@ -717,16 +548,7 @@ pub(crate) fn encode_message<W: WireWriter>(w: &mut W, msg: &Message) -> Result<
             w.uint(request.get());
             w.dict(options)?;
         }
-        Message::Result {
-            request,
-            details: d,
-            payload,
-        }
-        | Message::Yield {
-            request,
-            options: d,
-            payload,
-        } => {
+        Message::Result { request, details: d, payload } | Message::Yield { request, options: d, payload } => {
             let n = payload_len(payload);
             w.begin(3 + n);
             w.uint(ty);
@@ -734,12 +556,7 @@ pub(crate) fn encode_message<W: WireWriter>(w: &mut W, msg: &Message) -> Result<
             w.dict(d)?;
             write_payload(w, payload, n)?;
         }
-        Message::Invocation {
-            request,
-            registration,
-            details,
-            payload,
-        } => {
+        Message::Invocation { request, registration, details, payload } => {
             let n = payload_len(payload);
             w.begin(4 + n);
             w.uint(ty);

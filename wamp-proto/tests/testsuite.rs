@@ -42,9 +42,7 @@ fn vector_files() -> Vec<(PathBuf, Json)> {
     let mut files = Vec::new();
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
             let path = entry.expect("dir entry").path();
             if path.is_dir() {
                 stack.push(path);
@@ -58,10 +56,8 @@ fn vector_files() -> Vec<(PathBuf, Json)> {
     files
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p)
-                .unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
-            let json: Json = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()));
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+            let json: Json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()));
             (p, json)
         })
         .collect()
@@ -69,10 +65,7 @@ fn vector_files() -> Vec<(PathBuf, Json)> {
 
 fn from_hex(s: &str) -> Vec<u8> {
     assert!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit")).collect()
 }
 
 fn to_hex(b: &[u8]) -> String {
@@ -97,21 +90,12 @@ fn value_to_json(v: &Value) -> Json {
 }
 
 fn dict_to_json(d: &Dict) -> Json {
-    Json::Object(
-        d.iter()
-            .map(|(k, v)| (k.clone(), value_to_json(v)))
-            .collect(),
-    )
+    Json::Object(d.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
 }
 
 /// `args`, `kwargs` and `payload` (transparent binary payload, hex).
 fn payload_attrs(p: &Payload, m: &mut Map<String, Json>) {
-    if let Payload::Raw {
-        format,
-        args: Some(a),
-        kwargs: None,
-    } = p
-    {
+    if let Payload::Raw { format, args: Some(a), kwargs: None } = p {
         if let Ok(Value::Bytes(b)) = decode_value(*format, a) {
             m.insert("args".into(), Json::Null);
             m.insert("kwargs".into(), Json::Null);
@@ -120,16 +104,8 @@ fn payload_attrs(p: &Payload, m: &mut Map<String, Json>) {
         }
     }
     let (args, kwargs) = p.to_values().expect("payload decodes to values");
-    m.insert(
-        "args".into(),
-        args.map_or(Json::Null, |l| {
-            Json::Array(l.iter().map(value_to_json).collect())
-        }),
-    );
-    m.insert(
-        "kwargs".into(),
-        kwargs.as_ref().map_or(Json::Null, dict_to_json),
-    );
+    m.insert("args".into(), args.map_or(Json::Null, |l| Json::Array(l.iter().map(value_to_json).collect())));
+    m.insert("kwargs".into(), kwargs.as_ref().map_or(Json::Null, dict_to_json));
     m.insert("payload".into(), Json::Null);
 }
 
@@ -163,54 +139,29 @@ fn attributes(msg: &Message) -> Map<String, Json> {
             put("signature", json!(signature));
             put("extra", dict_to_json(extra));
         }
-        Message::Error {
-            request_type,
-            request,
-            details,
-            error,
-            payload,
-        } => {
+        Message::Error { request_type, request, details, error, payload } => {
             put("request_type", json!(request_type));
             put("request_id", json!(request.get()));
             put("details", dict_to_json(details));
             put("error", json!(error));
             payload_attrs(payload, &mut m);
         }
-        Message::Publish {
-            request,
-            options,
-            topic,
-            payload,
-        } => {
+        Message::Publish { request, options, topic, payload } => {
             put("request_id", json!(request.get()));
             put("options", dict_to_json(options));
             put("topic", json!(topic));
             payload_attrs(payload, &mut m);
         }
-        Message::Published {
-            request,
-            publication,
-        } => {
+        Message::Published { request, publication } => {
             put("request_id", json!(request.get()));
             put("publication_id", json!(publication.get()));
         }
-        Message::Subscribe {
-            request,
-            options,
-            topic,
-        } => {
+        Message::Subscribe { request, options, topic } => {
             put("request_id", json!(request.get()));
             put("options", dict_to_json(options));
             put("topic", json!(topic));
         }
-        Message::Subscribed {
-            request,
-            subscription,
-        }
-        | Message::Unsubscribe {
-            request,
-            subscription,
-        } => {
+        Message::Subscribed { request, subscription } | Message::Unsubscribe { request, subscription } => {
             put("request_id", json!(request.get()));
             put("subscription_id", json!(subscription.get()));
         }
@@ -218,32 +169,18 @@ fn attributes(msg: &Message) -> Map<String, Json> {
             put("request_id", json!(request.get()));
             put("details", details.as_ref().map_or(Json::Null, dict_to_json));
         }
-        Message::Event {
-            subscription,
-            publication,
-            details,
-            payload,
-        } => {
+        Message::Event { subscription, publication, details, payload } => {
             put("subscription", json!(subscription.get()));
             put("publication", json!(publication.get()));
             put("details", dict_to_json(details));
             payload_attrs(payload, &mut m);
         }
-        Message::EventReceived {
-            publication,
-            details,
-            payload,
-        } => {
+        Message::EventReceived { publication, details, payload } => {
             put("publication_id", json!(publication.get()));
             put("details", dict_to_json(details));
             payload_attrs(payload, &mut m);
         }
-        Message::Call {
-            request,
-            options,
-            procedure,
-            payload,
-        } => {
+        Message::Call { request, options, procedure, payload } => {
             put("request_id", json!(request.get()));
             put("options", dict_to_json(options));
             put("procedure", json!(procedure));
@@ -253,51 +190,27 @@ fn attributes(msg: &Message) -> Map<String, Json> {
             put("request_id", json!(request.get()));
             put("options", dict_to_json(options));
         }
-        Message::Result {
-            request,
-            details,
-            payload,
-        } => {
+        Message::Result { request, details, payload } => {
             put("request_id", json!(request.get()));
             put("details", dict_to_json(details));
             payload_attrs(payload, &mut m);
         }
-        Message::Register {
-            request,
-            options,
-            procedure,
-        } => {
+        Message::Register { request, options, procedure } => {
             put("request_id", json!(request.get()));
             put("options", dict_to_json(options));
             put("procedure", json!(procedure));
         }
-        Message::Registered {
-            request,
-            registration,
-        }
-        | Message::Unregister {
-            request,
-            registration,
-        } => {
+        Message::Registered { request, registration } | Message::Unregister { request, registration } => {
             put("request_id", json!(request.get()));
             put("registration_id", json!(registration.get()));
         }
-        Message::Invocation {
-            request,
-            registration,
-            details,
-            payload,
-        } => {
+        Message::Invocation { request, registration, details, payload } => {
             put("request_id", json!(request.get()));
             put("registration_id", json!(registration.get()));
             put("details", dict_to_json(details));
             payload_attrs(payload, &mut m);
         }
-        Message::Yield {
-            request,
-            options,
-            payload,
-        } => {
+        Message::Yield { request, options, payload } => {
             put("request_id", json!(request.get()));
             put("options", dict_to_json(options));
             payload_attrs(payload, &mut m);
@@ -318,37 +231,20 @@ fn check_serializer(ser: Serializer) -> usize {
             continue;
         };
         for (i, sample) in samples.iter().enumerate() {
-            let (Some(serializers), Some(expected)) =
-                (sample.get("serializers"), sample.get("expected_attributes"))
+            let (Some(serializers), Some(expected)) = (sample.get("serializers"), sample.get("expected_attributes"))
             else {
                 continue;
             };
             let Some(variants) = serializers.get(ser.name()).and_then(Json::as_array) else {
                 continue;
             };
-            let expected = expected
-                .as_object()
-                .expect("expected_attributes is an object");
+            let expected = expected.as_object().expect("expected_attributes is an object");
             let listed: Vec<Vec<u8>> = variants
                 .iter()
-                .map(|v| {
-                    from_hex(
-                        v.get("bytes_hex")
-                            .and_then(Json::as_str)
-                            .expect("bytes_hex"),
-                    )
-                })
+                .map(|v| from_hex(v.get("bytes_hex").and_then(Json::as_str).expect("bytes_hex")))
                 .collect();
-            assert!(
-                !listed.is_empty(),
-                "{}: sample {i} lists no {ser} bytes",
-                path.display()
-            );
-            let here = format!(
-                "{} sample {i} ({})",
-                path.display(),
-                sample["description"].as_str().unwrap_or("")
-            );
+            assert!(!listed.is_empty(), "{}: sample {i} lists no {ser} bytes", path.display());
+            let here = format!("{} sample {i} ({})", path.display(), sample["description"].as_str().unwrap_or(""));
             for bytes in &listed {
                 let msg = match ser.decode(&Bytes::from(bytes.clone())) {
                     Ok(m) => m,
@@ -365,12 +261,8 @@ fn check_serializer(ser: Serializer) -> usize {
                         // the listed flatbuffers bytes do not contain them, so
                         // the vector's `roles` cannot come from those bytes.
                         Some(Json::Null) if ser == Serializer::Flatbuffers && k == "roles" => {}
-                        Some(got) => failures
-                            .push(format!("{here}: attribute {k}: expected {want}, got {got}")),
-                        None => failures.push(format!(
-                            "{here}: attribute {k} not produced for {}",
-                            msg.name()
-                        )),
+                        Some(got) => failures.push(format!("{here}: attribute {k}: expected {want}, got {got}")),
+                        None => failures.push(format!("{here}: attribute {k} not produced for {}", msg.name())),
                     }
                 }
                 match ser.encode(&msg) {
@@ -386,12 +278,7 @@ fn check_serializer(ser: Serializer) -> usize {
             checked += 1;
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failure(s) for {ser}:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failure(s) for {ser}:\n{}", failures.len(), failures.join("\n"));
     assert!(checked > 0, "no {ser} samples were checked");
     checked
 }
@@ -438,11 +325,7 @@ fn json_to_value(j: &Json) -> Value {
         }
         Json::String(s) => Value::Str(s.clone()),
         Json::Array(a) => Value::List(a.iter().map(json_to_value).collect()),
-        Json::Object(o) => Value::Dict(
-            o.iter()
-                .map(|(k, v)| (k.clone(), json_to_value(v)))
-                .collect(),
-        ),
+        Json::Object(o) => Value::Dict(o.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect()),
     }
 }
 
@@ -451,9 +334,7 @@ fn json_to_value(j: &Json) -> Value {
 fn wmsg_value(wmsg: &Json) -> Value {
     let mut v = json_to_value(wmsg);
     if let Value::List(items) = &mut v {
-        let transparent = items
-            .iter()
-            .any(|i| i.as_dict().is_some_and(|d| d.contains_key("enc_algo")));
+        let transparent = items.iter().any(|i| i.as_dict().is_some_and(|d| d.contains_key("enc_algo")));
         if transparent {
             if let Some(Value::Str(hex)) = items.last().cloned() {
                 if let Some(last) = items.last_mut() {
@@ -484,23 +365,14 @@ fn validation_samples_decode() {
             let value = wmsg_value(wmsg);
             for ser in [Serializer::Json, Serializer::Msgpack, Serializer::Cbor] {
                 let mut bytes = Vec::new();
-                wamp_proto::payload::encode_value(ser.payload_format(), &value, &mut bytes)
-                    .expect("encode wmsg");
+                wamp_proto::payload::encode_value(ser.payload_format(), &value, &mut bytes).expect("encode wmsg");
                 let bytes = Bytes::from(bytes);
                 let msg = ser.decode(&bytes).unwrap_or_else(|e| {
-                    panic!(
-                        "{} sample {i}: valid wmsg does not decode with {ser}: {e}",
-                        path.display()
-                    )
+                    panic!("{} sample {i}: valid wmsg does not decode with {ser}: {e}", path.display())
                 });
                 assert_eq!(msg.code(), wmsg[0].as_u64().expect("message code"));
                 let out = ser.encode(&msg).expect("re-encode");
-                assert_eq!(
-                    out,
-                    bytes,
-                    "{} sample {i}: {ser} round trip changed the bytes",
-                    path.display()
-                );
+                assert_eq!(out, bytes, "{} sample {i}: {ser} round trip changed the bytes", path.display());
             }
             valid += 1;
         }

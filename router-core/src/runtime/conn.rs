@@ -109,7 +109,14 @@ enum OpenError {
 }
 
 /// Phase 1 for a freshly accepted connection.
-pub async fn open(shard: Rc<Shard>, mut stream: Stream, kind: SocketKind, transport: usize, peer: String, permit: ConnPermit) {
+pub async fn open(
+    shard: Rc<Shard>,
+    mut stream: Stream,
+    kind: SocketKind,
+    transport: usize,
+    peer: String,
+    permit: ConnPermit,
+) {
     let setup = shard.setup.transports[transport].clone();
     let timeout = setup.open_handshake_timeout;
     let result = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer)).await;
@@ -326,11 +333,28 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             };
         }
         match outcome {
-            AuthOutcome::Join { realm, authid, authrole, authmethod, authprovider, authextra, details: hello_details } => {
+            AuthOutcome::Join {
+                realm,
+                authid,
+                authrole,
+                authmethod,
+                authprovider,
+                authextra,
+                details: hello_details,
+            } => {
                 let Some((id, _, _)) = session.take() else {
                     break Err(OpenError::Rejected("join without a session"));
                 };
-                let join = JoinRequest { session: id, realm, authid, authrole, authmethod, authprovider, authextra, hello_details };
+                let join = JoinRequest {
+                    session: id,
+                    realm,
+                    authid,
+                    authrole,
+                    authmethod,
+                    authprovider,
+                    authextra,
+                    hello_details,
+                };
                 return Ok(Some((framer, serializer, join, details, io.tls)));
             }
             AuthOutcome::Challenge(challenge) => {

@@ -91,9 +91,10 @@ mod tests {
             assert!(d.try_insert(SessionId::from_valid(i), entry((i % 2) as usize)));
         }
         let d2 = d.clone();
-        let n = std::thread::spawn(move || (1..=100u64).filter(|i| d2.get(SessionId::from_valid(*i)).is_some()).count())
-            .join()
-            .expect("reader thread");
+        let n =
+            std::thread::spawn(move || (1..=100u64).filter(|i| d2.get(SessionId::from_valid(*i)).is_some()).count())
+                .join()
+                .expect("reader thread");
         assert_eq!(n, 100);
     }
 }

@@ -18,7 +18,13 @@ pub enum HandshakeStep {
     /// Refused: write `reply` (possibly empty), then close.
     Reject { reply: Vec<u8>, reason: &'static str },
     /// Accepted: write `reply`; the connection now speaks frames.
-    Done { reply: Vec<u8>, framer: Framer, serializer: Serializer, details: Dict, auth: std::sync::Arc<wamp_auth::AuthConfig> },
+    Done {
+        reply: Vec<u8>,
+        framer: Framer,
+        serializer: Serializer,
+        details: Dict,
+        auth: std::sync::Arc<wamp_auth::AuthConfig>,
+    },
 }
 
 /// The transport handshake of one connection.
@@ -40,7 +46,9 @@ impl TransportHandshake {
                 },
                 setup: rs.clone(),
             },
-            FramingSetup::WebSocket { .. } => TransportHandshake::Ws { buf: BytesMut::with_capacity(1024), setup: setup.clone() },
+            FramingSetup::WebSocket { .. } => {
+                TransportHandshake::Ws { buf: BytesMut::with_capacity(1024), setup: setup.clone() }
+            }
         }
     }
 
@@ -49,7 +57,9 @@ impl TransportHandshake {
     /// client's handshake has arrived to answer in its protocol.
     pub fn over_limit_reply(&self) -> Vec<u8> {
         match self {
-            TransportHandshake::Raw { .. } => rawsocket::error_reply(rawsocket::HandshakeErrorCode::MaxConnections).to_vec(),
+            TransportHandshake::Raw { .. } => {
+                rawsocket::error_reply(rawsocket::HandshakeErrorCode::MaxConnections).to_vec()
+            }
             TransportHandshake::Ws { .. } => {
                 let body = "connection limit reached; try again later\n";
                 format!(
@@ -68,7 +78,9 @@ impl TransportHandshake {
                 buf.extend_from_slice(data);
                 match rawsocket::accept_handshake(buf, config) {
                     Ok(None) => HandshakeStep::NeedMore,
-                    Err(_) => HandshakeStep::Reject { reply: Vec::new(), reason: "not a RawSocket client (bad magic byte)" },
+                    Err(_) => {
+                        HandshakeStep::Reject { reply: Vec::new(), reason: "not a RawSocket client (bad magic byte)" }
+                    }
                     Ok(Some(rawsocket::Handshake::Rejected { reply, .. })) => {
                         HandshakeStep::Reject { reply: reply.to_vec(), reason: "RawSocket handshake refused" }
                     }
@@ -79,7 +91,7 @@ impl TransportHandshake {
                             framer: Framer::Raw(RawFramer {
                                 decoder: RawSocketDecoder::with_buffer(rest, n.our_max_length),
                                 peer_max: n.peer_max_length,
-                                                ping: setup.auto_ping_interval.map(|i| (i, setup.auto_ping_timeout, 4)),
+                                ping: setup.auto_ping_interval.map(|i| (i, setup.auto_ping_timeout, 4)),
                                 transmit: Vec::new(),
                             }),
                             serializer: n.serializer,
@@ -200,7 +212,6 @@ impl Framer {
         }
     }
 
-
     /// The next complete event, if one is buffered.
     pub fn next_event(&mut self) -> Result<Option<FrameEvent>, FrameError> {
         match self {
@@ -297,7 +308,11 @@ fn ws_handshake(buf: &mut BytesMut, setup: &TransportSetup) -> HandshakeStep {
     let config = websocket::WebSocketConfig {
         limits,
         paths: svc.path.iter().cloned().collect(),
-        allowed_origins: if svc.allowed_origins.iter().any(|o| o == "*") { None } else { Some(svc.allowed_origins.clone()) },
+        allowed_origins: if svc.allowed_origins.iter().any(|o| o == "*") {
+            None
+        } else {
+            Some(svc.allowed_origins.clone())
+        },
         serializers: svc.serializers.clone(),
         require_subprotocol: svc.require_subprotocol,
     };
@@ -305,7 +320,9 @@ fn ws_handshake(buf: &mut BytesMut, setup: &TransportSetup) -> HandshakeStep {
     hs.feed(buf);
     buf.clear();
     match hs.poll(&config) {
-        websocket::HandshakeStatus::Partial => HandshakeStep::Reject { reply: Vec::new(), reason: "incomplete WebSocket handshake" },
+        websocket::HandshakeStatus::Partial => {
+            HandshakeStep::Reject { reply: Vec::new(), reason: "incomplete WebSocket handshake" }
+        }
         websocket::HandshakeStatus::Rejected(r) => {
             HandshakeStep::Reject { reply: r.response.to_vec(), reason: "WebSocket upgrade refused" }
         }

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use junction_config::{
-    Endpoint, MatchPolicy as CfgMatch, NodeConfig, RawSocketTransport, RouterWorkerConfig, TransportConfig, TransportKind,
-    WebService, WebSocketService,
+    Endpoint, MatchPolicy as CfgMatch, NodeConfig, RawSocketTransport, RouterWorkerConfig, TransportConfig,
+    TransportKind, WebService, WebSocketService,
 };
 
 use super::setup::{
-    ConnectionLimits, EndpointSetup, SlowConsumerPolicy, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, TransportSetup, WsServiceSetup,
+    ConnectionLimits, EndpointSetup, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, SlowConsumerPolicy,
+    TransportSetup, WsServiceSetup,
 };
 use crate::engine::{Allow, BrokerSpec, DealerConfig, Disclose, HistorySpec, MatchPolicy, Permission, Role};
 use crate::RouterError;
@@ -56,7 +57,11 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
                     .store
                     .iter()
                     .flat_map(|st| &st.event_history)
-                    .map(|h| HistorySpec { uri: h.uri.clone(), match_policy: match_policy(h.match_policy), limit: h.limit })
+                    .map(|h| HistorySpec {
+                        uri: h.uri.clone(),
+                        match_policy: match_policy(h.match_policy),
+                        limit: h.limit,
+                    })
                     .collect(),
             },
             roles: r
@@ -132,11 +137,9 @@ fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<Transpor
                         limiter.get_or_insert_with(|| wamp_auth::LimiterConfig::from(&ws.auth.options));
                         timeout = timeout.max(ws.options.open_handshake_timeout);
                     }
-                    WebService::Other { kind } => {
-                        return Err(RouterError::Setup(format!(
-                            "transport {id}: web service type '{kind}' at path '{path}' is not supported on router workers"
-                        )))
-                    }
+                    WebService::Other { kind } => return Err(RouterError::Setup(format!(
+                        "transport {id}: web service type '{kind}' at path '{path}' is not supported on router workers"
+                    ))),
                 }
             }
             (FramingSetup::WebSocket { services }, timeout)
@@ -166,7 +169,8 @@ fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<Transpor
         open_handshake_timeout: open_timeout,
         max_handshake_size: MAX_HANDSHAKE_SIZE,
         limits,
-        auth_limits: limiter.unwrap_or_else(|| wamp_auth::LimiterConfig::from(&junction_config::AuthOptions::default())),
+        auth_limits: limiter
+            .unwrap_or_else(|| wamp_auth::LimiterConfig::from(&junction_config::AuthOptions::default())),
         tls,
     })
 }
@@ -179,7 +183,10 @@ fn match_policy(m: CfgMatch) -> MatchPolicy {
     }
 }
 
-fn auth_config(auth: &junction_config::TransportAuth, secret: [u8; 32]) -> Result<Arc<wamp_auth::AuthConfig>, RouterError> {
+fn auth_config(
+    auth: &junction_config::TransportAuth,
+    secret: [u8; 32],
+) -> Result<Arc<wamp_auth::AuthConfig>, RouterError> {
     wamp_auth::AuthConfig::from_transport_auth(auth, secret)
         .map(Arc::new)
         .map_err(|e| RouterError::Setup(format!("authentication: {e}")))

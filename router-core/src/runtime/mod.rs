@@ -16,5 +16,8 @@ pub mod tls;
 
 pub use directory::{SessionDirectory, SessionEntry};
 pub use node::RouterNode;
-pub use setup::{ConnectionLimits, EndpointSetup, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, TransportSetup, WsServiceSetup};
+pub use setup::{
+    ConnectionLimits, EndpointSetup, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, TransportSetup,
+    WsServiceSetup,
+};
 pub use shard::NodeStats;

@@ -40,7 +40,8 @@ impl RouterNode {
         if setup.shards == 0 {
             return Err(RouterError::Setup("shards must be at least 1".into()));
         }
-        let listeners: Vec<BoundListener> = setup.transports.iter().map(|t| bind(&t.endpoint)).collect::<Result<_, _>>()?;
+        let listeners: Vec<BoundListener> =
+            setup.transports.iter().map(|t| bind(&t.endpoint)).collect::<Result<_, _>>()?;
         let endpoints = listeners.iter().map(|l| l.endpoint.clone()).collect();
         let n = setup.shards;
         let cpus: Vec<usize> = if setup.pin_cores { allowed_cpus()? } else { Vec::new() };
@@ -56,7 +57,8 @@ impl RouterNode {
             stats: Arc::new(NodeStats::default()),
         });
         // channels[i][j]: shard i -> shard j.
-        let mut senders: Vec<Vec<Option<SharedSender<ShardMsg>>>> = (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut senders: Vec<Vec<Option<SharedSender<ShardMsg>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         let mut receivers: Vec<Vec<SharedReceiver<ShardMsg>>> = (0..n).map(|_| Vec::new()).collect();
         for (i, row) in senders.iter_mut().enumerate() {
             for (j, slot) in row.iter_mut().enumerate() {
@@ -73,7 +75,10 @@ impl RouterNode {
             let placement = if cpus.is_empty() { Placement::Unbound } else { Placement::Fixed(cpus[i % cpus.len()]) };
             let mut fds = Vec::new();
             for l in &listeners {
-                fds.push((l.dup_fd().map_err(|e| RouterError::Bind { endpoint: l.endpoint.to_string(), source: e })?, l.endpoint.clone()));
+                fds.push((
+                    l.dup_fd().map_err(|e| RouterError::Bind { endpoint: l.endpoint.to_string(), source: e })?,
+                    l.endpoint.clone(),
+                ));
             }
             let shared = shared.clone();
             let ready = ready_tx.clone();

@@ -166,7 +166,12 @@ mod tests {
     use super::*;
 
     fn limits(bytes: usize, msgs: usize) -> ConnectionLimits {
-        ConnectionLimits { max_connections: 1, max_outbound_bytes: bytes, max_outbound_messages: msgs, ..Default::default() }
+        ConnectionLimits {
+            max_connections: 1,
+            max_outbound_bytes: bytes,
+            max_outbound_messages: msgs,
+            ..Default::default()
+        }
     }
 
     #[test]

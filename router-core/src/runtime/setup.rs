@@ -60,7 +60,9 @@ impl std::fmt::Display for EndpointSetup {
 #[derive(Clone, Debug)]
 pub enum FramingSetup {
     /// WebSocket; the request path picks the service.
-    WebSocket { services: Vec<WsServiceSetup> },
+    WebSocket {
+        services: Vec<WsServiceSetup>,
+    },
     RawSocket(RawSocketSetup),
 }
 

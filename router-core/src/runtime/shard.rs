@@ -123,8 +123,9 @@ impl Shard {
         for r in &setup.realms {
             if setup.home_shard(r) == id {
                 let spec = RealmSpec { name: r.name.clone(), roles: r.roles.clone() };
-                let mut realm =
-                    Realm::new(spec, seed_rng.gen()).with_broker_spec(r.broker.clone()).with_meta_api(r.enable_meta_api);
+                let mut realm = Realm::new(spec, seed_rng.gen())
+                    .with_broker_spec(r.broker.clone())
+                    .with_meta_api(r.enable_meta_api);
                 realm.set_dealer_config(r.dealer.clone());
                 realms.insert(r.name.clone(), Rc::new(RealmHost::new(realm, r.max_sessions, shared.stats.clone())));
             }
@@ -195,7 +196,8 @@ impl Shard {
         let empty: Arc<str> = "".into();
         loop {
             let id = SessionId::from_valid(self.rng.borrow_mut().gen_range(1..=MAX_ID));
-            let entry = SessionEntry { shard: home, realm: realm.clone(), authid: empty.clone(), authrole: empty.clone() };
+            let entry =
+                SessionEntry { shard: home, realm: realm.clone(), authid: empty.clone(), authrole: empty.clone() };
             if self.directory.try_insert(id, entry) {
                 return id;
             }
@@ -333,9 +335,12 @@ impl RealmHost {
         let now = Instant::now();
         let mut realm = self.realm.borrow_mut();
         realm.set_now(now);
-        realm.internal_call_with_timeout(id, procedure, args, Dict::new(), Some(AUTHENTICATOR_TIMEOUT)).map_err(|e| {
-            DynamicError { error: "wamp.error.canceled".into(), message: Some(format!("cannot call the authenticator: {e}")) }
-        })?;
+        realm.internal_call_with_timeout(id, procedure, args, Dict::new(), Some(AUTHENTICATOR_TIMEOUT)).map_err(
+            |e| DynamicError {
+                error: "wamp.error.canceled".into(),
+                message: Some(format!("cannot call the authenticator: {e}")),
+            },
+        )?;
         self.internal.borrow_mut().insert(id, (from, token));
         Ok(())
     }

@@ -66,9 +66,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError>
         if !files.require_client_cert {
             verifier = verifier.allow_unauthenticated();
         }
-        let verifier = verifier
-            .build()
-            .map_err(|e| RouterError::Setup(format!("TLS client verifier: {e}")))?;
+        let verifier = verifier.build().map_err(|e| RouterError::Setup(format!("TLS client verifier: {e}")))?;
         builder.with_client_cert_verifier(verifier)
     };
     let mut config = builder
@@ -129,7 +127,8 @@ mod tests {
     fn a_batch_larger_than_rustls_buffer_limit_is_encrypted_whole() {
         let (server_cfg, client_cfg) = configs();
         let mut server = Tls::new(&server_cfg).expect("server");
-        let mut client = ClientConnection::new(client_cfg, ServerName::try_from("localhost").expect("name")).expect("client");
+        let mut client =
+            ClientConnection::new(client_cfg, ServerName::try_from("localhost").expect("name")).expect("client");
         let mut plain = Vec::new();
         // Handshake, in memory.
         for _ in 0..10 {

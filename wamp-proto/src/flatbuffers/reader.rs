@@ -11,10 +11,7 @@ use std::ops::Range;
 use crate::error::DecodeError;
 
 pub(crate) fn malformed(detail: impl Into<String>) -> DecodeError {
-    DecodeError::Malformed {
-        format: "flatbuffers",
-        detail: detail.into(),
-    }
+    DecodeError::Malformed { format: "flatbuffers", detail: detail.into() }
 }
 
 fn slice(buf: &[u8], at: usize, n: usize) -> Result<&[u8], DecodeError> {
@@ -36,9 +33,7 @@ fn read_u32(buf: &[u8], at: usize) -> Result<u32, DecodeError> {
 /// Follows the `uoffset` stored at `at`.
 fn deref(buf: &[u8], at: usize) -> Result<usize, DecodeError> {
     let off = read_u32(buf, at)? as usize;
-    at.checked_add(off)
-        .filter(|&p| p < buf.len())
-        .ok_or_else(|| malformed("offset out of bounds"))
+    at.checked_add(off).filter(|&p| p < buf.len()).ok_or_else(|| malformed("offset out of bounds"))
 }
 
 /// A validated table inside a buffer.
@@ -74,12 +69,7 @@ impl<'a> Table<'a> {
             return Err(malformed("bad table size"));
         }
         slice(buf, pos, tbl_len)?;
-        Ok(Table {
-            buf,
-            pos,
-            vt,
-            vt_len,
-        })
+        Ok(Table { buf, pos, vt, vt_len })
     }
 
     /// Absolute position of field `slot`, if present.
@@ -145,9 +135,7 @@ impl<'a> Table<'a> {
         let v = deref(self.buf, p)?;
         let n = read_u32(self.buf, v)? as usize;
         let start = v + 4;
-        let bytes = n
-            .checked_mul(elem)
-            .ok_or_else(|| malformed("vector too long"))?;
+        let bytes = n.checked_mul(elem).ok_or_else(|| malformed("vector too long"))?;
         slice(self.buf, start, bytes)?;
         Ok(Some((start, n)))
     }
@@ -174,10 +162,7 @@ impl<'a> Table<'a> {
     }
 
     /// A `[uint64]` field.
-    pub(crate) fn u64s(
-        &self,
-        slot: usize,
-    ) -> Result<Option<impl Iterator<Item = u64> + 'a>, DecodeError> {
+    pub(crate) fn u64s(&self, slot: usize) -> Result<Option<impl Iterator<Item = u64> + 'a>, DecodeError> {
         let buf = self.buf;
         Ok(self.vector(slot, 8)?.map(move |(s, n)| {
             (0..n).map(move |i| {
@@ -197,10 +182,7 @@ impl<'a> Table<'a> {
         let Some((s, n)) = self.offsets(slot)? else {
             return Ok(None);
         };
-        (0..n)
-            .map(|i| str_at(self.buf, deref(self.buf, s + 4 * i)?))
-            .collect::<Result<_, _>>()
-            .map(Some)
+        (0..n).map(|i| str_at(self.buf, deref(self.buf, s + 4 * i)?)).collect::<Result<_, _>>().map(Some)
     }
 
     /// A `[Table]` field, collected (bounded by the buffer size).
@@ -208,10 +190,7 @@ impl<'a> Table<'a> {
         let Some((s, n)) = self.offsets(slot)? else {
             return Ok(None);
         };
-        (0..n)
-            .map(|i| Table::at(self.buf, deref(self.buf, s + 4 * i)?))
-            .collect::<Result<_, _>>()
-            .map(Some)
+        (0..n).map(|i| Table::at(self.buf, deref(self.buf, s + 4 * i)?)).collect::<Result<_, _>>().map(Some)
     }
 }
 

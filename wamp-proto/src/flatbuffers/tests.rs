@@ -12,10 +12,7 @@ use serde_json::Value as J;
 use super::*;
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -39,12 +36,7 @@ fn val(j: &J) -> Value {
             if let Some(J::String(h)) = o.get("$bytes") {
                 return Value::Bytes(Bytes::from(unhex(h)));
             }
-            Value::Dict(
-                o.iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), val(v)))
-                    .collect(),
-            )
+            Value::Dict(o.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), val(v))).collect())
         }
     }
 }
@@ -68,30 +60,12 @@ fn s(j: &J) -> String {
 fn msg_from_wamp(w: &[J], payload: Payload) -> Message {
     let rid = |j: &J| RequestId::new(u(j)).unwrap();
     match u(&w[0]) {
-        code::HELLO => Message::Hello {
-            realm: s(&w[1]),
-            details: dict(&w[2]),
-        },
-        code::WELCOME => Message::Welcome {
-            session: SessionId::new(u(&w[1])).unwrap(),
-            details: dict(&w[2]),
-        },
-        code::ABORT => Message::Abort {
-            details: dict(&w[1]),
-            reason: s(&w[2]),
-        },
-        code::CHALLENGE => Message::Challenge {
-            method: s(&w[1]),
-            extra: dict(&w[2]),
-        },
-        code::AUTHENTICATE => Message::Authenticate {
-            signature: s(&w[1]),
-            extra: dict(&w[2]),
-        },
-        code::GOODBYE => Message::Goodbye {
-            details: dict(&w[1]),
-            reason: s(&w[2]),
-        },
+        code::HELLO => Message::Hello { realm: s(&w[1]), details: dict(&w[2]) },
+        code::WELCOME => Message::Welcome { session: SessionId::new(u(&w[1])).unwrap(), details: dict(&w[2]) },
+        code::ABORT => Message::Abort { details: dict(&w[1]), reason: s(&w[2]) },
+        code::CHALLENGE => Message::Challenge { method: s(&w[1]), extra: dict(&w[2]) },
+        code::AUTHENTICATE => Message::Authenticate { signature: s(&w[1]), extra: dict(&w[2]) },
+        code::GOODBYE => Message::Goodbye { details: dict(&w[1]), reason: s(&w[2]) },
         code::ERROR => Message::Error {
             request_type: u(&w[1]),
             request: rid(&w[2]),
@@ -99,21 +73,9 @@ fn msg_from_wamp(w: &[J], payload: Payload) -> Message {
             error: s(&w[4]),
             payload,
         },
-        code::PUBLISH => Message::Publish {
-            request: rid(&w[1]),
-            options: dict(&w[2]),
-            topic: s(&w[3]),
-            payload,
-        },
-        code::SUBSCRIBE => Message::Subscribe {
-            request: rid(&w[1]),
-            options: dict(&w[2]),
-            topic: s(&w[3]),
-        },
-        code::UNSUBSCRIBED => Message::Unsubscribed {
-            request: rid(&w[1]),
-            details: w.get(2).map(dict),
-        },
+        code::PUBLISH => Message::Publish { request: rid(&w[1]), options: dict(&w[2]), topic: s(&w[3]), payload },
+        code::SUBSCRIBE => Message::Subscribe { request: rid(&w[1]), options: dict(&w[2]), topic: s(&w[3]) },
+        code::UNSUBSCRIBED => Message::Unsubscribed { request: rid(&w[1]), details: w.get(2).map(dict) },
         code::EVENT => Message::Event {
             subscription: SubscriptionId::new(u(&w[1])).unwrap(),
             publication: PublicationId::new(u(&w[2])).unwrap(),
@@ -125,45 +87,19 @@ fn msg_from_wamp(w: &[J], payload: Payload) -> Message {
             details: Dict::new(),
             payload: Payload::EMPTY,
         },
-        code::CALL => Message::Call {
-            request: rid(&w[1]),
-            options: dict(&w[2]),
-            procedure: s(&w[3]),
-            payload,
-        },
-        code::CANCEL => Message::Cancel {
-            request: rid(&w[1]),
-            options: dict(&w[2]),
-        },
-        code::RESULT => Message::Result {
-            request: rid(&w[1]),
-            details: dict(&w[2]),
-            payload,
-        },
-        code::REGISTER => Message::Register {
-            request: rid(&w[1]),
-            options: dict(&w[2]),
-            procedure: s(&w[3]),
-        },
-        code::UNREGISTERED => Message::Unregistered {
-            request: rid(&w[1]),
-            details: w.get(2).map(dict),
-        },
+        code::CALL => Message::Call { request: rid(&w[1]), options: dict(&w[2]), procedure: s(&w[3]), payload },
+        code::CANCEL => Message::Cancel { request: rid(&w[1]), options: dict(&w[2]) },
+        code::RESULT => Message::Result { request: rid(&w[1]), details: dict(&w[2]), payload },
+        code::REGISTER => Message::Register { request: rid(&w[1]), options: dict(&w[2]), procedure: s(&w[3]) },
+        code::UNREGISTERED => Message::Unregistered { request: rid(&w[1]), details: w.get(2).map(dict) },
         code::INVOCATION => Message::Invocation {
             request: rid(&w[1]),
             registration: RegistrationId::new(u(&w[2])).unwrap(),
             details: dict(&w[3]),
             payload,
         },
-        code::INTERRUPT => Message::Interrupt {
-            request: rid(&w[1]),
-            options: dict(&w[2]),
-        },
-        code::YIELD => Message::Yield {
-            request: rid(&w[1]),
-            options: dict(&w[2]),
-            payload,
-        },
+        code::INTERRUPT => Message::Interrupt { request: rid(&w[1]), options: dict(&w[2]) },
+        code::YIELD => Message::Yield { request: rid(&w[1]), options: dict(&w[2]), payload },
         c => panic!("no test constructor for {c}"),
     }
 }
@@ -187,9 +123,7 @@ fn dict_mut(m: &mut Message) -> Option<&mut Dict> {
         | Message::Register { options, .. }
         | Message::Interrupt { options, .. }
         | Message::Yield { options, .. } => Some(options),
-        Message::Unsubscribed { details, .. } | Message::Unregistered { details, .. } => {
-            details.as_mut()
-        }
+        Message::Unsubscribed { details, .. } | Message::Unregistered { details, .. } => details.as_mut(),
         _ => None,
     }
 }
@@ -207,28 +141,16 @@ fn autobahn_generated_cases_encode_byte_exact_and_decode() {
             continue;
         }
         let w = case["wamp"].as_array().unwrap();
-        let bytes_of = |k: &str| {
-            case.get(k)
-                .and_then(J::as_str)
-                .map(|h| Bytes::from(unhex(h)))
-        };
+        let bytes_of = |k: &str| case.get(k).and_then(J::as_str).map(|h| Bytes::from(unhex(h)));
         let payload = if bytes_of("args_cbor").is_some() || bytes_of("kwargs_cbor").is_some() {
-            Payload::Raw {
-                format: PayloadFormat::Cbor,
-                args: bytes_of("args_cbor"),
-                kwargs: bytes_of("kwargs_cbor"),
-            }
+            Payload::Raw { format: PayloadFormat::Cbor, args: bytes_of("args_cbor"), kwargs: bytes_of("kwargs_cbor") }
         } else {
             Payload::EMPTY
         };
         let msg = msg_from_wamp(w, payload.clone());
         let expected = case["fbs"].as_str().unwrap();
         let got = encode(&msg).unwrap();
-        assert_eq!(
-            hex(&got),
-            expected,
-            "{name}: encoding differs from Autobahn"
-        );
+        assert_eq!(hex(&got), expected, "{name}: encoding differs from Autobahn");
 
         let decoded = decode(&Bytes::from(unhex(expected))).unwrap();
         let mut want = msg.clone();
@@ -237,9 +159,7 @@ fn autobahn_generated_cases_encode_byte_exact_and_decode() {
                 d.shift_remove(k.as_str().unwrap());
             }
         }
-        if let Message::Unsubscribed { details, .. } | Message::Unregistered { details, .. } =
-            &mut want
-        {
+        if let Message::Unsubscribed { details, .. } | Message::Unregistered { details, .. } = &mut want {
             if details.as_ref().is_some_and(|d| d.is_empty()) {
                 *details = None;
             }
@@ -247,16 +167,9 @@ fn autobahn_generated_cases_encode_byte_exact_and_decode() {
         assert_eq!(decoded, want, "{name}: decoded message differs");
         let again = encode(&decoded).unwrap();
         if case["dropped"].as_array().unwrap().is_empty() {
-            assert_eq!(
-                again, got,
-                "{name}: re-encoding the decoded message differs"
-            );
+            assert_eq!(again, got, "{name}: re-encoding the decoded message differs");
         } else {
-            assert_eq!(
-                decode(&again).unwrap(),
-                decoded,
-                "{name}: second round trip differs"
-            );
+            assert_eq!(decode(&again).unwrap(), decoded, "{name}: second round trip differs");
         }
         checked += 1;
     }
@@ -265,10 +178,7 @@ fn autobahn_generated_cases_encode_byte_exact_and_decode() {
 
 #[test]
 fn autobahn_cannot_encode_error_forward_for_but_we_do() {
-    let case = cases()
-        .into_iter()
-        .find(|c| c["name"] == "error_forward_for")
-        .unwrap();
+    let case = cases().into_iter().find(|c| c["name"] == "error_forward_for").unwrap();
     assert!(case["autobahn_error"].as_str().unwrap().contains("wamp"));
     let msg = msg_from_wamp(case["wamp"].as_array().unwrap(), Payload::EMPTY);
     let back = decode(&encode(&msg).unwrap()).unwrap();
@@ -304,12 +214,8 @@ fn shared_testsuite_vectors_roundtrip_byte_exact() {
             let Some(fb) = sample.get("serializers").and_then(|s| s.get("flatbuffers")) else {
                 continue;
             };
-            let variants: Vec<String> = fb
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["bytes_hex"].as_str().unwrap().to_owned())
-                .collect();
+            let variants: Vec<String> =
+                fb.as_array().unwrap().iter().map(|v| v["bytes_hex"].as_str().unwrap().to_owned()).collect();
             let attrs = &sample["expected_attributes"];
             for v in &variants {
                 let what = format!("{} / {}", f.display(), sample["description"]);
@@ -317,10 +223,7 @@ fn shared_testsuite_vectors_roundtrip_byte_exact() {
                 assert_eq!(m.code(), u(&attrs["message_type"]), "{what}");
                 check_attrs(&m, attrs, &what);
                 let again = hex(&encode(&m).unwrap());
-                assert!(
-                    variants.contains(&again),
-                    "{what}: re-encoded {again} not among {variants:?}"
-                );
+                assert!(variants.contains(&again), "{what}: re-encoded {again} not among {variants:?}");
                 checked += 1;
             }
         }
@@ -332,31 +235,14 @@ fn shared_testsuite_vectors_roundtrip_byte_exact() {
 fn check_attrs(m: &Message, a: &J, what: &str) {
     let num = |k: &str| a.get(k).and_then(J::as_u64);
     let (request, id2) = match m {
-        Message::Published {
-            request,
-            publication,
-        } => (Some(request.get()), Some(publication.get())),
-        Message::Subscribed {
-            request,
-            subscription,
+        Message::Published { request, publication } => (Some(request.get()), Some(publication.get())),
+        Message::Subscribed { request, subscription } | Message::Unsubscribe { request, subscription } => {
+            (Some(request.get()), Some(subscription.get()))
         }
-        | Message::Unsubscribe {
-            request,
-            subscription,
-        } => (Some(request.get()), Some(subscription.get())),
-        Message::Registered {
-            request,
-            registration,
+        Message::Registered { request, registration } | Message::Unregister { request, registration } => {
+            (Some(request.get()), Some(registration.get()))
         }
-        | Message::Unregister {
-            request,
-            registration,
-        } => (Some(request.get()), Some(registration.get())),
-        Message::Invocation {
-            request,
-            registration,
-            ..
-        } => (Some(request.get()), Some(registration.get())),
+        Message::Invocation { request, registration, .. } => (Some(request.get()), Some(registration.get())),
         Message::Error { request, .. }
         | Message::Publish { request, .. }
         | Message::Subscribe { request, .. }
@@ -374,9 +260,7 @@ fn check_attrs(m: &Message, a: &J, what: &str) {
         assert_eq!(Some(r), num("request_id"), "{what}: request");
     }
     if let Some(i) = id2 {
-        let want = num("publication_id")
-            .or(num("subscription_id"))
-            .or(num("registration_id"));
+        let want = num("publication_id").or(num("subscription_id")).or(num("registration_id"));
         assert_eq!(Some(i), want, "{what}: id");
     }
     let text = |k: &str| a.get(k).and_then(J::as_str);
@@ -394,11 +278,7 @@ fn check_attrs(m: &Message, a: &J, what: &str) {
         Message::Authenticate { signature, .. } => {
             assert_eq!(Some(signature.as_str()), text("signature"), "{what}")
         }
-        Message::Error {
-            error,
-            request_type,
-            ..
-        } => {
+        Message::Error { error, request_type, .. } => {
             assert_eq!(Some(error.as_str()), text("error"), "{what}");
             assert_eq!(Some(*request_type), num("request_type"), "{what}");
         }
@@ -408,11 +288,7 @@ fn check_attrs(m: &Message, a: &J, what: &str) {
         Message::Call { procedure, .. } | Message::Register { procedure, .. } => {
             assert_eq!(Some(procedure.as_str()), text("procedure"), "{what}")
         }
-        Message::Event {
-            subscription,
-            publication,
-            ..
-        } => {
+        Message::Event { subscription, publication, .. } => {
             assert_eq!(Some(subscription.get()), num("subscription"), "{what}");
             assert_eq!(Some(publication.get()), num("publication"), "{what}");
         }
@@ -423,9 +299,7 @@ fn check_attrs(m: &Message, a: &J, what: &str) {
     }
     // Options/details that Flatbuffers carries must come back equal.
     let mut m = m.clone();
-    let dict_key = ["details", "options", "extra"]
-        .into_iter()
-        .find(|k| a.get(*k).is_some());
+    let dict_key = ["details", "options", "extra"].into_iter().find(|k| a.get(*k).is_some());
     if let (Some(k), Some(d)) = (dict_key, dict_mut(&mut m)) {
         assert_eq!(*d, dict(&a[k]), "{what}: {k}");
     }
@@ -439,105 +313,44 @@ fn check_attrs(m: &Message, a: &J, what: &str) {
     | Message::Yield { payload, .. } = &m
     {
         let (args, kwargs) = match payload {
-            Payload::Raw {
-                format: PayloadFormat::Cbor,
-                args,
-                kwargs,
-            } => (args.clone(), kwargs.clone()),
-            Payload::Values {
-                args: None,
-                kwargs: None,
-            } => (None, None),
+            Payload::Raw { format: PayloadFormat::Cbor, args, kwargs } => (args.clone(), kwargs.clone()),
+            Payload::Values { args: None, kwargs: None } => (None, None),
             other => panic!("{what}: unexpected payload {other:?}"),
         };
         if let Some(p) = a.get("payload").and_then(J::as_str) {
-            assert_eq!(
-                args.as_deref(),
-                Some(&cbor_wrap_bytes(&unhex(p))[..]),
-                "{what}: payload"
-            );
+            assert_eq!(args.as_deref(), Some(&cbor_wrap_bytes(&unhex(p))[..]), "{what}: payload");
         } else {
-            assert_eq!(
-                args.is_some(),
-                a.get("args").is_some_and(|x| !x.is_null()),
-                "{what}: args"
-            );
+            assert_eq!(args.is_some(), a.get("args").is_some_and(|x| !x.is_null()), "{what}: args");
         }
-        assert_eq!(
-            kwargs.is_some(),
-            a.get("kwargs").is_some_and(|x| !x.is_null()),
-            "{what}: kwargs"
-        );
+        assert_eq!(kwargs.is_some(), a.get("kwargs").is_some_and(|x| !x.is_null()), "{what}: kwargs");
     }
 }
 
 #[test]
 fn args_are_zero_copy_slices_of_the_input() {
-    let case = cases()
-        .into_iter()
-        .find(|c| c["name"] == "event_publisher")
-        .unwrap();
+    let case = cases().into_iter().find(|c| c["name"] == "event_publisher").unwrap();
     let input = Bytes::from(unhex(case["fbs"].as_str().unwrap()));
-    let Message::Event {
-        payload:
-            Payload::Raw {
-                args: Some(args),
-                kwargs: Some(kwargs),
-                ..
-            },
-        ..
-    } = decode(&input).unwrap()
+    let Message::Event { payload: Payload::Raw { args: Some(args), kwargs: Some(kwargs), .. }, .. } =
+        decode(&input).unwrap()
     else {
         panic!("expected raw args and kwargs")
     };
     let range = input.as_ptr() as usize..input.as_ptr() as usize + input.len();
-    assert!(
-        range.contains(&(args.as_ptr() as usize)),
-        "args were copied"
-    );
-    assert!(
-        range.contains(&(kwargs.as_ptr() as usize)),
-        "kwargs were copied"
-    );
+    assert!(range.contains(&(args.as_ptr() as usize)), "args were copied");
+    assert!(range.contains(&(kwargs.as_ptr() as usize)), "kwargs were copied");
     assert_eq!(&args[..], &unhex(case["args_cbor"].as_str().unwrap())[..]);
 }
 
 #[test]
 fn killnowait_mode_survives_roundtrip() {
     for (m, mode) in [
-        (
-            Message::Cancel {
-                request: RequestId::from_valid(1),
-                options: Dict::new(),
-            },
-            "killnowait",
-        ),
-        (
-            Message::Interrupt {
-                request: RequestId::from_valid(1),
-                options: Dict::new(),
-            },
-            "killnowait",
-        ),
-        (
-            Message::Interrupt {
-                request: RequestId::from_valid(1),
-                options: Dict::new(),
-            },
-            "skip",
-        ),
-        (
-            Message::Cancel {
-                request: RequestId::from_valid(1),
-                options: Dict::new(),
-            },
-            "kill",
-        ),
+        (Message::Cancel { request: RequestId::from_valid(1), options: Dict::new() }, "killnowait"),
+        (Message::Interrupt { request: RequestId::from_valid(1), options: Dict::new() }, "killnowait"),
+        (Message::Interrupt { request: RequestId::from_valid(1), options: Dict::new() }, "skip"),
+        (Message::Cancel { request: RequestId::from_valid(1), options: Dict::new() }, "kill"),
     ] {
         let mut m = m;
-        dict_mut(&mut m)
-            .unwrap()
-            .insert("mode".into(), Value::from(mode));
+        dict_mut(&mut m).unwrap().insert("mode".into(), Value::from(mode));
         assert_eq!(decode(&encode(&m).unwrap()).unwrap(), m);
     }
 }
@@ -553,9 +366,7 @@ fn unknown_keys_are_dropped_on_encode() {
         topic: "com.t".into(),
         payload: Payload::EMPTY,
     };
-    let Message::Publish { options, .. } = decode(&encode(&m).unwrap()).unwrap() else {
-        panic!()
-    };
+    let Message::Publish { options, .. } = decode(&encode(&m).unwrap()).unwrap() else { panic!() };
     assert_eq!(options.get("acknowledge"), Some(&Value::Bool(true)));
     assert!(!options.contains_key("x_custom"));
 }
@@ -568,21 +379,14 @@ fn cbor_byte_string_header_roundtrip() {
         assert_eq!(cbor_byte_string(&wrapped), Some(&content[..]), "len {n}");
     }
     assert_eq!(cbor_byte_string(&[0x43, 1, 2]), None, "truncated");
-    assert_eq!(
-        cbor_byte_string(&[0x81, 1]),
-        None,
-        "a list is not a byte string"
-    );
+    assert_eq!(cbor_byte_string(&[0x81, 1]), None, "a list is not a byte string");
 }
 
 #[test]
 fn hostile_input_never_panics() {
     // Every truncation and many bit flips of every generated case must
     // decode to a value or an error, never panic.
-    let mut inputs: Vec<Vec<u8>> = cases()
-        .iter()
-        .filter_map(|c| c["fbs"].as_str().map(unhex))
-        .collect();
+    let mut inputs: Vec<Vec<u8>> = cases().iter().filter_map(|c| c["fbs"].as_str().map(unhex)).collect();
     inputs.push(vec![]);
     inputs.push(vec![0xff; 3]);
     inputs.push(vec![0xff; 64]);
@@ -609,43 +413,25 @@ fn hostile_input_never_panics() {
             let _ = decode(&Bytes::from(v));
         }
     }
-    assert!(
-        errors > 100,
-        "truncated inputs should mostly fail, got {errors} errors"
-    );
+    assert!(errors > 100, "truncated inputs should mostly fail, got {errors} errors");
 }
 
 #[test]
 fn out_of_range_id_is_rejected() {
-    let m = Message::Published {
-        request: RequestId::from_valid(1),
-        publication: PublicationId::from_valid(2),
-    };
+    let m = Message::Published { request: RequestId::from_valid(1), publication: PublicationId::from_valid(2) };
     let mut bytes = encode(&m).unwrap().to_vec();
     // Patch the publication (value 2) to 2^60.
-    let pos = bytes
-        .windows(8)
-        .position(|w| w == 2u64.to_le_bytes())
-        .unwrap();
+    let pos = bytes.windows(8).position(|w| w == 2u64.to_le_bytes()).unwrap();
     bytes[pos..pos + 8].copy_from_slice(&(1u64 << 60).to_le_bytes());
-    assert!(matches!(
-        decode(&Bytes::from(bytes)),
-        Err(DecodeError::Invalid(_))
-    ));
+    assert!(matches!(decode(&Bytes::from(bytes)), Err(DecodeError::Invalid(_))));
 }
 
 #[test]
 fn unknown_union_type_is_reported() {
-    let m = Message::Published {
-        request: RequestId::from_valid(1),
-        publication: PublicationId::from_valid(2),
-    };
+    let m = Message::Published { request: RequestId::from_valid(1), publication: PublicationId::from_valid(2) };
     let mut bytes = encode(&m).unwrap().to_vec();
     // The union type byte is the only byte equal to 17 (PUBLISHED).
     let pos = bytes.iter().position(|&b| b == 17).unwrap();
     bytes[pos] = 99;
-    assert_eq!(
-        decode(&Bytes::from(bytes)),
-        Err(DecodeError::UnknownType(99))
-    );
+    assert_eq!(decode(&Bytes::from(bytes)), Err(DecodeError::UnknownType(99)));
 }
