@@ -237,7 +237,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
     // WAMP opening: HELLO, then (depending on the method) CHALLENGE /
     // AUTHENTICATE rounds, or a dynamic authenticator call.
     let sender = framer.sender();
-    let mut session: Option<(SessionId, AuthHandshake, Dict)> = None;
+    let mut session: Option<(Reserved, AuthHandshake, Dict)> = None;
     let realms = RealmFns(
         |r: &str| shard.setup.realm(r).is_some(),
         |r: &str, role: &str| shard.setup.realm(r).is_some_and(|rs| rs.roles.iter().any(|x| x.name == role)),
@@ -299,7 +299,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                         let step =
                             ah.handle_hello(&realm, &hello_details, Time::now(), &realms, &mut rand::thread_rng());
                         let outcome = handshake::auth_outcome(step, &hello_details);
-                        session = Some((id, ah, hello_details));
+                        session = Some((Reserved { shard: shard.clone(), id: Some(id) }, ah, hello_details));
                         outcome
                     }
                 }
@@ -342,11 +342,11 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                 authextra,
                 details: hello_details,
             } => {
-                let Some((id, _, _)) = session.take() else {
+                let Some((mut reserved, _, _)) = session.take() else {
                     break Err(OpenError::Rejected("join without a session"));
                 };
                 let join = JoinRequest {
-                    session: id,
+                    session: reserved.keep(),
                     realm,
                     authid,
                     authrole,
@@ -378,17 +378,16 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                 }
                 sender.close(Some(1000), "", &mut out);
                 let _ = io.send(&out).await;
-                if let Some((id, _, _)) = session.take() {
-                    shard.directory.remove(id);
-                }
+                // Dropping the reservation releases the session id.
+                drop(session.take());
                 return Ok(None);
             }
             AuthOutcome::Dynamic(_) => break Err(OpenError::Rejected("dynamic authentication did not finish")),
         }
     };
-    if let Some((id, _, _)) = session {
-        shard.directory.remove(id);
-    }
+    // `session` (if any) releases its reserved id when dropped here, or
+    // when the opening timeout drops this whole future.
+    drop(session);
     result
 }
 
@@ -400,6 +399,29 @@ pub async fn refuse_over_limit(shard: Rc<Shard>, mut stream: Stream, transport: 
     // Wait (briefly) for the client's handshake so the reply is read as one.
     let _ = with_timeout(Duration::from_secs(2), stream.read(&mut buf)).await;
     let _ = stream.write_all(&hs.over_limit_reply()).await;
+}
+
+/// A session id reserved in the directory at HELLO; released on drop unless
+/// the session was admitted (`keep`). Dropping covers every way out of the
+/// opening phase, including its timeout cancelling the future.
+struct Reserved {
+    shard: Rc<Shard>,
+    id: Option<SessionId>,
+}
+
+impl Reserved {
+    /// The session was admitted: the id stays reserved for it.
+    fn keep(&mut self) -> SessionId {
+        self.id.take().unwrap_or(SessionId::from_valid(0))
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.shard.directory.remove(id);
+        }
+    }
 }
 
 /// The failure limiter's key for a peer: its address without the port
@@ -493,6 +515,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(error = %e, "dup failed");
+            shard.directory.remove(join.session);
             close_fd(fd);
             return;
         }
@@ -504,6 +527,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         Some(h) => h,
         None => {
             tracing::error!(realm = %join.realm, "hand-off to a shard that does not home the realm");
+            shard.directory.remove(join.session);
             return;
         }
     };
