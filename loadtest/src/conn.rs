@@ -348,6 +348,30 @@ impl Conn {
         }
     }
 
+    /// Sends a request (`what` names it in errors, e.g. `"SUBSCRIBE"`) and
+    /// waits up to `timeout` for the message `is_ack` accepts; an ERROR or
+    /// any other message fails.
+    pub fn request(
+        &mut self,
+        msg: &Message,
+        what: &'static str,
+        timeout: Duration,
+        is_ack: impl Fn(&Message) -> bool,
+    ) -> Result<(), ConnError> {
+        self.push(msg)?;
+        self.flush()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.recv()? {
+                Some(m) if is_ack(&m) => return Ok(()),
+                Some(Message::Error { error, .. }) => return Err(ConnError::Refused(format!("{what}: {error}"))),
+                Some(m) => return Err(ConnError::Protocol(format!("unexpected {} in reply to {what}", m.name()))),
+                None if Instant::now() > deadline => return Err(ConnError::Timeout(what)),
+                None => {}
+            }
+        }
+    }
+
     /// The next message, reading as needed. Returns `Ok(None)` if the read
     /// timeout expired first. Pending output (e.g. PONGs) is flushed before
     /// blocking.

@@ -144,18 +144,12 @@ fn subscriber(
     let mut out = SubOutcome { hist: stats::new_histogram(), errors: 0 };
     let setup = (|| -> Result<_, ConnError> {
         let (mut c, _) = cfg.connect(seed(1, index))?;
-        c.push(&Message::Subscribe { request: RequestId::from_valid(1), options: Dict::new(), topic })?;
-        c.flush()?;
-        let deadline = Instant::now() + cfg.timeout;
-        loop {
-            match c.recv()? {
-                Some(Message::Subscribed { .. }) => break,
-                Some(Message::Error { error, .. }) => return Err(ConnError::Refused(format!("SUBSCRIBE: {error}"))),
-                Some(m) => return Err(ConnError::Protocol(format!("expected SUBSCRIBED, got {}", m.name()))),
-                None if Instant::now() > deadline => return Err(ConnError::Timeout("SUBSCRIBE")),
-                None => {}
-            }
-        }
+        c.request(
+            &Message::Subscribe { request: RequestId::from_valid(1), options: Dict::new(), topic },
+            "SUBSCRIBE",
+            cfg.timeout,
+            |m| matches!(m, Message::Subscribed { .. }),
+        )?;
         c.stream().set_read_timeout(Some(Duration::from_millis(100)))?;
         Ok(c)
     })();

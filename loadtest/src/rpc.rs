@@ -81,18 +81,12 @@ fn callee(
     let setup = (|| -> Result<_, ConnError> {
         let (mut c, _) = cfg.connect(seed(3, k))?;
         let procedure = procedure_uri(k, k_total);
-        c.push(&Message::Register { request: RequestId::from_valid(1), options: Dict::new(), procedure })?;
-        c.flush()?;
-        let deadline = Instant::now() + cfg.timeout;
-        loop {
-            match c.recv()? {
-                Some(Message::Registered { .. }) => break,
-                Some(Message::Error { error, .. }) => return Err(ConnError::Refused(format!("REGISTER: {error}"))),
-                Some(m) => return Err(ConnError::Protocol(format!("expected REGISTERED, got {}", m.name()))),
-                None if Instant::now() > deadline => return Err(ConnError::Timeout("REGISTER")),
-                None => {}
-            }
-        }
+        c.request(
+            &Message::Register { request: RequestId::from_valid(1), options: Dict::new(), procedure },
+            "REGISTER",
+            cfg.timeout,
+            |m| matches!(m, Message::Registered { .. }),
+        )?;
         c.stream().set_read_timeout(Some(Duration::from_millis(100)))?;
         Ok(c)
     })();

@@ -137,9 +137,11 @@ fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<Transpor
                         limiter.get_or_insert_with(|| wamp_auth::LimiterConfig::from(&ws.auth.options));
                         timeout = timeout.max(ws.options.open_handshake_timeout);
                     }
-                    WebService::Other { kind } => return Err(RouterError::Setup(format!(
+                    WebService::Other { kind } => {
+                        return Err(RouterError::Setup(format!(
                         "transport {id}: web service type '{kind}' at path '{path}' is not supported on router workers"
-                    ))),
+                    )))
+                    }
                 }
             }
             (FramingSetup::WebSocket { services }, timeout)
