@@ -8,7 +8,8 @@
 //!   invocation-policy conflict, sharded registrations (`rkey`), pattern
 //!   registrations, caller identification, progressive call results,
 //!   progressive call invocations (the negative case: Autobahn cannot send
-//!   them), call canceling in every mode and router-enforced call timeouts.
+//!   them), call canceling in every mode and router-enforced call timeouts;
+//! * meta API: `wamp.registration.remove_callee` (registration revocation).
 //!
 //! Options Autobahn 26 cannot express (`disclose_me` on CALL and PUBLISH,
 //! `rkey` and `progress` on CALL, CANCEL modes, `invoke: "sharded"`) are
@@ -275,4 +276,20 @@ fn event_history() {
     assert_eq!(r["same_sub"], true, "the subscriber shares the history subscription: {r}");
     assert_eq!(r["topics"], json!(vec![HISTORY_TOPIC; 5]), "{r}");
     assert_eq!(r["unavailable"], "wamp.error.history_unavailable", "{r}");
+}
+
+// ------------------------------------------------------------ meta API revocation
+
+/// `wamp.registration.remove_callee` from another session: an empty
+/// result, the callee (Autobahn announces `registration_revocation`) gets
+/// `UNREGISTERED [0, {registration, reason}]`, later CALLs are
+/// `wamp.error.no_such_procedure` and removing again is
+/// `wamp.error.no_such_registration`.
+#[test]
+fn registration_remove_callee() {
+    let r = case("remove_callee", "ws", "msgpack");
+    assert_eq!(r["removed"], Value::Null, "{r}");
+    assert_eq!(r["after"], "wamp.error.no_such_procedure", "{r}");
+    assert_eq!(r["again"], "wamp.error.no_such_registration", "{r}");
+    assert_eq!(r["revoked"], json!([[r["registration"], "com.example.maintenance"]]), "{r}");
 }

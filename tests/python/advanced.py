@@ -654,6 +654,39 @@ async def history(args):
             "tag": tag, "unavailable": unavailable}
 
 
+async def remove_callee(args):
+    """wamp.registration.remove_callee: another session removes a callee;
+    then a CALL is no_such_procedure. Autobahn announces
+    registration_revocation but only logs a router-sent UNREGISTERED, so the
+    callee's incoming messages are observed directly."""
+    callee = await connect(args.url, args.realm, args.serializer)
+    admin = await connect(args.url, args.realm, args.serializer)
+    proc = unique("com.example.revoked")
+    revoked = []
+    on_message = callee.onMessage
+
+    def spy(msg):
+        if isinstance(msg, message.Unregistered) and msg.request == 0:
+            revoked.append([msg.registration, msg.reason])
+        return on_message(msg)
+
+    callee.onMessage = spy
+    reg = await asyncio.wait_for(callee.register(lambda: "served", proc), STEP_TIMEOUT)
+    before = await asyncio.wait_for(admin.call(proc), STEP_TIMEOUT)
+    check(before == "served", f"before removal: {before!r}")
+    removed = await asyncio.wait_for(
+        admin.call("wamp.registration.remove_callee", reg.id, callee.session_id, "com.example.maintenance"),
+        STEP_TIMEOUT,
+    )
+    after = await expect_error(admin.call(proc), "call after removal")
+    again = await expect_error(
+        admin.call("wamp.registration.remove_callee", reg.id, callee.session_id), "second removal"
+    )
+    await barrier(callee)
+    await close(callee, admin)
+    return {"removed": removed, "after": after, "again": again, "revoked": revoked, "registration": reg.id}
+
+
 CASES = {
     "basic": basic,
     "progressive_results": progressive_results,
@@ -668,6 +701,7 @@ CASES = {
     "black_white": black_white,
     "retention": retention,
     "history": history,
+    "remove_callee": remove_callee,
 }
 
 if __name__ == "__main__":

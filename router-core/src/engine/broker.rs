@@ -30,6 +30,11 @@
 //!   copied untouched into EVENT details; the payload is never decoded.
 //! * `retain: true` stores the event as the topic's retained event (see
 //!   below).
+//! * **subscription_revocation**: [`Realm::revoke_subscriber`] (also
+//!   reachable as the meta procedure `wamp.subscription.remove_subscriber`)
+//!   removes one subscriber; if it announced `subscription_revocation` it
+//!   gets `UNSUBSCRIBED [0, {subscription, reason}]`, otherwise it is not
+//!   told (spec).
 //!
 //! ## Retention
 //! One retained event per topic (the latest publication with `retain`),
@@ -544,6 +549,47 @@ impl Realm {
                 self.meta_event_ids(super::meta::SUBSCRIPTION_ON_DELETE, session, id.get());
             }
         }
+        true
+    }
+
+    /// Removes subscriber `subscriber` from subscription `subscription` (the
+    /// subscription is deleted with its last subscriber unless it keeps a
+    /// history): if the subscriber announced `subscription_revocation` it
+    /// gets `UNSUBSCRIBED [0, {subscription, reason}]` (`reason` only when
+    /// given), otherwise it is removed silently. Returns false if it is not
+    /// subscribed to that subscription.
+    pub fn revoke_subscriber(
+        &mut self,
+        subscription: SubscriptionId,
+        subscriber: SessionId,
+        reason: Option<&str>,
+    ) -> bool {
+        let removed = self.revoke_subscriber_inner(subscription, subscriber, reason);
+        self.flush_deferred();
+        removed
+    }
+
+    /// [`Realm::revoke_subscriber`] without routing the queued meta events.
+    pub(super) fn revoke_subscriber_inner(
+        &mut self,
+        subscription: SubscriptionId,
+        subscriber: SessionId,
+        reason: Option<&str>,
+    ) -> bool {
+        let Some(s) = self.sessions.get_mut(&subscriber) else { return false };
+        if !s.subscriptions.remove(&subscription) {
+            return false;
+        }
+        if s.rpc.features.subscriber_revocation {
+            let mut details = Dict::new();
+            details.insert("subscription".into(), Value::UInt(subscription.get()));
+            if let Some(reason) = reason {
+                details.insert("reason".into(), Value::Str(reason.to_owned()));
+            }
+            let msg = Message::Unsubscribed { request: RequestId::from_valid(0), details: Some(details) };
+            let _ = self.out.send(subscriber, s.info.serializer, &msg);
+        }
+        self.unsubscribe_session(subscription, subscriber);
         true
     }
 

@@ -73,7 +73,9 @@
 //! * **registration_revocation**: [`Realm::revoke_registration`] removes a
 //!   registration; callees that announced `registration_revocation` get
 //!   `UNREGISTERED [0, {registration, reason}]` (others are not told,
-//!   spec). Calls already invoked still complete.
+//!   spec). Calls already invoked still complete. [`Realm::revoke_callee`]
+//!   (also the meta procedure `wamp.registration.remove_callee`) does the
+//!   same for one callee.
 //!
 //! ## Sharded registrations
 //! A callee registers with `invoke: "sharded"`; every callee of the
@@ -258,6 +260,9 @@ pub(super) struct PeerFeatures {
     pub(super) callee_revocation: bool,
     /// caller: `progressive_call_invocations`.
     pub(super) caller_progressive_invocations: bool,
+    /// subscriber: `subscription_revocation` (kept here so that all
+    /// announced features that change what the router sends live together).
+    pub(super) subscriber_revocation: bool,
 }
 
 impl PeerFeatures {
@@ -272,12 +277,14 @@ impl PeerFeatures {
         }
         let callee = features(details, "callee");
         let caller = features(details, "caller");
+        let subscriber = features(details, "subscriber");
         PeerFeatures {
             // The spec spells it both ways.
             callee_canceling: flag(callee, &["call_canceling", "call_cancelling"]),
             callee_progressive_invocations: flag(callee, &["progressive_call_invocations"]),
             callee_revocation: flag(callee, &["registration_revocation"]),
             caller_progressive_invocations: flag(caller, &["progressive_call_invocations"]),
+            subscriber_revocation: flag(subscriber, &["subscription_revocation"]),
         }
     }
 }
@@ -624,21 +631,58 @@ impl Realm {
         let last = callees.last().copied();
         for callee in callees {
             self.meta_event_ids(super::meta::REGISTRATION_ON_UNREGISTER, callee, registration.get());
-            let Some(s) = self.sessions.get_mut(&callee) else { continue };
-            s.rpc.registrations.remove(&registration);
-            if s.rpc.features.callee_revocation {
-                let mut details = Dict::new();
-                details.insert("registration".into(), Value::UInt(registration.get()));
-                details.insert("reason".into(), Value::Str(reason.to_owned()));
-                let msg = Message::Unregistered { request: RequestId::from_valid(0), details: Some(details) };
-                let _ = self.out.send(callee, s.info.serializer, &msg);
-            }
+            self.notify_unregistered(callee, registration, Some(reason));
         }
         if let Some(last) = last {
             self.meta_event_ids(super::meta::REGISTRATION_ON_DELETE, last, registration.get());
         }
         self.flush_deferred();
         true
+    }
+
+    /// Removes one callee from registration `registration` (the registration
+    /// is deleted with its last callee): if the callee announced
+    /// `registration_revocation` it gets `UNREGISTERED [0, {registration,
+    /// reason}]` (`reason` only when given), otherwise it is removed
+    /// silently. Invocations in flight still complete. Returns false if
+    /// `callee` is not a callee of that registration.
+    pub fn revoke_callee(&mut self, registration: RegistrationId, callee: SessionId, reason: Option<&str>) -> bool {
+        let removed = self.revoke_callee_inner(registration, callee, reason);
+        self.flush_deferred();
+        removed
+    }
+
+    /// [`Realm::revoke_callee`] without routing the queued meta events.
+    pub(super) fn revoke_callee_inner(
+        &mut self,
+        registration: RegistrationId,
+        callee: SessionId,
+        reason: Option<&str>,
+    ) -> bool {
+        if !self.sessions.get(&callee).is_some_and(|s| s.rpc.registrations.contains(&registration)) {
+            return false;
+        }
+        let deleted = self.dealer.remove_callee(registration, callee);
+        self.registration_removed_meta(callee, registration, deleted);
+        self.notify_unregistered(callee, registration, reason);
+        true
+    }
+
+    /// Forgets `registration` in `callee`'s state and, if it announced
+    /// `registration_revocation`, sends it `UNREGISTERED [0, {registration,
+    /// reason}]`.
+    fn notify_unregistered(&mut self, callee: SessionId, registration: RegistrationId, reason: Option<&str>) {
+        let Some(s) = self.sessions.get_mut(&callee) else { return };
+        s.rpc.registrations.remove(&registration);
+        if s.rpc.features.callee_revocation {
+            let mut details = Dict::new();
+            details.insert("registration".into(), Value::UInt(registration.get()));
+            if let Some(reason) = reason {
+                details.insert("reason".into(), Value::Str(reason.to_owned()));
+            }
+            let msg = Message::Unregistered { request: RequestId::from_valid(0), details: Some(details) };
+            let _ = self.out.send(callee, s.info.serializer, &msg);
+        }
     }
 
     /// Answers `caller` with `ERROR [CALL, request, {}, error, [message]]`

@@ -56,6 +56,19 @@
 //!   `wamp.registration.list_callees(id)` → session ids;
 //!   `count_subscribers` / `count_callees` → int. Unknown ids:
 //!   `wamp.error.no_such_subscription` / `no_such_registration`.
+//! * `wamp.registration.remove_callee(registration_id, callee_id,
+//!   reason=None)` / `wamp.subscription.remove_subscriber(subscription_id,
+//!   subscriber_id, reason=None)` → no result (Crossbar). The callee
+//!   (subscriber) is removed as by [`Realm::revoke_callee`]
+//!   ([`Realm::revoke_subscriber`]): it gets `UNREGISTERED [0,
+//!   {registration, reason}]` (`UNSUBSCRIBED [0, {subscription, reason}]`)
+//!   if it announced `registration_revocation` (`subscription_revocation`),
+//!   and is removed silently otherwise. Errors, checked in Crossbar's
+//!   order: an unknown or closing session is `wamp.error.no_such_session`;
+//!   an unknown id, a protected URI for a non-trusted caller, or a session
+//!   that is not attached to it is `no_such_registration` /
+//!   `no_such_subscription`; a reason that is not a valid URI is
+//!   `wamp.error.invalid_uri`.
 //!
 //! ## Events
 //! Published by the router through the normal broker path (subscribers
@@ -137,7 +150,7 @@ pub(super) const REGISTRATION_ON_UNREGISTER: &str = "wamp.registration.on_unregi
 pub(super) const REGISTRATION_ON_DELETE: &str = "wamp.registration.on_delete";
 
 /// Every meta procedure the realm answers when the meta API is on.
-pub(super) const PROCEDURES: [&str; 21] = [
+pub(super) const PROCEDURES: [&str; 23] = [
     "wamp.session.count",
     "wamp.session.list",
     "wamp.session.get",
@@ -159,6 +172,8 @@ pub(super) const PROCEDURES: [&str; 21] = [
     "wamp.registration.get",
     "wamp.registration.list_callees",
     "wamp.registration.count_callees",
+    "wamp.subscription.remove_subscriber",
+    "wamp.registration.remove_callee",
 ];
 
 /// A meta procedure's reply: a single positional result (`None`: an empty
@@ -664,6 +679,58 @@ impl Realm {
                     _ => Value::UInt(reg.callees.len() as u64),
                 }))
             }
+            "wamp.registration.remove_callee" => {
+                let id = a.id(0, "registration_id")?;
+                let callee = a.id(1, "callee_id")?;
+                let reason = revoke_reason(&a, 2)?;
+                let callee_sid = SessionId::from_valid(callee);
+                if self.sessions.get(&callee_sid).is_none_or(|s| s.closing) {
+                    return Err(no_such_session(callee));
+                }
+                let rid = RegistrationId::from_valid(id);
+                let attached = match self.dealer.registration(rid) {
+                    Some(reg) if !protected(reg.uri, trusted) => reg.callees.contains(&callee_sid),
+                    _ => {
+                        return Err((
+                            uris::NO_SUCH_REGISTRATION,
+                            format!("no registration with ID {id} exists on this dealer"),
+                        ))
+                    }
+                };
+                if !attached || !self.revoke_callee_inner(rid, callee_sid, reason) {
+                    return Err((
+                        uris::NO_SUCH_REGISTRATION,
+                        format!("session {callee} is not registered on registration {id} on this dealer"),
+                    ));
+                }
+                Ok(None)
+            }
+            "wamp.subscription.remove_subscriber" => {
+                let id = a.id(0, "subscription_id")?;
+                let subscriber = a.id(1, "subscriber_id")?;
+                let reason = revoke_reason(&a, 2)?;
+                let subscriber_sid = SessionId::from_valid(subscriber);
+                if self.sessions.get(&subscriber_sid).is_none_or(|s| s.closing) {
+                    return Err(no_such_session(subscriber));
+                }
+                let sub_id = SubscriptionId::from_valid(id);
+                let attached = match self.broker.get(sub_id) {
+                    Some(sub) if !protected(&sub.topic, trusted) => sub.subscribers.contains_key(&subscriber_sid),
+                    _ => {
+                        return Err((
+                            uris::NO_SUCH_SUBSCRIPTION,
+                            format!("no subscription with ID {id} exists on this broker"),
+                        ))
+                    }
+                };
+                if !attached || !self.revoke_subscriber_inner(sub_id, subscriber_sid, reason) {
+                    return Err((
+                        uris::NO_SUCH_SUBSCRIPTION,
+                        format!("session {subscriber} is not subscribed on subscription {id} on this broker"),
+                    ));
+                }
+                Ok(None)
+            }
             _ => Err((uris::NO_SUCH_PROCEDURE, format!("no meta procedure '{}'", super::clip(procedure)))),
         }
     }
@@ -746,6 +813,16 @@ fn no_such_session(id: u64) -> (&'static str, String) {
 
 fn bad_scope() -> (&'static str, String) {
     (uris::TESTAMENT_ERROR, "scope must be destroyed or detached".to_owned())
+}
+
+/// The optional `reason` URI of the revocation procedures (positional at
+/// `i`).
+fn revoke_reason(a: &Args, i: usize) -> Result<Option<&str>, (&'static str, String)> {
+    let reason = a.opt_string(i, "reason")?;
+    if let Some(r) = reason.filter(|r| !uri_ok(r)) {
+        return Err((uris::INVALID_URI, format!("invalid reason URI '{}'", super::clip(r))));
+    }
+    Ok(reason)
 }
 
 /// `reason` and `message` of the kill procedures (positional from `first`).

@@ -658,6 +658,7 @@ fn router_roles(meta: &MetaConfig) -> Value {
         "event_retention",
         "event_history",
         "payload_passthru_mode",
+        "subscription_revocation",
     ];
     let mut dealer = vec![
         "caller_identification",

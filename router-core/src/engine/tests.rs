@@ -222,7 +222,7 @@ fn welcome_details_announce_identity_and_features() {
         assert_eq!(broker.get("publisher_identification"), Some(&Value::Bool(true)));
         // The full list: tests_broker.rs; the meta API (on by default) adds
         // session_meta_api and subscription_meta_api (tests_meta.rs).
-        assert_eq!(broker.len(), 9, "{broker:?}");
+        assert_eq!(broker.len(), 10, "{broker:?}");
         let dealer = features("dealer");
         for f in [
             "caller_identification",

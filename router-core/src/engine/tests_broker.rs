@@ -130,6 +130,7 @@ fn welcome_announces_exactly_the_broker_features() {
             "session_meta_api",
             "subscriber_blackwhite_listing",
             "subscription_meta_api",
+            "subscription_revocation",
         ]
     );
     assert!(features.values().all(|v| *v == Value::Bool(true)));

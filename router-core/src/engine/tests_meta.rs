@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wamp_proto::{code, Dict, List, Message, Payload, RegistrationId, SessionId, SubscriptionId, Value};
 
-use super::tests::{args, dict, expect_error, open_role, perm, rid, values, Harness, Out};
+use super::tests::{args, args_kwargs, dict, expect_error, open_role, perm, rid, values, Harness, Out};
 use super::*;
 
 // ---------------------------------------------------------------------------
@@ -179,7 +179,7 @@ fn welcome_announces_meta_features_only_when_enabled() {
     let d = welcome_details(&mut off);
     let all: Vec<String> = features(&d, "broker").into_iter().chain(features(&d, "dealer")).collect();
     assert!(!all.iter().any(|f| f.contains("meta_api")), "{all:?}");
-    assert_eq!(features(&d, "broker").len(), 7);
+    assert_eq!(features(&d, "broker").len(), 8);
     assert_eq!(features(&d, "dealer").len(), 9);
 }
 
@@ -868,4 +868,179 @@ fn iso8601_formatting() {
     assert_eq!(t(951_782_400_000 + 3_723_004), "2000-02-29T01:02:03.004Z");
     assert_eq!(t(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
     let _ = SystemTime::now();
+}
+
+// ---------------------------------------------------------------------------
+// revocation through the meta API
+// ---------------------------------------------------------------------------
+
+impl Harness {
+    /// Joins an `anonymous` session that announced `features` under `role`.
+    fn join_announcing(&mut self, ser: Serializer, role: &str, features: &[&str]) -> SessionId {
+        self.next += 1;
+        let sid = SessionId::from_valid(self.next);
+        let info = SessionInfo {
+            session: sid,
+            serializer: ser,
+            authid: format!("user-{}", self.next),
+            authrole: "anonymous".into(),
+            authmethod: "anonymous".into(),
+            authprovider: "static".into(),
+            transport: Dict::new(),
+        };
+        let f: Dict = features.iter().map(|n| ((*n).to_owned(), Value::Bool(true))).collect();
+        let roles = dict(vec![(role, Value::Dict(dict(vec![("features", Value::Dict(f))])))]);
+        self.serializers.insert(sid, ser);
+        self.realm.join(info, &dict(vec![("roles", Value::Dict(roles))])).expect("join");
+        assert!(matches!(self.one(sid), Message::Welcome { .. }));
+        sid
+    }
+}
+
+/// The RESULT to `sid` for request `req` is empty; returns the other output.
+fn split_empty_result(out: Vec<Out>, sid: SessionId, req: u64) -> Vec<Out> {
+    let (results, rest): (Vec<Out>, Vec<Out>) = out
+        .into_iter()
+        .partition(|o| matches!(o, Out::Msg(s, Message::Result { request, .. }) if *s == sid && *request == rid(req)));
+    match &results[..] {
+        [Out::Msg(_, Message::Result { payload, .. })] => assert_eq!(values(payload), (None, None)),
+        other => panic!("expected one RESULT, got {other:?} (rest {rest:?})"),
+    }
+    rest
+}
+
+#[test]
+fn registration_remove_callee() {
+    let mut h = Harness::new();
+    let aware = h.join_announcing(Serializer::Json, "callee", &["registration_revocation"]);
+    let unaware = h.join_announcing(Serializer::Msgpack, "callee", &[]);
+    let admin = h.join(Serializer::Json, "anonymous");
+    let roundrobin = dict(vec![("invoke", s("roundrobin"))]);
+    h.send(aware, Message::Register { request: rid(1), options: roundrobin.clone(), procedure: "svc".into() });
+    let Message::Registered { registration: reg, .. } = h.one(aware) else { panic!("not registered") };
+    h.send(unaware, Message::Register { request: rid(1), options: roundrobin, procedure: "svc".into() });
+    assert!(matches!(h.one(unaware), Message::Registered { registration, .. } if registration == reg));
+    let other = h.register(unaware, 2, "other");
+    h.subscribe(admin, 3, "wamp.registration.on_unregister");
+
+    // Errors first: nothing changes.
+    let rm = "wamp.registration.remove_callee";
+    h.meta_err(admin, 10, rm, args(vec![u(reg.get()), u(999_999)]), uris::NO_SUCH_SESSION);
+    h.meta_err(admin, 11, rm, args(vec![u(424_242), u(aware.get())]), uris::NO_SUCH_REGISTRATION);
+    h.meta_err(admin, 12, rm, args(vec![u(other.get()), u(aware.get())]), uris::NO_SUCH_REGISTRATION);
+    h.meta_err(admin, 13, rm, args(vec![u(reg.get()), u(aware.get()), s("not a uri")]), uris::INVALID_URI);
+    h.meta_err(admin, 14, rm, args(vec![s("x"), u(aware.get())]), uris::INVALID_ARGUMENT);
+    assert_eq!(h.meta_value(admin, 15, "wamp.registration.count_callees", vec![u(reg.get())]), u(2));
+
+    // The aware callee is told, with the reason.
+    h.call(admin, 20, rm, args(vec![u(reg.get()), u(aware.get()), s("com.example.maintenance")]));
+    let rest = split_empty_result(h.drain(), admin, 20);
+    let unregistered: Vec<&Dict> = rest
+        .iter()
+        .filter_map(|o| match o {
+            Out::Msg(to, Message::Unregistered { request, details: Some(d) }) if *to == aware => {
+                assert_eq!(request.get(), 0);
+                Some(d)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unregistered.len(), 1, "{rest:?}");
+    assert_eq!(unregistered[0].get("registration"), Some(&u(reg.get())));
+    assert_eq!(unregistered[0].get("reason"), Some(&s("com.example.maintenance")));
+    assert_eq!(events_to(&rest, admin), vec![(vec![u(aware.get()), u(reg.get())], Dict::new())]);
+    assert!(rest.iter().all(|o| !matches!(o, Out::Msg(to, _) if *to == unaware)), "{rest:?}");
+    assert_eq!(
+        h.meta_value(admin, 21, "wamp.registration.list_callees", vec![u(reg.get())]),
+        Value::List(vec![u(unaware.get())])
+    );
+    // Calls go to the remaining callee only.
+    h.call(admin, 22, "svc", Payload::EMPTY);
+    assert!(matches!(h.one(unaware), Message::Invocation { registration, .. } if registration == reg));
+    // The revoked callee no longer holds it.
+    h.send(aware, Message::Unregister { request: rid(4), registration: reg });
+    expect_error(&h.one(aware), code::UNREGISTER, 4, uris::NO_SUCH_REGISTRATION);
+    h.meta_err(admin, 23, rm, args(vec![u(reg.get()), u(aware.get())]), uris::NO_SUCH_REGISTRATION);
+
+    // The unaware callee is removed silently (keyword arguments); the
+    // registration goes with its last callee.
+    let kw = args_kwargs(vec![], dict(vec![("registration_id", u(reg.get())), ("callee_id", u(unaware.get()))]));
+    h.call(admin, 30, rm, kw);
+    let rest = split_empty_result(h.drain(), admin, 30);
+    assert!(rest.iter().all(|o| !matches!(o, Out::Msg(to, _) if *to == unaware || *to == aware)), "{rest:?}");
+    h.call(admin, 31, "svc", Payload::EMPTY);
+    expect_error(&h.one(admin), code::CALL, 31, uris::NO_SUCH_PROCEDURE);
+    h.send(unaware, Message::Unregister { request: rid(5), registration: reg });
+    expect_error(&h.one(unaware), code::UNREGISTER, 5, uris::NO_SUCH_REGISTRATION);
+    // Its other registration is untouched.
+    assert_eq!(h.meta_value(admin, 32, "wamp.registration.count_callees", vec![u(other.get())]), u(1));
+
+    // The public engine call does the same.
+    assert!(h.realm.revoke_callee(other, unaware, None));
+    assert!(h.drain().iter().all(|o| !matches!(o, Out::Msg(to, _) if *to == unaware)));
+    assert!(!h.realm.revoke_callee(other, unaware, None));
+}
+
+#[test]
+fn subscription_remove_subscriber() {
+    let mut h = Harness::new();
+    let aware = h.join_announcing(Serializer::Json, "subscriber", &["subscription_revocation"]);
+    let unaware = h.join_announcing(Serializer::Cbor, "subscriber", &[]);
+    let admin = h.join(Serializer::Json, "anonymous");
+    let sub = h.subscribe(aware, 1, "com.topic");
+    assert_eq!(h.subscribe(unaware, 1, "com.topic"), sub);
+    let other = h.subscribe(unaware, 2, "com.other");
+
+    let rm = "wamp.subscription.remove_subscriber";
+    h.meta_err(admin, 10, rm, args(vec![u(sub.get()), u(999_999)]), uris::NO_SUCH_SESSION);
+    h.meta_err(admin, 11, rm, args(vec![u(424_242), u(aware.get())]), uris::NO_SUCH_SUBSCRIPTION);
+    h.meta_err(admin, 12, rm, args(vec![u(other.get()), u(aware.get())]), uris::NO_SUCH_SUBSCRIPTION);
+    h.meta_err(admin, 13, rm, args(vec![u(sub.get()), u(aware.get()), u(7)]), uris::INVALID_ARGUMENT);
+
+    h.call(admin, 20, rm, args(vec![u(sub.get()), u(aware.get()), s("com.example.bye")]));
+    let rest = split_empty_result(h.drain(), admin, 20);
+    match &rest[..] {
+        [Out::Msg(to, Message::Unsubscribed { request, details: Some(d) })] if *to == aware => {
+            assert_eq!(request.get(), 0);
+            assert_eq!(d.get("subscription"), Some(&u(sub.get())));
+            assert_eq!(d.get("reason"), Some(&s("com.example.bye")));
+        }
+        other => panic!("expected UNSUBSCRIBED to {aware}, got {other:?}"),
+    }
+    // Events now reach the remaining subscriber only.
+    h.publish(admin, 21, "com.topic", Dict::new(), args(vec![u(1)]));
+    let out = h.drain();
+    assert_eq!(events_on(&out, unaware, sub).len(), 1, "{out:?}");
+    assert!(events_to(&out, aware).is_empty(), "{out:?}");
+    h.send(aware, Message::Unsubscribe { request: rid(3), subscription: sub });
+    expect_error(&h.one(aware), code::UNSUBSCRIBE, 3, uris::NO_SUCH_SUBSCRIPTION);
+
+    // Silent removal of the unaware subscriber; the subscription is deleted.
+    h.call(admin, 30, rm, args(vec![u(sub.get()), u(unaware.get())]));
+    assert!(split_empty_result(h.drain(), admin, 30).is_empty());
+    h.meta_err(admin, 31, "wamp.subscription.get", args(vec![u(sub.get())]), uris::NO_SUCH_SUBSCRIPTION);
+    assert_eq!(h.meta_value(admin, 32, "wamp.subscription.count_subscribers", vec![u(other.get())]), u(1));
+    assert!(h.realm.revoke_subscriber(other, unaware, Some("com.example.x")));
+    assert!(h.drain().is_empty());
+    assert!(!h.realm.revoke_subscriber(other, unaware, None));
+}
+
+#[test]
+fn remove_callee_needs_call_permission() {
+    let limited = Role {
+        name: "limited".into(),
+        permissions: vec![perm("com.", MatchPolicy::Prefix, Allow::ALL, Disclose::default())],
+    };
+    let mut h = Harness::with_roles(vec![open_role("anonymous"), limited]);
+    let callee = h.join(Serializer::Json, "anonymous");
+    let reg = h.register(callee, 1, "com.svc");
+    let sub = h.subscribe(callee, 2, "com.topic");
+    let l = h.join(Serializer::Json, "limited");
+    let a = args(vec![u(reg.get()), u(callee.get())]);
+    h.meta_err(l, 1, "wamp.registration.remove_callee", a, uris::NOT_AUTHORIZED);
+    let a = args(vec![u(sub.get()), u(callee.get())]);
+    h.meta_err(l, 2, "wamp.subscription.remove_subscriber", a, uris::NOT_AUTHORIZED);
+    // Nothing was removed.
+    h.call(l, 3, "com.svc", Payload::EMPTY);
+    assert!(matches!(h.one(callee), Message::Invocation { .. }));
 }
