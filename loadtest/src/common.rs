@@ -2,7 +2,7 @@
 //! the measurement window, and the live progress printer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -280,6 +280,26 @@ mod perf {
             let dec = t.elapsed().as_nanos() as f64 / n as f64;
             assert_eq!(sum, 987654321 * n);
             eprintln!("{ser}: publish encode+frame {enc:.0} ns, event decode+timestamp {dec:.0} ns");
+        }
+    }
+}
+
+/// Tells the coordinator how a worker's setup went (`who` names the worker
+/// in the error, e.g. `subscriber 3`) and hands back the value on success.
+/// Consumes `ready`, so the coordinator's count of pending workers drops.
+pub fn report_ready<T>(
+    ready: mpsc::Sender<Result<(), String>>,
+    setup: Result<T, ConnError>,
+    who: std::fmt::Arguments<'_>,
+) -> Option<T> {
+    match setup {
+        Ok(v) => {
+            let _ = ready.send(Ok(()));
+            Some(v)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(format!("{who}: {e}")));
+            None
         }
     }
 }

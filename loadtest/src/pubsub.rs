@@ -28,7 +28,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use wamp_proto::{Dict, Message, RequestId, Value};
 
-use crate::common::{seed, spawn_progress, timestamp_of, ClientConfig, Clock, PayloadBuilder, Window};
+use crate::common::{report_ready, seed, spawn_progress, timestamp_of, ClientConfig, Clock, PayloadBuilder, Window};
 use crate::conn::ConnError;
 use crate::stats::{self, Counters, LatencySummary};
 
@@ -153,18 +153,10 @@ fn subscriber(
         c.stream().set_read_timeout(Some(Duration::from_millis(100)))?;
         Ok(c)
     })();
-    let mut c = match setup {
-        Ok(c) => {
-            let _ = ready.send(Ok(()));
-            c
-        }
-        Err(e) => {
-            let _ = ready.send(Err(format!("subscriber {index}: {e}")));
-            out.errors += 1;
-            return out;
-        }
+    let Some(mut c) = report_ready(ready, setup, format_args!("subscriber {index}")) else {
+        out.errors += 1;
+        return out;
     };
-    drop(ready);
     let (mut recv, mut in_win) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         match c.recv() {
@@ -217,20 +209,12 @@ fn publisher(
     counters: Arc<Counters>,
 ) -> PubOutcome {
     let mut out = PubOutcome { sent_per_topic: vec![0; p.topics], errors: 0 };
-    let conn = cfg.connect(seed(2, index));
-    let mut c = match conn {
-        Ok((c, _)) => {
-            let _ = ready.send(Ok(()));
-            c
-        }
-        Err(e) => {
-            let _ = ready.send(Err(format!("publisher {index}: {e}")));
-            out.errors += 1;
-            start.wait();
-            return out;
-        }
+    let conn = cfg.connect(seed(2, index)).map(|(c, _)| c);
+    let Some(mut c) = report_ready(ready, conn, format_args!("publisher {index}")) else {
+        out.errors += 1;
+        start.wait();
+        return out;
     };
-    drop(ready);
     start.wait();
     let topics: Vec<String> = (0..p.topics).map(topic_uri).collect();
     let builder = PayloadBuilder::new(cfg.serializer, p.payload_size);

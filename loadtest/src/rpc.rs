@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use serde_json::json;
 use wamp_proto::{Dict, Message, RequestId};
 
-use crate::common::{seed, spawn_progress, ClientConfig, Clock, PayloadBuilder, Window};
+use crate::common::{report_ready, seed, spawn_progress, ClientConfig, Clock, PayloadBuilder, Window};
 use crate::conn::ConnError;
 use crate::stats::{self, Counters, LatencySummary};
 
@@ -90,17 +90,9 @@ fn callee(
         c.stream().set_read_timeout(Some(Duration::from_millis(100)))?;
         Ok(c)
     })();
-    let mut c = match setup {
-        Ok(c) => {
-            let _ = ready.send(Ok(()));
-            c
-        }
-        Err(e) => {
-            let _ = ready.send(Err(format!("callee {k}: {e}")));
-            return 1;
-        }
+    let Some(mut c) = report_ready(ready, setup, format_args!("callee {k}")) else {
+        return 1;
     };
-    drop(ready);
     let mut errors = 0;
     let res = (|| -> Result<(), ConnError> {
         while !stop.load(Ordering::Relaxed) {
@@ -147,19 +139,12 @@ fn caller(
     counters: Arc<Counters>,
 ) -> CallerOutcome {
     let mut out = CallerOutcome { hist: stats::new_histogram(), sent: 0, completed: 0, errors: 0, unanswered: 0 };
-    let mut c = match cfg.connect(seed(4, index)) {
-        Ok((c, _)) => {
-            let _ = ready.send(Ok(()));
-            c
-        }
-        Err(e) => {
-            let _ = ready.send(Err(format!("caller {index}: {e}")));
-            out.errors += 1;
-            start.wait();
-            return out;
-        }
+    let conn = cfg.connect(seed(4, index)).map(|(c, _)| c);
+    let Some(mut c) = report_ready(ready, conn, format_args!("caller {index}")) else {
+        out.errors += 1;
+        start.wait();
+        return out;
     };
-    drop(ready);
     start.wait();
     let procs: Vec<String> = (0..p.callees.max(1)).map(|k| procedure_uri(k, p.callees)).collect();
     let builder = PayloadBuilder::new(cfg.serializer, p.payload_size);
