@@ -1,14 +1,48 @@
 //! # proxy-frontend: proxy workers (web clusters)
 //!
-//! Will hold Junction's proxy worker: the internet-facing connection layer
-//! that terminates TLS (rustls), speaks every WAMP transport and serializer to
-//! clients, authenticates them (anonymous, ticket, WAMP-CRA, cryptosign,
-//! SCRAM, TLS client certificates), and forwards each authenticated session
-//! over a small pool of multiplexed backend connections to the router worker
-//! chosen by `(realm, authrole)`. It will also serve the web services of
-//! `web` transports (static files, redirects, JSON values, node info).
-//!
-//! It is not a router: it keeps no subscriptions or registrations and never
-//! routes a message between two clients itself.
-//!
-//! Status: not yet implemented (tracked as its own issue).
+//! (essay being written)
+
+use std::path::Path;
+
+pub use router_core::runtime::EndpointSetup;
+
+/// Errors starting or running a proxy worker.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The configuration cannot be run.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A running proxy worker (this process).
+pub struct ProxyWorker {
+    /// The bound frontend endpoints, in transport order.
+    pub endpoints: Vec<EndpointSetup>,
+}
+
+impl ProxyWorker {
+    /// Starts proxy worker `worker` (index into `cfg.workers`, which must be
+    /// a proxy worker). `key` is the node key it proves itself with to router
+    /// workers; relative paths in the config resolve against `base_dir`.
+    /// Returns once every shard accepts connections.
+    pub fn start(
+        cfg: &junction_config::NodeConfig,
+        worker: usize,
+        key: cluster_membership::NodeKey,
+        base_dir: &Path,
+    ) -> Result<ProxyWorker, ProxyError> {
+        let _ = (cfg, worker, key, base_dir);
+        Err(ProxyError::Setup("proxy workers are being implemented".into()))
+    }
+
+    /// Re-reads TLS certificates and keys of every TLS transport; new
+    /// connections use them, established ones keep theirs.
+    pub fn reload_certificates(&self) -> Result<usize, ProxyError> {
+        Ok(0)
+    }
+
+    /// One-line counters summary for logs.
+    pub fn summary(&self) -> String {
+        String::new()
+    }
+}

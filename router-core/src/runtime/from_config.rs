@@ -99,6 +99,7 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
         io_memory: DEFAULT_IO_MEMORY,
         realms,
         transports,
+        trusted_proxy_keys: Vec::new(),
     })
 }
 

@@ -21,6 +21,10 @@ pub struct RouterSetup {
     pub io_memory: usize,
     pub realms: Vec<RealmSetup>,
     pub transports: Vec<TransportSetup>,
+    /// Ed25519 public keys of proxy workers allowed to open multiplexed
+    /// proxy links and forward authenticated identities (the node's own key,
+    /// plus `cryptosign-proxy` principals of the transports).
+    pub trusted_proxy_keys: Vec<[u8; 32]>,
 }
 
 /// One realm and the shard that routes it.
