@@ -74,6 +74,7 @@
 //! - RawSocket: a received PING is reported as an event and the caller writes
 //!   the PONG (`rawsocket::write_frame(out, FrameKind::Pong, &payload)`).
 
+pub mod link;
 pub mod rawsocket;
 pub mod websocket;
 
