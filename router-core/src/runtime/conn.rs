@@ -97,7 +97,7 @@ pub struct JoinRequest {
 
 /// Error while opening: what to log and count.
 #[derive(Debug, thiserror::Error)]
-enum OpenError {
+pub enum OpenError {
     #[error("peer closed the connection")]
     Closed,
     #[error("i/o error: {0}")]
@@ -106,6 +106,66 @@ enum OpenError {
     Rejected(&'static str),
     #[error("TLS: {0}")]
     Tls(String),
+}
+
+/// What the opening phase needs from the worker it runs in: the router's
+/// shards, or a proxy worker's. Implemented by [`Shard`] and by the proxy.
+pub trait Gatekeeper: 'static {
+    /// The transport's setup.
+    fn transport_setup(&self, transport: usize) -> &super::setup::TransportSetup;
+    /// Does the realm exist (may clients ask for it)?
+    fn has_realm(&self, realm: &str) -> bool;
+    /// Does the role exist on the realm?
+    fn has_role(&self, realm: &str, role: &str) -> bool;
+    /// The transport's failed-authentication budget.
+    fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, wamp_auth::FailureLimiter>;
+    /// Counters.
+    fn stats(&self) -> &super::shard::NodeStats;
+    /// A session id for a session about to authenticate on `realm`.
+    fn reserve_session(&self, realm: &str) -> SessionId;
+    /// Releases a reserved id of a session that was not admitted.
+    fn release_session(&self, id: SessionId);
+    /// Calls a dynamic authenticator.
+    fn call_authenticator(
+        self: Rc<Self>,
+        req: wamp_auth::DynamicAuthRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, wamp_auth::DynamicError>>>>;
+    /// The router shard, if this is one (only routers accept proxy links).
+    fn router_shard(self: &Rc<Self>) -> Option<Rc<Shard>>;
+}
+
+impl Gatekeeper for Shard {
+    fn transport_setup(&self, transport: usize) -> &super::setup::TransportSetup {
+        &self.setup.transports[transport]
+    }
+    fn has_realm(&self, realm: &str) -> bool {
+        self.setup.realm(realm).is_some()
+    }
+    fn has_role(&self, realm: &str, role: &str) -> bool {
+        self.setup.realm(realm).is_some_and(|rs| rs.roles.iter().any(|x| x.name == role))
+    }
+    fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, wamp_auth::FailureLimiter> {
+        Shard::limiter(self, transport)
+    }
+    fn stats(&self) -> &super::shard::NodeStats {
+        &self.stats
+    }
+    fn reserve_session(&self, realm: &str) -> SessionId {
+        let home = self.home_shard_of(realm);
+        self.reserve_session_id(home, realm)
+    }
+    fn release_session(&self, id: SessionId) {
+        self.directory.remove(id);
+    }
+    fn call_authenticator(
+        self: Rc<Self>,
+        req: wamp_auth::DynamicAuthRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, wamp_auth::DynamicError>>>> {
+        Box::pin(async move { Shard::call_authenticator(&self, req).await })
+    }
+    fn router_shard(self: &Rc<Self>) -> Option<Rc<Shard>> {
+        Some(self.clone())
+    }
 }
 
 /// Phase 1 for a freshly accepted connection.
@@ -121,7 +181,30 @@ pub async fn open(
     let timeout = setup.open_handshake_timeout;
     let result = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer)).await;
     match result {
-        Some(Ok(Some((framer, serializer, join, transport_details, tls)))) => {
+        Some(Ok(Some(Opening::Link(framer, id, tls)))) => {
+            let home = shard.home_shard_of(&id.realm);
+            let fd = match dup(stream.fd()) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "dup failed during link hand-off");
+                    return;
+                }
+            };
+            drop(stream);
+            let h = super::link::LinkHandoff {
+                fd,
+                kind,
+                transport,
+                framer,
+                realm: id.realm,
+                name: id.name,
+                key: id.key,
+                permit,
+                tls,
+            };
+            shard.route_link(home, h).await;
+        }
+        Some(Ok(Some(Opening::Session(framer, serializer, join, transport_details, tls)))) => {
             let home = shard.home_shard_of(&join.realm);
             // The stream's fd stays open through the dup; dropping the stream closes the original.
             let fd = match dup(stream.fd()) {
@@ -150,7 +233,16 @@ pub async fn open(
     }
 }
 
-type Opened = Option<(Framer, Serializer, JoinRequest, Dict, Option<Tls>)>;
+/// What the opening phase produced.
+pub enum Opening {
+    /// A client session, admitted.
+    Session(Framer, Serializer, JoinRequest, Dict, Option<Tls>),
+    /// A proxy link, authenticated.
+    Link(Framer, super::link::LinkIdentity, Option<Tls>),
+}
+
+/// `None`: refused with a reply already written.
+pub type Opened = Option<Opening>;
 
 /// I/O of the opening phase: plain, or through TLS.
 struct OpeningIo<'a> {
@@ -198,8 +290,15 @@ impl OpeningIo<'_> {
     }
 }
 
-async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, peer: &str) -> Result<Opened, OpenError> {
-    let setup = &shard.setup.transports[transport];
+/// The opening phase of a client connection on any worker (see [`Gatekeeper`]):
+/// TLS, transport handshake, HELLO and authentication.
+pub async fn open_inner<G: Gatekeeper>(
+    shard: &Rc<G>,
+    stream: &mut Stream,
+    transport: usize,
+    peer: &str,
+) -> Result<Opened, OpenError> {
+    let setup = shard.transport_setup(transport);
     let tls = match &setup.tls {
         Some(cfg) => Some(Tls::new(cfg).map_err(|e| OpenError::Tls(e.to_string()))?),
         None => None,
@@ -207,9 +306,24 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
     let mut io = OpeningIo { stream, tls, raw: vec![0u8; 16 * 1024], cipher: Vec::new() };
     let mut plain = Vec::with_capacity(16 * 1024);
     let mut hs = TransportHandshake::new(setup);
+    let is_raw = matches!(setup.framing, super::setup::FramingSetup::RawSocket(_));
+    let mut head: Vec<u8> = Vec::new();
     // Transport handshake.
     let (mut framer, serializer, mut details, auth) = loop {
         io.recv(&mut plain).await?;
+        if is_raw && head.len() < 2 {
+            head.extend_from_slice(&plain);
+            if head.len() >= 2 && wamp_framing::link::is_link_handshake(&head) {
+                return match shard.router_shard() {
+                    Some(router) => open_link(&router, &mut io, head, transport, peer).await,
+                    None => {
+                        let code = wamp_framing::rawsocket::HandshakeErrorCode::SerializerUnsupported;
+                        let _ = io.send(&wamp_framing::rawsocket::error_reply(code)).await;
+                        Err(OpenError::Rejected("proxy link to a worker that is not a router"))
+                    }
+                };
+            }
+        }
         match hs.feed(&plain) {
             HandshakeStep::NeedMore => continue,
             HandshakeStep::Reject { reply, reason } => {
@@ -239,8 +353,8 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
     let sender = framer.sender();
     let mut session: Option<(Reserved, AuthHandshake, Dict)> = None;
     let realms = RealmFns(
-        |r: &str| shard.setup.realm(r).is_some(),
-        |r: &str, role: &str| shard.setup.realm(r).is_some_and(|rs| rs.roles.iter().any(|x| x.name == role)),
+        |r: &str| shard.has_realm(r),
+        |r: &str, role: &str| shard.has_role(r, role),
     );
     let result = loop {
         let msg = match framer.next_event() {
@@ -283,11 +397,10 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                 Ok((realm, hello_details)) => {
                     let checked = shard.limiter(transport).check(peer_key(peer), now);
                     if let Err(retry) = checked {
-                        shard.stats.auth_rate_limited.fetch_add(1, Ordering::Relaxed);
+                        shard.stats().auth_rate_limited.fetch_add(1, Ordering::Relaxed);
                         handshake::auth_outcome(wamp_auth::rate_limited(retry), &hello_details)
                     } else {
-                        let home = shard.home_shard_of(&realm);
-                        let id = shard.reserve_session_id(home, &realm);
+                        let id = shard.reserve_session(&realm);
                         let info = TransportInfo {
                             peer: peer.to_owned(),
                             tls_unique: None,
@@ -299,7 +412,8 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                         let step =
                             ah.handle_hello(&realm, &hello_details, Time::now(), &realms, &mut rand::thread_rng());
                         let outcome = handshake::auth_outcome(step, &hello_details);
-                        session = Some((Reserved { shard: shard.clone(), id: Some(id) }, ah, hello_details));
+                        let gate: Rc<dyn ReleaseId> = shard.clone();
+                        session = Some((Reserved { gate, id: Some(id) }, ah, hello_details));
                         outcome
                     }
                 }
@@ -320,7 +434,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
         // the outcome is final or needs the client.
         let mut outcome = outcome;
         while let AuthOutcome::Dynamic(req) = outcome {
-            let result = shard.call_authenticator(req).await;
+            let result = shard.clone().call_authenticator(req).await;
             outcome = match &mut session {
                 Some((_, ah, hello_details)) => {
                     let step = ah.resume_dynamic(result, Time::now(), &realms, &mut rand::thread_rng());
@@ -355,7 +469,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
                     authextra,
                     hello_details,
                 };
-                return Ok(Some((framer, serializer, join, details, io.tls)));
+                return Ok(Some(Opening::Session(framer, serializer, join, details, io.tls)));
             }
             AuthOutcome::Challenge(challenge) => {
                 let mut out = Vec::new();
@@ -369,7 +483,7 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
             }
             AuthOutcome::Abort { message, failed } => {
                 if failed {
-                    shard.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                    shard.stats().auth_failures.fetch_add(1, Ordering::Relaxed);
                     shard.limiter(transport).record_failure(peer_key(peer), Instant::now());
                 }
                 let mut out = Vec::new();
@@ -391,6 +505,81 @@ async fn open_inner(shard: &Rc<Shard>, stream: &mut Stream, transport: usize, pe
     result
 }
 
+/// The opening phase of a proxy link: the link handshake, then the proof
+/// exchange ([`super::link::LinkAuth`]).
+async fn open_link(
+    shard: &Rc<Shard>,
+    io: &mut OpeningIo<'_>,
+    mut buf: Vec<u8>,
+    transport: usize,
+    peer: &str,
+) -> Result<Opened, OpenError> {
+    use super::link::{LinkAuth, LinkStep};
+    use wamp_framing::link::LinkFrame;
+    use wamp_framing::rawsocket;
+    let setup = &shard.setup.transports[transport];
+    let trusted = shard.setup.trusted_proxy_keys.clone();
+    if trusted.is_empty() {
+        let _ = io.send(&rawsocket::error_reply(rawsocket::HandshakeErrorCode::SerializerUnsupported)).await;
+        shard.stats.proxy_links_refused.fetch_add(1, Ordering::Relaxed);
+        return Err(OpenError::Rejected("proxy link on a router worker that trusts no proxy key"));
+    }
+    let mut plain = Vec::new();
+    while buf.len() < 4 {
+        io.recv(&mut plain).await?;
+        buf.extend_from_slice(&plain);
+    }
+    if shard.limiter(transport).check(peer_key(peer), Instant::now()).is_err() {
+        shard.stats.auth_rate_limited.fetch_add(1, Ordering::Relaxed);
+        let _ = io.send(&rawsocket::error_reply(rawsocket::HandshakeErrorCode::MaxConnections)).await;
+        return Err(OpenError::Rejected("proxy link from a peer over its failed-authentication budget"));
+    }
+    let max = match &setup.framing {
+        super::setup::FramingSetup::RawSocket(rs) => rs.max_message_size,
+        super::setup::FramingSetup::WebSocket { .. } => return Err(OpenError::Rejected("link on WebSocket")),
+    };
+    io.send(&wamp_framing::link::server_handshake_reply(max)).await?;
+    let mut framer = Framer::raw_link(&buf[4..], (max + 5).min(rawsocket::MAX_FRAME_PAYLOAD));
+    let mut auth = LinkAuth::new(trusted, max);
+    loop {
+        match framer.next_event() {
+            Ok(None) => {
+                io.recv(&mut plain).await?;
+                framer.feed(&plain);
+            }
+            Ok(Some(FrameEvent::Message(payload))) => {
+                let step = auth.handle(LinkFrame::decode(payload), |r| shard.setup.realm(r).is_some(), rand::random());
+                match step {
+                    LinkStep::Reply(r) => io.send(&r).await?,
+                    LinkStep::Accepted(r, id) => {
+                        io.send(&r).await?;
+                        return Ok(Some(Opening::Link(framer, id, io.tls.take())));
+                    }
+                    LinkStep::Refused { reply, failed, reason } => {
+                        let _ = io.send(&reply).await;
+                        shard.stats.proxy_links_refused.fetch_add(1, Ordering::Relaxed);
+                        if failed {
+                            shard.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                            shard.limiter(transport).record_failure(peer_key(peer), Instant::now());
+                        }
+                        tracing::warn!(%peer, %reason, "proxy link refused");
+                        return Ok(None);
+                    }
+                }
+            }
+            Ok(Some(FrameEvent::Ping)) => {
+                let mut out = Vec::new();
+                framer.drain_transmit(&mut out);
+                io.send(&out).await?;
+            }
+            Ok(Some(FrameEvent::Pong)) => {}
+            Ok(Some(FrameEvent::Close { .. })) | Err(_) => {
+                return Err(OpenError::Rejected("framing error in the proxy link handshake"))
+            }
+        }
+    }
+}
+
 /// Answers a connection refused for the transport's connection limit in its
 /// own protocol (RawSocket error 4, HTTP 503) and closes it.
 pub async fn refuse_over_limit(shard: Rc<Shard>, mut stream: Stream, transport: usize) {
@@ -405,8 +594,19 @@ pub async fn refuse_over_limit(shard: Rc<Shard>, mut stream: Stream, transport: 
 /// the session was admitted (`keep`). Dropping covers every way out of the
 /// opening phase, including its timeout cancelling the future.
 struct Reserved {
-    shard: Rc<Shard>,
+    gate: Rc<dyn ReleaseId>,
     id: Option<SessionId>,
+}
+
+/// Object-safe part of [`Gatekeeper`] for [`Reserved`].
+trait ReleaseId {
+    fn release(&self, id: SessionId);
+}
+
+impl<G: Gatekeeper> ReleaseId for G {
+    fn release(&self, id: SessionId) {
+        self.release_session(id);
+    }
 }
 
 impl Reserved {
@@ -419,7 +619,7 @@ impl Reserved {
 impl Drop for Reserved {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
-            self.shard.directory.remove(id);
+            self.gate.release(id);
         }
     }
 }
@@ -450,10 +650,13 @@ pub struct Conn {
     pub serializer: Serializer,
     /// What to do when the outbound queue is full.
     pub policy: SlowConsumerPolicy,
-    pub out: Outbound,
+    /// The connection's outbound side; shared by every session of a proxy link.
+    pub out: Rc<Outbound>,
     pub sender: FrameSender,
     /// When the last PONG (or any frame) arrived, for auto-ping.
     pub last_seen: std::cell::Cell<Instant>,
+    /// Set for a session carried on a proxy link: its channel there.
+    pub link: Option<(Rc<super::link::LinkChannels>, wamp_framing::link::ChannelId)>,
 }
 
 impl Conn {
@@ -490,8 +693,34 @@ impl Conn {
         .detach();
     }
 
+    /// The engine closed the session: close its transport (or, on a proxy
+    /// link, its channel) after what is queued.
+    pub fn close_session(&self) {
+        match &self.link {
+            Some((channels, ch)) => {
+                let ch = *ch;
+                channels.remove(ch);
+                self.out.push_control(|b| wamp_framing::link::write_close(b, ch));
+            }
+            None => {
+                let sender = self.sender;
+                self.out.push_control(|b| sender.close(Some(1000), "", b));
+                self.out.close_after_flush();
+            }
+        }
+    }
+
     /// Queues one encoded WAMP message.
     pub fn send_message(&self, bytes: &Bytes) -> Result<(), Overflow> {
+        if let Some((_, ch)) = &self.link {
+            let ch = *ch;
+            let mut too_big = false;
+            let r = self.out.push(|buf| too_big = wamp_framing::link::write_data(buf, ch, bytes).is_err());
+            if too_big {
+                tracing::warn!(session = %self.session, len = bytes.len(), "message exceeds the link frame limit; dropped");
+            }
+            return r;
+        }
         let sender = self.sender;
         let mut too_big = false;
         let r = self.out.push(|buf| {
@@ -562,9 +791,10 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         session,
         serializer,
         policy: setup.limits.slow_consumer_policy,
-        out: Outbound::new(write_fd, setup.limits.clone()),
+        out: Rc::new(Outbound::new(write_fd, setup.limits.clone())),
         sender: framer.sender(),
         last_seen: std::cell::Cell::new(Instant::now()),
+        link: None,
     });
     host.attach(conn.clone());
     let info = crate::engine::SessionInfo {
@@ -584,45 +814,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     host.pump();
 
     // Writer task.
-    let wconn = conn.clone();
-    let wtls = tls.clone();
-    let writer = glommio::spawn_local(async move {
-        let mut spare = Vec::with_capacity(4096);
-        let mut cipher = Vec::new();
-        loop {
-            let tls_pending = wtls.as_ref().is_some_and(|t| t.borrow().wants_write());
-            if wconn.out.is_idle() && !tls_pending {
-                match wconn.out.state() {
-                    OutState::Open => {}
-                    OutState::Closing | OutState::Closed => break,
-                }
-                wconn.out.notify.wait().await;
-                continue;
-            }
-            if wconn.out.state() == OutState::Closed {
-                break;
-            }
-            wconn.out.take(&mut spare);
-            let wire = match &wtls {
-                None => &spare,
-                Some(t) => {
-                    cipher.clear();
-                    if let Err(e) = t.borrow_mut().encrypt(&spare, &mut cipher) {
-                        tracing::warn!(session = %wconn.session, error = %e, "closing connection");
-                        break;
-                    }
-                    &cipher
-                }
-            };
-            if wstream.write_all(wire).await.is_err() {
-                break;
-            }
-            wconn.out.written();
-        }
-        wconn.out.finish();
-        drop(wstream);
-    })
-    .detach();
+    let writer = spawn_writer(conn.out.clone(), wstream, tls.clone());
 
     // Ping task.
     let ping = framer.ping_settings().map(|(interval, timeout, size)| {
@@ -733,4 +925,50 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         drop(p);
     }
     drop(permit);
+}
+
+/// The writer task of a connection: flushes `out` (through TLS if set)
+/// until it closes; then shuts the socket down and closes its fd.
+pub fn spawn_writer(
+    out: Rc<Outbound>,
+    mut wstream: Stream,
+    tls: Option<Rc<RefCell<Tls>>>,
+) -> glommio::task::JoinHandle<()> {
+    glommio::spawn_local(async move {
+        let mut spare = Vec::with_capacity(4096);
+        let mut cipher = Vec::new();
+        loop {
+            let tls_pending = tls.as_ref().is_some_and(|t| t.borrow().wants_write());
+            if out.is_idle() && !tls_pending {
+                match out.state() {
+                    OutState::Open => {}
+                    OutState::Closing | OutState::Closed => break,
+                }
+                out.notify.wait().await;
+                continue;
+            }
+            if out.state() == OutState::Closed {
+                break;
+            }
+            out.take(&mut spare);
+            let wire = match &tls {
+                None => &spare,
+                Some(t) => {
+                    cipher.clear();
+                    if let Err(e) = t.borrow_mut().encrypt(&spare, &mut cipher) {
+                        tracing::warn!(error = %e, "TLS error; closing connection");
+                        break;
+                    }
+                    &cipher
+                }
+            };
+            if wstream.write_all(wire).await.is_err() {
+                break;
+            }
+            out.written();
+        }
+        out.finish();
+        drop(wstream);
+    })
+    .detach()
 }

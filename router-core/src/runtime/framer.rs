@@ -165,6 +165,17 @@ pub enum FrameSender {
 pub struct TooBig;
 
 impl Framer {
+    /// RawSocket framing for a proxy link, after its handshake: `rest` are
+    /// the bytes that followed the handshake; frames up to `max_len`.
+    pub fn raw_link(rest: &[u8], max_len: usize) -> Framer {
+        Framer::Raw(RawFramer {
+            decoder: RawSocketDecoder::with_buffer(BytesMut::from(rest), max_len),
+            peer_max: rawsocket::MAX_FRAME_PAYLOAD,
+            ping: None,
+            transmit: Vec::new(),
+        })
+    }
+
     /// Crossbar's transport type name for session details.
     pub fn transport_type(&self) -> &'static str {
         match self {

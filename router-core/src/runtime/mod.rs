@@ -6,6 +6,7 @@ pub mod conn;
 pub mod directory;
 pub mod framer;
 pub mod from_config;
+pub mod link;
 pub mod node;
 pub mod notify;
 pub mod outbound;

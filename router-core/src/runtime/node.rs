@@ -144,6 +144,9 @@ async fn run_shard(
                     ShardMsg::Handoff(h) => {
                         glommio::spawn_local(serve_session(shard, *h)).detach();
                     }
+                    ShardMsg::LinkHandoff(h) => {
+                        glommio::spawn_local(super::link::serve_link(shard, *h)).detach();
+                    }
                     ShardMsg::AuthCall { token, from, realm, procedure, args } => {
                         shard.start_auth_call(token, from, realm, procedure, args);
                     }

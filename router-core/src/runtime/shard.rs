@@ -28,6 +28,8 @@ use crate::engine::{JoinError, Realm, RealmSpec, SessionInfo, Transmit};
 pub enum ShardMsg {
     /// A connection whose HELLO names a realm homed on the receiving shard.
     Handoff(Box<Handoff>),
+    /// An authenticated proxy link serving a realm homed on the receiving shard.
+    LinkHandoff(Box<super::link::LinkHandoff>),
     /// Call a dynamic authenticator registered on a realm homed on the
     /// receiving shard; answer with `AuthResult` to shard `from`.
     AuthCall { token: u64, from: usize, realm: String, procedure: String, args: List },
@@ -61,6 +63,8 @@ pub struct NodeStats {
     pub refused_session_limit: AtomicU64,
     pub auth_failures: AtomicU64,
     pub auth_rate_limited: AtomicU64,
+    pub proxy_links: AtomicU64,
+    pub proxy_links_refused: AtomicU64,
 }
 
 impl NodeStats {
@@ -68,7 +72,7 @@ impl NodeStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} slow_consumer_events_dropped={} handoffs={} refused_session_limit={} auth_failures={} auth_rate_limited={}",
+            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} slow_consumer_events_dropped={} handoffs={} refused_session_limit={} auth_failures={} auth_rate_limited={} proxy_links={} proxy_links_refused={}",
             g(&self.accepted),
             g(&self.refused_connection_limit),
             g(&self.opening_refused),
@@ -82,6 +86,8 @@ impl NodeStats {
             g(&self.refused_session_limit),
             g(&self.auth_failures),
             g(&self.auth_rate_limited),
+            g(&self.proxy_links),
+            g(&self.proxy_links_refused),
         )
     }
 }
@@ -173,6 +179,23 @@ impl Shard {
         match self.peers.get(home).and_then(|p| p.as_ref()) {
             Some(tx) => {
                 if let Err(e) = tx.send(ShardMsg::Handoff(Box::new(h))).await {
+                    tracing::error!(home, error = %e, "hand-off channel closed");
+                }
+            }
+            None => tracing::error!(home, "no channel to home shard"),
+        }
+    }
+
+    /// Sends an authenticated proxy link to its realm's home shard, or serves it here.
+    pub async fn route_link(self: &Rc<Self>, home: usize, h: super::link::LinkHandoff) {
+        if home == self.id {
+            super::link::serve_link(self.clone(), h).await;
+            return;
+        }
+        self.stats.handoffs.fetch_add(1, Ordering::Relaxed);
+        match self.peers.get(home).and_then(|p| p.as_ref()) {
+            Some(tx) => {
+                if let Err(e) = tx.send(ShardMsg::LinkHandoff(Box::new(h))).await {
                     tracing::error!(home, error = %e, "hand-off channel closed");
                 }
             }
@@ -451,9 +474,7 @@ impl RealmHost {
                     }
                     Transmit::Close { session } => {
                         if let Some(c) = conns.remove(&session) {
-                            let sender = c.sender;
-                            c.out.push_control(|b| sender.close(Some(1000), "", b));
-                            c.out.close_after_flush();
+                            c.close_session();
                         }
                     }
                 }
@@ -463,6 +484,16 @@ impl RealmHost {
             }
             for (session, o) in overflowed.drain(..) {
                 let Some(c) = conns.get(&session).cloned() else { continue };
+                if c.link.is_some() {
+                    // A proxy link that does not drain its queue is stuck as a
+                    // whole: drop the link (its reader detaches every session;
+                    // the proxy reconnects).
+                    conns.remove(&session);
+                    tracing::warn!(%session, overflow = ?o, "proxy link outbound queue limit exceeded; closing the link");
+                    c.out.abort();
+                    realm.leave(session);
+                    continue;
+                }
                 if c.policy == SlowConsumerPolicy::Drop && c.is_event(&dropped_bytes(&mut last_dropped, session)) {
                     self.stats.slow_consumer_events_dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
