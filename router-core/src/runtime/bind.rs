@@ -42,9 +42,14 @@ impl BoundListener {
 pub fn bind(endpoint: &EndpointSetup) -> Result<BoundListener, RouterError> {
     let err = |e: io::Error| RouterError::Bind { endpoint: endpoint.to_string(), source: e };
     match endpoint {
-        EndpointSetup::Tcp { addr, backlog } => {
+        EndpointSetup::Tcp { addr, backlog, reuse_port } => {
             let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, None).map_err(err)?;
             sock.set_reuse_address(true).map_err(err)?;
+            if *reuse_port {
+                // `shared: true`: several processes (proxy workers) listen on
+                // this port; the kernel spreads connections across them.
+                sock.set_reuse_port(true).map_err(err)?;
+            }
             if addr.is_ipv6() {
                 sock.set_only_v6(false).ok();
             }
@@ -54,7 +59,7 @@ pub fn bind(endpoint: &EndpointSetup) -> Result<BoundListener, RouterError> {
             let local = sock.local_addr().map_err(err)?.as_socket().unwrap_or(*addr);
             Ok(BoundListener {
                 fd: OwnedFd::from(sock),
-                endpoint: EndpointSetup::Tcp { addr: local, backlog: *backlog },
+                endpoint: EndpointSetup::Tcp { addr: local, backlog: *backlog, reuse_port: *reuse_port },
             })
         }
         EndpointSetup::Unix { path } => {

@@ -300,7 +300,7 @@ pub async fn open_inner<G: Gatekeeper>(
 ) -> Result<Opened, OpenError> {
     let setup = shard.transport_setup(transport);
     let tls = match &setup.tls {
-        Some(cfg) => Some(Tls::new(cfg).map_err(|e| OpenError::Tls(e.to_string()))?),
+        Some(src) => Some(Tls::new(&src.current()).map_err(|e| OpenError::Tls(e.to_string()))?),
         None => None,
     };
     let mut io = OpeningIo { stream, tls, raw: vec![0u8; 16 * 1024], cipher: Vec::new() };
@@ -582,8 +582,14 @@ async fn open_link(
 
 /// Answers a connection refused for the transport's connection limit in its
 /// own protocol (RawSocket error 4, HTTP 503) and closes it.
-pub async fn refuse_over_limit(shard: Rc<Shard>, mut stream: Stream, transport: usize) {
-    let hs = TransportHandshake::new(&shard.setup.transports[transport]);
+pub async fn refuse_over_limit(shard: Rc<Shard>, stream: Stream, transport: usize) {
+    let setup = shard.setup.transports[transport].clone();
+    refuse_over_limit_on(setup, stream).await
+}
+
+/// [`refuse_over_limit`] for any worker's transport.
+pub async fn refuse_over_limit_on(setup: super::setup::TransportSetup, mut stream: Stream) {
+    let hs = TransportHandshake::new(&setup);
     let mut buf = [0u8; 1024];
     // Wait (briefly) for the client's handshake so the reply is read as one.
     let _ = with_timeout(Duration::from_secs(2), stream.read(&mut buf)).await;

@@ -92,7 +92,7 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
     // reveal which accounts exist); fresh per process.
     let secret: [u8; 32] = rand::random();
     let transports =
-        w.transports.iter().enumerate().map(|(i, t)| transport(i, t, secret)).collect::<Result<Vec<_>, _>>()?;
+        w.transports.iter().enumerate().map(|(i, t)| transport_setup(i, t, secret)).collect::<Result<Vec<_>, _>>()?;
     Ok(RouterSetup {
         shards: w.options.effective_shards(),
         pin_cores: w.options.pin_cores,
@@ -103,11 +103,13 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
     })
 }
 
-fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<TransportSetup, RouterError> {
+/// Builds the setup of one listening transport (`i` = its index, for its default id;
+/// `secret` keys mock challenges for unknown authids).
+pub fn transport_setup(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<TransportSetup, RouterError> {
     let id = t.id.clone().unwrap_or_else(|| format!("transport{i}"));
     let endpoint = match &t.endpoint {
-        Endpoint::Tcp { interface, port, backlog, .. } => {
-            EndpointSetup::Tcp { addr: SocketAddr::new(*interface, *port), backlog: *backlog }
+        Endpoint::Tcp { interface, port, backlog, shared, .. } => {
+            EndpointSetup::Tcp { addr: SocketAddr::new(*interface, *port), backlog: *backlog, reuse_port: *shared }
         }
         Endpoint::Unix { path, .. } => EndpointSetup::Unix { path: path.clone() },
     };
@@ -156,7 +158,7 @@ fn transport(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<Transpor
         }
     };
     let tls = match &t.endpoint {
-        Endpoint::Tcp { tls: Some(c), .. } => Some(super::tls::server_config(&super::tls::TlsFiles {
+        Endpoint::Tcp { tls: Some(c), .. } => Some(super::tls::TlsSource::load(super::tls::TlsFiles {
             certificate: c.certificate.clone(),
             key: c.key.clone(),
             chain_certificates: c.chain_certificates.clone(),

@@ -31,6 +31,29 @@ pub struct RouterNode {
     pub stats: Arc<NodeStats>,
     /// The session directory.
     pub directory: Arc<SessionDirectory>,
+    setup: Arc<RouterSetup>,
+}
+
+/// Reloads the TLS files of every TLS transport; all are tried, the first
+/// error is returned. `Ok(n)`: `n` transports reloaded.
+pub fn reload_certificates(transports: &[super::setup::TransportSetup]) -> Result<usize, RouterError> {
+    let mut n = 0;
+    let mut first_err = None;
+    for t in transports {
+        if let Some(src) = &t.tls {
+            match src.reload() {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    tracing::error!(transport = %t.id, error = %e, "TLS reload failed; keeping the previous certificate");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
 }
 
 impl RouterNode {
@@ -99,14 +122,20 @@ impl RouterNode {
             }
         }
         drop(listeners);
-        Ok(RouterNode { executors, endpoints, stats: shared.stats.clone(), directory: shared.directory.clone() })
+        Ok(RouterNode {
+            executors,
+            endpoints,
+            stats: shared.stats.clone(),
+            directory: shared.directory.clone(),
+            setup: shared.setup.clone(),
+        })
     }
 
     /// Re-reads the certificate and key files of every TLS transport; new
     /// connections use them, established ones keep theirs. Returns how many
     /// transports were reloaded.
     pub fn reload_certificates(&self) -> Result<usize, RouterError> {
-        Ok(0)
+        reload_certificates(&self.setup.transports)
     }
 
     /// Blocks until every shard has stopped (they run until the process ends).
@@ -189,37 +218,8 @@ async fn run_shard(
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, transport: usize) {
     let max = shard.setup.transports[transport].limits.max_connections;
     loop {
-        let stream = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE/ENFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let Some((stream, peer)) = accept_stream(&listener, kind).await else { continue };
         shard.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let (stream, peer) = match kind {
-            SocketKind::Tcp => {
-                let _ = stream.set_nodelay(true);
-                let peer = match stream.peer_addr() {
-                    Ok(std::net::SocketAddr::V4(a)) => format!("tcp4:{}:{}", a.ip(), a.port()),
-                    Ok(std::net::SocketAddr::V6(a)) => format!("tcp6:[{}]:{}", a.ip(), a.port()),
-                    Err(_) => "tcp:unknown".to_owned(),
-                };
-                (Stream::Tcp(stream), peer)
-            }
-            SocketKind::Unix => {
-                // glommio's accept hands out a TcpStream; rewrap the fd as a Unix stream.
-                let fd = match dup(stream.as_raw_fd()) {
-                    Ok(fd) => fd,
-                    Err(_) => continue,
-                };
-                drop(stream);
-                // SAFETY: `fd` is a fresh dup of an accepted Unix stream socket.
-                (unsafe { Stream::from_fd(SocketKind::Unix, fd) }, "unix".to_owned())
-            }
-        };
         let counter = &shard.conn_counts[transport];
         let Some(permit) = ConnPermit::acquire(counter, max) else {
             shard.stats.refused_connection_limit.fetch_add(1, Ordering::Relaxed);
@@ -230,8 +230,41 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, 
     }
 }
 
+/// Accepts one connection: the stream and the peer's address as Crossbar
+/// writes it (`tcp4:1.2.3.4:5678`, `unix`). `None` after a failed accept
+/// (backed off) or a failed Unix rewrap: call again.
+pub async fn accept_stream(listener: &TcpListener, kind: SocketKind) -> Option<(Stream, String)> {
+    let stream = match listener.accept().await {
+        Ok(s) => s,
+        Err(e) => {
+            // EMFILE/ENFILE and friends: back off instead of spinning.
+            tracing::warn!(error = %e, "accept failed");
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            return None;
+        }
+    };
+    match kind {
+        SocketKind::Tcp => {
+            let _ = stream.set_nodelay(true);
+            let peer = match stream.peer_addr() {
+                Ok(std::net::SocketAddr::V4(a)) => format!("tcp4:{}:{}", a.ip(), a.port()),
+                Ok(std::net::SocketAddr::V6(a)) => format!("tcp6:[{}]:{}", a.ip(), a.port()),
+                Err(_) => "tcp:unknown".to_owned(),
+            };
+            Some((Stream::Tcp(stream), peer))
+        }
+        SocketKind::Unix => {
+            // glommio's accept hands out a TcpStream; rewrap the fd as a Unix stream.
+            let fd = dup(stream.as_raw_fd()).ok()?;
+            drop(stream);
+            // SAFETY: `fd` is a fresh dup of an accepted Unix stream socket.
+            Some((unsafe { Stream::from_fd(SocketKind::Unix, fd) }, "unix".to_owned()))
+        }
+    }
+}
+
 /// The CPUs this process may run on (its affinity mask), ascending.
-fn allowed_cpus() -> Result<Vec<usize>, RouterError> {
+pub fn allowed_cpus() -> Result<Vec<usize>, RouterError> {
     // SAFETY: sched_getaffinity fills a zeroed cpu_set_t of the size we pass.
     let set = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

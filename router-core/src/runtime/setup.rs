@@ -47,7 +47,8 @@ pub struct RealmSetup {
 /// A listening endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndpointSetup {
-    Tcp { addr: SocketAddr, backlog: u32 },
+    /// `reuse_port`: `SO_REUSEPORT` (config `shared: true`).
+    Tcp { addr: SocketAddr, backlog: u32, reuse_port: bool },
     Unix { path: PathBuf },
 }
 
@@ -116,7 +117,7 @@ pub struct TransportSetup {
     /// Budget of failed authentications per peer address (per shard).
     pub auth_limits: wamp_auth::LimiterConfig,
     /// TLS (`wss://`, RawSocket over TLS) when set.
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    pub tls: Option<std::sync::Arc<super::tls::TlsSource>>,
 }
 
 /// Per-connection and per-transport limits.

@@ -34,6 +34,41 @@ pub struct TlsFiles {
     pub require_client_cert: bool,
 }
 
+/// A transport's TLS configuration, reloadable: new connections take the
+/// current [`ServerConfig`]; [`TlsSource::reload`] re-reads the files
+/// (certificate rotation without restart, on SIGHUP). Established
+/// connections keep the config they started with.
+pub struct TlsSource {
+    files: TlsFiles,
+    current: std::sync::RwLock<Arc<ServerConfig>>,
+}
+
+impl std::fmt::Debug for TlsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSource").field("files", &self.files).finish()
+    }
+}
+
+impl TlsSource {
+    /// Loads the files once.
+    pub fn load(files: TlsFiles) -> Result<Arc<TlsSource>, RouterError> {
+        let config = server_config(&files)?;
+        Ok(Arc::new(TlsSource { files, current: std::sync::RwLock::new(config) }))
+    }
+
+    /// The config for a new connection.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Re-reads the files; on error the previous config stays in force.
+    pub fn reload(&self) -> Result<(), RouterError> {
+        let config = server_config(&self.files)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+}
+
 /// Builds a rustls server config: TLS 1.2 and 1.3, rustls's safe default
 /// cipher suites, ALPN `http/1.1` for WebSocket.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError> {
