@@ -616,7 +616,10 @@ mod tests {
         assert!(is_link_handshake(&hs));
         assert!(!is_link_handshake(&crate::rawsocket::client_handshake(Serializer::Json, 1 << 20)));
         assert_eq!(parse_server_reply(server_handshake_reply(1 << 20)), Ok(1 << 20));
-        assert!(parse_server_reply(crate::rawsocket::error_reply(crate::rawsocket::HandshakeErrorCode::SerializerUnsupported)).is_err());
+        assert!(parse_server_reply(crate::rawsocket::error_reply(
+            crate::rawsocket::HandshakeErrorCode::SerializerUnsupported
+        ))
+        .is_err());
         assert_eq!(proof_message(&[1; 32]).len(), PROOF_CONTEXT.len() + 32);
     }
 }

@@ -132,6 +132,8 @@ pub trait Gatekeeper: 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, wamp_auth::DynamicError>>>>;
     /// The router shard, if this is one (only routers accept proxy links).
     fn router_shard(self: &Rc<Self>) -> Option<Rc<Shard>>;
+    /// What a `nodeinfo` web service shows.
+    fn node_info(&self) -> serde_json::Value;
 }
 
 impl Gatekeeper for Shard {
@@ -166,6 +168,18 @@ impl Gatekeeper for Shard {
     fn router_shard(self: &Rc<Self>) -> Option<Rc<Shard>> {
         Some(self.clone())
     }
+    fn node_info(&self) -> serde_json::Value {
+        let realms: Vec<&str> = self.setup.realms.iter().map(|r| r.name.as_str()).collect();
+        serde_json::json!({
+            "product": "Junction",
+            "version": env!("CARGO_PKG_VERSION"),
+            "worker": "router",
+            "shards": self.setup.shards,
+            "realms": realms,
+            "sessions": self.directory.len(),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+        })
+    }
 }
 
 /// Phase 1 for a freshly accepted connection.
@@ -179,8 +193,16 @@ pub async fn open(
 ) {
     let setup = shard.setup.transports[transport].clone();
     let timeout = setup.open_handshake_timeout;
-    let result = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer)).await;
+    let mut resume = None;
+    let result = loop {
+        let r = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer, resume.take())).await;
+        match r {
+            Some(Ok(Some(Opening::Http { keep_alive: true, resume: next }))) => resume = Some(next),
+            other => break other,
+        }
+    };
     match result {
+        Some(Ok(Some(Opening::Http { .. }))) => {}
         Some(Ok(Some(Opening::Link(framer, id, tls)))) => {
             let home = shard.home_shard_of(&id.realm);
             let fd = match dup(stream.fd()) {
@@ -239,6 +261,16 @@ pub enum Opening {
     Session(Framer, Serializer, JoinRequest, Dict, Option<Tls>),
     /// A proxy link, authenticated.
     Link(Framer, super::link::LinkIdentity, Option<Tls>),
+    /// A plain HTTP request was answered (web services). With
+    /// `keep_alive`, run the opening phase again with `resume`.
+    Http { keep_alive: bool, resume: Resume },
+}
+
+/// State carried from one HTTP request of a kept-alive connection to the
+/// next opening phase: the TLS session and bytes already read.
+pub struct Resume {
+    pub tls: Option<Tls>,
+    pub rest: Vec<u8>,
 }
 
 /// `None`: refused with a reply already written.
@@ -297,11 +329,15 @@ pub async fn open_inner<G: Gatekeeper>(
     stream: &mut Stream,
     transport: usize,
     peer: &str,
+    resume: Option<Resume>,
 ) -> Result<Opened, OpenError> {
     let setup = shard.transport_setup(transport);
-    let tls = match &setup.tls {
-        Some(src) => Some(Tls::new(&src.current()).map_err(|e| OpenError::Tls(e.to_string()))?),
-        None => None,
+    let (tls, mut pending) = match resume {
+        Some(r) => (r.tls, r.rest),
+        None => match &setup.tls {
+            Some(src) => (Some(Tls::new(&src.current()).map_err(|e| OpenError::Tls(e.to_string()))?), Vec::new()),
+            None => (None, Vec::new()),
+        },
     };
     let mut io = OpeningIo { stream, tls, raw: vec![0u8; 16 * 1024], cipher: Vec::new() };
     let mut plain = Vec::with_capacity(16 * 1024);
@@ -310,7 +346,11 @@ pub async fn open_inner<G: Gatekeeper>(
     let mut head: Vec<u8> = Vec::new();
     // Transport handshake.
     let (mut framer, serializer, mut details, auth) = loop {
-        io.recv(&mut plain).await?;
+        if pending.is_empty() {
+            io.recv(&mut plain).await?;
+        } else {
+            plain = std::mem::take(&mut pending);
+        }
         if is_raw && head.len() < 2 {
             head.extend_from_slice(&plain);
             if head.len() >= 2 && wamp_framing::link::is_link_handshake(&head) {
@@ -332,6 +372,10 @@ pub async fn open_inner<G: Gatekeeper>(
                 }
                 return Err(OpenError::Rejected(reason));
             }
+            HandshakeStep::Http { request, site, rest } => {
+                let keep_alive = serve_http(&mut io, shard.as_ref(), &request, &site).await?;
+                return Ok(Some(Opening::Http { keep_alive, resume: Resume { tls: io.tls.take(), rest } }));
+            }
             HandshakeStep::Done { reply, framer, serializer, details, auth } => {
                 io.send(&reply).await?;
                 break (framer, serializer, details, auth);
@@ -352,10 +396,7 @@ pub async fn open_inner<G: Gatekeeper>(
     // AUTHENTICATE rounds, or a dynamic authenticator call.
     let sender = framer.sender();
     let mut session: Option<(Reserved, AuthHandshake, Dict)> = None;
-    let realms = RealmFns(
-        |r: &str| shard.has_realm(r),
-        |r: &str, role: &str| shard.has_role(r, role),
-    );
+    let realms = RealmFns(|r: &str| shard.has_realm(r), |r: &str, role: &str| shard.has_role(r, role));
     let result = loop {
         let msg = match framer.next_event() {
             Err(_) => {
@@ -503,6 +544,61 @@ pub async fn open_inner<G: Gatekeeper>(
     // when the opening timeout drops this whole future.
     drop(session);
     result
+}
+
+/// Answers one plain HTTP request with the transport's web site; returns
+/// whether the connection stays open for another request.
+async fn serve_http<G: Gatekeeper>(
+    io: &mut OpeningIo<'_>,
+    gate: &G,
+    request: &junction_web::ParsedRequest,
+    site: &junction_web::WebSite,
+) -> Result<bool, OpenError> {
+    let refs = request.header_refs();
+    let req = request.request(&refs);
+    let info = NodeInfo(gate.node_info());
+    let resp = site.respond(&req, &info);
+    let keep_alive = request.keep_alive();
+    let mut head = Vec::with_capacity(512);
+    resp.write_head(&mut head, keep_alive);
+    io.send(&head).await?;
+    if resp.head_only {
+        return Ok(keep_alive);
+    }
+    match &resp.body {
+        junction_web::Body::Empty => {}
+        junction_web::Body::Bytes(b) => io.send(b).await?,
+        junction_web::Body::File { path, offset, len } => {
+            // Static files are read in chunks straight from the page cache;
+            // a file that shrank since its metadata was read ends the
+            // connection (the promised Content-Length cannot be met).
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = std::fs::File::open(path).map_err(OpenError::Io)?;
+            f.seek(SeekFrom::Start(*offset)).map_err(OpenError::Io)?;
+            let mut left = *len;
+            let mut chunk = vec![0u8; 64 * 1024];
+            while left > 0 {
+                let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = f.read(&mut chunk[..want]).map_err(OpenError::Io)?;
+                if n == 0 {
+                    return Err(OpenError::Rejected("static file shrank while being sent"));
+                }
+                io.send(&chunk[..n]).await?;
+                left -= n as u64;
+                glommio::yield_if_needed().await;
+            }
+        }
+    }
+    Ok(keep_alive)
+}
+
+/// Adapter: a JSON value as the node-info source of a web site.
+struct NodeInfo(serde_json::Value);
+
+impl junction_web::NodeInfoSource for NodeInfo {
+    fn node_info(&self) -> serde_json::Value {
+        self.0.clone()
+    }
 }
 
 /// The opening phase of a proxy link: the link handshake, then the proof

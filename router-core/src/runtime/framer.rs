@@ -17,6 +17,9 @@ pub enum HandshakeStep {
     NeedMore,
     /// Refused: write `reply` (possibly empty), then close.
     Reject { reply: Vec<u8>, reason: &'static str },
+    /// A plain HTTP request for a web service of a `web` transport: answer
+    /// it with `site`; `rest` are the bytes after its head (pipelined).
+    Http { request: junction_web::ParsedRequest, site: std::sync::Arc<junction_web::WebSite>, rest: Vec<u8> },
     /// Accepted: write `reply`; the connection now speaks frames.
     Done {
         reply: Vec<u8>,
@@ -103,6 +106,26 @@ impl TransportHandshake {
             }
             TransportHandshake::Ws { buf, setup } => {
                 buf.extend_from_slice(data);
+                if let FramingSetup::WebSocket { site: Some(site), .. } = &setup.framing {
+                    match junction_web::parse_request(buf, setup.max_handshake_size) {
+                        Ok(None) => return HandshakeStep::NeedMore,
+                        Ok(Some((request, consumed))) if !is_upgrade(&request) => {
+                            let rest = buf.split_off(consumed.min(buf.len())).to_vec();
+                            buf.clear();
+                            return HandshakeStep::Http { request, site: site.clone(), rest };
+                        }
+                        Ok(Some(_)) => {}
+                        Err(e) => {
+                            let resp = junction_web::Response::for_parse_error(&e);
+                            let mut reply = Vec::new();
+                            resp.write_head(&mut reply, false);
+                            if let junction_web::Body::Bytes(b) = &resp.body {
+                                reply.extend_from_slice(b);
+                            }
+                            return HandshakeStep::Reject { reply, reason: "bad HTTP request" };
+                        }
+                    }
+                }
                 ws_handshake(buf, setup)
             }
         }
@@ -281,6 +304,14 @@ fn details_str(d: &mut Dict, key: &str, v: Option<&str>) {
     }
 }
 
+/// Does the request ask for a WebSocket upgrade?
+fn is_upgrade(req: &junction_web::ParsedRequest) -> bool {
+    req.headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("upgrade")
+            && std::str::from_utf8(v).is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")))
+    })
+}
+
 /// Finds the end of an HTTP request head, if complete.
 fn head_complete(buf: &[u8]) -> bool {
     buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
@@ -295,7 +326,7 @@ fn request_path(buf: &[u8]) -> Option<&str> {
 }
 
 fn ws_handshake(buf: &mut BytesMut, setup: &TransportSetup) -> HandshakeStep {
-    let FramingSetup::WebSocket { services } = &setup.framing else {
+    let FramingSetup::WebSocket { services, .. } = &setup.framing else {
         return HandshakeStep::Reject { reply: Vec::new(), reason: "not a WebSocket transport" };
     };
     if !head_complete(buf) && buf.len() <= setup.max_handshake_size {

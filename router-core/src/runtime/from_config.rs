@@ -127,7 +127,7 @@ pub fn transport_setup(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Resul
         TransportKind::WebSocket(ws) => {
             let svc = ws_service(None, ws, secret)?;
             limiter = Some(wamp_auth::LimiterConfig::from(&ws.auth.options));
-            (FramingSetup::WebSocket { services: vec![svc] }, ws.options.open_handshake_timeout)
+            (FramingSetup::WebSocket { services: vec![svc], site: None }, ws.options.open_handshake_timeout)
         }
         TransportKind::Web(web) => {
             let mut services = Vec::new();
@@ -147,7 +147,7 @@ pub fn transport_setup(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Resul
                     }
                 }
             }
-            (FramingSetup::WebSocket { services }, timeout)
+            (FramingSetup::WebSocket { services, site: None }, timeout)
         }
         TransportKind::RawSocket(rs) => {
             limiter = Some(wamp_auth::LimiterConfig::from(&rs.auth.options));

@@ -148,11 +148,7 @@ impl LinkAuth {
                 let mut reply = Vec::new();
                 LinkFrame::Accept(LinkAccept { max_message_size: self.max_message_size as u64 }.encode())
                     .write(&mut reply);
-                let opened = LinkIdentity {
-                    realm: h.realm,
-                    name: h.name,
-                    key: link::hex(&h.key),
-                };
+                let opened = LinkIdentity { realm: h.realm, name: h.name, key: link::hex(&h.key) };
                 LinkStep::Accepted(reply, opened)
             }
             (Err(e), _) => Self::refuse("wamp.error.protocol_violation", &e.to_string(), false),
@@ -213,7 +209,15 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
         .detach()
     };
 
-    let ctx = LinkCtx { shard: shard.clone(), host: host.clone(), out: out.clone(), channels: channels.clone(), realm, name, transport };
+    let ctx = LinkCtx {
+        shard: shard.clone(),
+        host: host.clone(),
+        out: out.clone(),
+        channels: channels.clone(),
+        realm,
+        name,
+        transport,
+    };
     let mut tmp = vec![0u8; 64 * 1024];
     let mut plain = Vec::new();
     'outer: loop {
@@ -382,11 +386,8 @@ impl LinkCtx {
             self.refuse(channel, ser, "wamp.error.no_such_realm", &msg);
             return;
         }
-        let role_exists = self
-            .shard
-            .setup
-            .realm(&req.realm)
-            .is_some_and(|r| r.roles.iter().any(|x| x.name == req.authrole));
+        let role_exists =
+            self.shard.setup.realm(&req.realm).is_some_and(|r| r.roles.iter().any(|x| x.name == req.authrole));
         if !role_exists {
             let msg = format!("no role '{}' on realm '{}'", req.authrole, req.realm);
             self.refuse(channel, ser, "wamp.error.no_such_role", &msg);

@@ -48,8 +48,14 @@ pub struct RealmSetup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndpointSetup {
     /// `reuse_port`: `SO_REUSEPORT` (config `shared: true`).
-    Tcp { addr: SocketAddr, backlog: u32, reuse_port: bool },
-    Unix { path: PathBuf },
+    Tcp {
+        addr: SocketAddr,
+        backlog: u32,
+        reuse_port: bool,
+    },
+    Unix {
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Display for EndpointSetup {
@@ -67,6 +73,9 @@ pub enum FramingSetup {
     /// WebSocket; the request path picks the service.
     WebSocket {
         services: Vec<WsServiceSetup>,
+        /// The non-WebSocket services of a `web` transport (static files,
+        /// redirects, JSON values, node info), answering plain HTTP requests.
+        site: Option<std::sync::Arc<junction_web::WebSite>>,
     },
     RawSocket(RawSocketSetup),
 }

@@ -118,6 +118,8 @@ pub struct Shard {
     /// Authenticator calls awaiting their result, by token.
     pending_auth: RefCell<HashMap<u64, Rc<PendingAuth>>>,
     next_token: Cell<u64>,
+    /// When the shard started (node info).
+    pub started: Instant,
 }
 
 impl Shard {
@@ -148,6 +150,7 @@ impl Shard {
             limiters: shared.limiters.clone(),
             pending_auth: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
+            started: Instant::now(),
         }
     }
 
