@@ -573,7 +573,12 @@ async fn serve_http<G: Gatekeeper>(
             // a file that shrank since its metadata was read ends the
             // connection (the promised Content-Length cannot be met).
             use std::io::{Read, Seek, SeekFrom};
-            let mut f = std::fs::File::open(path).map_err(OpenError::Io)?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(OpenError::Io)?;
             f.seek(SeekFrom::Start(*offset)).map_err(OpenError::Io)?;
             let mut left = *len;
             let mut chunk = vec![0u8; 64 * 1024];
