@@ -2,14 +2,25 @@
 //!
 //! `junction start [--config FILE]` runs a node (the embedded default config
 //! when no file is given); `junction check --config FILE` validates a config
-//! and reports every problem with its location.
+//! and reports every problem with its location; `junction key` prints the
+//! node's public key.
+//!
+//! A node with exactly one worker, a router, runs it inside the node process.
+//! Any other node (several workers, or proxy workers) runs a **supervisor**
+//! (Crossbar's node controller, for bare metal): one child process per worker
+//! (the hidden `junction worker` subcommand), restarted when it dies, all
+//! stopped together (see `supervisor.rs`).
 
-use std::path::PathBuf;
+mod signals;
+mod supervisor;
+mod worker;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use router_core::runtime::{EndpointSetup, RouterNode};
+use junction_config::{NodeConfig, WorkerConfig};
 
 #[derive(Parser)]
 #[command(name = "junction", version, about = "Junction: a clustered, thread-per-core WAMP router")]
@@ -36,6 +47,25 @@ enum Command {
     },
     /// Print the embedded default config.
     DefaultConfig,
+    /// Print the node's public key (hex), creating the key file if missing.
+    ///
+    /// The key file is `controller.options.node_key` (relative to the config
+    /// file's directory) or `<config dir>/.junction/key.priv` (the current
+    /// directory without --config).
+    Key {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run one worker of a node (started by the node's supervisor).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        index: usize,
+        #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
+        log: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,10 +83,21 @@ fn main() -> ExitCode {
             println!("{}", junction_config::DEFAULT_CONFIG_JSON);
             ExitCode::SUCCESS
         }
+        Command::Key { config } => match key(config.as_deref()) {
+            Ok(hex) => {
+                println!("{hex}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("junction: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Worker { config, index, log } => worker::run_child(&config, index, &log),
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     match junction_config::load(path).and_then(|c| c.validate().map(|_| c)) {
         Ok(cfg) => {
             for w in &cfg.warnings {
@@ -76,64 +117,69 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
+/// Installs the stderr log subscriber.
+fn init_tracing(log: &str) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cfg = match &config {
-        Some(path) => {
-            let cfg = junction_config::load(path)
-                .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
-            cfg.validate().map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
-            for w in &cfg.warnings {
-                tracing::warn!("{}: {w}", path.display());
-            }
-            cfg
+    Ok(())
+}
+
+/// Loads and validates a config file; warnings are logged if `warn`
+/// (worker children leave that to their supervisor).
+fn load_config(path: &Path, warn: bool) -> Result<NodeConfig> {
+    let cfg =
+        junction_config::load(path).map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
+    cfg.validate().map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?;
+    if warn {
+        for w in &cfg.warnings {
+            tracing::warn!("{}: {w}", path.display());
         }
-        None => junction_config::default_config(),
+    }
+    Ok(cfg)
+}
+
+/// The directory of a config file, absolute.
+fn config_dir(path: &Path) -> Result<PathBuf> {
+    let abs =
+        std::path::absolute(path).with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
+    Ok(abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/")))
+}
+
+fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
+    // Before any thread exists, so every thread inherits the mask.
+    let signals = signals::block();
+    init_tracing(log)?;
+    let (cfg, dir) = match &config {
+        Some(path) => (load_config(path, true)?, config_dir(path)?),
+        None => (junction_config::default_config(), std::env::current_dir().context("current directory")?),
     };
-    let setup = router_core::setup_from_config(&cfg).context("configuration")?;
-    let signals = block_signals();
-    let node = RouterNode::start(setup).context("starting the router worker")?;
-    for ep in &node.endpoints {
-        tracing::info!(endpoint = %ep, "listening");
-    }
-    println!("junction: ready");
-    use std::io::Write;
-    std::io::stdout().flush().ok();
-    let sig = wait_signal(&signals);
-    tracing::info!(signal = sig, sessions = node.directory.len(), stats = %node.stats.summary(), "shutting down");
-    for ep in &node.endpoints {
-        if let EndpointSetup::Unix { path } = ep {
-            let _ = std::fs::remove_file(path);
+    if let [WorkerConfig::Router(_)] = cfg.workers.as_slice() {
+        // One router worker: it runs in this process; no node key needed.
+        let running = worker::Running::start(&cfg, 0, None, &dir)?;
+        for ep in running.endpoints() {
+            tracing::info!(endpoint = %ep, "listening");
         }
+        worker::say("junction: ready");
+        running.serve(&signals)
     }
-    // Sessions end with their sockets when the process exits; clients see
-    // the connection close and reconnect.
-    std::process::exit(0);
+    let path = config.context("a node with several workers needs --config")?;
+    let path =
+        std::path::absolute(&path).with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
+    supervisor::run(&cfg, &path, &dir, log, signals)
 }
 
-/// Blocks SIGTERM/SIGINT/SIGHUP in this thread and every thread it spawns,
-/// so they can be taken synchronously with `sigwait`.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain POSIX signal-mask calls on a local sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_signal(set: &libc::sigset_t) -> i32 {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` was initialized by `block_signals`.
-    unsafe {
-        libc::sigwait(set, &mut sig);
-    }
-    sig
+/// `junction key`: the node's public key, hex.
+fn key(config: Option<&Path>) -> Result<String> {
+    let (cfg, dir) = match config {
+        Some(path) => (
+            junction_config::load(path)
+                .map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))?,
+            config_dir(path)?,
+        ),
+        None => (junction_config::default_config(), std::env::current_dir().context("current directory")?),
+    };
+    Ok(worker::load_node_key(&cfg, &dir)?.public_hex())
 }

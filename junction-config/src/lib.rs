@@ -5,17 +5,22 @@
 //!
 //! **What it is.** A reader and validator for node configs in the shape of
 //! Crossbar.io's node config (`config.json` / `config.yaml`, version 2) for
-//! *router* workers, so Crossbar users can bring their files: `workers:
-//! [{type: router, realms: [...], transports: [...]}]`, with roles,
-//! permissions (`exact`/`prefix`/`wildcard`), WebSocket, RawSocket and `web`
-//! transports, serializers, WebSocket options and anonymous authentication.
-//! Crossbar's realm `store` (in-memory event history) is read in Crossbar's
-//! shape. Junction extensions (shards, CPU pinning, per-transport connection
-//! and outbound-queue limits and slow-consumer policy, per-realm session
-//! limits, home shard, dealer call limits/timeouts and broker retention
-//! limits) live in the `options` blocks Crossbar already has. `docs/config.md` is the
-//! reference for every key, type and default, and lists the differences from
-//! Crossbar.
+//! *router* and *proxy* workers, so Crossbar users can bring their files:
+//! `workers: [{type: router, realms: [...], transports: [...]}, {type: proxy,
+//! routes: {...}, connections: {...}, transports: [...]}]` (any number of
+//! each), with roles, permissions (`exact`/`prefix`/`wildcard`), WebSocket,
+//! RawSocket and `web` transports with web services (`websocket`, `static`,
+//! `redirect`, `json`, `nodeinfo`), serializers, WebSocket options,
+//! authentication (including `cryptosign-proxy` for proxy-to-router links)
+//! and `shared` (`SO_REUSEPORT`) endpoints checked for conflicts across
+//! workers. Crossbar's realm `store` (in-memory event history) is read in
+//! Crossbar's shape. Junction extensions (shards, CPU pinning, per-transport
+//! connection and outbound-queue limits and slow-consumer policy, per-realm
+//! session limits, home shard, dealer call limits/timeouts, broker retention
+//! limits, proxy balancing and backend-link settings, the `"*"` route role,
+//! the node key `controller.options.node_key`) live in the `options` blocks
+//! Crossbar already has. `docs/config.md` is the reference for every key,
+//! type and default, and lists the differences from Crossbar.
 //!
 //! The result is a typed [`NodeConfig`] with every default applied (see
 //! [`model`]); limits are always explicit numbers, never "unlimited".
@@ -31,17 +36,18 @@
 //!
 //! **What it is not.** It starts nothing, opens no sockets and reads no
 //! environment variables: the runtime and CLI consume the typed config. It
-//! does not run Crossbar's other worker types (`container`, `guest`, ...), web
-//! services other than WebSocket, or the `cookie`/`function` authentication
-//! variants: those parse, and are reported as validation errors saying they
-//! are not supported (yet). It parses TLS endpoints and authentication
-//! methods (anonymous, ticket, wampcra, cryptosign, scram, tls) but opens no
-//! key files and computes nothing: `wamp-auth` and the runtime do.
+//! does not run Crossbar's other worker types (`container`, `guest`, ...),
+//! web services such as `wsgi` or `reverseproxy`, or the `cookie`/`function`
+//! authentication variants: those parse, and are reported as validation
+//! errors saying they are not supported (yet). It parses TLS endpoints,
+//! static directories, key paths and authentication methods (anonymous,
+//! ticket, wampcra, cryptosign, scram, tls, cryptosign-proxy) but opens no
+//! files and computes nothing: `wamp-auth` and the runtime do.
 //!
 //! ```
 //! let cfg = junction_config::default_config();
 //! assert!(cfg.validate().is_ok());
-//! let router = cfg.router().expect("one router worker");
+//! let router = cfg.router().expect("a router worker");
 //! assert_eq!(router.realms[0].name, "realm1");
 //! ```
 

@@ -65,7 +65,8 @@ pub struct NodeConfig {
     pub version: u32,
     /// The `controller` block (kept, mostly unused by Junction).
     pub controller: ControllerConfig,
-    /// The workers; this version of Junction runs exactly one router worker.
+    /// The workers: any number of router and proxy workers (at least one
+    /// worker).
     pub workers: Vec<WorkerConfig>,
     /// Non-fatal findings (ignored Crossbar options, roles no realm defines,
     /// ...). Filled by [`crate::parse_str`]/[`crate::load`]; not part of
@@ -74,10 +75,25 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// The (single) router worker, if there is one.
+    /// The first router worker, if there is one.
     pub fn router(&self) -> Option<&RouterWorkerConfig> {
-        self.workers.iter().find_map(|w| match w {
-            WorkerConfig::Router(r) => Some(r),
+        self.routers().next().map(|(_, r)| r)
+    }
+
+    /// Every router worker with its index in [`NodeConfig::workers`], in
+    /// file order.
+    pub fn routers(&self) -> impl Iterator<Item = (usize, &RouterWorkerConfig)> + '_ {
+        self.workers.iter().enumerate().filter_map(|(i, w)| match w {
+            WorkerConfig::Router(r) => Some((i, r)),
+            _ => None,
+        })
+    }
+
+    /// Every proxy worker with its index in [`NodeConfig::workers`], in file
+    /// order.
+    pub fn proxies(&self) -> impl Iterator<Item = (usize, &ProxyWorkerConfig)> + '_ {
+        self.workers.iter().enumerate().filter_map(|(i, w)| match w {
+            WorkerConfig::Proxy(p) => Some((i, p)),
             _ => None,
         })
     }
@@ -88,8 +104,23 @@ impl NodeConfig {
 pub struct ControllerConfig {
     /// Node id (`controller.id`), if given.
     pub id: Option<String>,
-    /// `controller.options`, kept verbatim (Junction uses none of them yet).
+    /// `controller.options`, kept verbatim. Junction reads `node_key` (see
+    /// [`ControllerConfig::node_key`]); other keys are kept unused.
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ControllerConfig {
+    /// Junction extension `controller.options.node_key`: path of the node's
+    /// Ed25519 key file (proxy workers prove it to routers). Relative paths
+    /// are relative to the config file's directory (the runtime resolves
+    /// them). `None` when absent (or, in an unvalidated config, not a
+    /// non-empty string).
+    pub fn node_key(&self) -> Option<PathBuf> {
+        match self.options.get("node_key") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of `workers`.
@@ -97,8 +128,8 @@ pub struct ControllerConfig {
 pub enum WorkerConfig {
     /// `type: router`.
     Router(RouterWorkerConfig),
-    /// `type: proxy`: recognized, but not supported by this version
-    /// (validation reports it). The block is kept verbatim.
+    /// `type: proxy`: accepts client connections and forwards sessions to
+    /// router workers.
     Proxy(ProxyWorkerConfig),
     /// Any other worker type (`container`, `guest`, ...). Kept so that
     /// locations of later workers stay right; never present in a config that
@@ -109,13 +140,153 @@ pub enum WorkerConfig {
     },
 }
 
-/// A `proxy` worker block, kept verbatim until proxy workers are supported.
+/// Default proxy `options.backend_ping_interval`: 1 s.
+pub const DEFAULT_BACKEND_PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Default proxy `options.backend_ping_timeout`: 3 s.
+pub const DEFAULT_BACKEND_PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default proxy `options.backend_reconnect_max`: 1 s.
+pub const DEFAULT_BACKEND_RECONNECT_MAX: Duration = Duration::from_secs(1);
+/// Default proxy `options.backend_max_outbound_bytes`: 64 MiB.
+pub const DEFAULT_BACKEND_MAX_OUTBOUND_BYTES: usize = 64 * 1024 * 1024;
+/// Route role key meaning "any role not listed" (Junction extension).
+pub const ANY_ROLE: &str = "*";
+
+/// A `type: proxy` worker (Crossbar's proxy worker shape): it terminates
+/// client transports, authenticates clients, and forwards each session to a
+/// router worker chosen by `routes`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProxyWorkerConfig {
     /// `id`, if given.
     pub id: Option<String>,
-    /// The whole worker object.
-    pub raw: serde_json::Value,
+    /// Worker `options` (Junction extensions).
+    pub options: ProxyOptions,
+    /// Listening transports (the same kinds as a router's), at least one.
+    pub transports: Vec<TransportConfig>,
+    /// `routes`: realm → authrole → connection names, in file order. A
+    /// single name in the file becomes a one-element list. The role
+    /// [`ANY_ROLE`] (`"*"`) stands for every role not listed.
+    pub routes: IndexMap<String, IndexMap<String, Vec<String>>>,
+    /// `connections`: name → backend router connection, in file order.
+    pub connections: IndexMap<String, ProxyConnectionConfig>,
+}
+
+impl ProxyWorkerConfig {
+    /// Connection names for a session of `role` on `realm`: the role's own
+    /// route, else the `"*"` route; `None` if the realm or role is not
+    /// routed.
+    pub fn route(&self, realm: &str, role: &str) -> Option<&[String]> {
+        let roles = self.routes.get(realm)?;
+        roles.get(role).or_else(|| roles.get(ANY_ROLE)).map(Vec::as_slice)
+    }
+}
+
+/// Proxy worker `options`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyOptions {
+    /// Number of glommio shards (threads); `None` = one per available core.
+    pub shards: Option<usize>,
+    /// Pin each shard to one CPU (default `true`).
+    pub pin_cores: bool,
+    /// How a session picks one of several connections of its route
+    /// (`balance`, default `round_robin`).
+    pub balance: BalancePolicy,
+    /// Ping each backend link after this much idle time
+    /// (`backend_ping_interval`, ms; default 1 s).
+    pub backend_ping_interval: Duration,
+    /// A backend link whose ping is not answered within this time is
+    /// dropped (`backend_ping_timeout`, ms; default 3 s).
+    pub backend_ping_timeout: Duration,
+    /// Largest delay between reconnect attempts to a backend; the backoff
+    /// doubles up to it (`backend_reconnect_max`, ms; default 1 s).
+    pub backend_reconnect_max: Duration,
+    /// Most bytes queued for sending on one backend link
+    /// (`backend_max_outbound_bytes`, default 64 MiB).
+    pub backend_max_outbound_bytes: usize,
+    /// Process title (Crossbar's `title`), informational.
+    pub title: Option<String>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            shards: None,
+            pin_cores: true,
+            balance: BalancePolicy::RoundRobin,
+            backend_ping_interval: DEFAULT_BACKEND_PING_INTERVAL,
+            backend_ping_timeout: DEFAULT_BACKEND_PING_TIMEOUT,
+            backend_reconnect_max: DEFAULT_BACKEND_RECONNECT_MAX,
+            backend_max_outbound_bytes: DEFAULT_BACKEND_MAX_OUTBOUND_BYTES,
+            title: None,
+        }
+    }
+}
+
+impl ProxyOptions {
+    /// Shards to start: `shards`, or the number of available cores.
+    pub fn effective_shards(&self) -> usize {
+        self.shards.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    }
+}
+
+/// How a proxy picks one of the connections of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum BalancePolicy {
+    /// `round_robin`: each new session takes the next healthy connection
+    /// (default).
+    #[default]
+    RoundRobin,
+    /// `least_sessions`: the healthy connection forwarding the fewest
+    /// sessions.
+    LeastSessions,
+}
+
+impl BalancePolicy {
+    /// Config name: `round_robin` or `least_sessions`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BalancePolicy::RoundRobin => "round_robin",
+            BalancePolicy::LeastSessions => "least_sessions",
+        }
+    }
+}
+
+/// One entry of a proxy's `connections`: a link to a router worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConnectionConfig {
+    /// The realm this connection serves (`realm`); a route may only use
+    /// connections of its own realm.
+    pub realm: String,
+    /// Where the router listens (`transport.endpoint`): a router `rawsocket`
+    /// transport whose `auth` has `cryptosign-proxy`.
+    pub endpoint: BackendEndpoint,
+}
+
+/// Address of a router's RawSocket endpoint, as a proxy connects to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BackendEndpoint {
+    /// `type: tcp`: host name or IP address, and port.
+    Tcp {
+        /// `host` (a name is resolved by the runtime).
+        host: String,
+        /// `port`, 1..=65535.
+        port: u16,
+    },
+    /// `type: unix`: a Unix socket path (relative paths are relative to the
+    /// config file's directory).
+    Unix {
+        /// `path`, at most 107 bytes.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for BackendEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendEndpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
+            BackendEndpoint::Tcp { host, port } => write!(f, "tcp:{host}:{port}"),
+            BackendEndpoint::Unix { path } => write!(f, "unix:{}", path.display()),
+        }
+    }
 }
 
 /// A `type: router` worker.
@@ -412,7 +583,7 @@ impl TransportConfig {
                 .values()
                 .filter_map(|s| match s {
                     WebService::WebSocket(ws) => Some(ws.options.max_message_size),
-                    WebService::Other { .. } => None,
+                    _ => None,
                 })
                 .max()
                 .unwrap_or(0),
@@ -546,15 +717,97 @@ pub struct WebTransport {
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // config data, built once
 pub enum WebService {
-    /// `type: websocket`.
+    /// `type: websocket`: WAMP over WebSocket at this path.
     WebSocket(WebSocketService),
-    /// Any other Crossbar web service (`static`, `redirect`, `json`,
-    /// `nodeinfo`, ...): parsed, but not supported on router workers in this
-    /// version (validation reports it).
+    /// `type: static`: files below a directory.
+    Static(StaticService),
+    /// `type: redirect`: an HTTP redirect.
+    Redirect(RedirectService),
+    /// `type: json`: a fixed JSON document.
+    Json(JsonService),
+    /// `type: nodeinfo`: a small node status page (HTML, or JSON when asked
+    /// for with `Accept: application/json`).
+    NodeInfo,
+    /// Any other Crossbar web service (`wsgi`, `resource`, `reverseproxy`,
+    /// `caller`, `publisher`, ...): parsed, but not supported in this version
+    /// (validation reports it).
     Other {
         /// The service `type`.
         kind: String,
     },
+}
+
+impl WebService {
+    /// The service `type` as written in the config.
+    pub fn type_name(&self) -> &str {
+        match self {
+            WebService::WebSocket(_) => "websocket",
+            WebService::Static(_) => "static",
+            WebService::Redirect(_) => "redirect",
+            WebService::Json(_) => "json",
+            WebService::NodeInfo => "nodeinfo",
+            WebService::Other { kind } => kind,
+        }
+    }
+}
+
+/// Default static-file `cache_timeout`: 12 hours (Crossbar's).
+pub const DEFAULT_STATIC_CACHE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
+/// Largest accepted static-file `cache_timeout` (2^31 - 1 seconds, the
+/// largest `max-age` caches must understand).
+pub const MAX_STATIC_CACHE_TIMEOUT_SECS: u64 = (1 << 31) - 1;
+/// Default static-file `default_file`.
+pub const DEFAULT_STATIC_DEFAULT_FILE: &str = "index.html";
+/// Default redirect status.
+pub const DEFAULT_REDIRECT_STATUS: u16 = 302;
+/// Accepted redirect statuses.
+pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// A `static` web service: the files below `directory`, for every path
+/// under the service's mount point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticService {
+    /// The directory served (`directory`; relative paths are relative to
+    /// the config file's directory, as Crossbar's node directory). Not
+    /// opened while parsing.
+    pub directory: PathBuf,
+    /// Directories without `default_file` get an HTML listing
+    /// (`options.enable_directory_listing`, default `false`).
+    pub enable_directory_listing: bool,
+    /// Media type overrides, extension (`".svg"`, as written) → media type
+    /// (`options.mime_types`), in file order.
+    pub mime_types: IndexMap<String, String>,
+    /// `Cache-Control: max-age` of served files (`options.cache_timeout`,
+    /// seconds; default 12 h); `None` (`0`) = no caching (revalidate).
+    pub cache_timeout: Option<Duration>,
+    /// File served for a directory request (`options.default_file`, default
+    /// `index.html`): a single file name.
+    pub default_file: String,
+}
+
+/// A `redirect` web service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectService {
+    /// Where to (`url`): sent as `Location` verbatim.
+    pub url: String,
+    /// HTTP status (`options.status`: 301, 302, 303, 307 or 308; default
+    /// 302).
+    pub status: u16,
+}
+
+/// A `json` web service: a fixed document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonService {
+    /// The document (`value`, any JSON).
+    pub value: serde_json::Value,
+    /// Pretty-print it (`options.prettify`, default `false`).
+    pub prettify: bool,
+    /// Send `Access-Control-Allow-Origin: *` (`options.allow_cross_origin`,
+    /// default `false`).
+    pub allow_cross_origin: bool,
+    /// Send headers that prevent caching (`options.discourage_caching`,
+    /// default `false`).
+    pub discourage_caching: bool,
 }
 
 /// Junction extension: per-transport connection limits.
@@ -646,9 +899,25 @@ impl TransportAuth {
     }
 
     /// The method configured under `name` (`anonymous`, `ticket`,
-    /// `wampcra`, `cryptosign`, `scram`, `tls`), if any.
+    /// `wampcra`, `cryptosign`, `scram`, `tls`, `cryptosign-proxy`), if any.
     pub fn method(&self, name: &str) -> Option<&AuthMethod> {
         self.methods.iter().find(|m| m.name() == name)
+    }
+
+    /// The `cryptosign-proxy` principals (name → hex public keys), if the
+    /// method is configured: proxy workers with these keys may open proxy
+    /// links on this transport.
+    pub fn proxy_principals(&self) -> Option<&IndexMap<String, Vec<String>>> {
+        self.methods.iter().find_map(|m| match m {
+            AuthMethod::CryptosignProxy { principals } => Some(principals),
+            _ => None,
+        })
+    }
+
+    /// True if some method authenticates clients (everything but
+    /// `cryptosign-proxy`).
+    pub fn has_client_methods(&self) -> bool {
+        self.methods.iter().any(|m| !matches!(m, AuthMethod::CryptosignProxy { .. }))
     }
 }
 
@@ -705,9 +974,18 @@ pub enum AuthMethod {
     Scram(AuthProvider<ScramPrincipal>),
     /// `tls`: the TLS client certificate identifies the principal.
     Tls(AuthProvider<TlsPrincipal>),
+    /// `cryptosign-proxy` (static) on a router `rawsocket` transport: proxy
+    /// workers holding one of these node keys may open proxy links here and
+    /// forward sessions. Not a client authentication method: the router
+    /// runtime reads it; `wamp-auth` skips it.
+    CryptosignProxy {
+        /// Principal name → its authorized Ed25519 public keys (64 hex
+        /// digits each, lowercased), in file order.
+        principals: IndexMap<String, Vec<String>>,
+    },
     /// A method whose shape was checked but which Junction does not
-    /// support (`cookie`, `cryptosign-proxy`, `type: function`, cryptosign
-    /// `trustroots`); validation reports it.
+    /// support (`cookie`, `type: function`, cryptosign `trustroots`,
+    /// dynamic `cryptosign-proxy`); validation reports it.
     Unsupported {
         /// The method key, e.g. `cookie`.
         method: String,
@@ -726,6 +1004,7 @@ impl AuthMethod {
             AuthMethod::Cryptosign(_) => "cryptosign",
             AuthMethod::Scram(_) => "scram",
             AuthMethod::Tls(_) => "tls",
+            AuthMethod::CryptosignProxy { .. } => "cryptosign-proxy",
             AuthMethod::Unsupported { method, .. } => method,
         }
     }
@@ -892,7 +1171,9 @@ pub enum Endpoint {
         port: u16,
         /// Listen backlog (default 1024).
         backlog: u32,
-        /// `SO_REUSEPORT` (default `false`).
+        /// `shared` (Crossbar's key, default `false`): bind with
+        /// `SO_REUSEPORT` so several proxy worker processes can listen on
+        /// the same port (the kernel spreads connections over them).
         shared: bool,
         /// TLS (`tls`); `None` = plain TCP.
         tls: Option<TlsConfig>,

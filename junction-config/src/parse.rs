@@ -103,8 +103,15 @@ fn parse_controller(v: &Value, path: &str, d: &mut Diags) -> ControllerConfig {
     );
     c.id = opt_str(m, "id", path, d);
     if let Some(o) = m.get("options") {
-        if let Some(om) = object(o, &join(path, "options"), d) {
+        let op = join(path, "options");
+        if let Some(om) = object(o, &op, d) {
             c.options = om.clone();
+            // Junction extension: the node key file.
+            if let Some(k) = opt_str(om, "node_key", &op, d) {
+                if k.is_empty() {
+                    d.error(join(&op, "node_key"), "node_key must not be empty (a path to the node's key file)");
+                }
+            }
         }
     }
     c
@@ -119,15 +126,15 @@ fn parse_worker(v: &Value, path: &str, d: &mut Diags) -> WorkerConfig {
     };
     match kind.as_str() {
         "router" => WorkerConfig::Router(parse_router(m, path, d)),
-        "proxy" => WorkerConfig::Proxy(ProxyWorkerConfig {
-            id: m.get("id").and_then(Value::as_str).map(str::to_string),
-            raw: v.clone(),
-        }),
+        "proxy" => WorkerConfig::Proxy(parse_proxy(m, path, d)),
         k => {
             if !CROSSBAR_WORKER_TYPES.contains(&k) {
                 d.error(
                     join(path, "type"),
-                    format!("unknown worker type '{k}' (expected 'router'){}", suggest(k, &["router", "proxy"])),
+                    format!(
+                        "unknown worker type '{k}' (expected 'router' or 'proxy'){}",
+                        suggest(k, &["router", "proxy"])
+                    ),
                 );
             }
             WorkerConfig::Unsupported { kind: k.to_string() }
@@ -171,21 +178,353 @@ fn parse_router(m: &Map, path: &str, d: &mut Diags) -> RouterWorkerConfig {
             }
         }
     }
+    r.transports = parse_transports(m, path, "router", d);
+    r
+}
+
+/// Crossbar worker options Junction ignores.
+const WORKER_OPTIONS_IGNORED: &[(&str, &str)] = &[
+    ("cpu_affinity", "use the Junction option 'pin_cores'"),
+    ("pythonpath", "Junction runs no Python"),
+    ("env", "Junction starts no worker processes"),
+    ("reactor", "Junction does not use Twisted"),
+    ("expose_controller", "not used"),
+    ("expose_shared", "not used"),
+    ("shutdown", "not used"),
+    ("disabled", "not used"),
+];
+
+/// Parses the `transports` list of a worker (required).
+fn parse_transports(m: &Map, path: &str, what: &str, d: &mut Diags) -> Vec<TransportConfig> {
+    let mut out = Vec::new();
     match m.get("transports") {
         None => d.error(
             join(path, "transports"),
-            "missing required key 'transports': a router without transports cannot be reached",
+            format!("missing required key 'transports': a {what} without transports cannot be reached"),
         ),
         Some(t) => {
             let p = join(path, "transports");
             if let Some(list) = array(t, &p, d) {
                 for (i, v) in list.iter().enumerate() {
-                    r.transports.push(parse_transport(v, &index(&p, i), d));
+                    out.push(parse_transport(v, &index(&p, i), d));
                 }
             }
         }
     }
-    r
+    out
+}
+
+/// A `type: proxy` worker (Crossbar's shape).
+fn parse_proxy(m: &Map, path: &str, d: &mut Diags) -> ProxyWorkerConfig {
+    check_keys(m, path, &["type", "id", "options", "transports", "routes", "connections"], &[], d);
+    let mut p = ProxyWorkerConfig {
+        id: opt_str(m, "id", path, d),
+        options: ProxyOptions::default(),
+        transports: Vec::new(),
+        routes: IndexMap::new(),
+        connections: IndexMap::new(),
+    };
+    if let Some(o) = m.get("options") {
+        p.options = parse_proxy_options(o, &join(path, "options"), d);
+    }
+    p.transports = parse_transports(m, path, "proxy", d);
+    // Connections the parser could not read: routes naming them are not
+    // reported again.
+    let mut failed: Vec<&str> = Vec::new();
+    match m.get("connections") {
+        None => d.error(
+            join(path, "connections"),
+            "missing required key 'connections' (backend router connections, e.g. {\"router1\": {\"realm\": \"realm1\", \"transport\": {...}}})",
+        ),
+        Some(c) => {
+            let cp = join(path, "connections");
+            if let Some(cm) = object(c, &cp, d) {
+                for (name, cv) in cm {
+                    let np = join(&cp, name);
+                    if name.is_empty() {
+                        d.error(&np, "connection name must not be empty");
+                        continue;
+                    }
+                    match parse_proxy_connection(cv, &np, d) {
+                        Some(conn) => {
+                            p.connections.insert(name.clone(), conn);
+                        }
+                        None => failed.push(name),
+                    }
+                }
+                if p.connections.is_empty() && !failed.is_empty() {
+                    d.poison(cp);
+                }
+            }
+        }
+    }
+    match m.get("routes") {
+        None => d.error(
+            join(path, "routes"),
+            "missing required key 'routes' (realm → authrole → connection, e.g. {\"realm1\": {\"*\": \"router1\"}})",
+        ),
+        Some(r) => {
+            let rp = join(path, "routes");
+            if let Some(rm) = object(r, &rp, d) {
+                for (realm, roles) in rm {
+                    let realm_p = join(&rp, realm);
+                    let Some(roles_m) = object(roles, &realm_p, d) else {
+                        d.poison(&realm_p);
+                        continue;
+                    };
+                    let mut by_role = IndexMap::new();
+                    for (role, target) in roles_m {
+                        let role_p = join(&realm_p, role);
+                        let names = match target {
+                            Value::String(s) => vec![s.clone()],
+                            Value::Array(list) => {
+                                let mut names = Vec::with_capacity(list.len());
+                                for (i, item) in list.iter().enumerate() {
+                                    match item.as_str() {
+                                        Some(s) => names.push(s.to_string()),
+                                        None => wrong_type(&index(&role_p, i), "a connection name (string)", item, d),
+                                    }
+                                }
+                                if names.len() != list.len() {
+                                    d.poison(&role_p);
+                                }
+                                names
+                            }
+                            other => {
+                                wrong_type(&role_p, "a connection name or a list of connection names", other, d);
+                                Vec::new()
+                            }
+                        };
+                        if names.iter().any(|n| failed.contains(&n.as_str())) {
+                            d.poison(&role_p);
+                        }
+                        by_role.insert(role.clone(), names);
+                    }
+                    p.routes.insert(realm.clone(), by_role);
+                }
+            }
+        }
+    }
+    p
+}
+
+fn parse_proxy_options(v: &Value, path: &str, d: &mut Diags) -> ProxyOptions {
+    let mut o = ProxyOptions::default();
+    let Some(m) = object(v, path, d) else {
+        return o;
+    };
+    check_keys(
+        m,
+        path,
+        &[
+            "shards",
+            "pin_cores",
+            "title",
+            "balance",
+            "backend_ping_interval",
+            "backend_ping_timeout",
+            "backend_reconnect_max",
+            "backend_max_outbound_bytes",
+        ],
+        WORKER_OPTIONS_IGNORED,
+        d,
+    );
+    o.shards = opt_uint(m, "shards", path, usize::MAX as u64, d).map(|n| n as usize);
+    if let Some(b) = opt_bool(m, "pin_cores", path, d) {
+        o.pin_cores = b;
+    }
+    o.title = opt_str(m, "title", path, d);
+    if let Some(b) = opt_str(m, "balance", path, d) {
+        match b.as_str() {
+            "round_robin" => o.balance = BalancePolicy::RoundRobin,
+            "least_sessions" => o.balance = BalancePolicy::LeastSessions,
+            other => d.error(
+                join(path, "balance"),
+                format!(
+                    "invalid balance policy '{other}': expected 'round_robin' or 'least_sessions'{}",
+                    suggest(other, &["round_robin", "least_sessions"])
+                ),
+            ),
+        }
+    }
+    if let Some(t) = opt_ms(m, "backend_ping_interval", path, d) {
+        o.backend_ping_interval = t;
+    }
+    if let Some(t) = opt_ms(m, "backend_ping_timeout", path, d) {
+        o.backend_ping_timeout = t;
+    }
+    if let Some(t) = opt_ms(m, "backend_reconnect_max", path, d) {
+        o.backend_reconnect_max = t;
+    }
+    if let Some(n) = opt_uint(m, "backend_max_outbound_bytes", path, usize::MAX as u64, d) {
+        o.backend_max_outbound_bytes = n as usize;
+    }
+    o
+}
+
+/// Why a serializer setting of a proxy connection is ignored.
+const LINK_SERIALIZER_IGNORED: &str =
+    "the proxy-to-router link is Junction's own multiplexed protocol; each session keeps its client's serializer";
+
+/// One entry of a proxy's `connections`.
+fn parse_proxy_connection(v: &Value, path: &str, d: &mut Diags) -> Option<ProxyConnectionConfig> {
+    let m = object(v, path, d)?;
+    check_keys(m, path, &["realm", "transport", "auth"], &[("url", "not used: the address is transport.endpoint")], d);
+    let realm = req_str(m, "realm", path, d);
+    if let Some(a) = m.get("auth") {
+        let ap = join(path, "auth");
+        if let Some(am) = object(a, &ap, d) {
+            for (key, cfg) in am {
+                let mp = join(&ap, key);
+                if key != "cryptosign-proxy" {
+                    d.error(
+                        &mp,
+                        format!(
+                            "authentication method '{key}' is not supported for proxy-to-router links: only 'cryptosign-proxy' (the default; the proxy proves the node key){}",
+                            suggest(key, &["cryptosign-proxy"])
+                        ),
+                    );
+                    continue;
+                }
+                let Some(cm) = object(cfg, &mp, d) else {
+                    continue;
+                };
+                check_keys(cm, &mp, &["type"], &[], d);
+                match opt_str(cm, "type", &mp, d).as_deref() {
+                    None | Some("static") => {}
+                    Some("dynamic") => d.error(
+                        join(&mp, "type"),
+                        "cryptosign-proxy type 'dynamic' is not supported: use 'static' (the proxy proves the node key)",
+                    ),
+                    Some(other) => d.error(
+                        join(&mp, "type"),
+                        format!("invalid type '{other}': expected 'static'{}", suggest(other, &["static"])),
+                    ),
+                }
+            }
+        }
+    }
+    let tp = join(path, "transport");
+    let endpoint = match m.get("transport") {
+        None => {
+            d.error(
+                &tp,
+                "missing required key 'transport' (e.g. {\"type\": \"rawsocket\", \"endpoint\": {\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": 8081}})",
+            );
+            None
+        }
+        Some(t) => parse_backend_transport(t, &tp, d),
+    };
+    Some(ProxyConnectionConfig { realm: realm?, endpoint: endpoint? })
+}
+
+/// The `transport` of a proxy connection: RawSocket to a router.
+fn parse_backend_transport(v: &Value, path: &str, d: &mut Diags) -> Option<BackendEndpoint> {
+    let m = object(v, path, d)?;
+    let kind = req_str(m, "type", path, d)?;
+    match kind.as_str() {
+        "rawsocket" => {}
+        "websocket" => {
+            d.error(
+                join(path, "type"),
+                "transport type 'websocket' is not supported for proxy connections: Junction's proxy-to-router link is RawSocket (use 'rawsocket' and a router rawsocket endpoint)",
+            );
+            return None;
+        }
+        other => {
+            d.error(
+                join(path, "type"),
+                format!("invalid transport type '{other}': expected 'rawsocket'{}", suggest(other, &["rawsocket"])),
+            );
+            return None;
+        }
+    }
+    check_keys(
+        m,
+        path,
+        &["type", "endpoint"],
+        &[
+            ("serializer", LINK_SERIALIZER_IGNORED),
+            ("serializers", LINK_SERIALIZER_IGNORED),
+            ("url", "not used: the address is 'endpoint'"),
+            ("max_message_size", "the link carries messages up to the proxy transports' limits"),
+            ("options", "not used"),
+        ],
+        d,
+    );
+    let ep = join(path, "endpoint");
+    let Some(e) = m.get("endpoint") else {
+        d.error(
+            &ep,
+            "missing required key 'endpoint' (e.g. {\"type\": \"tcp\", \"host\": \"127.0.0.1\", \"port\": 8081})",
+        );
+        return None;
+    };
+    let em = object(e, &ep, d)?;
+    let etype = req_str(em, "type", &ep, d)?;
+    // Crossbar's own examples put `serializer` into the endpoint.
+    let ignored: &[(&str, &str)] = &[
+        ("serializer", LINK_SERIALIZER_IGNORED),
+        ("timeout", "Junction retries with backoff up to options.backend_reconnect_max"),
+    ];
+    match etype.as_str() {
+        "tcp" => {
+            check_keys(em, &ep, &["type", "host", "port", "version", "tls"], ignored, d);
+            if em.contains_key("tls") {
+                d.error(
+                    join(&ep, "tls"),
+                    "TLS on proxy-to-router links is not supported yet: connect over a private network or a unix socket",
+                );
+            }
+            if let Some(ver) = opt_uint(em, "version", &ep, u64::MAX, d) {
+                if ver != 4 && ver != 6 {
+                    d.error(join(&ep, "version"), format!("invalid IP version {ver}: expected 4 or 6"));
+                }
+            }
+            let host = req_str(em, "host", &ep, d);
+            if host.as_deref() == Some("") {
+                d.error(join(&ep, "host"), "host must not be empty");
+            } else if let Some(h) = &host {
+                if h.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+                    d.error(
+                        join(&ep, "host"),
+                        format!("invalid host '{}': expected a host name or IP address", clip(h)),
+                    );
+                }
+            }
+            let port = req_uint(em, "port", &ep, u16::MAX as u64, d).map(|n| n as u16);
+            if port == Some(0) {
+                d.error(join(&ep, "port"), "port 0 is out of range: must be between 1 and 65535");
+            }
+            Some(BackendEndpoint::Tcp { host: host?, port: port? })
+        }
+        "unix" => {
+            check_keys(em, &ep, &["type", "path"], ignored, d);
+            let p = req_str(em, "path", &ep, d)?;
+            if p.is_empty() {
+                d.error(join(&ep, "path"), "unix socket path must not be empty");
+            } else if p.len() > MAX_UNIX_PATH_LEN {
+                d.error(
+                    join(&ep, "path"),
+                    format!(
+                        "unix socket path is {} bytes long: at most {MAX_UNIX_PATH_LEN} fit in sockaddr_un",
+                        p.len()
+                    ),
+                );
+            }
+            Some(BackendEndpoint::Unix { path: PathBuf::from(p) })
+        }
+        other => {
+            d.error(
+                join(&ep, "type"),
+                format!(
+                    "invalid endpoint type '{other}': expected 'tcp' or 'unix'{}",
+                    suggest(other, &["tcp", "unix"])
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn parse_router_options(v: &Value, path: &str, d: &mut Diags) -> RouterOptions {
@@ -193,22 +532,7 @@ fn parse_router_options(v: &Value, path: &str, d: &mut Diags) -> RouterOptions {
     let Some(m) = object(v, path, d) else {
         return o;
     };
-    check_keys(
-        m,
-        path,
-        &["shards", "pin_cores", "title"],
-        &[
-            ("cpu_affinity", "use the Junction option 'pin_cores'"),
-            ("pythonpath", "Junction runs no Python"),
-            ("env", "Junction starts no worker processes"),
-            ("reactor", "Junction does not use Twisted"),
-            ("expose_controller", "not used"),
-            ("expose_shared", "not used"),
-            ("shutdown", "not used"),
-            ("disabled", "not used"),
-        ],
-        d,
-    );
+    check_keys(m, path, &["shards", "pin_cores", "title"], WORKER_OPTIONS_IGNORED, d);
     o.shards = opt_uint(m, "shards", path, usize::MAX as u64, d).map(|n| n as usize);
     if let Some(b) = opt_bool(m, "pin_cores", path, d) {
         o.pin_cores = b;
@@ -770,29 +1094,178 @@ fn parse_web_service(v: &Value, path: &str, d: &mut Diags) -> WebService {
     let Some(kind) = req_str(m, "type", path, d) else {
         return WebService::Other { kind: String::new() };
     };
-    if kind == "websocket" {
-        check_keys(
-            m,
-            path,
-            &["type", "id", "url", "serializers", "options", "auth"],
-            &[
-                ("debug", "use RUST_LOG / --log-level"),
-                ("debug_traffic", "use RUST_LOG / --log-level"),
-                ("cookie", "cookie tracking is not supported yet"),
-            ],
-            d,
-        );
-        opt_str(m, "id", path, d);
-        let (svc, _) = parse_websocket_service(m, path, false, d);
-        WebService::WebSocket(svc)
-    } else {
-        if !CROSSBAR_WEB_SERVICES.contains(&kind.as_str()) {
-            let mut names = vec!["websocket"];
-            names.extend_from_slice(CROSSBAR_WEB_SERVICES);
-            d.error(join(path, "type"), format!("unknown web service type '{kind}'{}", suggest(&kind, &names)));
+    match kind.as_str() {
+        "websocket" => {
+            check_keys(
+                m,
+                path,
+                &["type", "id", "url", "serializers", "options", "auth"],
+                &[
+                    ("debug", "use RUST_LOG / --log-level"),
+                    ("debug_traffic", "use RUST_LOG / --log-level"),
+                    ("cookie", "cookie tracking is not supported yet"),
+                ],
+                d,
+            );
+            opt_str(m, "id", path, d);
+            let (svc, _) = parse_websocket_service(m, path, false, d);
+            WebService::WebSocket(svc)
         }
-        WebService::Other { kind }
+        "static" => parse_static(m, path, d),
+        "redirect" => {
+            check_keys(m, path, &["type", "url", "options"], &[], d);
+            let url = req_str(m, "url", path, d);
+            let mut status = DEFAULT_REDIRECT_STATUS;
+            if let Some(o) = m.get("options") {
+                let op = join(path, "options");
+                if let Some(om) = object(o, &op, d) {
+                    check_keys(om, &op, &["status"], &[], d);
+                    if let Some(n) = opt_uint(om, "status", &op, u64::MAX, d) {
+                        match REDIRECT_STATUSES.iter().find(|s| u64::from(**s) == n) {
+                            Some(s) => status = *s,
+                            None => d.error(
+                                join(&op, "status"),
+                                format!("invalid redirect status {n}: expected 301, 302, 303, 307 or 308"),
+                            ),
+                        }
+                    }
+                }
+            }
+            match url {
+                Some(url) => WebService::Redirect(RedirectService { url, status }),
+                None => {
+                    d.poison(path);
+                    WebService::Redirect(RedirectService { url: String::new(), status })
+                }
+            }
+        }
+        "json" => {
+            check_keys(m, path, &["type", "value", "options"], &[], d);
+            let mut svc = JsonService {
+                value: Value::Null,
+                prettify: false,
+                allow_cross_origin: false,
+                discourage_caching: false,
+            };
+            match m.get("value") {
+                Some(v) => svc.value = v.clone(),
+                None => d.error(join(path, "value"), "missing required key 'value' (the JSON document to serve)"),
+            }
+            if let Some(o) = m.get("options") {
+                let op = join(path, "options");
+                if let Some(om) = object(o, &op, d) {
+                    check_keys(om, &op, &["prettify", "allow_cross_origin", "discourage_caching"], &[], d);
+                    svc.prettify = opt_bool(om, "prettify", &op, d).unwrap_or(false);
+                    svc.allow_cross_origin = opt_bool(om, "allow_cross_origin", &op, d).unwrap_or(false);
+                    svc.discourage_caching = opt_bool(om, "discourage_caching", &op, d).unwrap_or(false);
+                }
+            }
+            WebService::Json(svc)
+        }
+        "nodeinfo" => {
+            check_keys(m, path, &["type"], &[], d);
+            WebService::NodeInfo
+        }
+        _ => {
+            if !CROSSBAR_WEB_SERVICES.contains(&kind.as_str()) {
+                let mut names = vec!["websocket"];
+                names.extend_from_slice(CROSSBAR_WEB_SERVICES);
+                d.error(join(path, "type"), format!("unknown web service type '{kind}'{}", suggest(&kind, &names)));
+            }
+            WebService::Other { kind }
+        }
     }
+}
+
+/// `{type: static, directory, options: {enable_directory_listing,
+/// mime_types, cache_timeout, default_file}}` (Crossbar's shape; its
+/// `package`/`resource` form is refused).
+fn parse_static(m: &Map, path: &str, d: &mut Diags) -> WebService {
+    check_keys(m, path, &["type", "directory", "package", "resource", "options"], &[], d);
+    let mut svc = StaticService {
+        directory: PathBuf::new(),
+        enable_directory_listing: false,
+        mime_types: IndexMap::new(),
+        cache_timeout: Some(DEFAULT_STATIC_CACHE_TIMEOUT),
+        default_file: DEFAULT_STATIC_DEFAULT_FILE.to_string(),
+    };
+    let package = m.contains_key("package") || m.contains_key("resource");
+    if package {
+        let key = if m.contains_key("package") { "package" } else { "resource" };
+        d.error(
+            join(path, key),
+            "serving files from a Python package ('package'/'resource') is not supported: use 'directory'",
+        );
+    }
+    match opt_str(m, "directory", path, d) {
+        Some(dir) if dir.is_empty() => d.error(join(path, "directory"), "directory must not be empty"),
+        Some(dir) => svc.directory = PathBuf::from(dir),
+        None if m.contains_key("directory") => d.poison(join(path, "directory")),
+        None if package => {}
+        None => d.error(join(path, "directory"), "missing required key 'directory' (the directory to serve)"),
+    }
+    if let Some(o) = m.get("options") {
+        let op = join(path, "options");
+        if let Some(om) = object(o, &op, d) {
+            check_keys(om, &op, &["enable_directory_listing", "mime_types", "cache_timeout", "default_file"], &[], d);
+            if let Some(b) = opt_bool(om, "enable_directory_listing", &op, d) {
+                svc.enable_directory_listing = b;
+            }
+            if let Some(n) = opt_uint(om, "cache_timeout", &op, MAX_STATIC_CACHE_TIMEOUT_SECS, d) {
+                svc.cache_timeout = nonzero(Duration::from_secs(n));
+            }
+            if let Some(f) = opt_str(om, "default_file", &op, d) {
+                let valid = !f.is_empty()
+                    && f != "."
+                    && f != ".."
+                    && !f.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+                if valid {
+                    svc.default_file = f;
+                } else {
+                    d.error(
+                        join(&op, "default_file"),
+                        format!("invalid default_file '{}': expected a single file name such as index.html", clip(&f)),
+                    );
+                }
+            }
+            if let Some(mt) = om.get("mime_types") {
+                let mp = join(&op, "mime_types");
+                if let Some(mm) = object(mt, &mp, d) {
+                    for (ext, ty) in mm {
+                        let ep = join(&mp, ext);
+                        let Some(ty) = ty.as_str() else {
+                            wrong_type(&ep, "a media type (string) such as \"text/plain\"", ty, d);
+                            continue;
+                        };
+                        let bare = ext.strip_prefix('.').unwrap_or(ext);
+                        if bare.is_empty() || bare.chars().any(|c| c == '/' || c.is_whitespace() || c.is_control()) {
+                            d.error(&ep, format!("invalid extension '{}': expected e.g. \".svg\"", clip(ext)));
+                        } else if !valid_media_type(ty) {
+                            d.error(
+                                &ep,
+                                format!(
+                                    "invalid media type '{}': expected type/subtype such as \"image/svg+xml\"",
+                                    clip(ty)
+                                ),
+                            );
+                        } else {
+                            svc.mime_types.insert(ext.clone(), ty.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    WebService::Static(svc)
+}
+
+/// `type/subtype[; params]` in visible ASCII.
+fn valid_media_type(t: &str) -> bool {
+    let main = t.split(';').next().unwrap_or("").trim();
+    let mut parts = main.splitn(2, '/');
+    let ok_token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    matches!((parts.next(), parts.next()), (Some(a), Some(b)) if ok_token(a) && ok_token(b))
+        && t.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 fn parse_limits(om: &Map, op: &str, d: &mut Diags) -> ConnectionLimits {
@@ -913,8 +1386,11 @@ const DYNAMIC_KEYS: &[&str] = &["type", "authenticator", "authenticator-realm", 
 fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<AuthMethod> {
     let kind = opt_str(cm, "type", mp, d);
     let unsupported = |kind: Option<String>| AuthMethod::Unsupported { method: key.to_string(), kind };
-    if key == "cookie" || key == "cryptosign-proxy" {
+    if key == "cookie" {
         return Some(unsupported(kind));
+    }
+    if key == "cryptosign-proxy" {
+        return parse_cryptosign_proxy(cm, kind, mp, d);
     }
     match kind.as_deref() {
         None if key == "anonymous" => {}
@@ -1018,32 +1494,7 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
                 check_keys(pm, pp, &["authorized_keys", "role", "realm"], &[], d);
                 let role = req_str(pm, "role", pp, d);
                 let realm = opt_str(pm, "realm", pp, d);
-                let kp = join(pp, "authorized_keys");
-                let mut keys = Vec::new();
-                match pm.get("authorized_keys") {
-                    None => d.error(&kp, "missing required key 'authorized_keys'"),
-                    Some(v) => {
-                        if let Some(list) = array(v, &kp, d) {
-                            for (i, k) in list.iter().enumerate() {
-                                let ip = index(&kp, i);
-                                match k.as_str() {
-                                    Some(s) if is_hex(s, 64) => keys.push(s.to_ascii_lowercase()),
-                                    Some(s) => d.error(
-                                        ip,
-                                        format!(
-                                            "invalid public key '{}': expected 64 hex digits (an Ed25519 public key)",
-                                            clip(s)
-                                        ),
-                                    ),
-                                    None => wrong_type(&ip, "a string (hex public key)", k, d),
-                                }
-                            }
-                            if list.is_empty() {
-                                d.error(&kp, "at least one authorized key is required");
-                            }
-                        }
-                    }
-                }
+                let keys = authorized_keys(pm, pp, d);
                 Some(CryptosignPrincipal { authorized_keys: keys, role: role?, realm })
             });
             Some(AuthMethod::Cryptosign(AuthProvider::Static(p)))
@@ -1146,6 +1597,70 @@ fn parse_auth_method(key: &str, cm: &Map, mp: &str, d: &mut Diags) -> Option<Aut
             Some(AuthMethod::Tls(AuthProvider::Static(p)))
         }
     }
+}
+
+/// The `authorized_keys` list of a cryptosign principal: 64 hex digits
+/// each, lowercased; at least one.
+fn authorized_keys(pm: &Map, pp: &str, d: &mut Diags) -> Vec<String> {
+    let kp = join(pp, "authorized_keys");
+    let mut keys = Vec::new();
+    match pm.get("authorized_keys") {
+        None => d.error(&kp, "missing required key 'authorized_keys'"),
+        Some(v) => {
+            if let Some(list) = array(v, &kp, d) {
+                for (i, k) in list.iter().enumerate() {
+                    let ip = index(&kp, i);
+                    match k.as_str() {
+                        Some(s) if is_hex(s, 64) => keys.push(s.to_ascii_lowercase()),
+                        Some(s) => d.error(
+                            ip,
+                            format!("invalid public key '{}': expected 64 hex digits (an Ed25519 public key)", clip(s)),
+                        ),
+                        None => wrong_type(&ip, "a string (hex public key)", k, d),
+                    }
+                }
+                if list.is_empty() {
+                    d.error(&kp, "at least one authorized key is required");
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// `cryptosign-proxy` on a router transport: `{type: static, principals:
+/// {name: {authorized_keys: [...], realm?, role?}}}`.
+fn parse_cryptosign_proxy(cm: &Map, kind: Option<String>, mp: &str, d: &mut Diags) -> Option<AuthMethod> {
+    match kind.as_deref() {
+        Some("static") => {}
+        None => {
+            d.error(join(mp, "type"), "missing required key 'type' ('static')");
+            return None;
+        }
+        // Reported by validation, like other unsupported methods.
+        Some("dynamic") => return Some(AuthMethod::Unsupported { method: "cryptosign-proxy".into(), kind }),
+        Some(other) => {
+            d.error(
+                join(mp, "type"),
+                format!("invalid type '{other}': expected 'static'{}", suggest(other, &["static", "dynamic"])),
+            );
+            return None;
+        }
+    }
+    check_keys(cm, mp, &["type", "principals"], &[], d);
+    let principals = principals(cm, "principals", mp, d, |pm, pp, d| {
+        check_keys(pm, pp, &["authorized_keys", "realm", "role"], &[], d);
+        for k in ["realm", "role"] {
+            if opt_str(pm, k, pp, d).is_some() {
+                d.warn(
+                    join(pp, k),
+                    format!("Crossbar option '{k}' is ignored by Junction (a proxy link forwards each session with the realm and role its proxy authenticated)"),
+                );
+            }
+        }
+        Some(authorized_keys(pm, pp, d))
+    });
+    Some(AuthMethod::CryptosignProxy { principals })
 }
 
 /// Parses the principal map `key` (authid → principal) of a static method.

@@ -378,28 +378,33 @@ fn bad_example_reports_every_problem_at_once() {
 }
 
 #[test]
-fn crossbar_default_reports_only_the_unsupported_parts() {
-    let errs = load(&example("crossbar-default.json")).expect_err("must fail");
-    let locs: Vec<&str> = errs.iter().map(|e| e.location.as_str()).collect();
+fn crossbar_default_loads_with_warnings_only() {
+    let cfg = load(&example("crossbar-default.json")).expect("Crossbar's default config loads");
+    let r = cfg.router().expect("router");
+    let TransportKind::Web(web) = &r.transports[0].kind else {
+        panic!("web transport expected");
+    };
     assert_eq!(
-        locs,
-        ["workers[0].transports[0].paths[\"/\"].type", "workers[0].transports[0].paths.info.type",],
-        "{errs}"
+        web.paths.get("/"),
+        Some(&WebService::Static(StaticService {
+            directory: PathBuf::from("../web"),
+            enable_directory_listing: false,
+            mime_types: IndexMap::new(),
+            cache_timeout: Some(Duration::from_secs(43200)),
+            default_file: "index.html".into(),
+        }))
     );
-    assert!(errs.errors[0].message.contains("not supported on router workers in this version"));
+    assert_eq!(web.paths.get("info"), Some(&WebService::NodeInfo));
     // ubjson is ignored with a warning, so Crossbar configs still load.
-    let ubjson = errs
-        .warnings
-        .iter()
-        .find(|w| w.location == "workers[0].transports[0].paths.ws.serializers[2]")
-        .expect("ubjson warning");
+    let ubjson = warning_at(&cfg, "workers[0].transports[0].paths.ws.serializers[2]");
     assert!(ubjson.message.contains("valid in Crossbar but not supported"));
     // Ignored Crossbar options are warnings, not errors.
-    let warned: Vec<&str> = errs.warnings.iter().map(|w| w.location.as_str()).collect();
+    let warned: Vec<&str> = cfg.warnings.iter().map(|w| w.location.as_str()).collect();
     for key in ["enable_webstatus", "auto_fragment_size", "fail_by_drop"] {
         let loc = format!("workers[0].transports[0].paths.ws.options.{key}");
         assert!(warned.contains(&loc.as_str()), "no warning at {loc}: {warned:?}");
     }
+    assert_eq!(warned.len(), 4, "{warned:?}");
 }
 
 #[test]
@@ -644,25 +649,38 @@ fn permission_uris() {
 fn workers() {
     let errs = errors_of(|v| w0(v)["options"] = json!({"shards": 0}));
     assert_single(&errs, "workers[0].options.shards", "shards must be between 1");
+    // Two router workers are fine, but not on one port.
     let errs = errors_of(|v| {
         let w = v["workers"][0].clone();
         v["workers"] = json!([w.clone(), w]);
     });
-    assert_single(&errs, "workers[1].type", "more than one router worker is not supported");
-    let errs = errors_of(|v| {
-        let w = v["workers"][0].clone();
-        v["workers"] = json!([w, {"type": "proxy", "id": "p1"}]);
-    });
-    assert_single(&errs, "workers[1].type", "worker type proxy is not supported yet");
+    assert_single(
+        &errs,
+        "workers[1].transports[0].endpoint.port",
+        "endpoint tcp:0.0.0.0:8080 conflicts with tcp:0.0.0.0:8080 of workers[0].transports[0]",
+    );
+    let mut v = base();
+    let mut w2 = v["workers"][0].clone();
+    w2["transports"][0]["endpoint"]["port"] = json!(8081);
+    w2["id"] = json!("second");
+    v["workers"].as_array_mut().expect("list").push(w2);
+    let cfg = parse_value(&v).expect("two routers");
+    let routers: Vec<(usize, Option<&str>)> = cfg.routers().map(|(i, r)| (i, r.id.as_deref())).collect();
+    assert_eq!(routers, [(0, None), (1, Some("second"))]);
+    assert_eq!(cfg.proxies().count(), 0);
+    assert!(cfg.router().is_some_and(|r| r.id.is_none()));
+
     let errs = errors_of(|v| {
         let w = v["workers"][0].clone();
         v["workers"] = json!([w, {"type": "guest", "executable": "node"}]);
     });
     assert_single(&errs, "workers[1].type", "worker type guest is not supported by this version of Junction");
     let errs = errors_of(|v| v["workers"] = json!([]));
-    assert_single(&errs, "workers", "no workers");
+    assert_single(&errs, "workers", "no workers: at least one router or proxy worker is required");
     let errs = errors_of(|v| w0(v)["type"] = json!("ruoter"));
     assert!(errs.at("workers[0].type").is_some_and(|e| e.message.contains("did you mean 'router'?")), "{errs}");
+    let errs = errors_of(|v| w0(v)["type"] = json!("proxi"));
+    assert!(errs.at("workers[0].type").is_some_and(|e| e.message.contains("did you mean 'proxy'?")), "{errs}");
     let errs = errors_of(|v| w0(v)["transports"] = json!([]));
     assert_single(&errs, "workers[0].transports", "no transports");
     let errs = errors_of(|v| v["version"] = json!(1));
@@ -682,20 +700,25 @@ fn transports_and_web_services() {
             "paths": {
                 "ws": {"type": "websocket"},
                 "/": {"type": "static", "directory": ".."},
+                "app": {"type": "wsgi", "module": "x", "object": "app"},
                 "a/b": {"type": "redirect", "url": "http://x"}
             }
         });
     });
-    assert_eq!(errs.len(), 3, "{errs}");
+    assert_eq!(errs.len(), 2, "{errs}");
     assert!(errs
-        .at("workers[0].transports[0].paths[\"/\"].type")
-        .is_some_and(|e| e.message.contains("'static' is not supported on router workers in this version")));
-    assert!(errs.at("workers[0].transports[0].paths[\"a/b\"]").is_some());
-    assert!(errs.at("workers[0].transports[0].paths[\"a/b\"].type").is_some());
+        .at("workers[0].transports[0].paths.app.type")
+        .is_some_and(|e| e.message.contains("web service 'wsgi' is not supported by this version of Junction")));
+    assert!(errs.at("workers[0].transports[0].paths[\"a/b\"]").is_some_and(|e| e.message.contains("invalid path")));
     let errs = errors_of(|v| {
         w0(v)["transports"][0] = json!({"type": "web", "endpoint": {"type": "tcp", "port": 8080}, "paths": {}});
     });
     assert_single(&errs, "workers[0].transports[0].paths", "no paths");
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0] =
+            json!({"type": "web", "endpoint": {"type": "tcp", "port": 8080}, "paths": {"x": {"type": "statc"}}});
+    });
+    assert_single(&errs, "workers[0].transports[0].paths.x.type", "did you mean 'static'?");
 }
 
 #[test]
@@ -1295,4 +1318,532 @@ fn slow_consumer_policy() {
         });
     });
     assert_single(&errs, "workers[0].transports[0].paths.ws.options.slow_consumer_policy", "web transport's 'options'");
+}
+
+// ---------------------------------------------------------------------------
+// Proxy workers, shared endpoints, web services, cryptosign-proxy, node key.
+
+const KEY1: &str = "545efb0a2192db8d43f118e9bf9aee081466e1ef36c708b96ee6f62dddad9122";
+const KEY2: &str = "9c194391af3bf566fc11a619e8df200ba02efb35b91bdd98b424f20f4163875e";
+
+/// A router worker (RawSocket backend endpoint with cryptosign-proxy) plus a
+/// proxy worker routing realm1 to it.
+fn proxy_base() -> Value {
+    let mut v = base();
+    w0(&mut v)["transports"].as_array_mut().expect("list").push(json!({
+        "type": "rawsocket",
+        "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": 9000},
+        "auth": {"cryptosign-proxy": {"type": "static", "principals": {"node1": {"authorized_keys": [KEY1]}}}}
+    }));
+    v["workers"].as_array_mut().expect("list").push(json!({
+        "type": "proxy",
+        "routes": {"realm1": {"anonymous": "r1"}},
+        "connections": {
+            "r1": {
+                "realm": "realm1",
+                "transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": 9000}}
+            }
+        },
+        "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": 8090}}]
+    }));
+    v
+}
+
+fn w1(v: &mut Value) -> &mut Value {
+    &mut v["workers"][1]
+}
+
+fn proxy_errors(f: impl FnOnce(&mut Value)) -> ConfigErrors {
+    let mut v = proxy_base();
+    f(&mut v);
+    match parse_value(&v) {
+        Ok(_) => panic!("config was accepted:\n{v:#}"),
+        Err(e) => e,
+    }
+}
+
+fn proxy_ok(f: impl FnOnce(&mut Value)) -> NodeConfig {
+    let mut v = proxy_base();
+    f(&mut v);
+    parse_value(&v).unwrap_or_else(|e| panic!("rejected:\n{e}\n{v:#}"))
+}
+
+#[test]
+fn proxy_worker_defaults() {
+    let cfg = proxy_ok(|_| {});
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let proxies: Vec<(usize, &ProxyWorkerConfig)> = cfg.proxies().collect();
+    assert_eq!(proxies.len(), 1);
+    let (i, p) = proxies[0];
+    assert_eq!(i, 1);
+    assert_eq!(p.id, None);
+    let o = &p.options;
+    assert_eq!(o.shards, None);
+    assert!(o.pin_cores);
+    assert_eq!(o.balance, BalancePolicy::RoundRobin);
+    assert_eq!(o.backend_ping_interval, Duration::from_secs(1));
+    assert_eq!(o.backend_ping_timeout, Duration::from_secs(3));
+    assert_eq!(o.backend_reconnect_max, Duration::from_secs(1));
+    assert_eq!(o.backend_max_outbound_bytes, 64 * 1024 * 1024);
+    assert!(o.effective_shards() >= 1);
+    assert_eq!(
+        p.connections.get("r1"),
+        Some(&ProxyConnectionConfig {
+            realm: "realm1".into(),
+            endpoint: BackendEndpoint::Tcp { host: "127.0.0.1".into(), port: 9000 }
+        })
+    );
+    assert_eq!(p.routes["realm1"]["anonymous"], vec!["r1".to_string()]);
+    assert_eq!(p.route("realm1", "anonymous"), Some(&["r1".to_string()][..]));
+    assert_eq!(p.route("realm1", "user"), None);
+    assert_eq!(p.route("realm2", "anonymous"), None);
+    assert_eq!(p.transports.len(), 1);
+    assert_eq!(cfg.routers().map(|(i, _)| i).collect::<Vec<_>>(), [0]);
+}
+
+#[test]
+fn proxy_example_matches_docs_and_parses() {
+    let cfg = load(&example("proxy.json")).expect("proxy example");
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    assert_eq!(cfg.controller.node_key(), Some(PathBuf::from("key.priv")));
+    let proxies: Vec<(usize, &ProxyWorkerConfig)> = cfg.proxies().collect();
+    assert_eq!(proxies.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2]);
+    let p = proxies[0].1;
+    assert_eq!(p.id.as_deref(), Some("proxy1"));
+    assert_eq!(p.options.shards, Some(2));
+    assert_eq!(p.options.balance, BalancePolicy::LeastSessions);
+    assert_eq!(p.options.backend_ping_interval, Duration::from_millis(2000));
+    // A single name and a list both become lists; "*" is kept as a role key.
+    assert_eq!(p.route("realm1", "anonymous"), Some(&["router1".to_string()][..]));
+    assert_eq!(p.route("realm1", "someone"), Some(&["router1".to_string()][..]));
+    let t = &p.transports[0];
+    assert!(matches!(t.endpoint, Endpoint::Tcp { port: 8080, shared: true, .. }), "{:?}", t.endpoint);
+    let TransportKind::Web(web) = &t.kind else {
+        panic!("web transport expected");
+    };
+    let kinds: Vec<&str> = web.paths.values().map(WebService::type_name).collect();
+    assert_eq!(kinds, ["static", "websocket", "nodeinfo", "json", "redirect"]);
+    let r = cfg.router().expect("router");
+    let TransportKind::RawSocket(rs) = &r.transports[0].kind else {
+        panic!("rawsocket expected");
+    };
+    let principals = rs.auth.proxy_principals().expect("cryptosign-proxy");
+    assert_eq!(principals["node1"], vec![KEY1.to_string()]);
+    assert!(!rs.auth.has_client_methods());
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"))
+        .expect("docs/config.md");
+    let text = std::fs::read_to_string(example("proxy.json")).expect("example");
+    assert!(doc.contains(text.trim_end()), "docs/config.md must contain examples/proxy.json verbatim");
+}
+
+#[test]
+fn proxy_options_values_and_errors() {
+    let cfg = proxy_ok(|v| {
+        w1(v)["options"] = json!({
+            "shards": 3, "pin_cores": false, "balance": "least_sessions",
+            "backend_ping_interval": 500, "backend_ping_timeout": 1500,
+            "backend_reconnect_max": 4000, "backend_max_outbound_bytes": 33554432,
+            "title": "edge", "cpu_affinity": [0]
+        });
+    });
+    let (_, p) = cfg.proxies().next().expect("proxy");
+    let o = &p.options;
+    assert_eq!(o.shards, Some(3));
+    assert_eq!(o.effective_shards(), 3);
+    assert!(!o.pin_cores);
+    assert_eq!(o.balance, BalancePolicy::LeastSessions);
+    assert_eq!(o.backend_ping_interval, Duration::from_millis(500));
+    assert_eq!(o.backend_ping_timeout, Duration::from_millis(1500));
+    assert_eq!(o.backend_reconnect_max, Duration::from_millis(4000));
+    assert_eq!(o.backend_max_outbound_bytes, 32 * 1024 * 1024);
+    assert_eq!(o.title.as_deref(), Some("edge"));
+    assert!(warning_at(&cfg, "workers[1].options.cpu_affinity").message.contains("pin_cores"));
+
+    let errs = proxy_errors(|v| w1(v)["options"] = json!({"balance": "round-robin"}));
+    assert_single(&errs, "workers[1].options.balance", "did you mean 'round_robin'?");
+    let errs = proxy_errors(|v| w1(v)["options"] = json!({"shards": 0}));
+    assert_single(&errs, "workers[1].options.shards", "shards must be between 1");
+    let errs = proxy_errors(|v| w1(v)["options"] = json!({"backend_ping_timeout": 0}));
+    assert_single(&errs, "workers[1].options.backend_ping_timeout", "must be greater than 0");
+    let errs = proxy_errors(|v| w1(v)["options"] = json!({"backend_max_outbound_bytes": 1_000_000}));
+    assert_single(&errs, "workers[1].options.backend_max_outbound_bytes", "smaller than the largest max_message_size");
+    let errs = proxy_errors(|v| w1(v)["options"] = json!({"backend_ping_intervall": 5}));
+    assert_single(&errs, "workers[1].options.backend_ping_intervall", "did you mean 'backend_ping_interval'?");
+}
+
+#[test]
+fn proxy_routes_and_connections_errors() {
+    let errs = proxy_errors(|v| w1(v)["routes"]["realm1"]["anonymous"] = json!("r2"));
+    assert_single(
+        &errs,
+        "workers[1].routes.realm1.anonymous",
+        "unknown connection 'r2': not in this worker's 'connections' (did you mean 'r1'?)",
+    );
+    let errs = proxy_errors(|v| w1(v)["routes"]["realm1"]["anonymous"] = json!(["r1", "nope"]));
+    assert_single(&errs, "workers[1].routes.realm1.anonymous[1]", "unknown connection 'nope'");
+    let errs = proxy_errors(|v| w1(v)["routes"]["realm1"]["anonymous"] = json!([]));
+    assert_single(&errs, "workers[1].routes.realm1.anonymous", "no connections listed");
+    let errs = proxy_errors(|v| w1(v)["routes"]["realm1"]["anonymous"] = json!(5));
+    assert_single(&errs, "workers[1].routes.realm1.anonymous", "expected a connection name or a list");
+    // The routed connection must serve the route's realm.
+    let errs = proxy_errors(|v| {
+        w1(v)["routes"] = json!({"realm1": {"anonymous": "r1"}, "realm2": {"*": "r1"}});
+    });
+    assert_single(&errs, "workers[1].routes.realm2[\"*\"]", "connection 'r1' serves realm 'realm1', not 'realm2'");
+    let errs = proxy_errors(|v| w1(v)["routes"] = json!({"realm1": {}}));
+    assert_single(&errs, "workers[1].routes.realm1", "has no routes");
+    let errs = proxy_errors(|v| w1(v)["routes"] = json!({}));
+    assert_single(&errs, "workers[1].routes", "no routes");
+    let errs = proxy_errors(|v| {
+        w1(v).as_object_mut().map(|m| m.remove("routes"));
+    });
+    assert_single(&errs, "workers[1].routes", "missing required key 'routes'");
+    let errs = proxy_errors(|v| w1(v)["connections"] = json!({}));
+    // The route names a connection that does not exist.
+    assert!(errs.at("workers[1].connections").is_some_and(|e| e.message.contains("no connections")), "{errs}");
+    assert!(errs.at("workers[1].routes.realm1.anonymous").is_some(), "{errs}");
+    let errs = proxy_errors(|v| w1(v)["transports"] = json!([]));
+    assert_single(&errs, "workers[1].transports", "no transports: a proxy without transports cannot be reached");
+    let errs = proxy_errors(|v| w1(v)["rutes"] = json!({}));
+    assert_single(&errs, "workers[1].rutes", "unknown key 'rutes' (did you mean 'routes'?)");
+
+    let conn = "workers[1].connections.r1";
+    let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["transport"]["type"] = json!("websocket"));
+    assert_single(&errs, &format!("{conn}.transport.type"), "Junction's proxy-to-router link is RawSocket");
+    // The connection is dropped, but its routes are not reported again.
+    let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["transport"]["endpoint"]["tls"] = json!({}));
+    assert_single(&errs, &format!("{conn}.transport.endpoint.tls"), "not supported yet");
+    let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["transport"]["endpoint"]["port"] = json!(0));
+    assert_single(&errs, &format!("{conn}.transport.endpoint.port"), "port 0 is out of range");
+    let errs = proxy_errors(|v| {
+        w1(v)["connections"]["r1"]["transport"]["endpoint"].as_object_mut().map(|m| m.remove("host"));
+    });
+    assert_single(&errs, &format!("{conn}.transport.endpoint.host"), "missing required key 'host'");
+    let errs = proxy_errors(|v| {
+        w1(v)["connections"]["r1"].as_object_mut().map(|m| m.remove("realm"));
+    });
+    assert_single(&errs, &format!("{conn}.realm"), "missing required key 'realm'");
+    let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["realm"] = json!("realm 1"));
+    assert!(errs.at(&format!("{conn}.realm")).is_some_and(|e| e.message.contains("invalid realm name")), "{errs}");
+    let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["auth"] = json!({"ticket": {"type": "static"}}));
+    assert_single(&errs, &format!("{conn}.auth.ticket"), "only 'cryptosign-proxy'");
+    let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["auth"] = json!({"cryptosign-proxy": {"type": "dynamic"}}));
+    assert_single(&errs, &format!("{conn}.auth[\"cryptosign-proxy\"].type"), "'dynamic' is not supported");
+    let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["relam"] = json!("x"));
+    assert_single(&errs, &format!("{conn}.relam"), "did you mean 'realm'?");
+
+    // Unix backends, Crossbar's stray keys (warnings), an unused connection.
+    let cfg = proxy_ok(|v| {
+        w1(v)["connections"]["r1"]["url"] = json!("rs://localhost");
+        w1(v)["connections"]["r1"]["auth"] = json!({"cryptosign-proxy": {"type": "static"}});
+        w1(v)["connections"]["spare"] = json!({
+            "realm": "realm1",
+            "transport": {"type": "rawsocket", "endpoint": {"type": "unix", "path": "router.sock", "serializer": "cbor"}}
+        });
+    });
+    let (_, p) = cfg.proxies().next().expect("proxy");
+    assert_eq!(p.connections["spare"].endpoint, BackendEndpoint::Unix { path: PathBuf::from("router.sock") });
+    assert_eq!(p.connections["spare"].endpoint.to_string(), "unix:router.sock");
+    assert!(warning_at(&cfg, "workers[1].connections.r1.url").message.contains("ignored"));
+    assert!(warning_at(&cfg, "workers[1].connections.spare.transport.endpoint.serializer")
+        .message
+        .contains("own multiplexed protocol"));
+    assert!(warning_at(&cfg, "workers[1].connections.spare").message.contains("not used by any route"));
+
+    // A connection to a router transport of this node that cannot take
+    // proxy links is a warning.
+    let cfg = proxy_ok(|v| w1(v)["connections"]["r1"]["transport"]["endpoint"]["port"] = json!(8080));
+    assert!(warning_at(&cfg, "workers[1].connections.r1")
+        .message
+        .contains("goes to workers[0].transports[0], which is not a rawsocket transport"));
+    let cfg = proxy_ok(|v| {
+        w0(v)["transports"][1]["auth"] = json!({"anonymous": {"type": "static"}});
+    });
+    assert!(warning_at(&cfg, "workers[1].connections.r1").message.contains("has no 'cryptosign-proxy'"));
+}
+
+#[test]
+fn proxy_transports_are_router_transports() {
+    // Web services, TLS, auth and limits work on proxy transports too.
+    let cfg = proxy_ok(|v| {
+        w1(v)["routes"]["realm1"]["user"] = json!("r1");
+        w1(v)["transports"] = json!([{
+            "type": "web",
+            "endpoint": {"type": "tcp", "port": 8443, "tls": {"key": "k.pem", "certificate": "c.pem"}},
+            "options": {"max_connections": 10},
+            "paths": {
+                "/": {"type": "redirect", "url": "https://example.com/"},
+                "ws": {"type": "websocket", "auth": {"ticket": {"type": "static", "principals": {"joe": {"ticket": "x", "role": "user"}}}}}
+            }
+        }]);
+    });
+    let (_, p) = cfg.proxies().next().expect("proxy");
+    assert_eq!(p.transports[0].limits.max_connections, 10);
+    assert!(matches!(&p.transports[0].endpoint, Endpoint::Tcp { tls: Some(_), .. }));
+    // Roles are checked against the routes: a role without a route warns.
+    let cfg = proxy_ok(|v| {
+        w1(v)["transports"][0]["auth"] = json!({"anonymous": {"type": "static", "role": "guest"}});
+    });
+    assert!(warning_at(&cfg, "workers[1].transports[0].auth.anonymous.role").message.contains("has no route"));
+    // cryptosign-proxy belongs on routers.
+    let errs = proxy_errors(|v| {
+        w1(v)["transports"][0]["auth"] =
+            json!({"cryptosign-proxy": {"type": "static", "principals": {"n": {"authorized_keys": [KEY1]}}}});
+    });
+    assert_single(
+        &errs,
+        "workers[1].transports[0].auth[\"cryptosign-proxy\"]",
+        "it belongs on a router's rawsocket transport",
+    );
+}
+
+#[test]
+fn shared_endpoints_across_workers() {
+    let second_proxy = |v: &mut Value, shared_a: bool, shared_b: bool| {
+        let mut p2 = w1(v).clone();
+        w1(v)["transports"][0]["endpoint"]["shared"] = json!(shared_a);
+        p2["transports"][0]["endpoint"]["shared"] = json!(shared_b);
+        v["workers"].as_array_mut().expect("list").push(p2);
+    };
+    let cfg = proxy_ok(|v| second_proxy(v, true, true));
+    let ports: Vec<bool> = cfg
+        .proxies()
+        .map(|(_, p)| matches!(p.transports[0].endpoint, Endpoint::Tcp { port: 8090, shared: true, .. }))
+        .collect();
+    assert_eq!(ports, [true, true]);
+    let errs = proxy_errors(|v| second_proxy(v, true, false));
+    assert_single(
+        &errs,
+        "workers[2].transports[0].endpoint.port",
+        "conflicts with tcp:0.0.0.0:8090 of workers[1].transports[0] (proxy workers may share a port when each of them sets 'shared': true)",
+    );
+    // Shared ports must be configured alike.
+    let errs = proxy_errors(|v| {
+        second_proxy(v, true, true);
+        v["workers"][2]["transports"][0]["serializers"] = json!(["json"]);
+    });
+    assert_single(&errs, "workers[2].transports[0].endpoint.port", "configured differently");
+    // A router never shares, even with shared: true.
+    let errs = proxy_errors(|v| {
+        w0(v)["transports"][0]["endpoint"]["shared"] = json!(true);
+        w1(v)["transports"][0]["endpoint"] = json!({"type": "tcp", "port": 8080, "shared": true});
+    });
+    assert_single(
+        &errs,
+        "workers[1].transports[0].endpoint.port",
+        "conflicts with tcp:0.0.0.0:8080 of workers[0].transports[0]",
+    );
+    // Two transports of one proxy cannot share a port.
+    let errs = proxy_errors(|v| {
+        w1(v)["transports"][0]["endpoint"]["shared"] = json!(true);
+        let t = w1(v)["transports"][0].clone();
+        w1(v)["transports"].as_array_mut().expect("list").push(t);
+    });
+    assert_single(&errs, "workers[1].transports[1].endpoint.port", "two transports of one worker cannot share a port");
+    // Unix paths conflict across workers too.
+    let errs = proxy_errors(|v| {
+        w0(v)["transports"][0]["endpoint"] = json!({"type": "unix", "path": "/tmp/j.sock"});
+        w1(v)["transports"][0]["endpoint"] = json!({"type": "unix", "path": "/tmp/j.sock"});
+    });
+    assert_single(&errs, "workers[1].transports[0].endpoint.path", "conflicts with unix:/tmp/j.sock");
+    // shared is a boolean.
+    let errs = proxy_errors(|v| w1(v)["transports"][0]["endpoint"]["shared"] = json!("yes"));
+    assert_single(&errs, "workers[1].transports[0].endpoint.shared", "expected a boolean");
+}
+
+fn web_at(v: &mut Value, paths: Value) {
+    w0(v)["transports"][0] = json!({"type": "web", "endpoint": {"type": "tcp", "port": 8080}, "paths": paths});
+}
+
+fn web_paths(cfg: &NodeConfig) -> &IndexMap<String, WebService> {
+    match &cfg.router().expect("router").transports[0].kind {
+        TransportKind::Web(w) => &w.paths,
+        other => panic!("web expected, got {other:?}"),
+    }
+}
+
+#[test]
+fn web_services_in_crossbar_shape() {
+    let mut v = base();
+    web_at(
+        &mut v,
+        json!({
+            "/": {"type": "static", "directory": "/srv/www", "options": {
+                "enable_directory_listing": true, "cache_timeout": 0, "default_file": "main.html",
+                "mime_types": {".wasm": "application/wasm", ".md": "text/markdown; charset=utf-8"}
+            }},
+            "docs": {"type": "static", "directory": "docs", "options": {"cache_timeout": 60}},
+            "go": {"type": "redirect", "url": "https://example.com/x?y=1"},
+            "moved": {"type": "redirect", "url": "/new", "options": {"status": 301}},
+            "config": {"type": "json", "value": {"a": [1, 2]}, "options": {"prettify": true, "allow_cross_origin": true, "discourage_caching": true}},
+            "plain": {"type": "json", "value": "text"},
+            "info": {"type": "nodeinfo"},
+            "ws": {"type": "websocket"}
+        }),
+    );
+    let cfg = parse_value(&v).expect("valid");
+    let paths = web_paths(&cfg);
+    let mut mime = IndexMap::new();
+    mime.insert(".wasm".to_string(), "application/wasm".to_string());
+    mime.insert(".md".to_string(), "text/markdown; charset=utf-8".to_string());
+    assert_eq!(
+        paths["/"],
+        WebService::Static(StaticService {
+            directory: PathBuf::from("/srv/www"),
+            enable_directory_listing: true,
+            mime_types: mime,
+            cache_timeout: None,
+            default_file: "main.html".into(),
+        })
+    );
+    let WebService::Static(docs) = &paths["docs"] else {
+        panic!("static expected");
+    };
+    assert_eq!(docs.cache_timeout, Some(Duration::from_secs(60)));
+    assert_eq!(docs.default_file, "index.html");
+    assert!(!docs.enable_directory_listing);
+    assert_eq!(
+        paths["go"],
+        WebService::Redirect(RedirectService { url: "https://example.com/x?y=1".into(), status: 302 })
+    );
+    assert_eq!(paths["moved"], WebService::Redirect(RedirectService { url: "/new".into(), status: 301 }));
+    assert_eq!(
+        paths["config"],
+        WebService::Json(JsonService {
+            value: json!({"a": [1, 2]}),
+            prettify: true,
+            allow_cross_origin: true,
+            discourage_caching: true
+        })
+    );
+    assert_eq!(
+        paths["plain"],
+        WebService::Json(JsonService {
+            value: json!("text"),
+            prettify: false,
+            allow_cross_origin: false,
+            discourage_caching: false
+        })
+    );
+    assert_eq!(paths["info"], WebService::NodeInfo);
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // A web transport's max_message_size comes from its WebSocket paths only.
+    assert_eq!(cfg.router().expect("router").transports[0].max_message_size(), DEFAULT_MAX_MESSAGE_SIZE);
+}
+
+#[test]
+fn web_service_errors() {
+    let p = "workers[0].transports[0].paths";
+    let case = |paths: Value| errors_of(|v| web_at(v, paths));
+    let errs = case(json!({"/": {"type": "static", "package": "mypkg", "resource": "web"}}));
+    assert_single(&errs, &format!("{p}[\"/\"].package"), "not supported: use 'directory'");
+    let errs = case(json!({"/": {"type": "static"}}));
+    assert_single(&errs, &format!("{p}[\"/\"].directory"), "missing required key 'directory'");
+    let errs = case(json!({"/": {"type": "static", "directory": ""}}));
+    assert_single(&errs, &format!("{p}[\"/\"].directory"), "must not be empty");
+    let errs = case(json!({"s": {"type": "static", "directory": "d", "options": {"default_file": "../x"}}}));
+    assert_single(&errs, &format!("{p}.s.options.default_file"), "invalid default_file");
+    let errs = case(json!({"s": {"type": "static", "directory": "d", "options": {"mime_types": {".x": "nonsense"}}}}));
+    assert_single(&errs, &format!("{p}.s.options.mime_types[\".x\"]"), "invalid media type");
+    let errs = case(json!({"s": {"type": "static", "directory": "d", "options": {"mime_types": {".x": 1}}}}));
+    assert_single(&errs, &format!("{p}.s.options.mime_types[\".x\"]"), "expected a media type");
+    let errs = case(json!({"s": {"type": "static", "directory": "d", "options": {"cache_timeout": -1}}}));
+    assert_single(&errs, &format!("{p}.s.options.cache_timeout"), "non-negative");
+    let errs = case(json!({"s": {"type": "static", "directory": "d", "options": {"enable_directory_listings": true}}}));
+    assert_single(
+        &errs,
+        &format!("{p}.s.options.enable_directory_listings"),
+        "did you mean 'enable_directory_listing'?",
+    );
+    let errs = case(json!({"r": {"type": "redirect"}}));
+    assert_single(&errs, &format!("{p}.r.url"), "missing required key 'url'");
+    let errs = case(json!({"r": {"type": "redirect", "url": "/a b"}}));
+    assert_single(&errs, &format!("{p}.r.url"), "only visible ASCII");
+    let errs = case(json!({"r": {"type": "redirect", "url": "/a", "options": {"status": 200}}}));
+    assert_single(&errs, &format!("{p}.r.options.status"), "invalid redirect status 200");
+    let errs = case(json!({"j": {"type": "json"}}));
+    assert_single(&errs, &format!("{p}.j.value"), "missing required key 'value'");
+    let errs = case(json!({"j": {"type": "json", "value": 1, "options": {"pretty": true}}}));
+    assert_single(&errs, &format!("{p}.j.options.pretty"), "did you mean 'prettify'?");
+    let errs = case(json!({"i": {"type": "nodeinfo", "extra": 1}}));
+    assert_single(&errs, &format!("{p}.i.extra"), "unknown key 'extra'");
+    for kind in ["resource", "reverseproxy", "caller", "publisher"] {
+        let errs = case(json!({"x": {"type": kind}}));
+        assert_single(&errs, &format!("{p}.x.type"), &format!("web service '{kind}' is not supported"));
+    }
+}
+
+#[test]
+fn cryptosign_proxy_on_router_rawsocket() {
+    let mut v = base();
+    rawsocket_at(
+        &mut v,
+        json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": 9000}, "auth": {
+            "cryptosign-proxy": {"type": "static", "principals": {
+                "node1": {"authorized_keys": [KEY1.to_ascii_uppercase(), KEY2], "realm": "realm1", "role": "proxy"},
+                "node2": {"authorized_keys": [KEY2]}
+            }},
+            "anonymous": {"type": "static"}
+        }}),
+    );
+    let cfg = parse_value(&v).expect("valid");
+    let TransportKind::RawSocket(rs) = &cfg.router().expect("router").transports[0].kind else {
+        panic!("rawsocket expected");
+    };
+    let mut expected = IndexMap::new();
+    expected.insert("node1".to_string(), vec![KEY1.to_string(), KEY2.to_string()]);
+    expected.insert("node2".to_string(), vec![KEY2.to_string()]);
+    assert_eq!(rs.auth.methods[0], AuthMethod::CryptosignProxy { principals: expected.clone() });
+    assert_eq!(rs.auth.methods[0].name(), "cryptosign-proxy");
+    assert_eq!(rs.auth.proxy_principals(), Some(&expected));
+    assert!(rs.auth.has_client_methods());
+    assert_eq!(rs.auth.anonymous_role(), Some("anonymous"));
+    let at = "workers[0].transports[0].auth[\"cryptosign-proxy\"].principals.node1";
+    assert!(warning_at(&cfg, &format!("{at}.role")).message.contains("ignored by Junction"));
+    assert!(warning_at(&cfg, &format!("{at}.realm")).message.contains("ignored by Junction"));
+
+    let cp = "workers[0].transports[0].auth[\"cryptosign-proxy\"]";
+    let case = |auth: Value| {
+        errors_of(|v| {
+            rawsocket_at(v, json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": 9000}, "auth": auth}))
+        })
+    };
+    let errs = case(json!({"cryptosign-proxy": {"type": "static", "principals": {"n": {"authorized_keys": ["abc"]}}}}));
+    assert_single(&errs, &format!("{cp}.principals.n.authorized_keys[0]"), "expected 64 hex digits");
+    let errs = case(json!({"cryptosign-proxy": {"type": "static", "principals": {"n": {"authorized_keys": []}}}}));
+    assert_single(&errs, &format!("{cp}.principals.n.authorized_keys"), "at least one authorized key");
+    let errs = case(json!({"cryptosign-proxy": {"type": "dynamic", "authenticator": "a.b"}}));
+    assert_single(&errs, cp, "authentication method cryptosign-proxy (dynamic) is not supported");
+    let errs = case(json!({"cryptosign-proxy": {"type": "static"}}));
+    assert_single(&errs, &format!("{cp}.principals"), "missing required key 'principals'");
+    let errs = case(json!({"cryptosign-proxy": {"type": "static", "principals": {}, "principal": 1}}));
+    assert_single(&errs, &format!("{cp}.principal"), "did you mean 'principals'?");
+    // Only on rawsocket transports.
+    let errs = errors_of(|v| {
+        w0(v)["transports"][0]["auth"] =
+            json!({"cryptosign-proxy": {"type": "static", "principals": {"n": {"authorized_keys": [KEY1]}}}});
+    });
+    assert_single(
+        &errs,
+        "workers[0].transports[0].auth[\"cryptosign-proxy\"]",
+        "only accepted on rawsocket transports: Junction's proxy-to-router link is RawSocket",
+    );
+}
+
+#[test]
+fn node_key_option() {
+    let mut v = base();
+    v["controller"] = json!({"options": {"node_key": "/etc/junction/node.key", "title": "x"}});
+    let cfg = parse_value(&v).expect("valid");
+    assert_eq!(cfg.controller.node_key(), Some(PathBuf::from("/etc/junction/node.key")));
+    assert_eq!(default_config().controller.node_key(), None);
+    let errs = errors_of(|v| v["controller"] = json!({"options": {"node_key": ""}}));
+    assert_single(&errs, "controller.options.node_key", "must not be empty");
+    let errs = errors_of(|v| v["controller"] = json!({"options": {"node_key": 5}}));
+    assert_single(&errs, "controller.options.node_key", "expected a string");
+    // validate() on a config built in code checks it too.
+    let mut cfg = default_config();
+    cfg.controller.options.insert("node_key".into(), json!(""));
+    let errs = cfg.validate().expect_err("empty node_key");
+    assert_single(&errs, "controller.options.node_key", "non-empty string");
 }

@@ -20,45 +20,97 @@ pub(crate) fn check(cfg: &NodeConfig, d: &mut Diags) {
         );
     }
     if cfg.workers.is_empty() {
-        d.error("workers", "no workers: exactly one router worker is required");
+        d.error("workers", "no workers: at least one router or proxy worker is required");
     }
-    let mut routers = 0usize;
     for (i, w) in cfg.workers.iter().enumerate() {
         let wp = index("workers", i);
         match w {
-            WorkerConfig::Router(r) => {
-                routers += 1;
-                if routers > 1 {
-                    d.error(
-                        join(&wp, "type"),
-                        "more than one router worker is not supported in this version of Junction: use one router worker (it scales over cores with options.shards)",
-                    );
-                }
-                check_router(r, &wp, d);
-            }
-            WorkerConfig::Proxy(_) => {
-                d.error(join(&wp, "type"), "worker type proxy is not supported yet by this version of Junction")
-            }
+            WorkerConfig::Router(r) => check_router(r, &wp, d),
+            WorkerConfig::Proxy(p) => check_proxy(p, &wp, d),
             WorkerConfig::Unsupported { kind } => {
                 d.error(join(&wp, "type"), format!("worker type {kind} is not supported by this version of Junction"))
             }
         }
     }
-    if routers == 0 && !cfg.workers.is_empty() {
-        d.error("workers", "no router worker: exactly one is required");
+    check_listen_conflicts(cfg, d);
+    check_local_backends(cfg, d);
+    if let Some(v) = cfg.controller.options.get("node_key") {
+        if !matches!(v, serde_json::Value::String(s) if !s.is_empty()) {
+            d.error(
+                "controller.options.node_key",
+                "node_key must be a non-empty string (a path to the node's key file)",
+            );
+        }
     }
 }
 
-fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
-    let op = join(path, "options");
-    if let Some(n) = r.options.shards {
+/// The worker a transport belongs to: what realms and roles mean there.
+#[derive(Clone, Copy)]
+enum Worker<'a> {
+    Router(&'a RouterWorkerConfig),
+    Proxy(&'a ProxyWorkerConfig),
+}
+
+impl Worker<'_> {
+    /// Whether the worker names any realm (router realms, proxy routes).
+    fn knows_realms(&self) -> bool {
+        match self {
+            Worker::Router(r) => !r.realms.is_empty(),
+            Worker::Proxy(p) => !p.routes.is_empty(),
+        }
+    }
+
+    fn has_realm(&self, realm: &str) -> bool {
+        match self {
+            Worker::Router(r) => r.realms.iter().any(|x| x.name == realm),
+            Worker::Proxy(p) => p.routes.contains_key(realm),
+        }
+    }
+
+    fn realm_has_role(&self, realm: &str, role: &str) -> bool {
+        match self {
+            Worker::Router(r) => r.realms.iter().any(|x| x.name == realm && x.role(role).is_some()),
+            Worker::Proxy(p) => p.route(realm, role).is_some(),
+        }
+    }
+
+    fn any_realm_has_role(&self, role: &str) -> bool {
+        match self {
+            Worker::Router(r) => r.realms.iter().any(|x| x.role(role).is_some()),
+            Worker::Proxy(p) => p.routes.keys().any(|realm| p.route(realm, role).is_some()),
+        }
+    }
+
+    /// "is not configured" / "is not routed".
+    fn realm_missing(&self) -> &'static str {
+        match self {
+            Worker::Router(_) => "is not configured",
+            Worker::Proxy(_) => "has no route on this proxy",
+        }
+    }
+
+    /// "is not defined on" / "has no route on".
+    fn role_missing(&self) -> &'static str {
+        match self {
+            Worker::Router(_) => "is not defined on",
+            Worker::Proxy(_) => "has no route on",
+        }
+    }
+}
+
+fn check_shards(shards: Option<usize>, op: &str, d: &mut Diags) {
+    if let Some(n) = shards {
         if n == 0 || n > MAX_SHARDS {
             d.error(
-                join(&op, "shards"),
+                join(op, "shards"),
                 format!("shards must be between 1 and {MAX_SHARDS} (got {n}); omit it to use one shard per core"),
             );
         }
     }
+}
+
+fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
+    check_shards(r.options.shards, &join(path, "options"), d);
 
     let rp = join(path, "realms");
     if r.realms.is_empty() {
@@ -83,20 +135,232 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
         d.error(&tp, "no transports: a router without transports cannot be reached");
     }
     for (i, t) in r.transports.iter().enumerate() {
-        let p = index(&tp, i);
-        check_transport(t, &p, r, d);
-        for (j, earlier) in r.transports[..i].iter().enumerate() {
-            if endpoints_conflict(&earlier.endpoint, &t.endpoint) {
-                let at = match t.endpoint {
-                    Endpoint::Tcp { .. } => "port",
-                    Endpoint::Unix { .. } => "path",
+        check_transport(t, &index(&tp, i), Worker::Router(r), d);
+    }
+}
+
+fn check_proxy(p: &ProxyWorkerConfig, path: &str, d: &mut Diags) {
+    let op = join(path, "options");
+    let o = &p.options;
+    check_shards(o.shards, &op, d);
+    for (key, t) in [
+        ("backend_ping_interval", o.backend_ping_interval),
+        ("backend_ping_timeout", o.backend_ping_timeout),
+        ("backend_reconnect_max", o.backend_reconnect_max),
+    ] {
+        if t.is_zero() {
+            d.error(join(&op, key), format!("{key} must be greater than 0"));
+        }
+    }
+    let biggest = p.transports.iter().map(TransportConfig::max_message_size).max().unwrap_or(0);
+    if o.backend_max_outbound_bytes < biggest.max(MIN_MESSAGE_SIZE) {
+        d.error(
+            join(&op, "backend_max_outbound_bytes"),
+            format!(
+                "backend_max_outbound_bytes ({}) is smaller than the largest max_message_size of this proxy's transports ({}): a maximal message could never be forwarded",
+                o.backend_max_outbound_bytes,
+                biggest.max(MIN_MESSAGE_SIZE)
+            ),
+        );
+    }
+
+    let tp = join(path, "transports");
+    if p.transports.is_empty() {
+        d.error(&tp, "no transports: a proxy without transports cannot be reached");
+    }
+    for (i, t) in p.transports.iter().enumerate() {
+        check_transport(t, &index(&tp, i), Worker::Proxy(p), d);
+    }
+
+    let cp = join(path, "connections");
+    if p.connections.is_empty() {
+        d.error(&cp, "no connections: a proxy needs at least one router connection to forward sessions to");
+    }
+    for (name, c) in &p.connections {
+        let np = join(&cp, name);
+        if let Err(why) = check_uri(&c.realm, MatchPolicy::Exact) {
+            d.error(join(&np, "realm"), format!("invalid realm name '{}': {why}", c.realm));
+        }
+        if let BackendEndpoint::Unix { path: up } = &c.endpoint {
+            if up.as_os_str().len() > MAX_UNIX_PATH_LEN {
+                d.error(
+                    join(&join(&join(&np, "transport"), "endpoint"), "path"),
+                    format!(
+                        "unix socket path is {} bytes long: at most {MAX_UNIX_PATH_LEN} fit in sockaddr_un",
+                        up.as_os_str().len()
+                    ),
+                );
+            }
+        }
+        let used = p.routes.values().any(|roles| roles.values().any(|names| names.contains(name)));
+        if !used {
+            d.warn(&np, format!("connection '{name}' is not used by any route"));
+        }
+    }
+
+    let rp = join(path, "routes");
+    if p.routes.is_empty() {
+        d.error(&rp, "no routes: the proxy could not forward any session (e.g. {\"realm1\": {\"*\": \"router1\"}})");
+    }
+    let conn_names: Vec<&str> = p.connections.keys().map(String::as_str).collect();
+    for (realm, roles) in &p.routes {
+        let realm_p = join(&rp, realm);
+        if let Err(why) = check_uri(realm, MatchPolicy::Exact) {
+            d.error(&realm_p, format!("invalid realm name '{realm}': {why}"));
+        }
+        if roles.is_empty() {
+            d.error(&realm_p, format!("realm '{realm}' has no routes: map authroles (or \"*\") to connections"));
+        }
+        for (role, names) in roles {
+            let role_p = join(&realm_p, role);
+            if role.is_empty() {
+                d.error(&role_p, "role name must not be empty (use \"*\" for any role)");
+            } else if role.chars().any(char::is_whitespace) {
+                d.error(&role_p, format!("invalid role name '{role}': contains whitespace"));
+            }
+            if names.is_empty() {
+                d.error(&role_p, "no connections listed: name at least one");
+            }
+            for (i, name) in names.iter().enumerate() {
+                // A single name is written without a list.
+                let at = if names.len() == 1 { role_p.clone() } else { index(&role_p, i) };
+                if names[..i].contains(name) {
+                    d.warn(&at, format!("connection '{name}' is listed more than once"));
+                    continue;
+                }
+                match p.connections.get(name) {
+                    None => d.error(
+                        &at,
+                        format!(
+                            "unknown connection '{name}': not in this worker's 'connections'{}",
+                            crate::parse::suggest(name, &conn_names)
+                        ),
+                    ),
+                    Some(c) if &c.realm != realm => d.error(
+                        &at,
+                        format!(
+                            "connection '{name}' serves realm '{}', not '{realm}': a route may only use connections of its realm",
+                            c.realm
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Warns when a proxy connection points at a router transport of this node
+/// (loopback or local unix path) that cannot take proxy links.
+fn check_local_backends(cfg: &NodeConfig, d: &mut Diags) {
+    for (pi, p) in cfg.proxies() {
+        for (name, c) in &p.connections {
+            let target =
+                cfg.routers().flat_map(|(ri, r)| r.transports.iter().enumerate().map(move |(ti, t)| (ri, ti, t)));
+            for (ri, ti, t) in target {
+                let same = match (&c.endpoint, &t.endpoint) {
+                    (BackendEndpoint::Tcp { host, port }, Endpoint::Tcp { interface, port: lp, .. }) => {
+                        let local = host == "localhost"
+                            || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback() || a == *interface);
+                        port == lp && local && (interface.is_unspecified() || interface.is_loopback())
+                    }
+                    (BackendEndpoint::Unix { path }, Endpoint::Unix { path: lp, .. }) => path == lp,
+                    _ => false,
+                };
+                if !same {
+                    continue;
+                }
+                let at = join(&join(&index("workers", pi), "connections"), name);
+                let router_t = index(&join(&index("workers", ri), "transports"), ti);
+                match &t.kind {
+                    TransportKind::RawSocket(rs) if rs.auth.proxy_principals().is_some() => {}
+                    TransportKind::RawSocket(_) => d.warn(
+                        at,
+                        format!("connection '{name}' goes to {router_t}, whose auth has no 'cryptosign-proxy': the router will refuse the proxy link"),
+                    ),
+                    _ => d.warn(
+                        at,
+                        format!("connection '{name}' goes to {router_t}, which is not a rawsocket transport: the proxy link will fail"),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// One listening endpoint of some worker.
+struct Listener<'a> {
+    at: String,
+    endpoint: &'a Endpoint,
+    worker: usize,
+    proxy: bool,
+    kind: &'a TransportKind,
+}
+
+impl Listener<'_> {
+    fn shared(&self) -> bool {
+        matches!(self.endpoint, Endpoint::Tcp { shared: true, .. })
+    }
+
+    fn tls(&self) -> Option<&TlsConfig> {
+        match self.endpoint {
+            Endpoint::Tcp { tls, .. } => tls.as_ref(),
+            Endpoint::Unix { .. } => None,
+        }
+    }
+}
+
+/// Two transports may not listen on the same address, in one worker or
+/// across workers, unless both belong to (different) proxy workers and both
+/// set `shared: true` (`SO_REUSEPORT`), with alike transports.
+fn check_listen_conflicts(cfg: &NodeConfig, d: &mut Diags) {
+    let mut seen: Vec<Listener<'_>> = Vec::new();
+    for (wi, w) in cfg.workers.iter().enumerate() {
+        let (transports, proxy) = match w {
+            WorkerConfig::Router(r) => (&r.transports, false),
+            WorkerConfig::Proxy(p) => (&p.transports, true),
+            WorkerConfig::Unsupported { .. } => continue,
+        };
+        let tp = join(&index("workers", wi), "transports");
+        for (ti, t) in transports.iter().enumerate() {
+            let me = Listener { at: index(&tp, ti), endpoint: &t.endpoint, worker: wi, proxy, kind: &t.kind };
+            let key = match t.endpoint {
+                Endpoint::Tcp { .. } => "port",
+                Endpoint::Unix { .. } => "path",
+            };
+            let loc = join(&join(&me.at, "endpoint"), key);
+            for other in &seen {
+                if !endpoints_conflict(other.endpoint, me.endpoint) {
+                    continue;
+                }
+                let sharing = me.proxy && other.proxy && me.shared() && other.shared();
+                if sharing && me.worker != other.worker {
+                    if me.kind != other.kind || me.tls() != other.tls() {
+                        d.error(
+                            &loc,
+                            format!(
+                                "shared endpoint {} is also used by {}, configured differently: connections are spread over every process on a shared port, so their transports (type, paths, serializers, options, auth, TLS) must be alike",
+                                me.endpoint, other.at
+                            ),
+                        );
+                        break;
+                    }
+                    continue;
+                }
+                let hint = if sharing {
+                    " (two transports of one worker cannot share a port)"
+                } else if me.proxy && other.proxy {
+                    " (proxy workers may share a port when each of them sets 'shared': true)"
+                } else {
+                    ""
                 };
                 d.error(
-                    join(&join(&p, "endpoint"), at),
-                    format!("endpoint {} conflicts with {} of {}", t.endpoint, earlier.endpoint, index(&tp, j)),
+                    &loc,
+                    format!("endpoint {} conflicts with {} of {}{hint}", me.endpoint, other.endpoint, other.at),
                 );
                 break;
             }
+            seen.push(me);
         }
     }
 }
@@ -104,9 +368,9 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
 fn endpoints_conflict(a: &Endpoint, b: &Endpoint) -> bool {
     match (a, b) {
         (Endpoint::Tcp { interface: ia, port: pa, .. }, Endpoint::Tcp { interface: ib, port: pb, .. }) => {
-            pa == pb && (ia == ib || ia.is_unspecified() || ib.is_unspecified())
+            *pa != 0 && pa == pb && (ia == ib || ia.is_unspecified() || ib.is_unspecified())
         }
-        (Endpoint::Unix { path: pa, .. }, Endpoint::Unix { path: pb, .. }) => pa == pb,
+        (Endpoint::Unix { path: pa, .. }, Endpoint::Unix { path: pb, .. }) => !pa.as_os_str().is_empty() && pa == pb,
         _ => false,
     }
 }
@@ -286,7 +550,7 @@ pub(crate) fn check_uri(uri: &str, policy: MatchPolicy) -> Result<(), String> {
     Ok(())
 }
 
-fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &mut Diags) {
+fn check_transport(t: &TransportConfig, path: &str, r: Worker<'_>, d: &mut Diags) {
     match &t.endpoint {
         Endpoint::Tcp { port, backlog, .. } => {
             let ep = join(path, "endpoint");
@@ -340,7 +604,7 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
             if rs.options.auto_ping_timeout.is_some() && rs.options.auto_ping_interval.is_none() {
                 d.warn(join(&op, "auto_ping_timeout"), "auto_ping_timeout has no effect without auto_ping_interval");
             }
-            check_auth(&rs.auth, path, r, endpoint_tls(t), d);
+            check_auth(&rs.auth, path, r, endpoint_tls(t), true, d);
         }
         TransportKind::Web(web) => {
             let pp = join(path, "paths");
@@ -359,9 +623,27 @@ fn check_transport(t: &TransportConfig, path: &str, r: &RouterWorkerConfig, d: &
                 }
                 match svc {
                     WebService::WebSocket(ws) => check_ws_service(ws, &sp, r, endpoint_tls(t), d),
+                    WebService::Static(_) | WebService::Json(_) | WebService::NodeInfo => {}
+                    WebService::Redirect(rd) => {
+                        let visible = rd.url.bytes().all(|b| (0x21..0x7f).contains(&b));
+                        if rd.url.is_empty() {
+                            d.error(join(&sp, "url"), "url must not be empty");
+                        } else if !visible {
+                            d.error(
+                                join(&sp, "url"),
+                                "invalid url: only visible ASCII is allowed (percent-encode spaces and other characters)",
+                            );
+                        }
+                        if !REDIRECT_STATUSES.contains(&rd.status) {
+                            d.error(
+                                join(&join(&sp, "options"), "status"),
+                                format!("invalid redirect status {}: expected 301, 302, 303, 307 or 308", rd.status),
+                            );
+                        }
+                    }
                     WebService::Other { kind } => d.error(
                         join(&sp, "type"),
-                        format!("web service '{kind}' is not supported on router workers in this version of Junction (only 'websocket')"),
+                        format!("web service '{kind}' is not supported by this version of Junction (use websocket, static, redirect, json or nodeinfo)"),
                     ),
                 }
             }
@@ -397,7 +679,7 @@ fn endpoint_tls(t: &TransportConfig) -> Option<&TlsConfig> {
     }
 }
 
-fn check_ws_service(ws: &WebSocketService, path: &str, r: &RouterWorkerConfig, tls: Option<&TlsConfig>, d: &mut Diags) {
+fn check_ws_service(ws: &WebSocketService, path: &str, r: Worker<'_>, tls: Option<&TlsConfig>, d: &mut Diags) {
     check_serializers(&ws.serializers, path, d);
     if let Some(url) = &ws.url {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
@@ -434,7 +716,7 @@ fn check_ws_service(ws: &WebSocketService, path: &str, r: &RouterWorkerConfig, t
             d.error(index(&join(&op, "allowed_origins"), i), "origin pattern must not be empty");
         }
     }
-    check_auth(&ws.auth, path, r, tls, d);
+    check_auth(&ws.auth, path, r, tls, false, d);
 }
 
 fn check_serializers(list: &[Serializer], path: &str, d: &mut Diags) {
@@ -449,7 +731,16 @@ fn check_serializers(list: &[Serializer], path: &str, d: &mut Diags) {
     }
 }
 
-fn check_auth(auth: &TransportAuth, path: &str, r: &RouterWorkerConfig, tls: Option<&TlsConfig>, d: &mut Diags) {
+/// `rawsocket`: the transport is a RawSocket one (where `cryptosign-proxy`
+/// may be configured).
+fn check_auth(
+    auth: &TransportAuth,
+    path: &str,
+    r: Worker<'_>,
+    tls: Option<&TlsConfig>,
+    rawsocket: bool,
+    d: &mut Diags,
+) {
     let ap = join(path, "auth");
     if auth.methods.is_empty() {
         d.error(&ap, "no authentication methods: no session could join through this transport");
@@ -509,6 +800,21 @@ fn check_auth(auth: &TransportAuth, path: &str, r: &RouterWorkerConfig, tls: Opt
                     Some(_) => {}
                 }
             }
+            AuthMethod::CryptosignProxy { principals } => match r {
+                Worker::Proxy(_) => d.error(
+                    &mp,
+                    "cryptosign-proxy authenticates proxy workers to routers: it belongs on a router's rawsocket transport, not on a proxy's transports",
+                ),
+                Worker::Router(_) if !rawsocket => d.error(
+                    &mp,
+                    "cryptosign-proxy is only accepted on rawsocket transports: Junction's proxy-to-router link is RawSocket",
+                ),
+                Worker::Router(_) => {
+                    if principals.is_empty() {
+                        d.warn(join(&mp, "principals"), "no principals: no proxy can open a link to this transport");
+                    }
+                }
+            },
             AuthMethod::Unsupported { method, kind } => {
                 let what = match kind.as_deref() {
                     Some(k) => format!("{method} ({k})"),
@@ -526,7 +832,7 @@ fn check_auth(auth: &TransportAuth, path: &str, r: &RouterWorkerConfig, tls: Opt
 fn check_provider<P>(
     p: &AuthProvider<P>,
     mp: &str,
-    r: &RouterWorkerConfig,
+    r: Worker<'_>,
     d: &mut Diags,
     role_of: impl Fn(&P) -> (&String, &Option<String>),
 ) {
@@ -554,47 +860,42 @@ fn check_provider<P>(
 }
 
 /// Warns when `role` is defined nowhere it could be used.
-fn check_principal_role(role: &str, realm: Option<&str>, path: &str, who: &str, r: &RouterWorkerConfig, d: &mut Diags) {
-    if r.realms.is_empty() {
+fn check_principal_role(role: &str, realm: Option<&str>, path: &str, who: &str, r: Worker<'_>, d: &mut Diags) {
+    if !r.knows_realms() {
         return;
     }
     if let Some(realm) = realm {
-        match r.realms.iter().find(|x| x.name == realm) {
-            None => {
-                d.warn(join(path, "realm"), format!("realm '{realm}' is not configured: {who} will be refused"));
-                return;
-            }
-            Some(x) if x.role(role).is_none() => {
-                d.warn(
-                    join(path, "role"),
-                    format!("role '{role}' is not defined on realm '{realm}': {who} will be refused"),
-                );
-                return;
-            }
-            Some(_) => return,
+        if !r.has_realm(realm) {
+            d.warn(join(path, "realm"), format!("realm '{realm}' {}: {who} will be refused", r.realm_missing()));
+        } else if !r.realm_has_role(realm, role) {
+            d.warn(
+                join(path, "role"),
+                format!("role '{role}' {} realm '{realm}': {who} will be refused", r.role_missing()),
+            );
         }
+        return;
     }
-    if !r.realms.iter().any(|x| x.role(role).is_some()) {
-        d.warn(join(path, "role"), format!("role '{role}' is not defined on any realm: {who} will be refused"));
+    if !r.any_realm_has_role(role) {
+        d.warn(join(path, "role"), format!("role '{role}' {} any realm: {who} will be refused", r.role_missing()));
     }
 }
 
-fn check_dynamic(dy: &DynamicAuthenticator, mp: &str, r: &RouterWorkerConfig, d: &mut Diags) {
+fn check_dynamic(dy: &DynamicAuthenticator, mp: &str, r: Worker<'_>, d: &mut Diags) {
     if let Err(why) = check_uri(&dy.authenticator, MatchPolicy::Exact) {
         d.error(join(mp, "authenticator"), format!("invalid authenticator URI '{}': {why}", dy.authenticator));
     }
     if let Some(realm) = &dy.authenticator_realm {
-        if !r.realms.iter().any(|x| &x.name == realm) {
-            d.error(
-                join(mp, "authenticator-realm"),
-                format!("authenticator-realm '{realm}' is not a configured realm"),
-            );
+        if !r.has_realm(realm) {
+            let what = match r {
+                Worker::Router(_) => "is not a configured realm",
+                Worker::Proxy(_) => "has no route on this proxy",
+            };
+            d.error(join(mp, "authenticator-realm"), format!("authenticator-realm '{realm}' {what}"));
         } else if let Some(role) = &dy.authenticator_role {
-            let has = r.realms.iter().any(|x| &x.name == realm && x.role(role).is_some());
-            if !has {
+            if !r.realm_has_role(realm, role) {
                 d.error(
                     join(mp, "authenticator-role"),
-                    format!("authenticator-role '{role}' is not defined on realm '{realm}'"),
+                    format!("authenticator-role '{role}' {} realm '{realm}'", r.role_missing()),
                 );
             }
         }

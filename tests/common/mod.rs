@@ -623,3 +623,92 @@ pub fn rawsocket_tcp_auth(port: u16, auth: Value) -> Value {
         "auth": auth
     })
 }
+
+// ---------------------------------------------------------------- supervised nodes
+
+/// Like [`JunctionProcess::try_start`], but the config is written to
+/// `dir/config.json` (so files the node keeps next to its config, such as
+/// `.junction/key.priv`, land in `dir`), and the stdout lines printed before
+/// `junction: ready` (the supervisor's `junction: worker <i> <type> pid <pid>`
+/// lines) are returned with the process.
+pub fn try_start_in_dir(dir: &Path, config: &Value) -> Result<(JunctionProcess, Vec<String>), String> {
+    let config_path = dir.join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec_pretty(config).expect("serialize config"))
+        .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
+    let mut cmd = Command::new(junction_bin());
+    cmd.arg("start").arg("--config").arg(&config_path);
+    if std::env::var_os("JUNCTION_LOG").is_none() {
+        cmd.env("JUNCTION_LOG", "info");
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = spawn_tied(cmd).unwrap_or_else(|e| panic!("spawn {}: {e}", junction_bin()));
+    let stderr = Captured::default();
+    stderr.drain_from(child.stderr.take().expect("piped stderr"));
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(l) = line else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut before = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.trim() == "junction: ready" => break,
+            Ok(line) => before.push(line),
+            Err(e) => {
+                if matches!(e, mpsc::RecvTimeoutError::Timeout) {
+                    let _ = child.kill();
+                }
+                let status = wait_timeout(&mut child, Duration::from_secs(10));
+                thread::sleep(Duration::from_millis(50));
+                let _ = std::fs::remove_file(&config_path);
+                return Err(format!(
+                    "junction did not become ready ({e:?}; exit status: {status:?})\nstdout: {before:?}\n--- junction stderr ---\n{}",
+                    stderr.text()
+                ));
+            }
+        }
+    }
+    Ok((JunctionProcess { child, stderr, config_path, stdout: Mutex::new(rx) }, before))
+}
+
+/// Runs `junction <args>` to completion (at most `timeout`, then it is
+/// killed): (exit status, stdout, stderr).
+pub fn run_junction(args: &[&std::ffi::OsStr], timeout: Duration) -> (Option<ExitStatus>, String, String) {
+    let mut cmd = Command::new(junction_bin());
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = spawn_tied(cmd).unwrap_or_else(|e| panic!("spawn {}: {e}", junction_bin()));
+    let (out, err) = (Captured::default(), Captured::default());
+    let t1 = out.drain_from(child.stdout.take().expect("piped stdout"));
+    let t2 = err.drain_from(child.stderr.take().expect("piped stderr"));
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = t1.join();
+    let _ = t2.join();
+    (status, out.text(), err.text())
+}
+
+/// `(state, parent pid)` of process `pid` from `/proc/<pid>/stat`; `None`
+/// if there is no such process.
+pub fn proc_state(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn process_alive(pid: u32) -> bool {
+    matches!(proc_state(pid), Some((s, _)) if s != 'Z')
+}

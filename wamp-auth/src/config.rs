@@ -175,7 +175,8 @@ impl AuthConfig {
     /// `mock_secret` should be random (e.g. `rand::random()`).
     pub fn from_transport_auth(auth: &jc::TransportAuth, mock_secret: [u8; 32]) -> Result<Self, AuthConfigError> {
         let mut methods = Vec::with_capacity(auth.methods.len());
-        for m in &auth.methods {
+        // `cryptosign-proxy` admits proxy links, not clients: the router runtime reads it.
+        for m in auth.methods.iter().filter(|m| !matches!(m, jc::AuthMethod::CryptosignProxy { .. })) {
             methods.push(convert(m)?);
         }
         Ok(AuthConfig { methods, challenge_timeout: auth.options.challenge_timeout, mock_secret })
@@ -257,5 +258,6 @@ fn convert(m: &jc::AuthMethod) -> Result<Method, AuthConfigError> {
             })
         })?),
         jc::AuthMethod::Unsupported { method, .. } => return Err(AuthConfigError::Unsupported(method.clone())),
+        jc::AuthMethod::CryptosignProxy { .. } => return Err(AuthConfigError::Unsupported("cryptosign-proxy".into())),
     })
 }

@@ -1,6 +1,7 @@
 //! Turning a validated node config into a [`RouterSetup`].
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,12 @@ pub fn setup_from_config(cfg: &NodeConfig) -> Result<RouterSetup, RouterError> {
 
 /// Builds the setup of one router worker.
 pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterError> {
+    setup_from_worker_in(w, Path::new("."))
+}
+
+/// Builds the setup of one router worker; relative paths (static web
+/// directories) resolve against `base_dir` (the config file's directory).
+pub fn setup_from_worker_in(w: &RouterWorkerConfig, base_dir: &Path) -> Result<RouterSetup, RouterError> {
     let realms = w
         .realms
         .iter()
@@ -91,21 +98,47 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
     // Keys the mock challenges for unknown authids (so a HELLO does not
     // reveal which accounts exist); fresh per process.
     let secret: [u8; 32] = rand::random();
-    let transports =
-        w.transports.iter().enumerate().map(|(i, t)| transport_setup(i, t, secret)).collect::<Result<Vec<_>, _>>()?;
+    let transports = w
+        .transports
+        .iter()
+        .enumerate()
+        .map(|(i, t)| transport_setup(i, t, secret, base_dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Proxies allowed to open links: keys of `cryptosign-proxy` principals
+    // (the runtime adds the node's own key).
+    let mut trusted_proxy_keys = Vec::new();
+    for t in &w.transports {
+        if let TransportKind::RawSocket(rs) = &t.kind {
+            for keys in rs.auth.proxy_principals().into_iter().flat_map(|p| p.values()) {
+                for k in keys {
+                    let key = wamp_framing::link::parse_hex32(k).ok_or_else(|| {
+                        RouterError::Setup(format!("cryptosign-proxy key '{k}' is not 64 hex digits"))
+                    })?;
+                    if !trusted_proxy_keys.contains(&key) {
+                        trusted_proxy_keys.push(key);
+                    }
+                }
+            }
+        }
+    }
     Ok(RouterSetup {
         shards: w.options.effective_shards(),
         pin_cores: w.options.pin_cores,
         io_memory: DEFAULT_IO_MEMORY,
         realms,
         transports,
-        trusted_proxy_keys: Vec::new(),
+        trusted_proxy_keys,
     })
 }
 
 /// Builds the setup of one listening transport (`i` = its index, for its default id;
 /// `secret` keys mock challenges for unknown authids).
-pub fn transport_setup(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Result<TransportSetup, RouterError> {
+pub fn transport_setup(
+    i: usize,
+    t: &TransportConfig,
+    secret: [u8; 32],
+    base_dir: &Path,
+) -> Result<TransportSetup, RouterError> {
     let id = t.id.clone().unwrap_or_else(|| format!("transport{i}"));
     let endpoint = match &t.endpoint {
         Endpoint::Tcp { interface, port, backlog, shared, .. } => {
@@ -132,7 +165,12 @@ pub fn transport_setup(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Resul
         TransportKind::Web(web) => {
             let mut services = Vec::new();
             let mut timeout = Duration::ZERO;
+            let mut site: Vec<(String, junction_web::Service)> = Vec::new();
+            let web_err = |path: &str, e: junction_web::WebError| {
+                RouterError::Setup(format!("transport {id}: web service at path '{path}': {e}"))
+            };
             for (path, svc) in &web.paths {
+                let mount = if path == "/" { "/".to_owned() } else { path.trim_matches('/').to_owned() };
                 match svc {
                     WebService::WebSocket(ws) => {
                         let p = if path == "/" { "/".to_owned() } else { format!("/{}", path.trim_start_matches('/')) };
@@ -140,14 +178,54 @@ pub fn transport_setup(i: usize, t: &TransportConfig, secret: [u8; 32]) -> Resul
                         limiter.get_or_insert_with(|| wamp_auth::LimiterConfig::from(&ws.auth.options));
                         timeout = timeout.max(ws.options.open_handshake_timeout);
                     }
-                    WebService::Other { kind } => {
+                    WebService::Static(st) => {
+                        let dir = if st.directory.is_absolute() {
+                            st.directory.clone()
+                        } else {
+                            base_dir.join(&st.directory)
+                        };
+                        let mut svc = junction_web::StaticService::new(&dir)
+                            .and_then(|s| s.with_default_file(&st.default_file))
+                            .map_err(|e| web_err(path, e))?
+                            .with_directory_listing(st.enable_directory_listing)
+                            .with_cache_timeout(st.cache_timeout);
+                        for (ext, mime) in &st.mime_types {
+                            svc = svc.with_mime_type(ext, mime);
+                        }
+                        site.push((mount, junction_web::Service::Static(svc)));
+                    }
+                    WebService::Redirect(r) => {
+                        let svc = junction_web::Service::redirect(&r.url, r.status).map_err(|e| web_err(path, e))?;
+                        site.push((mount, svc));
+                    }
+                    WebService::Json(j) => {
+                        let svc = junction_web::JsonService::new(
+                            &j.value,
+                            j.prettify,
+                            j.allow_cross_origin,
+                            j.discourage_caching,
+                        )
+                        .map_err(|e| web_err(path, e))?;
+                        site.push((mount, junction_web::Service::Json(svc)));
+                    }
+                    WebService::NodeInfo => site.push((mount, junction_web::Service::NodeInfo)),
+                    other => {
                         return Err(RouterError::Setup(format!(
-                        "transport {id}: web service type '{kind}' at path '{path}' is not supported on router workers"
-                    )))
+                            "transport {id}: web service type '{}' at path '{path}' is not supported yet",
+                            other.type_name()
+                        )))
                     }
                 }
             }
-            (FramingSetup::WebSocket { services, site: None }, timeout)
+            if timeout == Duration::ZERO {
+                timeout = junction_config::WebSocketOptions::default().open_handshake_timeout;
+            }
+            let site = if site.is_empty() {
+                None
+            } else {
+                Some(std::sync::Arc::new(junction_web::WebSite::new(site).map_err(|e| web_err("", e))?))
+            };
+            (FramingSetup::WebSocket { services, site }, timeout)
         }
         TransportKind::RawSocket(rs) => {
             limiter = Some(wamp_auth::LimiterConfig::from(&rs.auth.options));

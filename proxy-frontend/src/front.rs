@@ -1,0 +1,288 @@
+//! Frontend sessions: an authenticated client connection, carried on a
+//! channel of a backend link.
+//!
+//! The proxy never decodes a client's messages after authentication: each
+//! frame's payload goes to the router as a link DATA frame, byte for byte,
+//! and each DATA frame from the router is framed for the client (WebSocket or
+//! RawSocket, through TLS if the client uses it). The client-facing queue has
+//! the transport's limits and slow-consumer policy, as on a router.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use router_core::engine::handshake;
+use router_core::runtime::bind::{close_fd, dup};
+use router_core::runtime::conn::{spawn_writer, Conn, ConnPermit, JoinRequest};
+use router_core::runtime::framer::{FrameEvent, Framer};
+use router_core::runtime::outbound::{OutState, Outbound};
+use router_core::runtime::setup::SlowConsumerPolicy;
+use router_core::runtime::stream::{SocketKind, Stream};
+use router_core::runtime::tls::Tls;
+use wamp_framing::link::{ChannelId, OpenRequest};
+use wamp_proto::{Dict, Message, Serializer, Value};
+
+use crate::backend::Backend;
+use crate::node::ProxyShard;
+
+/// ABORT reason when no router worker can take a new session.
+pub const NO_ROUTER_REASON: &str = "junction.error.router_unavailable";
+
+/// GOODBYE reason when the router worker of an established session is gone.
+pub const ROUTER_LOST_REASON: &str = "junction.close.router_lost";
+
+/// One client session at the proxy.
+pub struct FrontSession {
+    conn: Rc<Conn>,
+    backend: RefCell<Option<(Rc<Backend>, ChannelId)>>,
+    /// Something came back from the router (WELCOME at least).
+    welcomed: Cell<bool>,
+    shard: Rc<ProxyShard>,
+}
+
+impl FrontSession {
+    /// A message from the router for the client. `false` if the client was
+    /// closed for falling behind (the caller closes the channel).
+    pub fn deliver(&self, bytes: &bytes::Bytes) -> bool {
+        self.welcomed.set(true);
+        match self.conn.send_message(bytes) {
+            Ok(()) => true,
+            Err(o) => {
+                if self.conn.policy == SlowConsumerPolicy::Drop && self.conn.is_event(bytes) {
+                    self.shard.stats.slow_consumer_events_dropped.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                self.shard.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(overflow = ?o, "outbound queue limit exceeded; closing slow consumer");
+                self.backend.borrow_mut().take();
+                self.conn.close_slow_consumer(o);
+                false
+            }
+        }
+    }
+
+    /// The router ended the session (after GOODBYE or ABORT): hang up.
+    pub fn router_closed(&self) {
+        self.backend.borrow_mut().take();
+        self.conn.close_session();
+    }
+
+    /// The link to the router dropped: tell the client why, then hang up.
+    pub fn backend_lost(&self) {
+        self.backend.borrow_mut().take();
+        let msg = "the router worker serving this session is unavailable; reconnect";
+        let message = if self.welcomed.get() {
+            let mut d = Dict::new();
+            d.insert("message".into(), Value::from(msg));
+            Message::Goodbye { details: d, reason: ROUTER_LOST_REASON.into() }
+        } else {
+            handshake::abort_message(NO_ROUTER_REASON, msg)
+        };
+        self.send_final(&message);
+    }
+
+    /// Sends one last message, then closes the connection.
+    fn send_final(&self, message: &Message) {
+        if let Ok(bytes) = self.conn.serializer.encode(message) {
+            let _ = self.conn.send_message(&bytes);
+        }
+        self.conn.close_session();
+    }
+}
+
+/// Refuses an authenticated client before any channel exists: ABORT, close.
+async fn refuse(
+    mut stream: Stream,
+    framer: &Framer,
+    serializer: Serializer,
+    tls: Option<Tls>,
+    reason: &str,
+    msg: &str,
+) {
+    let sender = framer.sender();
+    let mut out = Vec::new();
+    if let Ok(bytes) = handshake::encode_abort(serializer, reason, msg) {
+        let _ = sender.message(&bytes, &mut out);
+    }
+    sender.close(Some(1000), "", &mut out);
+    if let Some(mut tls) = tls {
+        let plain = std::mem::take(&mut out);
+        let _ = tls.encrypt(&plain, &mut out);
+    }
+    let _ = stream.write_all(&out).await;
+}
+
+/// Everything the opening phase produced for one client.
+pub struct Admitted {
+    pub stream: Stream,
+    pub kind: SocketKind,
+    pub transport: usize,
+    pub permit: ConnPermit,
+    pub framer: Framer,
+    pub serializer: Serializer,
+    pub join: JoinRequest,
+    pub details: Dict,
+    pub tls: Option<Tls>,
+}
+
+/// Serves an authenticated client: picks a router, opens a channel, and
+/// shuttles frames until either side ends.
+pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
+    let Admitted { stream, kind, transport, permit, mut framer, serializer, join, details, tls } = a;
+    let Some(backend) = shard.pick_backend(&join.realm, &join.authrole) else {
+        shard.stats.opening_refused.fetch_add(1, Ordering::Relaxed);
+        let msg = format!("no router worker is available for realm '{}' and role '{}'", join.realm, join.authrole);
+        tracing::warn!(realm = %join.realm, role = %join.authrole, "no healthy router link for the route");
+        refuse(stream, &framer, serializer, tls, NO_ROUTER_REASON, &msg).await;
+        return;
+    };
+    let setup = shard.setup.transports[transport].clone();
+    let fd = match dup(stream.fd()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!(error = %e, "dup failed");
+            return;
+        }
+    };
+    let write_fd = match dup(fd) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "dup failed");
+            close_fd(fd);
+            return;
+        }
+    };
+    drop(stream);
+    // SAFETY: both fds are ours, open, connected sockets of `kind`.
+    let mut rstream = unsafe { Stream::from_fd(kind, fd) };
+    let wstream = unsafe { Stream::from_fd(kind, write_fd) };
+    let tls = tls.map(|t| Rc::new(RefCell::new(t)));
+    let conn = Rc::new(Conn {
+        session: join.session,
+        serializer,
+        policy: setup.limits.slow_consumer_policy,
+        out: Rc::new(Outbound::new(write_fd, setup.limits.clone())),
+        sender: framer.sender(),
+        last_seen: Cell::new(Instant::now()),
+        link: None,
+    });
+    let writer = spawn_writer(conn.out.clone(), wstream, tls.clone());
+    let front = Rc::new(FrontSession {
+        conn: conn.clone(),
+        backend: RefCell::new(None),
+        welcomed: Cell::new(false),
+        shard: shard.clone(),
+    });
+    let req = OpenRequest {
+        realm: join.realm,
+        authid: join.authid,
+        authrole: join.authrole,
+        authmethod: join.authmethod,
+        authprovider: join.authprovider,
+        authextra: join.authextra,
+        hello_details: join.hello_details,
+        transport: details,
+        serializer,
+    };
+    match backend.open(front.clone(), &req) {
+        Ok(ch) => *front.backend.borrow_mut() = Some((backend, ch)),
+        Err(()) => front.backend_lost(),
+    }
+    shard.sessions.set(shard.sessions.get() + 1);
+
+    let ping = framer.ping_settings().map(|(interval, timeout, size)| {
+        let pconn = conn.clone();
+        glommio::spawn_local(async move {
+            let payload = vec![0u8; size.min(125)];
+            loop {
+                glommio::timer::sleep(interval).await;
+                if pconn.out.state() != OutState::Open {
+                    break;
+                }
+                let before = Instant::now();
+                let sender = pconn.sender;
+                pconn.out.push_control(|b| sender.ping(&payload, b));
+                glommio::timer::sleep(timeout).await;
+                if pconn.last_seen.get() < before {
+                    pconn.out.abort();
+                    break;
+                }
+            }
+        })
+        .detach()
+    });
+
+    let mut tmp = vec![0u8; 64 * 1024];
+    let mut plain = Vec::new();
+    'outer: loop {
+        loop {
+            match framer.next_event() {
+                Ok(None) => break,
+                Ok(Some(FrameEvent::Message(bytes))) => {
+                    let target = front.backend.borrow().clone();
+                    if let Some((b, ch)) = target {
+                        if let Err(reason) = b.send(ch, &bytes) {
+                            tracing::warn!(%reason, "cannot forward a client message; closing the session");
+                            b.close(ch);
+                            front.backend.borrow_mut().take();
+                            front.send_final(&handshake::abort_message(NO_ROUTER_REASON, reason));
+                            break 'outer;
+                        }
+                    }
+                }
+                Ok(Some(FrameEvent::Ping)) => conn.out.push_control(|b| framer.drain_transmit(b)),
+                Ok(Some(FrameEvent::Pong)) => {}
+                Ok(Some(FrameEvent::Close { .. })) => {
+                    conn.out.push_control(|b| framer.drain_transmit(b));
+                    conn.out.close_after_flush();
+                    break 'outer;
+                }
+                Err(e) => {
+                    shard.stats.framing_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(reason = %e.reason, "framing error; closing");
+                    conn.out.push_control(|b| framer.drain_transmit(b));
+                    conn.out.close_after_flush();
+                    break 'outer;
+                }
+            }
+        }
+        if conn.out.state() != OutState::Open {
+            break;
+        }
+        glommio::yield_if_needed().await;
+        let n = match rstream.read(&mut tmp).await {
+            Ok(0) | Err(_) => {
+                conn.out.abort();
+                break;
+            }
+            Ok(n) => n,
+        };
+        conn.last_seen.set(Instant::now());
+        match &tls {
+            None => framer.feed(&tmp[..n]),
+            Some(t) => {
+                plain.clear();
+                let r = t.borrow_mut().feed(&tmp[..n], &mut plain);
+                framer.feed(&plain);
+                if t.borrow().wants_write() {
+                    conn.out.notify.notify();
+                }
+                if r.is_err() {
+                    conn.out.close_after_flush();
+                    break;
+                }
+            }
+        }
+    }
+    let target = front.backend.borrow_mut().take();
+    if let Some((b, ch)) = target {
+        b.close(ch);
+    }
+    shard.sessions.set(shard.sessions.get().saturating_sub(1));
+    drop(rstream);
+    writer.await;
+    drop(ping);
+    drop(permit);
+}

@@ -1,0 +1,413 @@
+//! The node supervisor: one child process per worker (Crossbar's node
+//! controller model, for bare metal).
+//!
+//! The supervisor loads (or creates) the node key once, then spawns
+//! `<this exe> worker --config <abs path> --index <i> --log <filter>` for
+//! every worker. Each child gets `PR_SET_PDEATHSIG = SIGTERM` between fork
+//! and exec (and again first thing in `main`), so no worker outlives a
+//! killed node. Children print `junction: worker ready` on stdout once they
+//! listen; the supervisor reads each child's stdout on a thread of its own
+//! and prints `junction: ready` once every worker is ready. A worker that
+//! exits (or is not ready within [`READY_TIMEOUT`]) during startup fails the
+//! start: the others are stopped and the error names the worker.
+//!
+//! After startup a worker that dies is restarted, with a backoff starting at
+//! [`BACKOFF_MIN`], doubling up to [`BACKOFF_MAX`], reset once a worker ran
+//! for [`HEALTHY_AFTER`]. For every (re)start the supervisor prints
+//! `junction: worker <i> <type> pid <pid>`, and `junction: worker <i> ready`
+//! when a restarted worker is back.
+//!
+//! Signals: SIGTERM/SIGINT stop every child (SIGTERM, then SIGKILL after
+//! [`STOP_GRACE`]) and end the node with status 0; SIGHUP is forwarded to
+//! every child (they reload their TLS certificates).
+//!
+//! All children are spawned and reaped by the supervisor's main thread
+//! (`PR_SET_PDEATHSIG` fires when the *thread* that forked exits, and
+//! reaping in one place rules out signalling a recycled pid).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use junction_config::{NodeConfig, WorkerConfig};
+
+use crate::signals::{self, SignalSet};
+use crate::worker::{self, say, SUPERVISOR_PID_ENV, WORKER_ERROR_PREFIX, WORKER_READY_LINE};
+
+/// How long a worker may take to print `junction: worker ready`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// First restart delay.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// Largest restart delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A worker that ran this long before dying restarts after [`BACKOFF_MIN`].
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// How long children get to exit after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often children are polled for exit.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the helper threads report to the main loop.
+enum Event {
+    /// A signal arrived.
+    Signal(i32),
+    /// Worker `index`, spawn number `generation`, printed its ready line.
+    Ready { index: usize, generation: u64 },
+}
+
+/// Where a worker is in its life.
+enum State {
+    /// Spawned at `since`, not ready yet.
+    Starting { since: Instant },
+    /// Ready since `since`.
+    Running { since: Instant },
+    /// Dead; respawn at `at`.
+    Waiting { at: Instant },
+}
+
+/// One worker's process.
+struct Slot {
+    index: usize,
+    kind: &'static str,
+    /// Spawn counter, so that a late event of a previous process is ignored.
+    generation: u64,
+    child: Option<Child>,
+    /// The stdout reader of the current child.
+    reader: Option<JoinHandle<()>>,
+    /// The last `junction: worker error:` text the current child printed.
+    error: Arc<Mutex<Option<String>>>,
+    state: State,
+    backoff: Duration,
+}
+
+impl Slot {
+    /// `worker 1 (router "r1")`
+    fn name(&self, cfg: &NodeConfig) -> String {
+        let id = match cfg.workers.get(self.index) {
+            Some(WorkerConfig::Router(r)) => r.id.as_deref(),
+            Some(WorkerConfig::Proxy(p)) => p.id.as_deref(),
+            _ => None,
+        };
+        match id {
+            Some(id) => format!("worker {} ({} {id:?})", self.index, self.kind),
+            None => format!("worker {} ({})", self.index, self.kind),
+        }
+    }
+}
+
+/// The supervisor's fixed inputs.
+struct Spawner {
+    exe: PathBuf,
+    config: PathBuf,
+    log: String,
+    pid: u32,
+    events: mpsc::Sender<Event>,
+}
+
+impl Spawner {
+    /// Spawns the worker of `slot` and prints its pid line.
+    fn spawn(&self, slot: &mut Slot) -> Result<()> {
+        slot.generation += 1;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("worker")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--index")
+            .arg(slot.index.to_string())
+            .arg("--log")
+            .arg(&self.log)
+            .env(SUPERVISOR_PID_ENV, self.pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let parent = self.pid as libc::pid_t;
+        // SAFETY: only async-signal-safe calls (prctl, getppid, _exit)
+        // between fork and exec; no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().with_context(|| format!("spawning {}", self.exe.display()))?;
+        let pid = child.id();
+        say(&format!("junction: worker {} {} pid {pid}", slot.index, slot.kind));
+        tracing::info!(worker = slot.index, kind = slot.kind, pid, "worker started");
+
+        let error = Arc::new(Mutex::new(None));
+        let stdout = child.stdout.take().context("child stdout")?;
+        let (tx, index, generation, err) = (self.events.clone(), slot.index, slot.generation, error.clone());
+        let reader = thread::Builder::new()
+            .name(format!("worker{index}-stdout"))
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let line = line.trim_end();
+                    if line == WORKER_READY_LINE {
+                        let _ = tx.send(Event::Ready { index, generation });
+                    } else if let Some(e) = line.strip_prefix(WORKER_ERROR_PREFIX) {
+                        *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_owned());
+                    } else if !line.is_empty() {
+                        tracing::info!(worker = index, "stdout: {line}");
+                    }
+                }
+            })
+            .context("spawning a stdout reader thread")?;
+        slot.child = Some(child);
+        slot.reader = Some(reader);
+        slot.error = error;
+        slot.state = State::Starting { since: Instant::now() };
+        Ok(())
+    }
+}
+
+/// The error text a dead child printed (waits briefly for its stdout reader
+/// to see the end of the pipe).
+fn child_error(slot: &mut Slot) -> Option<String> {
+    if let Some(reader) = slot.reader.take() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !reader.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if reader.is_finished() {
+            let _ = reader.join();
+        }
+    }
+    slot.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Runs the supervisor for `cfg` (loaded from `config`, an absolute path in
+/// `config_dir`) until SIGTERM/SIGINT (`Ok`) or a failed start (`Err`).
+/// `signals` must have been blocked before any thread was started.
+pub fn run(cfg: &NodeConfig, config: &Path, config_dir: &Path, log: &str, signals: SignalSet) -> Result<()> {
+    // Created once here, so the children only read it.
+    let key = worker::load_node_key(cfg, config_dir)?;
+    tracing::info!(public_key = %key.public_hex(), workers = cfg.workers.len(), "node supervisor starting");
+
+    let (tx, rx) = mpsc::channel();
+    let sig_tx = tx.clone();
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            if sig_tx.send(Event::Signal(signals::wait(&signals))).is_err() {
+                break;
+            }
+        })
+        .context("spawning the signal thread")?;
+
+    let spawner = Spawner {
+        exe: std::env::current_exe().context("the path of this executable")?,
+        config: config.to_path_buf(),
+        log: log.to_owned(),
+        pid: std::process::id(),
+        events: tx,
+    };
+    let mut slots: Vec<Slot> = cfg
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(index, w)| Slot {
+            index,
+            kind: worker::kind_name(w),
+            generation: 0,
+            child: None,
+            reader: None,
+            error: Arc::new(Mutex::new(None)),
+            state: State::Waiting { at: Instant::now() },
+            backoff: BACKOFF_MIN,
+        })
+        .collect();
+
+    // ---- startup: every worker must become ready.
+    for i in 0..slots.len() {
+        if let Err(e) = spawner.spawn(&mut slots[i]) {
+            stop_all(&mut slots);
+            return Err(e.context(slots[i].name(cfg)));
+        }
+    }
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !slots.iter().all(|s| matches!(s.state, State::Running { .. })) {
+        match rx.recv_timeout(POLL) {
+            Ok(Event::Signal(libc::SIGHUP)) => forward(&slots, libc::SIGHUP),
+            Ok(Event::Signal(sig)) => {
+                tracing::info!(signal = sig, "shutting down during startup");
+                stop_all(&mut slots);
+                return Ok(());
+            }
+            Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, false),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => bail!("internal: event channel closed"),
+        }
+        for i in 0..slots.len() {
+            let exited = match slots[i].child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(status))) => Some(status),
+                _ => None,
+            };
+            if let Some(status) = exited {
+                slots[i].child = None;
+                let why = match child_error(&mut slots[i]) {
+                    Some(e) => format!("{e} ({})", describe(status)),
+                    None => format!("{} (see its log above)", describe(status)),
+                };
+                let name = slots[i].name(cfg);
+                stop_all(&mut slots);
+                bail!("{name} failed to start: {why}");
+            }
+        }
+        if Instant::now() >= deadline {
+            let late: Vec<String> =
+                slots.iter().filter(|s| matches!(s.state, State::Starting { .. })).map(|s| s.name(cfg)).collect();
+            stop_all(&mut slots);
+            bail!("{} not ready within {READY_TIMEOUT:?}", late.join(", "));
+        }
+    }
+    say("junction: ready");
+    tracing::info!("all workers ready");
+
+    // ---- running: restart workers that die.
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(Event::Signal(libc::SIGHUP)) => {
+                tracing::info!("SIGHUP: forwarding to the workers");
+                forward(&slots, libc::SIGHUP);
+            }
+            Ok(Event::Signal(sig)) => {
+                tracing::info!(signal = sig, "shutting down");
+                stop_all(&mut slots);
+                return Ok(());
+            }
+            Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, true),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => bail!("internal: event channel closed"),
+        }
+        let now = Instant::now();
+        for slot in &mut slots {
+            if let Some(child) = slot.child.as_mut() {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        let pid = child.id();
+                        slot.child = None;
+                        let error = child_error(slot);
+                        if let State::Running { since } = slot.state {
+                            if now.duration_since(since) >= HEALTHY_AFTER {
+                                slot.backoff = BACKOFF_MIN;
+                            }
+                        }
+                        let delay = slot.backoff;
+                        slot.backoff = (slot.backoff * 2).min(BACKOFF_MAX);
+                        slot.state = State::Waiting { at: now + delay };
+                        tracing::warn!(
+                            worker = slot.index,
+                            kind = slot.kind,
+                            pid,
+                            status = %describe(status),
+                            error = error.as_deref().unwrap_or(""),
+                            restart_in = ?delay,
+                            "worker exited; restarting"
+                        );
+                    }
+                    Ok(None) => {
+                        if let State::Starting { since } = slot.state {
+                            if now.duration_since(since) >= READY_TIMEOUT {
+                                tracing::error!(
+                                    worker = slot.index,
+                                    pid = child.id(),
+                                    "worker not ready within {READY_TIMEOUT:?}; killing it"
+                                );
+                                let _ = child.kill();
+                                // Reaped (and restarted) on the next poll.
+                                slot.state = State::Starting { since: now };
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(worker = slot.index, error = %e, "waiting for worker"),
+                }
+            } else if let State::Waiting { at } = slot.state {
+                if now >= at {
+                    if let Err(e) = spawner.spawn(slot) {
+                        let delay = slot.backoff;
+                        slot.backoff = (slot.backoff * 2).min(BACKOFF_MAX);
+                        slot.state = State::Waiting { at: now + delay };
+                        tracing::error!(worker = slot.index, error = %format!("{e:#}"), retry_in = ?delay, "cannot restart worker");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Marks worker `index` ready if `generation` is its current process.
+fn mark_ready(slots: &mut [Slot], index: usize, generation: u64, announce: bool) {
+    let Some(slot) = slots.get_mut(index) else { return };
+    if slot.generation != generation || !matches!(slot.state, State::Starting { .. }) {
+        return;
+    }
+    slot.state = State::Running { since: Instant::now() };
+    tracing::info!(worker = index, kind = slot.kind, "worker ready");
+    if announce {
+        say(&format!("junction: worker {index} ready"));
+    }
+}
+
+/// Sends `sig` to every live child.
+fn forward(slots: &[Slot], sig: i32) {
+    for child in slots.iter().filter_map(|s| s.child.as_ref()) {
+        // Not reaped yet (only the main thread reaps), so the pid is ours.
+        signals::send(child.id(), sig);
+    }
+}
+
+/// SIGTERM to every child, up to [`STOP_GRACE`] for them to exit, SIGKILL
+/// for the rest; every child is reaped.
+fn stop_all(slots: &mut [Slot]) {
+    forward(slots, libc::SIGTERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    loop {
+        let mut left = 0;
+        for slot in slots.iter_mut() {
+            if let Some(child) = slot.child.as_mut() {
+                match child.try_wait() {
+                    Ok(None) => left += 1,
+                    _ => slot.child = None,
+                }
+            }
+        }
+        if left == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    for slot in slots.iter_mut() {
+        if let Some(mut child) = slot.child.take() {
+            tracing::warn!(
+                worker = slot.index,
+                pid = child.id(),
+                "worker did not stop within {STOP_GRACE:?}; killing it"
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `exit status 1` / `killed by signal 9`.
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}

@@ -1,0 +1,183 @@
+//! One worker running in this process: a router worker or a proxy worker,
+//! serving until SIGTERM/SIGINT, reloading TLS certificates on SIGHUP.
+//!
+//! Used both by the single-worker node (the worker runs inside the node
+//! process) and by the hidden `junction worker` subcommand the supervisor
+//! spawns for each worker of a multi-worker node.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use cluster_membership::NodeKey;
+use junction_config::{NodeConfig, WorkerConfig};
+use proxy_frontend::ProxyWorker;
+use router_core::runtime::{EndpointSetup, RouterNode};
+
+use crate::signals::{self, SignalSet};
+
+/// What a worker child prints on stdout once it accepts connections.
+pub const WORKER_READY_LINE: &str = "junction: worker ready";
+/// Prefix of the line a worker child prints on stdout when it cannot start
+/// (the rest is the error, on one line).
+pub const WORKER_ERROR_PREFIX: &str = "junction: worker error: ";
+/// Environment variable naming the supervisor's pid (set for worker
+/// children, so a child whose supervisor is already gone exits at once).
+pub const SUPERVISOR_PID_ENV: &str = "JUNCTION_SUPERVISOR_PID";
+
+/// The worker type name as used in configs and in the supervisor's output.
+pub fn kind_name(w: &WorkerConfig) -> &'static str {
+    match w {
+        WorkerConfig::Router(_) => "router",
+        WorkerConfig::Proxy(_) => "proxy",
+        WorkerConfig::Unsupported { .. } => "unsupported",
+    }
+}
+
+/// A started worker.
+pub enum Running {
+    /// A router worker.
+    Router(RouterNode),
+    /// A proxy worker.
+    Proxy(ProxyWorker),
+}
+
+impl Running {
+    /// Starts worker `index` of `cfg` in this process. A router worker
+    /// trusts proxy links proven with `key` (the node key) when one is given;
+    /// a proxy worker needs the key. Relative paths resolve against
+    /// `base_dir`.
+    pub fn start(cfg: &NodeConfig, index: usize, key: Option<NodeKey>, base_dir: &Path) -> Result<Running> {
+        match cfg.workers.get(index) {
+            Some(WorkerConfig::Router(w)) => {
+                let mut setup =
+                    router_core::runtime::from_config::setup_from_worker_in(w, base_dir).context("configuration")?;
+                if let Some(key) = &key {
+                    setup.trusted_proxy_keys.push(key.public_bytes());
+                }
+                Ok(Running::Router(RouterNode::start(setup).context("starting the router worker")?))
+            }
+            Some(WorkerConfig::Proxy(_)) => {
+                let key = key.ok_or_else(|| anyhow!("a proxy worker needs the node key"))?;
+                Ok(Running::Proxy(ProxyWorker::start(cfg, index, key, base_dir).context("starting the proxy worker")?))
+            }
+            Some(WorkerConfig::Unsupported { kind }) => bail!("worker type {kind} is not supported"),
+            None => bail!("the configuration has no worker {index} ({} workers)", cfg.workers.len()),
+        }
+    }
+
+    /// The bound endpoints, in transport order.
+    pub fn endpoints(&self) -> &[EndpointSetup] {
+        match self {
+            Running::Router(n) => &n.endpoints,
+            Running::Proxy(p) => &p.endpoints,
+        }
+    }
+
+    /// Re-reads the TLS files of every TLS transport; `Ok(n)`: `n` reloaded.
+    pub fn reload_certificates(&self) -> Result<usize, String> {
+        match self {
+            Running::Router(n) => n.reload_certificates().map_err(|e| e.to_string()),
+            Running::Proxy(p) => p.reload_certificates().map_err(|e| e.to_string()),
+        }
+    }
+
+    /// One-line counters summary for logs.
+    pub fn summary(&self) -> String {
+        match self {
+            Running::Router(n) => format!("sessions={} {}", n.directory.len(), n.stats.summary()),
+            Running::Proxy(p) => p.summary(),
+        }
+    }
+
+    /// Serves until SIGTERM/SIGINT (then exits the process with status 0);
+    /// SIGHUP reloads TLS certificates. `signals` must have been blocked
+    /// (with [`signals::block`]) before the worker started its threads.
+    pub fn serve(self, signals: &SignalSet) -> ! {
+        loop {
+            let sig = signals::wait(signals);
+            if sig == libc::SIGHUP {
+                match self.reload_certificates() {
+                    Ok(n) => tracing::info!(transports = n, "SIGHUP: TLS certificates reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate reload failed"),
+                }
+                continue;
+            }
+            tracing::info!(signal = sig, stats = %self.summary(), "shutting down");
+            for ep in self.endpoints() {
+                if let EndpointSetup::Unix { path } = ep {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            // Sessions end with their sockets when the process exits; clients
+            // see the connection close and reconnect.
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Prints `line` on stdout and flushes; a closed stdout is ignored (the
+/// reader went away; that must not take the node down).
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The node key file: `controller.options.node_key` (relative to
+/// `config_dir`) or `<config_dir>/.junction/key.priv`.
+pub fn node_key_path(cfg: &NodeConfig, config_dir: &Path) -> PathBuf {
+    match cfg.controller.node_key() {
+        Some(p) if p.is_absolute() => p,
+        Some(p) => config_dir.join(p),
+        None => config_dir.join(".junction").join("key.priv"),
+    }
+}
+
+/// Loads (or creates) the node key, with the file named in the error.
+pub fn load_node_key(cfg: &NodeConfig, config_dir: &Path) -> Result<NodeKey> {
+    let path = node_key_path(cfg, config_dir);
+    NodeKey::load_or_create(&path).with_context(|| format!("node key {}", path.display()))
+}
+
+/// `junction worker --config FILE --index I`: the child process the
+/// supervisor runs for one worker. Never returns.
+pub fn run_child(config: &Path, index: usize, log: &str) -> ! {
+    // First thing: die with the supervisor. PR_SET_PDEATHSIG is also set
+    // between fork and exec by the supervisor; setting it again is harmless.
+    // SAFETY: plain prctl/getppid calls.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if let Some(expected) = std::env::var(SUPERVISOR_PID_ENV).ok().and_then(|s| s.parse::<libc::pid_t>().ok()) {
+            if libc::getppid() != expected {
+                // The supervisor died before we set up the death signal.
+                std::process::exit(1);
+            }
+        }
+    }
+    let signals = signals::block();
+    let traced = crate::init_tracing(log);
+    let _span = tracing::info_span!("worker", index).entered();
+    let result = (|| -> Result<Running> {
+        traced?;
+        let cfg = crate::load_config(config, false)?;
+        let dir = crate::config_dir(config)?;
+        let key = load_node_key(&cfg, &dir)?;
+        Running::start(&cfg, index, Some(key), &dir)
+    })();
+    match result {
+        Ok(running) => {
+            for ep in running.endpoints() {
+                tracing::info!(endpoint = %ep, "listening");
+            }
+            say(WORKER_READY_LINE);
+            running.serve(&signals)
+        }
+        Err(e) => {
+            let text = format!("{e:#}");
+            eprintln!("junction worker {index}: {text}");
+            say(&format!("{WORKER_ERROR_PREFIX}{}", text.replace('\n', " | ")));
+            std::process::exit(1)
+        }
+    }
+}
