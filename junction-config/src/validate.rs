@@ -273,11 +273,9 @@ fn check_local_backends(cfg: &NodeConfig, d: &mut Diags) {
                 let at = join(&join(&index("workers", pi), "connections"), name);
                 let router_t = index(&join(&index("workers", ri), "transports"), ti);
                 match &t.kind {
-                    TransportKind::RawSocket(rs) if rs.auth.proxy_principals().is_some() => {}
-                    TransportKind::RawSocket(_) => d.warn(
-                        at,
-                        format!("connection '{name}' goes to {router_t}, whose auth has no 'cryptosign-proxy': the router will refuse the proxy link"),
-                    ),
+                    // Same node: the router trusts the node key on every
+                    // rawsocket transport, with or without principals.
+                    TransportKind::RawSocket(_) => {}
                     _ => d.warn(
                         at,
                         format!("connection '{name}' goes to {router_t}, which is not a rawsocket transport: the proxy link will fail"),
@@ -811,7 +809,7 @@ fn check_auth(
                 ),
                 Worker::Router(_) => {
                     if principals.is_empty() {
-                        d.warn(join(&mp, "principals"), "no principals: no proxy can open a link to this transport");
+                        d.warn(join(&mp, "principals"), "no principals: only proxy workers of this node (holding its node key) can open links to this transport");
                     }
                 }
             },
