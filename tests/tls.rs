@@ -327,3 +327,86 @@ fn cryptosign_tls_unique_binding_is_refused_cleanly() {
     let m = r["message"].as_str().unwrap_or_default();
     assert!(m.contains("tls-unique"), "{r}");
 }
+
+/// The SHA-256 fingerprint of the certificate a TLS server presents now
+/// (no verification: this only looks at which certificate is served).
+fn served_cert_fingerprint(port: u16) -> String {
+    let code = format!(
+        "import ssl, hashlib; pem = ssl.get_server_certificate(('127.0.0.1', {port})); \
+         print(hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest())"
+    );
+    let out =
+        std::process::Command::new(common::python_interpreter()).args(["-c", &code]).output().expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn file_fingerprint(pem_path: &str) -> String {
+    let code = format!(
+        "import ssl, hashlib; pem = open({pem_path:?}).read(); \
+         print(hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest())"
+    );
+    let out =
+        std::process::Command::new(common::python_interpreter()).args(["-c", &code]).output().expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn sighup_reloads_certificates_without_restart() {
+    // Own node: this test rewrites its certificate files.
+    let dir = temp_dir("reload");
+    std::fs::create_dir_all(dir.join("a")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("b")).expect("mkdir");
+    let a = python("tls.py", &["gen-certs", &dir.join("a").to_string_lossy()]);
+    let b = python("tls.py", &["gen-certs", &dir.join("b").to_string_lossy()]);
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_owned();
+    let cert = dir.join("server.pem");
+    let key = dir.join("server.key");
+    std::fs::copy(s(&a, "server_cert"), &cert).expect("copy cert");
+    std::fs::copy(s(&a, "server_key"), &key).expect("copy key");
+    let port = free_port();
+    let tls = json!({"certificate": cert.to_string_lossy(), "key": key.to_string_lossy()});
+    let config = node_config(
+        vec![realm("realm1", vec![allow_all_role("anonymous")])],
+        vec![
+            json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1", "tls": tls}}),
+        ],
+    );
+    let mut process = JunctionProcess::start(config);
+    let before = served_cert_fingerprint(port);
+    assert_eq!(before, file_fingerprint(&s(&a, "server_cert")));
+
+    // A bad file set first: the reload fails and the old certificate stays.
+    std::fs::write(&cert, "not a certificate").expect("write");
+    // SAFETY: plain kill(2) on our own child.
+    unsafe {
+        libc::kill(process.pid() as libc::pid_t, libc::SIGHUP);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(process.is_running(), "a failed reload must not stop the node");
+    assert_eq!(served_cert_fingerprint(port), before, "the previous certificate stays in force");
+
+    // The new pair: served after SIGHUP, no restart.
+    std::fs::copy(s(&b, "server_cert"), &cert).expect("copy cert");
+    std::fs::copy(s(&b, "server_key"), &key).expect("copy key");
+    unsafe {
+        libc::kill(process.pid() as libc::pid_t, libc::SIGHUP);
+    }
+    let want = file_fingerprint(&s(&b, "server_cert"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = served_cert_fingerprint(port);
+        if now == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "certificate not reloaded: still {now}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(process.is_running());
+    // WAMP still works over the reloaded certificate.
+    let r =
+        process.python("tls.py", &[&format!("rss://127.0.0.1:{port}"), "realm1", "cbor", "--ca", &s(&b, "ca_cert")]);
+    assert_eq!(r["ok"], json!(true), "{r}");
+    assert!(process.stderr().contains("TLS reload failed"), "the failed reload is logged");
+}
