@@ -16,7 +16,10 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{once_or_fail, rawsocket_tcp_auth, start_with_ports, websocket_transport_auth, JunctionProcess};
+use common::{
+    free_port, once_or_fail, rawsocket_tcp_auth, start_with_ports, temp_dir, try_start_in_dir,
+    websocket_transport_auth, JunctionProcess,
+};
 use serde_json::{json, Value};
 
 struct Report {
@@ -133,4 +136,97 @@ fn departed_authenticator_refuses_promptly() {
     let elapsed = r["gone"]["elapsed"].as_f64().unwrap_or(f64::MAX);
     assert!(elapsed < 5.0, "refusal took {elapsed}s: {r}");
     assert_eq!(r["calls_after_gone"], 0, "{r}");
+}
+
+/// The same scenario with the ticket transports on a **proxy worker**: the
+/// proxy calls the authenticator registered on the router (through its
+/// proxy link to `authrealm`), then forwards the admitted session to the
+/// router worker of `realm1`.
+fn proxy_report() -> &'static Value {
+    static REPORT: OnceLock<Result<Report, String>> = OnceLock::new();
+    let rep = once_or_fail(&REPORT, || {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let p = [free_port(), free_port(), free_port()];
+            let link = |realm: &str| {
+                json!({"realm": realm, "transport": {"type": "rawsocket",
+                    "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": p[2]}}})
+            };
+            let config = json!({
+                "version": 2,
+                "workers": [
+                    {
+                        "type": "router",
+                        "options": {"shards": 2},
+                        "realms": [
+                            {"name": "realm1", "options": {"home_shard": 1}, "roles": [{"name": "user", "permissions": [{
+                                "uri": "", "match": "prefix",
+                                "allow": {"call": true, "register": true, "publish": true, "subscribe": true}
+                            }]}]},
+                            {"name": "authrealm", "options": {"home_shard": 0}, "roles": [{"name": "authenticator", "permissions": [{
+                                "uri": "com.example.", "match": "prefix", "allow": {"register": true}
+                            }]}]}
+                        ],
+                        "transports": [
+                            rawsocket_tcp_auth(p[2], json!({"anonymous": {"type": "static", "role": "authenticator"}})),
+                        ]
+                    },
+                    {
+                        "type": "proxy",
+                        "options": {"shards": 2},
+                        "routes": {"realm1": {"user": "r1"}, "authrealm": {"authenticator": "a1"}},
+                        "connections": {"r1": link("realm1"), "a1": link("authrealm")},
+                        "transports": [
+                            websocket_transport_auth(p[0], ticket_auth("com.example.authenticate")),
+                            websocket_transport_auth(p[1], ticket_auth("com.example.nobody")),
+                        ]
+                    }
+                ]
+            });
+            match try_start_in_dir(&temp_dir("dynauth-proxy"), &config) {
+                Ok((process, _)) => {
+                    let url = format!("ws://127.0.0.1:{}", p[0]);
+                    let nobody = format!("ws://127.0.0.1:{}", p[1]);
+                    let auth = format!("rs://127.0.0.1:{}", p[2]);
+                    let r = process.python(
+                        "dynauth.py",
+                        &[&url, "realm1", "cbor", "--authenticator-url", &auth, "--nobody-url", &nobody],
+                    );
+                    assert_eq!(r["ok"], Value::Bool(true), "{r}");
+                    return Report { _process: process, r };
+                }
+                Err(e) if e.contains("in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{last}")
+    });
+    &rep.r
+}
+
+/// Through a proxy: good tickets join with the authenticator's role, extra
+/// and (renamed) authid, also as the router sees them (meta API); a bad
+/// ticket gets the authenticator's error; an unregistered authenticator
+/// refuses promptly.
+#[test]
+fn proxy_calls_the_authenticator_on_the_router() {
+    let r = proxy_report();
+    for (i, g) in r["good"].as_array().expect("good list").iter().enumerate() {
+        let authid = format!("user{i}");
+        assert_eq!(g["joined"], true, "{g}");
+        assert_eq!(g["authid"], authid.as_str(), "{g}");
+        assert_eq!(g["authrole"], "user", "{g}");
+        assert_eq!(g["authmethod"], "ticket", "{g}");
+        assert_eq!(g["authextra"]["hello"], authid.as_str(), "{g}");
+        assert_eq!(g["meta_authid"], authid.as_str(), "the router sees the proxy's identity: {g}");
+    }
+    assert_eq!(r["calls"][0], json!(["realm1", "user0", "ticket", "good-user0"]), "{r}");
+    assert_eq!(r["renamed"]["authid"], "renamed-by-authenticator", "{r}");
+    assert_eq!(r["renamed"]["meta_authid"], "renamed-by-authenticator", "{r}");
+    assert_eq!(r["bad"]["joined"], false, "{r}");
+    assert_eq!(r["bad"]["reason"], "com.example.invalid_ticket", "{r}");
+    assert_eq!(r["bad"]["message"], "bad ticket", "{r}");
+    assert_eq!(r["nobody"]["reason"], "wamp.error.no_such_procedure", "{r}");
+    assert!(r["nobody"]["elapsed"].as_f64().unwrap_or(f64::MAX) < 5.0, "{r}");
+    assert_eq!(r["gone"]["reason"], "wamp.error.no_such_procedure", "{r}");
 }
