@@ -26,6 +26,9 @@
 //! - [`rawsocket`]: handshake negotiation (max length exponent, serializer,
 //!   error codes 1–4, bad magic ⇒ close without reply), a frame decoder
 //!   ([`rawsocket::RawSocketDecoder`]) and encoders.
+//! - [`link`]: the proxy link, Junction's multiplexed proxy ↔ router
+//!   protocol on top of RawSocket framing (handshake, proof of a node key,
+//!   channels carrying WAMP messages byte for byte).
 //!
 //! ## What it is not
 //! No sockets, no async runtime, no clock, no threads. The caller reads bytes
