@@ -25,7 +25,7 @@ use wamp_framing::link::{ChannelId, OpenRequest};
 use wamp_proto::{Dict, Message, Serializer, Value};
 
 use crate::backend::Backend;
-use crate::node::ProxyShard;
+use crate::node::{NoBackend, ProxyShard};
 
 /// ABORT reason when no router worker can take a new session.
 pub const NO_ROUTER_REASON: &str = "junction.error.router_unavailable";
@@ -131,12 +131,24 @@ pub struct Admitted {
 /// shuttles frames until either side ends.
 pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
     let Admitted { stream, kind, transport, permit, mut framer, serializer, join, details, tls } = a;
-    let Some(backend) = shard.pick_backend(&join.realm, &join.authrole) else {
-        shard.stats.opening_refused.fetch_add(1, Ordering::Relaxed);
-        let msg = format!("no router worker is available for realm '{}' and role '{}'", join.realm, join.authrole);
-        tracing::warn!(realm = %join.realm, role = %join.authrole, "no healthy router link for the route");
-        refuse(stream, &framer, serializer, tls, NO_ROUTER_REASON, &msg).await;
-        return;
+    let backend = match shard.pick_backend(&join.realm, &join.authrole) {
+        Ok(b) => b,
+        Err(why) => {
+            shard.stats.opening_refused.fetch_add(1, Ordering::Relaxed);
+            let (reason, msg) = match why {
+                NoBackend::NoRoute => (
+                    "wamp.error.no_such_role",
+                    format!("no route for role '{}' on realm '{}'", join.authrole, join.realm),
+                ),
+                NoBackend::NoneHealthy => (
+                    NO_ROUTER_REASON,
+                    format!("no router worker is available for realm '{}' and role '{}'", join.realm, join.authrole),
+                ),
+            };
+            tracing::warn!(realm = %join.realm, role = %join.authrole, ?why, "cannot route the session");
+            refuse(stream, &framer, serializer, tls, reason, &msg).await;
+            return;
+        }
     };
     let setup = shard.setup.transports[transport].clone();
     let fd = match dup(stream.fd()) {

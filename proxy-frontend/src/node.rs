@@ -40,6 +40,15 @@ pub struct ProxyShared {
     pub sessions: Vec<Arc<AtomicUsize>>,
 }
 
+/// Why no backend was picked for a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBackend {
+    /// `routes` has no entry for the realm and role.
+    NoRoute,
+    /// Every link of the route is down.
+    NoneHealthy,
+}
+
 /// One proxy shard (see the module docs).
 pub struct ProxyShard {
     pub id: usize,
@@ -57,12 +66,12 @@ pub struct ProxyShard {
 impl ProxyShard {
     /// Picks a healthy backend for a new session of `(realm, role)` by the
     /// configured balance policy; `None` if the route has none.
-    pub fn pick_backend(&self, realm: &str, role: &str) -> Option<Rc<Backend>> {
-        let candidates = self.setup.routes.get(realm)?.for_role(role)?;
+    pub fn pick_backend(&self, realm: &str, role: &str) -> Result<Rc<Backend>, NoBackend> {
+        let candidates = self.setup.routes.get(realm).and_then(|r| r.for_role(role)).ok_or(NoBackend::NoRoute)?;
         let healthy: Vec<&Rc<Backend>> =
             candidates.iter().filter_map(|i| self.backends.get(*i)).filter(|b| b.healthy()).collect();
         if healthy.is_empty() {
-            return None;
+            return Err(NoBackend::NoneHealthy);
         }
         let mut rr = self.rr.borrow_mut();
         let pos = rr.entry((realm.to_owned(), role.to_owned())).or_insert(0);
@@ -77,7 +86,7 @@ impl ProxyShard {
                 (0..n).map(|k| healthy[(start + k) % n]).find(|b| b.sessions() == min).unwrap_or(healthy[0])
             }
         };
-        Some(pick.clone())
+        Ok(pick.clone())
     }
 
     fn transport(&self, t: usize) -> &TransportSetup {
