@@ -37,6 +37,10 @@ const AUTH_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest WAMP message the proxy asks routers to accept on a link frame.
 const LINK_MAX_FRAME: usize = rawsocket::MAX_FRAME_PAYLOAD;
 
+/// The link is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkDown;
+
 /// A waiting authenticator call.
 #[derive(Default)]
 struct PendingCall {
@@ -92,9 +96,9 @@ impl Backend {
 
     /// Opens a channel for an authenticated frontend session. `Err` if the
     /// link is down.
-    pub fn open(&self, front: Rc<FrontSession>, req: &OpenRequest) -> Result<ChannelId, ()> {
+    pub fn open(&self, front: Rc<FrontSession>, req: &OpenRequest) -> Result<ChannelId, LinkDown> {
         let live = self.live.borrow();
-        let Some(live) = live.as_ref().filter(|l| l.out.state() == OutState::Open) else { return Err(()) };
+        let Some(live) = live.as_ref().filter(|l| l.out.state() == OutState::Open) else { return Err(LinkDown) };
         let mut ch = self.next_channel.get();
         {
             let chans = self.channels.borrow();

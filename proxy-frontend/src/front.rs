@@ -200,7 +200,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
     };
     match backend.open(front.clone(), &req) {
         Ok(ch) => *front.backend.borrow_mut() = Some((backend, ch)),
-        Err(()) => front.backend_lost(),
+        Err(_) => front.backend_lost(),
     }
     shard.sessions.set(shard.sessions.get() + 1);
 

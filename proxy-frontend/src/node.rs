@@ -183,11 +183,7 @@ pub fn start(setup: ProxySetup) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>)
         if setup.pin_cores { allowed_cpus().map_err(|e| ProxyError::Setup(e.to_string()))? } else { Vec::new() };
     let shared = Arc::new(ProxyShared {
         conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
-        limiters: setup
-            .transports
-            .iter()
-            .map(|t| Arc::new(Mutex::new(FailureLimiter::new(t.auth_limits.clone()))))
-            .collect(),
+        limiters: setup.transports.iter().map(|t| Arc::new(Mutex::new(FailureLimiter::new(t.auth_limits)))).collect(),
         sessions: (0..n).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
         setup: Arc::new(setup),
         stats: Arc::new(NodeStats::default()),

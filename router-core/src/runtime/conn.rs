@@ -965,7 +965,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
                             host.abort(session, "wamp.error.protocol_violation", &e.to_string());
                         }
                     }
-                    if handled % 256 == 0 {
+                    if handled.is_multiple_of(256) {
                         host.pump();
                     }
                 }

@@ -233,7 +233,7 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
                         out.close_after_flush();
                         break 'outer;
                     }
-                    if handled % 256 == 0 {
+                    if handled.is_multiple_of(256) {
                         host.pump();
                     }
                 }

@@ -73,7 +73,7 @@ impl RouterNode {
             limiters: setup
                 .transports
                 .iter()
-                .map(|t| Arc::new(std::sync::Mutex::new(wamp_auth::FailureLimiter::new(t.auth_limits.clone()))))
+                .map(|t| Arc::new(std::sync::Mutex::new(wamp_auth::FailureLimiter::new(t.auth_limits))))
                 .collect(),
             setup: Arc::new(setup),
             directory: Arc::new(SessionDirectory::new()),
