@@ -281,3 +281,17 @@ fn bad_opens_are_refused_per_channel_without_dropping_the_link() {
     c.open(8, "alice", "user", "realm1");
     assert!(matches!(c.next_message(), (8, Some(Message::Welcome { .. }))));
 }
+
+#[test]
+fn refused_links_do_not_lock_out_a_trusted_proxy_on_the_same_host() {
+    let trusted = NodeKey::generate();
+    let stranger = NodeKey::generate();
+    let (_node, port) = start_router(&[&trusted]);
+    // Far more refusals than any failed-authentication budget allows.
+    for _ in 0..25 {
+        let mut c = LinkClient::connect(port);
+        c.authenticate(&stranger, "realm1", false).expect_err("untrusted key refused");
+    }
+    let mut c = LinkClient::connect(port);
+    c.authenticate(&trusted, "realm1", false).expect("the trusted proxy still gets in");
+}

@@ -712,3 +712,65 @@ pub fn proc_state(pid: u32) -> Option<(char, u32)> {
 pub fn process_alive(pid: u32) -> bool {
     matches!(proc_state(pid), Some((s, _)) if s != 'Z')
 }
+
+// ---------------------------------------------------------------- nodes with worker pids
+
+/// Parses the supervisor's `junction: worker <i> <type> pid <pid>` line.
+pub fn worker_pid_line(line: &str) -> Option<(usize, String, u32)> {
+    let rest = line.trim().strip_prefix("junction: worker ")?;
+    let mut f = rest.split(' ');
+    let index = f.next()?.parse().ok()?;
+    let kind = f.next()?.to_owned();
+    (f.next()? == "pid").then_some(())?;
+    let pid = f.next()?.parse().ok()?;
+    f.next().is_none().then_some((index, kind, pid))
+}
+
+/// Starts a node whose config lives in `dir` (see [`try_start_in_dir`]) on
+/// `n` fresh ports, retrying with new ports (up to 3 times) if a port was
+/// taken meanwhile. Returns the process, its ports and the worker pids by
+/// index (from the `junction: worker <i> <type> pid <pid>` lines).
+pub fn start_in_dir_with_ports(
+    dir: &Path,
+    n: usize,
+    make: impl Fn(&[u16]) -> Value,
+) -> (JunctionProcess, Vec<u16>, std::collections::BTreeMap<usize, u32>) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        match try_start_in_dir(dir, &make(&ports)) {
+            Ok((process, lines)) => {
+                let pids = lines.iter().filter_map(|l| worker_pid_line(l)).map(|(i, _, pid)| (i, pid)).collect();
+                return (process, ports, pids);
+            }
+            Err(e) if e.contains("in use") => last = e,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{last}")
+}
+
+/// Waits (at most `timeout`) until the supervisor of `node` printed
+/// `junction: worker <index> ready` after a restart; returns the new pid of
+/// the worker (from its `pid` line).
+pub fn wait_worker_restarted(node: &JunctionProcess, index: usize, timeout: Duration) -> u32 {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    let mut pid = None;
+    let ready = format!("junction: worker {index} ready");
+    loop {
+        for l in node.extra_stdout() {
+            if let Some((i, _, p)) = worker_pid_line(&l) {
+                if i == index {
+                    pid = Some(p);
+                }
+            }
+            seen.push(l);
+        }
+        if seen.iter().any(|l| l.trim() == ready) {
+            return pid.unwrap_or_else(|| panic!("no pid line for worker {index} before it was ready: {seen:?}"));
+        }
+        assert!(Instant::now() < deadline, "worker {index} not back within {timeout:?}; stdout: {seen:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
