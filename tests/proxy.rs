@@ -1246,3 +1246,72 @@ fn sessions_work_again_after_the_only_router_worker_restarts() {
     let r = node.python("pubsub.py", &[&url, "realm1", "cbor"]);
     assert_eq!(r["ok"], true, "{r}");
 }
+
+// ---------------------------------------------------------------- link over TLS
+
+/// The proxy link over TLS (`connections.*.transport.endpoint.tls`): with
+/// the router's CA the link comes up and sessions work (the router sees
+/// them); a proxy trusting another CA never links, and its clients get
+/// `router_unavailable` promptly instead of hanging.
+#[test]
+fn proxy_link_over_tls_verifies_the_router_certificate() {
+    let dir = temp_dir("proxy-link-tls");
+    let pki_dir = dir.join("pki");
+    let other_dir = dir.join("other");
+    std::fs::create_dir_all(&pki_dir).expect("mkdir");
+    std::fs::create_dir_all(&other_dir).expect("mkdir");
+    let pki = python("tls.py", &["gen-certs", &pki_dir.to_string_lossy()]);
+    let other = python("tls.py", &["gen-certs", &other_dir.to_string_lossy()]);
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_owned();
+    let server_tls = json!({"certificate": s(&pki, "server_cert"), "key": s(&pki, "server_key")});
+    let tls_connection = |port: u16, ca: String| {
+        json!({"realm": "realm1", "transport": {"type": "rawsocket", "endpoint": {
+            "type": "tcp", "host": "127.0.0.1", "port": port,
+            "tls": {"ca_certificates": [ca], "hostname": "localhost"}
+        }}})
+    };
+    let make = |p: &[u16]| {
+        json!({"version": 2, "workers": [
+            router(
+                "r0",
+                vec![realm("realm1", vec![allow_all_role("anonymous")])],
+                vec![json!({
+                    "type": "rawsocket",
+                    "endpoint": tls_tcp(p[0], &server_tls),
+                    "auth": {"cryptosign-proxy": {"type": "static", "principals": {}}}
+                })],
+            ),
+            proxy(
+                "good",
+                json!({}),
+                json!({"realm1": {"*": "c0"}}),
+                json!({"c0": tls_connection(p[0], s(&pki, "ca_cert"))}),
+                vec![json!({"type": "rawsocket", "endpoint": tcp(p[1]), "serializers": SERIALIZERS})],
+            ),
+            proxy(
+                "wrong-ca",
+                json!({}),
+                json!({"realm1": {"*": "c0"}}),
+                json!({"c0": tls_connection(p[0], s(&other, "ca_cert"))}),
+                vec![json!({"type": "rawsocket", "endpoint": tcp(p[2]), "serializers": SERIALIZERS})],
+            )
+        ]})
+    };
+    let (node, p, _) = start_in_dir_with_ports(&dir, 3, make);
+    let (mut open, welcome) = welcome_eventually(p[1], "realm1", None, LINK_TIMEOUT);
+    assert_eq!(welcome[0], 2, "{welcome}");
+    let reply = call(&mut open, 1, "wamp.session.count", json!([])).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply[0], 50, "a working session through the TLS link: {reply}");
+    let r = python("pubsub.py", &[&format!("rs://127.0.0.1:{}", p[1]), "realm1", "cbor"]);
+    assert_eq!(r["ok"], json!(true), "{r}");
+
+    // The proxy that does not trust the router's CA: refused every time, fast.
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (_, reply) = hello(p[2], "realm1", None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+        assert_eq!(reply[0], 3, "expected ABORT: {reply}");
+        assert_eq!(reply[2], ROUTER_UNAVAILABLE, "{reply}");
+    }
+    drop(node);
+}

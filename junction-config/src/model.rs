@@ -261,6 +261,21 @@ pub struct ProxyConnectionConfig {
     pub endpoint: BackendEndpoint,
 }
 
+/// TLS on a proxy-to-router link (`connections.<name>.transport.endpoint.tls`,
+/// Crossbar's client TLS shape).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BackendTls {
+    /// PEM CA certificates the router's certificate must chain to
+    /// (`ca_certificates`, required: links trust no system roots).
+    pub ca_certificates: Vec<PathBuf>,
+    /// Name the router's certificate must be valid for (`hostname`;
+    /// default: the connection's `host`).
+    pub hostname: Option<String>,
+    /// Client certificate and key (`certificate`, `key`) for routers that
+    /// require mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
 /// Address of a router's RawSocket endpoint, as a proxy connects to it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum BackendEndpoint {
@@ -270,6 +285,9 @@ pub enum BackendEndpoint {
         host: String,
         /// `port`, 1..=65535.
         port: u16,
+        /// `tls`: connect with TLS (the router transport must have
+        /// `endpoint.tls`).
+        tls: Option<BackendTls>,
     },
     /// `type: unix`: a Unix socket path (relative paths are relative to the
     /// config file's directory).
@@ -282,8 +300,8 @@ pub enum BackendEndpoint {
 impl std::fmt::Display for BackendEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BackendEndpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
-            BackendEndpoint::Tcp { host, port } => write!(f, "tcp:{host}:{port}"),
+            BackendEndpoint::Tcp { host, port, .. } if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
+            BackendEndpoint::Tcp { host, port, .. } => write!(f, "tcp:{host}:{port}"),
             BackendEndpoint::Unix { path } => write!(f, "unix:{}", path.display()),
         }
     }

@@ -470,12 +470,7 @@ fn parse_backend_transport(v: &Value, path: &str, d: &mut Diags) -> Option<Backe
     match etype.as_str() {
         "tcp" => {
             check_keys(em, &ep, &["type", "host", "port", "version", "tls"], ignored, d);
-            if em.contains_key("tls") {
-                d.error(
-                    join(&ep, "tls"),
-                    "TLS on proxy-to-router links is not supported yet: connect over a private network or a unix socket",
-                );
-            }
+            let tls = em.get("tls").and_then(|t| parse_backend_tls(t, &join(&ep, "tls"), d));
             if let Some(ver) = opt_uint(em, "version", &ep, u64::MAX, d) {
                 if ver != 4 && ver != 6 {
                     d.error(join(&ep, "version"), format!("invalid IP version {ver}: expected 4 or 6"));
@@ -496,7 +491,7 @@ fn parse_backend_transport(v: &Value, path: &str, d: &mut Diags) -> Option<Backe
             if port == Some(0) {
                 d.error(join(&ep, "port"), "port 0 is out of range: must be between 1 and 65535");
             }
-            Some(BackendEndpoint::Tcp { host: host?, port: port? })
+            Some(BackendEndpoint::Tcp { host: host?, port: port?, tls })
         }
         "unix" => {
             check_keys(em, &ep, &["type", "path"], ignored, d);
@@ -1694,6 +1689,61 @@ fn principals<P>(
         }
     }
     out
+}
+
+/// `tls` of a proxy connection's endpoint (client side).
+fn parse_backend_tls(v: &Value, path: &str, d: &mut Diags) -> Option<BackendTls> {
+    let m = object(v, path, d)?;
+    check_keys(m, path, &["ca_certificates", "hostname", "certificate", "key"], &[], d);
+    let mut ca_certificates = Vec::new();
+    let kp = join(path, "ca_certificates");
+    match m.get("ca_certificates") {
+        None => d.error(
+            &kp,
+            "missing required key 'ca_certificates': the PEM CA file(s) the router's certificate must chain to",
+        ),
+        Some(v) => {
+            if let Some(list) = array(v, &kp, d) {
+                for (i, item) in list.iter().enumerate() {
+                    match item.as_str() {
+                        Some(s) if !s.is_empty() => ca_certificates.push(PathBuf::from(s)),
+                        Some(_) => d.error(index(&kp, i), "path must not be empty"),
+                        None => wrong_type(&index(&kp, i), "a string (file path)", item, d),
+                    }
+                }
+                if list.is_empty() {
+                    d.error(&kp, "at least one CA certificate file is required");
+                }
+            }
+        }
+    }
+    let hostname = match m.get("hostname") {
+        None => None,
+        Some(Value::String(h)) if !h.is_empty() => Some(h.clone()),
+        Some(other) => {
+            wrong_type(&join(path, "hostname"), "a non-empty string", other, d);
+            None
+        }
+    };
+    let file = |k: &str, d: &mut Diags| match m.get(k) {
+        None => None,
+        Some(Value::String(p)) if !p.is_empty() => Some(PathBuf::from(p)),
+        Some(other) => {
+            wrong_type(&join(path, k), "a file path", other, d);
+            None
+        }
+    };
+    let cert = file("certificate", d);
+    let key = file("key", d);
+    let client_cert = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            d.error(path, "'certificate' and 'key' go together (client certificate for mutual TLS)");
+            None
+        }
+    };
+    Some(BackendTls { ca_certificates, hostname, client_cert })
 }
 
 fn parse_tls(v: &Value, path: &str, d: &mut Diags) -> Option<TlsConfig> {

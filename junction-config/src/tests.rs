@@ -1390,7 +1390,7 @@ fn proxy_worker_defaults() {
         p.connections.get("r1"),
         Some(&ProxyConnectionConfig {
             realm: "realm1".into(),
-            endpoint: BackendEndpoint::Tcp { host: "127.0.0.1".into(), port: 9000 }
+            endpoint: BackendEndpoint::Tcp { host: "127.0.0.1".into(), port: 9000, tls: None }
         })
     );
     assert_eq!(p.routes["realm1"]["anonymous"], vec!["r1".to_string()]);
@@ -1511,8 +1511,27 @@ fn proxy_routes_and_connections_errors() {
     let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["transport"]["type"] = json!("websocket"));
     assert_single(&errs, &format!("{conn}.transport.type"), "Junction's proxy-to-router link is RawSocket");
     // The connection is dropped, but its routes are not reported again.
+    // Link TLS: CA files are required; certificate and key go together.
     let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["transport"]["endpoint"]["tls"] = json!({}));
-    assert_single(&errs, &format!("{conn}.transport.endpoint.tls"), "not supported yet");
+    assert_single(&errs, &format!("{conn}.transport.endpoint.tls.ca_certificates"), "missing required key");
+    let errs = proxy_errors(|v| {
+        w1(v)["connections"]["r1"]["transport"]["endpoint"]["tls"] =
+            json!({"ca_certificates": ["ca.pem"], "key": "k.pem"})
+    });
+    assert_single(&errs, &format!("{conn}.transport.endpoint.tls"), "go together");
+    let cfg = proxy_ok(|v| {
+        w1(v)["connections"]["r1"]["transport"]["endpoint"]["tls"] =
+            json!({"ca_certificates": ["ca.pem"], "hostname": "router.example"})
+    });
+    let Some(WorkerConfig::Proxy(p)) = cfg.workers.get(1) else { panic!("proxy") };
+    match &p.connections["r1"].endpoint {
+        BackendEndpoint::Tcp { tls: Some(t), .. } => {
+            assert_eq!(t.ca_certificates, vec![std::path::PathBuf::from("ca.pem")]);
+            assert_eq!(t.hostname.as_deref(), Some("router.example"));
+            assert_eq!(t.client_cert, None);
+        }
+        other => panic!("expected TLS endpoint, got {other:?}"),
+    }
     let errs = proxy_errors(|v| w1(v)["connections"]["r1"]["transport"]["endpoint"]["port"] = json!(0));
     assert_single(&errs, &format!("{conn}.transport.endpoint.port"), "port 0 is out of range");
     let errs = proxy_errors(|v| {

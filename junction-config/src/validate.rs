@@ -259,7 +259,7 @@ fn check_local_backends(cfg: &NodeConfig, d: &mut Diags) {
                 cfg.routers().flat_map(|(ri, r)| r.transports.iter().enumerate().map(move |(ti, t)| (ri, ti, t)));
             for (ri, ti, t) in target {
                 let same = match (&c.endpoint, &t.endpoint) {
-                    (BackendEndpoint::Tcp { host, port }, Endpoint::Tcp { interface, port: lp, .. }) => {
+                    (BackendEndpoint::Tcp { host, port, .. }, Endpoint::Tcp { interface, port: lp, .. }) => {
                         let local = host == "localhost"
                             || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback() || a == *interface);
                         port == lp && local && (interface.is_unspecified() || interface.is_loopback())

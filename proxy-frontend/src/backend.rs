@@ -19,6 +19,7 @@ use router_core::runtime::conn::{spawn_writer, with_timeout};
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
 use router_core::runtime::stream::{SocketKind, Stream};
+use router_core::runtime::tls::Tls;
 use router_core::runtime::ConnectionLimits;
 use wamp_auth::DynamicError;
 use wamp_framing::link::{self, AuthCall, AuthResult, ChannelId, LinkAccept, LinkFrame, LinkHello, OpenRequest};
@@ -36,6 +37,55 @@ const AUTH_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest WAMP message the proxy asks routers to accept on a link frame.
 const LINK_MAX_FRAME: usize = rawsocket::MAX_FRAME_PAYLOAD;
+
+/// The opening I/O of a link: plain, or through TLS.
+struct LinkIo {
+    stream: Stream,
+    tls: Option<Tls>,
+    /// Plaintext received and not yet consumed.
+    pending: Vec<u8>,
+    raw: Vec<u8>,
+}
+
+impl LinkIo {
+    /// Writes plaintext (encrypting it, and whatever the TLS handshake needs).
+    async fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        let io = |e: std::io::Error| e.to_string();
+        match &mut self.tls {
+            None => self.stream.write_all(data).await.map_err(io),
+            Some(tls) => {
+                let mut cipher = Vec::new();
+                tls.encrypt(data, &mut cipher).map_err(|e| e.to_string())?;
+                self.stream.write_all(&cipher).await.map_err(io)
+            }
+        }
+    }
+
+    /// Reads until some plaintext arrived (appended to `pending`),
+    /// answering the TLS handshake on the way.
+    async fn recv(&mut self) -> Result<(), String> {
+        let before = self.pending.len();
+        while self.pending.len() == before {
+            let n = self.stream.read(&mut self.raw).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the router closed the link during the handshake".into());
+            }
+            match &mut self.tls {
+                None => self.pending.extend_from_slice(&self.raw[..n]),
+                Some(tls) => {
+                    let r = tls.feed(&self.raw[..n], &mut self.pending);
+                    let mut cipher = Vec::new();
+                    tls.take_ciphertext(&mut cipher);
+                    if !cipher.is_empty() {
+                        self.stream.write_all(&cipher).await.map_err(|e| e.to_string())?;
+                    }
+                    r.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The link is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,17 +227,26 @@ impl Backend {
     /// Runs the link for the life of the shard: connect, serve, reconnect.
     pub async fn run(self: Rc<Self>, setup: std::sync::Arc<ProxySetup>) {
         let mut backoff = Duration::from_millis(100);
+        let mut last_err: Option<String> = None;
         loop {
             match with_timeout(CONNECT_TIMEOUT, self.connect(&setup)).await {
-                Some(Ok((stream, framer, max))) => {
+                Some(Ok((io, framer, max))) => {
                     backoff = Duration::from_millis(100);
+                    last_err = None;
                     self.ups.set(self.ups.get() + 1);
-                    tracing::info!(backend = %self.setup.name, realm = %self.setup.realm, "router link up");
-                    self.serve(&setup, stream, framer, max).await;
+                    tracing::info!(backend = %self.setup.name, realm = %self.setup.realm, tls = io.tls.is_some(), "router link up");
+                    self.serve(&setup, io, framer, max).await;
                     tracing::warn!(backend = %self.setup.name, "router link down; reconnecting");
                 }
                 Some(Err(e)) => {
-                    tracing::debug!(backend = %self.setup.name, error = %e, "router link failed");
+                    // Log each new reason once at warn (a refused key, a bad
+                    // certificate), repeats at debug.
+                    if last_err.as_deref() != Some(e.as_str()) {
+                        tracing::warn!(backend = %self.setup.name, addr = %self.setup.addr, error = %e, "router link failed; retrying");
+                    } else {
+                        tracing::debug!(backend = %self.setup.name, error = %e, "router link failed");
+                    }
+                    last_err = Some(e);
                 }
                 None => tracing::debug!(backend = %self.setup.name, "router link handshake timed out"),
             }
@@ -196,9 +255,9 @@ impl Backend {
         }
     }
 
-    /// Connects and runs the link handshake.
-    async fn connect(&self, setup: &ProxySetup) -> Result<(Stream, Framer, usize), String> {
-        let mut stream = match &self.setup.addr {
+    /// Connects and runs the link handshake (through TLS if configured).
+    async fn connect(&self, setup: &ProxySetup) -> Result<(LinkIo, Framer, usize), String> {
+        let stream = match &self.setup.addr {
             BackendAddr::Tcp { host, port } => {
                 let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
                     .map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?;
@@ -225,31 +284,35 @@ impl Backend {
                 unsafe { Stream::from_fd(SocketKind::Unix, fd) }
             }
         };
-        let io = |e: std::io::Error| e.to_string();
-        stream.write_all(&link::client_handshake(LINK_MAX_FRAME)).await.map_err(io)?;
-        let mut reply = [0u8; 4];
-        stream.read_exact(&mut reply).await.map_err(io)?;
+        let tls = match &self.setup.tls {
+            Some((config, name)) => Some(Tls::client(config, name).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let mut io = LinkIo { stream, tls, pending: Vec::new(), raw: vec![0u8; 16 * 1024] };
+        io.send(&link::client_handshake(LINK_MAX_FRAME)).await?;
+        while io.pending.len() < 4 {
+            io.recv().await?;
+        }
+        let reply: [u8; 4] = [io.pending[0], io.pending[1], io.pending[2], io.pending[3]];
         link::parse_server_reply(reply)?;
+        let mut framer = Framer::raw_link(&io.pending[4..], LINK_MAX_FRAME);
+        io.pending.clear();
         let mut out = Vec::new();
         LinkFrame::Hello(
             LinkHello { realm: self.setup.realm.clone(), key: setup.key.public_bytes(), name: setup.name.clone() }
                 .encode(),
         )
         .write(&mut out);
-        stream.write_all(&out).await.map_err(io)?;
-        let mut framer = Framer::raw_link(&[], LINK_MAX_FRAME);
-        let mut buf = vec![0u8; 16 * 1024];
+        io.send(&out).await?;
         loop {
             let ev = framer.next_event().map_err(|e| e.reason)?;
             let payload = match ev {
                 Some(FrameEvent::Message(p)) => p,
                 Some(_) => continue,
                 None => {
-                    let n = stream.read(&mut buf).await.map_err(io)?;
-                    if n == 0 {
-                        return Err("the router closed the link during the handshake".into());
-                    }
-                    framer.feed(&buf[..n]);
+                    io.recv().await?;
+                    framer.feed(&io.pending);
+                    io.pending.clear();
                     continue;
                 }
             };
@@ -257,12 +320,12 @@ impl Backend {
                 LinkFrame::Challenge(c) => {
                     out.clear();
                     LinkFrame::Proof(setup.key.sign(&link::proof_message(&c))).write(&mut out);
-                    stream.write_all(&out).await.map_err(io)?;
+                    io.send(&out).await?;
                 }
                 LinkFrame::Accept(body) => {
                     let a = LinkAccept::decode(&body).map_err(|e| e.to_string())?;
                     let max = usize::try_from(a.max_message_size).unwrap_or(usize::MAX).min(LINK_MAX_FRAME - 5);
-                    return Ok((stream, framer, max));
+                    return Ok((io, framer, max));
                 }
                 LinkFrame::Refuse(body) => {
                     let (reason, message) = link::decode_refuse(&body);
@@ -275,7 +338,9 @@ impl Backend {
     }
 
     /// Serves an established link until it drops.
-    async fn serve(self: &Rc<Self>, setup: &ProxySetup, mut rstream: Stream, mut framer: Framer, max: usize) {
+    async fn serve(self: &Rc<Self>, setup: &ProxySetup, io: LinkIo, mut framer: Framer, max: usize) {
+        let LinkIo { stream: mut rstream, tls, .. } = io;
+        let tls = tls.map(|t| Rc::new(RefCell::new(t)));
         let write_fd = match dup(rstream.fd()) {
             Ok(fd) => fd,
             Err(e) => {
@@ -296,7 +361,7 @@ impl Backend {
             slow_consumer_policy: router_core::runtime::setup::SlowConsumerPolicy::Close,
         };
         let out = Rc::new(Outbound::new(write_fd, limits));
-        let writer = spawn_writer(out.clone(), wstream, None);
+        let writer = spawn_writer(out.clone(), wstream, tls.clone());
         *self.live.borrow_mut() = Some(Live { out: out.clone(), max_message_size: max });
         let last_seen = Rc::new(Cell::new(Instant::now()));
         let ping = {
@@ -320,6 +385,7 @@ impl Backend {
             .detach()
         };
         let mut tmp = vec![0u8; 64 * 1024];
+        let mut plain = Vec::new();
         'outer: loop {
             loop {
                 match framer.next_event() {
@@ -351,7 +417,22 @@ impl Backend {
                 Ok(n) => n,
             };
             last_seen.set(Instant::now());
-            framer.feed(&tmp[..n]);
+            match &tls {
+                None => framer.feed(&tmp[..n]),
+                Some(t) => {
+                    plain.clear();
+                    let r = t.borrow_mut().feed(&tmp[..n], &mut plain);
+                    framer.feed(&plain);
+                    if t.borrow().wants_write() {
+                        out.notify.notify();
+                    }
+                    if let Err(e) = r {
+                        tracing::warn!(backend = %self.setup.name, error = %e, "router link TLS error");
+                        out.abort();
+                        break;
+                    }
+                }
+            }
         }
         // Down: nothing more goes to this link; every session on it ends.
         *self.live.borrow_mut() = None;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use cluster_membership::NodeKey;
 use junction_config::{BackendEndpoint, BalancePolicy, NodeConfig, WorkerConfig};
 use router_core::runtime::TransportSetup;
+use rustls as rustls_client;
 
 use crate::ProxyError;
 
@@ -33,6 +34,8 @@ pub struct BackendSetup {
     pub name: String,
     pub realm: String,
     pub addr: BackendAddr,
+    /// TLS: client config and the name the router's certificate must match.
+    pub tls: Option<(std::sync::Arc<rustls_client::ClientConfig>, String)>,
 }
 
 /// Routes of one realm: role → backend indices.
@@ -94,14 +97,27 @@ impl ProxySetup {
         let mut backends = Vec::new();
         let mut index = HashMap::new();
         for (name, c) in &p.connections {
+            let mut tls = None;
             let addr = match &c.endpoint {
-                BackendEndpoint::Tcp { host, port } => BackendAddr::Tcp { host: host.clone(), port: *port },
+                BackendEndpoint::Tcp { host, port, tls: t } => {
+                    if let Some(t) = t {
+                        let abs = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base_dir.join(p) };
+                        let files = router_core::runtime::tls::ClientTlsFiles {
+                            ca_certificates: t.ca_certificates.iter().map(abs).collect(),
+                            client_cert: t.client_cert.as_ref().map(|(c, k)| (abs(c), abs(k))),
+                        };
+                        let config = router_core::runtime::tls::client_config(&files)
+                            .map_err(|e| ProxyError::Setup(format!("connection '{name}': {e}")))?;
+                        tls = Some((config, t.hostname.clone().unwrap_or_else(|| host.clone())));
+                    }
+                    BackendAddr::Tcp { host: host.clone(), port: *port }
+                }
                 BackendEndpoint::Unix { path } => {
                     BackendAddr::Unix(if path.is_absolute() { path.clone() } else { base_dir.join(path) })
                 }
             };
             index.insert(name.clone(), backends.len());
-            backends.push(BackendSetup { name: name.clone(), realm: c.realm.clone(), addr });
+            backends.push(BackendSetup { name: name.clone(), realm: c.realm.clone(), addr, tls });
         }
         let mut routes = HashMap::new();
         for (realm, roles) in &p.routes {

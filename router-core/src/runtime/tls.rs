@@ -111,9 +111,52 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError>
     Ok(Arc::new(config))
 }
 
-/// A TLS server session.
+/// A TLS session: the server side of an accepted connection, or the client
+/// side of a proxy link.
 pub struct Tls {
-    conn: ServerConnection,
+    conn: rustls::Connection,
+}
+
+/// The client side of TLS on proxy links: trust anchors and an optional
+/// client certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    /// PEM CA certificates the server's certificate must chain to.
+    pub ca_certificates: Vec<PathBuf>,
+    /// Client certificate chain and key, for servers requiring mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// Builds a rustls client config (TLS 1.2 and 1.3) trusting only the given CAs.
+pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<rustls::ClientConfig>, RouterError> {
+    let err = |what: &str, path: &Path, e: String| RouterError::Setup(format!("TLS {what} {}: {e}", path.display()));
+    let mut roots = RootCertStore::empty();
+    for path in &files.ca_certificates {
+        for c in CertificateDer::pem_file_iter(path).map_err(|e| err("CA certificate", path, e.to_string()))? {
+            let c = c.map_err(|e| err("CA certificate", path, e.to_string()))?;
+            roots.add(c).map_err(|e| err("CA certificate", path, e.to_string()))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(RouterError::Setup("TLS: no CA certificate to verify the router with".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RouterError::Setup(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    let config = match &files.client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let mut certs = Vec::new();
+            for c in CertificateDer::pem_file_iter(cert).map_err(|e| err("certificate", cert, e.to_string()))? {
+                certs.push(c.map_err(|e| err("certificate", cert, e.to_string()))?);
+            }
+            let k = PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", key, e.to_string()))?;
+            builder.with_client_auth_cert(certs, k).map_err(|e| err("certificate/key pair", cert, e.to_string()))?
+        }
+    };
+    Ok(Arc::new(config))
 }
 
 /// A fatal TLS error; any alert to send has been queued (see [`Tls::take_ciphertext`]).
@@ -202,7 +245,16 @@ mod tests {
 impl Tls {
     /// A new session for an accepted connection.
     pub fn new(config: &Arc<ServerConfig>) -> Result<Tls, TlsError> {
-        ServerConnection::new(config.clone()).map(|conn| Tls { conn }).map_err(|e| TlsError(e.to_string()))
+        ServerConnection::new(config.clone()).map(|conn| Tls { conn: conn.into() }).map_err(|e| TlsError(e.to_string()))
+    }
+
+    /// A new client session to `server_name` (a DNS name or IP address).
+    pub fn client(config: &Arc<rustls::ClientConfig>, server_name: &str) -> Result<Tls, TlsError> {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_owned())
+            .map_err(|e| TlsError(format!("invalid server name '{server_name}': {e}")))?;
+        rustls::ClientConnection::new(config.clone(), name)
+            .map(|conn| Tls { conn: conn.into() })
+            .map_err(|e| TlsError(e.to_string()))
     }
 
     /// Feeds received ciphertext; appends the plaintext it yields to `plain`.
