@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use router_core::runtime::bind::dup;
-use router_core::runtime::conn::{spawn_writer, with_timeout};
+use router_core::runtime::conn::{feed_input, spawn_writer, with_timeout};
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
 use router_core::runtime::stream::{SocketKind, Stream};
@@ -417,21 +417,10 @@ impl Backend {
                 Ok(n) => n,
             };
             last_seen.set(Instant::now());
-            match &tls {
-                None => framer.feed(&tmp[..n]),
-                Some(t) => {
-                    plain.clear();
-                    let r = t.borrow_mut().feed(&tmp[..n], &mut plain);
-                    framer.feed(&plain);
-                    if t.borrow().wants_write() {
-                        out.notify.notify();
-                    }
-                    if let Err(e) = r {
-                        tracing::warn!(backend = %self.setup.name, error = %e, "router link TLS error");
-                        out.abort();
-                        break;
-                    }
-                }
+            if let Err(e) = feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &out) {
+                tracing::warn!(backend = %self.setup.name, error = %e, "router link TLS error");
+                out.abort();
+                break;
             }
         }
         // Down: nothing more goes to this link; every session on it ends.

@@ -15,7 +15,7 @@ use std::time::Instant;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use router_core::engine::handshake;
 use router_core::runtime::bind::{close_fd, dup};
-use router_core::runtime::conn::{spawn_writer, Conn, ConnPermit, JoinRequest};
+use router_core::runtime::conn::{feed_input, spawn_auto_ping, spawn_writer, Conn, ConnPermit, JoinRequest};
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
 use router_core::runtime::setup::SlowConsumerPolicy;
@@ -204,27 +204,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
     }
     shard.sessions.set(shard.sessions.get() + 1);
 
-    let ping = framer.ping_settings().map(|(interval, timeout, size)| {
-        let pconn = conn.clone();
-        glommio::spawn_local(async move {
-            let payload = vec![0u8; size.min(125)];
-            loop {
-                glommio::timer::sleep(interval).await;
-                if pconn.out.state() != OutState::Open {
-                    break;
-                }
-                let before = Instant::now();
-                let sender = pconn.sender;
-                pconn.out.push_control(|b| sender.ping(&payload, b));
-                glommio::timer::sleep(timeout).await;
-                if pconn.last_seen.get() < before {
-                    pconn.out.abort();
-                    break;
-                }
-            }
-        })
-        .detach()
-    });
+    let ping = spawn_auto_ping(&conn, framer.ping_settings());
 
     let mut tmp = vec![0u8; 64 * 1024];
     let mut plain = Vec::new();
@@ -272,20 +252,9 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
             Ok(n) => n,
         };
         conn.last_seen.set(Instant::now());
-        match &tls {
-            None => framer.feed(&tmp[..n]),
-            Some(t) => {
-                plain.clear();
-                let r = t.borrow_mut().feed(&tmp[..n], &mut plain);
-                framer.feed(&plain);
-                if t.borrow().wants_write() {
-                    conn.out.notify.notify();
-                }
-                if r.is_err() {
-                    conn.out.close_after_flush();
-                    break;
-                }
-            }
+        if feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out).is_err() {
+            conn.out.close_after_flush();
+            break;
         }
     }
     let target = front.backend.borrow_mut().take();

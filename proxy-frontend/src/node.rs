@@ -17,7 +17,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use junction_config::BalancePolicy;
 use rand::Rng;
 use router_core::runtime::bind::{bind, BoundListener};
-use router_core::runtime::conn::{open_inner, with_timeout, ConnPermit, Gatekeeper, Opening};
+use router_core::runtime::conn::{open_phase, ConnPermit, Gatekeeper, Opening};
 use router_core::runtime::node::{accept_stream, allowed_cpus};
 use router_core::runtime::setup::TransportSetup;
 use router_core::runtime::stream::SocketKind;
@@ -277,16 +277,7 @@ async fn open_client(
     peer: String,
     permit: ConnPermit,
 ) {
-    let timeout = shard.setup.transports[transport].open_handshake_timeout;
-    let mut resume = None;
-    let result = loop {
-        let r = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer, resume.take())).await;
-        match r {
-            Some(Ok(Some(Opening::Http { keep_alive: true, resume: next }))) => resume = Some(next),
-            other => break other,
-        }
-    };
-    match result {
+    match open_phase(&shard, &mut stream, transport, &peer).await {
         Some(Ok(Some(Opening::Http { .. }))) => {}
         Some(Ok(Some(Opening::Session(framer, serializer, join, details, tls)))) => {
             let a = Admitted { stream, kind, transport, permit, framer, serializer, join, details, tls };

@@ -23,6 +23,7 @@ pub mod cbor;
 mod codec_tests;
 pub mod error;
 pub mod flatbuffers;
+pub mod hex;
 pub mod ids;
 pub mod json;
 pub mod message;

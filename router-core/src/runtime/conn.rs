@@ -182,6 +182,84 @@ impl Gatekeeper for Shard {
     }
 }
 
+/// The opening phase with its deadline (`open_handshake_timeout`, `None`
+/// when it passed), repeated for each request of a kept-alive HTTP
+/// connection; never returns `Opening::Http { keep_alive: true, .. }`.
+pub async fn open_phase<G: Gatekeeper>(
+    gate: &Rc<G>,
+    stream: &mut Stream,
+    transport: usize,
+    peer: &str,
+) -> Option<Result<Opened, OpenError>> {
+    let timeout = gate.transport_setup(transport).open_handshake_timeout;
+    let mut resume = None;
+    loop {
+        match with_timeout(timeout, open_inner(gate, stream, transport, peer, resume.take())).await {
+            Some(Ok(Some(Opening::Http { keep_alive: true, resume: next }))) => resume = Some(next),
+            other => return other,
+        }
+    }
+}
+
+/// Feeds bytes read from a connection's socket to its framer, through TLS
+/// when the connection has it (TLS output, e.g. a key update, wakes the
+/// writer).
+pub fn feed_input(
+    tls: &Option<Rc<RefCell<Tls>>>,
+    data: &[u8],
+    plain: &mut Vec<u8>,
+    framer: &mut Framer,
+    out: &Outbound,
+) -> Result<(), super::tls::TlsError> {
+    match tls {
+        None => {
+            framer.feed(data);
+            Ok(())
+        }
+        Some(t) => {
+            plain.clear();
+            let r = t.borrow_mut().feed(data, plain);
+            framer.feed(plain);
+            if t.borrow().wants_write() {
+                out.notify.notify();
+            }
+            r
+        }
+    }
+}
+
+/// Starts the auto-ping task of a connection (if its transport pings):
+/// a ping every `interval`; no frame within `timeout` after it closes the
+/// connection.
+pub fn spawn_auto_ping(
+    conn: &Rc<Conn>,
+    settings: Option<(Duration, Duration, usize)>,
+) -> Option<glommio::task::JoinHandle<()>> {
+    let (interval, timeout, size) = settings?;
+    let pconn = conn.clone();
+    Some(
+        glommio::spawn_local(async move {
+            let payload = vec![0u8; size.min(125)];
+            loop {
+                glommio::timer::sleep(interval).await;
+                if pconn.out.state() != OutState::Open {
+                    break;
+                }
+                let before = Instant::now();
+                let sender = pconn.sender;
+                pconn.out.push_control(|b| sender.ping(&payload, b));
+                glommio::timer::sleep(timeout).await;
+                if pconn.last_seen.get() < before {
+                    tracing::info!(session = %pconn.session, "auto-ping timeout; closing");
+                    pconn.out.abort();
+                    break;
+                }
+            }
+        })
+        .detach(),
+    )
+}
+
 /// Phase 1 for a freshly accepted connection.
 pub async fn open(
     shard: Rc<Shard>,
@@ -191,16 +269,7 @@ pub async fn open(
     peer: String,
     permit: ConnPermit,
 ) {
-    let setup = shard.setup.transports[transport].clone();
-    let timeout = setup.open_handshake_timeout;
-    let mut resume = None;
-    let result = loop {
-        let r = with_timeout(timeout, open_inner(&shard, &mut stream, transport, &peer, resume.take())).await;
-        match r {
-            Some(Ok(Some(Opening::Http { keep_alive: true, resume: next }))) => resume = Some(next),
-            other => break other,
-        }
-    };
+    let result = open_phase(&shard, &mut stream, transport, &peer).await;
     match result {
         Some(Ok(Some(Opening::Http { .. }))) => {}
         Some(Ok(Some(Opening::Link(framer, id, tls)))) => {
@@ -921,28 +990,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     let writer = spawn_writer(conn.out.clone(), wstream, tls.clone());
 
     // Ping task.
-    let ping = framer.ping_settings().map(|(interval, timeout, size)| {
-        let pconn = conn.clone();
-        glommio::spawn_local(async move {
-            let payload = vec![0u8; size.min(125)];
-            loop {
-                glommio::timer::sleep(interval).await;
-                if pconn.out.state() != OutState::Open {
-                    break;
-                }
-                let before = Instant::now();
-                let sender = pconn.sender;
-                pconn.out.push_control(|b| sender.ping(&payload, b));
-                glommio::timer::sleep(timeout).await;
-                if pconn.last_seen.get() < before {
-                    tracing::info!(session = %pconn.session, "auto-ping timeout; closing");
-                    pconn.out.abort();
-                    break;
-                }
-            }
-        })
-        .detach()
-    });
+    let ping = spawn_auto_ping(&conn, framer.ping_settings());
 
     // Reader loop (this task).
     let mut tmp = vec![0u8; READ_CHUNK];
@@ -1002,21 +1050,10 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         conn.last_seen.set(now);
         host.set_now(now);
         host.set_wall_clock(std::time::SystemTime::now());
-        match &tls {
-            None => framer.feed(&tmp[..n]),
-            Some(t) => {
-                plain.clear();
-                let r = t.borrow_mut().feed(&tmp[..n], &mut plain);
-                framer.feed(&plain);
-                if t.borrow().wants_write() {
-                    conn.out.notify.notify();
-                }
-                if let Err(e) = r {
-                    tracing::debug!(%session, error = %e, "TLS error; closing");
-                    conn.out.close_after_flush();
-                    break;
-                }
-            }
+        if let Err(e) = feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out) {
+            tracing::debug!(%session, error = %e, "TLS error; closing");
+            conn.out.close_after_flush();
+            break;
         }
     }
     host.detach(session);

@@ -22,7 +22,7 @@ use wamp_framing::link::{self, AuthCall, AuthResult, ChannelId, LinkAccept, Link
 use wamp_proto::{Serializer, SessionId, Value};
 
 use super::bind::{close_fd, dup};
-use super::conn::{spawn_writer, Conn, ConnPermit};
+use super::conn::{feed_input, spawn_writer, Conn, ConnPermit};
 use super::directory::{SessionDirectory, SessionEntry};
 use super::framer::{FrameEvent, Framer};
 use super::outbound::{OutState, Outbound};
@@ -262,20 +262,9 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
         last_seen.set(now);
         host.set_now(now);
         host.set_wall_clock(std::time::SystemTime::now());
-        match &tls {
-            None => framer.feed(&tmp[..n]),
-            Some(t) => {
-                plain.clear();
-                let r = t.borrow_mut().feed(&tmp[..n], &mut plain);
-                framer.feed(&plain);
-                if t.borrow().wants_write() {
-                    out.notify.notify();
-                }
-                if r.is_err() {
-                    out.close_after_flush();
-                    break;
-                }
-            }
+        if feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &out).is_err() {
+            out.close_after_flush();
+            break;
         }
     }
     // Every session of the link ends with it.
