@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use router_core::runtime::bind::dup;
-use router_core::runtime::conn::{feed_input, spawn_writer, with_timeout};
+use router_core::runtime::conn::{feed_input, read_some, spawn_writer, with_timeout};
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
 use router_core::runtime::stream::{SocketKind, Stream};
@@ -408,14 +408,7 @@ impl Backend {
             if out.state() != OutState::Open {
                 break;
             }
-            glommio::yield_if_needed().await;
-            let n = match rstream.read(&mut tmp).await {
-                Ok(0) | Err(_) => {
-                    out.abort();
-                    break;
-                }
-                Ok(n) => n,
-            };
+            let Some(n) = read_some(&mut rstream, &mut tmp, &out).await else { break };
             last_seen.set(Instant::now());
             if let Err(e) = feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &out) {
                 tracing::warn!(backend = %self.setup.name, error = %e, "router link TLS error");

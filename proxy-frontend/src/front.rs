@@ -12,10 +12,12 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use router_core::engine::handshake;
-use router_core::runtime::bind::{close_fd, dup};
-use router_core::runtime::conn::{feed_input, spawn_auto_ping, spawn_writer, Conn, ConnPermit, JoinRequest};
+use router_core::runtime::bind::dup;
+use router_core::runtime::conn::{
+    feed_input, read_some, spawn_auto_ping, spawn_writer, split_fd, Conn, ConnPermit, JoinRequest,
+};
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
 use router_core::runtime::setup::SlowConsumerPolicy;
@@ -158,18 +160,14 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
             return;
         }
     };
-    let write_fd = match dup(fd) {
-        Ok(f) => f,
+    drop(stream);
+    let (mut rstream, wstream, write_fd) = match split_fd(fd, kind) {
+        Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "dup failed");
-            close_fd(fd);
             return;
         }
     };
-    drop(stream);
-    // SAFETY: both fds are ours, open, connected sockets of `kind`.
-    let mut rstream = unsafe { Stream::from_fd(kind, fd) };
-    let wstream = unsafe { Stream::from_fd(kind, write_fd) };
     let tls = tls.map(|t| Rc::new(RefCell::new(t)));
     let conn = Rc::new(Conn {
         session: join.session,
@@ -243,14 +241,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         if conn.out.state() != OutState::Open {
             break;
         }
-        glommio::yield_if_needed().await;
-        let n = match rstream.read(&mut tmp).await {
-            Ok(0) | Err(_) => {
-                conn.out.abort();
-                break;
-            }
-            Ok(n) => n,
-        };
+        let Some(n) = read_some(&mut rstream, &mut tmp, &conn.out).await else { break };
         conn.last_seen.set(Instant::now());
         if feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out).is_err() {
             conn.out.close_after_flush();

@@ -201,6 +201,37 @@ pub async fn open_phase<G: Gatekeeper>(
     }
 }
 
+/// Splits a connection's fd into a reader and a writer stream (the writer
+/// on a dup, so a read and a write can be in flight at once); returns the
+/// writer's fd too (for [`Outbound`]). On failure `fd` is closed.
+pub fn split_fd(fd: RawFd, kind: SocketKind) -> std::io::Result<(Stream, Stream, RawFd)> {
+    let write_fd = match dup(fd) {
+        Ok(f) => f,
+        Err(e) => {
+            close_fd(fd);
+            return Err(e);
+        }
+    };
+    // SAFETY: both fds are ours, open, connected sockets of `kind`.
+    let (r, w) = unsafe { (Stream::from_fd(kind, fd), Stream::from_fd(kind, write_fd)) };
+    Ok((r, w, write_fd))
+}
+
+/// Waits for the next bytes of a connection (after yielding if this task
+/// has run long); `None` on EOF or error, with `out` aborted.
+pub async fn read_some(rstream: &mut Stream, buf: &mut [u8], out: &Outbound) -> Option<usize> {
+    // A flooding peer whose reads always complete at once must not starve
+    // the other tasks of this shard (writers, timers, other sessions).
+    glommio::yield_if_needed().await;
+    match rstream.read(buf).await {
+        Ok(0) | Err(_) => {
+            out.abort();
+            None
+        }
+        Ok(n) => Some(n),
+    }
+}
+
 /// Feeds bytes read from a connection's socket to its framer, through TLS
 /// when the connection has it (TLS output, e.g. a key update, wakes the
 /// writer).
@@ -913,18 +944,14 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     let Handoff { fd, kind, transport, mut framer, serializer, join, transport_details, permit, tls } = h;
     let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
     let setup = shard.setup.transports[transport].clone();
-    let write_fd = match dup(fd) {
-        Ok(f) => f,
+    let (mut rstream, mut wstream, write_fd) = match split_fd(fd, kind) {
+        Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "dup failed");
             shard.directory.remove(join.session);
-            close_fd(fd);
             return;
         }
     };
-    // SAFETY: both fds are ours, open, connected sockets of `kind`.
-    let mut rstream = unsafe { Stream::from_fd(kind, fd) };
-    let mut wstream = unsafe { Stream::from_fd(kind, write_fd) };
     let host = match shard.realm_host(&join.realm) {
         Some(h) => h,
         None => {
@@ -1036,16 +1063,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         if conn.out.state() != OutState::Open {
             break;
         }
-        // A flooding peer whose reads always complete at once must not starve
-        // the other tasks of this shard (writers, timers, other sessions).
-        glommio::yield_if_needed().await;
-        let n = match rstream.read(&mut tmp).await {
-            Ok(0) | Err(_) => {
-                conn.out.abort();
-                break;
-            }
-            Ok(n) => n,
-        };
+        let Some(n) = read_some(&mut rstream, &mut tmp, &conn.out).await else { break };
         let now = Instant::now();
         conn.last_seen.set(now);
         host.set_now(now);

@@ -17,18 +17,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_lite::AsyncReadExt;
 use wamp_framing::link::{self, AuthCall, AuthResult, ChannelId, LinkAccept, LinkFrame, LinkHello, OpenRequest};
 use wamp_proto::{Serializer, SessionId, Value};
 
-use super::bind::{close_fd, dup};
-use super::conn::{feed_input, spawn_writer, Conn, ConnPermit};
+use super::conn::{feed_input, read_some, spawn_writer, split_fd, Conn, ConnPermit};
 use super::directory::{SessionDirectory, SessionEntry};
 use super::framer::{FrameEvent, Framer};
 use super::outbound::{OutState, Outbound};
 use super::setup::ConnectionLimits;
 use super::shard::Shard;
-use super::stream::{SocketKind, Stream};
+use super::stream::SocketKind;
 use super::tls::Tls;
 use crate::engine::handshake;
 
@@ -164,17 +162,13 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
     let LinkHandoff { fd, kind, transport, mut framer, realm, name, key, permit, tls } = h;
     let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
     let setup = shard.setup.transports[transport].clone();
-    let write_fd = match dup(fd) {
-        Ok(f) => f,
+    let (mut rstream, wstream, write_fd) = match split_fd(fd, kind) {
+        Ok(x) => x,
         Err(e) => {
             tracing::warn!(error = %e, "dup failed");
-            close_fd(fd);
             return;
         }
     };
-    // SAFETY: both fds are ours, open, connected sockets of `kind`.
-    let mut rstream = unsafe { Stream::from_fd(kind, fd) };
-    let wstream = unsafe { Stream::from_fd(kind, write_fd) };
     let Some(host) = shard.realm_host(&realm) else {
         tracing::error!(%realm, "link hand-off to a shard that does not home the realm");
         return;
@@ -250,14 +244,7 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
         if out.state() != OutState::Open {
             break;
         }
-        glommio::yield_if_needed().await;
-        let n = match rstream.read(&mut tmp).await {
-            Ok(0) | Err(_) => {
-                out.abort();
-                break;
-            }
-            Ok(n) => n,
-        };
+        let Some(n) = read_some(&mut rstream, &mut tmp, &out).await else { break };
         let now = Instant::now();
         last_seen.set(now);
         host.set_now(now);
