@@ -193,9 +193,21 @@ pub async fn open_phase<G: Gatekeeper>(
 ) -> Option<Result<Opened, OpenError>> {
     let timeout = gate.transport_setup(transport).open_handshake_timeout;
     let mut resume = None;
+    let mut served = false;
     loop {
         match with_timeout(timeout, open_inner(gate, stream, transport, peer, resume.take())).await {
-            Some(Ok(Some(Opening::Http { keep_alive: true, resume: next }))) => resume = Some(next),
+            Some(Ok(Some(Opening::Http { keep_alive: true, resume: next }))) => {
+                served = true;
+                resume = Some(next);
+            }
+            // A kept-alive HTTP connection that the client closes, or leaves
+            // idle, after its last request is done, not failed.
+            Some(Err(OpenError::Closed)) | None if served => {
+                return Some(Ok(Some(Opening::Http {
+                    keep_alive: false,
+                    resume: Resume { tls: None, rest: Vec::new() },
+                })))
+            }
             other => return other,
         }
     }
