@@ -120,9 +120,11 @@ run() {
     local r0 p0 t0 r1 p1 t1 rc=0
     r0=$(ticks "$ROUTER_PID") p0=$(ticks "$PROXY_PID") t0=$(date +%s.%N)
     (sleep "$WARM"; ss -Htn state established "( dport = :$R_RS )" | wc -l > "$OUT/$name.links") &
+    local ss_pid=$!
     taskset -c "$LOAD_CPU" "$LOADTEST_BIN" -q "${args[@]}" > "$OUT/$name.txt" || rc=$?
     r1=$(ticks "$ROUTER_PID") p1=$(ticks "$PROXY_PID") t1=$(date +%s.%N)
-    wait
+    # Only the link counter: a bare `wait` would wait for junction itself.
+    wait "$ss_pid" || true
     [[ $rc -eq 0 || $rc -eq 2 ]] || { cat "$OUT/$name.txt" >&2; exit $rc; }
     python3 - "$OUT/$name.json" "$r0" "$r1" "$p0" "$p1" "$t0" "$t1" "$(cat "$OUT/$name.links")" <<'EOF'
 import json, os, sys
