@@ -17,8 +17,8 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{
-    free_port, once_or_fail, rawsocket_tcp_auth, start_with_ports, temp_dir, try_start_in_dir,
-    websocket_transport_auth, JunctionProcess,
+    once_or_fail, rawsocket_tcp_auth, start_in_dir_with_ports, start_with_ports, temp_dir, websocket_transport_auth,
+    JunctionProcess,
 };
 use serde_json::{json, Value};
 
@@ -57,15 +57,22 @@ fn report() -> &'static Value {
                 }]
             })
         });
-        let url = format!("ws://127.0.0.1:{}", ports[0]);
-        let nobody = format!("ws://127.0.0.1:{}", ports[1]);
-        let auth = format!("rs://127.0.0.1:{}", ports[2]);
-        let r = process
-            .python("dynauth.py", &[&url, "realm1", "cbor", "--authenticator-url", &auth, "--nobody-url", &nobody]);
-        assert_eq!(r["ok"], Value::Bool(true), "{r}");
-        Report { _process: process, r }
+        run_scenario(process, &ports)
     });
     &rep.r
+}
+
+/// Runs `dynauth.py` against a node whose ports are: the ticket transport,
+/// the transport with an unregistered authenticator, the authenticator's
+/// RawSocket transport.
+fn run_scenario(process: JunctionProcess, ports: &[u16]) -> Report {
+    let url = format!("ws://127.0.0.1:{}", ports[0]);
+    let nobody = format!("ws://127.0.0.1:{}", ports[1]);
+    let auth = format!("rs://127.0.0.1:{}", ports[2]);
+    let r =
+        process.python("dynauth.py", &[&url, "realm1", "cbor", "--authenticator-url", &auth, "--nobody-url", &nobody]);
+    assert_eq!(r["ok"], Value::Bool(true), "{r}");
+    Report { _process: process, r }
 }
 
 /// A good ticket joins with the authenticator's role and `authextra`, as
@@ -145,14 +152,12 @@ fn departed_authenticator_refuses_promptly() {
 fn proxy_report() -> &'static Value {
     static REPORT: OnceLock<Result<Report, String>> = OnceLock::new();
     let rep = once_or_fail(&REPORT, || {
-        let mut last = String::new();
-        for _ in 0..3 {
-            let p = [free_port(), free_port(), free_port()];
+        let (process, ports, _) = start_in_dir_with_ports(&temp_dir("dynauth-proxy"), 3, |p| {
             let link = |realm: &str| {
                 json!({"realm": realm, "transport": {"type": "rawsocket",
                     "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": p[2]}}})
             };
-            let config = json!({
+            json!({
                 "version": 2,
                 "workers": [
                     {
@@ -182,24 +187,9 @@ fn proxy_report() -> &'static Value {
                         ]
                     }
                 ]
-            });
-            match try_start_in_dir(&temp_dir("dynauth-proxy"), &config) {
-                Ok((process, _)) => {
-                    let url = format!("ws://127.0.0.1:{}", p[0]);
-                    let nobody = format!("ws://127.0.0.1:{}", p[1]);
-                    let auth = format!("rs://127.0.0.1:{}", p[2]);
-                    let r = process.python(
-                        "dynauth.py",
-                        &[&url, "realm1", "cbor", "--authenticator-url", &auth, "--nobody-url", &nobody],
-                    );
-                    assert_eq!(r["ok"], Value::Bool(true), "{r}");
-                    return Report { _process: process, r };
-                }
-                Err(e) if e.contains("in use") => last = e,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        panic!("{last}")
+            })
+        });
+        run_scenario(process, &ports)
     });
     &rep.r
 }
