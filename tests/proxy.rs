@@ -51,6 +51,8 @@ const FROZEN_BOUND: Duration = Duration::from_millis(3500);
 
 const TICKET_USER: &str = "joe";
 const TICKET: &str = "secret-joe";
+const CRA_USER: &str = "crauser";
+const CRA_SECRET: &str = "cra-secret-1";
 const ROUTER_UNAVAILABLE: &str = "junction.error.router_unavailable";
 const ROUTER_LOST: &str = "junction.close.router_lost";
 
@@ -68,7 +70,8 @@ fn tls_tcp(port: u16, tls: &Value) -> Value {
 fn client_auth() -> Value {
     json!({
         "anonymous": {"type": "static", "role": "anonymous"},
-        "ticket": {"type": "static", "principals": {TICKET_USER: {"ticket": TICKET, "role": "user"}}}
+        "ticket": {"type": "static", "principals": {TICKET_USER: {"ticket": TICKET, "role": "user"}}},
+        "wampcra": {"type": "static", "users": {CRA_USER: {"secret": CRA_SECRET, "role": "user"}}}
     })
 }
 
@@ -667,6 +670,24 @@ fn wrong_ticket_is_refused_as_on_a_router() {
     assert_eq!(r["joined"], true, "{r}");
     assert_eq!(r["authid"], TICKET_USER, "{r}");
     assert_eq!(r["authrole"], "user", "{r}");
+}
+
+/// WAMP-CRA through a proxy: the session id inside the CHALLENGE string is
+/// the id WELCOME gives (the router adopts the id the proxy drew).
+#[test]
+fn wampcra_through_a_proxy_challenge_names_the_welcome_session() {
+    let n = main_node();
+    for (url, ser) in [(n.rs(0), "json"), (n.ws(1), "msgpack")] {
+        let r = n.process.python(
+            "auth.py",
+            &[&url, "realm1", ser, "--method", "wampcra", "--authid", CRA_USER, "--secret", CRA_SECRET],
+        );
+        assert_eq!(r["joined"], true, "{url}: {r}");
+        assert_eq!(r["authmethod"], "wampcra", "{url}: {r}");
+        assert_eq!(r["challenges"], json!(["wampcra"]), "{url}: {r}");
+        assert!(r["session"].as_u64().is_some(), "{url}: {r}");
+        assert_eq!(r["challenge_session"], r["session"], "{url}: CHALLENGE and WELCOME name different sessions: {r}");
+    }
 }
 
 /// HELLO asking for `authrole: admin` (a role that exists on the router

@@ -195,6 +195,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         hello_details: join.hello_details,
         transport: details,
         serializer,
+        session: Some(join.session),
     };
     match backend.open(front.clone(), &req) {
         Ok(ch) => *front.backend.borrow_mut() = Some((backend, ch)),

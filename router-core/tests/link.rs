@@ -130,6 +130,7 @@ impl LinkClient {
             hello_details: hello,
             transport,
             serializer: Serializer::Json,
+            session: None,
         };
         self.send(&LinkFrame::Open { channel: ChannelId(ch), body: req.encode() });
     }

@@ -49,7 +49,7 @@ async def sessions(args):
     k2 = await connect_as(args.url, args.realm, args.serializer, authid="kbid")
     kids = sorted([k1.session_id, k2.session_id])
     killed = await c(s1, "wamp.session.kill_by_authid", "kbid")
-    out["kill_by_authid_ok"] = sorted(killed) == kids
+    out["kill_by_authid_ok"] = killed == len(kids)
     out["kill_by_authid_reasons"] = [(await wait(k.left, "kbid onLeave")).reason for k in (k1, k2)]
 
     # kill_by_authrole: the guest-role session only.
@@ -57,7 +57,7 @@ async def sessions(args):
     out["guest_role"] = g1.joined.result().authrole
     gid = g1.session_id
     killed = await c(s1, "wamp.session.kill_by_authrole", "guest")
-    out["kill_by_authrole_ok"] = killed == [gid]
+    out["kill_by_authrole_ok"] = killed == 1
     await wait(g1.left, "guest onLeave")
     out["count_after_role_kill"] = await c(s1, "wamp.session.count")
 

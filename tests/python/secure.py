@@ -14,6 +14,7 @@ scenarios can assert on refusals as well as on joins.
 """
 
 import asyncio
+import json
 import ssl
 from urllib.parse import urlparse
 
@@ -42,6 +43,8 @@ class AuthClient(Client):
         self.challenges = []
         #: Why Autobahn refused the WELCOME (e.g. bad SCRAM server signature).
         self.welcome_denied = None
+        #: The ``session`` named inside a WAMP-CRA challenge string.
+        self.challenge_session = None
 
     def onConnect(self):
         self.join(
@@ -53,6 +56,11 @@ class AuthClient(Client):
 
     def onChallenge(self, challenge):
         self.challenges.append(challenge.method)
+        if challenge.method == "wampcra":
+            try:
+                self.challenge_session = json.loads(challenge.extra["challenge"]).get("session")
+            except (KeyError, ValueError, AttributeError):
+                self.challenge_session = "unparsable"
         a = self._authenticators.get(challenge.method)
         if a is None:
             raise RuntimeError(f"unexpected CHALLENGE for {challenge.method!r}")
@@ -175,6 +183,8 @@ async def attempt(url, realm, serializer, methods, roundtrip=True, **kw):
         return {"joined": False, "reason": None, "message": None, "challenges": [],
                 "error": f"{type(e).__name__}: {e}"}
     out = {"joined": session.joined.done(), "challenges": list(session.challenges)}
+    if session.challenge_session is not None:
+        out["challenge_session"] = session.challenge_session
     if session.joined.done():
         d = session.joined.result()
         out.update(authid=d.authid, authrole=d.authrole, authmethod=d.authmethod,

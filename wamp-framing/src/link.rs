@@ -373,6 +373,10 @@ pub struct OpenRequest {
     pub transport: Dict,
     /// The client's serializer: DATA on this channel is in it.
     pub serializer: Serializer,
+    /// The session id the proxy drew during authentication (WAMP-CRA
+    /// challenges and authenticators saw it). The router uses it if it is
+    /// free in its session directory, so WELCOME carries the same id.
+    pub session: Option<SessionId>,
 }
 
 impl OpenRequest {
@@ -387,6 +391,9 @@ impl OpenRequest {
         d.insert("hello".into(), Value::Dict(self.hello_details.clone()));
         d.insert("transport".into(), Value::Dict(self.transport.clone()));
         d.insert("serializer".into(), Value::from(self.serializer.name()));
+        if let Some(s) = self.session {
+            d.insert("session".into(), Value::UInt(s.get()));
+        }
         encode_json(&Message::Hello { realm: self.realm.clone(), details: d })
     }
 
@@ -405,6 +412,7 @@ impl OpenRequest {
             hello_details: get_dict(&details, "hello"),
             transport: get_dict(&details, "transport"),
             serializer,
+            session: details.get("session").and_then(Value::as_u64).and_then(SessionId::new),
         })
     }
 }
@@ -580,6 +588,7 @@ mod tests {
             hello_details: Dict::new(),
             transport,
             serializer: Serializer::Cbor,
+            session: Some(SessionId::from_valid(77)),
         };
         assert_eq!(OpenRequest::decode(&o.encode()).expect("open"), o);
         let c = AuthCall { realm: "auth".into(), procedure: "com.auth".into(), args: vec![Value::from("a")] };

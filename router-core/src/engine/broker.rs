@@ -155,6 +155,10 @@ pub(super) struct Subscription {
     /// Subscribers with their serializer, so the fan-out needs no session
     /// lookup. Insertion ordered; removal is O(1).
     pub(super) subscribers: IndexMap<SessionId, Serializer>,
+    /// Subscribers on peer workers (ghosts), with their peer.
+    pub(super) remote: IndexMap<SessionId, super::PeerId>,
+    /// Remote subscribers per peer (a publication goes once to each).
+    pub(super) peers: Vec<(super::PeerId, u32)>,
     /// Configured event history; such a subscription outlives its last
     /// subscriber.
     pub(super) history: Option<History>,
@@ -327,11 +331,16 @@ impl Broker {
         if let Some(slot) = self.find(policy, &topic) {
             return (slot, false);
         }
+        // The same (policy, topic) gets the same id on every worker of a
+        // cluster: a hash, probed on (improbable) collision.
+        let _ = rng;
+        let mut h = super::cluster_id_hash(b's', policy, &topic);
         let id = loop {
-            let id = SubscriptionId::from_valid(rng.gen_range(1..=MAX_ID));
+            let id = SubscriptionId::from_valid(h % MAX_ID + 1);
             if !self.ids.contains_key(&id) {
                 break id;
             }
+            h = h.wrapping_add(1);
         };
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -348,7 +357,16 @@ impl Broker {
         }
         self.ids.insert(id, slot);
         if let Some(s) = self.slots.get_mut(slot) {
-            *s = Some(Subscription { id, policy, topic, subscribers: IndexMap::new(), history: None, created: now });
+            *s = Some(Subscription {
+                id,
+                policy,
+                topic,
+                subscribers: IndexMap::new(),
+                remote: IndexMap::new(),
+                peers: Vec::new(),
+                history: None,
+                created: now,
+            });
         }
         self.stats.subscriptions += 1;
         (slot, true)
@@ -372,6 +390,31 @@ impl Broker {
         Some((sub.id, created, added))
     }
 
+    /// Adds ghost `session` of `peer` to the subscription (policy, topic),
+    /// creating it if needed. Returns its id (`None` for an invalid pattern).
+    pub(super) fn subscribe_remote<R: Rng>(
+        &mut self,
+        policy: MatchPolicy,
+        topic: String,
+        session: SessionId,
+        peer: super::PeerId,
+        rng: &mut R,
+        now: Option<std::time::SystemTime>,
+    ) -> Option<SubscriptionId> {
+        if !valid_pattern(policy, &topic) {
+            return None;
+        }
+        let (slot, _) = self.find_or_create(policy, topic, rng, now);
+        let sub = self.slots.get_mut(slot)?.as_mut()?;
+        if sub.remote.insert(session, peer).is_none() {
+            match sub.peers.iter_mut().find(|(p, _)| *p == peer) {
+                Some((_, n)) => *n += 1,
+                None => sub.peers.push((peer, 1)),
+            }
+        }
+        Some(sub.id)
+    }
+
     /// Removes `session` from subscription `id`; deletes the subscription
     /// when its last subscriber is gone (unless it keeps a history).
     /// Returns `None` if `session` was not subscribed, else whether the
@@ -379,8 +422,16 @@ impl Broker {
     pub(super) fn unsubscribe(&mut self, id: SubscriptionId, session: SessionId) -> Option<bool> {
         let &slot = self.ids.get(&id)?;
         let Some(Some(sub)) = self.slots.get_mut(slot) else { return None };
-        sub.subscribers.swap_remove(&session)?;
-        if sub.subscribers.is_empty() && sub.history.is_none() {
+        if sub.subscribers.swap_remove(&session).is_none() {
+            let peer = sub.remote.swap_remove(&session)?;
+            if let Some(i) = sub.peers.iter().position(|(p, _)| *p == peer) {
+                sub.peers[i].1 -= 1;
+                if sub.peers[i].1 == 0 {
+                    sub.peers.swap_remove(i);
+                }
+            }
+        }
+        if sub.subscribers.is_empty() && sub.remote.is_empty() && sub.history.is_none() {
             if let Some(sub) = self.slots.get_mut(slot).and_then(Option::take) {
                 match sub.policy {
                     MatchPolicy::Exact => {
@@ -524,6 +575,12 @@ impl Realm {
         };
         s.subscriptions.insert(id);
         let _ = self.out.send(sid, ser, &Message::Subscribed { request, subscription: id });
+        if added && !self.cluster.peers.is_empty() {
+            if let Some(sub) = self.broker.get(id) {
+                let msg = super::PeerMsg::Subscribe { session: sid, policy: sub.policy, topic: sub.topic.clone() };
+                self.broadcast(msg);
+            }
+        }
         if opt_bool(options, "get_retained") == Some(true) {
             self.send_retained(sid, id);
         }
@@ -542,6 +599,12 @@ impl Realm {
     /// not subscribed.
     pub(super) fn unsubscribe_session(&mut self, id: SubscriptionId, session: SessionId) -> bool {
         let meta = self.broker.get(id).is_some_and(|s| !s.topic.starts_with("wamp."));
+        if !self.cluster.peers.is_empty() && !self.is_ghost(session) {
+            if let Some(sub) = self.broker.get(id).filter(|s| s.subscribers.contains_key(&session)) {
+                let msg = super::PeerMsg::Unsubscribe { session, policy: sub.policy, topic: sub.topic.clone() };
+                self.broadcast(msg);
+            }
+        }
         let Some(deleted) = self.broker.unsubscribe(id, session) else { return false };
         if meta {
             self.meta_event_ids(super::meta::SUBSCRIPTION_ON_UNSUBSCRIBE, session, id.get());
@@ -701,7 +764,8 @@ impl Realm {
         let details = publication_details(s, auth.disclose, options);
         let skip = if opt_bool(options, "exclude_me").unwrap_or(true) { Some(sid) } else { None };
         let retain = opt_bool(options, "retain") == Some(true);
-        self.route_publication(skip, topic, details, receivers, retain, publication, &payload);
+        let fwd = if self.cluster.peers.is_empty() { None } else { Some(receiver_options(options)) };
+        self.route_publication(skip, topic, details, receivers, retain, publication, &payload, fwd);
         if ack {
             let _ = self.out.send(sid, ser, &Message::Published { request, publication });
         }
@@ -710,11 +774,33 @@ impl Realm {
     /// Routes a router-originated publication (meta event or testament).
     pub(super) fn route_deferred(&mut self, d: Deferred) {
         let publication = d.publication.unwrap_or_else(|| PublicationId::from_valid(self.rng.gen_range(1..=MAX_ID)));
-        self.route_publication(None, d.topic, d.details, d.receivers, d.retain, publication, &d.payload);
+        let fwd = if self.cluster.peers.is_empty() { None } else { Some(d.receiver_options.clone()) };
+        self.route_publication(None, d.topic, d.details, d.receivers, d.retain, publication, &d.payload, fwd);
+    }
+
+    /// Routes a publication a peer worker accepted, to local subscribers
+    /// only (never forwarded again).
+    pub(super) fn route_from_peer(
+        &mut self,
+        topic: String,
+        details: Dict,
+        receivers: Receivers,
+        retain: bool,
+        publication: PublicationId,
+        payload: &Payload,
+    ) {
+        if !super::uri_ok(&topic) {
+            self.cluster.stats.ignored += 1;
+            return;
+        }
+        self.route_publication(None, topic, details, receivers, retain, publication, payload, None);
     }
 
     /// Delivers an accepted publication to every matching subscription
-    /// (except to `skip`), appends it to histories and retains it.
+    /// (except to `skip`), appends it to histories and retains it. With
+    /// `forward` (the publication's black/whitelisting options) it is also
+    /// sent once to every peer worker with a matching remote subscriber
+    /// (every peer, for `retain`).
     #[allow(clippy::too_many_arguments)]
     fn route_publication(
         &mut self,
@@ -725,7 +811,9 @@ impl Realm {
         retain: bool,
         publication: PublicationId,
         payload: &Payload,
+        forward: Option<Dict>,
     ) {
+        let mut to_peers: Vec<super::PeerId> = Vec::new();
         let broker = &mut self.broker;
         let mut matches = std::mem::take(&mut broker.scratch);
         matches.clear();
@@ -761,6 +849,13 @@ impl Realm {
             if !sub.subscribers.is_empty() {
                 ctx.fan_out(&mut self.out, sub, d);
             }
+            if forward.is_some() {
+                for &(p, _) in &sub.peers {
+                    if !to_peers.contains(&p) {
+                        to_peers.push(p);
+                    }
+                }
+            }
             if let Some(h) = &mut sub.history {
                 let p = stored.get_or_insert_with(|| detach(payload, max_stored));
                 match p {
@@ -782,6 +877,24 @@ impl Realm {
             }
         }
         broker.scratch = matches;
+
+        if let Some(opts) = forward {
+            if retain {
+                to_peers.clone_from(&self.cluster.peers);
+            }
+            for peer in to_peers {
+                self.cluster.stats.publications_forwarded += 1;
+                let msg = super::PeerMsg::Publish {
+                    publication,
+                    topic: topic.clone(),
+                    details: details.clone(),
+                    receivers: opts.clone(),
+                    retain,
+                    payload: payload.clone(),
+                };
+                self.out.queue.push_back(super::Transmit::Peer { peer, msg });
+            }
+        }
 
         if retain {
             let p = stored.get_or_insert_with(|| detach(payload, max_stored)).clone();
@@ -822,6 +935,19 @@ pub(super) fn publication_details(s: &Session, disclose: bool, options: &Dict) -
     details
 }
 
+/// The black/whitelisting options of a PUBLISH (forwarded to peers).
+pub(super) fn receiver_options(options: &Dict) -> Dict {
+    let mut d = Dict::new();
+    if !options.is_empty() {
+        for k in super::cluster::RECEIVER_KEYS {
+            if let Some(v) = options.get(k) {
+                d.insert(k.to_owned(), v.clone());
+            }
+        }
+    }
+    d
+}
+
 /// A router-originated publication waiting for the end of the current
 /// input (see `Realm::flush_deferred`).
 #[derive(Clone, Debug)]
@@ -833,6 +959,8 @@ pub(super) struct Deferred {
     /// A publication id assigned in advance (testaments), else random.
     pub(super) publication: Option<PublicationId>,
     pub(super) payload: Payload,
+    /// `receivers` as PUBLISH options, for peers.
+    pub(super) receiver_options: Dict,
 }
 
 /// A copy of `payload` detached from the receive buffer, or `None` if it is

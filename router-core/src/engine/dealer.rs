@@ -210,6 +210,9 @@ pub(super) struct RegInfo<'a> {
 pub(super) enum Caller {
     Session(SessionId),
     Router(u64),
+    /// A caller on a peer worker, by that worker's invocation id (see the
+    /// `cluster` module).
+    Peer(super::PeerId, RequestId),
 }
 
 /// A wildcard registration with its precedence key.
@@ -266,6 +269,33 @@ pub(super) struct PeerFeatures {
 }
 
 impl PeerFeatures {
+    /// The features as HELLO `roles` (what a peer worker needs to know).
+    pub(super) fn as_roles(&self) -> Dict {
+        fn role(flags: &[(&str, bool)]) -> Value {
+            let mut f = Dict::new();
+            for (n, on) in flags {
+                if *on {
+                    f.insert((*n).to_owned(), Value::Bool(true));
+                }
+            }
+            let mut r = Dict::new();
+            r.insert("features".into(), Value::Dict(f));
+            Value::Dict(r)
+        }
+        let mut roles = Dict::new();
+        roles.insert(
+            "callee".into(),
+            role(&[
+                ("call_canceling", self.callee_canceling),
+                ("progressive_call_invocations", self.callee_progressive_invocations),
+                ("registration_revocation", self.callee_revocation),
+            ]),
+        );
+        roles.insert("caller".into(), role(&[("progressive_call_invocations", self.caller_progressive_invocations)]));
+        roles.insert("subscriber".into(), role(&[("subscription_revocation", self.subscriber_revocation)]));
+        roles
+    }
+
     /// Reads `HELLO.Details.roles.{callee,caller}.features`. Anything
     /// malformed counts as not announced.
     pub(super) fn from_hello(details: &Dict) -> PeerFeatures {
@@ -491,6 +521,19 @@ impl Dealer {
         self.wildcard.iter().find(|w| w.matches(procedure)).map(|w| (&w.reg, true))
     }
 
+    /// The id of a new registration (policy, uri): the same on every worker
+    /// of a cluster (a hash, probed on collision).
+    fn new_id(&self, policy: MatchPolicy, uri: &str) -> RegistrationId {
+        let mut h = super::cluster_id_hash(b'r', policy, uri);
+        loop {
+            let id = RegistrationId::from_valid(h % MAX_ID + 1);
+            if !self.ids.contains_key(&id) {
+                return id;
+            }
+            h = h.wrapping_add(1);
+        }
+    }
+
     fn disarm(&mut self, callee: SessionId, inv: RequestId, deadline: Option<Instant>) {
         if let Some(d) = deadline {
             self.timers.remove(&(d, callee, inv));
@@ -627,6 +670,11 @@ impl Realm {
         if !self.dealer.ids.contains_key(&registration) {
             return false;
         }
+        let all: Vec<SessionId> =
+            self.dealer.registration(registration).map(|r| r.callees.to_vec()).unwrap_or_default();
+        for c in all {
+            self.announce_unregister(c, registration);
+        }
         let callees = self.dealer.remove(registration);
         let last = callees.last().copied();
         for callee in callees {
@@ -662,6 +710,7 @@ impl Realm {
         if !self.sessions.get(&callee).is_some_and(|s| s.rpc.registrations.contains(&registration)) {
             return false;
         }
+        self.announce_unregister(callee, registration);
         let deleted = self.dealer.remove_callee(registration, callee);
         self.registration_removed_meta(callee, registration, deleted);
         self.notify_unregistered(callee, registration, reason);
@@ -696,6 +745,8 @@ impl Realm {
                 }
             }
             Caller::Router(token) => self.internal_outcome(token, Err((error.to_owned(), message.to_owned()))),
+            // Peer calls arm no deadline here: the caller's worker times out.
+            Caller::Peer(..) => self.cluster.stats.ignored += 1,
         }
     }
 
@@ -774,18 +825,24 @@ impl Realm {
             reg.id
         } else {
             created = true;
-            let id = loop {
-                let id = RegistrationId::from_valid(self.rng.gen_range(1..=MAX_ID));
-                if !self.dealer.ids.contains_key(&id) {
-                    break id;
-                }
-            };
+            let id = self.dealer.new_id(policy, &procedure);
             let reg = Registration { id, invoke, callees: vec![sid], next: Cell::new(0), created: self.wall_clock };
             self.dealer.insert(policy, procedure, reg);
             id
         };
         s.rpc.registrations.insert(id);
         let _ = self.out.send(sid, ser, &Message::Registered { request, registration: id });
+        if !self.cluster.peers.is_empty() {
+            if let Some(r) = self.dealer.registration(id) {
+                let msg = super::PeerMsg::Register {
+                    session: sid,
+                    policy: r.policy,
+                    procedure: r.uri.to_owned(),
+                    invoke: r.invoke.to_owned(),
+                };
+                self.broadcast(msg);
+            }
+        }
         if created {
             self.registration_created_meta(sid, id);
         }
@@ -799,9 +856,22 @@ impl Realm {
             let msg = format!("session has no registration {id}");
             return self.out.error(sid, ser, code::UNREGISTER, request, uris::NO_SUCH_REGISTRATION, msg);
         }
+        self.announce_unregister(sid, id);
         let deleted = self.dealer.remove_callee(id, sid);
         let _ = self.out.send(sid, ser, &Message::Unregistered { request, details: None });
         self.registration_removed_meta(sid, id, deleted);
+    }
+
+    /// Tells the peer workers that local callee `sid` leaves registration
+    /// `id` (call before removing it).
+    fn announce_unregister(&mut self, sid: SessionId, id: RegistrationId) {
+        if self.cluster.peers.is_empty() || self.is_ghost(sid) {
+            return;
+        }
+        if let Some(r) = self.dealer.registration(id) {
+            let msg = super::PeerMsg::Unregister { session: sid, policy: r.policy, procedure: r.uri.to_owned() };
+            self.broadcast(msg);
+        }
     }
 
     /// Queues `on_unregister` (and `on_delete` if `deleted`) for callee
@@ -1013,6 +1083,9 @@ impl Realm {
                 }
             }
             Caller::Router(token) => self.internal.forget(token),
+            Caller::Peer(peer, r) => {
+                self.cluster.calls.remove(&(peer, r));
+            }
         }
         Some(p)
     }
@@ -1057,6 +1130,16 @@ impl Realm {
                 let outcome = internal::result_value(&payload);
                 return self.internal_outcome(token, outcome);
             }
+            (Caller::Peer(peer, r), _) => {
+                let mut options = Dict::new();
+                if progress {
+                    options.insert("progress".into(), Value::Bool(true));
+                }
+                let msg = Message::Yield { request: r, options, payload };
+                let msg = super::PeerMsg::FromSession { session: sid, msg };
+                self.out.queue.push_back(super::Transmit::Peer { peer, msg });
+                return;
+            }
         };
         let Some(c) = self.sessions.get(&caller) else { return };
         let ser = c.info.serializer;
@@ -1095,6 +1178,13 @@ impl Realm {
             Caller::Router(token) => {
                 let message = internal::error_message(&payload);
                 return self.internal_outcome(token, Err((error, message)));
+            }
+            Caller::Peer(peer, r) => {
+                let msg =
+                    Message::Error { request_type: code::INVOCATION, request: r, details: Dict::new(), error, payload };
+                let msg = super::PeerMsg::FromSession { session: sid, msg };
+                self.out.queue.push_back(super::Transmit::Peer { peer, msg });
+                return;
             }
         };
         let Some(caller) = self.sessions.get(&caller_id) else { return };
@@ -1175,6 +1265,7 @@ impl Realm {
         let calls = std::mem::take(&mut s.rpc.calls);
         registrations.sort_unstable();
         for reg in registrations {
+            self.announce_unregister(session, reg);
             let deleted = self.dealer.remove_callee(reg, session);
             self.registration_removed_meta(session, reg, deleted);
         }
@@ -1187,6 +1278,12 @@ impl Realm {
                     self.internal.forget(token);
                     let msg = "callee disconnected from in-flight request".to_owned();
                     self.internal_outcome(token, Err((uris::CANCELED.to_owned(), msg)));
+                    continue;
+                }
+                // The caller's worker learns of the departure (SessionLeave)
+                // and fails the call there.
+                Caller::Peer(peer, r) => {
+                    self.cluster.calls.remove(&(peer, r));
                     continue;
                 }
             };
@@ -1289,5 +1386,144 @@ impl Realm {
         self.internal.track(token, callee_id, inv);
         self.out.stats.calls += 1;
         Ok(())
+    }
+}
+
+/// The callee side of calls made on peer workers (see the `cluster` module).
+impl Realm {
+    /// Ghost `session` becomes a callee of (policy, procedure). Returns false
+    /// (and changes nothing) if that conflicts with the registration here.
+    pub(super) fn register_ghost(
+        &mut self,
+        session: SessionId,
+        policy: MatchPolicy,
+        procedure: String,
+        invoke: &str,
+    ) -> bool {
+        let Some(invoke) = Invoke::parse(Some(&Value::Str(invoke.to_owned()))) else { return false };
+        let valid = match policy {
+            MatchPolicy::Exact => uri_ok(&procedure),
+            _ => wamp_proto::uri::is_valid_uri(&procedure, false, true),
+        };
+        if !valid {
+            return false;
+        }
+        let (id, created) = match self.dealer.get_mut(policy, &procedure) {
+            Some(reg) => {
+                if reg.invoke == Invoke::Single || reg.invoke != invoke || reg.callees.contains(&session) {
+                    tracing::warn!(%session, procedure = %clip(&procedure), realm = %self.name,
+                        "a peer's registration conflicts with this worker's: ignored here");
+                    return false;
+                }
+                reg.callees.push(session);
+                (reg.id, false)
+            }
+            None => {
+                let id = self.dealer.new_id(policy, &procedure);
+                let reg =
+                    Registration { id, invoke, callees: vec![session], next: Cell::new(0), created: self.wall_clock };
+                self.dealer.insert(policy, procedure, reg);
+                (id, true)
+            }
+        };
+        let _ = created;
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.rpc.registrations.insert(id);
+        }
+        true
+    }
+
+    /// Ghost `session` leaves registration `id`.
+    pub(super) fn unregister_ghost(&mut self, session: SessionId, id: RegistrationId) {
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        if s.rpc.registrations.remove(&id) {
+            self.dealer.remove_callee(id, session);
+        }
+    }
+
+    /// A peer's caller calls local callee `callee` (the peer chose it): the
+    /// INVOCATION is re-issued under a local invocation id. A repeated peer
+    /// invocation id is the next chunk of a progressive call invocation.
+    pub(super) fn invoke_for_peer(
+        &mut self,
+        peer: super::PeerId,
+        callee: SessionId,
+        peer_inv: RequestId,
+        registration: RegistrationId,
+        details: Dict,
+        payload: Payload,
+    ) {
+        if let Some(&(c, inv)) = self.cluster.calls.get(&(peer, peer_inv)) {
+            let Some(s) = self.sessions.get(&c) else { return };
+            if s.rpc.invocations.get(&inv).is_some_and(|i| !i.killed) {
+                let msg = Message::Invocation { request: inv, registration, details, payload };
+                let _ = self.out.send(c, s.info.serializer, &msg);
+            }
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(&callee) else { return };
+        let next = s.rpc.last_invocation + 1;
+        let Some(inv) = RequestId::new(next) else { return };
+        let receive_progress = opt_bool(&details, "receive_progress") == Some(true);
+        let msg = Message::Invocation { request: inv, registration, details, payload };
+        if let Err(e) = self.out.send(callee, s.info.serializer, &msg) {
+            let err = Message::Error {
+                request_type: code::INVOCATION,
+                request: peer_inv,
+                details: Dict::new(),
+                error: uris::INVALID_ARGUMENT.into(),
+                payload: Payload::values(
+                    Some(vec![Value::Str(format!("call payload could not be passed to the callee: {e}"))]),
+                    None,
+                ),
+            };
+            let msg = super::PeerMsg::FromSession { session: callee, msg: err };
+            self.out.queue.push_back(super::Transmit::Peer { peer, msg });
+            return;
+        }
+        s.rpc.last_invocation = next;
+        s.rpc.invocations.insert(
+            inv,
+            Invocation {
+                caller: Caller::Peer(peer, peer_inv),
+                call_request: peer_inv,
+                registration,
+                receive_progress,
+                stream: None,
+                killed: false,
+                deadline: None,
+            },
+        );
+        self.cluster.calls.insert((peer, peer_inv), (callee, inv));
+        self.out.stats.calls += 1;
+    }
+
+    /// The peer's caller canceled (or timed out) invocation `inv` of local
+    /// callee `callee`: pass the INTERRUPT on (if the callee supports it).
+    /// For `kill` the callee's reply still goes back; otherwise the call is
+    /// forgotten here.
+    pub(super) fn interrupt_for_peer(&mut self, callee: SessionId, inv: RequestId, options: Dict, kill: bool) {
+        let Some(s) = self.sessions.get_mut(&callee) else { return };
+        let (can_cancel, ser) = (s.rpc.features.callee_canceling, s.info.serializer);
+        let Some(i) = s.rpc.invocations.get_mut(&inv) else { return };
+        if kill {
+            i.killed = true;
+        }
+        if can_cancel {
+            let _ = self.out.send(callee, ser, &Message::Interrupt { request: inv, options });
+        }
+        if !kill {
+            self.finish_invocation(callee, inv);
+        }
+    }
+
+    /// The peer that called local callee `callee` (invocation `inv`) is gone.
+    pub(super) fn peer_call_gone(&mut self, callee: SessionId, inv: RequestId, reason: &str) {
+        let Some(s) = self.sessions.get(&callee) else { return };
+        let (can_cancel, ser, closing) = (s.rpc.features.callee_canceling, s.info.serializer, s.closing);
+        if self.finish_invocation(callee, inv).is_some() && can_cancel && !closing {
+            let _ = self.out.send(callee, ser, &interrupt(inv, "killnowait", uris::CANCELED));
+            let _ = reason;
+        }
     }
 }

@@ -77,6 +77,7 @@ pub mod authz;
 mod broker;
 mod broker_meta;
 mod broker_trie;
+pub mod cluster;
 mod dealer;
 pub mod handshake;
 mod internal;
@@ -85,6 +86,8 @@ mod meta;
 mod tests;
 #[cfg(test)]
 mod tests_broker;
+#[cfg(test)]
+mod tests_cluster;
 #[cfg(test)]
 mod tests_dealer;
 #[cfg(test)]
@@ -100,6 +103,7 @@ use wamp_proto::{code, Dict, EncodeError, Message, Payload, RequestId, SessionId
 
 pub use authz::{Action, Allow, Authorization, Disclose, MatchPolicy, Permission, Role, RoleTable};
 pub use broker::{BrokerSpec, BrokerStats, HistorySpec};
+pub use cluster::{ClusterStats, PeerError, PeerId, PeerMsg, RemoteSession};
 pub use dealer::DealerConfig;
 pub use handshake::{AnonymousAuth, HandshakeOutcome};
 pub use internal::{InternalCallError, InternalOutcome};
@@ -171,6 +175,8 @@ pub enum Transmit {
     /// has already forgotten it. Flush the queued bytes, then close the
     /// transport.
     Close { session: SessionId },
+    /// A message for a peer worker of the cluster (see [`cluster`]).
+    Peer { peer: PeerId, msg: PeerMsg },
 }
 
 /// Why [`Realm::join`] refused a session.
@@ -230,6 +236,9 @@ pub struct RealmStats {
 struct Outbox {
     queue: VecDeque<Transmit>,
     stats: RealmStats,
+    /// Sessions of peer workers (see [`cluster`]): what is sent to them
+    /// goes to their worker as [`PeerMsg::ToSession`].
+    ghosts: HashMap<SessionId, PeerId>,
 }
 
 impl Outbox {
@@ -242,6 +251,13 @@ impl Outbox {
     /// Encodes and queues `msg`. Returns false (and counts) if it could not
     /// be encoded.
     fn send(&mut self, session: SessionId, serializer: Serializer, msg: &Message) -> Result<(), EncodeError> {
+        if !self.ghosts.is_empty() {
+            if let Some(&peer) = self.ghosts.get(&session) {
+                self.stats.messages_out += 1;
+                self.queue.push_back(Transmit::Peer { peer, msg: PeerMsg::ToSession { session, msg: msg.clone() } });
+                return Ok(());
+            }
+        }
         match serializer.encode(msg) {
             Ok(bytes) => {
                 self.push(session, bytes);
@@ -276,6 +292,10 @@ impl Outbox {
     }
 
     fn close(&mut self, session: SessionId) {
+        if self.ghosts.contains_key(&session) {
+            // The ghost's own worker closes the real session.
+            return;
+        }
         self.queue.push_back(Transmit::Close { session });
     }
 }
@@ -295,6 +315,8 @@ struct Session {
     detached: bool,
     /// Testaments (see the `meta` module).
     testaments: meta::Testaments,
+    /// A ghost: the session lives on this peer worker (see [`cluster`]).
+    remote: Option<PeerId>,
 }
 
 /// The router logic of one realm (see the module docs).
@@ -318,6 +340,8 @@ pub struct Realm {
     wall_clock: Option<std::time::SystemTime>,
     /// Router-originated calls (see the `internal` module).
     internal: internal::InternalCalls,
+    /// Peer workers of the realm's cluster (see [`cluster`]).
+    cluster: cluster::Cluster,
 }
 
 impl Realm {
@@ -345,6 +369,7 @@ impl Realm {
             deferred: VecDeque::new(),
             wall_clock: None,
             internal: internal::InternalCalls::default(),
+            cluster: cluster::Cluster::default(),
         }
     }
 
@@ -435,8 +460,14 @@ impl Realm {
                 closing: false,
                 detached: false,
                 testaments: meta::Testaments::default(),
+                remote: None,
             },
         );
+        if !self.cluster.peers.is_empty() {
+            if let Some(s) = self.sessions.get(&sid) {
+                self.broadcast(PeerMsg::SessionJoin(cluster::remote_session(s)));
+            }
+        }
         Ok(())
     }
 
@@ -618,8 +649,14 @@ impl Realm {
             self.unsubscribe_session(sub, session);
         }
         self.detach_rpc(session);
-        self.fire_testaments(testaments);
-        self.session_left_meta(session);
+        let ghost = self.is_ghost(session);
+        if !ghost {
+            self.fire_testaments(testaments);
+            self.session_left_meta(session);
+            if !self.cluster.peers.is_empty() {
+                self.broadcast(PeerMsg::SessionLeave(session));
+            }
+        }
     }
 
     /// Routes the router-originated publications queued while handling the
@@ -632,6 +669,26 @@ impl Realm {
             self.route_deferred(d);
         }
     }
+}
+
+/// The hash behind subscription and registration ids (`kind` `b's'` or
+/// `b'r'`): FNV-1a over kind, policy and URI, so every worker of a cluster
+/// gives the same (policy, URI) the same id.
+pub(crate) fn cluster_id_hash(kind: u8, policy: MatchPolicy, uri: &str) -> u64 {
+    let p = match policy {
+        MatchPolicy::Exact => b'e',
+        MatchPolicy::Prefix => b'p',
+        MatchPolicy::Wildcard => b'w',
+    };
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in [kind, p, 0].iter().chain(uri.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // SplitMix64 finalizer: spread the bits over the 53-bit id range.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 /// `WELCOME.Details.agent`.

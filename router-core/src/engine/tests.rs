@@ -98,6 +98,7 @@ impl Harness {
                     Out::Msg(session, ser.decode(&bytes).expect("engine output decodes"))
                 }
                 Transmit::Close { session } => Out::Close(session),
+                Transmit::Peer { peer, msg } => panic!("no peers in this harness, got {msg:?} for {peer}"),
             })
             .collect()
     }

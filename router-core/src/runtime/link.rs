@@ -375,7 +375,12 @@ impl LinkCtx {
             self.refuse(channel, ser, "wamp.error.not_authorized", &msg);
             return;
         }
-        let session = self.shard.reserve_session_id(self.shard.id, &req.realm);
+        // The id the proxy drew (and showed in WAMP-CRA challenges) if it is
+        // free here, so CHALLENGE and WELCOME agree; a fresh one otherwise.
+        let session = req
+            .session
+            .and_then(|id| self.shard.try_reserve_session_id(id, self.shard.id, &req.realm))
+            .unwrap_or_else(|| self.shard.reserve_session_id(self.shard.id, &req.realm));
         self.shard.directory.update(
             session,
             SessionEntry {

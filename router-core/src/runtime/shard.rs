@@ -230,6 +230,13 @@ impl Shard {
         }
     }
 
+    /// Reserves the given session id if no other session holds it.
+    pub fn try_reserve_session_id(&self, id: SessionId, home: usize, realm: &str) -> Option<SessionId> {
+        let empty: Arc<str> = "".into();
+        let entry = SessionEntry { shard: home, realm: realm.into(), authid: empty.clone(), authrole: empty };
+        self.directory.try_insert(id, entry).then_some(id)
+    }
+
     /// Calls a dynamic authenticator procedure on its realm's home shard
     /// (`(realm, authid, details)`, as Crossbar) and waits for the outcome.
     pub async fn call_authenticator(self: &Rc<Self>, req: DynamicAuthRequest) -> Result<Value, DynamicError> {
@@ -479,6 +486,11 @@ impl RealmHost {
                         if let Some(c) = conns.remove(&session) {
                             c.close_session();
                         }
+                    }
+                    // No router links are started by this runtime yet, so
+                    // the engine has no peer to address (see engine::cluster).
+                    Transmit::Peer { peer, .. } => {
+                        tracing::debug!(%peer, "message for a peer worker without a link dropped");
                     }
                 }
             }
