@@ -319,13 +319,12 @@ impl Broker {
         }
     }
 
-    /// The subscription (policy, topic), created with a fresh random id if
+    /// The subscription (policy, topic), created with its hash-derived id if
     /// needed. Returns its slot and whether it was created.
-    fn find_or_create<R: Rng>(
+    fn find_or_create(
         &mut self,
         policy: MatchPolicy,
         topic: String,
-        rng: &mut R,
         now: Option<std::time::SystemTime>,
     ) -> (usize, bool) {
         if let Some(slot) = self.find(policy, &topic) {
@@ -333,7 +332,6 @@ impl Broker {
         }
         // The same (policy, topic) gets the same id on every worker of a
         // cluster: a hash, probed on (improbable) collision.
-        let _ = rng;
         let mut h = super::cluster_id_hash(b's', policy, &topic);
         let id = loop {
             let id = SubscriptionId::from_valid(h % MAX_ID + 1);
@@ -375,16 +373,15 @@ impl Broker {
     /// Adds `session` to the subscription (policy, topic), creating it if
     /// needed. Returns its id, whether it was created and whether the
     /// session was added (false: it was already subscribed).
-    fn subscribe<R: Rng>(
+    fn subscribe(
         &mut self,
         policy: MatchPolicy,
         topic: String,
         session: SessionId,
         serializer: Serializer,
-        rng: &mut R,
         now: Option<std::time::SystemTime>,
     ) -> Option<(SubscriptionId, bool, bool)> {
-        let (slot, created) = self.find_or_create(policy, topic, rng, now);
+        let (slot, created) = self.find_or_create(policy, topic, now);
         let sub = self.slots.get_mut(slot)?.as_mut()?;
         let added = sub.subscribers.insert(session, serializer).is_none();
         Some((sub.id, created, added))
@@ -392,19 +389,18 @@ impl Broker {
 
     /// Adds ghost `session` of `peer` to the subscription (policy, topic),
     /// creating it if needed. Returns its id (`None` for an invalid pattern).
-    pub(super) fn subscribe_remote<R: Rng>(
+    pub(super) fn subscribe_remote(
         &mut self,
         policy: MatchPolicy,
         topic: String,
         session: SessionId,
         peer: super::PeerId,
-        rng: &mut R,
         now: Option<std::time::SystemTime>,
     ) -> Option<SubscriptionId> {
         if !valid_pattern(policy, &topic) {
             return None;
         }
-        let (slot, _) = self.find_or_create(policy, topic, rng, now);
+        let (slot, _) = self.find_or_create(policy, topic, now);
         let sub = self.slots.get_mut(slot)?.as_mut()?;
         if sub.remote.insert(session, peer).is_none() {
             match sub.peers.iter_mut().find(|(p, _)| *p == peer) {
@@ -496,7 +492,7 @@ impl Broker {
     }
 
     /// Applies limits and creates the configured history subscriptions.
-    fn configure<R: Rng>(&mut self, spec: BrokerSpec, rng: &mut R) {
+    fn configure(&mut self, spec: BrokerSpec) {
         self.max_retained_topics = spec.max_retained_topics;
         self.max_stored_payload = spec.max_stored_payload;
         while self.retained.len() > self.max_retained_topics {
@@ -509,7 +505,7 @@ impl Broker {
                 continue;
             }
             let limit = h.limit.clamp(1, HistorySpec::MAX_LIMIT);
-            let (slot, _) = self.find_or_create(h.match_policy, h.uri, rng, None);
+            let (slot, _) = self.find_or_create(h.match_policy, h.uri, None);
             if let Some(Some(sub)) = self.slots.get_mut(slot) {
                 match &mut sub.history {
                     Some(hist) => hist.limit = limit,
@@ -533,7 +529,7 @@ impl Realm {
     /// entries of an earlier call are kept (a repeated topic gets the new
     /// limit).
     pub fn with_broker_spec(mut self, spec: BrokerSpec) -> Realm {
-        self.broker.configure(spec, &mut self.rng);
+        self.broker.configure(spec);
         self
     }
 
@@ -569,8 +565,7 @@ impl Realm {
             return self.out.error(sid, ser, code::SUBSCRIBE, request, uris::NOT_AUTHORIZED, msg);
         }
         let meta = !topic.starts_with("wamp.");
-        let Some((id, created, added)) = self.broker.subscribe(policy, topic, sid, ser, &mut self.rng, self.wall_clock)
-        else {
+        let Some((id, created, added)) = self.broker.subscribe(policy, topic, sid, ser, self.wall_clock) else {
             return;
         };
         s.subscriptions.insert(id);

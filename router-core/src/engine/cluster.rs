@@ -479,7 +479,7 @@ impl Realm {
             self.cluster.calls.iter().filter(|((p, _), _)| *p == peer).map(|(_, v)| *v).collect();
         calls.sort_unstable();
         for (callee, inv) in calls {
-            self.peer_call_gone(callee, inv, "the caller's router worker is unreachable");
+            self.peer_call_gone(callee, inv);
         }
         self.flush_deferred();
     }
@@ -505,9 +505,7 @@ impl Realm {
                     self.cluster.stats.ignored += 1;
                     return;
                 }
-                if let Some(id) =
-                    self.broker.subscribe_remote(policy, topic, session, peer, &mut self.rng, self.wall_clock)
-                {
+                if let Some(id) = self.broker.subscribe_remote(policy, topic, session, peer, self.wall_clock) {
                     if let Some(s) = self.sessions.get_mut(&session) {
                         s.subscriptions.insert(id);
                     }

@@ -543,7 +543,11 @@ impl Dealer {
 
 /// FNV-1a, 64 bit.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv1a_from(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// FNV-1a continued from state `h` (hashing several parts in a row).
+pub(super) fn fnv1a_from(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -552,7 +556,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// SplitMix64 finalizer.
-fn mix(mut z: u64) -> u64 {
+pub(super) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -1408,7 +1412,7 @@ impl Realm {
         if !valid {
             return false;
         }
-        let (id, created) = match self.dealer.get_mut(policy, &procedure) {
+        let id = match self.dealer.get_mut(policy, &procedure) {
             Some(reg) => {
                 if reg.invoke == Invoke::Single || reg.invoke != invoke || reg.callees.contains(&session) {
                     tracing::warn!(%session, procedure = %clip(&procedure), realm = %self.name,
@@ -1416,17 +1420,16 @@ impl Realm {
                     return false;
                 }
                 reg.callees.push(session);
-                (reg.id, false)
+                reg.id
             }
             None => {
                 let id = self.dealer.new_id(policy, &procedure);
                 let reg =
                     Registration { id, invoke, callees: vec![session], next: Cell::new(0), created: self.wall_clock };
                 self.dealer.insert(policy, procedure, reg);
-                (id, true)
+                id
             }
         };
-        let _ = created;
         if let Some(s) = self.sessions.get_mut(&session) {
             s.rpc.registrations.insert(id);
         }
@@ -1518,12 +1521,11 @@ impl Realm {
     }
 
     /// The peer that called local callee `callee` (invocation `inv`) is gone.
-    pub(super) fn peer_call_gone(&mut self, callee: SessionId, inv: RequestId, reason: &str) {
+    pub(super) fn peer_call_gone(&mut self, callee: SessionId, inv: RequestId) {
         let Some(s) = self.sessions.get(&callee) else { return };
         let (can_cancel, ser, closing) = (s.rpc.features.callee_canceling, s.info.serializer, s.closing);
         if self.finish_invocation(callee, inv).is_some() && can_cancel && !closing {
             let _ = self.out.send(callee, ser, &interrupt(inv, "killnowait", uris::CANCELED));
-            let _ = reason;
         }
     }
 }

@@ -68,8 +68,10 @@
 //!
 //! ## IDs
 //! Session IDs are assigned by the runtime (node-unique). Publication IDs are
-//! random in `[1, 2^53]`; subscription and registration IDs are random and
-//! unique within the realm; invocation request IDs are sequential per callee.
+//! random in `[1, 2^53]`; subscription and registration IDs are a hash of
+//! (match policy, URI), unique within the realm and the same on every worker
+//! of a cluster (see [`cluster`]); invocation request IDs are sequential per
+//! callee.
 //! Randomness comes from an RNG seeded in [`Realm::new`], so tests are
 //! deterministic.
 
@@ -680,15 +682,9 @@ pub(crate) fn cluster_id_hash(kind: u8, policy: MatchPolicy, uri: &str) -> u64 {
         MatchPolicy::Prefix => b'p',
         MatchPolicy::Wildcard => b'w',
     };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in [kind, p, 0].iter().chain(uri.as_bytes()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // SplitMix64 finalizer: spread the bits over the 53-bit id range.
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    // FNV-1a over kind, policy and URI, spread by the SplitMix64 finalizer
+    // (the dealer's sharding hashes).
+    dealer::mix(dealer::fnv1a_from(dealer::fnv1a_from(0xcbf2_9ce4_8422_2325, &[kind, p, 0]), uri.as_bytes()))
 }
 
 /// `WELCOME.Details.agent`.
