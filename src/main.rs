@@ -156,9 +156,15 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
         Some(path) => (load_config(path, true)?, config_dir(path)?),
         None => (junction_config::default_config(), std::env::current_dir().context("current directory")?),
     };
-    if let [WorkerConfig::Router(_)] = cfg.workers.as_slice() {
-        // One router worker: it runs in this process; no node key needed.
-        let running = worker::Running::start(&cfg, 0, None, &dir)?;
+    if let [WorkerConfig::Router(w)] = cfg.workers.as_slice() {
+        // One router worker: it runs in this process; it needs the node key
+        // only to dial router-to-router links.
+        let key = if w.realms.iter().any(|r| !r.rlinks.is_empty()) {
+            Some(worker::load_node_key(&cfg, &dir)?)
+        } else {
+            None
+        };
+        let running = worker::Running::start(&cfg, 0, key, &dir)?;
         for ep in running.endpoints() {
             tracing::info!(endpoint = %ep, "listening");
         }

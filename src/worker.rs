@@ -21,6 +21,9 @@ pub const WORKER_READY_LINE: &str = "junction: worker ready";
 /// Prefix of the line a worker child prints on stdout when it cannot start
 /// (the rest is the error, on one line).
 pub const WORKER_ERROR_PREFIX: &str = "junction: worker error: ";
+/// Longest a router worker waits, before it reports ready, for its
+/// configured rlinks to sync with their peers.
+pub const RLINKS_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Environment variable naming the supervisor's pid (set for worker
 /// children, so a child whose supervisor is already gone exits at once).
 pub const SUPERVISOR_PID_ENV: &str = "JUNCTION_SUPERVISOR_PID";
@@ -55,7 +58,14 @@ impl Running {
                 if let Some(key) = &key {
                     setup.trusted_proxy_keys.push(key.public_bytes());
                 }
-                Ok(Running::Router(RouterNode::start(setup).context("starting the router worker")?))
+                setup.node_key = key;
+                let node = RouterNode::start(setup).context("starting the router worker")?;
+                // A cluster member reports ready once it has learnt its peers'
+                // state (or found them unreachable).
+                if !node.wait_rlinks_settled(RLINKS_SETTLE_TIMEOUT) {
+                    tracing::warn!("some rlinks have not synced within {RLINKS_SETTLE_TIMEOUT:?}; ready anyway (they keep trying)");
+                }
+                Ok(Running::Router(node))
             }
             Some(WorkerConfig::Proxy(_)) => {
                 let key = key.ok_or_else(|| anyhow!("a proxy worker needs the node key"))?;

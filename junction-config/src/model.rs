@@ -357,7 +357,49 @@ pub struct RealmConfig {
     /// Crossbar's realm `store` block (event history); `None` when absent
     /// (no event history is kept).
     pub store: Option<StoreConfig>,
+    /// Crossbar's router-to-router links (`rlinks`): the other router
+    /// workers serving this realm as one cluster.
+    pub rlinks: Vec<RLinkConfig>,
 }
+
+/// One router-to-router link of a cluster realm (an `rlinks` entry,
+/// Crossbar's shape). Junction links form a full mesh in which every
+/// message crosses at most one link, so the Crossbar flags are fixed:
+/// `forward_local_events` and `forward_local_invocations` must be `true`
+/// (a worker that hid its events or callees from a peer would make the
+/// realm behave differently depending on where a client is attached), and
+/// `forward_remote_events` / `forward_remote_invocations` must be `false`
+/// (relaying what arrived over another link is what makes Crossbar's
+/// rlinks deliver twice and loop; in a full mesh every worker hears from
+/// the source directly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RLinkConfig {
+    /// `id`, unique among the realm's links.
+    pub id: String,
+    /// `realm`: the realm on the other worker (must be this realm).
+    pub realm: String,
+    /// `transport.endpoint`: a RawSocket transport of the other router
+    /// worker whose `auth` has `cryptosign-proxy` trusting this node's key
+    /// (or the same node).
+    pub endpoint: BackendEndpoint,
+    /// `authid`: a name for this worker in the peer's logs (default: the
+    /// worker id).
+    pub authid: Option<String>,
+    /// Junction: ping the peer this often (ms, default 1000).
+    pub ping_interval: Duration,
+    /// Junction: drop the link when the peer is silent this long (ms,
+    /// default 5000); it is redialed at once.
+    pub ping_timeout: Duration,
+    /// Junction: longest wait between two dial attempts (ms, default 5000).
+    pub reconnect_max: Duration,
+    /// Junction: most bytes queued towards the peer (default 64 MiB); a
+    /// peer that does not drain its queue is disconnected, and resynced in
+    /// full when it comes back.
+    pub max_queue_bytes: usize,
+}
+
+/// Default `rlinks[].max_queue_bytes`.
+pub const DEFAULT_RLINK_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 impl RealmConfig {
     /// The role called `name`, if defined.

@@ -537,11 +537,17 @@ fn parse_router_options(v: &Value, path: &str, d: &mut Diags) -> RouterOptions {
 }
 
 fn parse_realm(v: &Value, path: &str, d: &mut Diags) -> RealmConfig {
-    let mut r = RealmConfig { name: String::new(), roles: Vec::new(), options: RealmOptions::default(), store: None };
+    let mut r = RealmConfig {
+        name: String::new(),
+        roles: Vec::new(),
+        options: RealmOptions::default(),
+        store: None,
+        rlinks: Vec::new(),
+    };
     let Some(m) = object(v, path, d) else {
         return r;
     };
-    check_keys(m, path, &["name", "roles", "options", "id", "store"], &[], d);
+    check_keys(m, path, &["name", "roles", "options", "id", "store", "rlinks"], &[], d);
     if let Some(n) = req_str(m, "name", path, d) {
         r.name = n;
     }
@@ -560,7 +566,120 @@ fn parse_realm(v: &Value, path: &str, d: &mut Diags) -> RealmConfig {
     if let Some(s) = m.get("store") {
         r.store = parse_store(s, &join(path, "store"), d);
     }
+    if let Some(l) = m.get("rlinks") {
+        let p = join(path, "rlinks");
+        if let Some(list) = array(l, &p, d) {
+            for (i, v) in list.iter().enumerate() {
+                let ip = index(&p, i);
+                if let Some(link) = parse_rlink(v, &ip, &r.name, d) {
+                    if r.rlinks.iter().any(|x| x.id == link.id) {
+                        d.error(join(&ip, "id"), format!("duplicate rlink id '{}'", link.id));
+                    }
+                    r.rlinks.push(link);
+                }
+            }
+        }
+    }
     r
+}
+
+/// A router-to-router link (`rlinks` entry, Crossbar's shape; see
+/// [`RLinkConfig`] for the fixed flags).
+fn parse_rlink(v: &Value, path: &str, realm_name: &str, d: &mut Diags) -> Option<RLinkConfig> {
+    let m = object(v, path, d)?;
+    check_keys(
+        m,
+        path,
+        &[
+            "id",
+            "realm",
+            "transport",
+            "forward_local_events",
+            "forward_remote_events",
+            "forward_local_invocations",
+            "forward_remote_invocations",
+            "authid",
+            "exclude_authid",
+            "ping_interval",
+            "ping_timeout",
+            "reconnect_max",
+            "max_queue_bytes",
+        ],
+        &[],
+        d,
+    );
+    let id = req_str(m, "id", path, d);
+    if id.as_deref() == Some("") {
+        d.error(join(path, "id"), "rlink id must not be empty");
+    }
+    let realm = req_str(m, "realm", path, d);
+    if let Some(r) = &realm {
+        if !realm_name.is_empty() && r != realm_name {
+            d.error(
+                join(path, "realm"),
+                format!(
+                    "rlink realm '{r}' differs from the realm it belongs to ('{realm_name}'): a Junction cluster serves one realm on every worker"
+                ),
+            );
+        }
+    }
+    for (key, want, why) in [
+        ("forward_local_events", true, "a worker that kept its publications from a peer would make the realm behave differently depending on where a subscriber is attached"),
+        ("forward_local_invocations", true, "a worker that hid its callees from a peer would make the realm behave differently depending on where a caller is attached"),
+        ("forward_remote_events", false, "Junction links form a full mesh and never relay: every worker receives each event from the publisher's worker directly (relaying is what makes Crossbar rlinks deliver twice and loop)"),
+        ("forward_remote_invocations", false, "Junction links form a full mesh and never relay: a call goes straight to the callee's worker (relaying is what makes Crossbar rlinks loop)"),
+    ] {
+        if let Some(b) = opt_bool(m, key, path, d) {
+            if b != want {
+                d.error(join(path, key), format!("{key} must be {want} in Junction: {why}"));
+            }
+        }
+    }
+    let authid = opt_str(m, "authid", path, d);
+    if let Some(x) = m.get("exclude_authid") {
+        let xp = join(path, "exclude_authid");
+        if let Some(list) = array(x, &xp, d) {
+            if !list.is_empty() {
+                d.error(
+                    xp,
+                    "exclude_authid is not supported by Junction: every session of a cluster realm is visible on every worker (the cluster is one router)",
+                );
+            }
+        }
+    }
+    let ping_interval = opt_ms(m, "ping_interval", path, d).and_then(nonzero).unwrap_or(Duration::from_secs(1));
+    let ping_timeout = opt_ms(m, "ping_timeout", path, d).and_then(nonzero).unwrap_or(Duration::from_secs(5));
+    if ping_timeout <= ping_interval {
+        d.error(join(path, "ping_timeout"), "ping_timeout must be longer than ping_interval");
+    }
+    let reconnect_max = opt_ms(m, "reconnect_max", path, d).and_then(nonzero).unwrap_or(Duration::from_secs(5));
+    let max_queue_bytes = opt_uint(m, "max_queue_bytes", path, u64::MAX, d)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or(DEFAULT_RLINK_MAX_QUEUE_BYTES);
+    if max_queue_bytes < 1024 * 1024 {
+        d.error(join(path, "max_queue_bytes"), "max_queue_bytes must be at least 1048576 (1 MiB)");
+    }
+    let tp = join(path, "transport");
+    let endpoint = match m.get("transport") {
+        None => {
+            d.error(
+                &tp,
+                "missing required key 'transport' (e.g. {\"type\": \"rawsocket\", \"endpoint\": {\"type\": \"tcp\", \"host\": \"10.0.0.2\", \"port\": 8081}})",
+            );
+            None
+        }
+        Some(t) => parse_backend_transport(t, &tp, d),
+    };
+    Some(RLinkConfig {
+        id: id?,
+        realm: realm?,
+        endpoint: endpoint?,
+        authid,
+        ping_interval,
+        ping_timeout,
+        reconnect_max,
+        max_queue_bytes,
+    })
 }
 
 /// Crossbar's realm `store`: `{type: "memory", limit?, "event-history"?:

@@ -237,6 +237,7 @@ fn expected_full() -> NodeConfig {
                         },
                     ],
                 }),
+                rlinks: Vec::new(),
             }],
             transports: vec![
                 TransportConfig {
@@ -1866,4 +1867,81 @@ fn node_key_option() {
     cfg.controller.options.insert("node_key".into(), json!(""));
     let errs = cfg.validate().expect_err("empty node_key");
     assert_single(&errs, "controller.options.node_key", "non-empty string");
+}
+
+fn rlink_json(id: &str) -> Value {
+    json!({
+        "id": id,
+        "realm": "realm1",
+        "transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "10.0.0.2", "port": 8081}},
+        "forward_local_events": true,
+        "forward_remote_events": false,
+        "forward_local_invocations": true,
+        "forward_remote_invocations": false
+    })
+}
+
+#[test]
+fn rlinks_crossbar_shape_is_accepted() {
+    let mut v = base();
+    let mut tls = rlink_json("b");
+    tls["transport"]["endpoint"]["tls"] = json!({"ca_certificates": ["ca.pem"], "hostname": "node2"});
+    tls["ping_interval"] = json!(200);
+    tls["ping_timeout"] = json!(900);
+    tls["max_queue_bytes"] = json!(2_000_000);
+    w0(&mut v)["realms"][0]["rlinks"] = json!([rlink_json("a"), tls, {"id": "c", "realm": "realm1",
+        "transport": {"type": "rawsocket", "endpoint": {"type": "unix", "path": "r3.sock"}}}]);
+    let cfg = parse_value(&v).expect("valid");
+    let WorkerConfig::Router(r) = &cfg.workers[0] else { panic!("router") };
+    let links = &r.realms[0].rlinks;
+    assert_eq!(links.len(), 3);
+    assert_eq!(links[0].id, "a");
+    assert_eq!(links[0].endpoint, BackendEndpoint::Tcp { host: "10.0.0.2".into(), port: 8081, tls: None });
+    assert_eq!(links[0].ping_interval, Duration::from_secs(1));
+    assert_eq!(links[0].ping_timeout, Duration::from_secs(5));
+    assert_eq!(links[0].max_queue_bytes, DEFAULT_RLINK_MAX_QUEUE_BYTES);
+    assert!(matches!(&links[1].endpoint, BackendEndpoint::Tcp { tls: Some(t), .. } if t.hostname.as_deref() == Some("node2")));
+    assert_eq!(links[1].ping_interval, Duration::from_millis(200));
+    assert_eq!(links[1].ping_timeout, Duration::from_millis(900));
+    assert_eq!(links[1].max_queue_bytes, 2_000_000);
+    assert_eq!(links[2].endpoint, BackendEndpoint::Unix { path: "r3.sock".into() });
+}
+
+#[test]
+fn rlinks_bad_flags_and_shapes_are_rejected_with_reasons() {
+    let at = "workers[0].realms[0].rlinks[0]";
+    for (key, val, needle) in [
+        ("forward_remote_events", json!(true), "never relay"),
+        ("forward_remote_invocations", json!(true), "never relay"),
+        ("forward_local_events", json!(false), "must be true"),
+        ("forward_local_invocations", json!(false), "must be true"),
+        ("exclude_authid", json!(["x"]), "not supported"),
+        ("realm", json!("other"), "differs from the realm"),
+        ("ping_timeout", json!(500), "longer than ping_interval"),
+        ("max_queue_bytes", json!(10), "at least 1048576"),
+        ("forward", json!(true), "unknown key"),
+    ] {
+        let errs = errors_of(|v| {
+            let mut l = rlink_json("a");
+            l[key] = val.clone();
+            w0(v)["realms"][0]["rlinks"] = json!([l]);
+        });
+        assert_eq!(errs.len(), 1, "{key}: {errs}");
+        assert!(errs.errors[0].location.starts_with(at), "{key}: {errs}");
+        assert!(errs.errors[0].message.contains(needle), "{key}: {errs}");
+    }
+    let errs = errors_of(|v| w0(v)["realms"][0]["rlinks"] = json!([rlink_json("a"), rlink_json("a")]));
+    assert_single(&errs, "workers[0].realms[0].rlinks[1].id", "duplicate rlink id 'a'");
+    let errs = errors_of(|v| {
+        let mut l = rlink_json("a");
+        l["transport"]["type"] = json!("websocket");
+        w0(v)["realms"][0]["rlinks"] = json!([l]);
+    });
+    assert_single(&errs, "workers[0].realms[0].rlinks[0].transport.type", "not supported");
+    let errs = errors_of(|v| {
+        let mut l = rlink_json("a");
+        l.as_object_mut().expect("object").remove("transport");
+        w0(v)["realms"][0]["rlinks"] = json!([l]);
+    });
+    assert_single(&errs, "workers[0].realms[0].rlinks[0].transport", "missing required key 'transport'");
 }

@@ -13,21 +13,20 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use router_core::runtime::bind::dup;
 use router_core::runtime::conn::{feed_input, read_some, spawn_writer, with_timeout};
-use router_core::runtime::framer::{FrameEvent, Framer};
+use router_core::runtime::dial::{self, Dialed, LINK_MAX_FRAME};
+use router_core::runtime::framer::FrameEvent;
 use router_core::runtime::outbound::{OutState, Outbound};
-use router_core::runtime::stream::{SocketKind, Stream};
-use router_core::runtime::tls::Tls;
+use router_core::runtime::stream::Stream;
 use router_core::runtime::ConnectionLimits;
 use wamp_auth::DynamicError;
-use wamp_framing::link::{self, AuthCall, AuthResult, ChannelId, LinkAccept, LinkFrame, LinkHello, OpenRequest};
+use wamp_framing::link::{self, AuthCall, AuthResult, ChannelId, LinkFrame, LinkHello, OpenRequest};
 use wamp_framing::rawsocket;
 use wamp_proto::Value;
 
 use crate::front::FrontSession;
-use crate::setup::{BackendAddr, BackendSetup, ProxySetup};
+use crate::setup::{BackendSetup, ProxySetup};
 
 /// How long connecting plus the link handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -35,57 +34,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a dynamic authenticator call through a link may take.
 const AUTH_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Largest WAMP message the proxy asks routers to accept on a link frame.
-const LINK_MAX_FRAME: usize = rawsocket::MAX_FRAME_PAYLOAD;
-
-/// The opening I/O of a link: plain, or through TLS.
-struct LinkIo {
-    stream: Stream,
-    tls: Option<Tls>,
-    /// Plaintext received and not yet consumed.
-    pending: Vec<u8>,
-    raw: Vec<u8>,
-}
-
-impl LinkIo {
-    /// Writes plaintext (encrypting it, and whatever the TLS handshake needs).
-    async fn send(&mut self, data: &[u8]) -> Result<(), String> {
-        let io = |e: std::io::Error| e.to_string();
-        match &mut self.tls {
-            None => self.stream.write_all(data).await.map_err(io),
-            Some(tls) => {
-                let mut cipher = Vec::new();
-                tls.encrypt(data, &mut cipher).map_err(|e| e.to_string())?;
-                self.stream.write_all(&cipher).await.map_err(io)
-            }
-        }
-    }
-
-    /// Reads until some plaintext arrived (appended to `pending`),
-    /// answering the TLS handshake on the way.
-    async fn recv(&mut self) -> Result<(), String> {
-        let before = self.pending.len();
-        while self.pending.len() == before {
-            let n = self.stream.read(&mut self.raw).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("the router closed the link during the handshake".into());
-            }
-            match &mut self.tls {
-                None => self.pending.extend_from_slice(&self.raw[..n]),
-                Some(tls) => {
-                    let r = tls.feed(&self.raw[..n], &mut self.pending);
-                    let mut cipher = Vec::new();
-                    tls.take_ciphertext(&mut cipher);
-                    if !cipher.is_empty() {
-                        self.stream.write_all(&cipher).await.map_err(|e| e.to_string())?;
-                    }
-                    r.map_err(|e| e.to_string())?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 /// The link is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,12 +178,12 @@ impl Backend {
         let mut last_err: Option<String> = None;
         loop {
             match with_timeout(CONNECT_TIMEOUT, self.connect(&setup)).await {
-                Some(Ok((io, framer, max))) => {
+                Some(Ok((io, max))) => {
                     backoff = Duration::from_millis(100);
                     last_err = None;
                     self.ups.set(self.ups.get() + 1);
                     tracing::info!(backend = %self.setup.name, realm = %self.setup.realm, tls = io.tls.is_some(), "router link up");
-                    self.serve(&setup, io, framer, max).await;
+                    self.serve(&setup, io, max).await;
                     tracing::warn!(backend = %self.setup.name, "router link down; reconnecting");
                 }
                 Some(Err(e)) => {
@@ -256,90 +204,30 @@ impl Backend {
     }
 
     /// Connects and runs the link handshake (through TLS if configured).
-    async fn connect(&self, setup: &ProxySetup) -> Result<(LinkIo, Framer, usize), String> {
-        let stream = match &self.setup.addr {
-            BackendAddr::Tcp { host, port } => {
-                let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
-                    .map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?;
-                let mut last = format!("no address for {host}:{port}");
-                let mut got = None;
-                for a in addrs {
-                    match glommio::net::TcpStream::connect(a).await {
-                        Ok(s) => {
-                            let _ = s.set_nodelay(true);
-                            got = Some(Stream::Tcp(s));
-                            break;
-                        }
-                        Err(e) => last = format!("{a}: {e}"),
-                    }
-                }
-                got.ok_or(last)?
-            }
-            BackendAddr::Unix(path) => {
-                let s =
-                    std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                s.set_nonblocking(true).map_err(|e| e.to_string())?;
-                let fd = std::os::fd::IntoRawFd::into_raw_fd(s);
-                // SAFETY: a connected Unix stream socket we own.
-                unsafe { Stream::from_fd(SocketKind::Unix, fd) }
-            }
+    async fn connect(&self, setup: &ProxySetup) -> Result<(Dialed, usize), String> {
+        let hello = LinkHello {
+            realm: self.setup.realm.clone(),
+            key: setup.key.public_bytes(),
+            name: setup.name.clone(),
+            peer: None,
         };
-        let tls = match &self.setup.tls {
-            Some((config, name)) => Some(Tls::client(config, name).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let mut io = LinkIo { stream, tls, pending: Vec::new(), raw: vec![0u8; 16 * 1024] };
-        io.send(&link::client_handshake(LINK_MAX_FRAME)).await?;
-        while io.pending.len() < 4 {
-            io.recv().await?;
-        }
-        let reply: [u8; 4] = [io.pending[0], io.pending[1], io.pending[2], io.pending[3]];
-        link::parse_server_reply(reply)?;
-        let mut framer = Framer::raw_link(&io.pending[4..], LINK_MAX_FRAME);
-        io.pending.clear();
-        let mut out = Vec::new();
-        LinkFrame::Hello(
-            LinkHello { realm: self.setup.realm.clone(), key: setup.key.public_bytes(), name: setup.name.clone() }
-                .encode(),
-        )
-        .write(&mut out);
-        io.send(&out).await?;
-        loop {
-            let ev = framer.next_event().map_err(|e| e.reason)?;
-            let payload = match ev {
-                Some(FrameEvent::Message(p)) => p,
-                Some(_) => continue,
-                None => {
-                    io.recv().await?;
-                    framer.feed(&io.pending);
-                    io.pending.clear();
-                    continue;
+        match dial::dial(&self.setup.addr, self.setup.tls.as_ref(), &hello, &setup.key).await {
+            Ok(d) => {
+                let max = usize::try_from(d.accept.max_message_size).unwrap_or(usize::MAX).min(LINK_MAX_FRAME - 5);
+                Ok((d, max))
+            }
+            Err(e) => {
+                if e.refused {
+                    tracing::error!(backend = %self.setup.name, error = %e, "the router refused the link");
                 }
-            };
-            match LinkFrame::decode(payload).map_err(|e| e.to_string())? {
-                LinkFrame::Challenge(c) => {
-                    out.clear();
-                    LinkFrame::Proof(setup.key.sign(&link::proof_message(&c))).write(&mut out);
-                    io.send(&out).await?;
-                }
-                LinkFrame::Accept(body) => {
-                    let a = LinkAccept::decode(&body).map_err(|e| e.to_string())?;
-                    let max = usize::try_from(a.max_message_size).unwrap_or(usize::MAX).min(LINK_MAX_FRAME - 5);
-                    return Ok((io, framer, max));
-                }
-                LinkFrame::Refuse(body) => {
-                    let (reason, message) = link::decode_refuse(&body);
-                    tracing::error!(backend = %self.setup.name, %reason, %message, "the router refused the link");
-                    return Err(format!("refused: {reason}: {message}"));
-                }
-                other => return Err(format!("unexpected frame in the link handshake: {other:?}")),
+                Err(e.message)
             }
         }
     }
 
     /// Serves an established link until it drops.
-    async fn serve(self: &Rc<Self>, setup: &ProxySetup, io: LinkIo, mut framer: Framer, max: usize) {
-        let LinkIo { stream: mut rstream, tls, .. } = io;
+    async fn serve(self: &Rc<Self>, setup: &ProxySetup, io: Dialed, max: usize) {
+        let Dialed { stream: mut rstream, tls, mut framer, kind, .. } = io;
         let tls = tls.map(|t| Rc::new(RefCell::new(t)));
         let write_fd = match dup(rstream.fd()) {
             Ok(fd) => fd,
@@ -347,10 +235,6 @@ impl Backend {
                 tracing::warn!(error = %e, "dup failed");
                 return;
             }
-        };
-        let kind = match rstream {
-            Stream::Tcp(_) => SocketKind::Tcp,
-            Stream::Unix(..) => SocketKind::Unix,
         };
         // SAFETY: a fresh dup of the connected socket.
         let wstream = unsafe { Stream::from_fd(kind, write_fd) };

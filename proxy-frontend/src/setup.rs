@@ -2,31 +2,17 @@
 //! shared read-only by every shard.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cluster_membership::NodeKey;
-use junction_config::{BackendEndpoint, BalancePolicy, NodeConfig, WorkerConfig};
+use junction_config::{BalancePolicy, NodeConfig, WorkerConfig};
 use router_core::runtime::TransportSetup;
 use rustls as rustls_client;
 
 use crate::ProxyError;
 
 /// Where a backend connection goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BackendAddr {
-    Tcp { host: String, port: u16 },
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for BackendAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BackendAddr::Tcp { host, port } => write!(f, "tcp:{host}:{port}"),
-            BackendAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
+pub use router_core::runtime::dial::DialAddr as BackendAddr;
 
 /// One configured backend connection (`connections.<name>`).
 #[derive(Clone, Debug)]
@@ -97,25 +83,8 @@ impl ProxySetup {
         let mut backends = Vec::new();
         let mut index = HashMap::new();
         for (name, c) in &p.connections {
-            let mut tls = None;
-            let addr = match &c.endpoint {
-                BackendEndpoint::Tcp { host, port, tls: t } => {
-                    if let Some(t) = t {
-                        let abs = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base_dir.join(p) };
-                        let files = router_core::runtime::tls::ClientTlsFiles {
-                            ca_certificates: t.ca_certificates.iter().map(abs).collect(),
-                            client_cert: t.client_cert.as_ref().map(|(c, k)| (abs(c), abs(k))),
-                        };
-                        let config = router_core::runtime::tls::client_config(&files)
-                            .map_err(|e| ProxyError::Setup(format!("connection '{name}': {e}")))?;
-                        tls = Some((config, t.hostname.clone().unwrap_or_else(|| host.clone())));
-                    }
-                    BackendAddr::Tcp { host: host.clone(), port: *port }
-                }
-                BackendEndpoint::Unix { path } => {
-                    BackendAddr::Unix(if path.is_absolute() { path.clone() } else { base_dir.join(path) })
-                }
-            };
+            let (addr, tls) = router_core::runtime::from_config::dial_target(&c.endpoint, base_dir)
+                .map_err(|e| ProxyError::Setup(format!("connection '{name}': {e}")))?;
             index.insert(name.clone(), backends.len());
             backends.push(BackendSetup { name: name.clone(), realm: c.realm.clone(), addr, tls });
         }

@@ -30,6 +30,12 @@
 //!    [`LinkFrame::Close`] ends a channel from either side.
 //! 5. **Authenticator calls**: [`LinkFrame::AuthCall`] / [`LinkFrame::AuthResult`]
 //!    let the proxy call a dynamic authenticator registered on the router.
+//! 6. **Router-to-router links** (router clusters, config `rlinks`): the
+//!    same handshake and proof, with [`LinkHello::peer`] set to the dialing
+//!    worker's instance id; the accepting router answers its own in
+//!    [`LinkAccept::instance`]. Afterwards both directions carry
+//!    [`LinkFrame::Peer`] frames, each one cluster message of
+//!    `router_core::engine::cluster` (this crate does not interpret them).
 //!
 //! Control bodies (hello, accept, refuse, open, authenticator calls) are
 //! WAMP messages in the JSON serializer, reusing `wamp-proto`'s codec and
@@ -63,6 +69,7 @@ const K_DATA: u8 = 11;
 const K_CLOSE: u8 = 12;
 const K_AUTH_CALL: u8 = 13;
 const K_AUTH_RESULT: u8 = 14;
+const K_PEER: u8 = 20;
 
 /// A channel of a link: one client session.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,6 +119,8 @@ pub enum LinkFrame {
     AuthCall { token: u32, body: Bytes },
     /// router → proxy: its outcome ([`AuthResult`]).
     AuthResult { token: u32, body: Bytes },
+    /// router ↔ router: one cluster message (opaque here).
+    Peer(Bytes),
 }
 
 fn be32(b: &[u8]) -> Option<u32> {
@@ -158,6 +167,7 @@ impl LinkFrame {
                 let (token, body) = with_channel(&payload)?;
                 LinkFrame::AuthResult { token, body }
             }
+            K_PEER => LinkFrame::Peer(payload.slice(1..)),
             k => return Err(LinkError::UnknownKind(k)),
         })
     }
@@ -175,6 +185,7 @@ impl LinkFrame {
             LinkFrame::Close { channel } => (K_CLOSE, Some(channel.0), &[]),
             LinkFrame::AuthCall { token, body } => (K_AUTH_CALL, Some(*token), body),
             LinkFrame::AuthResult { token, body } => (K_AUTH_RESULT, Some(*token), body),
+            LinkFrame::Peer(b) => (K_PEER, None, b),
         };
         let len = 1 + num.map_or(0, |_| 4) + body.len();
         out.extend_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, len));
@@ -197,6 +208,19 @@ pub fn write_data(out: &mut Vec<u8>, channel: ChannelId, bytes: &[u8]) -> Result
     out.push(K_DATA);
     out.extend_from_slice(&channel.0.to_be_bytes());
     out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Appends a PEER frame for `body` (the hot path of router-to-router
+/// links). Fails if the frame would exceed RawSocket's 16 MiB limit.
+pub fn write_peer(out: &mut Vec<u8>, body: &[u8]) -> Result<(), LinkError> {
+    let len = 1 + body.len();
+    if len > rawsocket::MAX_FRAME_PAYLOAD {
+        return Err(LinkError::BadBody(format!("cluster message of {} bytes exceeds the link's frame limit", body.len())));
+    }
+    out.extend_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, len));
+    out.push(K_PEER);
+    out.extend_from_slice(body);
     Ok(())
 }
 
@@ -288,8 +312,12 @@ pub struct LinkHello {
     pub realm: String,
     /// The proxy's Ed25519 public key.
     pub key: [u8; 32],
-    /// A name for logs (proxy worker id).
+    /// A name for logs (proxy or router worker id).
     pub name: String,
+    /// Set on a router-to-router link: the dialing router worker's instance
+    /// id (drawn at start; two links between one pair of workers are told
+    /// apart and deduplicated by these ids).
+    pub peer: Option<u64>,
 }
 
 impl LinkHello {
@@ -299,6 +327,9 @@ impl LinkHello {
         d.insert("version".into(), Value::from(LINK_VERSION));
         d.insert("key".into(), Value::from(hex(&self.key)));
         d.insert("name".into(), Value::from(self.name.as_str()));
+        if let Some(i) = self.peer {
+            d.insert("peer".into(), Value::UInt(i));
+        }
         encode_json(&Message::Hello { realm: self.realm.clone(), details: d })
     }
 
@@ -311,7 +342,12 @@ impl LinkHello {
         }
         let key = parse_hex32(&get_str(&details, "key")?).ok_or_else(|| bad("'key' is not 64 hex digits"))?;
         let name = get_str(&details, "name").unwrap_or_default();
-        Ok(LinkHello { realm, key, name })
+        let peer = match details.get("peer") {
+            None => None,
+            Some(Value::UInt(i)) => Some(*i),
+            Some(_) => return Err(bad("'peer' is not an unsigned integer")),
+        };
+        Ok(LinkHello { realm, key, name, peer })
     }
 }
 
@@ -320,6 +356,10 @@ impl LinkHello {
 pub struct LinkAccept {
     /// Largest WAMP message the router accepts on this link.
     pub max_message_size: u64,
+    /// On a router-to-router link: the accepting worker's instance id.
+    pub instance: Option<u64>,
+    /// On a router-to-router link: the accepting worker's name (logs).
+    pub name: Option<String>,
 }
 
 impl LinkAccept {
@@ -327,6 +367,12 @@ impl LinkAccept {
     pub fn encode(&self) -> Bytes {
         let mut d = Dict::new();
         d.insert("max_message_size".into(), Value::from(self.max_message_size));
+        if let Some(i) = self.instance {
+            d.insert("instance".into(), Value::UInt(i));
+        }
+        if let Some(n) = &self.name {
+            d.insert("name".into(), Value::from(n.as_str()));
+        }
         encode_json(&Message::Welcome { session: SessionId::from_valid(1), details: d })
     }
 
@@ -337,7 +383,9 @@ impl LinkAccept {
             Some(Value::UInt(v)) => *v,
             _ => return Err(bad("'max_message_size' missing")),
         };
-        Ok(LinkAccept { max_message_size: max })
+        let instance = details.get("instance").and_then(Value::as_u64);
+        let name = get_str(&details, "name").ok();
+        Ok(LinkAccept { max_message_size: max, instance, name })
     }
 }
 
@@ -539,6 +587,12 @@ mod tests {
         roundtrip(LinkFrame::Close { channel: ChannelId(0) });
         roundtrip(LinkFrame::AuthCall { token: 9, body: Bytes::from_static(b"c") });
         roundtrip(LinkFrame::AuthResult { token: 9, body: Bytes::from_static(b"r") });
+        roundtrip(LinkFrame::Peer(Bytes::from_static(b"\x07\x02")));
+        let mut a = Vec::new();
+        write_peer(&mut a, b"cluster").expect("fits");
+        let mut b = Vec::new();
+        LinkFrame::Peer(Bytes::from_static(b"cluster")).write(&mut b);
+        assert_eq!(a, b);
     }
 
     #[test]
@@ -570,10 +624,14 @@ mod tests {
 
     #[test]
     fn control_bodies_roundtrip() {
-        let h = LinkHello { realm: "realm1".into(), key: [0xab; 32], name: "proxy1".into() };
+        let h = LinkHello { realm: "realm1".into(), key: [0xab; 32], name: "proxy1".into(), peer: None };
         assert_eq!(LinkHello::decode(&h.encode()).expect("hello"), h);
-        let a = LinkAccept { max_message_size: 1 << 20 };
+        let h = LinkHello { peer: Some(u64::MAX), ..h };
+        assert_eq!(LinkHello::decode(&h.encode()).expect("peer hello"), h);
+        let a = LinkAccept { max_message_size: 1 << 20, instance: None, name: None };
         assert_eq!(LinkAccept::decode(&a.encode()).expect("accept"), a);
+        let a = LinkAccept { max_message_size: 1 << 20, instance: Some(42), name: Some("r2".into()) };
+        assert_eq!(LinkAccept::decode(&a.encode()).expect("peer accept"), a);
         let mut extra = Dict::new();
         extra.insert("x".into(), Value::from(1u64));
         let mut transport = Dict::new();

@@ -335,6 +335,7 @@ pub async fn open(
                 key: id.key,
                 permit,
                 tls,
+                peer: id.peer,
             };
             shard.route_link(home, h).await;
         }
@@ -751,7 +752,7 @@ async fn open_link(
     };
     io.send(&wamp_framing::link::server_handshake_reply(max)).await?;
     let mut framer = Framer::raw_link(&buf[4..], (max + 5).min(rawsocket::MAX_FRAME_PAYLOAD));
-    let mut auth = LinkAuth::new(trusted, max);
+    let mut auth = LinkAuth::new(trusted, max, shard.instance, shard.setup.name.clone());
     loop {
         match framer.next_event() {
             Ok(None) => {

@@ -43,11 +43,23 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
 /// Builds the setup of one router worker; relative paths (static web
 /// directories) resolve against `base_dir` (the config file's directory).
 pub fn setup_from_worker_in(w: &RouterWorkerConfig, base_dir: &Path) -> Result<RouterSetup, RouterError> {
+    let worker_name = w.id.clone().unwrap_or_else(|| "router".to_owned());
+    let mut rlinks = Vec::new();
+    for r in &w.realms {
+        let links = r
+            .rlinks
+            .iter()
+            .map(|l| rlink_setup(l, &worker_name, base_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        rlinks.push(links);
+    }
     let realms = w
         .realms
         .iter()
-        .map(|r| RealmSetup {
+        .zip(rlinks)
+        .map(|(r, rlinks)| RealmSetup {
             name: r.name.clone(),
+            rlinks,
             home_shard: r.options.home_shard,
             max_sessions: r.options.max_sessions,
             enable_meta_api: r.options.enable_meta_api,
@@ -128,6 +140,54 @@ pub fn setup_from_worker_in(w: &RouterWorkerConfig, base_dir: &Path) -> Result<R
         realms,
         transports,
         trusted_proxy_keys,
+        node_key: None,
+        name: worker_name,
+    })
+}
+
+/// Where a dialed link goes, and its TLS (paths relative to `base_dir`).
+pub fn dial_target(
+    ep: &junction_config::BackendEndpoint,
+    base_dir: &Path,
+) -> Result<(super::dial::DialAddr, Option<super::dial::DialTls>), RouterError> {
+    use super::dial::DialAddr;
+    let abs = |p: &std::path::PathBuf| if p.is_absolute() { p.clone() } else { base_dir.join(p) };
+    Ok(match ep {
+        junction_config::BackendEndpoint::Tcp { host, port, tls } => {
+            let tls = match tls {
+                Some(t) => {
+                    let files = super::tls::ClientTlsFiles {
+                        ca_certificates: t.ca_certificates.iter().map(abs).collect(),
+                        client_cert: t.client_cert.as_ref().map(|(c, k)| (abs(c), abs(k))),
+                    };
+                    Some((super::tls::client_config(&files)?, t.hostname.clone().unwrap_or_else(|| host.clone())))
+                }
+                None => None,
+            };
+            (DialAddr::Tcp { host: host.clone(), port: *port }, tls)
+        }
+        junction_config::BackendEndpoint::Unix { path } => (DialAddr::Unix(abs(path)), None),
+    })
+}
+
+/// One configured router-to-router link.
+pub fn rlink_setup(
+    l: &junction_config::RLinkConfig,
+    worker_name: &str,
+    base_dir: &Path,
+) -> Result<super::rlink::RLinkSetup, RouterError> {
+    let (addr, tls) =
+        dial_target(&l.endpoint, base_dir).map_err(|e| RouterError::Setup(format!("rlink '{}': {e}", l.id)))?;
+    Ok(super::rlink::RLinkSetup {
+        id: l.id.clone(),
+        realm: l.realm.clone(),
+        addr,
+        tls,
+        name: l.authid.clone().unwrap_or_else(|| worker_name.to_owned()),
+        ping_interval: l.ping_interval,
+        ping_timeout: l.ping_timeout,
+        reconnect_max: l.reconnect_max,
+        max_queue_bytes: l.max_queue_bytes,
     })
 }
 

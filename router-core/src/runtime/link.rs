@@ -68,6 +68,8 @@ pub struct LinkHandoff {
     pub key: String,
     pub permit: ConnPermit,
     pub tls: Option<Tls>,
+    /// A router-to-router link: the dialing worker's instance id.
+    pub peer: Option<u64>,
 }
 
 /// Who opened a link, once proven.
@@ -76,6 +78,8 @@ pub struct LinkIdentity {
     /// The proxy's name and key (hex).
     pub name: String,
     pub key: String,
+    /// A router-to-router link: the dialing worker's instance id.
+    pub peer: Option<u64>,
 }
 
 /// Outcome of one step of the link's proof exchange.
@@ -93,13 +97,17 @@ pub enum LinkStep {
 pub struct LinkAuth {
     trusted: Vec<[u8; 32]>,
     max_message_size: usize,
+    /// This worker's instance id and name (told to dialing router workers).
+    instance: u64,
+    name: String,
     hello: Option<(LinkHello, [u8; 32])>,
 }
 
 impl LinkAuth {
-    /// A new exchange against the router's trusted keys.
-    pub fn new(trusted: Vec<[u8; 32]>, max_message_size: usize) -> LinkAuth {
-        LinkAuth { trusted, max_message_size, hello: None }
+    /// A new exchange against the router's trusted keys; `instance` is this
+    /// worker's instance id.
+    pub fn new(trusted: Vec<[u8; 32]>, max_message_size: usize, instance: u64, name: String) -> LinkAuth {
+        LinkAuth { trusted, max_message_size, instance, name, hello: None }
     }
 
     fn refuse(reason: &str, message: &str, failed: bool) -> LinkStep {
@@ -139,14 +147,20 @@ impl LinkAuth {
                 if !self.trusted.contains(&h.key) {
                     return Self::refuse(
                         "wamp.error.not_authorized",
-                        &format!("proxy key {} is not trusted by this router worker", link::hex(&h.key)),
+                        &format!(
+                            "{} key {} is not trusted by this router worker",
+                            if h.peer.is_some() { "router" } else { "proxy" },
+                            link::hex(&h.key)
+                        ),
                         true,
                     );
                 }
                 let mut reply = Vec::new();
-                LinkFrame::Accept(LinkAccept { max_message_size: self.max_message_size as u64 }.encode())
+                let instance = h.peer.map(|_| self.instance);
+                let name = h.peer.map(|_| self.name.clone());
+                LinkFrame::Accept(LinkAccept { max_message_size: self.max_message_size as u64, instance, name }.encode())
                     .write(&mut reply);
-                let opened = LinkIdentity { realm: h.realm, name: h.name, key: link::hex(&h.key) };
+                let opened = LinkIdentity { realm: h.realm, name: h.name, key: link::hex(&h.key), peer: h.peer };
                 LinkStep::Accepted(reply, opened)
             }
             (Err(e), _) => Self::refuse("wamp.error.protocol_violation", &e.to_string(), false),
@@ -159,7 +173,10 @@ impl LinkAuth {
 
 /// Serves an authenticated link on its realm's home shard.
 pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
-    let LinkHandoff { fd, kind, transport, mut framer, realm, name, key, permit, tls } = h;
+    if let Some(instance) = h.peer {
+        return super::rlink::serve_accepted(shard, h, instance).await;
+    }
+    let LinkHandoff { fd, kind, transport, mut framer, realm, name, key, permit, tls, .. } = h;
     let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
     let setup = shard.setup.transports[transport].clone();
     let (mut rstream, wstream, write_fd) = match split_fd(fd, kind) {

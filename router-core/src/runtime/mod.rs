@@ -3,6 +3,7 @@
 
 pub mod bind;
 pub mod conn;
+pub mod dial;
 pub mod directory;
 pub mod framer;
 pub mod from_config;
@@ -10,6 +11,7 @@ pub mod link;
 pub mod node;
 pub mod notify;
 pub mod outbound;
+pub mod rlink;
 pub mod setup;
 pub mod shard;
 pub mod stream;

@@ -16,6 +16,7 @@ use super::conn::{open, serve_session, ConnPermit};
 use super::directory::SessionDirectory;
 use super::setup::{EndpointSetup, RouterSetup};
 use super::shard::{NodeShared, NodeStats, Shard, ShardMsg};
+use super::rlink::{RLinkError, RLinkSetup, RLinkStatus};
 use super::stream::{SocketKind, Stream};
 use crate::RouterError;
 
@@ -31,8 +32,24 @@ pub struct RouterNode {
     pub stats: Arc<NodeStats>,
     /// The session directory.
     pub directory: Arc<SessionDirectory>,
+    /// Router-to-router link counters.
+    pub cluster: Arc<super::rlink::ClusterCounters>,
+    /// This worker's instance id.
+    pub instance: u64,
     setup: Arc<RouterSetup>,
+    /// Run-time control of each shard.
+    control: Vec<flume::Sender<Control>>,
 }
+
+/// Run-time requests to a shard (from [`RouterNode`]'s thread).
+enum Control {
+    StartLink { setup: RLinkSetup, reply: flume::Sender<Result<(), RLinkError>> },
+    StopLink { realm: String, id: String, reply: flume::Sender<Result<(), RLinkError>> },
+    Links { realm: String, reply: flume::Sender<Result<Vec<RLinkStatus>, RLinkError>> },
+}
+
+/// How long a control request may wait for its shard.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reloads the TLS files of every TLS transport; all are tried, the first
 /// error is returned. `Ok(n)`: `n` transports reloaded.
@@ -68,7 +85,17 @@ impl RouterNode {
         let endpoints = listeners.iter().map(|l| l.endpoint.clone()).collect();
         let n = setup.shards;
         let cpus: Vec<usize> = if setup.pin_cores { allowed_cpus()? } else { Vec::new() };
+        let configured_links: usize = setup.realms.iter().map(|r| r.rlinks.len()).sum();
+        if configured_links > 0 && setup.node_key.is_none() {
+            return Err(RouterError::Setup(
+                "rlinks need the node key (controller.options.node_key) to prove this worker to its peers".into(),
+            ));
+        }
+        let cluster = Arc::new(super::rlink::ClusterCounters::default());
+        cluster.unsettled.store(configured_links, Ordering::Relaxed);
         let shared = Arc::new(NodeShared {
+            instance: rand::random::<u64>().max(1),
+            cluster,
             conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
             limiters: setup
                 .transports
@@ -94,7 +121,10 @@ impl RouterNode {
         }
         let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
         let mut executors = Vec::with_capacity(n);
+        let mut control = Vec::with_capacity(n);
         for (i, (my_senders, my_receivers)) in senders.into_iter().zip(receivers).enumerate() {
+            let (ctl_tx, ctl_rx) = flume::bounded::<Control>(64);
+            control.push(ctl_tx);
             let placement = if cpus.is_empty() { Placement::Unbound } else { Placement::Fixed(cpus[i % cpus.len()]) };
             let mut fds = Vec::new();
             for l in &listeners {
@@ -109,7 +139,7 @@ impl RouterNode {
             let ex = LocalExecutorBuilder::new(placement)
                 .name(&format!("junction-shard-{i}"))
                 .io_memory(io_memory)
-                .spawn(move || async move { run_shard(i, shared, my_senders, my_receivers, fds, ready).await })
+                .spawn(move || async move { run_shard(i, shared, my_senders, my_receivers, fds, ready, ctl_rx).await })
                 .map_err(|e| RouterError::Setup(format!("cannot start shard {i}: {e}")))?;
             executors.push(ex);
         }
@@ -127,8 +157,55 @@ impl RouterNode {
             endpoints,
             stats: shared.stats.clone(),
             directory: shared.directory.clone(),
+            cluster: shared.cluster.clone(),
+            instance: shared.instance,
             setup: shared.setup.clone(),
+            control,
         })
+    }
+
+    fn control<T>(
+        &self,
+        realm: &str,
+        make: impl FnOnce(flume::Sender<Result<T, RLinkError>>) -> Control,
+    ) -> Result<T, RLinkError> {
+        let r = self.setup.realm(realm).ok_or_else(|| RLinkError::NoSuchRealm(realm.to_owned()))?;
+        let home = self.setup.home_shard(r);
+        let (tx, rx) = flume::bounded(1);
+        self.control.get(home).ok_or(RLinkError::NotRunning)?.send(make(tx)).map_err(|_| RLinkError::NotRunning)?;
+        rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| RLinkError::NotRunning)?
+    }
+
+    /// Starts a router-to-router link at run time (the management API's
+    /// `start_router_realm_link`).
+    pub fn start_rlink(&self, setup: RLinkSetup) -> Result<(), RLinkError> {
+        let realm = setup.realm.clone();
+        self.control(&realm, |reply| Control::StartLink { setup, reply })
+    }
+
+    /// Stops a link started from config or at run time.
+    pub fn stop_rlink(&self, realm: &str, id: &str) -> Result<(), RLinkError> {
+        let (r, i) = (realm.to_owned(), id.to_owned());
+        self.control(realm, |reply| Control::StopLink { realm: r, id: i, reply })
+    }
+
+    /// The realm's configured links and what they are doing.
+    pub fn rlinks(&self, realm: &str) -> Result<Vec<RLinkStatus>, RLinkError> {
+        let r = realm.to_owned();
+        self.control(realm, |reply| Control::Links { realm: r, reply })
+    }
+
+    /// Waits (at most `timeout`) until every configured link has synced
+    /// with its peer or failed once; `false` on timeout.
+    pub fn wait_rlinks_settled(&self, timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        while self.cluster.unsettled.load(Ordering::Relaxed) > 0 {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
     }
 
     /// Re-reads the certificate and key files of every TLS transport; new
@@ -153,6 +230,7 @@ async fn run_shard(
     receivers: Vec<SharedReceiver<ShardMsg>>,
     listener_fds: Vec<(i32, EndpointSetup)>,
     ready: mpsc::Sender<Result<usize, String>>,
+    control: flume::Receiver<Control>,
 ) {
     // Receivers first, each in its own task, so every sender's connect can complete.
     let shard_slot: Rc<std::cell::RefCell<Option<Rc<Shard>>>> = Rc::new(std::cell::RefCell::new(None));
@@ -173,9 +251,14 @@ async fn run_shard(
                     ShardMsg::Handoff(h) => {
                         glommio::spawn_local(serve_session(shard, *h)).detach();
                     }
-                    ShardMsg::LinkHandoff(h) => {
-                        glommio::spawn_local(super::link::serve_link(shard, *h)).detach();
-                    }
+                    ShardMsg::LinkHandoff(h) => match h.peer {
+                        Some(instance) => {
+                            glommio::spawn_local(super::rlink::serve_accepted(shard, *h, instance)).detach();
+                        }
+                        None => {
+                            glommio::spawn_local(super::link::serve_link(shard, *h)).detach();
+                        }
+                    },
                     ShardMsg::AuthCall { token, from, realm, procedure, args } => {
                         shard.start_auth_call(token, from, realm, procedure, args);
                     }
@@ -200,6 +283,46 @@ async fn run_shard(
     for host in shard.realm_hosts() {
         glommio::spawn_local(host.clone().run_timer()).detach();
         glommio::spawn_local(host.clone().run_internal_results(shard.clone())).detach();
+    }
+    for r in &shared.setup.realms {
+        let Some(host) = shard.realm_host(&r.name) else { continue };
+        for l in &r.rlinks {
+            if let Err(e) = super::rlink::start(&shard, &host, l.clone(), true) {
+                tracing::error!(rlink = %l.id, error = %e, "cannot start rlink");
+                shard.cluster.unsettled.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Ok(c) = control.recv_async().await {
+                match c {
+                    Control::StartLink { setup, reply } => {
+                        let r = match shard.realm_host(&setup.realm) {
+                            Some(host) => super::rlink::start(&shard, &host, setup, false),
+                            None => Err(RLinkError::NoSuchRealm(setup.realm.clone())),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Control::StopLink { realm, id, reply } => {
+                        let r = match shard.realm_host(&realm) {
+                            Some(host) => super::rlink::stop(&host, &realm, &id),
+                            None => Err(RLinkError::NoSuchRealm(realm)),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Control::Links { realm, reply } => {
+                        let r = match shard.realm_host(&realm) {
+                            Some(host) => Ok(host.links().status()),
+                            None => Err(RLinkError::NoSuchRealm(realm)),
+                        };
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+        })
+        .detach();
     }
     for (t, (fd, endpoint)) in listener_fds.into_iter().enumerate() {
         // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.

@@ -25,6 +25,11 @@ pub struct RouterSetup {
     /// proxy links and forward authenticated identities (the node's own key,
     /// plus `cryptosign-proxy` principals of the transports).
     pub trusted_proxy_keys: Vec<[u8; 32]>,
+    /// The node key this worker proves when it dials router-to-router
+    /// links (`rlinks`); `None`: it cannot dial (config without a node key).
+    pub node_key: Option<cluster_membership::NodeKey>,
+    /// The worker's name (config `id`), for peers' logs and link status.
+    pub name: String,
 }
 
 /// One realm and the shard that routes it.
@@ -42,6 +47,8 @@ pub struct RealmSetup {
     pub broker: crate::engine::BrokerSpec,
     /// Serve the WAMP meta API on this realm.
     pub enable_meta_api: bool,
+    /// Router-to-router links started with the worker (config `rlinks`).
+    pub rlinks: Vec<super::rlink::RLinkSetup>,
 }
 
 /// A listening endpoint.

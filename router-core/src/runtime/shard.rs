@@ -101,6 +101,11 @@ pub struct NodeShared {
     pub conn_counts: Vec<Arc<AtomicUsize>>,
     /// Failed-authentication budgets per transport, keyed by peer IP.
     pub limiters: Vec<Arc<std::sync::Mutex<FailureLimiter>>>,
+    /// This worker's instance id (router-to-router links tell workers
+    /// apart by it), drawn at start.
+    pub instance: u64,
+    /// Router-to-router link counters.
+    pub cluster: Arc<super::rlink::ClusterCounters>,
 }
 
 /// See the module docs.
@@ -120,6 +125,9 @@ pub struct Shard {
     next_token: Cell<u64>,
     /// When the shard started (node info).
     pub started: Instant,
+    /// This worker's instance id (see [`NodeShared::instance`]).
+    pub instance: u64,
+    pub cluster: Arc<super::rlink::ClusterCounters>,
 }
 
 impl Shard {
@@ -135,7 +143,11 @@ impl Shard {
                     .with_broker_spec(r.broker.clone())
                     .with_meta_api(r.enable_meta_api);
                 realm.set_dealer_config(r.dealer.clone());
-                realms.insert(r.name.clone(), Rc::new(RealmHost::new(realm, r.max_sessions, shared.stats.clone())));
+                let links = super::rlink::PeerLinks::new(shared.instance, shared.cluster.clone());
+                realms.insert(
+                    r.name.clone(),
+                    Rc::new(RealmHost::new(realm, r.max_sessions, shared.stats.clone(), links)),
+                );
             }
         }
         Shard {
@@ -151,6 +163,8 @@ impl Shard {
             pending_auth: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
             started: Instant::now(),
+            instance: shared.instance,
+            cluster: shared.cluster.clone(),
         }
     }
 
@@ -343,11 +357,14 @@ pub struct RealmHost {
     internal_done: RefCell<Vec<(usize, u64, Result<Value, DynamicError>)>>,
     /// Wakes the delivery task when `internal_done` fills.
     internal_notify: LocalNotify,
+    /// Links to the other workers of the realm's cluster.
+    links: super::rlink::PeerLinks,
 }
 
 impl RealmHost {
-    fn new(realm: Realm, max_sessions: usize, stats: Arc<NodeStats>) -> Self {
+    fn new(realm: Realm, max_sessions: usize, stats: Arc<NodeStats>, links: super::rlink::PeerLinks) -> Self {
         RealmHost {
+            links,
             realm: RefCell::new(realm),
             conns: RefCell::new(HashMap::new()),
             max_sessions,
@@ -359,6 +376,35 @@ impl RealmHost {
             internal_done: RefCell::new(Vec::new()),
             internal_notify: LocalNotify::default(),
         }
+    }
+
+    /// The realm's links to the other workers of its cluster.
+    pub fn links(&self) -> &super::rlink::PeerLinks {
+        &self.links
+    }
+
+    /// A link to a peer worker is up (sends it this worker's state).
+    pub fn peer_up(&self, peer: crate::engine::cluster::PeerId) {
+        self.realm.borrow_mut().peer_up(peer);
+        self.pump();
+    }
+
+    /// A link to a peer worker is gone.
+    pub fn peer_down(&self, peer: crate::engine::cluster::PeerId) {
+        self.realm.borrow_mut().peer_down(peer);
+        self.pump();
+    }
+
+    /// One cluster message from a peer (pump afterwards, or in batches).
+    pub fn handle_peer(&self, peer: crate::engine::cluster::PeerId, msg: crate::engine::cluster::PeerMsg) {
+        self.realm.borrow_mut().handle_peer(peer, msg);
+    }
+
+    /// Sessions of this realm on this worker and on its peers, and the
+    /// realm's cluster counters.
+    pub fn cluster_view(&self) -> (usize, usize, crate::engine::cluster::ClusterStats) {
+        let realm = self.realm.borrow();
+        (self.conns.borrow().len(), realm.ghost_count(), realm.cluster_stats())
     }
 
     /// Starts a router-originated call (a dynamic authenticator).
@@ -487,11 +533,7 @@ impl RealmHost {
                             c.close_session();
                         }
                     }
-                    // No router links are started by this runtime yet, so
-                    // the engine has no peer to address (see engine::cluster).
-                    Transmit::Peer { peer, .. } => {
-                        tracing::debug!(%peer, "message for a peer worker without a link dropped");
-                    }
+                    Transmit::Peer { peer, msg } => self.links.send(peer, &msg),
                 }
             }
             if overflowed.is_empty() {

@@ -1,0 +1,666 @@
+//! Router-to-router links: the runtime half of router clusters.
+//!
+//! The cluster protocol itself (ghosts, interest, calls across workers,
+//! resync) is the sans-IO [`crate::engine::cluster`]; this module carries
+//! its [`PeerMsg`]s between processes. A link is a proxy link
+//! (`wamp_framing::link`: RawSocket handshake with serializer nibble `0xF`,
+//! Ed25519 node-key proof, over TCP, TLS or a Unix socket) whose HELLO names
+//! the dialing worker's **instance id**; after the proof both directions
+//! carry [`LinkFrame::Peer`] frames, one cluster message each.
+//!
+//! * **Dialers**: each configured `rlinks` entry (or one started at run
+//!   time with [`super::RouterNode::start_rlink`]) is a [`Dialer`] task on
+//!   the realm's home shard: dial, serve, redial with backoff (100 ms
+//!   doubling to `reconnect_max`).
+//! * **Accepting**: a router accepts peer links on any RawSocket transport
+//!   that accepts proxy links, for any realm it serves, from any key it
+//!   trusts (the node's own key and `cryptosign-proxy` principals).
+//! * **One link per pair**: when both workers list each other, two links
+//!   come up. Both ends see both and keep the same one (the link dialed by
+//!   the lower instance id; between two links of one dialer, the newer),
+//!   before either reads a cluster message from the kept link, so the
+//!   engine never sees a peer twice. The other dialer stands by and dials
+//!   again only when the pair has no link. A link that leads back to the
+//!   worker itself (a shared `rlinks` list naming every worker) is noticed
+//!   from the instance id and parked.
+//! * **Liveness and bounds**: both ends ping every `ping_interval` and drop
+//!   a link silent for `ping_timeout`; a peer whose queue exceeds
+//!   `max_queue_bytes` is disconnected (counted), so a stuck worker cannot
+//!   grow this one's memory. A dropped link is [`Realm::peer_down`]: calls
+//!   in flight to it fail at once, its ghosts go. When it comes back, both
+//!   sides resync in full ([`Realm::peer_up`]).
+//! * **Readiness**: a worker reports ready once every configured link has
+//!   either synced (the peer's [`PeerMsg::Synced`] arrived) or failed once;
+//!   see [`super::RouterNode::wait_rlinks_settled`].
+//!
+//! [`Realm::peer_down`]: crate::engine::Realm::peer_down
+//! [`Realm::peer_up`]: crate::engine::Realm::peer_up
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use wamp_framing::link::{self, LinkFrame, LinkHello};
+use wamp_framing::rawsocket;
+
+use super::bind::dup;
+use super::conn::{feed_input, read_some, spawn_writer, with_timeout};
+use super::dial::{self, DialAddr, DialTls};
+use super::framer::{FrameEvent, Framer};
+use super::notify::LocalNotify;
+use super::outbound::{OutState, Outbound};
+use super::setup::{ConnectionLimits, SlowConsumerPolicy};
+use super::shard::{RealmHost, Shard};
+use super::stream::{SocketKind, Stream};
+use super::tls::Tls;
+use crate::engine::cluster::{PeerId, PeerMsg};
+
+/// How long connecting plus the link handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// First wait between dial attempts (doubling up to `reconnect_max`).
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a standing-by dialer checks whether the pair lost its link.
+const STANDBY_POLL: Duration = Duration::from_millis(250);
+/// Ping interval, silence timeout and queue bound of accepted links (the
+/// dialing side's `rlinks` entry sets its own).
+pub const ACCEPTED_PING_INTERVAL: Duration = Duration::from_secs(1);
+pub const ACCEPTED_PING_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ACCEPTED_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// One router-to-router link to dial (an `rlinks` entry).
+#[derive(Clone, Debug)]
+pub struct RLinkSetup {
+    /// Unique among the realm's links.
+    pub id: String,
+    /// The realm (on both workers).
+    pub realm: String,
+    pub addr: DialAddr,
+    pub tls: Option<DialTls>,
+    /// This worker's name in the peer's logs.
+    pub name: String,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub reconnect_max: Duration,
+    pub max_queue_bytes: usize,
+}
+
+/// What a configured link is doing.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RLinkState {
+    /// Dialing (or waiting to redial).
+    Connecting,
+    /// Up; `synced` says whether the peer's initial state has arrived.
+    Up,
+    /// The pair's link is the one the peer dialed; this dialer waits.
+    Standby,
+    /// The address leads back to this worker; nothing to do.
+    SelfLink,
+    /// Stopped at run time.
+    Stopped,
+}
+
+impl RLinkState {
+    /// Lower-case name (status output).
+    pub fn name(self) -> &'static str {
+        match self {
+            RLinkState::Connecting => "connecting",
+            RLinkState::Up => "up",
+            RLinkState::Standby => "standby",
+            RLinkState::SelfLink => "self",
+            RLinkState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Status of one configured link.
+#[derive(Clone, Debug)]
+pub struct RLinkStatus {
+    pub id: String,
+    pub realm: String,
+    /// Where it dials (`tcp:host:port`, `unix:path`).
+    pub target: String,
+    pub tls: bool,
+    pub state: RLinkState,
+    /// The peer's initial state arrived on the current link.
+    pub synced: bool,
+    /// The peer worker's name and instance id, once known.
+    pub peer_name: Option<String>,
+    pub peer_instance: Option<u64>,
+    /// Times the link came up.
+    pub ups: u64,
+    pub last_error: Option<String>,
+    /// When the link was started.
+    pub started: SystemTime,
+}
+
+/// Node-wide cluster counters.
+#[derive(Default, Debug)]
+pub struct ClusterCounters {
+    /// Peer links that came up (dialed or accepted, deduplicated ones not counted).
+    pub links_up: AtomicU64,
+    /// Peer links dropped as a duplicate of the pair's other link.
+    pub links_deduplicated: AtomicU64,
+    /// Peer links dropped because the peer did not drain its queue.
+    pub queue_overflows: AtomicU64,
+    /// Peer links dropped for silence.
+    pub ping_timeouts: AtomicU64,
+    /// Peer links dropped for a malformed cluster message.
+    pub protocol_errors: AtomicU64,
+    /// Cluster messages sent and received.
+    pub messages_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+    /// Configured links whose first attempt has not concluded yet.
+    pub unsettled: AtomicUsize,
+}
+
+/// A live link to a peer worker.
+pub struct PeerLink {
+    pub peer: PeerId,
+    /// The peer's instance id and name.
+    pub instance: u64,
+    pub name: String,
+    /// The instance id of the worker that dialed this link.
+    pub dialer: u64,
+    out: Rc<Outbound>,
+    dead: Cell<bool>,
+    synced: Cell<bool>,
+}
+
+impl PeerLink {
+    fn kill(&self) {
+        self.dead.set(true);
+        self.out.abort();
+    }
+}
+
+/// The peer links of one realm (owned by its [`RealmHost`]).
+pub struct PeerLinks {
+    /// This worker's instance id.
+    pub instance: u64,
+    links: RefCell<HashMap<PeerId, Rc<PeerLink>>>,
+    next_peer: Cell<u32>,
+    dialers: RefCell<Vec<Rc<Dialer>>>,
+    counters: Arc<ClusterCounters>,
+}
+
+impl PeerLinks {
+    /// No links yet.
+    pub fn new(instance: u64, counters: Arc<ClusterCounters>) -> PeerLinks {
+        PeerLinks {
+            instance,
+            links: RefCell::new(HashMap::new()),
+            next_peer: Cell::new(1),
+            dialers: RefCell::new(Vec::new()),
+            counters,
+        }
+    }
+
+    /// Sends one cluster message (from the realm pump). A peer over its
+    /// queue limit is disconnected.
+    pub fn send(&self, peer: PeerId, msg: &PeerMsg) {
+        let links = self.links.borrow();
+        let Some(l) = links.get(&peer).filter(|l| !l.dead.get()) else { return };
+        let body = match msg.encode() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cluster message cannot be encoded; dropped");
+                return;
+            }
+        };
+        let mut too_big = false;
+        let r = l.out.push(|b| too_big = link::write_peer(b, &body).is_err());
+        if too_big {
+            tracing::warn!(%peer, len = body.len(), "cluster message exceeds the link frame limit; dropped");
+            return;
+        }
+        if r.is_err() {
+            self.counters.queue_overflows.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, peer_name = %l.name, "peer link queue limit exceeded; dropping the link (it resyncs when it returns)");
+            l.kill();
+            return;
+        }
+        self.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// True if a live link to the worker with this instance id exists.
+    pub fn has_instance(&self, instance: u64) -> bool {
+        self.links.borrow().values().any(|l| l.instance == instance && !l.dead.get())
+    }
+
+    /// Number of live links.
+    pub fn live(&self) -> usize {
+        self.links.borrow().values().filter(|l| !l.dead.get()).count()
+    }
+
+    /// Status of the configured links.
+    pub fn status(&self) -> Vec<RLinkStatus> {
+        self.dialers.borrow().iter().map(|d| d.status.borrow().clone()).collect()
+    }
+
+    /// Admits a link that finished its handshake, deduplicating: `None` if
+    /// the pair already has the link to keep (drop this one); otherwise the
+    /// new link, after the one it replaces (if any) was taken down.
+    fn admit(&self, host: &RealmHost, instance: u64, dialer: u64, name: &str, out: Rc<Outbound>) -> Option<Rc<PeerLink>> {
+        let keep_lower = self.instance.min(instance);
+        let existing: Option<Rc<PeerLink>> =
+            self.links.borrow().values().find(|l| l.instance == instance && !l.dead.get()).cloned();
+        if let Some(old) = existing {
+            let new_wins = dialer == old.dialer || dialer == keep_lower;
+            if !new_wins {
+                self.counters.links_deduplicated.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer_name = %name, "second link between this pair of workers; keeping the first");
+                return None;
+            }
+            self.counters.links_deduplicated.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer_name = %name, "second link between this pair of workers replaces the first");
+            old.kill();
+            self.links.borrow_mut().remove(&old.peer);
+            host.peer_down(old.peer);
+        }
+        let peer = PeerId(self.next_peer.get());
+        self.next_peer.set(self.next_peer.get().wrapping_add(1).max(1));
+        let l = Rc::new(PeerLink {
+            peer,
+            instance,
+            name: name.to_owned(),
+            dialer,
+            out,
+            dead: Cell::new(false),
+            synced: Cell::new(false),
+        });
+        self.links.borrow_mut().insert(peer, l.clone());
+        self.counters.links_up.fetch_add(1, Ordering::Relaxed);
+        Some(l)
+    }
+
+    /// A link ended: forget it (once).
+    fn remove(&self, l: &PeerLink) -> bool {
+        l.dead.set(true);
+        let mut links = self.links.borrow_mut();
+        match links.get(&l.peer) {
+            Some(x) if std::ptr::eq(Rc::as_ptr(x), l) => {
+                links.remove(&l.peer);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One configured (dialing) link and its task.
+pub struct Dialer {
+    pub setup: RLinkSetup,
+    status: RefCell<RLinkStatus>,
+    stopped: Cell<bool>,
+    wake: LocalNotify,
+    /// The link this dialer currently serves.
+    current: RefCell<Option<Rc<PeerLink>>>,
+    /// Counted in `unsettled` until the first attempt concludes.
+    settled: Cell<bool>,
+    counters: Arc<ClusterCounters>,
+}
+
+impl Dialer {
+    fn settle(&self) {
+        if !self.settled.replace(true) {
+            self.counters.unsettled.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn set_state(&self, state: RLinkState) {
+        self.status.borrow_mut().state = state;
+    }
+
+    /// Waits `d`, or less if the dialer is stopped.
+    async fn pause(&self, d: Duration) {
+        futures_lite::future::or(glommio::timer::sleep(d), self.wake.wait()).await;
+    }
+}
+
+/// Error starting or stopping a link at run time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RLinkError {
+    #[error("no realm '{0}' on this router worker")]
+    NoSuchRealm(String),
+    #[error("realm '{realm}' already has a link '{id}'")]
+    Exists { realm: String, id: String },
+    #[error("realm '{realm}' has no link '{id}'")]
+    NoSuchLink { realm: String, id: String },
+    #[error("this router worker has no node key, so it cannot prove itself to peers")]
+    NoNodeKey,
+    #[error("the router worker is not running")]
+    NotRunning,
+}
+
+/// Starts a dialer for `setup` on this shard (the realm's home shard).
+pub fn start(shard: &Rc<Shard>, host: &Rc<RealmHost>, setup: RLinkSetup, counted: bool) -> Result<(), RLinkError> {
+    if shard.setup.node_key.is_none() {
+        return Err(RLinkError::NoNodeKey);
+    }
+    let links = host.links();
+    if links.dialers.borrow().iter().any(|d| d.setup.id == setup.id && !d.stopped.get()) {
+        return Err(RLinkError::Exists { realm: setup.realm.clone(), id: setup.id.clone() });
+    }
+    links.dialers.borrow_mut().retain(|d| d.setup.id != setup.id);
+    let status = RLinkStatus {
+        id: setup.id.clone(),
+        realm: setup.realm.clone(),
+        target: setup.addr.to_string(),
+        tls: setup.tls.is_some(),
+        state: RLinkState::Connecting,
+        synced: false,
+        peer_name: None,
+        peer_instance: None,
+        ups: 0,
+        last_error: None,
+        started: SystemTime::now(),
+    };
+    let d = Rc::new(Dialer {
+        setup,
+        status: RefCell::new(status),
+        stopped: Cell::new(false),
+        wake: LocalNotify::default(),
+        current: RefCell::new(None),
+        settled: Cell::new(!counted),
+        counters: links.counters.clone(),
+    });
+    links.dialers.borrow_mut().push(d.clone());
+    glommio::spawn_local(run_dialer(shard.clone(), host.clone(), d)).detach();
+    Ok(())
+}
+
+/// Stops the dialer `id` and drops the link it serves. (A link the peer
+/// dialed stays up while the peer wants it.)
+pub fn stop(host: &RealmHost, realm: &str, id: &str) -> Result<(), RLinkError> {
+    let links = host.links();
+    let d = links
+        .dialers
+        .borrow()
+        .iter()
+        .find(|d| d.setup.id == id && !d.stopped.get())
+        .cloned()
+        .ok_or_else(|| RLinkError::NoSuchLink { realm: realm.to_owned(), id: id.to_owned() })?;
+    d.stopped.set(true);
+    d.set_state(RLinkState::Stopped);
+    d.settle();
+    d.wake.notify();
+    if let Some(l) = d.current.borrow_mut().take() {
+        l.kill();
+    }
+    Ok(())
+}
+
+async fn run_dialer(shard: Rc<Shard>, host: Rc<RealmHost>, d: Rc<Dialer>) {
+    let Some(key) = shard.setup.node_key.clone() else { return };
+    let me = host.links().instance;
+    let hello =
+        LinkHello { realm: d.setup.realm.clone(), key: key.public_bytes(), name: d.setup.name.clone(), peer: Some(me) };
+    let mut backoff = FIRST_BACKOFF;
+    let mut last_err: Option<String> = None;
+    while !d.stopped.get() {
+        // The pair already has a link (the peer dialed it): stand by.
+        let known = d.status.borrow().peer_instance;
+        if let Some(p) = known {
+            if host.links().has_instance(p) {
+                d.set_state(RLinkState::Standby);
+                d.settle();
+                d.pause(STANDBY_POLL).await;
+                continue;
+            }
+        }
+        d.set_state(RLinkState::Connecting);
+        match with_timeout(CONNECT_TIMEOUT, dial::dial(&d.setup.addr, d.setup.tls.as_ref(), &hello, &key)).await {
+            Some(Ok(dialed)) => {
+                let Some(instance) = dialed.accept.instance else {
+                    let e = "the other side accepted a proxy link, not a router link (an older Junction?)".to_owned();
+                    tracing::warn!(rlink = %d.setup.id, error = %e, "rlink failed");
+                    d.status.borrow_mut().last_error = Some(e);
+                    d.settle();
+                    d.pause(d.setup.reconnect_max).await;
+                    continue;
+                };
+                if instance == me {
+                    tracing::info!(rlink = %d.setup.id, target = %d.setup.addr, "rlink leads back to this worker; parked");
+                    d.set_state(RLinkState::SelfLink);
+                    d.settle();
+                    while !d.stopped.get() {
+                        d.wake.wait().await;
+                    }
+                    break;
+                }
+                d.status.borrow_mut().peer_instance = Some(instance);
+                last_err = None;
+                backoff = FIRST_BACKOFF;
+                let conn = PeerConn {
+                    stream: dialed.stream,
+                    kind: dialed.kind,
+                    tls: dialed.tls,
+                    framer: dialed.framer,
+                    instance,
+                    dialer: me,
+                    name: dialed.accept.name.clone().unwrap_or_default(),
+                    ping_interval: d.setup.ping_interval,
+                    ping_timeout: d.setup.ping_timeout,
+                    max_queue_bytes: d.setup.max_queue_bytes,
+                };
+                serve(shard.clone(), host.clone(), conn, Some(d.clone())).await;
+                d.status.borrow_mut().synced = false;
+            }
+            Some(Err(e)) => {
+                if last_err.as_deref() != Some(e.message.as_str()) {
+                    tracing::warn!(rlink = %d.setup.id, target = %d.setup.addr, error = %e, "rlink failed; retrying");
+                } else {
+                    tracing::debug!(rlink = %d.setup.id, error = %e, "rlink failed");
+                }
+                d.status.borrow_mut().last_error = Some(e.message.clone());
+                last_err = Some(e.message);
+                d.settle();
+            }
+            None => {
+                d.status.borrow_mut().last_error = Some("connect and handshake timed out".into());
+                d.settle();
+            }
+        }
+        if d.stopped.get() {
+            break;
+        }
+        d.pause(backoff).await;
+        backoff = (backoff * 2).min(d.setup.reconnect_max);
+    }
+    d.set_state(RLinkState::Stopped);
+}
+
+/// An accepted peer link (after the proof), to serve on the realm's home
+/// shard.
+pub async fn serve_accepted(shard: Rc<Shard>, h: super::link::LinkHandoff, instance: u64) {
+    let kind = h.kind;
+    // SAFETY: the hand-off owns `fd`, an open connected socket of `kind`.
+    let stream = unsafe { Stream::from_fd(kind, h.fd) };
+    let Some(host) = shard.realm_host(&h.realm) else {
+        tracing::error!(realm = %h.realm, "peer link hand-off to a shard that does not home the realm");
+        return;
+    };
+    if instance == host.links().instance {
+        // Our own dialer reached us; it notices from the instance id.
+        return;
+    }
+    let conn = PeerConn {
+        stream,
+        kind,
+        tls: h.tls,
+        framer: h.framer,
+        instance,
+        dialer: instance,
+        name: h.name,
+        ping_interval: ACCEPTED_PING_INTERVAL,
+        ping_timeout: ACCEPTED_PING_TIMEOUT,
+        max_queue_bytes: ACCEPTED_MAX_QUEUE_BYTES,
+    };
+    serve(shard, host, conn, None).await;
+    drop(h.permit);
+}
+
+/// An established link, either direction.
+struct PeerConn {
+    stream: Stream,
+    kind: SocketKind,
+    tls: Option<Tls>,
+    framer: Framer,
+    /// The peer's instance id, and the dialing side's.
+    instance: u64,
+    dialer: u64,
+    name: String,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    max_queue_bytes: usize,
+}
+
+/// Serves a link until it drops.
+async fn serve(shard: Rc<Shard>, host: Rc<RealmHost>, c: PeerConn, dialer: Option<Rc<Dialer>>) {
+    let PeerConn { stream: mut rstream, kind, tls, mut framer, instance, dialer: dialed_by, name, .. } = c;
+    let write_fd = match dup(rstream.fd()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!(error = %e, "dup failed");
+            return;
+        }
+    };
+    // SAFETY: a fresh dup of the connected socket.
+    let wstream = unsafe { Stream::from_fd(kind, write_fd) };
+    let tls = tls.map(|t| Rc::new(RefCell::new(t)));
+    let limits = ConnectionLimits {
+        max_connections: 1,
+        max_outbound_bytes: c.max_queue_bytes,
+        max_outbound_messages: usize::MAX / 2,
+        slow_consumer_policy: SlowConsumerPolicy::Close,
+    };
+    let out = Rc::new(Outbound::new(write_fd, limits));
+    let writer = spawn_writer(out.clone(), wstream, tls.clone());
+    let peer_name = if name.is_empty() { format!("instance {instance:016x}") } else { name };
+    let Some(l) = host.links().admit(&host, instance, dialed_by, &peer_name, out.clone()) else {
+        out.abort();
+        drop(rstream);
+        writer.await;
+        if let Some(d) = &dialer {
+            d.set_state(RLinkState::Standby);
+            d.settle();
+        }
+        return;
+    };
+    let peer = l.peer;
+    if let Some(d) = &dialer {
+        *d.current.borrow_mut() = Some(l.clone());
+        let mut s = d.status.borrow_mut();
+        s.state = RLinkState::Up;
+        s.ups += 1;
+        s.peer_name = Some(peer_name.clone());
+        s.last_error = None;
+    }
+    tracing::info!(realm = %host.name(), %peer, peer_name = %peer_name, dialed = dialer.is_some(), "peer link up");
+    host.peer_up(peer);
+
+    let last_seen = Rc::new(Cell::new(Instant::now()));
+    let ping = {
+        let (out, last_seen, counters) = (out.clone(), last_seen.clone(), host.links().counters.clone());
+        let (interval, timeout) = (c.ping_interval, c.ping_timeout);
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(interval).await;
+                if out.state() != OutState::Open {
+                    break;
+                }
+                if last_seen.get().elapsed() > timeout {
+                    counters.ping_timeouts.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("peer link silent for {timeout:?}; dropping it");
+                    out.abort();
+                    break;
+                }
+                out.push_control(|b| rawsocket::write_frame(b, rawsocket::FrameKind::Ping, b"jc"));
+            }
+        })
+        .detach()
+    };
+
+    let counters = host.links().counters.clone();
+    let mut tmp = vec![0u8; 64 * 1024];
+    let mut plain = Vec::new();
+    'outer: loop {
+        let mut handled = 0usize;
+        loop {
+            if l.dead.get() {
+                break 'outer;
+            }
+            match framer.next_event() {
+                Ok(None) => break,
+                Ok(Some(FrameEvent::Message(payload))) => {
+                    handled += 1;
+                    match decode(payload) {
+                        Ok(msg) => {
+                            counters.messages_received.fetch_add(1, Ordering::Relaxed);
+                            if matches!(msg, PeerMsg::Synced) {
+                                l.synced.set(true);
+                                if let Some(d) = &dialer {
+                                    d.status.borrow_mut().synced = true;
+                                    d.settle();
+                                }
+                                tracing::info!(%peer, peer_name = %l.name, "peer state synced");
+                            }
+                            host.handle_peer(peer, msg);
+                        }
+                        Err(e) => {
+                            counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%peer, error = %e, "bad cluster message; dropping the peer link");
+                            out.abort();
+                            break 'outer;
+                        }
+                    }
+                    if handled.is_multiple_of(256) {
+                        host.pump();
+                    }
+                }
+                Ok(Some(FrameEvent::Ping)) => out.push_control(|b| framer.drain_transmit(b)),
+                Ok(Some(FrameEvent::Pong)) => {}
+                Ok(Some(FrameEvent::Close { .. })) | Err(_) => {
+                    out.abort();
+                    break 'outer;
+                }
+            }
+        }
+        host.pump();
+        if out.state() != OutState::Open {
+            break;
+        }
+        let Some(n) = read_some(&mut rstream, &mut tmp, &out).await else { break };
+        let now = Instant::now();
+        last_seen.set(now);
+        host.set_now(now);
+        host.set_wall_clock(SystemTime::now());
+        if feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &out).is_err() {
+            out.abort();
+            break;
+        }
+    }
+    out.abort();
+    if host.links().remove(&l) {
+        host.peer_down(peer);
+    }
+    if let Some(d) = &dialer {
+        d.current.borrow_mut().take();
+    }
+    tracing::info!(realm = %host.name(), %peer, peer_name = %l.name, "peer link down");
+    drop(rstream);
+    writer.await;
+    drop(ping);
+    let _ = shard;
+}
+
+fn decode(payload: Bytes) -> Result<PeerMsg, String> {
+    match LinkFrame::decode(payload).map_err(|e| e.to_string())? {
+        LinkFrame::Peer(body) => PeerMsg::decode(&body).map_err(|e| e.to_string()),
+        other => Err(format!("unexpected link frame on a peer link: {other:?}")),
+    }
+}

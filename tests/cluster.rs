@@ -1,0 +1,159 @@
+//! Router clusters end to end: one realm served by three router workers
+//! (child processes of one node supervisor) linked with `rlinks`, driven by
+//! the real Autobahn|Python client with clients attached to different
+//! workers (`tests/python/cluster.py`).
+//!
+//! Every worker lists all three workers in its `rlinks`, itself included:
+//! the link to itself is noticed and parked, and the two links between each
+//! pair are deduplicated to one.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{
+    once_or_fail, python_dir, python_interpreter, start_in_dir_with_ports, temp_dir, JunctionProcess,
+    SERIALIZERS,
+};
+use serde_json::{json, Value};
+
+/// An `rlinks` entry to 127.0.0.1:`port`.
+fn rlink(id: &str, port: u16) -> Value {
+    json!({
+        "id": id,
+        "realm": "realm1",
+        "transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": port}},
+        "forward_local_events": true,
+        "forward_remote_events": false,
+        "forward_local_invocations": true,
+        "forward_remote_invocations": false
+    })
+}
+
+/// `anonymous` may do everything; callers and publishers are disclosed
+/// under `com.cluster.disclosed.`.
+fn role() -> Value {
+    let all = json!({"call": true, "register": true, "publish": true, "subscribe": true});
+    json!({
+        "name": "anonymous",
+        "permissions": [
+            {"uri": "", "match": "prefix", "allow": all, "disclose": {"caller": false, "publisher": false}},
+            {"uri": "com.cluster.disclosed.", "match": "prefix", "allow": all,
+             "disclose": {"caller": true, "publisher": true}}
+        ]
+    })
+}
+
+/// Three router workers on `ports`, each linked to all three.
+fn cluster_config(ports: &[u16]) -> Value {
+    let links: Vec<Value> = ports.iter().enumerate().map(|(i, p)| rlink(&format!("to-r{i}"), *p)).collect();
+    let workers: Vec<Value> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            json!({
+                "type": "router",
+                "id": format!("r{i}"),
+                "options": {"shards": 1},
+                "realms": [{"name": "realm1", "roles": [role()], "rlinks": links}],
+                "transports": [{
+                    "type": "rawsocket",
+                    "endpoint": {"type": "tcp", "port": p, "interface": "127.0.0.1"},
+                    "serializers": SERIALIZERS
+                }]
+            })
+        })
+        .collect();
+    json!({"version": 2, "workers": workers})
+}
+
+struct Cluster {
+    node: JunctionProcess,
+    ports: Vec<u16>,
+}
+
+impl Cluster {
+    fn url(&self, i: usize) -> String {
+        format!("rs://127.0.0.1:{}", self.ports[i])
+    }
+
+    fn python(&self, scenario: &str, serializer: &str) -> Value {
+        let (a, b, c) = (self.url(0), self.url(1), self.url(2));
+        self.node.python(
+            "cluster.py",
+            &[&a, "realm1", serializer, "--scenario", scenario, "--peer", &b, "--peer", &c],
+        )
+    }
+}
+
+fn cluster() -> &'static Cluster {
+    static C: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    once_or_fail(&C, || {
+        let dir = temp_dir("cluster");
+        let (node, ports, _) = start_in_dir_with_ports(&dir, 3, cluster_config);
+        Cluster { node, ports }
+    })
+}
+
+#[test]
+fn pubsub_across_three_workers() {
+    for ser in ["json", "msgpack", "cbor"] {
+        let r = cluster().python("pubsub", ser);
+        assert_eq!(r["ok"], true, "{ser}: {r}");
+        assert_eq!(r["same_subscription_id"], true, "{ser}: {r}");
+        assert_eq!(r["lookup_agrees"], true, "{ser}: {r}");
+        assert_eq!(r["in_order_exactly_once"], json!({"local": true, "b": true, "c": true}), "{ser}: {r}");
+        assert_eq!(r["prefix_events"], json!([0, 1, 2, 3, 4]), "{ser}: {r}");
+        assert!(r["prefix_topic"].as_str().is_some_and(|t| t.ends_with(".p.sub")), "{ser}: {r}");
+        assert_eq!(r["wildcard_events"], json!([0, 1, 2, 3, 4]), "{ser}: {r}");
+        assert!(r["wildcard_topic"].as_str().is_some_and(|t| t.ends_with(".w.x")), "{ser}: {r}");
+        assert_eq!(r["publisher_not_disclosed"], true, "{ser}: {r}");
+        assert_eq!(r["c_got"], json!(["only-c", "not-b", "all"]), "{ser}: {r}");
+        assert_eq!(r["b_got"], json!(["all"]), "{ser}: {r}");
+        assert_eq!(r["local_got"], json!(["not-b", "all"]), "{ser}: {r}");
+        assert_eq!(r["disclosed_publisher_ok"], true, "{ser}: {r}");
+        assert_eq!(r["from_c"], json!(["from-c", "from-c", "from-c"]), "{ser}: {r}");
+        assert_eq!(r["unsubscribe_converged"], true, "{ser}: {r}");
+    }
+}
+
+#[test]
+fn rpc_across_three_workers() {
+    for ser in ["json", "msgpack", "cbor"] {
+        let r = cluster().python("rpc", ser);
+        assert_eq!(r["ok"], true, "{ser}: {r}");
+        assert_eq!(r["echo_ok"], true, "{ser}: {r}");
+        assert_eq!(r["who_undisclosed"], Value::Null, "{ser}: {r}");
+        assert_eq!(r["who_disclosed_ok"], true, "{ser}: {r}");
+        assert!(r["fail_error"].as_str().is_some_and(|e| e.ends_with(".error.bad")), "{ser}: {r}");
+        assert_eq!(r["fail_args"], json!(["bad thing", 42]), "{ser}: {r}");
+        assert_eq!(r["progress"], json!([0, 1, 2, 3, 4]), "{ser}: {r}");
+        assert_eq!(r["progressive_result"], "done", "{ser}: {r}");
+        assert_eq!(r["timeout_error"], "wamp.error.timeout", "{ser}: {r}");
+        assert_eq!(r["cancel_error"], "cancelled", "{ser}: {r}");
+        assert_eq!(r["callee_interrupted"], 2, "{ser}: {r}");
+        assert_eq!(r["roundrobin_counts"], json!({"b": 3, "c": 3}), "{ser}: {r}");
+        assert_eq!(r["pattern_exact"], "exact", "{ser}: {r}");
+        assert_eq!(r["pattern_prefix"], "prefix", "{ser}: {r}");
+        assert_eq!(r["pattern_wildcard_vs_prefix"], "prefix", "{ser}: {r}");
+        assert_eq!(r["missing_error"], "wamp.error.no_such_procedure", "{ser}: {r}");
+        assert_eq!(r["after_leave_error"], "wamp.error.no_such_procedure", "{ser}: {r}");
+    }
+}
+
+#[test]
+fn session_meta_api_covers_the_cluster() {
+    let r = cluster().python("meta", "json");
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["counts_agree"], true, "{r}");
+    assert_eq!(r["count_covers"], true, "{r}");
+    assert_eq!(r["lists_agree"], true, "{r}");
+    assert_eq!(r["get_remote_session"], true, "{r}");
+    assert_eq!(r["get_remote_authrole"], "anonymous", "{r}");
+    assert_eq!(r["killed_reason"], "com.cluster.kicked", "{r}");
+    assert_eq!(r["testament"], json!(["bye"]), "{r}");
+    assert_eq!(r["gone_everywhere"], true, "{r}");
+}
