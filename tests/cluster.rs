@@ -9,13 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
-    once_or_fail, python_dir, python_interpreter, start_in_dir_with_ports, temp_dir, JunctionProcess,
+    kill, once_or_fail, python, start_in_dir_with_ports, temp_dir, wait_worker_restarted, JunctionProcess, LoadRun,
     SERIALIZERS,
 };
 use serde_json::{json, Value};
@@ -156,4 +154,48 @@ fn session_meta_api_covers_the_cluster() {
     assert_eq!(r["killed_reason"], "com.cluster.kicked", "{r}");
     assert_eq!(r["testament"], json!(["bye"]), "{r}");
     assert_eq!(r["gone_everywhere"], true, "{r}");
+}
+
+/// Calls from worker 0 to round-robin callees on workers 1 and 2 in a loop;
+/// worker 2 is SIGKILLed. No call hangs (calls in flight to it fail at once
+/// with `wamp.error.canceled`, later ones go to the callee on worker 1); the
+/// supervisor restarts it, it resyncs with the others without their
+/// restart, and its callee (reconnected) is called again.
+#[test]
+fn a_worker_dies_under_load_and_the_cluster_converges_again() {
+    let dir = temp_dir("cluster-kill");
+    let (node, ports, pids) = start_in_dir_with_ports(&dir, 3, cluster_config);
+    let url = |i: usize| format!("rs://127.0.0.1:{}", ports[i]);
+    let (u0, u1, u2) = (url(0), url(1), url(2));
+    let load = LoadRun::start(
+        "cluster.py",
+        &[&u0, "realm1", "msgpack", "--scenario", "load", "--peer", &u1, "--peer", &u2, "--bound", "5"],
+    );
+    load.wait_ready(Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    let victim = pids[&2];
+    kill(victim, libc::SIGKILL);
+    let new_pid = wait_worker_restarted(&node, 2, Duration::from_secs(30));
+    assert_ne!(new_pid, victim);
+    // The restarted worker learns the cluster's state, and the others learn
+    // its subscriptions, without a restart of the others.
+    let conv = python("cluster.py", &[&u2, "realm1", "json", "--scenario", "converge", "--peer", &u0, "--peer", &u1]);
+    assert_eq!(conv["ok"], true, "{conv}");
+    let before = load.mark(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = load.stop(Duration::from_secs(30));
+    eprintln!("load across the kill: {before} -> {stats}");
+    assert_eq!(stats["hangs"], 0, "{stats}");
+    let errors = stats["errors"].as_object().expect("errors").clone();
+    for (k, _) in &errors {
+        assert!(
+            ["wamp.error.canceled", "wamp.error.no_such_procedure"].contains(&k.as_str()),
+            "unexpected error {k}: {stats}"
+        );
+    }
+    assert!(stats["reconnects"].as_u64().unwrap_or(0) >= 1, "the callee on the killed worker reconnects: {stats}");
+    let served_after = stats["served"][&u2].as_u64().unwrap_or(0);
+    let served_before = before["served"][&u2].as_u64().unwrap_or(0);
+    assert!(served_after > served_before, "the restarted worker's callee is called again: {before} -> {stats}");
+    assert!(stats["ok"].as_u64().unwrap_or(0) > before["ok"].as_u64().unwrap_or(0), "{stats}");
 }

@@ -21,18 +21,16 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    allow_all_role, once_or_fail, python, python_dir, python_interpreter, realm, start_in_dir_with_ports, tail,
-    temp_dir, wait_worker_restarted, JunctionProcess, SERIALIZERS,
+    allow_all_role, once_or_fail, python, realm, start_in_dir_with_ports, tail,
+    temp_dir, wait_worker_restarted, JunctionProcess, LoadRun, SERIALIZERS, kill,
 };
 use serde_json::{json, Value};
 
@@ -1004,96 +1002,8 @@ impl GroupNode {
 }
 
 /// `proxy.py load` running in the background.
-struct LoadRun {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl LoadRun {
-    fn start(url: &str, clients: usize) -> LoadRun {
-        let mut cmd = Command::new(python_interpreter());
-        cmd.arg(python_dir().join("proxy.py"))
-            .args(["load", url, "realm1", "msgpack", "--clients", &clients.to_string(), "--bound", "5"])
-            .current_dir(python_dir())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run proxy.py load: {e}"));
-        let stdin = child.stdin.take();
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("piped stdout");
-        thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("piped stderr");
-        let sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        LoadRun { child, stdin, lines, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        tail(&self.stderr.lock().unwrap_or_else(|e| e.into_inner()), 6000).to_owned()
-    }
-
-    fn wait_ready(&self, timeout: Duration) {
-        match self.lines.recv_timeout(timeout) {
-            Ok(l) if l.contains("\"ready\": true") => {}
-            other => panic!("load clients not ready: {other:?}\n--- stderr ---\n{}", self.stderr()),
-        }
-    }
-
-    /// Tells the clients to stop; returns their statistics.
-    fn stop(mut self, timeout: Duration) -> Value {
-        if let Some(mut s) = self.stdin.take() {
-            let _ = s.write_all(b"stop\n");
-        }
-        let deadline = Instant::now() + timeout;
-        let mut last = String::new();
-        loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(l) if !l.trim().is_empty() => last = l,
-                Ok(_) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("load clients did not stop within {timeout:?}\n--- stderr ---\n{}", self.stderr())
-                }
-            }
-        }
-        let status = self.child.wait().expect("wait for proxy.py");
-        assert!(status.success(), "proxy.py load: {status}\nlast line: {last}\n--- stderr ---\n{}", self.stderr());
-        serde_json::from_str(&last).unwrap_or_else(|e| panic!("last line not JSON ({e}): {last}"))
-    }
-}
-
-impl Drop for LoadRun {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn kill(pid: u32, sig: i32) {
-    // SAFETY: plain kill(2) on a worker pid the supervisor printed.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
-    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+fn start_load(url: &str, clients: usize) -> LoadRun {
+    LoadRun::start("proxy.py", &["load", url, "realm1", "msgpack", "--clients", &clients.to_string(), "--bound", "5"])
 }
 
 /// Many sessions through the proxy, calling and publishing in a loop; one
@@ -1106,7 +1016,7 @@ fn kill(pid: u32, sig: i32) {
 fn a_router_worker_of_a_group_dies_and_comes_back() {
     let node = start_group_node();
     let clients = 16;
-    let load = LoadRun::start(&format!("rs://127.0.0.1:{}", node.proxy_rs), clients);
+    let load = start_load(&format!("rs://127.0.0.1:{}", node.proxy_rs), clients);
     load.wait_ready(Duration::from_secs(60));
     thread::sleep(Duration::from_millis(700));
 
@@ -1184,7 +1094,7 @@ impl Drop for Resume {
 fn a_frozen_router_worker_is_detected_by_link_pings() {
     let node = start_group_node();
     let clients = 16;
-    let load = LoadRun::start(&format!("rs://127.0.0.1:{}", node.proxy_rs), clients);
+    let load = start_load(&format!("rs://127.0.0.1:{}", node.proxy_rs), clients);
     load.wait_ready(Duration::from_secs(60));
     thread::sleep(Duration::from_millis(700));
 

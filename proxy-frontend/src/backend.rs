@@ -210,6 +210,7 @@ impl Backend {
             key: setup.key.public_bytes(),
             name: setup.name.clone(),
             peer: None,
+            ping_ms: None,
         };
         match dial::dial(&self.setup.addr, self.setup.tls.as_ref(), &hello, &setup.key).await {
             Ok(d) => {

@@ -13,11 +13,11 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -416,9 +416,27 @@ pub fn python(script: &str, args: &[&str]) -> Value {
 
 /// Like [`python`], returning the failure as a message.
 pub fn run_python(script: &str, args: &[&str]) -> Result<Value, String> {
+    run_python_in(None, script, args)
+}
+
+/// The client interpreter as a command, run inside network namespace
+/// `netns` (`ip netns exec`) if given.
+pub fn python_command(netns: Option<&str>) -> Command {
+    match netns {
+        None => Command::new(python_interpreter()),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, &python_interpreter()]);
+            c
+        }
+    }
+}
+
+/// Like [`run_python`], inside network namespace `netns` if given.
+pub fn run_python_in(netns: Option<&str>, script: &str, args: &[&str]) -> Result<Value, String> {
     let interp = python_interpreter();
     let path = python_dir().join(script);
-    let mut cmd = Command::new(&interp);
+    let mut cmd = python_command(netns);
     cmd.arg(&path).args(args).current_dir(python_dir());
     cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -632,10 +650,27 @@ pub fn rawsocket_tcp_auth(port: u16, auth: Value) -> Value {
 /// `junction: ready` (the supervisor's `junction: worker <i> <type> pid <pid>`
 /// lines) are returned with the process.
 pub fn try_start_in_dir(dir: &Path, config: &Value) -> Result<(JunctionProcess, Vec<String>), String> {
+    try_start_in_dir_netns(dir, config, None)
+}
+
+/// Like [`try_start_in_dir`], with the node inside network namespace
+/// `netns` (`ip netns exec`, which execs the node: the process is the node).
+pub fn try_start_in_dir_netns(
+    dir: &Path,
+    config: &Value,
+    netns: Option<&str>,
+) -> Result<(JunctionProcess, Vec<String>), String> {
     let config_path = dir.join("config.json");
     std::fs::write(&config_path, serde_json::to_vec_pretty(config).expect("serialize config"))
         .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
-    let mut cmd = Command::new(junction_bin());
+    let mut cmd = match netns {
+        None => Command::new(junction_bin()),
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, junction_bin()]);
+            c
+        }
+    };
     cmd.arg("start").arg("--config").arg(&config_path);
     if std::env::var_os("JUNCTION_LOG").is_none() {
         cmd.env("JUNCTION_LOG", "info");
@@ -774,3 +809,128 @@ pub fn wait_worker_restarted(node: &JunctionProcess, index: usize, timeout: Dura
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------- load scripts
+
+/// A long-running client script (a load loop) that prints
+/// `{"ready": true}` once running and its statistics as its last line after
+/// `stop` on stdin.
+pub struct LoadRun {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl LoadRun {
+    /// Runs `tests/python/<script> <args...>`.
+    pub fn start(script: &str, args: &[&str]) -> LoadRun {
+        Self::start_in(None, script, args)
+    }
+
+    /// Like [`LoadRun::start`], inside network namespace `netns` if given.
+    pub fn start_in(netns: Option<&str>, script: &str, args: &[&str]) -> LoadRun {
+        let mut cmd = python_command(netns);
+        cmd.arg(python_dir().join(script))
+            .args(args)
+            .current_dir(python_dir())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run {script}: {e}"));
+        let stdin = child.stdin.take();
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("piped stderr");
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        LoadRun { child, stdin, lines, stderr }
+    }
+
+    pub fn stderr(&self) -> String {
+        tail(&self.stderr.lock().unwrap_or_else(|e| e.into_inner()), 6000).to_owned()
+    }
+
+    /// Waits for `{"ready": true}`.
+    pub fn wait_ready(&self, timeout: Duration) {
+        match self.lines.recv_timeout(timeout) {
+            Ok(l) if l.contains("\"ready\": true") => {}
+            other => panic!("load clients not ready: {other:?}\n--- stderr ---\n{}", self.stderr()),
+        }
+    }
+
+    /// Asks for intermediate statistics (`mark` on stdin, answered with a
+    /// `{"mark": ...}` line); returns them.
+    pub fn mark(&self, timeout: Duration) -> Value {
+        if let Some(mut s) = self.stdin.as_ref() {
+            let _ = s.write_all(b"mark\n");
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.contains("\"mark\"") => {
+                    let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("mark line not JSON ({e}): {l}"));
+                    return v["mark"].clone();
+                }
+                Ok(_) => {}
+                Err(e) => panic!("no mark line within {timeout:?} ({e:?})\n--- stderr ---\n{}", self.stderr()),
+            }
+        }
+    }
+
+    /// Tells the clients to stop; returns their statistics.
+    pub fn stop(mut self, timeout: Duration) -> Value {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"stop\n");
+        }
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(l) if !l.trim().is_empty() => last = l,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("load clients did not stop within {timeout:?}\n--- stderr ---\n{}", self.stderr())
+                }
+            }
+        }
+        let status = self.child.wait().expect("wait for the load script");
+        assert!(status.success(), "load script: {status}\nlast line: {last}\n--- stderr ---\n{}", self.stderr());
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("last line not JSON ({e}): {last}"))
+    }
+}
+
+impl Drop for LoadRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `sig` to `pid` (a worker pid the supervisor printed).
+pub fn kill(pid: u32, sig: i32) {
+    // SAFETY: plain kill(2) on a worker pid the supervisor printed.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+}
+

@@ -26,6 +26,16 @@ workers must see one router.
         Subscribes on the first worker to T and waits until every peer
         counts the subscriber; prints how long that took (ms).
 
+    cluster.py URL REALM SERIALIZER --scenario hold --topic T
+        Subscribes to T and registers T, prints ``{"ready": true}``, and
+        holds the session until stdin closes or says ``stop``.
+
+    cluster.py URL REALM SERIALIZER --scenario expect --topic T --count N
+            [--within S]
+        Waits (at most S seconds) until the worker at URL counts N
+        subscribers of T; with N = 1 then calls T, with N = 0 reports the
+        call's error.
+
     cluster.py URL REALM SERIALIZER --scenario load --peer URL2 [--bound S]
         A callee on each peer and callers on the first worker, calling in a
         loop until stdin closes or says ``stop``; every call is bounded by
@@ -410,7 +420,7 @@ async def load(args):
     """Callers on the first worker, callees on the peers (see module doc)."""
     ser = args.serializer
     proc = unique("com.cluster.load")
-    stats = {"calls": 0, "ok": 0, "errors": {}, "hangs": 0, "reconnects": 0, "served": 0}
+    stats = {"calls": 0, "ok": 0, "errors": {}, "hangs": 0, "reconnects": 0, "served": {u: 0 for u in args.peer}}
     stop = asyncio.Event()
 
     async def callee_loop(url):
@@ -422,7 +432,7 @@ async def load(args):
                 continue
 
             def serve(i):
-                stats["served"] += 1
+                stats["served"][url] += 1
                 return i
 
             try:
@@ -477,7 +487,7 @@ async def load(args):
         if not line or line.strip() == b"stop":
             break
         if line.strip() == b"mark":
-            print(json_line({"mark": dict(stats)}), flush=True)
+            print(json_line({"mark": {"ok": stats["ok"], "served": dict(stats["served"])}}), flush=True)
     stop.set()
     await asyncio.wait(tasks, timeout=STEP_TIMEOUT)
     return stats
@@ -489,7 +499,48 @@ def json_line(d):
     return json.dumps(d)
 
 
-SCENARIOS = {"pubsub": pubsub, "rpc": rpc, "meta": meta, "converge": converge, "load": load}
+async def hold(args):
+    """Subscribe to --topic and register --topic as a procedure, print
+    ready, hold until stdin closes."""
+    s = await connect(args.url, args.realm, args.serializer)
+    await s.subscribe(lambda *a: None, args.topic)
+    await s.register(lambda: "held", args.topic)
+    print('{"ready": true}', flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = await reader.readline()
+        if not line or line.strip() == b"stop":
+            break
+    attached = s.is_attached()
+    await close(s)
+    return {"still_attached": attached}
+
+
+async def expect(args):
+    """Wait until the worker at URL counts --count subscribers of --topic
+    (0: no subscription) and, with --count 1, a call of --topic works;
+    report how long it took."""
+    s = await connect(args.url, args.realm, args.serializer)
+    t0 = time.monotonic()
+
+    async def ok():
+        sid = await call(s, "wamp.subscription.lookup", args.topic)
+        n = 0 if sid is None else await call(s, "wamp.subscription.count_subscribers", sid)
+        return n == args.count
+
+    await wait_for(ok, f"{args.count} subscribers of {args.topic}", timeout=args.within)
+    out = {"after_ms": round((time.monotonic() - t0) * 1000)}
+    if args.count == 1:
+        out["call"] = await call(s, args.topic)
+    else:
+        out["call_error"] = await expect_error(s.call(args.topic), "call without callee")
+    await close(s)
+    return out
+
+
+SCENARIOS = {"hold": hold, "expect": expect, "pubsub": pubsub, "rpc": rpc, "meta": meta, "converge": converge, "load": load}
 
 
 if __name__ == "__main__":
@@ -498,7 +549,9 @@ if __name__ == "__main__":
     p.add_argument("--peer", action="append", default=[])
     p.add_argument("--topic")
     p.add_argument("--bound", type=float, default=5.0)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--within", type=float, default=STEP_TIMEOUT)
     a = p.parse_args()
-    if a.scenario == "load":
+    if a.scenario in ("load", "hold"):
         a.timeout = 600.0
     run(SCENARIOS[a.scenario], a)

@@ -318,6 +318,10 @@ pub struct LinkHello {
     /// id (drawn at start; two links between one pair of workers are told
     /// apart and deduplicated by these ids).
     pub peer: Option<u64>,
+    /// On a router-to-router link: the dialer's ping interval and silence
+    /// timeout in milliseconds, which the accepting side adopts so both
+    /// ends notice a partition equally fast.
+    pub ping_ms: Option<(u64, u64)>,
 }
 
 impl LinkHello {
@@ -329,6 +333,9 @@ impl LinkHello {
         d.insert("name".into(), Value::from(self.name.as_str()));
         if let Some(i) = self.peer {
             d.insert("peer".into(), Value::UInt(i));
+        }
+        if let Some((i, t)) = self.ping_ms {
+            d.insert("ping".into(), Value::List(vec![Value::UInt(i), Value::UInt(t)]));
         }
         encode_json(&Message::Hello { realm: self.realm.clone(), details: d })
     }
@@ -347,7 +354,15 @@ impl LinkHello {
             Some(Value::UInt(i)) => Some(*i),
             Some(_) => return Err(bad("'peer' is not an unsigned integer")),
         };
-        Ok(LinkHello { realm, key, name, peer })
+        let ping_ms = match details.get("ping") {
+            None => None,
+            Some(Value::List(l)) => match l.as_slice() {
+                [Value::UInt(i), Value::UInt(t)] => Some((*i, *t)),
+                _ => return Err(bad("'ping' is not [interval_ms, timeout_ms]")),
+            },
+            Some(_) => return Err(bad("'ping' is not [interval_ms, timeout_ms]")),
+        };
+        Ok(LinkHello { realm, key, name, peer, ping_ms })
     }
 }
 
@@ -624,9 +639,9 @@ mod tests {
 
     #[test]
     fn control_bodies_roundtrip() {
-        let h = LinkHello { realm: "realm1".into(), key: [0xab; 32], name: "proxy1".into(), peer: None };
+        let h = LinkHello { realm: "realm1".into(), key: [0xab; 32], name: "proxy1".into(), peer: None, ping_ms: None };
         assert_eq!(LinkHello::decode(&h.encode()).expect("hello"), h);
-        let h = LinkHello { peer: Some(u64::MAX), ..h };
+        let h = LinkHello { peer: Some(u64::MAX), ping_ms: Some((200, 1000)), ..h };
         assert_eq!(LinkHello::decode(&h.encode()).expect("peer hello"), h);
         let a = LinkAccept { max_message_size: 1 << 20, instance: None, name: None };
         assert_eq!(LinkAccept::decode(&a.encode()).expect("accept"), a);

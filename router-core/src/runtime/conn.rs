@@ -336,6 +336,7 @@ pub async fn open(
                 permit,
                 tls,
                 peer: id.peer,
+                ping_ms: id.ping_ms,
             };
             shard.route_link(home, h).await;
         }

@@ -70,6 +70,8 @@ pub struct LinkHandoff {
     pub tls: Option<Tls>,
     /// A router-to-router link: the dialing worker's instance id.
     pub peer: Option<u64>,
+    /// A router-to-router link: the dialer's ping settings (ms).
+    pub ping_ms: Option<(u64, u64)>,
 }
 
 /// Who opened a link, once proven.
@@ -80,6 +82,8 @@ pub struct LinkIdentity {
     pub key: String,
     /// A router-to-router link: the dialing worker's instance id.
     pub peer: Option<u64>,
+    /// A router-to-router link: the dialer's ping settings (ms).
+    pub ping_ms: Option<(u64, u64)>,
 }
 
 /// Outcome of one step of the link's proof exchange.
@@ -160,7 +164,8 @@ impl LinkAuth {
                 let name = h.peer.map(|_| self.name.clone());
                 LinkFrame::Accept(LinkAccept { max_message_size: self.max_message_size as u64, instance, name }.encode())
                     .write(&mut reply);
-                let opened = LinkIdentity { realm: h.realm, name: h.name, key: link::hex(&h.key), peer: h.peer };
+                let opened =
+                    LinkIdentity { realm: h.realm, name: h.name, key: link::hex(&h.key), peer: h.peer, ping_ms: h.ping_ms };
                 LinkStep::Accepted(reply, opened)
             }
             (Err(e), _) => Self::refuse("wamp.error.protocol_violation", &e.to_string(), false),

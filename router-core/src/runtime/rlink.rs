@@ -65,8 +65,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How often a standing-by dialer checks whether the pair lost its link.
 const STANDBY_POLL: Duration = Duration::from_millis(250);
-/// Ping interval, silence timeout and queue bound of accepted links (the
-/// dialing side's `rlinks` entry sets its own).
+/// Ping interval, silence timeout and queue bound of accepted links whose
+/// dialer did not say (the dialer's HELLO normally carries its `rlinks`
+/// entry's ping settings, which the accepting side adopts).
 pub const ACCEPTED_PING_INTERVAL: Duration = Duration::from_secs(1);
 pub const ACCEPTED_PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub const ACCEPTED_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
@@ -397,8 +398,14 @@ pub fn stop(host: &RealmHost, realm: &str, id: &str) -> Result<(), RLinkError> {
 async fn run_dialer(shard: Rc<Shard>, host: Rc<RealmHost>, d: Rc<Dialer>) {
     let Some(key) = shard.setup.node_key.clone() else { return };
     let me = host.links().instance;
-    let hello =
-        LinkHello { realm: d.setup.realm.clone(), key: key.public_bytes(), name: d.setup.name.clone(), peer: Some(me) };
+    let ms = |t: Duration| u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+    let hello = LinkHello {
+        realm: d.setup.realm.clone(),
+        key: key.public_bytes(),
+        name: d.setup.name.clone(),
+        peer: Some(me),
+        ping_ms: Some((ms(d.setup.ping_interval), ms(d.setup.ping_timeout))),
+    };
     let mut backoff = FIRST_BACKOFF;
     let mut last_err: Option<String> = None;
     while !d.stopped.get() {
@@ -474,6 +481,19 @@ async fn run_dialer(shard: Rc<Shard>, host: Rc<RealmHost>, d: Rc<Dialer>) {
     d.set_state(RLinkState::Stopped);
 }
 
+/// The ping interval and timeout an accepted link uses: the dialer's (from
+/// its HELLO), kept within sane bounds, or the defaults.
+pub fn accepted_ping(ping_ms: Option<(u64, u64)>) -> (Duration, Duration) {
+    match ping_ms {
+        Some((i, t)) => {
+            let i = Duration::from_millis(i.clamp(50, 60_000));
+            let t = Duration::from_millis(t.clamp(100, 600_000)).max(i * 2);
+            (i, t)
+        }
+        None => (ACCEPTED_PING_INTERVAL, ACCEPTED_PING_TIMEOUT),
+    }
+}
+
 /// An accepted peer link (after the proof), to serve on the realm's home
 /// shard.
 pub async fn serve_accepted(shard: Rc<Shard>, h: super::link::LinkHandoff, instance: u64) {
@@ -488,6 +508,7 @@ pub async fn serve_accepted(shard: Rc<Shard>, h: super::link::LinkHandoff, insta
         // Our own dialer reached us; it notices from the instance id.
         return;
     }
+    let (ping_interval, ping_timeout) = accepted_ping(h.ping_ms);
     let conn = PeerConn {
         stream,
         kind,
@@ -496,8 +517,8 @@ pub async fn serve_accepted(shard: Rc<Shard>, h: super::link::LinkHandoff, insta
         instance,
         dialer: instance,
         name: h.name,
-        ping_interval: ACCEPTED_PING_INTERVAL,
-        ping_timeout: ACCEPTED_PING_TIMEOUT,
+        ping_interval,
+        ping_timeout,
         max_queue_bytes: ACCEPTED_MAX_QUEUE_BYTES,
     };
     serve(shard, host, conn, None).await;
