@@ -45,10 +45,13 @@ fn role() -> Value {
     })
 }
 
-/// Three router workers on `ports`, each linked to all three.
+/// Three router workers on `ports[0..3]`, each linked to all three, and
+/// (with a fourth port) a proxy worker balancing realm1 round-robin over
+/// the three.
 fn cluster_config(ports: &[u16]) -> Value {
-    let links: Vec<Value> = ports.iter().enumerate().map(|(i, p)| rlink(&format!("to-r{i}"), *p)).collect();
-    let workers: Vec<Value> = ports
+    let routers = &ports[..3];
+    let links: Vec<Value> = routers.iter().enumerate().map(|(i, p)| rlink(&format!("to-r{i}"), *p)).collect();
+    let mut workers: Vec<Value> = routers
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -65,6 +68,24 @@ fn cluster_config(ports: &[u16]) -> Value {
             })
         })
         .collect();
+    if let Some(proxy_port) = ports.get(3) {
+        let conn = |p: u16| {
+            json!({"realm": "realm1", "transport": {"type": "rawsocket",
+                   "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": p}}})
+        };
+        workers.push(json!({
+            "type": "proxy",
+            "id": "p0",
+            "options": {"shards": 1, "balance": "round_robin"},
+            "routes": {"realm1": {"*": ["c0", "c1", "c2"]}},
+            "connections": {"c0": conn(routers[0]), "c1": conn(routers[1]), "c2": conn(routers[2])},
+            "transports": [{
+                "type": "rawsocket",
+                "endpoint": {"type": "tcp", "port": proxy_port, "interface": "127.0.0.1"},
+                "serializers": SERIALIZERS
+            }]
+        }));
+    }
     json!({"version": 2, "workers": workers})
 }
 
@@ -80,6 +101,11 @@ impl Cluster {
 
     fn python(&self, scenario: &str, serializer: &str) -> Value {
         let (a, b, c) = (self.url(0), self.url(1), self.url(2));
+        self.python_at(scenario, serializer, [a, b, c])
+    }
+
+    fn python_at(&self, scenario: &str, serializer: &str, urls: [String; 3]) -> Value {
+        let [a, b, c] = urls;
         self.node.python(
             "cluster.py",
             &[&a, "realm1", serializer, "--scenario", scenario, "--peer", &b, "--peer", &c],
@@ -91,7 +117,7 @@ fn cluster() -> &'static Cluster {
     static C: OnceLock<Result<Cluster, String>> = OnceLock::new();
     once_or_fail(&C, || {
         let dir = temp_dir("cluster");
-        let (node, ports, _) = start_in_dir_with_ports(&dir, 3, cluster_config);
+        let (node, ports, _) = start_in_dir_with_ports(&dir, 4, cluster_config);
         Cluster { node, ports }
     })
 }
@@ -140,6 +166,30 @@ fn rpc_across_three_workers() {
         assert_eq!(r["missing_error"], "wamp.error.no_such_procedure", "{ser}: {r}");
         assert_eq!(r["after_leave_error"], "wamp.error.no_such_procedure", "{ser}: {r}");
     }
+}
+
+/// All clients through one proxy worker that balances realm1 round-robin
+/// over the three router workers: they see one router.
+#[test]
+fn through_a_proxy_the_cluster_is_one_router() {
+    let c = cluster();
+    let proxy = c.url(3);
+    let urls = || [proxy.clone(), proxy.clone(), proxy.clone()];
+    let r = c.python_at("pubsub", "msgpack", urls());
+    assert_eq!(r["in_order_exactly_once"], json!({"local": true, "b": true, "c": true}), "{r}");
+    assert_eq!(r["c_got"], json!(["only-c", "not-b", "all"]), "{r}");
+    assert_eq!(r["from_c"], json!(["from-c", "from-c", "from-c"]), "{r}");
+    assert_eq!(r["same_subscription_id"], true, "{r}");
+    let r = c.python_at("rpc", "json", urls());
+    assert_eq!(r["echo_ok"], true, "{r}");
+    assert_eq!(r["roundrobin_counts"], json!({"b": 3, "c": 3}), "{r}");
+    assert_eq!(r["progress"], json!([0, 1, 2, 3, 4]), "{r}");
+    assert_eq!(r["cancel_error"], "cancelled", "{r}");
+    assert_eq!(r["after_leave_error"], "wamp.error.no_such_procedure", "{r}");
+    let r = c.python_at("meta", "json", urls());
+    assert_eq!(r["lists_agree"], true, "{r}");
+    assert_eq!(r["killed_reason"], "com.cluster.kicked", "{r}");
+    assert_eq!(r["testament"], json!(["bye"]), "{r}");
 }
 
 #[test]

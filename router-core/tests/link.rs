@@ -11,38 +11,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cluster_membership::NodeKey;
+use router_core::runtime::dial::DialAddr;
+use router_core::runtime::rlink::{RLinkError, RLinkSetup, RLinkState};
 use router_core::runtime::{EndpointSetup, RouterNode};
 use wamp_framing::link::{self, ChannelId, LinkFrame, LinkHello, OpenRequest};
 use wamp_framing::rawsocket::{RawSocketDecoder, RawSocketEvent};
 use wamp_proto::{Dict, Message, Payload, RequestId, Serializer, Value};
 
 fn start_router(trusted: &[&NodeKey]) -> (RouterNode, u16) {
-    let cfg = r#"{
-        "version": 2,
-        "workers": [{
-            "type": "router",
-            "options": {"shards": 2, "pin_cores": false},
-            "realms": [{"name": "realm1", "roles": [
-                {"name": "user", "permissions": [{"uri": "", "match": "prefix",
-                  "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
-                  "disclose": {"caller": true, "publisher": true}}]}
-            ]}],
-            "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": 1}}]
-        }]
-    }"#;
-    let cfg = junction_config::parse_str(cfg, junction_config::Format::Json).expect("config");
-    let mut setup = router_core::setup_from_config(&cfg).expect("setup");
-    setup.trusted_proxy_keys = trusted.iter().map(|k| k.public_bytes()).collect();
-    // Any free port (the config format requires 1..=65535).
-    if let EndpointSetup::Tcp { addr, .. } = &mut setup.transports[0].endpoint {
-        addr.set_port(0);
-    }
-    let node = RouterNode::start(setup).expect("router starts");
-    let port = match &node.endpoints[0] {
-        EndpointSetup::Tcp { addr, .. } => addr.port(),
-        other => panic!("unexpected endpoint {other}"),
-    };
-    (node, port)
+    start_router_with(trusted, None)
 }
 
 struct LinkClient {
@@ -295,4 +272,160 @@ fn refused_links_do_not_lock_out_a_trusted_proxy_on_the_same_host() {
     }
     let mut c = LinkClient::connect(port);
     c.authenticate(&trusted, "realm1", false).expect("the trusted proxy still gets in");
+}
+
+/// A router whose node key is `key` (it trusts it too), on a free port.
+fn start_keyed_router(key: &NodeKey) -> (RouterNode, u16) {
+    start_router_with(&[key], Some(key.clone()))
+}
+
+fn start_router_with(trusted: &[&NodeKey], node_key: Option<NodeKey>) -> (RouterNode, u16) {
+    let cfg = r#"{
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "options": {"shards": 2, "pin_cores": false},
+            "realms": [{"name": "realm1", "roles": [
+                {"name": "user", "permissions": [{"uri": "", "match": "prefix",
+                  "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
+                  "disclose": {"caller": true, "publisher": true}}]}
+            ]}],
+            "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": 1}}]
+        }]
+    }"#;
+    let cfg = junction_config::parse_str(cfg, junction_config::Format::Json).expect("config");
+    let mut setup = router_core::setup_from_config(&cfg).expect("setup");
+    setup.trusted_proxy_keys = trusted.iter().map(|k| k.public_bytes()).collect();
+    setup.node_key = node_key;
+    if let EndpointSetup::Tcp { addr, .. } = &mut setup.transports[0].endpoint {
+        addr.set_port(0);
+    }
+    let node = RouterNode::start(setup).expect("router starts");
+    let port = match &node.endpoints[0] {
+        EndpointSetup::Tcp { addr, .. } => addr.port(),
+        other => panic!("unexpected endpoint {other}"),
+    };
+    (node, port)
+}
+
+fn rlink_to(id: &str, realm: &str, port: u16) -> RLinkSetup {
+    RLinkSetup {
+        id: id.into(),
+        realm: realm.into(),
+        addr: DialAddr::Tcp { host: "127.0.0.1".into(), port },
+        tls: None,
+        name: "worker-a".into(),
+        ping_interval: Duration::from_millis(200),
+        ping_timeout: Duration::from_secs(2),
+        reconnect_max: Duration::from_millis(500),
+        max_queue_bytes: 1 << 24,
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `wamp.session.count` from a session opened on channel `ch` of a link to `port`.
+fn session_count(key: &NodeKey, port: u16) -> u64 {
+    let mut c = LinkClient::connect(port);
+    c.authenticate(key, "realm1", false).expect("accepted");
+    c.open(1, "counter", "user", "realm1");
+    assert!(matches!(c.next_message(), (1, Some(Message::Welcome { .. }))));
+    let call = Message::Call {
+        request: RequestId::from_valid(1),
+        options: Dict::new(),
+        procedure: "wamp.session.count".into(),
+        payload: Payload::EMPTY,
+    };
+    c.data(1, &call);
+    match c.next_message() {
+        (1, Some(Message::Result { payload, .. })) => {
+            let (args, _) = payload.to_values().expect("values");
+            args.and_then(|a| a.first().and_then(Value::as_u64)).expect("count")
+        }
+        other => panic!("expected RESULT, got {other:?}"),
+    }
+}
+
+#[test]
+fn router_links_start_sync_and_stop_at_run_time() {
+    let key = NodeKey::generate();
+    let (a, _) = start_keyed_router(&key);
+    let (b, pb) = start_keyed_router(&key);
+    assert_ne!(a.instance, b.instance);
+
+    assert!(matches!(a.start_rlink(rlink_to("l1", "nosuch", pb)), Err(RLinkError::NoSuchRealm(_))));
+    assert!(matches!(a.stop_rlink("realm1", "l1"), Err(RLinkError::NoSuchLink { .. })));
+    a.start_rlink(rlink_to("l1", "realm1", pb)).expect("start");
+    assert!(matches!(a.start_rlink(rlink_to("l1", "realm1", pb)), Err(RLinkError::Exists { .. })));
+    wait_until("link up and synced", || {
+        a.rlinks("realm1").expect("status").first().is_some_and(|s| s.state == RLinkState::Up && s.synced)
+    });
+    let st = &a.rlinks("realm1").expect("status")[0];
+    assert_eq!(st.peer_instance, Some(b.instance));
+    assert_eq!(st.ups, 1);
+    wait_until("B sees A", || b.peers("realm1").expect("peers").iter().any(|p| p.instance == a.instance && p.synced));
+    assert!(!b.peers("realm1").expect("peers")[0].dialed_here);
+
+    // A session held on B is counted on A (a ghost), and the other way round.
+    let mut holder = LinkClient::connect(pb);
+    holder.authenticate(&key, "realm1", false).expect("accepted");
+    holder.open(7, "held", "user", "realm1");
+    assert!(matches!(holder.next_message(), (7, Some(Message::Welcome { .. }))));
+    let pa = match &a.endpoints[0] {
+        EndpointSetup::Tcp { addr, .. } => addr.port(),
+        other => panic!("unexpected endpoint {other}"),
+    };
+    wait_until("the session on B is counted on A", || session_count(&key, pa) == 2);
+
+    // Stopping the link drops it on both sides; the ghost goes.
+    a.stop_rlink("realm1", "l1").expect("stop");
+    wait_until("link stopped", || a.rlinks("realm1").expect("status")[0].state == RLinkState::Stopped);
+    wait_until("B lost A", || b.peers("realm1").expect("peers").is_empty());
+    wait_until("no ghost on A", || session_count(&key, pa) == 1);
+    assert!(a.cluster.links_up.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+
+    // Started again under the same id: it links up again.
+    a.start_rlink(rlink_to("l1", "realm1", pb)).expect("restart");
+    wait_until("relinked", || a.peers("realm1").expect("peers").len() == 1);
+    wait_until("the session on B is counted on A again", || session_count(&key, pa) == 2);
+}
+
+#[test]
+fn a_router_without_a_node_key_cannot_start_links() {
+    let key = NodeKey::generate();
+    let (a, _) = start_router_with(&[&key], None);
+    let (_b, pb) = start_keyed_router(&key);
+    assert_eq!(a.start_rlink(rlink_to("l1", "realm1", pb)), Err(RLinkError::NoNodeKey));
+}
+
+#[test]
+fn two_workers_linking_each_other_keep_one_link() {
+    let key = NodeKey::generate();
+    let (a, pa) = start_keyed_router(&key);
+    let (b, pb) = start_keyed_router(&key);
+    a.start_rlink(rlink_to("to-b", "realm1", pb)).expect("a→b");
+    b.start_rlink(rlink_to("to-a", "realm1", pa)).expect("b→a");
+    wait_until("one synced link each", || {
+        let (pa_, pb_) = (a.peers("realm1").expect("peers"), b.peers("realm1").expect("peers"));
+        pa_.len() == 1 && pb_.len() == 1 && pa_[0].synced && pb_[0].synced
+    });
+    // Both sides keep the link dialed by the lower instance id.
+    let lower_dials = a.instance < b.instance;
+    assert_eq!(a.peers("realm1").expect("peers")[0].dialed_here, lower_dials);
+    assert_eq!(b.peers("realm1").expect("peers")[0].dialed_here, !lower_dials);
+    std::thread::sleep(Duration::from_millis(500));
+    let states: Vec<RLinkState> = [&a, &b].iter().map(|n| n.rlinks("realm1").expect("status")[0].state).collect();
+    assert!(states.contains(&RLinkState::Up) && states.contains(&RLinkState::Standby), "{states:?}");
+    // A link to itself is parked.
+    a.start_rlink(rlink_to("self", "realm1", pa)).expect("self");
+    wait_until("self link parked", || {
+        a.rlinks("realm1").expect("status").iter().any(|s| s.id == "self" && s.state == RLinkState::SelfLink)
+    });
+    assert_eq!(a.peers("realm1").expect("peers").len(), 1);
 }

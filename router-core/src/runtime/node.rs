@@ -46,6 +46,7 @@ enum Control {
     StartLink { setup: RLinkSetup, reply: flume::Sender<Result<(), RLinkError>> },
     StopLink { realm: String, id: String, reply: flume::Sender<Result<(), RLinkError>> },
     Links { realm: String, reply: flume::Sender<Result<Vec<RLinkStatus>, RLinkError>> },
+    Peers { realm: String, reply: flume::Sender<Result<Vec<super::rlink::PeerInfo>, RLinkError>> },
 }
 
 /// How long a control request may wait for its shard.
@@ -195,6 +196,12 @@ impl RouterNode {
         self.control(realm, |reply| Control::Links { realm: r, reply })
     }
 
+    /// The realm's live links to peer workers (dialed or accepted).
+    pub fn peers(&self, realm: &str) -> Result<Vec<super::rlink::PeerInfo>, RLinkError> {
+        let r = realm.to_owned();
+        self.control(realm, |reply| Control::Peers { realm: r, reply })
+    }
+
     /// Waits (at most `timeout`) until every configured link has synced
     /// with its peer or failed once; `false` on timeout.
     pub fn wait_rlinks_settled(&self, timeout: Duration) -> bool {
@@ -315,6 +322,13 @@ async fn run_shard(
                     Control::Links { realm, reply } => {
                         let r = match shard.realm_host(&realm) {
                             Some(host) => Ok(host.links().status()),
+                            None => Err(RLinkError::NoSuchRealm(realm)),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Control::Peers { realm, reply } => {
+                        let r = match shard.realm_host(&realm) {
+                            Some(host) => Ok(host.links().peers()),
                             None => Err(RLinkError::NoSuchRealm(realm)),
                         };
                         let _ = reply.send(r);

@@ -138,6 +138,17 @@ pub struct RLinkStatus {
     pub started: SystemTime,
 }
 
+/// A live link to a peer worker (either direction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub name: String,
+    pub instance: u64,
+    /// This worker dialed it (else the peer did).
+    pub dialed_here: bool,
+    /// The peer's initial state has arrived.
+    pub synced: bool,
+}
+
 /// Node-wide cluster counters.
 #[derive(Default, Debug)]
 pub struct ClusterCounters {
@@ -235,6 +246,24 @@ impl PeerLinks {
     /// Number of live links.
     pub fn live(&self) -> usize {
         self.links.borrow().values().filter(|l| !l.dead.get()).count()
+    }
+
+    /// The live links (either direction), by peer name.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let mut v: Vec<PeerInfo> = self
+            .links
+            .borrow()
+            .values()
+            .filter(|l| !l.dead.get())
+            .map(|l| PeerInfo {
+                name: l.name.clone(),
+                instance: l.instance,
+                dialed_here: l.dialer == self.instance,
+                synced: l.synced.get(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     /// Status of the configured links.
