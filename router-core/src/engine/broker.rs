@@ -492,7 +492,7 @@ impl Broker {
     }
 
     /// Applies limits and creates the configured history subscriptions.
-    fn configure(&mut self, spec: BrokerSpec) {
+    pub(super) fn configure(&mut self, spec: BrokerSpec) {
         self.max_retained_topics = spec.max_retained_topics;
         self.max_stored_payload = spec.max_stored_payload;
         while self.retained.len() > self.max_retained_topics {
@@ -809,6 +809,9 @@ impl Realm {
         forward: Option<Dict>,
     ) {
         let mut to_peers: Vec<super::PeerId> = Vec::new();
+        // A topic with event history counts as interest of every worker, so
+        // each worker's history holds every event (as on one router).
+        let mut history_match = false;
         let broker = &mut self.broker;
         let mut matches = std::mem::take(&mut broker.scratch);
         matches.clear();
@@ -852,6 +855,7 @@ impl Realm {
                 }
             }
             if let Some(h) = &mut sub.history {
+                history_match = true;
                 let p = stored.get_or_insert_with(|| detach(payload, max_stored));
                 match p {
                     Some(p) if !receivers.by_session() => {
@@ -874,7 +878,7 @@ impl Realm {
         broker.scratch = matches;
 
         if let Some(opts) = forward {
-            if retain {
+            if retain || history_match {
                 to_peers.clone_from(&self.cluster.peers);
             }
             for peer in to_peers {

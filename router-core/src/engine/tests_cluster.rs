@@ -539,3 +539,58 @@ fn peer_codec_roundtrips_and_rejects_garbage() {
         assert!(PeerMsg::decode(&bytes::Bytes::copy_from_slice(garbage)).is_err(), "{garbage:?}");
     }
 }
+
+#[test]
+fn event_history_is_kept_on_every_worker() {
+    let mut m = Mesh::new(3);
+    for w in &mut m.workers {
+        w.realm.broker.configure(BrokerSpec {
+            history: vec![HistorySpec { uri: "com.h".into(), match_policy: MatchPolicy::Exact, limit: 10 }],
+            ..BrokerSpec::default()
+        });
+    }
+    let publisher = m.join(0, Serializer::Json);
+    for i in 0..3u64 {
+        m.send(
+            0,
+            publisher,
+            Message::Publish { request: rid(i + 1), options: Dict::new(), topic: "com.h".into(), payload: args(vec![Value::UInt(i)]) },
+        );
+    }
+    // No subscriber anywhere, yet every worker's history has every event.
+    for w in 0..3 {
+        let reader = m.join(w, Serializer::Json);
+        let sub = m.meta(w, reader, 1, "wamp.subscription.lookup", vec![s("com.h")]);
+        let events = m.meta(w, reader, 2, "wamp.subscription.get_events", vec![sub]);
+        let Value::List(events) = events else { panic!("worker {w}: {events:?}") };
+        assert_eq!(events.len(), 3, "worker {w}: {events:?}");
+    }
+    assert_eq!(m.publishes(0, 1), 3);
+    assert_eq!(m.publishes(0, 2), 3);
+}
+
+#[test]
+fn subscription_create_and_delete_meta_events_fire_once_per_cluster() {
+    let mut m = Mesh::new(3);
+    let watcher = m.join(0, Serializer::Json);
+    m.subscribe(0, watcher, 1, "wamp.subscription.on_create", "exact");
+    m.subscribe(0, watcher, 2, "wamp.subscription.on_delete", "exact");
+    let a = m.join(1, Serializer::Json);
+    let b = m.join(2, Serializer::Json);
+    let sa = m.subscribe(1, a, 1, "com.t", "exact");
+    let sb = m.subscribe(2, b, 1, "com.t", "exact");
+    assert_eq!(sa, sb);
+    m.send(1, a, Message::Unsubscribe { request: rid(2), subscription: wamp_proto::SubscriptionId::new(sa).expect("id") });
+    m.send(2, b, Message::Unsubscribe { request: rid(2), subscription: wamp_proto::SubscriptionId::new(sb).expect("id") });
+    let events: Vec<u64> = m
+        .to(0, watcher)
+        .into_iter()
+        .filter_map(|msg| match msg {
+            Message::Event { subscription, .. } => Some(subscription.get()),
+            _ => None,
+        })
+        .collect();
+    // One on_create (first subscriber in the cluster), one on_delete (last).
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_ne!(events[0], events[1], "one of each: {events:?}");
+}
