@@ -95,7 +95,9 @@ impl Running {
     /// One-line counters summary for logs.
     pub fn summary(&self) -> String {
         match self {
-            Running::Router(n) => format!("sessions={} {}", n.directory.len(), n.stats.summary()),
+            Running::Router(n) => {
+                format!("sessions={} {} {}", n.directory.len(), n.stats.summary(), n.cluster.summary())
+            }
             Running::Proxy(p) => p.summary(),
         }
     }

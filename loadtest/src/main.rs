@@ -1,6 +1,12 @@
 //! `loadtest`: command-line front end. See the library docs for what each
 //! scenario does.
 //!
+//! Router clusters: `pubsub --sub-url URL` (repeatable) puts the subscribers
+//! on other routers than the publishers (`--url`), round-robin; `rpc
+//! --callee-url URL` does the same for the callees. `--pid` may be repeated
+//! (or given as `--pid A,B`): every process is sampled and the router figures
+//! are their sum, so "router CPU per message" covers the whole cluster.
+//!
 //! Exit status: 0 on success, 1 if the run could not be carried out (bad
 //! arguments, router unreachable, setup failed), 2 if it completed but saw
 //! errors (ERROR replies, dropped connections).
@@ -53,9 +59,11 @@ struct Cli {
     /// Serializer: json, msgpack, cbor or flatbuffers.
     #[arg(long, global = true, default_value = "json")]
     serializer: String,
-    /// Router process to sample (CPU time, RSS) at start and end.
-    #[arg(long, global = true)]
-    pid: Option<u32>,
+    /// Router process to sample (CPU time, RSS) at start and end. Repeatable (or
+    /// comma-separated) for a router made of several processes: the router figures are
+    /// then the sum over all of them, and the JSON report lists each under "pids".
+    #[arg(long, global = true, value_name = "PID", value_delimiter = ',')]
+    pid: Vec<u32>,
     /// Write the JSON report to this file.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
@@ -134,6 +142,11 @@ struct PubSubArgs {
     /// Bound on payload bytes in flight per publisher; lowers --ack-every for large payloads.
     #[arg(long, default_value_t = 1 << 20)]
     max_inflight_bytes: usize,
+    /// Router URL for the subscribers (repeatable, e.g. the other members of a router
+    /// cluster): subscriber i connects to the (i mod n)-th --sub-url, publishers stay on
+    /// --url. Default: everyone on --url.
+    #[arg(long = "sub-url", value_name = "URL")]
+    sub_urls: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +169,11 @@ struct RpcArgs {
     /// Unmeasured warmup seconds.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Router URL for the callees (repeatable, e.g. the other members of a router
+    /// cluster): callee k connects to the (k mod n)-th --callee-url, callers stay on
+    /// --url. Default: everyone on --url.
+    #[arg(long = "callee-url", value_name = "URL")]
+    callee_urls: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -222,12 +240,61 @@ fn check_secs(name: &str, v: f64) -> Result<()> {
     Ok(())
 }
 
-fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
+/// The scenario's split-off sessions: the flag, who uses it, and its URLs
+/// (`--sub-url` for pubsub, `--callee-url` for rpc; none otherwise).
+fn split_urls(scenario: &Scenario) -> (&'static str, &'static str, &[String]) {
+    match scenario {
+        Scenario::Pubsub(a) => ("sub-url", "subscribers", &a.sub_urls),
+        Scenario::Rpc(a) => ("callee-url", "callees", &a.callee_urls),
+        Scenario::Connect(_) | Scenario::Mixed(_) => ("", "", &[]),
+    }
+}
+
+/// Rejects a process given twice (its CPU would be counted twice).
+fn check_pids(pids: &[u32]) -> Result<()> {
+    for (i, p) in pids.iter().enumerate() {
+        if pids[..i].contains(p) {
+            bail!("--pid {p} given more than once");
+        }
+    }
+    Ok(())
+}
+
+/// The report's `"router"` object for the processes `pids` and their deltas
+/// `per_pid`: the summed figures, `pid` (the first process, as with a single
+/// `--pid`) and `pids` (each process's own figures); `null` without `--pid`.
+fn router_json(pids: &[u32], per_pid: &[ProcDelta], delivered: u64) -> Json {
+    let Some(&first) = pids.first() else {
+        return Json::Null;
+    };
+    let mut j = ProcDelta::sum(per_pid).to_json(delivered);
+    j["pid"] = json!(first);
+    j["pids"] = pids
+        .iter()
+        .zip(per_pid)
+        .map(|(&p, d)| {
+            let mut e = json!({ "pid": p });
+            if let (Json::Object(e), Json::Object(f)) = (&mut e, d.to_json(delivered)) {
+                e.extend(f);
+            }
+            e
+        })
+        .collect();
+    j
+}
+
+fn run_once(cli: &Cli, url: &str, pids: &[u32]) -> Result<Run> {
     let target = Target::parse(url)?;
+    check_pids(pids)?;
+    let (split_flag, split_who, split_list) = split_urls(&cli.scenario);
+    let split_targets = split_list
+        .iter()
+        .map(|u| Target::parse(u).with_context(|| format!("--{split_flag}")))
+        .collect::<Result<Vec<_>>>()?;
     let serializer = Serializer::from_name(&cli.serializer)
         .ok_or_else(|| anyhow!("unknown serializer {:?} (json, msgpack, cbor, flatbuffers)", cli.serializer))?;
     check_secs("timeout", cli.timeout)?;
-    let tls = if target.is_tls() {
+    let tls = if target.is_tls() || split_targets.iter().any(Target::is_tls) {
         if cli.insecure && !cli.quiet {
             eprintln!("loadtest: --insecure: server certificates are NOT verified (benchmarking only)");
         }
@@ -249,10 +316,13 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
         tls,
         auth,
     };
-    let router0 = match pid {
-        Some(p) => Some(sample_pid(p).with_context(|| format!("cannot read /proc/{p}"))?),
-        None => None,
-    };
+    // Subscribers (pubsub) or callees (rpc) on other routers; empty: all on `cfg`.
+    let split_cfgs: Vec<ClientConfig> =
+        split_targets.iter().map(|t| ClientConfig { target: t.clone(), ..cfg.clone() }).collect();
+    let router0 = pids
+        .iter()
+        .map(|&p| sample_pid(p).with_context(|| format!("cannot read /proc/{p}")))
+        .collect::<Result<Vec<_>>>()?;
     let self0 = sample_self();
     let wall0 = Instant::now();
     let (name, params, outcome) = match &cli.scenario {
@@ -272,7 +342,7 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
                 batch: a.batch,
                 max_inflight_bytes: a.max_inflight_bytes,
             };
-            let r = pubsub::run(&cfg, &p, cli.quiet)?;
+            let r = pubsub::run_split(&cfg, &split_cfgs, &p, cli.quiet)?;
             ("pubsub", pubsub::params_json(&p), Outcome::from(&r))
         }
         Scenario::Rpc(a) => {
@@ -286,7 +356,7 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
                 duration: a.duration,
                 warmup: a.warmup,
             };
-            let r = rpc::run(&cfg, &p, cli.quiet)?;
+            let r = rpc::run_split(&cfg, &split_cfgs, &p, cli.quiet)?;
             ("rpc", rpc::params_json(&p), Outcome::from(&r))
         }
         Scenario::Connect(a) => {
@@ -328,18 +398,31 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
     };
     let wall = wall0.elapsed().as_secs_f64();
     let self_d = ProcDelta::between(self0, sample_self(), wall);
-    let router_d = match (pid, router0) {
-        (Some(p), Some(r0)) => {
-            Some(ProcDelta::between(r0, sample_pid(p).with_context(|| format!("router {p} vanished"))?, wall))
-        }
-        _ => None,
-    };
+    let per_pid = pids
+        .iter()
+        .zip(&router0)
+        .map(|(&p, &r0)| {
+            Ok(ProcDelta::between(r0, sample_pid(p).with_context(|| format!("router {p} vanished"))?, wall))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Several router processes (a cluster): the router figures are their sum.
+    let router_d = (!pids.is_empty()).then(|| ProcDelta::sum(&per_pid));
     let mut outcome = outcome;
     if let Some(d) = &router_d {
+        if pids.len() > 1 {
+            let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+            outcome.rows.push(("router processes".into(), format!("{} (pids {list}), figures summed", pids.len())));
+        }
         resource_rows(&mut outcome.rows, "router", d, outcome.delivered);
+        if pids.len() > 1 {
+            for (p, d) in pids.iter().zip(&per_pid) {
+                resource_rows(&mut outcome.rows, &format!("router pid {p}"), d, outcome.delivered);
+            }
+        }
     }
     resource_rows(&mut outcome.rows, "loadtest", &self_d, outcome.delivered);
-    let json = json!({
+    let router_json = router_json(pids, &per_pid, outcome.delivered);
+    let mut json = json!({
         "scenario": name,
         "target": target.to_string(),
         "realm": cfg.realm,
@@ -347,11 +430,19 @@ fn run_once(cli: &Cli, url: &str, pid: Option<u32>) -> Result<Run> {
         "serializer": serializer.name(),
         "params": params,
         "results": outcome.results,
-        "router": router_d.map(|d| { let mut j = d.to_json(outcome.delivered); j["pid"] = json!(pid); j }),
+        "router": router_json,
         "loadgen": self_d.to_json(outcome.delivered),
         "wall_s": round2(wall),
     });
-    let title = format!("loadtest {name} → {target} ({serializer}, realm {}, auth {auth_name})", cfg.realm);
+    let mut title = format!("loadtest {name} → {target}");
+    if !split_targets.is_empty() {
+        let list = split_targets.iter().map(Target::to_string).collect::<Vec<_>>();
+        title += &format!(", {split_who} → {}", list.join(", "));
+        // "sub_targets" (pubsub) or "callee_targets" (rpc), only when given.
+        let key = if split_who == "subscribers" { "sub_targets" } else { "callee_targets" };
+        json[key] = json!(list);
+    }
+    title += &format!(" ({serializer}, realm {}, auth {auth_name})", cfg.realm);
     Ok(Run { outcome, json, title })
 }
 
@@ -386,7 +477,7 @@ fn count_errors(doc: &Json) -> u64 {
 fn real_main(cli: &Cli) -> Result<u64> {
     let doc = match &cli.compare {
         None => {
-            let run = run_once(cli, &cli.url, cli.pid)?;
+            let run = run_once(cli, &cli.url, &cli.pid)?;
             if cli.format == Format::Table {
                 print!("{}", table(&run.title, &run.outcome.rows));
             }
@@ -409,6 +500,10 @@ fn compare(cli: &Cli, url_b: &str) -> Result<Json> {
     if cli.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
+    let (split_flag, _, split_list) = split_urls(&cli.scenario);
+    if !split_list.is_empty() {
+        bail!("--{split_flag} cannot be combined with --compare (it would apply to both targets)");
+    }
     let mut rounds = Vec::new();
     let mut rows = Vec::new();
     let (mut log_tp, mut log_p99) = (0.0f64, 0.0f64);
@@ -416,11 +511,11 @@ fn compare(cli: &Cli, url_b: &str) -> Result<Json> {
         if !cli.quiet {
             eprintln!("compare: round {}/{}: A = {}", i + 1, cli.rounds, cli.url);
         }
-        let a = run_once(cli, &cli.url, cli.pid)?;
+        let a = run_once(cli, &cli.url, &cli.pid)?;
         if !cli.quiet {
             eprintln!("compare: round {}/{}: B = {url_b}", i + 1, cli.rounds);
         }
-        let b = run_once(cli, url_b, cli.compare_pid)?;
+        let b = run_once(cli, url_b, cli.compare_pid.as_slice())?;
         let tp_ratio = ratio(b.outcome.throughput, a.outcome.throughput);
         let p99_ratio = ratio(b.outcome.latency.p99_us, a.outcome.latency.p99_us);
         log_tp += tp_ratio.ln();
@@ -460,5 +555,69 @@ fn ratio(b: f64, a: f64) -> f64 {
         b / a
     } else {
         f64::NAN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("loadtest").chain(args.iter().copied())).expect("valid arguments")
+    }
+
+    #[test]
+    fn pid_is_repeatable_and_comma_separated() {
+        assert!(parse(&["pubsub"]).pid.is_empty());
+        assert_eq!(parse(&["--pid", "7", "pubsub"]).pid, vec![7]);
+        assert_eq!(parse(&["--pid", "7", "--pid", "9", "rpc"]).pid, vec![7, 9]);
+        assert_eq!(parse(&["rpc", "--pid", "7,9,11"]).pid, vec![7, 9, 11]);
+        assert!(check_pids(&[7, 9, 11]).is_ok());
+        assert!(check_pids(&[7, 9, 7]).is_err());
+        assert_eq!(parse(&["--compare", "ws://b/ws", "--compare-pid", "3", "pubsub"]).compare_pid, Some(3));
+    }
+
+    #[test]
+    fn split_urls_per_scenario() {
+        let cli = parse(&["-u", "ws://a:1/ws", "pubsub", "--sub-url", "ws://b:2/ws", "--sub-url", "rs://c:3"]);
+        let (flag, who, urls) = split_urls(&cli.scenario);
+        assert_eq!((flag, who), ("sub-url", "subscribers"));
+        assert_eq!(urls, ["ws://b:2/ws", "rs://c:3"]);
+        assert_eq!(cli.url, "ws://a:1/ws");
+        let cli = parse(&["rpc", "--callee-url", "ws://b:2/ws"]);
+        assert_eq!(split_urls(&cli.scenario).2, ["ws://b:2/ws"]);
+        assert!(split_urls(&parse(&["pubsub"]).scenario).2.is_empty());
+        assert!(split_urls(&parse(&["connect"]).scenario).2.is_empty());
+        // Each flag belongs to its own scenario.
+        assert!(Cli::try_parse_from(["loadtest", "rpc", "--sub-url", "ws://b/ws"]).is_err());
+        assert!(Cli::try_parse_from(["loadtest", "pubsub", "--callee-url", "ws://b/ws"]).is_err());
+    }
+
+    #[test]
+    fn router_json_sums_and_lists_processes() {
+        assert_eq!(router_json(&[], &[], 10), Json::Null);
+        let d = |cpu_us, rss| ProcDelta { cpu_us, cores: cpu_us as f64 / 1e6, rss_start_kib: rss, rss_end_kib: rss + 10 };
+        // One process: the old fields, plus a one-entry "pids".
+        let one = router_json(&[42], &[d(1_000_000, 100)], 1000);
+        assert_eq!(one["pid"], 42);
+        assert_eq!(one["cpu_us"], 1_000_000);
+        assert_eq!(one["cpu_us_per_msg"], 1000.0);
+        assert_eq!(one["rss_growth_kib"], 10);
+        assert_eq!(one["pids"].as_array().map(Vec::len), Some(1));
+        // Three processes: summed top level, each one under "pids".
+        let all = router_json(&[1, 2, 3], &[d(1_000_000, 100), d(2_000_000, 200), d(500_000, 50)], 1000);
+        assert_eq!(all["pid"], 1);
+        assert_eq!(all["cpu_us"], 3_500_000);
+        assert_eq!(all["cpu_cores"], 3.5);
+        assert_eq!(all["cpu_us_per_msg"], 3500.0);
+        assert_eq!(all["rss_start_kib"], 350);
+        assert_eq!(all["rss_end_kib"], 380);
+        assert_eq!(all["rss_growth_kib"], 30);
+        let pids = all["pids"].as_array().expect("pids list");
+        assert_eq!(pids.len(), 3);
+        assert_eq!(pids[1]["pid"], 2);
+        assert_eq!(pids[1]["cpu_us"], 2_000_000);
+        assert_eq!(pids[1]["cpu_us_per_msg"], 2000.0);
+        assert_eq!(pids[2]["rss_end_kib"], 60);
     }
 }

@@ -1,5 +1,9 @@
 //! CPU time and memory of a process (the router under test via `--pid`, and
 //! the load generator itself), from `/proc` and `getrusage`.
+//!
+//! A router made of several processes (a cluster, `--pid` repeated) is
+//! sampled process by process; [`ProcDelta::sum`] adds the deltas up so
+//! "router CPU per message" covers every process.
 
 use std::fs;
 
@@ -84,6 +88,17 @@ impl ProcDelta {
         }
     }
 
+    /// The total of several processes' deltas over the same wall time: CPU
+    /// time, cores and RSS are added up (all zero for an empty slice).
+    pub fn sum(deltas: &[ProcDelta]) -> ProcDelta {
+        deltas.iter().fold(ProcDelta { cpu_us: 0, cores: 0.0, rss_start_kib: 0, rss_end_kib: 0 }, |a, d| ProcDelta {
+            cpu_us: a.cpu_us + d.cpu_us,
+            cores: a.cores + d.cores,
+            rss_start_kib: a.rss_start_kib + d.rss_start_kib,
+            rss_end_kib: a.rss_end_kib + d.rss_end_kib,
+        })
+    }
+
     /// As JSON; `per_msg` adds CPU-µs per delivered message.
     pub fn to_json(&self, delivered: u64) -> Json {
         json!({
@@ -139,5 +154,26 @@ mod tests {
         assert!((d.cores - 1.0).abs() < 1e-9);
         assert_eq!(d.to_json(1000)["cpu_us_per_msg"], 2.0);
         assert_eq!(d.to_json(1000)["rss_growth_kib"], -3);
+    }
+
+    #[test]
+    fn sums_several_processes() {
+        let a = ProcDelta::between(
+            ProcSample { cpu_us: 0, rss_kib: 100 },
+            ProcSample { cpu_us: 2_000_000, rss_kib: 150 },
+            4.0,
+        );
+        let b = ProcDelta::between(
+            ProcSample { cpu_us: 500, rss_kib: 40 },
+            ProcSample { cpu_us: 1_000_500, rss_kib: 30 },
+            4.0,
+        );
+        let s = ProcDelta::sum(&[a, b]);
+        assert_eq!(s.cpu_us, 3_000_000);
+        assert!((s.cores - 0.75).abs() < 1e-9);
+        assert_eq!((s.rss_start_kib, s.rss_end_kib), (140, 180));
+        assert_eq!(s.to_json(1000)["cpu_us_per_msg"], 3000.0);
+        assert_eq!(ProcDelta::sum(&[a]), a);
+        assert_eq!(ProcDelta::sum(&[]).cpu_us, 0);
     }
 }

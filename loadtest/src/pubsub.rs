@@ -319,8 +319,26 @@ fn collect_ready(rx: mpsc::Receiver<Result<(), String>>, n: usize, timeout: Dura
     Ok(())
 }
 
-/// Runs the scenario.
+/// Runs the scenario with every session on `cfg`'s router.
 pub fn run(cfg: &ClientConfig, p: &PubSubParams, quiet: bool) -> Result<PubSubResult> {
+    run_split(cfg, &[], p, quiet)
+}
+
+/// The configuration subscriber `s` connects with: `sub_cfgs[s % n]`, or
+/// `cfg` when `sub_cfgs` is empty.
+pub fn subscriber_config<'a>(cfg: &'a ClientConfig, sub_cfgs: &'a [ClientConfig], s: usize) -> &'a ClientConfig {
+    if sub_cfgs.is_empty() {
+        cfg
+    } else {
+        &sub_cfgs[s % sub_cfgs.len()]
+    }
+}
+
+/// Runs the scenario with publishers on `cfg` and subscribers spread
+/// round-robin over `sub_cfgs` (subscriber `s` on `sub_cfgs[s % n]`), e.g.
+/// the members of a router cluster; an empty `sub_cfgs` means `cfg` for
+/// everyone, as [`run`].
+pub fn run_split(cfg: &ClientConfig, sub_cfgs: &[ClientConfig], p: &PubSubParams, quiet: bool) -> Result<PubSubResult> {
     if p.publishers == 0 || p.topics == 0 || p.ack_every == 0 || p.window == 0 || p.batch == 0 {
         bail!("publishers, topics, ack-every, window and batch must be at least 1");
     }
@@ -335,7 +353,7 @@ pub fn run(cfg: &ClientConfig, p: &PubSubParams, quiet: bool) -> Result<PubSubRe
     let mut subs = Vec::with_capacity(p.subscribers);
     for s in 0..p.subscribers {
         let (cfg, tx, window, counters, stop) =
-            (cfg.clone(), tx.clone(), window.clone(), counters.clone(), stop.clone());
+            (subscriber_config(cfg, sub_cfgs, s).clone(), tx.clone(), window.clone(), counters.clone(), stop.clone());
         let topic = topic_uri(s % p.topics);
         subs.push(
             thread::Builder::new()

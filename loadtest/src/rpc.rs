@@ -218,8 +218,26 @@ fn caller(
     out
 }
 
-/// Runs the scenario.
+/// Runs the scenario with every session on `cfg`'s router.
 pub fn run(cfg: &ClientConfig, p: &RpcParams, quiet: bool) -> Result<RpcResult> {
+    run_split(cfg, &[], p, quiet)
+}
+
+/// The configuration callee `k` connects with: `callee_cfgs[k % n]`, or
+/// `cfg` when `callee_cfgs` is empty.
+pub fn callee_config<'a>(cfg: &'a ClientConfig, callee_cfgs: &'a [ClientConfig], k: usize) -> &'a ClientConfig {
+    if callee_cfgs.is_empty() {
+        cfg
+    } else {
+        &callee_cfgs[k % callee_cfgs.len()]
+    }
+}
+
+/// Runs the scenario with callers on `cfg` and callees spread round-robin
+/// over `callee_cfgs` (callee `k` on `callee_cfgs[k % n]`), e.g. the members
+/// of a router cluster; an empty `callee_cfgs` means `cfg` for everyone, as
+/// [`run`].
+pub fn run_split(cfg: &ClientConfig, callee_cfgs: &[ClientConfig], p: &RpcParams, quiet: bool) -> Result<RpcResult> {
     if p.callers == 0 || p.callees == 0 || p.concurrency == 0 {
         bail!("callers, callees and concurrency must be at least 1");
     }
@@ -232,7 +250,8 @@ pub fn run(cfg: &ClientConfig, p: &RpcParams, quiet: bool) -> Result<RpcResult> 
     let (tx, rx) = mpsc::channel();
     let mut callees = Vec::new();
     for k in 0..p.callees {
-        let (cfg, tx, counters, stop) = (cfg.clone(), tx.clone(), counters.clone(), stop.clone());
+        let (cfg, tx, counters, stop) =
+            (callee_config(cfg, callee_cfgs, k).clone(), tx.clone(), counters.clone(), stop.clone());
         let kt = p.callees;
         callees.push(
             thread::Builder::new()

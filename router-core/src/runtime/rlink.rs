@@ -169,6 +169,23 @@ pub struct ClusterCounters {
     pub unsettled: AtomicUsize,
 }
 
+impl ClusterCounters {
+    /// One-line summary for logs.
+    pub fn summary(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "peer_links_up={} peer_links_deduplicated={} peer_queue_overflows={} peer_ping_timeouts={} peer_protocol_errors={} peer_messages_sent={} peer_messages_received={}",
+            g(&self.links_up),
+            g(&self.links_deduplicated),
+            g(&self.queue_overflows),
+            g(&self.ping_timeouts),
+            g(&self.protocol_errors),
+            g(&self.messages_sent),
+            g(&self.messages_received),
+        )
+    }
+}
+
 /// A live link to a peer worker.
 pub struct PeerLink {
     pub peer: PeerId,
