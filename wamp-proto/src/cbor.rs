@@ -5,10 +5,17 @@
 //! lengths only, and float64 for floats (NaN and the infinities as the
 //! half-precision values cbor2 writes). Decoding also accepts what other
 //! peers may send: indefinite-length strings, arrays and maps, half and
-//! single precision floats, `undefined` (as null), and tags, which are
-//! ignored (the tagged item is used as is). It validates UTF-8, requires
-//! text keys in maps, enforces [`crate::MAX_DEPTH`] and bounds every
-//! allocation by the input size.
+//! single precision floats, and tags, which are ignored (the tagged item is
+//! used as is). It validates UTF-8, requires text keys in maps, enforces
+//! [`crate::MAX_DEPTH`] and bounds every allocation by the input size.
+//!
+//! `undefined` (simple value 23, `f7`; cbor-x writes it for JavaScript's
+//! `undefined`, e.g. wampy.js's `{match: undefined}`) is not a [`Value`]: as
+//! a dict value inside a message's Details/Options/Extra dict it means "key
+//! absent" and the entry is dropped; anywhere else decoding it is a
+//! [`DecodeError::Undefined`]. Args/kwargs are not decoded on the way
+//! through, so an `undefined` there reaches CBOR peers verbatim and fails
+//! only a transcode to another format.
 
 use bytes::Bytes;
 
@@ -47,7 +54,7 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 /// Decodes exactly one value (trailing bytes are an error).
 pub fn decode_value(bytes: &Bytes) -> Result<Value, DecodeError> {
     let mut rd = Reader(ByteReader::new(bytes, FORMAT));
-    let v = rd.value(0, Some(bytes))?;
+    let v = rd.value(0, Some(bytes), false)?;
     rd.finish()?;
     Ok(v)
 }
@@ -68,9 +75,15 @@ enum Head {
     Map(Option<usize>),
     Bool(bool),
     Null,
+    /// Simple value 23.
+    Undefined,
     Float(f64),
     Break,
 }
+
+/// Where an `undefined` was found (the `place` of [`DecodeError::Undefined`]).
+const IN_APP_DATA: &str = "in application data (args/kwargs)";
+const IN_OPTIONS_LIST: &str = "as a list element in a Details/Options dict";
 
 /// The shared byte cursor plus this format's own reads.
 struct Reader<'a>(ByteReader<'a>);
@@ -141,7 +154,8 @@ impl<'a> Reader<'a> {
                 _ => match info {
                     20 => Head::Bool(false),
                     21 => Head::Bool(true),
-                    22 | 23 => Head::Null,
+                    22 => Head::Null,
+                    23 => Head::Undefined,
                     25 => Head::Float(f16_to_f64(u16::from_be_bytes(self.be()?))),
                     26 => Head::Float(f64::from(f32::from_be_bytes(self.be()?))),
                     27 => Head::Float(f64::from_be_bytes(self.be()?)),
@@ -195,9 +209,22 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one value. `src`, if given, is the buffer as `Bytes` so binary
-    /// values can be zero-copy slices.
-    fn value(&mut self, depth: usize, src: Option<&Bytes>) -> Result<Value, DecodeError> {
-        Ok(match self.head()? {
+    /// values can be zero-copy slices. `options`: inside a Details/Options
+    /// dict, where `undefined` dict values mean "absent" (dropped).
+    fn value(&mut self, depth: usize, src: Option<&Bytes>, options: bool) -> Result<Value, DecodeError> {
+        match self.item(depth, src, options)? {
+            Some(v) => Ok(v),
+            None => Err(DecodeError::Undefined {
+                format: FORMAT,
+                place: if options { IN_OPTIONS_LIST } else { IN_APP_DATA },
+            }),
+        }
+    }
+
+    /// Like [`Self::value`], `None` for `undefined`.
+    fn item(&mut self, depth: usize, src: Option<&Bytes>, options: bool) -> Result<Option<Value>, DecodeError> {
+        Ok(Some(match self.head()? {
+            Head::Undefined => return Ok(None),
             Head::UInt(u) => Value::UInt(u),
             Head::NInt(n) => Value::Int(nint(n)?),
             Head::Bool(b) => Value::Bool(b),
@@ -226,20 +253,20 @@ impl<'a> Reader<'a> {
                 match len {
                     Some(n) => {
                         for _ in 0..n {
-                            l.push(self.value(depth + 1, src)?);
+                            l.push(self.value(depth + 1, src, options)?);
                         }
                     }
                     None => {
                         while !self.peek_break() {
-                            l.push(self.value(depth + 1, src)?);
+                            l.push(self.value(depth + 1, src, options)?);
                         }
                     }
                 }
                 Value::List(l)
             }
-            Head::Map(len) => Value::Dict(self.dict_body(len, depth, src)?),
+            Head::Map(len) => Value::Dict(self.dict_body(len, depth, src, options)?),
             Head::Break => return Err(mal("unexpected break")),
-        })
+        }))
     }
 
     fn key(&mut self) -> Result<String, DecodeError> {
@@ -249,26 +276,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn dict_body(&mut self, len: Option<usize>, depth: usize, src: Option<&Bytes>) -> Result<Dict, DecodeError> {
+    /// The entries of a map (`None`: indefinite length). `options`: see
+    /// [`Self::value`].
+    fn dict_body(
+        &mut self,
+        len: Option<usize>,
+        depth: usize,
+        src: Option<&Bytes>,
+        options: bool,
+    ) -> Result<Dict, DecodeError> {
         if depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep(MAX_DEPTH));
         }
         let rest = self.buf.len() - self.pos;
         let mut d = Dict::with_capacity(len.unwrap_or(0).min(rest / 2));
-        match len {
-            Some(n) => {
-                for _ in 0..n {
-                    let k = self.key()?;
-                    let v = self.value(depth + 1, src)?;
-                    d.insert(k, v);
-                }
+        let mut i = 0usize;
+        loop {
+            match len {
+                Some(n) if i == n => break,
+                None if self.peek_break() => break,
+                _ => {}
             }
-            None => {
-                while !self.peek_break() {
-                    let k = self.key()?;
-                    let v = self.value(depth + 1, src)?;
+            i += 1;
+            let k = self.key()?;
+            match self.item(depth + 1, src, options)? {
+                Some(v) => {
                     d.insert(k, v);
                 }
+                None if options => {}
+                None => return Err(DecodeError::Undefined { format: FORMAT, place: IN_APP_DATA }),
             }
         }
         Ok(d)
@@ -385,7 +421,7 @@ impl WireReader for MsgReader<'_> {
 
     fn read_dict(&mut self) -> Result<Option<Dict>, DecodeError> {
         match self.rd.head()? {
-            Head::Map(len) => Ok(Some(self.rd.dict_body(len, 1, None)?)),
+            Head::Map(len) => Ok(Some(self.rd.dict_body(len, 1, None, true)?)),
             _ => Ok(None),
         }
     }
@@ -540,9 +576,8 @@ mod tests {
         assert_eq!(d.as_dict().unwrap()["a"], Value::Bool(true));
         assert_eq!(dec(&[0x7f, 0x61, b'a', 0x62, b'b', b'c', 0xff]).unwrap(), Value::from("abc"));
         assert_eq!(dec(&[0x5f, 0x41, 1, 0x41, 2, 0xff]).unwrap(), Value::Bytes(Bytes::from_static(&[1, 2])));
-        // Tags are ignored; undefined is null.
+        // Tags are ignored.
         assert_eq!(dec(&[0xc1, 0x1a, 0, 0, 0, 1]).unwrap(), Value::UInt(1));
-        assert_eq!(dec(&[0xf7]).unwrap(), Value::Null);
         // Negative range.
         assert_eq!(dec(&[0x3b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap(), Value::Int(i64::MIN));
     }

@@ -599,3 +599,265 @@ fn invalid_messages_get_helpful_errors() {
     assert!(crate::cbor::decode_value(&Bytes::from_static(&[0xa1, 0x01, 0x01])).is_err());
     assert!(crate::json::decode_value(&Bytes::from_static(b"{1:1}")).is_err());
 }
+
+// ---------------------------------------------------------------------------
+// JavaScript `undefined` (MessagePack `d4 00 00`, CBOR `f7`)
+
+/// The bytes wampy.js 8.0.2 sends for `subscribe("com.example.topic", cb)`
+/// (captured from a real wampy session): `[32, 1, {match: undefined,
+/// get_retained: undefined}, "com.example.topic"]`. msgpackr writes the map
+/// as map16 and `undefined` as fixext1 type 0; cbor-x writes a 16-bit-length
+/// map and simple value 23.
+const WAMPY_SUBSCRIBE_MSGPACK: &str =
+    "942001de0002a56d61746368d40000ac6765745f72657461696e6564d40000b1636f6d2e6578616d706c652e746f706963";
+const WAMPY_SUBSCRIBE_CBOR: &str =
+    "84182001b90002656d61746368f76c6765745f72657461696e6564f771636f6d2e6578616d706c652e746f706963";
+
+fn unhex(s: &str) -> Bytes {
+    Bytes::from(crate::hex::decode(s).expect("test vector is hex"))
+}
+
+fn undefined_bytes(ser: Serializer) -> &'static [u8] {
+    match ser {
+        Serializer::Msgpack => &[0xd4, 0x00, 0x00],
+        Serializer::Cbor => &[0xf7],
+        other => panic!("{other} has no undefined"),
+    }
+}
+
+/// A string value that stands in for `undefined` until [`put_undefined`]
+/// swaps its encoding for the real bytes (neither format counts bytes in
+/// containers, so the swap keeps the message well-formed).
+const UNDEF_MARK: &str = "\u{1}undefined\u{1}";
+
+fn put_undefined(ser: Serializer, bytes: &[u8]) -> Bytes {
+    let mut mark = Vec::new();
+    encode_value(ser.payload_format(), &Value::from(UNDEF_MARK), &mut mark).unwrap();
+    let (mut out, mut i, mut swapped) = (Vec::new(), 0, 0);
+    while i < bytes.len() {
+        if bytes[i..].starts_with(&mark) {
+            out.extend_from_slice(undefined_bytes(ser));
+            i += mark.len();
+            swapped += 1;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    assert!(swapped > 0, "{ser}: no marker in the message");
+    Bytes::from(out)
+}
+
+/// Every Details/Options/Extra dict of `m`.
+fn dicts_mut(m: &mut Message) -> Vec<&mut Dict> {
+    match m {
+        Message::Hello { details: d, .. }
+        | Message::Welcome { details: d, .. }
+        | Message::Abort { details: d, .. }
+        | Message::Challenge { extra: d, .. }
+        | Message::Authenticate { extra: d, .. }
+        | Message::Goodbye { details: d, .. }
+        | Message::Error { details: d, .. }
+        | Message::Publish { options: d, .. }
+        | Message::Subscribe { options: d, .. }
+        | Message::Event { details: d, .. }
+        | Message::EventReceived { details: d, .. }
+        | Message::Call { options: d, .. }
+        | Message::Cancel { options: d, .. }
+        | Message::Result { details: d, .. }
+        | Message::Register { options: d, .. }
+        | Message::Invocation { details: d, .. }
+        | Message::Interrupt { options: d, .. }
+        | Message::Yield { options: d, .. } => vec![d],
+        Message::Unsubscribed { details: d, .. } | Message::Unregistered { details: d, .. } => d.iter_mut().collect(),
+        Message::Published { .. }
+        | Message::Subscribed { .. }
+        | Message::Unsubscribe { .. }
+        | Message::Registered { .. }
+        | Message::Unregister { .. } => vec![],
+    }
+}
+
+#[test]
+fn wampy_subscribe_with_undefined_options_is_a_plain_subscribe() {
+    let want = Message::Subscribe {
+        request: RequestId::from_valid(1),
+        options: Dict::new(),
+        topic: "com.example.topic".into(),
+    };
+    for (ser, vector) in [(Serializer::Msgpack, WAMPY_SUBSCRIBE_MSGPACK), (Serializer::Cbor, WAMPY_SUBSCRIBE_CBOR)] {
+        let got = ser.decode(&unhex(vector)).unwrap_or_else(|e| panic!("{ser}: wampy's SUBSCRIBE refused: {e}"));
+        assert_eq!(got, want, "{ser}: undefined options must be absent, not null");
+        // Re-encoded, the keys are gone for good.
+        assert_eq!(ser.decode(&ser.encode(&got).unwrap()).unwrap(), want, "{ser}");
+    }
+    // A defined option beside an undefined one is kept.
+    let m = Message::Subscribe {
+        request: RequestId::from_valid(7),
+        options: dict(&[("match", Value::from("prefix")), ("get_retained", Value::from(UNDEF_MARK))]),
+        topic: "com.example".into(),
+    };
+    for ser in [Serializer::Msgpack, Serializer::Cbor] {
+        let got = ser.decode(&put_undefined(ser, &ser.encode(&m).unwrap())).unwrap();
+        let Message::Subscribe { options, .. } = got else { panic!("{ser}: {got:?}") };
+        assert_eq!(options, dict(&[("match", Value::from("prefix"))]), "{ser}");
+    }
+}
+
+/// In every dict element of every message type, an `undefined` value (at
+/// the top of the dict, in a nested dict, in a dict inside a list) means
+/// the key is absent; everything else in the message is untouched.
+#[test]
+fn undefined_in_every_details_options_dict_is_absent() {
+    let mark = || Value::from(UNDEF_MARK);
+    let mut covered = std::collections::BTreeSet::new();
+    for ser in [Serializer::Msgpack, Serializer::Cbor] {
+        for original in all_messages() {
+            let mut sent = original.clone();
+            let mut expected = original.clone();
+            if dicts_mut(&mut sent).is_empty() {
+                continue;
+            }
+            for d in dicts_mut(&mut sent) {
+                d.insert("ghost".into(), mark());
+                d.insert(
+                    "nested".into(),
+                    Value::Dict(dict(&[
+                        ("inner", mark()),
+                        ("keep", Value::UInt(1)),
+                        ("list", Value::List(vec![Value::Dict(dict(&[("deep", mark()), ("x", Value::Null)]))])),
+                    ])),
+                );
+            }
+            for d in dicts_mut(&mut expected) {
+                d.insert(
+                    "nested".into(),
+                    Value::Dict(dict(&[
+                        ("keep", Value::UInt(1)),
+                        ("list", Value::List(vec![Value::Dict(dict(&[("x", Value::Null)]))])),
+                    ])),
+                );
+            }
+            let bytes = put_undefined(ser, &ser.encode(&sent).unwrap());
+            let got = ser.decode(&bytes).unwrap_or_else(|e| panic!("{ser}: {}: {e}", original.name()));
+            assert_eq!(with_values(&got), expected, "{ser}: {}", original.name());
+            covered.insert(original.code());
+        }
+    }
+    // Every message type that has a dict was exercised.
+    let want = [1, 2, 3, 4, 5, 6, 8, 16, 32, 35, 36, 337, 48, 49, 50, 64, 67, 68, 69, 70];
+    assert_eq!(covered, want.into_iter().collect(), "message types with a dict");
+}
+
+fn expect_undefined(r: Result<impl std::fmt::Debug, DecodeError>, place: &str, what: &str) {
+    match r {
+        Err(e @ DecodeError::Undefined { .. }) => {
+            let DecodeError::Undefined { place: p, .. } = &e else { unreachable!() };
+            assert_eq!(*p, place, "{what}: {e}");
+            let text = e.to_string();
+            assert!(text.contains("undefined") && text.contains("Details/Options"), "{what}: unclear error {text:?}");
+        }
+        other => panic!("{what}: expected DecodeError::Undefined({place}), got {other:?}"),
+    }
+}
+
+#[test]
+fn undefined_anywhere_else_is_a_clear_error() {
+    let app = "in application data (args/kwargs)";
+    let opt_list = "as a list element in a Details/Options dict";
+    for ser in [Serializer::Msgpack, Serializer::Cbor] {
+        let fmt = ser.payload_format();
+        let u = undefined_bytes(ser);
+        let val = |bytes: &[u8]| decode_value(fmt, &Bytes::copy_from_slice(bytes));
+        // Standalone values (what a payload transcode decodes).
+        expect_undefined(val(u), app, &format!("{ser}: bare undefined"));
+        let mut in_list = Vec::new();
+        encode_value(fmt, &Value::List(vec![Value::UInt(1), Value::from(UNDEF_MARK)]), &mut in_list).unwrap();
+        expect_undefined(val(&put_undefined(ser, &in_list)), app, &format!("{ser}: list element"));
+        let mut in_dict = Vec::new();
+        encode_value(fmt, &Value::Dict(dict(&[("k", Value::from(UNDEF_MARK))])), &mut in_dict).unwrap();
+        expect_undefined(val(&put_undefined(ser, &in_dict)), app, &format!("{ser}: dict value"));
+
+        // A list element inside an Options dict: there is no "absent" for it.
+        let sub = Message::Subscribe {
+            request: RequestId::from_valid(1),
+            options: dict(&[("list", Value::List(vec![Value::from(UNDEF_MARK)]))]),
+            topic: "t".into(),
+        };
+        let bytes = put_undefined(ser, &ser.encode(&sub).unwrap());
+        expect_undefined(ser.decode(&bytes), opt_list, &format!("{ser}: list in Options"));
+
+        // As a message element of its own: the usual "must be" errors.
+        let mark = || Value::from(UNDEF_MARK);
+        let e = || Value::Dict(Dict::new());
+        for (items, want) in [
+            (
+                vec![Value::UInt(32), mark(), e(), Value::from("t")],
+                "SUBSCRIBE: Request|id must be a non-negative integer",
+            ),
+            (vec![Value::UInt(32), Value::UInt(1), mark(), Value::from("t")], "SUBSCRIBE: Options|dict must be a dict"),
+            (vec![Value::UInt(32), Value::UInt(1), e(), mark()], "SUBSCRIBE: Topic|uri must be a string"),
+            (vec![mark()], "message type must be a non-negative integer"),
+        ] {
+            let mut raw = Vec::new();
+            encode_value(fmt, &Value::List(items), &mut raw).unwrap();
+            match ser.decode(&put_undefined(ser, &raw)) {
+                Err(DecodeError::Invalid(text)) => assert!(text.contains(want), "{ser}: {text:?} lacks {want:?}"),
+                other => panic!("{ser}: expected Invalid({want}), got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Args/kwargs are not decoded on the way through, so each format keeps
+/// what it did before: MessagePack refuses every extension type in a
+/// payload (the message fails to decode), CBOR passes `undefined` to CBOR
+/// peers verbatim, and any transcode or decode of it is a clear error.
+#[test]
+fn undefined_in_payloads_keeps_passthrough_and_fails_decoding() {
+    let publish = |args: Vec<Value>, kwargs: Dict| Message::Publish {
+        request: RequestId::from_valid(1),
+        options: Dict::new(),
+        topic: "t".into(),
+        payload: Payload::values(Some(args), Some(kwargs)),
+    };
+    let m = publish(vec![Value::UInt(1), Value::from(UNDEF_MARK)], dict(&[("k", Value::from(UNDEF_MARK))]));
+
+    let mp = put_undefined(Serializer::Msgpack, &Serializer::Msgpack.encode(&m).unwrap());
+    expect_undefined(Serializer::Msgpack.decode(&mp), "in application data (args/kwargs)", "msgpack payload");
+
+    let cb = put_undefined(Serializer::Cbor, &Serializer::Cbor.encode(&m).unwrap());
+    let got = Serializer::Cbor.decode(&cb).expect("CBOR payloads are not decoded on the way through");
+    assert_eq!(Serializer::Cbor.encode(&got).unwrap(), cb, "CBOR splices the payload verbatim");
+    let Some(p) = payload_of(&got) else { panic!("no payload: {got:?}") };
+    expect_undefined(p.to_values(), "in application data (args/kwargs)", "cbor payload to_values");
+    for target in [Serializer::Json, Serializer::Msgpack] {
+        match target.encode(&got) {
+            Err(crate::EncodeError::Transcode(text)) => {
+                assert!(text.contains("undefined"), "{target}: unclear transcode error {text:?}")
+            }
+            other => panic!("{target}: expected a transcode error, got {other:?}"),
+        }
+    }
+}
+
+/// Only `d4 00 00` is `undefined`; every other extension value is refused
+/// wherever it appears, Options dicts included.
+#[test]
+fn other_msgpack_extensions_are_still_refused() {
+    for ext in [&[0xd4, 0x00, 0x01][..], &[0xd4, 0x01, 0x00], &[0xd5, 0x00, 0x00, 0x00], &[0xc7, 0x01, 0x00, 0x00]] {
+        assert!(
+            matches!(crate::msgpack::decode_value(&Bytes::copy_from_slice(ext)), Err(DecodeError::Malformed { .. })),
+            "{ext:x?}"
+        );
+        let mut m = vec![0x94, 0x20, 0x01, 0x81, 0xa1, b'k'];
+        m.extend_from_slice(ext);
+        m.extend_from_slice(&[0xa1, b't']);
+        match Serializer::Msgpack.decode(&Bytes::from(m)) {
+            Err(DecodeError::Malformed { detail, .. }) => assert!(detail.contains("extension"), "{detail}"),
+            other => panic!("{ext:x?} in Options: {other:?}"),
+        }
+    }
+    // A truncated d4 is an error, not a panic.
+    assert!(crate::msgpack::decode_value(&Bytes::from_static(&[0xd4, 0x00])).is_err());
+}

@@ -18,6 +18,16 @@ pub enum DecodeError {
     /// Nesting is deeper than the decoder allows.
     #[error("value nesting exceeds depth limit {0}")]
     TooDeep(usize),
+    /// JavaScript `undefined` (MessagePack ext type 0 with a zero byte, CBOR
+    /// simple value 23) where it has no meaning. It is accepted only as a
+    /// dict value inside a message's Details/Options/Extra dict, where it
+    /// means "key absent" (wampy.js sends `{match: undefined}`); `place`
+    /// says where it was found instead.
+    #[error(
+        "{format} undefined {place}: undefined is accepted only as a value in a Details/Options dict, \
+         where it means the key is absent"
+    )]
+    Undefined { format: &'static str, place: &'static str },
 }
 
 /// A message could not be encoded.

@@ -7,6 +7,13 @@
 //! writes them. Decoding accepts every MessagePack type except extension
 //! types, validates UTF-8 of strings, requires string keys in maps, enforces
 //! [`crate::MAX_DEPTH`] and bounds every allocation by the input size.
+//!
+//! The one extension value understood is JavaScript `undefined` as msgpackr
+//! (wampy.js) writes it: fixext1, type 0, body `00` (`d4 00 00`). As a dict
+//! value inside a message's Details/Options/Extra dict it means "key absent"
+//! and the entry is dropped; anywhere else it is a
+//! [`DecodeError::Undefined`] (in args/kwargs it fails the message as every
+//! extension type does, see [`crate::wire`]).
 
 use bytes::Bytes;
 
@@ -45,7 +52,7 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 /// Decodes exactly one value (trailing bytes are an error).
 pub fn decode_value(bytes: &Bytes) -> Result<Value, DecodeError> {
     let mut rd = Reader(ByteReader::new(bytes, FORMAT));
-    let v = rd.value(0, Some(bytes))?;
+    let v = rd.value(0, Some(bytes), false)?;
     rd.finish()?;
     Ok(v)
 }
@@ -65,7 +72,13 @@ enum Head {
     Bin(usize),
     Array(usize),
     Map(usize),
+    /// JavaScript `undefined` (`d4 00 00`).
+    Undefined,
 }
+
+/// Where an `undefined` was found (the `place` of [`DecodeError::Undefined`]).
+const IN_APP_DATA: &str = "in application data (args/kwargs)";
+const IN_OPTIONS_LIST: &str = "as a list element in a Details/Options dict";
 
 /// The shared byte cursor plus this format's own reads.
 struct Reader<'a>(ByteReader<'a>);
@@ -125,7 +138,11 @@ impl<'a> Reader<'a> {
             0xde => Head::Map(self.u16()?),
             0xdf => Head::Map(self.u32()?),
             0xe0..=0xff => Head::Int(i64::from(b as i8)),
-            0xc7..=0xc9 | 0xd4..=0xd8 => return Err(mal("extension types are not supported")),
+            0xd4 => match self.be::<2>()? {
+                [0x00, 0x00] => Head::Undefined,
+                _ => return Err(mal("extension types are not supported")),
+            },
+            0xc7..=0xc9 | 0xd5..=0xd8 => return Err(mal("extension types are not supported")),
             0xc1 => return Err(mal("invalid type byte 0xc1")),
         })
     }
@@ -136,9 +153,22 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one value. `src`, if given, is the buffer as `Bytes` so binary
-    /// values can be zero-copy slices.
-    fn value(&mut self, depth: usize, src: Option<&Bytes>) -> Result<Value, DecodeError> {
-        Ok(match self.head()? {
+    /// values can be zero-copy slices. `options`: inside a Details/Options
+    /// dict, where `undefined` dict values mean "absent" (dropped).
+    fn value(&mut self, depth: usize, src: Option<&Bytes>, options: bool) -> Result<Value, DecodeError> {
+        match self.item(depth, src, options)? {
+            Some(v) => Ok(v),
+            None => Err(DecodeError::Undefined {
+                format: FORMAT,
+                place: if options { IN_OPTIONS_LIST } else { IN_APP_DATA },
+            }),
+        }
+    }
+
+    /// Like [`Self::value`], `None` for `undefined`.
+    fn item(&mut self, depth: usize, src: Option<&Bytes>, options: bool) -> Result<Option<Value>, DecodeError> {
+        Ok(Some(match self.head()? {
+            Head::Undefined => return Ok(None),
             Head::Nil => Value::Null,
             Head::Bool(b) => Value::Bool(b),
             Head::UInt(u) => Value::UInt(u),
@@ -160,15 +190,16 @@ impl<'a> Reader<'a> {
                 // Every item takes at least one byte: bound the reservation.
                 let mut l = List::with_capacity(n.min(self.buf.len() - self.pos));
                 for _ in 0..n {
-                    l.push(self.value(depth + 1, src)?);
+                    l.push(self.value(depth + 1, src, options)?);
                 }
                 Value::List(l)
             }
-            Head::Map(n) => Value::Dict(self.dict_body(n, depth, src)?),
-        })
+            Head::Map(n) => Value::Dict(self.dict_body(n, depth, src, options)?),
+        }))
     }
 
-    fn dict_body(&mut self, n: usize, depth: usize, src: Option<&Bytes>) -> Result<Dict, DecodeError> {
+    /// The entries of a map of `n` entries. `options`: see [`Self::value`].
+    fn dict_body(&mut self, n: usize, depth: usize, src: Option<&Bytes>, options: bool) -> Result<Dict, DecodeError> {
         if depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep(MAX_DEPTH));
         }
@@ -178,17 +209,25 @@ impl<'a> Reader<'a> {
                 Head::Str(len) => self.str(len)?.to_owned(),
                 _ => return Err(mal("map keys must be strings")),
             };
-            let v = self.value(depth + 1, src)?;
-            d.insert(key, v);
+            match self.item(depth + 1, src, options)? {
+                Some(v) => {
+                    d.insert(key, v);
+                }
+                None if options => {}
+                None => return Err(DecodeError::Undefined { format: FORMAT, place: IN_APP_DATA }),
+            }
         }
         Ok(d)
     }
 
     /// Validates and skips one value without allocating. Returns the number
-    /// of items if it is a list or map.
+    /// of items if it is a list or map. Used for args/kwargs, where every
+    /// extension type, `undefined` included, fails the message (as it
+    /// always has: the bytes could not be transcoded).
     fn skip(&mut self, depth: usize) -> Result<Head, DecodeError> {
         let h = self.head()?;
         match h {
+            Head::Undefined => return Err(DecodeError::Undefined { format: FORMAT, place: IN_APP_DATA }),
             Head::Str(n) => {
                 self.str(n)?;
             }
@@ -283,7 +322,7 @@ impl WireReader for MsgReader<'_> {
 
     fn read_dict(&mut self) -> Result<Option<Dict>, DecodeError> {
         match self.rd.head()? {
-            Head::Map(n) => Ok(Some(self.rd.dict_body(n, 1, None)?)),
+            Head::Map(n) => Ok(Some(self.rd.dict_body(n, 1, None, true)?)),
             _ => Ok(None),
         }
     }
