@@ -119,6 +119,44 @@ pub fn parse_str(text: &str, format: Format) -> Result<NodeConfig, ConfigErrors>
     }
 }
 
+/// Parses and validates one router realm given on its own (Crossbar's realm
+/// object: `{name, roles, options?, store?, rlinks?}`), as the management
+/// API's `start_router_realm` passes it. It is checked exactly as a realm of
+/// a config file; error locations are relative to the realm (`realm.roles[0]`).
+pub fn parse_realm(value: &serde_json::Value) -> Result<RealmConfig, ConfigErrors> {
+    if !value.is_object() {
+        return Err(ConfigErrors::single("realm", "a realm must be an object"));
+    }
+    // A router worker around it, with a transport the validator accepts.
+    let wrapped = serde_json::json!({
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [value],
+            "transports": [{"type": "rawsocket", "endpoint": {"type": "unix", "path": "/nonexistent/junction-realm-check"}}]
+        }]
+    });
+    const PREFIX: &str = "workers[0].realms[0]";
+    let relocate = |mut e: ConfigError| {
+        e.location = match e.location.strip_prefix(PREFIX) {
+            Some(rest) => format!("realm{rest}"),
+            None => e.location,
+        };
+        e.line = None;
+        e
+    };
+    match parse_str(&wrapped.to_string(), Format::Json) {
+        Ok(cfg) => cfg
+            .router()
+            .and_then(|r| r.realms.first().cloned())
+            .ok_or_else(|| ConfigErrors::single("realm", "the realm could not be read")),
+        Err(e) => Err(ConfigErrors {
+            errors: e.errors.into_iter().map(relocate).collect(),
+            warnings: e.warnings.into_iter().map(relocate).collect(),
+        }),
+    }
+}
+
 /// Reads, parses and validates a config file. The format follows the
 /// extension (`.json`, `.yaml`, `.yml`); otherwise JSON is tried, then YAML.
 pub fn load(path: &Path) -> Result<NodeConfig, ConfigErrors> {

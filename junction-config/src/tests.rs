@@ -1945,3 +1945,26 @@ fn rlinks_bad_flags_and_shapes_are_rejected_with_reasons() {
     });
     assert_single(&errs, "workers[0].realms[0].rlinks[0].transport", "missing required key 'transport'");
 }
+
+#[test]
+fn a_realm_on_its_own_parses_and_validates_with_realm_relative_locations() {
+    let ok = crate::parse_realm(&serde_json::json!({
+        "name": "app-realm1",
+        "roles": [{"name": "app-role", "permissions": [{"uri": "com.example.", "match": "prefix",
+            "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]
+    }))
+    .expect("valid realm");
+    assert_eq!(ok.name, "app-realm1");
+    assert_eq!(ok.roles[0].permissions[0].uri, "com.example.");
+
+    let bad = crate::parse_realm(&serde_json::json!({
+        "name": "app-realm1",
+        "roles": [{"name": "r", "permissions": [{"uri": "com.example.", "match": "sideways"}]}]
+    }))
+    .expect_err("bad match policy");
+    assert!(bad.errors.iter().all(|e| e.location.starts_with("realm")), "{bad}");
+    assert!(bad.errors.iter().any(|e| e.location.starts_with("realm.roles[0]")), "{bad}");
+
+    assert!(crate::parse_realm(&serde_json::json!(["not", "an", "object"])).is_err());
+    assert!(crate::parse_realm(&serde_json::json!({"roles": []})).is_err(), "a realm needs a name");
+}

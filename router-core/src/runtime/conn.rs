@@ -141,10 +141,10 @@ impl Gatekeeper for Shard {
         &self.setup.transports[transport]
     }
     fn has_realm(&self, realm: &str) -> bool {
-        self.setup.realm(realm).is_some()
+        self.realm_table.get(realm).is_some()
     }
     fn has_role(&self, realm: &str, role: &str) -> bool {
-        self.setup.realm(realm).is_some_and(|rs| rs.roles.iter().any(|x| x.name == role))
+        self.realm_table.has_role(realm, role)
     }
     fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, wamp_auth::FailureLimiter> {
         Shard::limiter(self, transport)
@@ -169,7 +169,7 @@ impl Gatekeeper for Shard {
         Some(self.clone())
     }
     fn node_info(&self) -> serde_json::Value {
-        let realms: Vec<&str> = self.setup.realms.iter().map(|r| r.name.as_str()).collect();
+        let realms = self.realm_table.names();
         serde_json::json!({
             "product": "Junction",
             "version": env!("CARGO_PKG_VERSION"),
@@ -761,7 +761,7 @@ async fn open_link(
                 framer.feed(&plain);
             }
             Ok(Some(FrameEvent::Message(payload))) => {
-                let step = auth.handle(LinkFrame::decode(payload), |r| shard.setup.realm(r).is_some(), rand::random());
+                let step = auth.handle(LinkFrame::decode(payload), |r| shard.realm_table.get(r).is_some(), rand::random());
                 match step {
                     LinkStep::Reply(r) => io.send(&r).await?,
                     LinkStep::Accepted(r, id) => {
@@ -966,21 +966,28 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             return;
         }
     };
-    let host = match shard.realm_host(&join.realm) {
-        Some(h) => h,
-        None => {
-            tracing::error!(realm = %join.realm, "hand-off to a shard that does not home the realm");
-            shard.directory.remove(join.session);
-            return;
+    // The realm may have been stopped while the session authenticated.
+    let refusal = match shard.realm_host(&join.realm) {
+        None => Err(("wamp.error.no_such_realm", format!("no realm '{}' exists on this router", join.realm))),
+        Some(h) if h.is_stopped() => {
+            Err(("wamp.error.no_such_realm", format!("no realm '{}' exists on this router", join.realm)))
         }
+        Some(h) => match h.at_capacity() {
+            Some(limit) => {
+                shard.stats.refused_session_limit.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("realm '{}' has reached its session limit (max_sessions = {limit})", join.realm);
+                Err(("wamp.error.not_authorized", msg))
+            }
+            None => Ok(h),
+        },
     };
-    if let Some(limit) = host.at_capacity() {
-        shard.stats.refused_session_limit.fetch_add(1, Ordering::Relaxed);
+    let host = match refusal {
+        Ok(h) => h,
+        Err((reason, msg)) => {
         shard.directory.remove(join.session);
-        let msg = format!("realm '{}' has reached its session limit (max_sessions = {limit})", join.realm);
         let mut out = Vec::new();
         let sender = framer.sender();
-        if let Ok(bytes) = handshake::encode_abort(serializer, "wamp.error.not_authorized", &msg) {
+        if let Ok(bytes) = handshake::encode_abort(serializer, reason, &msg) {
             let _ = sender.message(&bytes, &mut out);
         }
         sender.close(Some(1000), "", &mut out);
@@ -990,7 +997,8 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         }
         let _ = wstream.write_all(&out).await;
         return;
-    }
+        }
+    };
     let session = join.session;
     shard.directory.update(
         session,

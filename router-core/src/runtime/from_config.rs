@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use junction_config::{
-    Endpoint, MatchPolicy as CfgMatch, NodeConfig, RawSocketTransport, RouterWorkerConfig, TransportConfig,
+    Endpoint, MatchPolicy as CfgMatch, NodeConfig, RawSocketTransport, RealmConfig, RouterWorkerConfig, TransportConfig,
     TransportKind, WebService, WebSocketService,
 };
 
@@ -40,73 +40,71 @@ pub fn setup_from_worker(w: &RouterWorkerConfig) -> Result<RouterSetup, RouterEr
     setup_from_worker_in(w, Path::new("."))
 }
 
+/// The setup of one realm of a router worker called `worker_name` (its
+/// `rlinks` resolve relative paths against `base_dir`). Also used for
+/// realms started at run time.
+pub fn realm_setup(r: &RealmConfig, worker_name: &str, base_dir: &Path) -> Result<RealmSetup, RouterError> {
+    let rlinks = r.rlinks.iter().map(|l| rlink_setup(l, worker_name, base_dir)).collect::<Result<Vec<_>, _>>()?;
+    Ok(RealmSetup {
+        name: r.name.clone(),
+        rlinks,
+        home_shard: r.options.home_shard,
+        max_sessions: r.options.max_sessions,
+        enable_meta_api: r.options.enable_meta_api,
+        dealer: DealerConfig {
+            max_pending_calls_per_session: r.options.dealer.max_pending_calls_per_session,
+            default_call_timeout: r.options.dealer.default_call_timeout,
+            max_call_timeout: r.options.dealer.max_call_timeout,
+            kill_grace: r.options.dealer.kill_grace,
+        },
+        broker: BrokerSpec {
+            max_retained_topics: r.options.broker.max_retained_topics,
+            max_stored_payload: r.options.broker.max_stored_payload,
+            history: r
+                .store
+                .iter()
+                .flat_map(|st| &st.event_history)
+                .map(|h| HistorySpec {
+                    uri: h.uri.clone(),
+                    match_policy: match_policy(h.match_policy),
+                    limit: h.limit,
+                })
+                .collect(),
+        },
+        roles: r
+            .roles
+            .iter()
+            .map(|role| Role {
+                name: role.name.clone(),
+                permissions: role
+                    .permissions
+                    .iter()
+                    .map(|p| Permission {
+                        uri: p.uri.clone(),
+                        match_policy: match_policy(p.match_policy),
+                        allow: Allow {
+                            call: p.allow.call,
+                            register: p.allow.register,
+                            publish: p.allow.publish,
+                            subscribe: p.allow.subscribe,
+                        },
+                        disclose: Disclose { caller: p.disclose.caller, publisher: p.disclose.publisher },
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
 /// Builds the setup of one router worker; relative paths (static web
 /// directories) resolve against `base_dir` (the config file's directory).
 pub fn setup_from_worker_in(w: &RouterWorkerConfig, base_dir: &Path) -> Result<RouterSetup, RouterError> {
     let worker_name = w.id.clone().unwrap_or_else(|| "router".to_owned());
-    let mut rlinks = Vec::new();
-    for r in &w.realms {
-        let links = r
-            .rlinks
-            .iter()
-            .map(|l| rlink_setup(l, &worker_name, base_dir))
-            .collect::<Result<Vec<_>, _>>()?;
-        rlinks.push(links);
-    }
     let realms = w
         .realms
         .iter()
-        .zip(rlinks)
-        .map(|(r, rlinks)| RealmSetup {
-            name: r.name.clone(),
-            rlinks,
-            home_shard: r.options.home_shard,
-            max_sessions: r.options.max_sessions,
-            enable_meta_api: r.options.enable_meta_api,
-            dealer: DealerConfig {
-                max_pending_calls_per_session: r.options.dealer.max_pending_calls_per_session,
-                default_call_timeout: r.options.dealer.default_call_timeout,
-                max_call_timeout: r.options.dealer.max_call_timeout,
-                kill_grace: r.options.dealer.kill_grace,
-            },
-            broker: BrokerSpec {
-                max_retained_topics: r.options.broker.max_retained_topics,
-                max_stored_payload: r.options.broker.max_stored_payload,
-                history: r
-                    .store
-                    .iter()
-                    .flat_map(|st| &st.event_history)
-                    .map(|h| HistorySpec {
-                        uri: h.uri.clone(),
-                        match_policy: match_policy(h.match_policy),
-                        limit: h.limit,
-                    })
-                    .collect(),
-            },
-            roles: r
-                .roles
-                .iter()
-                .map(|role| Role {
-                    name: role.name.clone(),
-                    permissions: role
-                        .permissions
-                        .iter()
-                        .map(|p| Permission {
-                            uri: p.uri.clone(),
-                            match_policy: match_policy(p.match_policy),
-                            allow: Allow {
-                                call: p.allow.call,
-                                register: p.allow.register,
-                                publish: p.allow.publish,
-                                subscribe: p.allow.subscribe,
-                            },
-                            disclose: Disclose { caller: p.disclose.caller, publisher: p.disclose.publisher },
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
-        .collect();
+        .map(|r| realm_setup(r, &worker_name, base_dir))
+        .collect::<Result<Vec<_>, _>>()?;
     // Keys the mock challenges for unknown authids (so a HELLO does not
     // reveal which accounts exist); fresh per process.
     let secret: [u8; 32] = rand::random();

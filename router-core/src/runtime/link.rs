@@ -384,8 +384,15 @@ impl LinkCtx {
             self.refuse(channel, ser, "wamp.error.no_such_realm", &msg);
             return;
         }
+        if self.host.is_stopped() {
+            // Stopped at run time (perhaps started again since: a new link reaches the new realm).
+            let msg = format!("realm '{}' was stopped on this router", self.realm);
+            self.refuse(channel, ser, "wamp.error.no_such_realm", &msg);
+            self.out.abort();
+            return;
+        }
         let role_exists =
-            self.shard.setup.realm(&req.realm).is_some_and(|r| r.roles.iter().any(|x| x.name == req.authrole));
+            self.shard.realm_table.has_role(&req.realm, &req.authrole);
         if !role_exists {
             let msg = format!("no role '{}' on realm '{}'", req.authrole, req.realm);
             self.refuse(channel, ser, "wamp.error.no_such_role", &msg);

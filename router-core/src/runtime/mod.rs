@@ -18,7 +18,7 @@ pub mod stream;
 pub mod tls;
 
 pub use directory::{SessionDirectory, SessionEntry};
-pub use node::RouterNode;
+pub use node::{RealmError, RouterNode};
 pub use setup::{
     ConnectionLimits, EndpointSetup, FramingSetup, RawSocketSetup, RealmSetup, RouterSetup, TransportSetup,
     WsServiceSetup,

@@ -14,7 +14,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use super::bind::{bind, dup, BoundListener};
 use super::conn::{open, serve_session, ConnPermit};
 use super::directory::SessionDirectory;
-use super::setup::{EndpointSetup, RouterSetup};
+use super::setup::{EndpointSetup, RealmSetup, RealmTable, RouterSetup};
 use super::shard::{NodeShared, NodeStats, Shard, ShardMsg};
 use super::rlink::{RLinkError, RLinkSetup, RLinkStatus};
 use super::stream::{SocketKind, Stream};
@@ -37,8 +37,23 @@ pub struct RouterNode {
     /// This worker's instance id.
     pub instance: u64,
     setup: Arc<RouterSetup>,
+    /// The realms being served (start-up and run-time ones).
+    realms: Arc<super::setup::RealmTable>,
     /// Run-time control of each shard.
     control: Vec<flume::Sender<Control>>,
+}
+
+/// Why a realm could not be started or stopped at run time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RealmError {
+    #[error("realm '{0}' is already running on this router worker")]
+    Exists(String),
+    #[error("no realm '{0}' on this router worker")]
+    NoSuchRealm(String),
+    #[error("invalid realm: {0}")]
+    Invalid(String),
+    #[error("the router worker is not running")]
+    NotRunning,
 }
 
 /// Run-time requests to a shard (from [`RouterNode`]'s thread).
@@ -47,6 +62,8 @@ enum Control {
     StopLink { realm: String, id: String, reply: flume::Sender<Result<(), RLinkError>> },
     Links { realm: String, reply: flume::Sender<Result<Vec<RLinkStatus>, RLinkError>> },
     Peers { realm: String, reply: flume::Sender<Result<Vec<super::rlink::PeerInfo>, RLinkError>> },
+    StartRealm { setup: Arc<RealmSetup>, reply: flume::Sender<Result<(), RealmError>> },
+    StopRealm { name: String, reply: flume::Sender<Result<usize, RealmError>> },
 }
 
 /// How long a control request may wait for its shard.
@@ -97,6 +114,7 @@ impl RouterNode {
         let shared = Arc::new(NodeShared {
             instance: rand::random::<u64>().max(1),
             cluster,
+            realms: Arc::new(RealmTable::new(&setup)),
             conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
             limiters: setup
                 .transports
@@ -161,6 +179,7 @@ impl RouterNode {
             cluster: shared.cluster.clone(),
             instance: shared.instance,
             setup: shared.setup.clone(),
+            realms: shared.realms.clone(),
             control,
         })
     }
@@ -170,11 +189,51 @@ impl RouterNode {
         realm: &str,
         make: impl FnOnce(flume::Sender<Result<T, RLinkError>>) -> Control,
     ) -> Result<T, RLinkError> {
-        let r = self.setup.realm(realm).ok_or_else(|| RLinkError::NoSuchRealm(realm.to_owned()))?;
-        let home = self.setup.home_shard(r);
+        let home = self.realms.home(realm).ok_or_else(|| RLinkError::NoSuchRealm(realm.to_owned()))?;
         let (tx, rx) = flume::bounded(1);
         self.control.get(home).ok_or(RLinkError::NotRunning)?.send(make(tx)).map_err(|_| RLinkError::NotRunning)?;
         rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| RLinkError::NotRunning)?
+    }
+
+    /// Starts a realm at run time (the management API's
+    /// `start_router_realm`): it is homed on its shard (pinned, or by hash
+    /// of the name), its configured `rlinks` start, and new sessions may
+    /// join as soon as this returns.
+    pub fn start_realm(&self, setup: RealmSetup) -> Result<(), RealmError> {
+        if !wamp_proto::uri::is_valid_uri(&setup.name, false, false) {
+            return Err(RealmError::Invalid(format!("'{}' is not a valid realm name (a WAMP URI)", setup.name)));
+        }
+        if !setup.rlinks.is_empty() && self.setup.node_key.is_none() {
+            return Err(RealmError::Invalid("rlinks need the node key to prove this worker to its peers".into()));
+        }
+        if let Some(l) = setup.rlinks.iter().find(|l| l.realm != setup.name) {
+            return Err(RealmError::Invalid(format!("rlink '{}' names realm '{}'", l.id, l.realm)));
+        }
+        if self.realms.get(&setup.name).is_some() {
+            return Err(RealmError::Exists(setup.name));
+        }
+        let home = super::setup::home_shard_of(&setup, self.setup.shards);
+        let (tx, rx) = flume::bounded(1);
+        let msg = Control::StartRealm { setup: Arc::new(setup), reply: tx };
+        self.control.get(home).ok_or(RealmError::NotRunning)?.send(msg).map_err(|_| RealmError::NotRunning)?;
+        rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| RealmError::NotRunning)?
+    }
+
+    /// Stops a realm (started with the worker or at run time): new sessions
+    /// are refused with `wamp.error.no_such_realm`, every session is closed
+    /// with GOODBYE `wamp.close.system_shutdown`, its links stop. Returns
+    /// the number of sessions closed.
+    pub fn stop_realm(&self, name: &str) -> Result<usize, RealmError> {
+        let home = self.realms.home(name).ok_or_else(|| RealmError::NoSuchRealm(name.to_owned()))?;
+        let (tx, rx) = flume::bounded(1);
+        let msg = Control::StopRealm { name: name.to_owned(), reply: tx };
+        self.control.get(home).ok_or(RealmError::NotRunning)?.send(msg).map_err(|_| RealmError::NotRunning)?;
+        rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| RealmError::NotRunning)?
+    }
+
+    /// The names of the realms being served, in start order.
+    pub fn realm_names(&self) -> Vec<String> {
+        self.realms.names()
     }
 
     /// Starts a router-to-router link at run time (the management API's
@@ -302,6 +361,7 @@ async fn run_shard(
     }
     {
         let shard = shard.clone();
+        let shared = shared.clone();
         glommio::spawn_local(async move {
             while let Ok(c) = control.recv_async().await {
                 match c {
@@ -310,6 +370,30 @@ async fn run_shard(
                             Some(host) => super::rlink::start(&shard, &host, setup, false),
                             None => Err(RLinkError::NoSuchRealm(setup.realm.clone())),
                         };
+                        let _ = reply.send(r);
+                    }
+                    Control::StartRealm { setup, reply } => {
+                        let r = match shard.add_realm(setup.clone(), &shared) {
+                            None => Err(RealmError::Exists(setup.name.clone())),
+                            Some(host) => {
+                                glommio::spawn_local(host.clone().run_timer()).detach();
+                                glommio::spawn_local(host.clone().run_internal_results(shard.clone())).detach();
+                                for l in &setup.rlinks {
+                                    if let Err(e) = super::rlink::start(&shard, &host, l.clone(), false) {
+                                        tracing::error!(rlink = %l.id, error = %e, "cannot start rlink");
+                                    }
+                                }
+                                tracing::info!(realm = %setup.name, shard = shard.id, "realm started");
+                                Ok(())
+                            }
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Control::StopRealm { name, reply } => {
+                        let r = shard.remove_realm(&name).ok_or_else(|| RealmError::NoSuchRealm(name.clone()));
+                        if let Ok(n) = r {
+                            tracing::info!(realm = %name, sessions = n, "realm stopped");
+                        }
                         let _ = reply.send(r);
                     }
                     Control::StopLink { realm, id, reply } => {

@@ -255,6 +255,24 @@ impl PeerLinks {
         self.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Stops every dialer and drops every link (the realm is stopping).
+    pub fn stop_all(&self) {
+        for d in self.dialers.borrow().iter() {
+            if !d.stopped.get() {
+                d.stopped.set(true);
+                d.set_state(RLinkState::Stopped);
+                d.settle();
+                d.wake.notify();
+                if let Some(l) = d.current.borrow_mut().take() {
+                    l.kill();
+                }
+            }
+        }
+        for l in self.links.borrow().values() {
+            l.kill();
+        }
+    }
+
     /// True if a live link to the worker with this instance id exists.
     pub fn has_instance(&self, instance: u64) -> bool {
         self.links.borrow().values().any(|l| l.instance == instance && !l.dead.get())

@@ -172,21 +172,89 @@ impl Default for ConnectionLimits {
     }
 }
 
-impl RouterSetup {
-    /// The home shard of realm `index`.
-    pub fn home_shard(&self, realm: &RealmSetup) -> usize {
-        match realm.home_shard {
-            Some(s) => s % self.shards,
-            None => {
-                // FNV-1a: stable across runs and builds.
-                let mut h: u64 = 0xcbf29ce484222325;
-                for b in realm.name.as_bytes() {
-                    h ^= *b as u64;
-                    h = h.wrapping_mul(0x100000001b3);
-                }
-                (h % self.shards as u64) as usize
+/// The home shard of `realm` among `shards`: the pinned one, else a hash
+/// of the name (FNV-1a: stable across runs and builds).
+pub fn home_shard_of(realm: &RealmSetup, shards: usize) -> usize {
+    let shards = shards.max(1);
+    match realm.home_shard {
+        Some(s) => s % shards,
+        None => {
+            let mut h: u64 = 0xcbf29ce484222325;
+            for b in realm.name.as_bytes() {
+                h ^= *b as u64;
+                h = h.wrapping_mul(0x100000001b3);
             }
+            (h % shards as u64) as usize
         }
+    }
+}
+
+/// The realms a worker serves right now: those of the setup, plus the ones
+/// started at run time ([`super::RouterNode::start_realm`]), minus the ones
+/// stopped. Shared by all shards; read when a session or link opens (never
+/// per message), written only by start and stop.
+#[derive(Debug)]
+pub struct RealmTable {
+    shards: usize,
+    realms: std::sync::RwLock<Vec<std::sync::Arc<RealmSetup>>>,
+}
+
+impl RealmTable {
+    /// The realms of `setup`.
+    pub fn new(setup: &RouterSetup) -> RealmTable {
+        RealmTable {
+            shards: setup.shards,
+            realms: std::sync::RwLock::new(setup.realms.iter().cloned().map(std::sync::Arc::new).collect()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<std::sync::Arc<RealmSetup>>> {
+        self.realms.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The realm called `name`, if it is being served.
+    pub fn get(&self, name: &str) -> Option<std::sync::Arc<RealmSetup>> {
+        self.read().iter().find(|r| r.name == name).cloned()
+    }
+
+    /// The home shard of the realm called `name`, if it is being served.
+    pub fn home(&self, name: &str) -> Option<usize> {
+        self.get(name).map(|r| home_shard_of(&r, self.shards))
+    }
+
+    /// True if the realm exists and has the role.
+    pub fn has_role(&self, realm: &str, role: &str) -> bool {
+        self.read().iter().any(|r| r.name == realm && r.roles.iter().any(|x| x.name == role))
+    }
+
+    /// The names of the realms being served, in start order.
+    pub fn names(&self) -> Vec<String> {
+        self.read().iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Adds a realm; false if one of that name is served already.
+    pub(crate) fn insert(&self, realm: std::sync::Arc<RealmSetup>) -> bool {
+        let mut w = self.realms.write().unwrap_or_else(|e| e.into_inner());
+        if w.iter().any(|r| r.name == realm.name) {
+            return false;
+        }
+        w.push(realm);
+        true
+    }
+
+    /// Removes a realm; false if it was not served.
+    pub(crate) fn remove(&self, name: &str) -> bool {
+        let mut w = self.realms.write().unwrap_or_else(|e| e.into_inner());
+        let before = w.len();
+        w.retain(|r| r.name != name);
+        w.len() != before
+    }
+}
+
+impl RouterSetup {
+    /// The home shard of `realm`.
+    pub fn home_shard(&self, realm: &RealmSetup) -> usize {
+        home_shard_of(realm, self.shards)
     }
 
     /// Finds a realm by name.

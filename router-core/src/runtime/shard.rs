@@ -106,6 +106,8 @@ pub struct NodeShared {
     pub instance: u64,
     /// Router-to-router link counters.
     pub cluster: Arc<super::rlink::ClusterCounters>,
+    /// The realms being served (start-up and run-time ones).
+    pub realms: Arc<super::setup::RealmTable>,
 }
 
 /// See the module docs.
@@ -115,7 +117,10 @@ pub struct Shard {
     pub directory: Arc<SessionDirectory>,
     pub stats: Arc<NodeStats>,
     pub conn_counts: Vec<Arc<AtomicUsize>>,
-    realms: HashMap<String, Rc<RealmHost>>,
+    /// The realms being served by the worker (every shard's view).
+    pub realm_table: Arc<super::setup::RealmTable>,
+    /// The realms homed on this shard.
+    realms: RefCell<HashMap<String, Rc<RealmHost>>>,
     peers: Vec<Option<ConnectedSender<ShardMsg>>>,
     rng: RefCell<SmallRng>,
     /// Failed-authentication budgets per transport (node-wide).
@@ -138,19 +143,12 @@ impl Shard {
         let mut realms = HashMap::new();
         for r in &setup.realms {
             if setup.home_shard(r) == id {
-                let spec = RealmSpec { name: r.name.clone(), roles: r.roles.clone() };
-                let mut realm = Realm::new(spec, seed_rng.gen())
-                    .with_broker_spec(r.broker.clone())
-                    .with_meta_api(r.enable_meta_api);
-                realm.set_dealer_config(r.dealer.clone());
-                let links = super::rlink::PeerLinks::new(shared.instance, shared.cluster.clone());
-                realms.insert(
-                    r.name.clone(),
-                    Rc::new(RealmHost::new(realm, r.max_sessions, shared.stats.clone(), links)),
-                );
+                realms.insert(r.name.clone(), Rc::new(RealmHost::build(r, seed_rng.gen(), shared)));
             }
         }
+        let realms = RefCell::new(realms);
         Shard {
+            realm_table: shared.realms.clone(),
             id,
             setup,
             directory: shared.directory.clone(),
@@ -168,22 +166,52 @@ impl Shard {
         }
     }
 
-    /// The home shard of a realm (which must exist in the setup).
+    /// The home shard of a realm (this shard if it is not served).
     pub fn home_shard_of(&self, realm: &str) -> usize {
-        match self.setup.realm(realm) {
-            Some(r) => self.setup.home_shard(r),
-            None => self.id,
-        }
+        self.realm_table.home(realm).unwrap_or(self.id)
+    }
+
+    /// The setup of a realm being served.
+    pub fn realm_setup(&self, realm: &str) -> Option<Arc<super::setup::RealmSetup>> {
+        self.realm_table.get(realm)
     }
 
     /// Every realm homed here.
-    pub fn realm_hosts(&self) -> impl Iterator<Item = &Rc<RealmHost>> {
-        self.realms.values()
+    pub fn realm_hosts(&self) -> Vec<Rc<RealmHost>> {
+        self.realms.borrow().values().cloned().collect()
     }
 
     /// The realm host for a realm homed here.
     pub fn realm_host(&self, realm: &str) -> Option<Rc<RealmHost>> {
-        self.realms.get(realm).cloned()
+        self.realms.borrow().get(realm).cloned()
+    }
+
+    /// Builds the host of a realm started at run time on this shard (its
+    /// home) and publishes it in the realm table; false if a realm of that
+    /// name is served already.
+    pub fn add_realm(&self, setup: Arc<super::setup::RealmSetup>, shared: &NodeShared) -> Option<Rc<RealmHost>> {
+        if self.realm_table.get(&setup.name).is_some() || self.realms.borrow().contains_key(&setup.name) {
+            return None;
+        }
+        let seed = self.rng.borrow_mut().gen();
+        let host = Rc::new(RealmHost::build(&setup, seed, shared));
+        self.realms.borrow_mut().insert(setup.name.clone(), host.clone());
+        // Published last: hand-offs find the host as soon as the table names the realm.
+        if !self.realm_table.insert(setup) {
+            self.realms.borrow_mut().remove(&host.name());
+            return None;
+        }
+        Some(host)
+    }
+
+    /// Stops a realm homed here: it leaves the realm table first (new
+    /// sessions and links are refused), then every session is closed with
+    /// GOODBYE `wamp.close.system_shutdown` and its links stop. Returns the
+    /// number of sessions closed, `None` if the realm is not homed here.
+    pub fn remove_realm(&self, name: &str) -> Option<usize> {
+        let host = self.realms.borrow_mut().remove(name)?;
+        self.realm_table.remove(name);
+        Some(host.stop())
     }
 
     /// Sends an opened connection to its home shard, or serves it here.
@@ -255,7 +283,7 @@ impl Shard {
     /// (`(realm, authid, details)`, as Crossbar) and waits for the outcome.
     pub async fn call_authenticator(self: &Rc<Self>, req: DynamicAuthRequest) -> Result<Value, DynamicError> {
         let fail = |error: &str, message: &str| DynamicError { error: error.into(), message: Some(message.into()) };
-        let Some(home) = self.setup.realm(&req.realm).map(|r| self.setup.home_shard(r)) else {
+        let Some(home) = self.realm_table.home(&req.realm) else {
             return Err(fail("wamp.error.no_such_realm", "the authenticator realm does not exist"));
         };
         let token = self.next_token.get();
@@ -359,9 +387,44 @@ pub struct RealmHost {
     internal_notify: LocalNotify,
     /// Links to the other workers of the realm's cluster.
     links: super::rlink::PeerLinks,
+    /// Set once the realm was stopped: its tasks end, new sessions are refused.
+    stopped: Cell<bool>,
 }
 
 impl RealmHost {
+    /// The host of `r` (engine realm with its roles, limits, broker and
+    /// dealer settings, and an empty set of peer links).
+    pub(crate) fn build(r: &super::setup::RealmSetup, seed: u64, shared: &NodeShared) -> RealmHost {
+        let spec = RealmSpec { name: r.name.clone(), roles: r.roles.clone() };
+        let mut realm = Realm::new(spec, seed).with_broker_spec(r.broker.clone()).with_meta_api(r.enable_meta_api);
+        realm.set_dealer_config(r.dealer.clone());
+        let links = super::rlink::PeerLinks::new(shared.instance, shared.cluster.clone());
+        RealmHost::new(realm, r.max_sessions, shared.stats.clone(), links)
+    }
+
+    /// True once the realm was stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.get()
+    }
+
+    /// Stops the realm: closes every session with GOODBYE
+    /// `wamp.close.system_shutdown`, stops its links and ends its tasks.
+    /// Returns the number of sessions closed.
+    fn stop(&self) -> usize {
+        self.stopped.set(true);
+        let sessions: Vec<SessionId> = self.conns.borrow().keys().copied().collect();
+        {
+            let mut realm = self.realm.borrow_mut();
+            for &s in &sessions {
+                realm.goodbye(s, "wamp.close.system_shutdown", "the realm was stopped");
+            }
+        }
+        self.pump();
+        self.links.stop_all();
+        self.timer.notify();
+        self.internal_notify.notify();
+        sessions.len()
+    }
     fn new(realm: Realm, max_sessions: usize, stats: Arc<NodeStats>, links: super::rlink::PeerLinks) -> Self {
         RealmHost {
             links,
@@ -375,6 +438,7 @@ impl RealmHost {
             next_internal: Cell::new(1),
             internal_done: RefCell::new(Vec::new()),
             internal_notify: LocalNotify::default(),
+            stopped: Cell::new(false),
         }
     }
 
@@ -431,7 +495,7 @@ impl RealmHost {
 
     /// Delivers finished router-originated calls (runs for the life of the shard).
     pub async fn run_internal_results(self: Rc<Self>, shard: Rc<Shard>) {
-        loop {
+        while !self.stopped.get() {
             self.internal_notify.wait().await;
             shard.drain_auth_results(&self);
         }
@@ -451,7 +515,7 @@ impl RealmHost {
     /// timeouts, cancel grace periods), fires it, and re-arms. Runs for the
     /// life of the shard.
     pub async fn run_timer(self: Rc<Self>) {
-        loop {
+        while !self.stopped.get() {
             let deadline = self.realm.borrow().poll_timeout();
             self.armed.set(deadline);
             match deadline {
