@@ -34,8 +34,9 @@
 //! ([`conn::Conn`]); writes are coalesced into one buffer per connection and
 //! flushed once per batch. The protocol pieces come from `wamp-proto`
 //! (messages, serializers) and `wamp-framing` (RawSocket, masked WebSocket
-//! frames); the client half of WebSocket that `wamp-framing` lacks (upgrade
-//! request, response check, unmasked-frame decoding) is in [`wsclient`].
+//! frames); connections, the client half of WebSocket, authentication and
+//! TLS come from `wamp-client` (re-exported here as [`conn`], [`wsclient`],
+//! [`auth`], [`target`], [`tls`]).
 //!
 //! ## What it is not
 //! Not part of the router and never linked into `junction`. Not a WAMP
@@ -45,9 +46,9 @@
 //! are reported with `anyhow` at the scenario level; the protocol pieces
 //! ([`target`], [`wsclient`], [`conn`]) have typed errors.
 
-pub mod auth;
 pub mod common;
-pub mod conn;
+// The client pieces live in `wamp-client`; re-exported under their old paths.
+pub use wamp_client::{auth, conn, target, tls, wsclient};
 pub mod connect;
 pub mod mixed;
 pub mod procstat;
@@ -55,6 +56,3 @@ pub mod pubsub;
 pub mod report;
 pub mod rpc;
 pub mod stats;
-pub mod target;
-pub mod tls;
-pub mod wsclient;

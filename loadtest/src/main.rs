@@ -306,6 +306,7 @@ fn run_once(cli: &Cli, url: &str, pids: &[u32]) -> Result<Run> {
         authid: cli.authid.clone(),
         ticket: cli.ticket.clone(),
         cryptosign: cli.cryptosign_key.as_deref().map(parse_key).transpose()?,
+        ..Auth::default()
     };
     let auth_name = auth.methods().join("+");
     let cfg = ClientConfig {

@@ -21,6 +21,10 @@ pub struct Auth {
     pub ticket: Option<String>,
     /// Ed25519 private seed (`cryptosign` method).
     pub cryptosign: Option<[u8; 32]>,
+    /// `HELLO.Details.authrole` (e.g. `node` for a managed node's uplink).
+    pub authrole: Option<String>,
+    /// More `HELLO.Details.authextra` keys (beside `pubkey`).
+    pub authextra: Dict,
 }
 
 impl std::fmt::Debug for Auth {
@@ -75,9 +79,14 @@ impl Auth {
         if let Some(id) = &self.authid {
             details.insert("authid".into(), Value::from(id.as_str()));
         }
+        if let Some(role) = &self.authrole {
+            details.insert("authrole".into(), Value::from(role.as_str()));
+        }
+        let mut extra = self.authextra.clone();
         if let Some(seed) = &self.cryptosign {
-            let mut extra = Dict::new();
             extra.insert("pubkey".into(), Value::Str(public_key_hex(seed)));
+        }
+        if !extra.is_empty() {
             details.insert("authextra".into(), Value::Dict(extra));
         }
     }
@@ -191,7 +200,7 @@ mod tests {
         anon.add_to_hello(&mut d);
         assert_eq!(d["authmethods"], Value::List(vec![Value::from("anonymous")]));
         assert!(!d.contains_key("authid"));
-        let t = Auth { authid: Some("joe".into()), ticket: Some("s3cret".into()), cryptosign: None };
+        let t = Auth { authid: Some("joe".into()), ticket: Some("s3cret".into()), ..Auth::default() };
         let mut d = Dict::new();
         t.add_to_hello(&mut d);
         assert_eq!(d["authmethods"], Value::List(vec![Value::from("ticket")]));

@@ -138,6 +138,8 @@ pub struct Conn {
     scratch: Box<[u8]>,
     closed: bool,
     joined: bool,
+    /// WELCOME.Details of the joined session.
+    welcome: Dict,
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -228,7 +230,7 @@ impl Conn {
     }
 
     fn assemble(stream: Stream, framing: Framing, serializer: Serializer, scratch: Box<[u8]>) -> Conn {
-        Conn { stream, framing, serializer, out: Vec::with_capacity(64 * 1024), scratch, closed: false, joined: false }
+        Conn { stream, framing, serializer, out: Vec::with_capacity(64 * 1024), scratch, closed: false, joined: false, welcome: Dict::new() }
     }
 
     /// The serializer in use.
@@ -401,8 +403,9 @@ impl Conn {
         let mut challenged = false;
         loop {
             match self.recv()? {
-                Some(Message::Welcome { session, .. }) => {
+                Some(Message::Welcome { session, details }) => {
                     self.joined = true;
+                    self.welcome = details;
                     return Ok(session);
                 }
                 Some(Message::Abort { reason, details }) => {
@@ -423,6 +426,12 @@ impl Conn {
                 None => {}
             }
         }
+    }
+
+    /// `WELCOME.Details` of the joined session (realm, authid, authrole,
+    /// authextra, ...); empty before the join.
+    pub fn welcome_details(&self) -> &Dict {
+        &self.welcome
     }
 
     /// Sends GOODBYE (best effort, no wait for the reply).
@@ -465,7 +474,7 @@ pub fn hello_with(realm: &str, auth: &Auth) -> Message {
     let mut details = Dict::new();
     details.insert("roles".into(), Value::Dict(roles));
     auth.add_to_hello(&mut details);
-    details.insert("agent".into(), Value::from("junction-loadtest"));
+    details.insert("agent".into(), Value::from(concat!("junction-wamp-client/", env!("CARGO_PKG_VERSION"))));
     Message::Hello { realm: realm.into(), details }
 }
 
@@ -706,7 +715,7 @@ mod tests {
             let port = l.local_addr().unwrap().port();
             let server = thread::spawn(move || auth_server(l, "ticket", Dict::new(), |sig| sig == "s3cret"));
             let target = Target::parse(&format!("rs://127.0.0.1:{port}")).unwrap();
-            let auth = Auth { authid: Some("joe".into()), ticket: Some(ticket.into()), cryptosign: None };
+            let auth = Auth { authid: Some("joe".into()), ticket: Some(ticket.into()), ..Auth::default() };
             let r = connect_with(&target, None, &auth, Serializer::Json, "r", Duration::from_secs(5), 5);
             let (hello, sig) = server.join().unwrap();
             assert_eq!(hello["authid"].as_str(), Some("joe"));
@@ -738,7 +747,7 @@ mod tests {
             })
         });
         let target = Target::parse(&format!("rs://127.0.0.1:{port}")).unwrap();
-        let auth = Auth { authid: None, ticket: None, cryptosign: Some(seed) };
+        let auth = Auth { cryptosign: Some(seed), ..Auth::default() };
         let (_, sid) = connect_with(&target, None, &auth, Serializer::Json, "r", Duration::from_secs(5), 6).unwrap();
         assert_eq!(sid.get(), 77);
         let (hello, sig) = server.join().unwrap();
