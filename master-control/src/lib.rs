@@ -1,11 +1,32 @@
 //! # master-control: the master node
 //!
-//! Will hold the control plane: a WAMP API with the URIs and argument shapes
-//! of Crossbar's management API (`crossbarfabriccenter.*`), node pairing,
-//! state kept in an embedded database, and the loop that drives nodes to
-//! their desired state.
+//! The control plane of a Junction deployment, spoken over WAMP with the
+//! URIs and argument shapes of Crossbar's management API
+//! (`crossbarfabriccenter.*`), so operators keep their management clients.
 //!
-//! It is not a data-plane router and never sits on the path of application
-//! messages.
+//! * [`store`]: the master's state in one SQLite database (schema, backup).
+//! * [`master`]: what each management call does, sans-IO: the clock comes
+//!   in, results and [`master::Effects`] (events to publish, realms to start
+//!   or stop, sessions to close) go out. Unit-tested in memory.
+//! * [`service`]: the runtime glue. It runs the master's router (a
+//!   `router-core` worker serving the global realm `com.crossbario.fabric`
+//!   and one realm per management realm), backend sessions that register
+//!   the API on those realms over a private Unix socket, and carries calls
+//!   in and effects out.
 //!
-//! Status: not yet implemented (tracked as its own issue).
+//! ## What it is not
+//! Not a data-plane router: application traffic never passes through the
+//! master. This first slice serves the global realm API (domain status,
+//! management realms, node pairing), node authentication and node
+//! liveness on management realms; router clusters, web clusters,
+//! application realms and the reconcile loop that drives nodes are not
+//! implemented yet (calls to them answer `wamp.error.no_such_procedure`).
+
+pub mod error;
+pub mod master;
+pub mod store;
+pub mod value;
+
+pub use error::{ApiError, StoreError};
+pub use master::{Caller, Effects, Master, Outcome, Publication};
+pub use store::Store;

@@ -101,8 +101,8 @@ impl Session {
         loop {
             self.next_request = if self.next_request >= 1 << 53 { 1 } else { self.next_request + 1 };
             let id = RequestId::from_valid(self.next_request);
-            if !self.pending.contains_key(&id) {
-                self.pending.insert(id, what);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.pending.entry(id) {
+                e.insert(what);
                 return id;
             }
         }
