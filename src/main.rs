@@ -56,6 +56,11 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// The master node (`junction master start --cbdir DIR`): the management API.
+    Master {
+        #[command(subcommand)]
+        command: MasterCommand,
+    },
     /// Run one worker of a node (started by the node's supervisor).
     #[command(hide = true)]
     Worker {
@@ -63,6 +68,26 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         index: usize,
+        #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
+        log: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MasterCommand {
+    /// Run the master: state in DIR/master.db, management transport on
+    /// ws://HOST:PORT/ws (global realm com.crossbario.fabric).
+    Start {
+        /// The master's directory (created if missing).
+        #[arg(long, default_value = ".crossbar")]
+        cbdir: PathBuf,
+        /// Where the management WebSocket transport listens.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The superuser's public key file (Crossbar's key.pub format).
+        #[arg(long, env = "CROSSBAR_FABRIC_SUPERUSER")]
+        superuser: Option<PathBuf>,
+        /// Log filter (tracing `EnvFilter` syntax).
         #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
         log: String,
     },
@@ -94,6 +119,15 @@ fn main() -> ExitCode {
             }
         },
         Command::Worker { config, index, log } => worker::run_child(&config, index, &log),
+        Command::Master { command: MasterCommand::Start { cbdir, listen, superuser, log } } => {
+            match master_start(cbdir, listen, superuser, &log) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("junction: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -175,6 +209,32 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
     let path =
         std::path::absolute(&path).with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
     supervisor::run(&cfg, &path, &dir, log, signals)
+}
+
+/// `junction master start`.
+fn master_start(cbdir: PathBuf, listen: std::net::SocketAddr, superuser: Option<PathBuf>, log: &str) -> Result<()> {
+    let signals = signals::block();
+    init_tracing(log)?;
+    let superuser_key = match &superuser {
+        Some(p) => Some(master_control::service::read_public_key_file(p).map_err(|e| anyhow::anyhow!("superuser key: {e}"))?),
+        None => {
+            tracing::warn!("no superuser key (CROSSBAR_FABRIC_SUPERUSER or --superuser): nobody can use the management API");
+            None
+        }
+    };
+    let cbdir = std::path::absolute(&cbdir).with_context(|| format!("{}: cannot make the path absolute", cbdir.display()))?;
+    let service = master_control::MasterService::start(master_control::MasterSetup { cbdir: cbdir.clone(), listen, superuser_key })
+        .context("the master did not start")?;
+    tracing::info!(cbdir = %cbdir.display(), "master state in {}", cbdir.join("master.db").display());
+    worker::say(&format!("junction: master ready on ws://{}/ws", service.endpoint));
+    loop {
+        let sig = signals::wait(&signals);
+        if sig != libc::SIGHUP {
+            tracing::info!(signal = sig, "master shutting down");
+            let _ = std::fs::remove_file(cbdir.join(".junction").join("master.sock"));
+            std::process::exit(0);
+        }
+    }
 }
 
 /// `junction key`: the node's public key, hex.

@@ -14,21 +14,12 @@ mod common;
 
 use std::sync::OnceLock;
 
+use common::principals::*;
 use common::{allow_all_role, free_port, node_config, once_or_fail, python, realm, JunctionProcess};
 use serde_json::{json, Value};
 
 /// `auth.options.max_failures` of the rate-limited transport.
 const RL_MAX_FAILURES: u32 = 3;
-
-const TICKET_USER: &str = "joe";
-const TICKET: &str = "joe-ticket-8f2c";
-const CRA_USER: &str = "peter";
-const CRA_SECRET: &str = "peter-secret-41ab";
-const CRA_SALTED_USER: &str = "salty";
-const CRA_SALTED_PASSWORD: &str = "salty-password-7d1e";
-const CS_USER: &str = "client01@example.com";
-const SCRAM_USER: &str = "alice@example.com";
-const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
 
 struct AuthNode {
     process: JunctionProcess,
@@ -66,23 +57,8 @@ impl AuthNode {
 
 /// The auth block of the main transports.
 fn main_auth(creds: &Value) -> Value {
-    let mut scram = creds["scram"]["credential"].clone();
-    scram["role"] = json!("backend");
-    json!({
-        "ticket": {"type": "static", "principals": {
-            TICKET_USER: {"ticket": TICKET, "role": "user"}
-        }},
-        "wampcra": {"type": "static", "users": {
-            CRA_USER: {"secret": CRA_SECRET, "role": "user"},
-            CRA_SALTED_USER: {"secret": CRA_SALTED_PASSWORD, "role": "admin",
-                              "salt": "salt-5f3a", "iterations": 100, "keylen": 32}
-        }},
-        "cryptosign": {"type": "static", "principals": {
-            CS_USER: {"role": "device", "authorized_keys": [creds["cryptosign"][0]["pubkey"]]}
-        }},
-        "scram": {"type": "static", "principals": {SCRAM_USER: scram}},
-        "options": {"max_failures": 100000}
-    })
+    let pubkey = creds["cryptosign"][0]["pubkey"].as_str().expect("cryptosign pubkey");
+    auth_block(pubkey, Some(&creds["scram"]["credential"]))
 }
 
 fn node() -> &'static AuthNode {
@@ -92,7 +68,7 @@ fn node() -> &'static AuthNode {
         let mut last = String::new();
         for _ in 0..3 {
             let (ws_port, rs_port, rl_port) = (free_port(), free_port(), free_port());
-            let roles = ["user", "admin", "device", "backend"].map(allow_all_role).to_vec();
+            let roles = ROLES.map(allow_all_role).to_vec();
             let auth = main_auth(&creds);
             let config = node_config(
                 vec![realm("realm1", roles)],

@@ -69,6 +69,12 @@ impl NodeKey {
         hex(&self.public_bytes())
     }
 
+    /// The 32-byte private seed (for a WAMP client's cryptosign login with
+    /// this key). Keep it secret.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// Signs `msg` (pure Ed25519).
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.key.sign(msg).to_bytes()

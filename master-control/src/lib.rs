@@ -24,9 +24,11 @@
 
 pub mod error;
 pub mod master;
+pub mod service;
 pub mod store;
 pub mod value;
 
 pub use error::{ApiError, StoreError};
 pub use master::{Caller, Effects, Master, Outcome, Publication};
+pub use service::{MasterService, MasterSetup, ServiceError};
 pub use store::Store;

@@ -511,7 +511,7 @@ impl Master {
                     let oid = a.oid(0, "node_oid")?;
                     self.store.node(&oid)?.ok_or_else(|| ApiError::no_such_object(format!("no node with oid {oid}")))?
                 };
-                self.unpair(node, fx)
+                self.unpair(now, node, fx)
             }
             (true, "mrealm.get_node_by_name") => {
                 let (mn, nn) = (a.str(0, "mrealm_name")?, a.str(1, "node_name")?);
@@ -627,7 +627,7 @@ impl Master {
         }
         let mut unpaired = Vec::new();
         for n in paired {
-            let v = self.unpair(n, fx)?;
+            let v = self.unpair(now, n, fx)?;
             if let Some(o) = v.as_dict().and_then(|d| d.get("oid")).cloned() {
                 unpaired.push(o);
             }
@@ -655,25 +655,29 @@ impl Master {
         Ok(d)
     }
 
-    fn unpair(&mut self, mut node: Json, fx: &mut Effects) -> Result<Value, ApiError> {
+    fn unpair(&mut self, now: SystemTime, mut node: Json, fx: &mut Effects) -> Result<Value, ApiError> {
         let Some(mrealm_oid) = str_of(&node, "mrealm_oid").map(str::to_owned) else {
             let oid = str_of(&node, "oid").unwrap_or_default();
             return Err(ApiError::new(error::NODE_NOT_PAIRED, format!("cannot unpair node {oid}: node is not paired")));
         };
         let authid = str_of(&node, "authid").map(str::to_owned);
-        if let (Some(authid), Some(m)) = (&authid, self.store.mrealm(&mrealm_oid)?) {
-            fx.kill.push((str_of(&m, "name").unwrap_or_default().to_owned(), authid.clone()));
+        let mrealm_name = self.store.mrealm(&mrealm_oid)?.and_then(|m| str_of(&m, "name").map(str::to_owned));
+        if let (Some(authid), Some(name)) = (&authid, &mrealm_name) {
+            fx.kill.push((name.clone(), authid.clone()));
         }
         node["authid"] = Json::Null;
         node["authextra"] = Json::Null;
         node["mrealm_oid"] = Json::Null;
         self.store.put_node(&node)?;
-        if let Some(o) = str_of(&node, "oid") {
-            self.live.remove(o);
+        let sessions = str_of(&node, "oid").and_then(|o| self.live.remove(o)).map(|l| l.sessions).unwrap_or_default();
+        if let (false, Some(name), Some(oid)) = (sessions.is_empty(), &mrealm_name, str_of(&node, "oid")) {
+            // It was online: closing its sessions takes it offline now.
+            let ev = self.node_event(name, "crossbarfabriccenter.mrealm.on_node_shutdown", oid, authid.as_deref().unwrap_or(""), "offline", now);
+            fx.publish.push(ev);
         }
-        // The reply keeps the old mrealm (as the reference does) and lists killed sessions.
+        // The reply keeps the old mrealm (as the reference does) and lists the sessions closed.
         node["mrealm_oid"] = Json::String(mrealm_oid);
-        node["killed"] = json!([]);
+        node["killed"] = json!(sessions);
         let v = from_json(&node);
         fx.publish.push(Publication {
             realm: GLOBAL_REALM.into(),

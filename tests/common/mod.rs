@@ -4,7 +4,9 @@
 //! `CARGO_BIN_EXE_junction`) and talk to it with real clients: the
 //! unmodified Autobahn|Python client (scripts in `tests/python/`, run with
 //! the interpreter named by `JUNCTION_PYTHON`, which `scripts/test.sh`
-//! sets up) and hand-built byte streams over std sockets.
+//! sets up), Autobahn|JS and wampy.js (scripts in `tests/js/`, run with
+//! Node.js; `scripts/test.sh` installs them with `npm ci`) and hand-built
+//! byte streams over std sockets.
 //!
 //! Nothing here sleeps and hopes: a node is usable once it printed
 //! `junction: ready`; every wait has a deadline that fails the test with the
@@ -372,6 +374,15 @@ impl JunctionProcess {
             Err(e) => panic!("{e}\n--- junction stderr (tail) ---\n{}", tail(&self.stderr(), 8000)),
         }
     }
+
+    /// Runs a Node.js client scenario (`tests/js/`); on failure the node's
+    /// stderr is part of the panic message.
+    pub fn node(&self, script: &str, args: &[&str]) -> Value {
+        match run_node(script, args) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}\n--- junction stderr (tail) ---\n{}", tail(&self.stderr(), 8000)),
+        }
+    }
 }
 
 impl Drop for JunctionProcess {
@@ -439,13 +450,21 @@ pub fn run_python_in(netns: Option<&str>, script: &str, args: &[&str]) -> Result
     let mut cmd = python_command(netns);
     cmd.arg(&path).args(args).current_dir(python_dir());
     cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+    let what = format!("python {script} {}", args.join(" "));
+    run_client(cmd, &format!("{interp} {}", path.display()), &what, PYTHON_TIMEOUT)
+}
+
+/// Runs a client scenario process (`spawn_what` names it in a spawn
+/// error, `what` everywhere else), killing it after `timeout`; it must
+/// exit 0, and its last non-empty stdout line is parsed as JSON.
+fn run_client(mut cmd: Command, spawn_what: &str, what: &str, timeout: Duration) -> Result<Value, String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {interp} {}: {e}", path.display()))?;
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {spawn_what}: {e}"))?;
     let out = Captured::default();
     let err = Captured::default();
     let t1 = out.drain_from(child.stdout.take().expect("piped stdout"));
     let t2 = err.drain_from(child.stderr.take().expect("piped stderr"));
-    let status = wait_timeout(&mut child, PYTHON_TIMEOUT);
+    let status = wait_timeout(&mut child, timeout);
     let timed_out = status.is_none();
     if timed_out {
         let _ = child.kill();
@@ -454,10 +473,9 @@ pub fn run_python_in(netns: Option<&str>, script: &str, args: &[&str]) -> Result
     let _ = t1.join();
     let _ = t2.join();
     let (stdout, stderr) = (out.text(), err.text());
-    let what = format!("python {script} {}", args.join(" "));
     if timed_out {
         return Err(format!(
-            "{what}: killed after {PYTHON_TIMEOUT:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
+            "{what}: killed after {timeout:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
             tail(&stderr, 8000)
         ));
     }
@@ -471,7 +489,102 @@ pub fn run_python_in(netns: Option<&str>, script: &str, args: &[&str]) -> Result
     })
 }
 
+// ---------------------------------------------------------------- node
+
+/// How long one Node.js client scenario may run before it is killed (the
+/// scripts' own watchdog fires after 30 s).
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Directory of the JavaScript client scripts (Autobahn|JS, wampy.js).
+pub fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("js")
+}
+
+/// The Node.js interpreter: `JUNCTION_NODE` (set by `scripts/test.sh`) or
+/// `node`. Panics, loudly, if the client libraries are not installed: the
+/// JavaScript tests fail rather than pass without running.
+pub fn node_interpreter() -> String {
+    let modules = js_dir().join("node_modules");
+    for pkg in ["autobahn", "wampy", "ws"] {
+        if !modules.join(pkg).join("package.json").is_file() {
+            panic!(
+                "the JavaScript WAMP clients are not installed ({} has no {pkg}): these end-to-end \
+                 tests need Node.js with Autobahn|JS and wampy.js. Run ./scripts/test.sh (it runs \
+                 `npm ci` in tests/js when npm is available), or `npm ci --prefix tests/js`.",
+                modules.display()
+            );
+        }
+    }
+    match std::env::var("JUNCTION_NODE") {
+        Ok(p) if !p.is_empty() => p,
+        _ => "node".to_owned(),
+    }
+}
+
+/// Runs `node tests/js/<script> <args...>` with [`NODE_TIMEOUT`]; it must
+/// exit 0; returns its last stdout line parsed as JSON.
+pub fn run_node(script: &str, args: &[&str]) -> Result<Value, String> {
+    let interp = node_interpreter();
+    let path = js_dir().join(script);
+    let mut cmd = Command::new(&interp);
+    cmd.arg(&path).args(args).current_dir(js_dir());
+    let what = format!("node {script} {}", args.join(" "));
+    run_client(cmd, &format!("{interp} {}", path.display()), &what, NODE_TIMEOUT)
+}
+
+/// Like [`run_node`], panicking on failure.
+pub fn node(script: &str, args: &[&str]) -> Value {
+    run_node(script, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
 // ---------------------------------------------------------------- standard node
+
+/// The static principals of the authentication tests (`tests/auth.rs`
+/// with Autobahn|Python, `tests/js_clients.rs` with Autobahn|JS and
+/// wampy.js): one node config, whichever client drives it.
+pub mod principals {
+    use serde_json::{json, Value};
+
+    pub const TICKET_USER: &str = "joe";
+    pub const TICKET: &str = "joe-ticket-8f2c";
+    pub const CRA_USER: &str = "peter";
+    pub const CRA_SECRET: &str = "peter-secret-41ab";
+    pub const CRA_SALTED_USER: &str = "salty";
+    pub const CRA_SALTED_PASSWORD: &str = "salty-password-7d1e";
+    pub const CS_USER: &str = "client01@example.com";
+    pub const SCRAM_USER: &str = "alice@example.com";
+    pub const NOT_AUTHORIZED: &str = "wamp.error.not_authorized";
+    /// The roles the principals get (each allowed everything).
+    pub const ROLES: [&str; 4] = ["user", "admin", "device", "backend"];
+
+    /// A transport `auth` block: ticket `joe` (role `user`), WAMP-CRA
+    /// `peter` (plain, `user`) and `salty` (salted, `admin`), cryptosign
+    /// `client01@example.com` with `cryptosign_pubkey` (`device`), and SCRAM
+    /// `alice@example.com` (`backend`) if a credential is given; a failure
+    /// budget no test reaches.
+    pub fn auth_block(cryptosign_pubkey: &str, scram_credential: Option<&Value>) -> Value {
+        let mut auth = json!({
+            "ticket": {"type": "static", "principals": {
+                TICKET_USER: {"ticket": TICKET, "role": "user"}
+            }},
+            "wampcra": {"type": "static", "users": {
+                CRA_USER: {"secret": CRA_SECRET, "role": "user"},
+                CRA_SALTED_USER: {"secret": CRA_SALTED_PASSWORD, "role": "admin",
+                                  "salt": "salt-5f3a", "iterations": 100, "keylen": 32}
+            }},
+            "cryptosign": {"type": "static", "principals": {
+                CS_USER: {"role": "device", "authorized_keys": [cryptosign_pubkey]}
+            }},
+            "options": {"max_failures": 100000}
+        });
+        if let Some(credential) = scram_credential {
+            let mut scram = credential.clone();
+            scram["role"] = json!("backend");
+            auth["scram"] = json!({"type": "static", "principals": {SCRAM_USER: scram}});
+        }
+        auth
+    }
+}
 
 /// A node with the usual test layout:
 /// * realm `realm1`: role `anonymous` may do everything;
@@ -542,6 +655,11 @@ impl StandardNode {
     /// Runs a Python scenario against this node.
     pub fn python(&self, script: &str, args: &[&str]) -> Value {
         self.process.python(script, args)
+    }
+
+    /// Runs a Node.js scenario against this node.
+    pub fn node(&self, script: &str, args: &[&str]) -> Value {
+        self.process.node(script, args)
     }
 }
 
@@ -672,6 +790,18 @@ pub fn try_start_in_dir_netns(
         }
     };
     cmd.arg("start").arg("--config").arg(&config_path);
+    spawn_until_ready(cmd, "junction: ready", config_path)
+}
+
+/// Spawns `cmd` (a `junction` command line, stdout and stderr captured) and
+/// waits until it prints a line starting with `ready` (at most
+/// [`READY_TIMEOUT`]); returns the process and the lines printed before.
+/// `config_path` is removed when the process is dropped.
+pub fn spawn_until_ready(
+    mut cmd: Command,
+    ready: &str,
+    config_path: PathBuf,
+) -> Result<(JunctionProcess, Vec<String>), String> {
     if std::env::var_os("JUNCTION_LOG").is_none() {
         cmd.env("JUNCTION_LOG", "info");
     }
@@ -693,7 +823,7 @@ pub fn try_start_in_dir_netns(
     let mut before = Vec::new();
     loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.trim() == "junction: ready" => break,
+            Ok(line) if line.trim().starts_with(ready) => break,
             Ok(line) => before.push(line),
             Err(e) => {
                 if matches!(e, mpsc::RecvTimeoutError::Timeout) {
@@ -703,7 +833,7 @@ pub fn try_start_in_dir_netns(
                 thread::sleep(Duration::from_millis(50));
                 let _ = std::fs::remove_file(&config_path);
                 return Err(format!(
-                    "junction did not become ready ({e:?}; exit status: {status:?})\nstdout: {before:?}\n--- junction stderr ---\n{}",
+                    "junction did not print `{ready}` ({e:?}; exit status: {status:?})\nstdout: {before:?}\n--- junction stderr ---\n{}",
                     stderr.text()
                 ));
             }
@@ -933,4 +1063,3 @@ pub fn kill(pid: u32, sig: i32) {
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
     assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
 }
-

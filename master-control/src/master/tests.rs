@@ -187,10 +187,16 @@ fn nodes_pair_authenticate_go_online_and_unpair() {
     assert_eq!(status(&mut m), s("offline"));
 
     // Unpair: the node's sessions are to be killed, and it can no longer log in.
+    m.node_joined("mrealm1", "node1", 78, t(9)).expect("online again");
     let (un, fx) = ok(call(&mut m, &su(), "mrealm.unpair_node", vec![s(&node_oid)]));
     assert_eq!(get(&un, "authid"), &Value::Null);
+    assert_eq!(get(&un, "killed"), &Value::List(vec![Value::UInt(78)]));
     assert_eq!(fx.kill, vec![("mrealm1".to_owned(), "node1".to_owned())]);
-    assert_eq!(fx.publish[0].topic, "crossbarfabriccenter.mrealm.on_node_unpaired");
+    let topics: Vec<(&str, &str)> = fx.publish.iter().map(|p| (p.realm.as_str(), p.topic.as_str())).collect();
+    assert_eq!(
+        topics,
+        [("mrealm1", "crossbarfabriccenter.mrealm.on_node_shutdown"), (GLOBAL_REALM, "crossbarfabriccenter.mrealm.on_node_unpaired")]
+    );
     assert_eq!(m.authenticate(GLOBAL_REALM, &details).expect_err("unpaired").uri, "fabric.auth-failed.node-unpaired");
     assert_eq!(err(call(&mut m, &su(), "mrealm.unpair_node", vec![s(&node_oid)])), "fabric.node-not-paired");
     // ... and it can be paired again, elsewhere.

@@ -1,0 +1,489 @@
+//! The running master: its router, its backend sessions, and the glue
+//! between WAMP and [`Master`].
+//!
+//! ```text
+//!  management clients ──ws://HOST:PORT/ws──┐       (cryptosign, dynamic:
+//!  managed nodes ──────────────────────────┤        com.crossbario.fabric.authenticate)
+//!                                          ▼
+//!            router-core worker: realm com.crossbario.fabric + one realm per mrealm
+//!                                          ▲
+//!            unix:<cbdir>/.junction/master.sock (cryptosign with the master's own key, role master)
+//!                                          │
+//!      backend sessions (one thread each): "global" on com.crossbario.fabric, one per mrealm
+//!                                          │
+//!                          Arc<Mutex<Master>> (+ the SQLite store)
+//! ```
+//!
+//! Each backend session registers its realm's procedures (exact URIs, so
+//! calls to anything else get `wamp.error.no_such_procedure` from the
+//! router), answers invocations through [`Master::handle_call`], publishes
+//! the resulting events and applies the other effects: a new management
+//! realm starts its router realm and its backend session, a deleted one
+//! stops both, an unpaired node's sessions are killed. The mrealm sessions
+//! follow `wamp.session.on_join/on_leave` to track which nodes are online.
+//! Sessions talk to each other through channels of [`Command`]s, polled
+//! between reads (read timeout [`POLL`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use thiserror::Error;
+use wamp_client::auth::Auth;
+use wamp_client::conn::Conn;
+use wamp_client::target::Target;
+use wamp_client::{Session, SessionEvent};
+use wamp_proto::{Dict, RequestId, Serializer, Value};
+
+use crate::master::{self, Caller, Master, Publication, GLOBAL_REALM};
+use crate::store::Store;
+
+/// How long a backend session blocks in a read before it looks at its
+/// command channel.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// How the master runs.
+#[derive(Debug, Clone)]
+pub struct MasterSetup {
+    /// The master's directory: `master.db`, `.junction/key.priv`, the socket.
+    pub cbdir: PathBuf,
+    /// The management transport (WebSocket, path `/ws`).
+    pub listen: SocketAddr,
+    /// The superuser's Ed25519 public key (64 hex digits); without it
+    /// nobody can manage anything (nodes can still log in).
+    pub superuser_key: Option<String>,
+}
+
+/// Why the master could not start.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Store(#[from] crate::StoreError),
+    #[error("node key: {0}")]
+    Key(#[from] cluster_membership::KeyError),
+    #[error("the master's router: {0}")]
+    Router(String),
+    #[error("backend session on '{realm}': {message}")]
+    Backend { realm: String, message: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads the public key from a key file in Crossbar's format (`key.pub`, or
+/// `key.priv`): the `public-key-ed25519: <64 hex>` line.
+pub fn read_public_key_file(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    for line in text.lines() {
+        if let Some((tag, v)) = line.split_once(':') {
+            let v = v.trim();
+            if tag.trim() == "public-key-ed25519" && v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(v.to_ascii_lowercase());
+            }
+        }
+    }
+    Err(format!("{}: no 'public-key-ed25519: <64 hex digits>' line", path.display()))
+}
+
+/// Requests between backend sessions.
+enum Command {
+    Publish(Publication),
+    /// Close every session of `authid` on this session's realm.
+    Kill(String),
+    /// Leave and end the thread (the realm is stopping).
+    Stop,
+}
+
+/// A running master.
+pub struct MasterService {
+    router: Arc<router_core::runtime::RouterNode>,
+    /// The WebSocket endpoint actually bound.
+    pub endpoint: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    master: Mutex<Master>,
+    sessions: Mutex<HashMap<String, Sender<Command>>>,
+    router: Arc<router_core::runtime::RouterNode>,
+    socket: PathBuf,
+    seed: [u8; 32],
+    cbdir: PathBuf,
+}
+
+impl Shared {
+    fn master(&self) -> MutexGuard<'_, Master> {
+        self.master.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, realm: &str, cmd: Command) {
+        if let Some(tx) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(realm) {
+            let _ = tx.send(cmd);
+        }
+    }
+}
+
+/// The roles of the global realm.
+fn global_realm() -> serde_json::Value {
+    json!({
+        "name": GLOBAL_REALM,
+        "roles": [
+            {"name": master::ROLE_USER, "permissions": [{"uri": "crossbarfabriccenter.", "match": "prefix",
+                "allow": {"call": true, "subscribe": true}, "disclose": {"caller": true}}]},
+            {"name": "master", "permissions": [{"uri": "", "match": "prefix",
+                "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}
+        ]
+    })
+}
+
+/// The roles of a management realm's router realm.
+fn mrealm_realm(name: &str) -> serde_json::Value {
+    let mut roles: Vec<serde_json::Value> = master::MREALM_USER_ROLES
+        .iter()
+        .map(|r| {
+            json!({"name": r, "permissions": [{"uri": "crossbarfabriccenter.", "match": "prefix",
+                "allow": {"call": true, "subscribe": true}, "disclose": {"caller": true}}]})
+        })
+        .collect();
+    roles.push(json!({"name": master::ROLE_NODE, "permissions": [{"uri": "crossbarfabriccenter.node.", "match": "prefix",
+        "allow": {"call": true, "register": true, "publish": true, "subscribe": true}, "disclose": {"caller": true}}]}));
+    roles.push(json!({"name": "master", "permissions": [{"uri": "", "match": "prefix",
+        "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}));
+    json!({"name": name, "roles": roles, "options": {"enable_meta_api": true}})
+}
+
+fn realm_setup(v: &serde_json::Value) -> Result<router_core::runtime::setup::RealmSetup, ServiceError> {
+    let cfg = junction_config::parse_realm(v).map_err(|e| ServiceError::Router(e.to_string()))?;
+    router_core::runtime::from_config::realm_setup(&cfg, "master", Path::new("."))
+        .map_err(|e| ServiceError::Router(e.to_string()))
+}
+
+impl MasterService {
+    /// Opens the state, starts the router and the backend sessions; returns
+    /// once the management transport accepts logins.
+    pub fn start(setup: MasterSetup) -> Result<MasterService, ServiceError> {
+        std::fs::create_dir_all(setup.cbdir.join(".junction"))?;
+        let store = Store::open(&setup.cbdir.join("master.db"))?;
+        let key = cluster_membership::NodeKey::load_or_create(&setup.cbdir.join(".junction").join("key.priv"))?;
+        let now = SystemTime::now();
+        let master = Master::new(store, now, setup.superuser_key.clone())?;
+        let socket = setup.cbdir.join(".junction").join("master.sock");
+        if socket.exists() {
+            std::fs::remove_file(&socket)?;
+        }
+        let mut realms = vec![global_realm()];
+        for name in master.mrealm_names()? {
+            realms.push(mrealm_realm(&name));
+        }
+        let cfg = json!({
+            "version": 2,
+            "controller": {"id": "master", "options": {}},
+            "workers": [{
+                "type": "router", "id": "master",
+                "options": {"shards": 1, "pin_cores": false},
+                "realms": realms,
+                "transports": [
+                    {"type": "web",
+                     "endpoint": {"type": "tcp", "interface": setup.listen.ip().to_string(), "port": setup.listen.port()},
+                     "paths": {"ws": {"type": "websocket",
+                        "serializers": ["json", "msgpack", "cbor"],
+                        "auth": {"cryptosign": {"type": "dynamic", "authenticator": master::AUTHENTICATOR,
+                                                "authenticator-realm": GLOBAL_REALM}}}}},
+                    {"type": "rawsocket", "endpoint": {"type": "unix", "path": socket.display().to_string()},
+                     "serializers": ["msgpack"],
+                     "auth": {"cryptosign": {"type": "static", "principals": {
+                        "master": {"authorized_keys": [key.public_hex()], "role": "master"}}}}}
+                ]
+            }]
+        });
+        let cfg = junction_config::parse_str(&cfg.to_string(), junction_config::Format::Json)
+            .map_err(|e| ServiceError::Router(format!("internal router config: {e}")))?;
+        let rsetup = router_core::setup_from_config(&cfg).map_err(|e| ServiceError::Router(e.to_string()))?;
+        let router = Arc::new(router_core::runtime::RouterNode::start(rsetup).map_err(|e| ServiceError::Router(e.to_string()))?);
+        let endpoint = match router.endpoints.first() {
+            Some(router_core::runtime::EndpointSetup::Tcp { addr, .. }) => *addr,
+            _ => setup.listen,
+        };
+        let names = master.mrealm_names()?;
+        let shared = Arc::new(Shared {
+            master: Mutex::new(master),
+            sessions: Mutex::new(HashMap::new()),
+            router: router.clone(),
+            socket,
+            seed: key.seed(),
+            cbdir: setup.cbdir.clone(),
+        });
+        start_backend(&shared, GLOBAL_REALM)?;
+        for name in names {
+            shared.master().realm_started(&name, now);
+            start_backend(&shared, &name)?;
+        }
+        Ok(MasterService { router, endpoint, shared })
+    }
+
+    /// The master's directory.
+    pub fn cbdir(&self) -> &Path {
+        &self.shared.cbdir
+    }
+
+    /// Blocks until the router stops (it runs until the process ends).
+    pub fn join(self) {
+        drop(self.shared);
+        if let Ok(r) = Arc::try_unwrap(self.router) {
+            r.join();
+        } else {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}
+
+/// Starts the backend session of `realm` and waits until its procedures are
+/// registered.
+fn start_backend(shared: &Arc<Shared>, realm: &str) -> Result<(), ServiceError> {
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    shared.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(realm.to_owned(), tx);
+    let (sh, r) = (shared.clone(), realm.to_owned());
+    std::thread::Builder::new()
+        .name(format!("master-{}", if realm == GLOBAL_REALM { "global" } else { realm }))
+        .spawn(move || backend(sh, r, rx, ready_tx))?;
+    match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(ServiceError::Backend { realm: realm.to_owned(), message }),
+        Err(_) => Err(ServiceError::Backend { realm: realm.to_owned(), message: "not ready within 10 s".into() }),
+    }
+}
+
+fn connect(shared: &Shared, realm: &str) -> Result<Conn, String> {
+    let target = Target::parse(&format!("unix:{}", shared.socket.display())).map_err(|e| e.to_string())?;
+    let mut conn = Conn::open(&target, Serializer::Msgpack, Duration::from_secs(10), rand_seed()).map_err(|e| e.to_string())?;
+    let auth = Auth { authid: Some("master".into()), cryptosign: Some(shared.seed), ..Auth::default() };
+    conn.join_with(realm, &auth, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    conn.stream().set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn rand_seed() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
+}
+
+fn flush(conn: &mut Conn, s: &mut Session) -> Result<(), String> {
+    while let Some(m) = s.poll_transmit() {
+        conn.push(&m).map_err(|e| e.to_string())?;
+    }
+    conn.flush().map_err(|e| e.to_string())
+}
+
+/// One backend session (see the module docs); reconnects while its realm runs.
+fn backend(shared: Arc<Shared>, realm: String, rx: Receiver<Command>, ready: Sender<Result<(), String>>) {
+    let mut ready = Some(ready);
+    loop {
+        match run_session(&shared, &realm, &rx, &mut ready) {
+            Ok(()) => break,
+            Err(e) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err(e));
+                    break;
+                }
+                if !shared.router.realm_names().iter().any(|r| r == &realm) {
+                    break;
+                }
+                tracing::warn!(%realm, error = %e, "master backend session lost; reconnecting");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    shared.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&realm);
+}
+
+fn run_session(
+    shared: &Arc<Shared>,
+    realm: &str,
+    rx: &Receiver<Command>,
+    ready: &mut Option<Sender<Result<(), String>>>,
+) -> Result<(), String> {
+    let mut conn = connect(shared, realm)?;
+    let mut s = Session::new();
+    let global = realm == GLOBAL_REALM;
+    let mut procs: Vec<&str> = if global { master::GLOBAL_PROCEDURES.to_vec() } else { master::MREALM_PROCEDURES.to_vec() };
+    if global {
+        procs.push(master::AUTHENTICATOR);
+    }
+    let mut waiting = Vec::new();
+    for p in &procs {
+        waiting.push(s.register(p, Dict::new()));
+    }
+    if !global {
+        for t in ["wamp.session.on_join", "wamp.session.on_leave", "crossbarfabriccenter.node.on_heartbeat"] {
+            waiting.push(s.subscribe(t, Dict::new()));
+        }
+    }
+    flush(&mut conn, &mut s)?;
+    // Kill requests waiting for their RESULT: call request → (nothing to do; logged).
+    let mut kills: HashMap<RequestId, String> = HashMap::new();
+    loop {
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                Command::Publish(p) => {
+                    s.publish(&p.topic, p.args, Dict::new(), Dict::new());
+                }
+                Command::Kill(authid) => {
+                    let mut kw = Dict::new();
+                    kw.insert("reason".into(), Value::Str("wamp.close.killed".into()));
+                    kw.insert("message".into(), Value::Str("the node was unpaired".into()));
+                    let r = s.call("wamp.session.kill_by_authid", vec![Value::Str(authid.clone())], kw, Dict::new());
+                    kills.insert(r, authid);
+                }
+                Command::Stop => {
+                    s.goodbye();
+                    let _ = flush(&mut conn, &mut s);
+                    return Ok(());
+                }
+            }
+        }
+        flush(&mut conn, &mut s)?;
+        let msg = match conn.recv() {
+            Ok(Some(m)) => m,
+            Ok(None) => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let ev = s.handle(msg).map_err(|e| e.to_string())?;
+        match ev {
+            SessionEvent::Registered { request, .. } | SessionEvent::Subscribed { request, .. } => {
+                waiting.retain(|r| *r != request);
+                if waiting.is_empty() {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+            }
+            SessionEvent::Error { request, error, args, .. } => {
+                if let Some(authid) = kills.remove(&request) {
+                    tracing::warn!(%realm, %authid, %error, "could not close the sessions of an unpaired node");
+                } else if waiting.contains(&request) {
+                    let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
+                    return Err(format!("could not register or subscribe: {error} {msg}"));
+                }
+            }
+            SessionEvent::Result { request, .. } => {
+                kills.remove(&request);
+            }
+            SessionEvent::Invocation { request, procedure, args, kwargs, details, .. } => {
+                answer(shared, realm, &mut s, request, &procedure, &args, &kwargs, &details);
+            }
+            SessionEvent::Event { topic, args, .. } => on_event(shared, realm, &mut s, &topic, &args),
+            SessionEvent::Closed { reason, .. } => {
+                let _ = flush(&mut conn, &mut s);
+                return if reason == "wamp.close.system_shutdown" { Ok(()) } else { Err(format!("session closed: {reason}")) };
+            }
+            _ => {}
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    shared: &Arc<Shared>,
+    realm: &str,
+    s: &mut Session,
+    request: RequestId,
+    procedure: &str,
+    args: &[Value],
+    kwargs: &Dict,
+    details: &Dict,
+) {
+    if procedure == master::AUTHENTICATOR {
+        let (req_realm, auth_details) = match (args.first(), args.get(2)) {
+            (Some(Value::Str(r)), Some(Value::Dict(d))) => (r.clone(), d.clone()),
+            _ => {
+                s.yield_error(request, "wamp.error.invalid_argument", vec![Value::Str("bad authenticator call".into())], Dict::new());
+                return;
+            }
+        };
+        match shared.master().authenticate(&req_realm, &auth_details) {
+            Ok(p) => s.yield_result(request, vec![p], Dict::new()),
+            Err(e) => {
+                tracing::info!(realm = %req_realm, error = %e, "management login refused");
+                s.yield_error(request, &e.uri, vec![Value::Str(e.message)], Dict::new());
+            }
+        }
+        return;
+    }
+    let caller = Caller {
+        realm: realm.to_owned(),
+        session: details.get("caller").and_then(Value::as_u64).unwrap_or(0),
+        authid: details.get("caller_authid").and_then(Value::as_str).unwrap_or("").to_owned(),
+        authrole: details.get("caller_authrole").and_then(Value::as_str).unwrap_or("").to_owned(),
+    };
+    let now = SystemTime::now();
+    let outcome = shared.master().handle_call(now, &caller, procedure, args, kwargs);
+    let fx = outcome.effects;
+    for name in &fx.start_realms {
+        match realm_setup(&mrealm_realm(name)).and_then(|r| {
+            shared.router.start_realm(r).map_err(|e| ServiceError::Router(e.to_string()))
+        }) {
+            Ok(()) => {
+                shared.master().realm_started(name, now);
+                // Registered before the call returns: the caller may use the realm at once.
+                if let Err(e) = start_backend(shared, name) {
+                    tracing::error!(realm = %name, error = %e, "management realm backend did not start");
+                }
+            }
+            Err(e) => tracing::error!(realm = %name, error = %e, "cannot start the management realm's router realm"),
+        }
+    }
+    for (r, authid) in &fx.kill {
+        shared.send(r, Command::Kill(authid.clone()));
+    }
+    for name in &fx.stop_realms {
+        shared.send(name, Command::Stop);
+        if let Err(e) = shared.router.stop_realm(name) {
+            tracing::warn!(realm = %name, error = %e, "stopping the management realm's router realm");
+        }
+    }
+    match outcome.result {
+        Ok(v) => s.yield_result(request, vec![v], Dict::new()),
+        Err(e) => s.yield_error(request, &e.uri, vec![Value::Str(e.message)], Dict::new()),
+    }
+    for p in fx.publish {
+        if p.realm == realm {
+            s.publish(&p.topic, p.args, Dict::new(), Dict::new());
+        } else {
+            shared.send(&p.realm.clone(), Command::Publish(p));
+        }
+    }
+}
+
+fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, args: &[Value]) {
+    let now = SystemTime::now();
+    let event = match topic {
+        "wamp.session.on_join" => {
+            let Some(d) = args.first().and_then(Value::as_dict) else { return };
+            if d.get("authrole").and_then(Value::as_str) != Some(master::ROLE_NODE) {
+                return;
+            }
+            let authid = d.get("authid").and_then(Value::as_str).unwrap_or("");
+            let session = d.get("session").and_then(Value::as_u64).unwrap_or(0);
+            shared.master().node_joined(realm, authid, session, now)
+        }
+        "wamp.session.on_leave" => {
+            let Some(session) = args.first().and_then(Value::as_u64) else { return };
+            shared.master().session_left(realm, session, now)
+        }
+        "crossbarfabriccenter.node.on_heartbeat" => {
+            if let (Some(Value::Str(authid)), Some(hb)) = (args.first(), args.get(1)) {
+                shared.master().heartbeat(realm, authid, hb, now);
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some(p) = event {
+        s.publish(&p.topic, p.args, Dict::new(), Dict::new());
+    }
+}

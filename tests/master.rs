@@ -1,0 +1,144 @@
+//! The master node end to end: `junction master start` as a process, driven
+//! by Autobahn|Python management clients (`tests/python/master.py`) over its
+//! WebSocket management transport with cryptosign logins: the global realm
+//! flow of Crossbar's reference (management realms, pairing, bad input),
+//! a node logging in and going online and offline, unpairing and deleting,
+//! and a `kill -9` of the master that loses nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{free_port, junction_bin, python, spawn_until_ready, temp_dir, JunctionProcess};
+
+
+const SUPERUSER_SEED: &str = "4d0f2f1e5bd1a7c55dd3a6f1d1c7e3b0a99be0e6c7a3f0d2e5b8c1a4f7e0d3b6";
+const NODE_SEED: &str = "9b2c7e4a1f0d3e6b8a5c2f9e1d4b7a0c3e6f9b2d5a8c1e4f7b0a3d6c9e2f5b8a";
+const GLOBAL: &str = "com.crossbario.fabric";
+
+/// Writes the superuser's `key.pub` (Crossbar's format) into `dir`.
+fn superuser_pub(dir: &Path) -> std::path::PathBuf {
+    let key = cluster_membership::NodeKey::from_seed(cluster_membership::parse_hex32(SUPERUSER_SEED).expect("seed"));
+    let path = dir.join("superuser.pub");
+    std::fs::write(&path, format!("creator: test\npublic-key-ed25519: {}\n", key.public_hex())).expect("write key.pub");
+    path
+}
+
+fn start_master(cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
+    let mut cmd = Command::new(junction_bin());
+    cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
+    let (p, _) = spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    p
+}
+
+fn url(port: u16) -> String {
+    format!("ws://127.0.0.1:{port}/ws")
+}
+
+#[test]
+fn management_flow_of_the_reference_with_a_node_logging_in() {
+    let dir = temp_dir("master-flow");
+    let su = superuser_pub(&dir);
+    let port = free_port();
+    let master = start_master(&dir.join("cbdir"), port, &su);
+    for ser in ["json", "msgpack", "cbor"] {
+        let r = master.python(
+            "master.py",
+            &[&url(port), GLOBAL, ser, "--scenario", "flow", "--superuser", SUPERUSER_SEED, "--node", NODE_SEED],
+        );
+        assert_eq!(r["ok"], true, "{ser}: {r}");
+        assert_eq!(r["global_welcome"]["authid"], "superuser", "{r}");
+        assert_eq!(r["global_welcome"]["authrole"], "user", "{r}");
+        assert_eq!(r["status_type"], "domain");
+        assert_eq!(r["status_keys"], serde_json::json!(["now", "realm", "started", "tick", "type", "uptime"]));
+        assert_eq!(r["initial_mrealms"], serde_json::json!(["default"]), "{r}");
+        assert_eq!(
+            r["mrealm_keys"],
+            serde_json::json!(["cf_container_worker", "cf_router_worker", "created", "description", "label", "name", "oid", "owner", "tags"])
+        );
+        for k in ["created_event_matches", "get_mrealm_matches", "get_by_name_matches", "paired_event_matches",
+                  "version_has_junction", "ready_event_node", "unpair_killed_node_session"] {
+            assert_eq!(r[k], true, "{ser}: {k}: {r}");
+        }
+        assert_eq!(r["names_after_create"].as_array().map(Vec::len), Some(2), "{r}");
+        assert_eq!(r["names_after_errors"], r["names_after_create"], "bad input changed nothing: {r}");
+        let e = &r["errors"];
+        assert_eq!(e["duplicate"], "crossbar.error.already_exists");
+        assert_eq!(e["bad_name"], "fabric.invalid-realm");
+        assert_eq!(e["protected"], "fabric.invalid-realm");
+        assert_eq!(e["not_a_dict"], "wamp.error.invalid_argument");
+        assert_eq!(e["bad_oid"], "wamp.error.invalid_argument");
+        assert_eq!(e["unknown_oid"], "crossbar.error.no_such_object");
+        assert_eq!(e["unknown_proc"], "wamp.error.no_such_procedure");
+        assert_eq!(e["pair_bad_key"], "wamp.error.invalid_argument");
+        assert_eq!(e["pair_no_realm"], "fabric.no-such-realm");
+        assert_eq!(r["pair_again"], "fabric.node-already-paired");
+        assert_eq!(r["node_cluster_ip"], "127.0.0.1");
+        assert_eq!(
+            r["node_keys"],
+            serde_json::json!(["authextra", "authid", "cluster_ip", "description", "label", "mrealm_oid", "oid", "owner_oid", "pubkey", "tags"])
+        );
+        assert_eq!(r["mrealm_welcome"]["authrole"], "owner");
+        assert_eq!(r["mrealm_status_type"], "management");
+        assert_eq!(r["mrealm_nodes"].as_array().map(Vec::len), Some(1));
+        assert_eq!(r["node_status_before"], "offline");
+        // The node asked for the global realm and landed on its management realm.
+        assert_eq!(r["node_welcome"]["authid"], "node1");
+        assert_eq!(r["node_welcome"]["authrole"], "node");
+        assert_ne!(r["node_welcome"]["realm"], GLOBAL);
+        assert_eq!(r["node_status_online"], "online");
+        assert_eq!(r["online_names"], serde_json::json!(["node1"]));
+        assert_eq!(r["node_left_reason"], "wamp.close.killed", "{r}");
+        assert_eq!(r["node_after_unpair"], "fabric.auth-failed.node-unpaired", "{r}");
+        assert_eq!(r["unpair_twice"], "fabric.node-not-paired");
+        assert_eq!(r["mrealm_session_left"], "wamp.close.system_shutdown", "{r}");
+        assert_eq!(r["get_deleted"], "crossbar.error.no_such_object");
+        assert_eq!(r["names_after_delete"], serde_json::json!(["default"]));
+        assert_eq!(r["join_deleted_mrealm"], "wamp.error.no_such_realm", "{r}");
+    }
+}
+
+#[test]
+fn kill_9_of_the_master_loses_nothing() {
+    let dir = temp_dir("master-restart");
+    let su = superuser_pub(&dir);
+    let cbdir = dir.join("cbdir");
+    let port = free_port();
+    let mut master = start_master(&cbdir, port, &su);
+    let created = master.python(
+        "master.py",
+        &[&url(port), GLOBAL, "msgpack", "--scenario", "create", "--superuser", SUPERUSER_SEED, "--name", "survivor"],
+    );
+    assert_eq!(created["ok"], true, "{created}");
+    common::kill(master.pid(), libc::SIGKILL);
+    let _ = master.terminate(std::time::Duration::from_secs(5));
+    drop(master);
+
+    let master = start_master(&cbdir, port, &su);
+    let r = python(
+        "master.py",
+        &[&url(port), GLOBAL, "json", "--scenario", "verify", "--superuser", SUPERUSER_SEED, "--name", "survivor"],
+    );
+    assert_eq!(r["ok"], true, "{r}\n{}", master.stderr());
+    assert_eq!(r["oid"], created["oid"], "same object after the restart");
+    assert_eq!(r["names"], serde_json::json!(["default", "survivor"]));
+    assert_eq!(r["mrealm_status_realm"], "survivor", "the management realm runs again");
+}
+
+#[test]
+fn without_the_superuser_key_nobody_manages() {
+    let dir = temp_dir("master-nokey");
+    let other = dir.join("other.pub");
+    let k = cluster_membership::NodeKey::generate();
+    std::fs::write(&other, format!("public-key-ed25519: {}\n", k.public_hex())).expect("write");
+    let port = free_port();
+    let _master = start_master(&dir.join("cbdir"), port, &other);
+    let r = common::run_python(
+        "master.py",
+        &[&url(port), GLOBAL, "json", "--scenario", "create", "--superuser", SUPERUSER_SEED, "--name", "nope"],
+    );
+    let e = r.expect_err("a key that is not the superuser's is refused");
+    assert!(e.contains("refused") && e.contains("fabric.auth-failed.node-unpaired"), "{e}");
+}
