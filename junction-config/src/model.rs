@@ -107,6 +107,33 @@ pub struct ControllerConfig {
     /// `controller.options`, kept verbatim. Junction reads `node_key` (see
     /// [`ControllerConfig::node_key`]); other keys are kept unused.
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// `controller.fabric`: this node is managed by a master
+    /// (`junction edge start`).
+    pub fabric: Option<FabricConfig>,
+}
+
+/// `controller.fabric` (Crossbar's managed-node settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FabricConfig {
+    /// The master's management transport URL (`transport.url`, or
+    /// `ws://host:port/ws` from `transport.endpoint`); `None`: from
+    /// `CROSSBAR_FABRIC_URL`.
+    pub url: Option<String>,
+    /// `heartbeat.startup_delay` (seconds, Crossbar's unit): wait before the
+    /// first heartbeat.
+    pub startup_delay: std::time::Duration,
+    /// `heartbeat.heartbeat_period` (seconds).
+    pub heartbeat_period: std::time::Duration,
+}
+
+impl Default for FabricConfig {
+    fn default() -> Self {
+        FabricConfig {
+            url: None,
+            startup_delay: std::time::Duration::from_secs(5),
+            heartbeat_period: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 impl ControllerConfig {

@@ -89,19 +89,21 @@ fn parse_controller(v: &Value, path: &str, d: &mut Diags) -> ControllerConfig {
     check_keys(
         m,
         path,
-        &["id", "options"],
+        &["id", "options", "fabric"],
         &[
             ("transport", "Junction has no controller transport"),
             ("transports", "Junction has no controller transport"),
             ("manhole", "Junction has no manhole"),
             ("extra", "not used"),
-            ("fabric", "Junction does not connect to Crossbar FX"),
             ("connections", "not used"),
             ("enable_docker", "not used"),
         ],
         d,
     );
     c.id = opt_str(m, "id", path, d);
+    if let Some(f) = m.get("fabric") {
+        c.fabric = Some(parse_fabric(f, &join(path, "fabric"), d));
+    }
     if let Some(o) = m.get("options") {
         let op = join(path, "options");
         if let Some(om) = object(o, &op, d) {
@@ -115,6 +117,61 @@ fn parse_controller(v: &Value, path: &str, d: &mut Diags) -> ControllerConfig {
         }
     }
     c
+}
+
+/// `controller.fabric`: `{transport?: {type: websocket, url?, endpoint?:
+/// {type: tcp, host, port}}, heartbeat?: {startup_delay, heartbeat_period}}`
+/// (durations in seconds, as Crossbar).
+fn parse_fabric(v: &Value, path: &str, d: &mut Diags) -> FabricConfig {
+    let mut f = FabricConfig::default();
+    let Some(m) = object(v, path, d) else { return f };
+    check_keys(m, path, &["transport", "heartbeat"], &[], d);
+    if let Some(t) = m.get("transport") {
+        let tp = join(path, "transport");
+        if let Some(tm) = object(t, &tp, d) {
+            check_keys(tm, &tp, &["type", "url", "endpoint", "serializers", "options"], &[], d);
+            match tm.get("type").and_then(Value::as_str) {
+                Some("websocket") | None => {}
+                Some(other) => d.error(join(&tp, "type"), format!("the master is reached over 'websocket', not '{other}'")),
+            }
+            f.url = opt_str(tm, "url", &tp, d);
+            if f.url.is_none() {
+                if let Some(e) = tm.get("endpoint") {
+                    let ep = join(&tp, "endpoint");
+                    if let Some(em) = object(e, &ep, d) {
+                        let host = opt_str(em, "host", &ep, d);
+                        let port = opt_uint(em, "port", &ep, 65_535, d);
+                        match (host, port) {
+                            (Some(h), Some(p)) => f.url = Some(format!("ws://{h}:{p}/ws")),
+                            _ => d.error(ep, "needs 'host' and 'port' (or give transport.url)"),
+                        }
+                    }
+                }
+            }
+            if let Some(u) = &f.url {
+                if !(u.starts_with("ws://") || u.starts_with("wss://")) {
+                    d.error(join(&tp, "url"), format!("'{u}' is not a ws:// or wss:// URL"));
+                }
+            }
+        }
+    }
+    if let Some(h) = m.get("heartbeat") {
+        let hp = join(path, "heartbeat");
+        if let Some(hm) = object(h, &hp, d) {
+            check_keys(hm, &hp, &["startup_delay", "heartbeat_period"], &[], d);
+            if let Some(s) = opt_uint(hm, "startup_delay", &hp, 3600, d) {
+                f.startup_delay = std::time::Duration::from_secs(s);
+            }
+            if let Some(s) = opt_uint(hm, "heartbeat_period", &hp, 3600, d) {
+                if s == 0 {
+                    d.error(join(&hp, "heartbeat_period"), "must be at least 1 (seconds)");
+                } else {
+                    f.heartbeat_period = std::time::Duration::from_secs(s);
+                }
+            }
+        }
+    }
+    f
 }
 
 fn parse_worker(v: &Value, path: &str, d: &mut Diags) -> WorkerConfig {

@@ -160,7 +160,7 @@ fn expected_full() -> NodeConfig {
     );
     NodeConfig {
         version: 2,
-        controller: ControllerConfig { id: Some("node1".into()), options: controller_options },
+        controller: ControllerConfig { id: Some("node1".into()), options: controller_options, fabric: None },
         warnings: Vec::new(),
         workers: vec![WorkerConfig::Router(RouterWorkerConfig {
             id: Some("worker001".into()),
@@ -1967,4 +1967,31 @@ fn a_realm_on_its_own_parses_and_validates_with_realm_relative_locations() {
 
     assert!(crate::parse_realm(&serde_json::json!(["not", "an", "object"])).is_err());
     assert!(crate::parse_realm(&serde_json::json!({"roles": []})).is_err(), "a realm needs a name");
+}
+
+#[test]
+fn a_managed_node_config_reads_controller_fabric_and_may_have_no_workers() {
+    let cfg = crate::parse_str(
+        r#"{"version": 2, "controller": {"options": {"shutdown": ["shutdown_on_shutdown_requested"]},
+            "fabric": {"transport": {"type": "websocket", "endpoint": {"type": "tcp", "host": "10.0.0.1", "port": 9000}},
+                       "heartbeat": {"startup_delay": 1, "heartbeat_period": 2}}},
+            "workers": []}"#,
+        crate::Format::Json,
+    )
+    .expect("managed node config");
+    let f = cfg.controller.fabric.expect("fabric");
+    assert_eq!(f.url.as_deref(), Some("ws://10.0.0.1:9000/ws"));
+    assert_eq!(f.heartbeat_period, std::time::Duration::from_secs(2));
+    assert_eq!(f.startup_delay, std::time::Duration::from_secs(1));
+
+    let bad = crate::parse_str(
+        r#"{"version": 2, "controller": {"fabric": {"transport": {"url": "http://x"}, "heartbeat": {"heartbeat_period": 0}}},
+            "workers": []}"#,
+        crate::Format::Json,
+    )
+    .expect_err("bad fabric");
+    assert!(bad.errors.iter().any(|e| e.location == "controller.fabric.transport.url"), "{bad}");
+    assert!(bad.errors.iter().any(|e| e.location == "controller.fabric.heartbeat.heartbeat_period"), "{bad}");
+    // Without fabric an empty node is still an error.
+    assert!(crate::parse_str(r#"{"version": 2, "workers": []}"#, crate::Format::Json).is_err());
 }

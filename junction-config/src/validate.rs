@@ -19,7 +19,8 @@ pub(crate) fn check(cfg: &NodeConfig, d: &mut Diags) {
             ),
         );
     }
-    if cfg.workers.is_empty() {
+    if cfg.workers.is_empty() && cfg.controller.fabric.is_none() {
+        // A managed node (controller.fabric) may start empty: its master starts the workers.
         d.error("workers", "no workers: at least one router or proxy worker is required");
     }
     for (i, w) in cfg.workers.iter().enumerate() {
