@@ -11,6 +11,7 @@
 //! (the hidden `junction worker` subcommand), restarted when it dies, all
 //! stopped together (see `supervisor.rs`).
 
+mod edge;
 mod signals;
 mod supervisor;
 mod worker;
@@ -61,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: MasterCommand,
     },
+    /// A node managed by a master (`junction edge init|start|stop`).
+    Edge {
+        #[command(subcommand)]
+        command: EdgeCommand,
+    },
     /// Run one worker of a node (started by the node's supervisor).
     #[command(hide = true)]
     Worker {
@@ -70,6 +76,32 @@ enum Command {
         index: usize,
         #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
         log: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EdgeCommand {
+    /// Create DIR/.crossbar with the node key (key.priv, key.pub) and a starter config.json.
+    Init {
+        #[arg(long, default_value = ".")]
+        appdir: PathBuf,
+    },
+    /// Run the node: its workers, and the uplink to the master
+    /// (CROSSBAR_FABRIC_URL or controller.fabric.transport).
+    Start {
+        #[arg(long, default_value = ".crossbar")]
+        cbdir: PathBuf,
+        /// Log level or filter (trace, debug, info, warn, error, or tracing `EnvFilter` syntax).
+        #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
+        loglevel: String,
+        /// Colored log output (`true`/`false`).
+        #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+        color: bool,
+    },
+    /// Stop the node running from DIR (its node.pid).
+    Stop {
+        #[arg(long, default_value = ".crossbar")]
+        cbdir: PathBuf,
     },
 }
 
@@ -119,6 +151,22 @@ fn main() -> ExitCode {
             }
         },
         Command::Worker { config, index, log } => worker::run_child(&config, index, &log),
+        Command::Edge { command } => {
+            let r = match command {
+                EdgeCommand::Init { appdir } => edge::init(&appdir).map(|cbdir| {
+                    println!("junction: node initialised in {}", cbdir.display());
+                }),
+                EdgeCommand::Start { cbdir, loglevel, color } => edge::start(&cbdir, &loglevel, color),
+                EdgeCommand::Stop { cbdir } => edge::stop(&cbdir),
+            };
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("junction: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Master { command: MasterCommand::Start { cbdir, listen, superuser, log } } => {
             match master_start(cbdir, listen, superuser, &log) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -208,7 +256,7 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
     let path = config.context("a node with several workers needs --config")?;
     let path =
         std::path::absolute(&path).with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
-    supervisor::run(&cfg, &path, &dir, log, signals)
+    supervisor::run(&cfg, &path, &dir, log, signals, None)
 }
 
 /// `junction master start`.

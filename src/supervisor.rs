@@ -53,6 +53,38 @@ pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How often children are polled for exit.
 const POLL: Duration = Duration::from_millis(50);
 
+/// A worker as the node's management API shows it (`get_workers`,
+/// `get_worker`), kept current by the supervisor.
+#[derive(Clone, Debug)]
+pub struct WorkerStatus {
+    /// The worker's config `id`, or `worker<index>`.
+    pub id: String,
+    pub kind: &'static str,
+    /// The current process, if one runs.
+    pub pid: Option<u32>,
+    /// `starting`, `started` or `restarting` (dead, respawn pending).
+    pub status: &'static str,
+    /// When the worker was first started.
+    pub created: std::time::SystemTime,
+    /// When its current process became ready.
+    pub started: Option<std::time::SystemTime>,
+    /// How long its current process took to become ready.
+    pub startup_time: Option<Duration>,
+    /// How often it was restarted.
+    pub restarts: u32,
+}
+
+/// The supervisor's workers, shared with the node's management uplink.
+pub type StatusTable = Arc<Mutex<Vec<WorkerStatus>>>;
+
+fn update(table: &Option<StatusTable>, index: usize, f: impl FnOnce(&mut WorkerStatus)) {
+    if let Some(t) = table {
+        if let Some(w) = t.lock().unwrap_or_else(|e| e.into_inner()).get_mut(index) {
+            f(w);
+        }
+    }
+}
+
 /// What the helper threads report to the main loop.
 enum Event {
     /// A signal arrived.
@@ -108,6 +140,7 @@ struct Spawner {
     log: String,
     pid: u32,
     events: mpsc::Sender<Event>,
+    status: Option<StatusTable>,
 }
 
 impl Spawner {
@@ -140,6 +173,14 @@ impl Spawner {
         }
         let mut child = cmd.spawn().with_context(|| format!("spawning {}", self.exe.display()))?;
         let pid = child.id();
+        update(&self.status, slot.index, |w| {
+            w.pid = Some(pid);
+            w.status = "starting";
+            w.started = None;
+            if slot.generation > 1 {
+                w.restarts += 1;
+            }
+        });
         say(&format!("junction: worker {} {} pid {pid}", slot.index, slot.kind));
         tracing::info!(worker = slot.index, kind = slot.kind, pid, "worker started");
 
@@ -188,7 +229,16 @@ fn child_error(slot: &mut Slot) -> Option<String> {
 /// Runs the supervisor for `cfg` (loaded from `config`, an absolute path in
 /// `config_dir`) until SIGTERM/SIGINT (`Ok`) or a failed start (`Err`).
 /// `signals` must have been blocked before any thread was started.
-pub fn run(cfg: &NodeConfig, config: &Path, config_dir: &Path, log: &str, signals: SignalSet) -> Result<()> {
+/// `status`, when given, is kept current with every worker's process and
+/// state (the managed node's uplink reads it).
+pub fn run(
+    cfg: &NodeConfig,
+    config: &Path,
+    config_dir: &Path,
+    log: &str,
+    signals: SignalSet,
+    status: Option<StatusTable>,
+) -> Result<()> {
     // Created once here, so the children only read it.
     let key = worker::load_node_key(cfg, config_dir)?;
     tracing::info!(public_key = %key.public_hex(), workers = cfg.workers.len(), "node supervisor starting");
@@ -210,7 +260,26 @@ pub fn run(cfg: &NodeConfig, config: &Path, config_dir: &Path, log: &str, signal
         log: log.to_owned(),
         pid: std::process::id(),
         events: tx,
+        status: status.clone(),
     };
+    if let Some(t) = &status {
+        let now = std::time::SystemTime::now();
+        *t.lock().unwrap_or_else(|e| e.into_inner()) = cfg
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| WorkerStatus {
+                id: worker::worker_id(w).unwrap_or_else(|| format!("worker{i}")),
+                kind: worker::kind_name(w),
+                pid: None,
+                status: "starting",
+                created: now,
+                started: None,
+                startup_time: None,
+                restarts: 0,
+            })
+            .collect();
+    }
     let mut slots: Vec<Slot> = cfg
         .workers
         .iter()
@@ -243,7 +312,7 @@ pub fn run(cfg: &NodeConfig, config: &Path, config_dir: &Path, log: &str, signal
                 stop_all(&mut slots);
                 return Ok(());
             }
-            Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, false),
+            Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, false, &status),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => bail!("internal: event channel closed"),
         }
@@ -285,7 +354,7 @@ pub fn run(cfg: &NodeConfig, config: &Path, config_dir: &Path, log: &str, signal
                 stop_all(&mut slots);
                 return Ok(());
             }
-            Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, true),
+            Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, true, &status),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => bail!("internal: event channel closed"),
         }
@@ -296,6 +365,10 @@ pub fn run(cfg: &NodeConfig, config: &Path, config_dir: &Path, log: &str, signal
                     Ok(Some(status)) => {
                         let pid = child.id();
                         slot.child = None;
+                        update(&spawner.status, slot.index, |w| {
+                            w.pid = None;
+                            w.status = "restarting";
+                        });
                         let error = child_error(slot);
                         if let State::Running { since } = slot.state {
                             if now.duration_since(since) >= HEALTHY_AFTER {
@@ -346,12 +419,18 @@ pub fn run(cfg: &NodeConfig, config: &Path, config_dir: &Path, log: &str, signal
 }
 
 /// Marks worker `index` ready if `generation` is its current process.
-fn mark_ready(slots: &mut [Slot], index: usize, generation: u64, announce: bool) {
+fn mark_ready(slots: &mut [Slot], index: usize, generation: u64, announce: bool, status: &Option<StatusTable>) {
     let Some(slot) = slots.get_mut(index) else { return };
-    if slot.generation != generation || !matches!(slot.state, State::Starting { .. }) {
+    let State::Starting { since } = slot.state else { return };
+    if slot.generation != generation {
         return;
     }
     slot.state = State::Running { since: Instant::now() };
+    update(status, index, |w| {
+        w.status = "started";
+        w.started = Some(std::time::SystemTime::now());
+        w.startup_time = Some(since.elapsed());
+    });
     tracing::info!(worker = index, kind = slot.kind, "worker ready");
     if announce {
         say(&format!("junction: worker {index} ready"));

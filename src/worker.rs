@@ -37,6 +37,15 @@ pub fn kind_name(w: &WorkerConfig) -> &'static str {
     }
 }
 
+/// The worker's config `id`, if it has one.
+pub fn worker_id(w: &WorkerConfig) -> Option<String> {
+    match w {
+        WorkerConfig::Router(r) => r.id.clone(),
+        WorkerConfig::Proxy(p) => p.id.clone(),
+        WorkerConfig::Unsupported { .. } => None,
+    }
+}
+
 /// A started worker.
 pub enum Running {
     /// A router worker.

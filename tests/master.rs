@@ -58,7 +58,7 @@ fn management_flow_of_the_reference_with_a_node_logging_in() {
             r["mrealm_keys"],
             serde_json::json!(["cf_container_worker", "cf_router_worker", "created", "description", "label", "name", "oid", "owner", "tags"])
         );
-        for k in ["created_event_matches", "get_mrealm_matches", "get_by_name_matches", "paired_event_matches",
+        for k in ["node_realm_is_mrealm", "created_event_matches", "get_mrealm_matches", "get_by_name_matches", "paired_event_matches",
                   "version_has_junction", "ready_event_node", "unpair_killed_node_session"] {
             assert_eq!(r[k], true, "{ser}: {k}: {r}");
         }
@@ -141,4 +141,128 @@ fn without_the_superuser_key_nobody_manages() {
     );
     let e = r.expect_err("a key that is not the superuser's is refused");
     assert!(e.contains("refused") && e.contains("fabric.auth-failed.node-unpaired"), "{e}");
+}
+
+/// `junction edge init` in `appdir` (node id node1, cluster address
+/// 127.0.0.1); returns the node's cbdir and public key.
+fn edge_init(appdir: &Path) -> (std::path::PathBuf, String) {
+    let out = Command::new(junction_bin())
+        .args(["edge", "init", "--appdir"])
+        .arg(appdir)
+        .env("CROSSBAR_NODE_ID", "node1")
+        .env("CROSSBAR_NODE_CLUSTER_IP", "127.0.0.1")
+        .output()
+        .expect("run edge init");
+    assert!(out.status.success(), "edge init: {}", String::from_utf8_lossy(&out.stderr));
+    let cbdir = appdir.join(".crossbar");
+    let public = std::fs::read_to_string(cbdir.join("key.pub")).expect("key.pub");
+    assert!(public.contains("node-authid: node1") && public.contains("node-cluster-ip: 127.0.0.1"), "{public}");
+    assert!(!public.contains("private"), "key.pub holds no secret: {public}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(cbdir.join("key.priv")).expect("key.priv").permissions());
+    assert_eq!(mode & 0o777, 0o600, "key.priv is private");
+    let key = public
+        .lines()
+        .find_map(|l| l.strip_prefix("public-key-ed25519: "))
+        .expect("public key line")
+        .to_owned();
+    // A second init keeps the key.
+    let again = Command::new(junction_bin()).args(["edge", "init", "--appdir"]).arg(appdir).output().expect("run");
+    assert!(!again.status.success(), "a second init must not replace the key");
+    (cbdir, key)
+}
+
+fn start_edge(cbdir: &Path, master_port: u16) -> JunctionProcess {
+    let mut cmd = Command::new(junction_bin());
+    cmd.args(["edge", "start", "--cbdir"]).arg(cbdir).args(["--color", "false"]);
+    cmd.env("CROSSBAR_FABRIC_URL", url(master_port));
+    let (p, _) = spawn_until_ready(cmd, "junction: ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    p
+}
+
+#[test]
+fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
+    let dir = temp_dir("master-edge");
+    let su = superuser_pub(&dir);
+    let (cbdir, node_key) = edge_init(&dir.join("node1"));
+    // The node serves an application realm of its own (a router worker from its config).
+    let app_port = free_port();
+    let cfg_path = cbdir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).expect("config")).expect("json");
+    assert!(cfg["controller"]["fabric"].is_object(), "starter config is a managed node: {cfg}");
+    cfg["controller"]["fabric"]["heartbeat"] = serde_json::json!({"startup_delay": 0, "heartbeat_period": 1});
+    cfg["workers"] = serde_json::json!([{
+        "type": "router", "id": "app1", "options": {"shards": 1},
+        "realms": [common::realm("realm1", vec![common::allow_all_role("anonymous")])],
+        "transports": [common::rawsocket_tcp(app_port)]
+    }]);
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+
+    let port = free_port();
+    let cbdir_m = dir.join("master");
+    let mut master = start_master(&cbdir_m, port, &su);
+    let paired = master.python(
+        "master.py",
+        &[&url(port), GLOBAL, "json", "--scenario", "pair", "--superuser", SUPERUSER_SEED, "--name", "edge-mr",
+          "--node-pubkey", &node_key],
+    );
+    assert_eq!(paired["ok"], true, "{paired}");
+    let mut node = start_edge(&cbdir, port);
+    let edge_args = |extra: &[&str]| {
+        let mut a = vec![url(port), GLOBAL.into(), "msgpack".into(), "--scenario".into(), "edge".into(),
+                         "--superuser".into(), SUPERUSER_SEED.into(), "--name".into(), "edge-mr".into()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |extra: &[&str]| {
+        let a = edge_args(extra);
+        common::run_python("master.py", &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let r = run(&[]).unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", node.stderr(), master.stderr()));
+    assert_eq!(r["status"]["management_node_id"], "node1", "{r}");
+    assert_eq!(r["status"]["management_realm"], "edge-mr");
+    assert_eq!(r["status"]["pubkey"], serde_json::Value::String(node_key.clone()));
+    assert_eq!(r["status"]["running_workers"], 1);
+    assert_eq!(r["status"]["controller_pid"], node.pid());
+    assert_eq!(r["workers"], serde_json::json!(["app1"]));
+    assert_eq!(r["worker"]["type"], "router");
+    assert_eq!(r["worker"]["status"], "started");
+    assert_eq!(r["no_such_worker"], "crossbar.error.no_such_worker");
+    assert_eq!(r["unknown_node"], "crossbar.error.no_such_object");
+    assert_eq!(r["unknown_remote"], "wamp.error.no_such_procedure");
+    assert!(r["heartbeat_seq"].as_u64().is_some_and(|s| s >= 1), "{r}");
+    assert_eq!(r["cluster_ip"], "127.0.0.1", "the node reported its cluster address: {r}");
+
+    // The master dies: the node keeps serving its application realm.
+    common::kill(master.pid(), libc::SIGKILL);
+    let _ = master.terminate(std::time::Duration::from_secs(5));
+    drop(master);
+    let app = python("rpc.py", &[&format!("rs://127.0.0.1:{app_port}"), "realm1", "json"]);
+    assert_eq!(app["ok"], true, "the node serves without its master: {app}");
+    assert!(node.is_running());
+
+    // The master returns: the node reconnects by itself and comes online again.
+    let master = start_master(&cbdir_m, port, &su);
+    let r = run(&["--shutdown"]).unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", node.stderr(), master.stderr()));
+    assert_eq!(r["workers"], serde_json::json!(["app1"]), "{r}");
+    // remote.node.shutdown: the node answers first (the reference's node goes away unanswered), then stops.
+    assert_eq!(r["shutdown"], "<no error>", "{r}");
+    assert_eq!(r["status_after_shutdown"], "offline", "{r}");
+    let status = node.wait_exit(std::time::Duration::from_secs(15));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "the node stopped cleanly: {}", node.stderr());
+    assert!(!cbdir.join("node.pid").exists(), "node.pid removed");
+}
+
+#[test]
+fn edge_stop_stops_a_running_node() {
+    let dir = temp_dir("edge-stop");
+    let (cbdir, _) = edge_init(&dir.join("n"));
+    // No master anywhere: the node runs (and keeps retrying) anyway.
+    let mut node = start_edge(&cbdir, free_port());
+    let out = Command::new(junction_bin()).args(["edge", "stop", "--cbdir"]).arg(&cbdir).output().expect("run edge stop");
+    assert!(out.status.success(), "edge stop: {}", String::from_utf8_lossy(&out.stderr));
+    let status = node.wait_exit(std::time::Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", node.stderr());
+    let again = Command::new(junction_bin()).args(["edge", "stop", "--cbdir"]).arg(&cbdir).output().expect("run");
+    assert!(!again.status.success(), "nothing left to stop");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no node is running"), "{}", String::from_utf8_lossy(&again.stderr));
 }

@@ -24,6 +24,7 @@
 
 pub mod error;
 pub mod master;
+pub mod node;
 pub mod service;
 pub mod store;
 pub mod value;

@@ -301,6 +301,18 @@ impl Master {
         Ok(Value::Dict(principal))
     }
 
+    /// The authid of the node `node` (its oid, or its authid) paired to
+    /// management realm `realm`.
+    pub fn node_authid_in(&self, realm: &str, node: &str) -> Option<String> {
+        let m = self.store.mrealm_by_name(realm).ok()??;
+        let moid = str_of(&m, "oid")?;
+        let n = match self.store.node(node).ok()? {
+            Some(n) if str_of(&n, "mrealm_oid") == Some(moid) => n,
+            _ => self.store.node_by_authid(moid, node).ok()??,
+        };
+        str_of(&n, "authid").map(str::to_owned)
+    }
+
     // ------------------------------------------------------------ node liveness
 
     /// A session with role `node` joined management realm `realm` as

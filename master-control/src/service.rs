@@ -46,6 +46,11 @@ use crate::store::Store;
 /// command channel.
 pub const POLL: Duration = Duration::from_millis(20);
 
+/// The remote APIs (`crossbarfabriccenter.remote.<api>.<procedure>`).
+pub const REMOTE_PREFIX: &str = "crossbarfabriccenter.remote.";
+/// How long a forwarded remote call may take on the node.
+pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How the master runs.
 #[derive(Debug, Clone)]
 pub struct MasterSetup {
@@ -319,6 +324,10 @@ fn run_session(
         waiting.push(s.register(p, Dict::new()));
     }
     if !global {
+        // The remote APIs, forwarded to the nodes.
+        let mut prefix = Dict::new();
+        prefix.insert("match".into(), Value::Str("prefix".into()));
+        waiting.push(s.register(REMOTE_PREFIX, prefix));
         for t in ["wamp.session.on_join", "wamp.session.on_leave", "crossbarfabriccenter.node.on_heartbeat"] {
             waiting.push(s.subscribe(t, Dict::new()));
         }
@@ -326,6 +335,12 @@ fn run_session(
     flush(&mut conn, &mut s)?;
     // Kill requests waiting for their RESULT: call request → (nothing to do; logged).
     let mut kills: HashMap<RequestId, String> = HashMap::new();
+    // Remote calls forwarded to a node: our CALL → the INVOCATION to answer.
+    let mut forwards: HashMap<RequestId, RequestId> = HashMap::new();
+    // Sessions that joined before this one subscribed (a node that
+    // reconnected while the master restarted): wamp.session.list, then
+    // wamp.session.get of each, handled like on_join.
+    let mut lookups: HashMap<RequestId, bool> = HashMap::new();
     loop {
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
@@ -357,21 +372,63 @@ fn run_session(
             SessionEvent::Registered { request, .. } | SessionEvent::Subscribed { request, .. } => {
                 waiting.retain(|r| *r != request);
                 if waiting.is_empty() {
+                    if !global {
+                        lookups.insert(s.call("wamp.session.list", Vec::new(), Dict::new(), Dict::new()), true);
+                    }
                     if let Some(r) = ready.take() {
                         let _ = r.send(Ok(()));
                     }
                 }
             }
-            SessionEvent::Error { request, error, args, .. } => {
-                if let Some(authid) = kills.remove(&request) {
+            SessionEvent::Error { request, error, args, kwargs } => {
+                if let Some(inv) = forwards.remove(&request) {
+                    s.yield_error(inv, &error, args, kwargs);
+                } else if lookups.remove(&request).is_some() {
+                    // The session left meanwhile.
+                } else if let Some(authid) = kills.remove(&request) {
                     tracing::warn!(%realm, %authid, %error, "could not close the sessions of an unpaired node");
                 } else if waiting.contains(&request) {
                     let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
                     return Err(format!("could not register or subscribe: {error} {msg}"));
                 }
             }
-            SessionEvent::Result { request, .. } => {
+            SessionEvent::Result { request, args, kwargs, progress } => {
+                if progress {
+                    continue;
+                }
+                if let Some(inv) = forwards.remove(&request) {
+                    s.yield_result(inv, args, kwargs);
+                } else if let Some(list) = lookups.remove(&request) {
+                    if list {
+                        let ids = args.first().and_then(Value::as_list).cloned().unwrap_or_default();
+                        for id in ids {
+                            lookups.insert(s.call("wamp.session.get", vec![id], Dict::new(), Dict::new()), false);
+                        }
+                    } else {
+                        on_event(shared, realm, &mut s, "wamp.session.on_join", &args);
+                    }
+                }
                 kills.remove(&request);
+            }
+            SessionEvent::Invocation { request, procedure, args, kwargs, details, .. }
+                if procedure.starts_with(REMOTE_PREFIX) =>
+            {
+                let role = details.get("caller_authrole").and_then(Value::as_str).unwrap_or("");
+                let target = if master::MREALM_USER_ROLES.contains(&role) {
+                    let m = shared.master();
+                    crate::node::remote_target(&procedure, &args, |n| m.node_authid_in(realm, n))
+                } else {
+                    Err(crate::ApiError::not_authorized(format!("{procedure}: not available to role '{role}'")))
+                };
+                match target {
+                    Ok((uri, rest)) => {
+                        let mut opts = Dict::new();
+                        opts.insert("timeout".into(), Value::UInt(REMOTE_TIMEOUT.as_millis() as u64));
+                        let c = s.call(&uri, rest, kwargs, opts);
+                        forwards.insert(c, request);
+                    }
+                    Err(e) => s.yield_error(request, &e.uri, vec![Value::Str(e.message)], Dict::new()),
+                }
             }
             SessionEvent::Invocation { request, procedure, args, kwargs, details, .. } => {
                 answer(shared, realm, &mut s, request, &procedure, &args, &kwargs, &details);

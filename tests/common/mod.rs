@@ -356,6 +356,11 @@ impl JunctionProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Waits (at most `timeout`) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, timeout)
+    }
+
     /// Sends SIGTERM and waits (at most `timeout`) for the exit.
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         // SAFETY: plain kill(2) on our own child's pid (not yet reaped:

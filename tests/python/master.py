@@ -136,6 +136,7 @@ async def flow(args):
     n = await joined(args, args.realm, args.node)
     nd = n.joined.result()
     out["node_welcome"] = {"authid": nd.authid, "authrole": nd.authrole, "realm": nd.realm}
+    out["node_realm_is_mrealm"] = nd.realm == name
     await ready.wait(1, "on_node_ready")
     out["ready_event_node"] = ready.items[0][0] == node["oid"]
     out["node_status_online"] = (await call(m, "mrealm.get_node_by_authid", "node1"))["status"]
@@ -182,7 +183,56 @@ async def verify(args):
     return {"oid": mr["oid"], "names": names, "mrealm_status_realm": st["realm"]}
 
 
-SCENARIOS = {"flow": flow, "create": create, "verify": verify}
+async def pair(args):
+    """Create management realm N and pair the node key given as --node-pubkey as node1."""
+    g = await joined(args, args.realm, args.superuser, "superuser")
+    await call(g, "mrealm.create_mrealm", {"name": args.name})
+    node = await call(g, "mrealm.pair_node", args.node_pubkey, args.name, "node1", {"managed": "by junction"})
+    await close(g)
+    return {"node_oid": node["oid"]}
+
+
+async def poll(what, fn, until, timeout=20.0):
+    """Call ``fn`` until ``until(result)`` holds (errors count as not yet)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while True:
+        try:
+            last = await fn()
+            if until(last):
+                return last
+        except Exception as e:  # noqa: BLE001 - not there yet
+            last = repr(e)
+        if asyncio.get_running_loop().time() > deadline:
+            raise Failure(f"{what}: not within {timeout}s (last: {last})")
+        await asyncio.sleep(0.1)
+
+
+async def edge(args):
+    """The paired node (node1 of management realm N) comes online and answers the remote node API."""
+    m = await joined(args, args.name, args.superuser, "superuser")
+    out = {}
+    node = await poll("node online", lambda: call(m, "mrealm.get_node_by_authid", "node1"), lambda n: n["status"] == "online")
+    oid = node["oid"]
+    st = await poll("remote.node.get_status", lambda: call(m, "remote.node.get_status", oid), lambda r: True)
+    out["status"] = {k: st.get(k) for k in ["management_node_id", "management_realm", "running_workers", "controller_pid", "pubkey"]}
+    out["workers"] = await call(m, "remote.node.get_workers", oid)
+    out["worker"] = await call(m, "remote.node.get_worker", oid, out["workers"][0]) if out["workers"] else None
+    out["no_such_worker"] = await expect_error(call(m, "remote.node.get_worker", oid, "nope"), "worker")
+    out["unknown_node"] = await expect_error(call(m, "remote.node.get_status", "00000000-0000-4000-8000-000000000000"), "node")
+    out["unknown_remote"] = await expect_error(call(m, "remote.node.no_such_call", oid), "proc")
+    hb = await poll("heartbeat", lambda: call(m, "mrealm.get_node", oid), lambda n: n["heartbeat"] is not None)
+    out["heartbeat_seq"] = hb["heartbeat"]["seq"]
+    out["cluster_ip"] = hb["cluster_ip"]
+    if args.shutdown:
+        out["shutdown"] = await expect_error(call(m, "remote.node.shutdown", oid), "shutdown")
+        off = await poll("node offline", lambda: call(m, "mrealm.get_node", oid), lambda n: n["status"] == "offline")
+        out["status_after_shutdown"] = off["status"]
+    await close(m)
+    return out
+
+
+SCENARIOS = {"flow": flow, "create": create, "verify": verify, "pair": pair, "edge": edge}
 
 if __name__ == "__main__":
     p = base_parser(__doc__)
@@ -190,5 +240,7 @@ if __name__ == "__main__":
     p.add_argument("--superuser", required=True)
     p.add_argument("--node")
     p.add_argument("--name")
+    p.add_argument("--node-pubkey")
+    p.add_argument("--shutdown", action="store_true")
     a = p.parse_args()
     run(SCENARIOS[a.scenario], a)

@@ -1,0 +1,269 @@
+//! The managed node's side of the management API (sans-IO): the procedures
+//! a node registers on its management realm as
+//! `crossbarfabriccenter.node.<authid>.<procedure>`, what they answer, and
+//! the heartbeat it publishes. The master reaches them through
+//! `crossbarfabriccenter.remote.node.<procedure>(node_oid, ...)`
+//! ([`remote_target`]).
+//!
+//! The runtime (`junction edge start`) supplies a [`NodeView`] (its process
+//! and workers, read from the supervisor) and carries out the returned
+//! [`NodeAction`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use wamp_proto::{Dict, Value};
+
+use crate::error::ApiError;
+use crate::value::{from_json, Args};
+
+/// Procedures of the node API (suffixes of `crossbarfabriccenter.node.<authid>.`).
+pub const NODE_PROCEDURES: [&str; 5] = ["get_status", "get_workers", "get_worker", "get_process_info", "shutdown"];
+
+/// The node's identity on its management realm (from WELCOME).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeIdentity {
+    pub authid: String,
+    pub pubkey: String,
+    pub mrealm: String,
+    pub session: u64,
+    pub extra: Dict,
+}
+
+/// One worker as the supervisor reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerView {
+    pub id: String,
+    pub kind: String,
+    pub pid: Option<u32>,
+    /// `starting`, `started` or `restarting`.
+    pub status: String,
+    pub created: SystemTime,
+    pub started: Option<SystemTime>,
+    pub startup_time: Option<Duration>,
+}
+
+/// The node process and its workers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeView {
+    pub started: SystemTime,
+    pub pid: u32,
+    pub cbdir: String,
+    pub workers: Vec<WorkerView>,
+}
+
+/// What the runtime must do after a node procedure answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeAction {
+    None,
+    /// Stop every worker and exit (after the answer went out).
+    Shutdown,
+}
+
+fn iso(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The full URI of node procedure `proc` for node `authid`.
+pub fn procedure_uri(authid: &str, proc: &str) -> String {
+    format!("crossbarfabriccenter.node.{authid}.{proc}")
+}
+
+fn worker_json(w: &WorkerView, now: SystemTime) -> Value {
+    let uptime = w.started.and_then(|s| now.duration_since(s).ok()).map(|d| d.as_secs_f64());
+    from_json(&json!({
+        "id": w.id,
+        "pid": w.pid,
+        "type": w.kind,
+        "status": w.status,
+        "created": iso(w.created),
+        "started": w.started.map(iso),
+        "startup_time": w.startup_time.map(|d| d.as_secs_f64()),
+        "uptime": uptime,
+    }))
+}
+
+/// Answers node procedure `proc` (the URI suffix).
+pub fn handle(id: &NodeIdentity, view: &NodeView, now: SystemTime, proc: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, ApiError>, NodeAction) {
+    let a = Args { procedure: proc, args, kwargs };
+    match proc {
+        "get_status" => {
+            let mut by_type = serde_json::Map::new();
+            for w in view.workers.iter().filter(|w| w.status == "started") {
+                let n = by_type.get(&w.kind).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                by_type.insert(w.kind.clone(), json!(n + 1));
+            }
+            let mut st = from_json(&json!({
+                "title": format!("Junction {}", env!("CARGO_PKG_VERSION")),
+                "started": iso(view.started),
+                "controller_pid": view.pid,
+                "running_workers": view.workers.iter().filter(|w| w.status == "started").count(),
+                "workers_by_type": by_type,
+                "directory": view.cbdir,
+                "pubkey": id.pubkey,
+                "ethadr": null,
+                "management_realm": id.mrealm,
+                "management_node_id": id.authid,
+                "management_session_id": id.session,
+                "has_docker": false,
+            }));
+            if let Value::Dict(d) = &mut st {
+                d.insert("management_node_extra".into(), Value::Dict(id.extra.clone()));
+            }
+            (Ok(st), NodeAction::None)
+        }
+        "get_workers" => (Ok(Value::List(view.workers.iter().map(|w| Value::Str(w.id.clone())).collect())), NodeAction::None),
+        "get_worker" => {
+            let r = a.str(0, "worker_id").and_then(|wid| {
+                view.workers
+                    .iter()
+                    .find(|w| w.id == wid)
+                    .map(|w| worker_json(w, now))
+                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_worker", format!("no worker with ID '{wid}'")))
+            });
+            (r, NodeAction::None)
+        }
+        "get_process_info" => (
+            Ok(from_json(&json!({"pid": view.pid, "started": iso(view.started),
+                                 "uptime": now.duration_since(view.started).unwrap_or_default().as_secs_f64()}))),
+            NodeAction::None,
+        ),
+        "shutdown" => {
+            let r = from_json(&json!({"who": null, "when": iso(now), "restart": false, "mode": "shutdown"}));
+            (Ok(r), NodeAction::Shutdown)
+        }
+        _ => (Err(ApiError::new("wamp.error.no_such_procedure", format!("no node procedure '{proc}'"))), NodeAction::None),
+    }
+}
+
+/// The node's heartbeat (`crossbarfabriccenter.node.on_heartbeat(authid, hb)`).
+pub fn heartbeat(id: &NodeIdentity, view: &NodeView, seq: u64, period: Duration, now: SystemTime) -> Value {
+    let mut workers = serde_json::Map::new();
+    workers.insert("controller".into(), json!(1));
+    for w in view.workers.iter().filter(|w| w.status == "started") {
+        let n = workers.get(&w.kind).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        workers.insert(w.kind.clone(), json!(n + 1));
+    }
+    from_json(&json!({
+        "timestamp": ns(now),
+        "period": period.as_secs(),
+        "mrealm_id": id.mrealm,
+        "seq": seq,
+        "workers": workers,
+        "state": "running",
+    }))
+}
+
+/// Where the master forwards `crossbarfabriccenter.remote.<api>.<proc>(node,
+/// [worker_id,] *args)`: the node's own procedure
+/// `crossbarfabriccenter.node.<authid>[.worker.<worker_id>].<proc>` and the
+/// remaining arguments. `node_authid` maps the first argument (a node oid,
+/// or for `realm.meta` the node authid as the reference takes it) to the
+/// node's authid.
+pub fn remote_target(
+    procedure: &str,
+    args: &[Value],
+    node_authid: impl Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<Value>), ApiError> {
+    let rest = procedure
+        .strip_prefix("crossbarfabriccenter.remote.")
+        .ok_or_else(|| ApiError::new("wamp.error.no_such_procedure", format!("'{procedure}' is not a remote API")))?;
+    let (api, proc) = rest
+        .rsplit_once('.')
+        .ok_or_else(|| ApiError::new("wamp.error.no_such_procedure", format!("'{procedure}' names no procedure")))?;
+    let node = match args.first() {
+        Some(Value::Str(s)) => s.as_str(),
+        _ => return Err(ApiError::invalid_argument(format!("{procedure}: the first argument must be the node (oid)"))),
+    };
+    let authid = node_authid(node).ok_or_else(|| ApiError::no_such_object(format!("no node '{node}' in this management realm")))?;
+    if api == "node" {
+        return Ok((procedure_uri(&authid, proc), args[1..].to_vec()));
+    }
+    let worker = match args.get(1) {
+        Some(Value::Str(s)) if !s.is_empty() && !s.contains('.') => s.clone(),
+        _ => return Err(ApiError::invalid_argument(format!("{procedure}: the second argument must be the worker id"))),
+    };
+    // `remote.realm.meta.<...>` keeps its dotted tail (the meta procedure).
+    let proc = rest.strip_prefix("realm.meta.").unwrap_or(proc);
+    Ok((format!("crossbarfabriccenter.node.{authid}.worker.{worker}.{proc}"), args[2..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> NodeIdentity {
+        NodeIdentity { authid: "node1".into(), pubkey: "ab".into(), mrealm: "mr".into(), session: 7, extra: Dict::new() }
+    }
+
+    fn view() -> NodeView {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        NodeView {
+            started: t0,
+            pid: 42,
+            cbdir: "/n/.crossbar".into(),
+            workers: vec![
+                WorkerView { id: "r1".into(), kind: "router".into(), pid: Some(43), status: "started".into(), created: t0,
+                             started: Some(t0 + Duration::from_secs(1)), startup_time: Some(Duration::from_millis(500)) },
+                WorkerView { id: "p1".into(), kind: "proxy".into(), pid: None, status: "restarting".into(), created: t0,
+                             started: None, startup_time: None },
+            ],
+        }
+    }
+
+    fn get<'a>(v: &'a Value, k: &str) -> &'a Value {
+        v.as_dict().and_then(|d| d.get(k)).unwrap_or(&Value::Null)
+    }
+
+    #[test]
+    fn status_workers_and_shutdown() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_010);
+        let (st, act) = handle(&id(), &view(), now, "get_status", &[], &Dict::new());
+        let st = st.expect("status");
+        assert_eq!(act, NodeAction::None);
+        assert_eq!(get(&st, "running_workers"), &Value::UInt(1));
+        assert_eq!(get(&st, "management_node_id"), &Value::Str("node1".into()));
+        assert_eq!(get(&st, "controller_pid"), &Value::UInt(42));
+        let (ws, _) = handle(&id(), &view(), now, "get_workers", &[], &Dict::new());
+        assert_eq!(ws, Ok(Value::List(vec![Value::Str("r1".into()), Value::Str("p1".into())])));
+        let (w, _) = handle(&id(), &view(), now, "get_worker", &[Value::Str("r1".into())], &Dict::new());
+        let w = w.expect("worker");
+        assert_eq!(get(&w, "type"), &Value::Str("router".into()));
+        assert_eq!(get(&w, "uptime"), &Value::Float(9.0));
+        let (missing, _) = handle(&id(), &view(), now, "get_worker", &[Value::Str("zz".into())], &Dict::new());
+        assert_eq!(missing.expect_err("no such worker").uri, "crossbar.error.no_such_worker");
+        let (bad, _) = handle(&id(), &view(), now, "get_worker", &[Value::UInt(1)], &Dict::new());
+        assert_eq!(bad.expect_err("type").uri, "wamp.error.invalid_argument");
+        assert_eq!(handle(&id(), &view(), now, "shutdown", &[], &Dict::new()).1, NodeAction::Shutdown);
+        let hb = heartbeat(&id(), &view(), 3, Duration::from_secs(10), now);
+        assert_eq!(get(&hb, "seq"), &Value::UInt(3));
+        assert_eq!(get(get(&hb, "workers"), "router"), &Value::UInt(1));
+    }
+
+    #[test]
+    fn remote_calls_map_to_node_and_worker_procedures() {
+        let lookup = |n: &str| (n == "oid-1" || n == "node1").then(|| "node1".to_owned());
+        let s = |x: &str| Value::Str(x.into());
+        assert_eq!(
+            remote_target("crossbarfabriccenter.remote.node.get_worker", &[s("oid-1"), s("wg1_1")], lookup),
+            Ok(("crossbarfabriccenter.node.node1.get_worker".into(), vec![s("wg1_1")]))
+        );
+        assert_eq!(
+            remote_target("crossbarfabriccenter.remote.router.get_router_realms", &[s("oid-1"), s("wg1_1")], lookup),
+            Ok(("crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms".into(), vec![]))
+        );
+        assert_eq!(
+            remote_target("crossbarfabriccenter.remote.realm.meta.wamp.session.count", &[s("node1"), s("w"), s("rlm")], lookup),
+            Ok(("crossbarfabriccenter.node.node1.worker.w.wamp.session.count".into(), vec![s("rlm")]))
+        );
+        let e = |r: Result<(String, Vec<Value>), ApiError>| r.expect_err("error").uri;
+        assert_eq!(e(remote_target("crossbarfabriccenter.remote.node.get_status", &[s("nope")], lookup)), "crossbar.error.no_such_object");
+        assert_eq!(e(remote_target("crossbarfabriccenter.remote.node.get_status", &[], lookup)), "wamp.error.invalid_argument");
+        assert_eq!(e(remote_target("crossbarfabriccenter.remote.router.x", &[s("oid-1")], lookup)), "wamp.error.invalid_argument");
+        assert_eq!(e(remote_target("crossbarfabriccenter.remote.router.x", &[s("oid-1"), s("a.b")], lookup)), "wamp.error.invalid_argument");
+    }
+}
