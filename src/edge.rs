@@ -12,8 +12,10 @@
 //!   authrole `node`; the master puts it on its management realm. The
 //!   uplink registers the node API (`crossbarfabriccenter.node.<authid>.*`,
 //!   see `master_control::node`) and publishes heartbeats. While the master
-//!   is away it keeps retrying (backoff up to [`UPLINK_BACKOFF_MAX`]); the
-//!   workers keep serving meanwhile. `shutdown` from the master stops the
+//!   is away it keeps retrying (backoff up to
+//!   `master_control::uplink::BACKOFF_MAX`); the workers keep serving
+//!   meanwhile. Each worker process opens an uplink of its own for the
+//!   worker API (see `worker.rs`). `shutdown` from the master stops the
 //!   node like SIGTERM does.
 //! * `stop --cbdir DIR` sends SIGTERM to the node named in `DIR/node.pid`
 //!   and waits for it to exit.
@@ -25,21 +27,12 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 use cluster_membership::NodeKey;
 use master_control::node::{self, NodeAction, NodeIdentity, NodeView, WorkerView};
-use wamp_client::auth::Auth;
-use wamp_client::conn::Conn;
+use master_control::uplink::{self, UplinkHandler, UplinkSetup};
 use wamp_client::target::Target;
-use wamp_client::{Session, SessionEvent};
-use wamp_proto::{Dict, Serializer, Value};
+use wamp_proto::{Dict, Value};
 
 use crate::supervisor::{self, StatusTable};
-use crate::signals;
-
-/// Longest wait between two attempts to reach the master.
-pub const UPLINK_BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How long a node key that the master does not know waits before retrying.
-pub const UNPAIRED_RETRY: Duration = Duration::from_secs(10);
-/// How long the uplink blocks in a read before it looks at its timers.
-const POLL: Duration = Duration::from_millis(100);
+use crate::{signals, worker};
 
 /// `junction edge init --appdir DIR`.
 pub fn init(appdir: &Path) -> Result<PathBuf> {
@@ -150,19 +143,37 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
     std::fs::write(&pid_path, serde_json::json!({"pid": std::process::id(), "type": "edge"}).to_string())?;
 
     let status: StatusTable = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let up = Uplink {
+    let mut authextra = Dict::new();
+    if let Some(ip) = &cluster_ip {
+        authextra.insert("cluster_ip".into(), Value::Str(ip.clone()));
+    }
+    let setup = UplinkSetup {
         target,
         seed: key.seed(),
-        pubkey: key.public_hex(),
-        cluster_ip,
+        authextra,
+        name: "node".into(),
+        period: fabric.heartbeat_period,
+        first_after: fabric.startup_delay,
+    };
+    let mut handler = NodeUplink {
         status: status.clone(),
         started: SystemTime::now(),
         cbdir: cbdir.display().to_string(),
         period: fabric.heartbeat_period,
-        startup_delay: fabric.startup_delay,
     };
+    // Worker processes open their own uplinks (the worker API) to the same master.
+    std::env::set_var(worker::FABRIC_URL_ENV, &url);
     tracing::info!(master = %url, public_key = %key.public_hex(), "managed node starting");
-    std::thread::Builder::new().name("uplink".into()).spawn(move || up.run()).context("starting the uplink")?;
+    std::thread::Builder::new()
+        .name("uplink".into())
+        .spawn(move || {
+            uplink::run(&setup, &mut handler);
+            tracing::info!("the master asked this node to shut down");
+            // The supervisor's signal thread takes it from here (SIGTERM semantics).
+            // SAFETY: plain kill(2) on our own pid.
+            unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        })
+        .context("starting the uplink")?;
     let r = supervisor::run(&cfg, &effective, &cbdir, log, signals, Some(status));
     let _ = std::fs::remove_file(&pid_path);
     r
@@ -200,53 +211,15 @@ pub fn stop(cbdir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The node's session to its master.
-struct Uplink {
-    target: Target,
-    seed: [u8; 32],
-    pubkey: String,
-    cluster_ip: Option<String>,
+/// The node's side of the uplink: the node API and its heartbeat.
+struct NodeUplink {
     status: StatusTable,
     started: SystemTime,
     cbdir: String,
     period: Duration,
-    startup_delay: Duration,
 }
 
-enum Ended {
-    /// The master asked the node to shut down.
-    Shutdown,
-    /// The session ran and was lost (retry soon).
-    Lost(String),
-    /// The master refused the node (retry later).
-    Refused(String),
-}
-
-impl Uplink {
-    fn run(self) {
-        let mut backoff = Duration::from_millis(250);
-        loop {
-            match self.session() {
-                Ended::Shutdown => {
-                    tracing::info!("the master asked this node to shut down");
-                    // The supervisor's signal thread takes it from here (SIGTERM semantics).
-                    // SAFETY: plain kill(2) on our own pid.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
-                    return;
-                }
-                Ended::Lost(e) => {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "master unreachable or session lost; the workers keep serving");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(UPLINK_BACKOFF_MAX);
-                }
-                Ended::Refused(e) => {
-                    tracing::warn!(error = %e, retry_in = ?UNPAIRED_RETRY, "the master refused this node (is it paired?)");
-                    std::thread::sleep(UNPAIRED_RETRY);
-                }
-            }
-        }
-    }
-
+impl NodeUplink {
     fn view(&self) -> NodeView {
         let workers = self
             .status
@@ -265,98 +238,21 @@ impl Uplink {
             .collect();
         NodeView { started: self.started, pid: std::process::id(), cbdir: self.cbdir.clone(), workers }
     }
+}
 
-    fn session(&self) -> Ended {
-        let tls = if self.target.is_tls() {
-            match wamp_client::tls::client_config(None, false) {
-                Ok(t) => Some(t),
-                Err(e) => return Ended::Lost(format!("TLS: {e}")),
-            }
-        } else {
-            None
-        };
-        let mut conn = match Conn::open_with(&self.target, tls.as_ref(), Serializer::Msgpack, Duration::from_secs(10), 7) {
-            Ok(c) => c,
-            Err(e) => return Ended::Lost(e.to_string()),
-        };
-        let mut extra = Dict::new();
-        if let Some(ip) = &self.cluster_ip {
-            extra.insert("cluster_ip".into(), Value::Str(ip.clone()));
-        }
-        let auth = Auth { cryptosign: Some(self.seed), authrole: Some("node".into()), authextra: extra, ..Auth::default() };
-        let session = match conn.join_with(master_control::master::GLOBAL_REALM, &auth, Duration::from_secs(10)) {
-            Ok(s) => s,
-            Err(e) => {
-                let e = e.to_string();
-                return if e.contains("ABORT") { Ended::Refused(e) } else { Ended::Lost(e) };
-            }
-        };
-        let w = conn.welcome_details();
-        let s = |k: &str| w.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        let id = NodeIdentity {
-            authid: s("authid"),
-            pubkey: self.pubkey.clone(),
-            mrealm: s("realm"),
-            session: session.get(),
-            extra: w.get("authextra").and_then(Value::as_dict).cloned().unwrap_or_default(),
-        };
-        tracing::info!(authid = %id.authid, mrealm = %id.mrealm, session = id.session, "connected to the master");
-        if let Err(e) = conn.stream().set_read_timeout(Some(POLL)) {
-            return Ended::Lost(e.to_string());
-        }
-        let mut sess = Session::new();
-        for p in node::NODE_PROCEDURES {
-            sess.register(&node::procedure_uri(&id.authid, p), Dict::new());
-        }
-        let mut next_beat = Instant::now() + self.startup_delay;
-        let mut seq = 0u64;
-        loop {
-            if Instant::now() >= next_beat {
-                seq += 1;
-                let hb = node::heartbeat(&id, &self.view(), seq, self.period, SystemTime::now());
-                sess.publish("crossbarfabriccenter.node.on_heartbeat", vec![Value::Str(id.authid.clone()), hb], Dict::new(), Dict::new());
-                next_beat = Instant::now() + self.period;
-            }
-            while let Some(m) = sess.poll_transmit() {
-                if let Err(e) = conn.push(&m) {
-                    return Ended::Lost(e.to_string());
-                }
-            }
-            if let Err(e) = conn.flush() {
-                return Ended::Lost(e.to_string());
-            }
-            let msg = match conn.recv() {
-                Ok(Some(m)) => m,
-                Ok(None) => continue,
-                Err(e) => return Ended::Lost(e.to_string()),
-            };
-            match sess.handle(msg) {
-                Ok(SessionEvent::Invocation { request, procedure, args, kwargs, .. }) => {
-                    let prefix = format!("crossbarfabriccenter.node.{}.", id.authid);
-                    let proc = procedure.strip_prefix(&prefix).unwrap_or(&procedure);
-                    let (r, action) = node::handle(&id, &self.view(), SystemTime::now(), proc, &args, &kwargs);
-                    match r {
-                        Ok(v) => sess.yield_result(request, vec![v], Dict::new()),
-                        Err(e) => sess.yield_error(request, &e.uri, vec![Value::Str(e.message)], Dict::new()),
-                    }
-                    if action == NodeAction::Shutdown {
-                        while let Some(m) = sess.poll_transmit() {
-                            let _ = conn.push(&m);
-                        }
-                        let _ = conn.flush();
-                        return Ended::Shutdown;
-                    }
-                }
-                Ok(SessionEvent::Error { error, args, .. }) => {
-                    let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
-                    tracing::warn!(%error, %msg, "the master refused a registration or publication");
-                }
-                Ok(SessionEvent::Closed { reason, message }) => {
-                    return Ended::Lost(format!("the master closed the session: {reason} {}", message.unwrap_or_default()));
-                }
-                Ok(_) => {}
-                Err(e) => return Ended::Lost(format!("protocol error from the master: {e}")),
-            }
-        }
+impl UplinkHandler for NodeUplink {
+    fn procedures(&self, id: &NodeIdentity) -> Vec<String> {
+        node::NODE_PROCEDURES.iter().map(|p| node::procedure_uri(&id.authid, p)).collect()
+    }
+
+    fn call(&mut self, id: &NodeIdentity, procedure: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, master_control::ApiError>, NodeAction) {
+        let prefix = format!("crossbarfabriccenter.node.{}.", id.authid);
+        let proc = procedure.strip_prefix(&prefix).unwrap_or(procedure);
+        node::handle(id, &self.view(), SystemTime::now(), proc, args, kwargs)
+    }
+
+    fn periodic(&mut self, id: &NodeIdentity, seq: u64) -> Option<(String, Vec<Value>)> {
+        let hb = node::heartbeat(id, &self.view(), seq, self.period, SystemTime::now());
+        Some(("crossbarfabriccenter.node.on_heartbeat".into(), vec![Value::Str(id.authid.clone()), hb]))
     }
 }

@@ -24,6 +24,10 @@ pub const WORKER_ERROR_PREFIX: &str = "junction: worker error: ";
 /// Longest a router worker waits, before it reports ready, for its
 /// configured rlinks to sync with their peers.
 pub const RLINKS_SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Environment variable naming the master of a managed node: a worker
+/// child that finds it opens its own uplink for the worker API.
+pub const FABRIC_URL_ENV: &str = "CROSSBAR_FABRIC_URL";
+
 /// Environment variable naming the supervisor's pid (set for worker
 /// children, so a child whose supervisor is already gone exits at once).
 pub const SUPERVISOR_PID_ENV: &str = "JUNCTION_SUPERVISOR_PID";
@@ -48,8 +52,8 @@ pub fn worker_id(w: &WorkerConfig) -> Option<String> {
 
 /// A started worker.
 pub enum Running {
-    /// A router worker.
-    Router(RouterNode),
+    /// A router worker (shared with its management uplink, if any).
+    Router(std::sync::Arc<RouterNode>),
     /// A proxy worker.
     Proxy(ProxyWorker),
 }
@@ -74,7 +78,7 @@ impl Running {
                 if !node.wait_rlinks_settled(RLINKS_SETTLE_TIMEOUT) {
                     tracing::warn!("some rlinks have not synced within {RLINKS_SETTLE_TIMEOUT:?}; ready anyway (they keep trying)");
                 }
-                Ok(Running::Router(node))
+                Ok(Running::Router(std::sync::Arc::new(node)))
             }
             Some(WorkerConfig::Proxy(_)) => {
                 let key = key.ok_or_else(|| anyhow!("a proxy worker needs the node key"))?;
@@ -191,6 +195,9 @@ pub fn run_child(config: &Path, index: usize, log: &str) -> ! {
             for ep in running.endpoints() {
                 tracing::info!(endpoint = %ep, "listening");
             }
+            if let Err(e) = start_worker_uplink(config, index, &running) {
+                tracing::error!(error = %format!("{e:#}"), "cannot start the worker's uplink to the master; serving without it");
+            }
             say(WORKER_READY_LINE);
             running.serve(&signals)
         }
@@ -201,4 +208,115 @@ pub fn run_child(config: &Path, index: usize, log: &str) -> ! {
             std::process::exit(1)
         }
     }
+}
+
+/// The running router worker, as the worker API sees it.
+struct RouterControlImpl {
+    node: std::sync::Arc<RouterNode>,
+    name: String,
+    base_dir: PathBuf,
+}
+
+impl master_control::worker::RouterControl for RouterControlImpl {
+    fn realm_names(&self) -> Vec<String> {
+        self.node.realm_names()
+    }
+
+    fn start_realm(&self, realm: &junction_config::RealmConfig) -> Result<(), String> {
+        let setup = router_core::runtime::from_config::realm_setup(realm, &self.name, &self.base_dir).map_err(|e| e.to_string())?;
+        self.node.start_realm(setup).map_err(|e| e.to_string())
+    }
+
+    fn stop_realm(&self, name: &str) -> Result<usize, String> {
+        self.node.stop_realm(name).map_err(|e| e.to_string())
+    }
+
+    fn start_link(&self, realm: &str, link: &junction_config::RLinkConfig) -> Result<(), String> {
+        let setup = router_core::runtime::from_config::rlink_setup(link, &self.name, &self.base_dir).map_err(|e| e.to_string())?;
+        debug_assert_eq!(setup.realm, realm);
+        self.node.start_rlink(setup).map_err(|e| e.to_string())
+    }
+
+    fn stop_link(&self, realm: &str, id: &str) -> Result<(), String> {
+        self.node.stop_rlink(realm, id).map_err(|e| e.to_string())
+    }
+
+    fn links(&self, realm: &str) -> Result<Vec<serde_json::Value>, String> {
+        let links = self.node.rlinks(realm).map_err(|e| e.to_string())?;
+        Ok(links
+            .into_iter()
+            .map(|l| {
+                serde_json::json!({
+                    "id": l.id, "realm": l.realm, "target": l.target, "tls": l.tls,
+                    "state": format!("{:?}", l.state).to_lowercase(), "synced": l.synced,
+                    "peer": l.peer_name,
+                })
+            })
+            .collect())
+    }
+
+    fn transports(&self) -> Vec<serde_json::Value> {
+        self.node
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, ep)| serde_json::json!({"id": format!("transport{i}"), "endpoint": ep.to_string()}))
+            .collect()
+    }
+}
+
+struct WorkerUplink {
+    api: master_control::worker::RouterWorkerApi,
+    ctl: RouterControlImpl,
+}
+
+impl master_control::uplink::UplinkHandler for WorkerUplink {
+    fn procedures(&self, id: &master_control::node::NodeIdentity) -> Vec<String> {
+        self.api.procedures(&id.authid)
+    }
+
+    fn call(
+        &mut self,
+        id: &master_control::node::NodeIdentity,
+        procedure: &str,
+        args: &[wamp_proto::Value],
+        kwargs: &wamp_proto::Dict,
+    ) -> (Result<wamp_proto::Value, master_control::ApiError>, master_control::node::NodeAction) {
+        let r = match self.api.suffix(&id.authid, procedure) {
+            Some(p) => self.api.handle(&self.ctl, std::time::SystemTime::now(), p, args, kwargs),
+            None => Err(master_control::ApiError::new("wamp.error.no_such_procedure", format!("not a procedure of this worker: {procedure}"))),
+        };
+        (r, master_control::node::NodeAction::None)
+    }
+}
+
+/// In a managed node (the supervisor passed the master's URL), a router
+/// worker opens its own session to the master and serves the worker API.
+fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result<()> {
+    let Ok(url) = std::env::var(FABRIC_URL_ENV) else { return Ok(()) };
+    let Running::Router(node) = running else { return Ok(()) };
+    let cfg = crate::load_config(config, false)?;
+    let dir = crate::config_dir(config)?;
+    let worker_id = cfg.workers.get(index).and_then(worker_id).unwrap_or_else(|| format!("worker{index}"));
+    let key = load_node_key(&cfg, &dir)?;
+    let target = wamp_client::target::Target::parse(&url).with_context(|| format!("master URL {url:?}"))?;
+    let mut extra = wamp_proto::Dict::new();
+    extra.insert("worker".into(), wamp_proto::Value::Str(worker_id.clone()));
+    let setup = master_control::uplink::UplinkSetup {
+        target,
+        seed: key.seed(),
+        authextra: extra,
+        name: format!("worker {worker_id}"),
+        period: std::time::Duration::from_secs(3600),
+        first_after: std::time::Duration::from_secs(3600),
+    };
+    let mut handler = WorkerUplink {
+        api: master_control::worker::RouterWorkerApi::new(&worker_id),
+        ctl: RouterControlImpl { node: node.clone(), name: worker_id, base_dir: dir },
+    };
+    std::thread::Builder::new()
+        .name("worker-uplink".into())
+        .spawn(move || master_control::uplink::run(&setup, &mut handler))
+        .context("spawning the worker uplink")?;
+    Ok(())
 }

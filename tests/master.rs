@@ -217,7 +217,25 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
         let a = edge_args(extra);
         common::run_python("master.py", &a.iter().map(String::as_str).collect::<Vec<_>>())
     };
-    let r = run(&[]).unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", node.stderr(), master.stderr()));
+    let app_url = format!("rs://127.0.0.1:{app_port}");
+    let r = run(&["--app-url", &app_url])
+        .unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", node.stderr(), master.stderr()));
+    // The worker API: the master starts and stops a realm on the node's router worker.
+    let w = &r["worker_api"];
+    assert_eq!(w["realms_before"], serde_json::json!(["realm1"]), "{w}");
+    assert_eq!(w["started_id"], "rlm_tenant2");
+    assert_eq!(w["realms_after"], serde_json::json!(["realm1", "rlm_tenant2"]), "{w}");
+    assert_eq!(w["by_name_id"], "rlm_tenant2");
+    assert_eq!(w["transports"], 1);
+    assert_eq!(w["errors"]["bad_config"], "crossbar.error.invalid_configuration");
+    assert_eq!(w["errors"]["again"], "crossbar.error.already_exists");
+    assert_eq!(w["errors"]["unknown_worker"], "wamp.error.no_such_procedure");
+    assert_eq!(w["errors"]["unknown_realm"], "crossbar.error.no_such_object");
+    assert_eq!(w["app_joined"], true, "a client joins the realm the master started: {w}");
+    assert_eq!(w["sessions_closed"], 1);
+    assert_eq!(w["app_left"], "wamp.close.system_shutdown");
+    assert_eq!(w["app_after_stop"], "wamp.error.no_such_realm");
+    assert_eq!(w["realms_final"], serde_json::json!(["realm1"]));
     assert_eq!(r["status"]["management_node_id"], "node1", "{r}");
     assert_eq!(r["status"]["management_realm"], "edge-mr");
     assert_eq!(r["status"]["pubkey"], serde_json::Value::String(node_key.clone()));

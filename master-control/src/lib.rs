@@ -27,7 +27,9 @@ pub mod master;
 pub mod node;
 pub mod service;
 pub mod store;
+pub mod uplink;
 pub mod value;
+pub mod worker;
 
 pub use error::{ApiError, StoreError};
 pub use master::{Caller, Effects, Master, Outcome, Publication};

@@ -224,11 +224,47 @@ async def edge(args):
     hb = await poll("heartbeat", lambda: call(m, "mrealm.get_node", oid), lambda n: n["heartbeat"] is not None)
     out["heartbeat_seq"] = hb["heartbeat"]["seq"]
     out["cluster_ip"] = hb["cluster_ip"]
+    if args.app_url:
+        out["worker_api"] = await worker_api(args, m, oid)
     if args.shutdown:
         out["shutdown"] = await expect_error(call(m, "remote.node.shutdown", oid), "shutdown")
         off = await poll("node offline", lambda: call(m, "mrealm.get_node", oid), lambda n: n["status"] == "offline")
         out["status_after_shutdown"] = off["status"]
     await close(m)
+    return out
+
+
+async def worker_api(args, m, oid):
+    """The router worker `app1` of the node, driven through remote.router.*."""
+    from wampclient import open_session
+
+    out = {}
+    w = "app1"
+    out["realms_before"] = await poll("worker API", lambda: call(m, "remote.router.get_router_realms", oid, w), lambda r: True)
+    role = {"name": "anonymous", "permissions": [{"uri": "", "match": "prefix",
+            "allow": {"call": True, "register": True, "publish": True, "subscribe": True}}]}
+    started = await call(m, "remote.router.start_router_realm", oid, w, "rlm_tenant2", {"name": "tenant2", "roles": [role]})
+    out["started_id"] = started["id"]
+    out["realms_after"] = await call(m, "remote.router.get_router_realms", oid, w)
+    out["by_name_id"] = (await call(m, "remote.router.get_router_realm_by_name", oid, w, "tenant2"))["id"]
+    out["transports"] = len(await call(m, "remote.router.get_router_transports", oid, w))
+    out["errors"] = {
+        "bad_config": await expect_error(call(m, "remote.router.start_router_realm", oid, w, "rlm_bad",
+                                              {"name": "bad", "roles": [{"name": "r", "permissions": [{"uri": "", "match": "x"}]}]}), "bad"),
+        "again": await expect_error(call(m, "remote.router.start_router_realm", oid, w, "rlm_tenant2", {"name": "tenant2", "roles": [role]}), "again"),
+        "unknown_worker": await expect_error(call(m, "remote.router.get_router_realms", oid, "nope"), "worker"),
+        "unknown_realm": await expect_error(call(m, "remote.router.stop_router_realm", oid, w, "rlm_none"), "realm"),
+    }
+    # An application client on the node's worker, in the realm the master just started.
+    app = await open_session(args.app_url, "tenant2", "json")
+    out["app_joined"] = app.joined.done()
+    stopped = await call(m, "remote.router.stop_router_realm", oid, w, "rlm_tenant2")
+    out["sessions_closed"] = stopped["sessions_closed"]
+    await asyncio.wait_for(app.left, STEP_TIMEOUT)
+    out["app_left"] = app.left.result().reason
+    again = await open_session(args.app_url, "tenant2", "json")
+    out["app_after_stop"] = "joined" if again.joined.done() else again.left.result().reason
+    out["realms_final"] = await call(m, "remote.router.get_router_realms", oid, w)
     return out
 
 
@@ -242,5 +278,6 @@ if __name__ == "__main__":
     p.add_argument("--name")
     p.add_argument("--node-pubkey")
     p.add_argument("--shutdown", action="store_true")
+    p.add_argument("--app-url")
     a = p.parse_args()
     run(SCENARIOS[a.scenario], a)

@@ -1,0 +1,330 @@
+//! The worker API of a managed router worker (sans-IO over a
+//! [`RouterControl`]): the procedures a router worker process registers on
+//! its master as `crossbarfabriccenter.node.<authid>.worker.<id>.<procedure>`,
+//! reached through `crossbarfabriccenter.remote.router.<procedure>(node_oid,
+//! worker_id, ...)`.
+//!
+//! Crossbar identifies a worker's realms by an id of its choosing
+//! (`rlm_1449b574`) next to the realm name; this module keeps that mapping
+//! and the configurations the realms and links were started with, and asks
+//! the [`RouterControl`] (the running `router-core` worker) to do the work.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde_json::{json, Value as Json};
+use wamp_proto::{Dict, Value};
+
+use crate::error::ApiError;
+use crate::value::{from_json, to_json, Args};
+
+/// What the worker API needs from a running router worker.
+pub trait RouterControl {
+    /// Names of the realms being served.
+    fn realm_names(&self) -> Vec<String>;
+    /// Starts a realm from its (validated) configuration.
+    fn start_realm(&self, realm: &junction_config::RealmConfig) -> Result<(), String>;
+    /// Stops a realm; the number of sessions closed.
+    fn stop_realm(&self, name: &str) -> Result<usize, String>;
+    /// Starts a router-to-router link of realm `realm`.
+    fn start_link(&self, realm: &str, link: &junction_config::RLinkConfig) -> Result<(), String>;
+    /// Stops a link.
+    fn stop_link(&self, realm: &str, id: &str) -> Result<(), String>;
+    /// The links of a realm, each as `{id, state, peer?, ...}`.
+    fn links(&self, realm: &str) -> Result<Vec<Json>, String>;
+    /// The worker's transports as `{id, type, endpoint}`.
+    fn transports(&self) -> Vec<Json>;
+}
+
+/// Procedures of the router worker API (suffixes).
+pub const ROUTER_PROCEDURES: [&str; 11] = [
+    "get_router_realms",
+    "get_router_realm",
+    "get_router_realm_by_name",
+    "start_router_realm",
+    "stop_router_realm",
+    "get_router_realm_links",
+    "get_router_realm_link",
+    "start_router_realm_link",
+    "stop_router_realm_link",
+    "get_router_transports",
+    "get_router_transport",
+];
+
+struct RealmEntry {
+    name: String,
+    config: Json,
+    created: SystemTime,
+    links: BTreeMap<String, Json>,
+}
+
+/// See the module docs.
+pub struct RouterWorkerApi {
+    worker_id: String,
+    /// Realm id → entry, for the realms started through this API or found
+    /// running (start-up config realms get their name as id).
+    realms: BTreeMap<String, RealmEntry>,
+}
+
+fn iso(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl RouterWorkerApi {
+    /// The API of worker `worker_id`.
+    pub fn new(worker_id: &str) -> RouterWorkerApi {
+        RouterWorkerApi { worker_id: worker_id.to_owned(), realms: BTreeMap::new() }
+    }
+
+    /// The full URIs to register for node `authid`.
+    pub fn procedures(&self, authid: &str) -> Vec<String> {
+        ROUTER_PROCEDURES
+            .iter()
+            .map(|p| format!("crossbarfabriccenter.node.{authid}.worker.{}.{p}", self.worker_id))
+            .collect()
+    }
+
+    /// The procedure suffix of a full URI of this worker, if it is one.
+    pub fn suffix<'a>(&self, authid: &str, procedure: &'a str) -> Option<&'a str> {
+        procedure.strip_prefix(&format!("crossbarfabriccenter.node.{authid}.worker.{}.", self.worker_id))
+    }
+
+    /// Realms running that this API has not seen yet (from the start-up
+    /// config) get an entry under their name; realms gone are dropped.
+    fn sync(&mut self, ctl: &dyn RouterControl, now: SystemTime) {
+        let names = ctl.realm_names();
+        self.realms.retain(|_, e| names.contains(&e.name));
+        for n in names {
+            if !self.realms.values().any(|e| e.name == n) {
+                self.realms.insert(n.clone(), RealmEntry { name: n.clone(), config: json!({"name": n}), created: now, links: BTreeMap::new() });
+            }
+        }
+    }
+
+    fn realm_json(&self, id: &str, e: &RealmEntry) -> Value {
+        from_json(&json!({
+            "id": id,
+            "config": e.config,
+            "created": iso(e.created),
+            "rlinks": e.links.keys().collect::<Vec<_>>(),
+            "has_router": true,
+            "has_service_session": false,
+        }))
+    }
+
+    fn entry(&self, id: &str) -> Result<&RealmEntry, ApiError> {
+        self.realms
+            .get(id)
+            .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no realm with ID '{id}' on worker '{}'", self.worker_id)))
+    }
+
+    /// Answers one worker API call (`proc` is the URI suffix).
+    pub fn handle(&mut self, ctl: &dyn RouterControl, now: SystemTime, proc: &str, args: &[Value], kwargs: &Dict) -> Result<Value, ApiError> {
+        self.sync(ctl, now);
+        let a = Args { procedure: proc, args, kwargs };
+        match proc {
+            "get_router_realms" => Ok(Value::List(self.realms.keys().map(|k| Value::Str(k.clone())).collect())),
+            "get_router_realm" => {
+                let id = a.str(0, "realm_id")?;
+                Ok(self.realm_json(id, self.entry(id)?))
+            }
+            "get_router_realm_by_name" => {
+                let name = a.str(0, "realm_name")?;
+                let (id, e) = self
+                    .realms
+                    .iter()
+                    .find(|(_, e)| e.name == name)
+                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no realm named '{name}' on worker '{}'", self.worker_id)))?;
+                Ok(self.realm_json(id, e))
+            }
+            "start_router_realm" => {
+                let id = a.str(0, "realm_id")?.to_owned();
+                let config = a.dict(1, "realm_config")?;
+                if self.realms.contains_key(&id) {
+                    return Err(ApiError::already_exists(format!("a realm with ID '{id}' is running on worker '{}'", self.worker_id)));
+                }
+                let cfg_json = to_json(&Value::Dict(config.clone()));
+                let cfg = junction_config::parse_realm(&cfg_json)
+                    .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
+                if !cfg.rlinks.is_empty() {
+                    return Err(ApiError::new(
+                        "crossbar.error.invalid_configuration",
+                        "start the realm's links with start_router_realm_link",
+                    ));
+                }
+                if self.realms.values().any(|e| e.name == cfg.name) {
+                    return Err(ApiError::already_exists(format!("realm '{}' is running on worker '{}'", cfg.name, self.worker_id)));
+                }
+                ctl.start_realm(&cfg).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
+                let entry = RealmEntry { name: cfg.name.clone(), config: cfg_json, created: now, links: BTreeMap::new() };
+                let v = self.realm_json(&id, &entry);
+                self.realms.insert(id, entry);
+                Ok(v)
+            }
+            "stop_router_realm" => {
+                let id = a.str(0, "realm_id")?.to_owned();
+                let name = self.entry(&id)?.name.clone();
+                let closed = ctl.stop_realm(&name).map_err(|e| ApiError::new("crossbar.error.cannot_stop", e))?;
+                let e = self.realms.remove(&id);
+                let mut v = e.map(|e| self.realm_json(&id, &e)).unwrap_or(Value::Null);
+                if let Value::Dict(d) = &mut v {
+                    d.insert("stopped".into(), Value::Str(iso(now)));
+                    d.insert("sessions_closed".into(), Value::UInt(closed as u64));
+                }
+                Ok(v)
+            }
+            "get_router_realm_links" => {
+                let id = a.str(0, "realm_id")?;
+                let e = self.entry(id)?;
+                let live = ctl.links(&e.name).map_err(|m| ApiError::new("crossbar.error.no_such_object", m))?;
+                Ok(Value::List(live.iter().filter_map(|l| l.get("id").map(from_json)).collect()))
+            }
+            "get_router_realm_link" => {
+                let (id, link) = (a.str(0, "realm_id")?, a.str(1, "link_id")?);
+                let e = self.entry(id)?;
+                let live = ctl.links(&e.name).map_err(|m| ApiError::new("crossbar.error.no_such_object", m))?;
+                let l = live
+                    .into_iter()
+                    .find(|l| l.get("id").and_then(Json::as_str) == Some(link))
+                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no link '{link}' on realm '{id}'")))?;
+                let mut l = l;
+                l["config"] = e.links.get(link).cloned().unwrap_or(Json::Null);
+                Ok(from_json(&l))
+            }
+            "start_router_realm_link" => {
+                let (id, link) = (a.str(0, "realm_id")?.to_owned(), a.str(1, "link_id")?.to_owned());
+                let config = a.dict(2, "link_config")?;
+                let name = self.entry(&id)?.name.clone();
+                let mut lj = to_json(&Value::Dict(config.clone()));
+                lj["id"] = Json::String(link.clone());
+                if lj.get("realm").is_none() {
+                    lj["realm"] = Json::String(name.clone());
+                }
+                // Checked as part of a realm (the role only satisfies the realm rules).
+                let wrapper = json!({"name": name, "roles": [{"name": "link-check", "permissions": []}], "rlinks": [lj]});
+                let cfg = junction_config::parse_realm(&wrapper)
+                    .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
+                let l = cfg.rlinks.into_iter().next().ok_or_else(|| ApiError::invalid_argument("no link configuration"))?;
+                ctl.start_link(&name, &l).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
+                if let Some(e) = self.realms.get_mut(&id) {
+                    e.links.insert(link.clone(), lj.clone());
+                }
+                Ok(from_json(&json!({"id": link, "realm": name, "config": lj, "started": iso(now)})))
+            }
+            "stop_router_realm_link" => {
+                let (id, link) = (a.str(0, "realm_id")?.to_owned(), a.str(1, "link_id")?.to_owned());
+                let name = self.entry(&id)?.name.clone();
+                ctl.stop_link(&name, &link).map_err(|e| ApiError::new("crossbar.error.no_such_object", e))?;
+                if let Some(e) = self.realms.get_mut(&id) {
+                    e.links.remove(&link);
+                }
+                Ok(from_json(&json!({"id": link, "realm": name, "stopped": iso(now)})))
+            }
+            "get_router_transports" => Ok(Value::List(ctl.transports().iter().map(from_json).collect())),
+            "get_router_transport" => {
+                let tid = a.str(0, "transport_id")?;
+                ctl.transports()
+                    .into_iter()
+                    .find(|t| t.get("id").and_then(Json::as_str) == Some(tid))
+                    .map(|t| from_json(&t))
+                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no transport with ID '{tid}'")))
+            }
+            _ => Err(ApiError::new("wamp.error.no_such_procedure", format!("no worker procedure '{proc}'"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// An in-memory stand-in for a router worker (the real one is driven end to end).
+    #[derive(Default)]
+    struct Fake {
+        realms: RefCell<Vec<String>>,
+        links: RefCell<Vec<(String, String)>>,
+    }
+
+    impl RouterControl for Fake {
+        fn realm_names(&self) -> Vec<String> {
+            self.realms.borrow().clone()
+        }
+        fn start_realm(&self, realm: &junction_config::RealmConfig) -> Result<(), String> {
+            self.realms.borrow_mut().push(realm.name.clone());
+            Ok(())
+        }
+        fn stop_realm(&self, name: &str) -> Result<usize, String> {
+            self.realms.borrow_mut().retain(|r| r != name);
+            Ok(3)
+        }
+        fn start_link(&self, realm: &str, link: &junction_config::RLinkConfig) -> Result<(), String> {
+            self.links.borrow_mut().push((realm.into(), link.id.clone()));
+            Ok(())
+        }
+        fn stop_link(&self, realm: &str, id: &str) -> Result<(), String> {
+            let before = self.links.borrow().len();
+            self.links.borrow_mut().retain(|(r, i)| !(r == realm && i == id));
+            if self.links.borrow().len() == before {
+                Err(format!("no link '{id}'"))
+            } else {
+                Ok(())
+            }
+        }
+        fn links(&self, realm: &str) -> Result<Vec<Json>, String> {
+            Ok(self.links.borrow().iter().filter(|(r, _)| r == realm).map(|(_, i)| json!({"id": i, "state": "connecting"})).collect())
+        }
+        fn transports(&self) -> Vec<Json> {
+            vec![json!({"id": "tnp1", "type": "rawsocket"})]
+        }
+    }
+
+    fn s(x: &str) -> Value {
+        Value::Str(x.into())
+    }
+
+    fn realm_cfg(name: &str) -> Value {
+        from_json(&json!({"name": name, "roles": [{"name": "app", "permissions": [{"uri": "", "match": "prefix",
+            "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}))
+    }
+
+    #[test]
+    fn realms_and_links_start_list_and_stop() {
+        let fake = Fake::default();
+        fake.realms.borrow_mut().push("config-realm".into());
+        let mut api = RouterWorkerApi::new("wg1_1");
+        let now = SystemTime::UNIX_EPOCH;
+        let call = |api: &mut RouterWorkerApi, p: &str, a: Vec<Value>| api.handle(&fake, now, p, &a, &Dict::new());
+        assert_eq!(call(&mut api, "get_router_realms", vec![]), Ok(Value::List(vec![s("config-realm")])));
+        let r = call(&mut api, "start_router_realm", vec![s("rlm_1"), realm_cfg("app-realm1")]).expect("start");
+        assert_eq!(r.as_dict().and_then(|d| d.get("id")), Some(&s("rlm_1")));
+        assert_eq!(fake.realm_names(), ["config-realm", "app-realm1"]);
+        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_1"), realm_cfg("other")]).unwrap_err().uri, "crossbar.error.already_exists");
+        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_2"), realm_cfg("app-realm1")]).unwrap_err().uri, "crossbar.error.already_exists");
+        let bad = from_json(&json!({"name": "x", "roles": [{"name": "r", "permissions": [{"uri": "", "match": "sideways"}]}]}));
+        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_3"), bad]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_3"), s("nope")]).unwrap_err().uri, "wamp.error.invalid_argument");
+        let by_name = call(&mut api, "get_router_realm_by_name", vec![s("app-realm1")]).expect("by name");
+        assert_eq!(by_name.as_dict().and_then(|d| d.get("id")), Some(&s("rlm_1")));
+
+        let link = from_json(&json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "10.0.0.2", "port": 10000}},
+            "forward_local_events": true, "forward_remote_events": false,
+            "forward_local_invocations": true, "forward_remote_invocations": false}));
+        call(&mut api, "start_router_realm_link", vec![s("rlm_1"), s("rlk_1"), link]).expect("link");
+        assert_eq!(call(&mut api, "get_router_realm_links", vec![s("rlm_1")]), Ok(Value::List(vec![s("rlk_1")])));
+        let bad_link = from_json(&json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "h", "port": 1}},
+            "forward_remote_events": true}));
+        assert_eq!(call(&mut api, "start_router_realm_link", vec![s("rlm_1"), s("rlk_2"), bad_link]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        call(&mut api, "stop_router_realm_link", vec![s("rlm_1"), s("rlk_1")]).expect("stop link");
+        assert_eq!(call(&mut api, "stop_router_realm_link", vec![s("rlm_1"), s("rlk_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
+
+        let stopped = call(&mut api, "stop_router_realm", vec![s("rlm_1")]).expect("stop");
+        assert_eq!(stopped.as_dict().and_then(|d| d.get("sessions_closed")), Some(&Value::UInt(3)));
+        assert_eq!(call(&mut api, "get_router_realm", vec![s("rlm_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        assert_eq!(fake.realm_names(), ["config-realm"]);
+        assert_eq!(call(&mut api, "get_router_transport", vec![s("tnp1")]).map(|_| ()), Ok(()));
+        assert_eq!(call(&mut api, "nope", vec![]).unwrap_err().uri, "wamp.error.no_such_procedure");
+        assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len());
+        assert_eq!(api.suffix("node1", "crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms"), Some("get_router_realms"));
+    }
+}
