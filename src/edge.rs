@@ -137,6 +137,10 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
     std::fs::create_dir_all(effective.parent().unwrap_or(&cbdir))?;
     let mut raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path)?)?;
     raw["controller"]["options"]["node_key"] = serde_json::Value::String(key_path.display().to_string());
+    if raw["controller"].get("fabric").is_none() {
+        // Marks the workers' configs as managed (transports may come later).
+        raw["controller"]["fabric"] = serde_json::json!({});
+    }
     std::fs::write(&effective, serde_json::to_vec_pretty(&raw)?)?;
 
     let pid_path = cbdir.join("node.pid");
@@ -155,11 +159,14 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         period: fabric.heartbeat_period,
         first_after: fabric.startup_delay,
     };
+    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel();
     let mut handler = NodeUplink {
         status: status.clone(),
         started: SystemTime::now(),
         cbdir: cbdir.display().to_string(),
         period: fabric.heartbeat_period,
+        control: ctl_tx,
+        controller: raw["controller"].clone(),
     };
     // Worker processes open their own uplinks (the worker API) to the same master.
     std::env::set_var(worker::FABRIC_URL_ENV, &url);
@@ -174,7 +181,7 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
             unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
         })
         .context("starting the uplink")?;
-    let r = supervisor::run(&cfg, &effective, &cbdir, log, signals, Some(status));
+    let r = supervisor::run(&cfg, &effective, &cbdir, log, signals, Some(status), Some(ctl_rx));
     let _ = std::fs::remove_file(&pid_path);
     r
 }
@@ -217,6 +224,23 @@ struct NodeUplink {
     started: SystemTime,
     cbdir: String,
     period: Duration,
+    /// Run-time worker start/stop.
+    control: std::sync::mpsc::Sender<supervisor::Control>,
+    /// The effective config's `controller` (with the node key and fabric),
+    /// copied into the config file of each worker started at run time.
+    controller: serde_json::Value,
+}
+
+/// How long `start_worker` waits for the new worker to become ready.
+const START_WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn worker_status_json(w: &supervisor::WorkerStatus) -> Value {
+    let iso = |t: SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    master_control::value::from_json(&serde_json::json!({
+        "id": w.id, "type": w.kind, "pid": w.pid, "status": w.status,
+        "created": iso(w.created), "started": w.started.map(iso),
+        "startup_time": w.startup_time.map(|d| d.as_secs_f64()),
+    }))
 }
 
 impl NodeUplink {
@@ -226,6 +250,7 @@ impl NodeUplink {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
+            .filter(|w| w.status != "stopped")
             .map(|w| WorkerView {
                 id: w.id.clone(),
                 kind: w.kind.to_owned(),
@@ -240,6 +265,61 @@ impl NodeUplink {
     }
 }
 
+impl NodeUplink {
+    /// `start_worker(worker_id, worker_type, worker_options=None)`.
+    fn start_worker(&self, args: &[Value], kwargs: &Dict) -> Result<Value, master_control::ApiError> {
+        use master_control::ApiError;
+        let a = master_control::value::Args { procedure: "start_worker", args, kwargs };
+        let id = a.str(0, "worker_id")?.to_owned();
+        let kind = a.str(1, "worker_type")?.to_owned();
+        let worker = node::worker_config(&id, &kind, a.opt_dict(2, "worker_options")?)?;
+        let kind: &'static str = if kind == "router" { "router" } else { "proxy" };
+        let cfg = serde_json::json!({"version": 2, "controller": self.controller, "workers": [worker]});
+        let text = serde_json::to_string_pretty(&cfg).unwrap_or_default();
+        junction_config::parse_str(&text, junction_config::Format::Json)
+            .and_then(|c| c.validate().map(|_| c))
+            .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
+        let dir = Path::new(&self.cbdir).join(".junction").join("workers");
+        let path = dir.join(format!("{id}.json"));
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(&path, text))
+            .map_err(|e| ApiError::new("crossbar.error.cannot_start", format!("writing {}: {e}", path.display())))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.control
+            .send(supervisor::Control::Start { id: id.clone(), kind, path, reply: tx })
+            .map_err(|_| ApiError::new("crossbar.error.cannot_start", "the node is shutting down"))?;
+        match rx.recv_timeout(START_WORKER_TIMEOUT) {
+            Ok(Ok(w)) => Ok(worker_status_json(&w)),
+            Ok(Err(e)) if e.contains("already running") => Err(ApiError::new("crossbar.error.worker_already_running", e)),
+            Ok(Err(e)) => Err(ApiError::new("crossbar.error.cannot_start", e)),
+            Err(_) => Err(ApiError::new("crossbar.error.cannot_start", format!("worker '{id}' not ready within {START_WORKER_TIMEOUT:?}"))),
+        }
+    }
+
+    /// `stop_worker(worker_id, kill=False)`.
+    fn stop_worker(&self, args: &[Value], kwargs: &Dict) -> Result<Value, master_control::ApiError> {
+        use master_control::ApiError;
+        let a = master_control::value::Args { procedure: "stop_worker", args, kwargs };
+        let id = a.str(0, "worker_id")?.to_owned();
+        let kill = a.flag(1, "kill")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.control
+            .send(supervisor::Control::Stop { id: id.clone(), reply: tx })
+            .map_err(|_| ApiError::new("crossbar.error.cannot_stop", "the node is shutting down"))?;
+        match rx.recv_timeout(supervisor::STOP_GRACE * 2) {
+            Ok(Ok(w)) => {
+                let _ = std::fs::remove_file(Path::new(&self.cbdir).join(".junction").join("workers").join(format!("{id}.json")));
+                Ok(master_control::value::from_json(&serde_json::json!({
+                    "id": id, "type": w.kind, "kill": kill, "who": null,
+                    "when": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+                })))
+            }
+            Ok(Err(e)) => Err(ApiError::new("crossbar.error.no_such_worker", e)),
+            Err(_) => Err(ApiError::new("crossbar.error.cannot_stop", format!("worker '{id}' did not stop in time"))),
+        }
+    }
+}
+
 impl UplinkHandler for NodeUplink {
     fn procedures(&self, id: &NodeIdentity) -> Vec<String> {
         node::NODE_PROCEDURES.iter().map(|p| node::procedure_uri(&id.authid, p)).collect()
@@ -248,7 +328,11 @@ impl UplinkHandler for NodeUplink {
     fn call(&mut self, id: &NodeIdentity, procedure: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, master_control::ApiError>, NodeAction) {
         let prefix = format!("crossbarfabriccenter.node.{}.", id.authid);
         let proc = procedure.strip_prefix(&prefix).unwrap_or(procedure);
-        node::handle(id, &self.view(), SystemTime::now(), proc, args, kwargs)
+        match proc {
+            "start_worker" => (self.start_worker(args, kwargs), NodeAction::None),
+            "stop_worker" => (self.stop_worker(args, kwargs), NodeAction::None),
+            _ => node::handle(id, &self.view(), SystemTime::now(), proc, args, kwargs),
+        }
     }
 
     fn periodic(&mut self, id: &NodeIdentity, seq: u64) -> Option<(String, Vec<Value>)> {

@@ -256,7 +256,7 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
     let path = config.context("a node with several workers needs --config")?;
     let path =
         std::path::absolute(&path).with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
-    supervisor::run(&cfg, &path, &dir, log, signals, None)
+    supervisor::run(&cfg, &path, &dir, log, signals, None, None)
 }
 
 /// `junction master start`.

@@ -85,12 +85,25 @@ fn update(table: &Option<StatusTable>, index: usize, f: impl FnOnce(&mut WorkerS
     }
 }
 
+/// Run-time requests to the supervisor (from a managed node's uplink).
+pub enum Control {
+    /// Start a worker from `config` (a node config holding just that
+    /// worker, already written to `path`); the reply comes once it is ready
+    /// (its status) or failed to start.
+    Start { id: String, kind: &'static str, path: PathBuf, reply: mpsc::Sender<Result<WorkerStatus, String>> },
+    /// Stop worker `id` (SIGTERM, then SIGKILL after [`STOP_GRACE`]); it is
+    /// not restarted.
+    Stop { id: String, reply: mpsc::Sender<Result<WorkerStatus, String>> },
+}
+
 /// What the helper threads report to the main loop.
 enum Event {
     /// A signal arrived.
     Signal(i32),
     /// Worker `index`, spawn number `generation`, printed its ready line.
     Ready { index: usize, generation: u64 },
+    /// A run-time request.
+    Control(Control),
 }
 
 /// Where a worker is in its life.
@@ -107,6 +120,13 @@ enum State {
 struct Slot {
     index: usize,
     kind: &'static str,
+    /// The config file the child reads, and the worker's index in it.
+    config: PathBuf,
+    config_index: usize,
+    /// Stopped at run time: never respawned.
+    removed: bool,
+    /// A run-time start waiting for this worker to become ready.
+    pending: Option<mpsc::Sender<Result<WorkerStatus, String>>>,
     /// Spawn counter, so that a late event of a previous process is ignored.
     generation: u64,
     child: Option<Child>,
@@ -136,7 +156,6 @@ impl Slot {
 /// The supervisor's fixed inputs.
 struct Spawner {
     exe: PathBuf,
-    config: PathBuf,
     log: String,
     pid: u32,
     events: mpsc::Sender<Event>,
@@ -150,9 +169,9 @@ impl Spawner {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("worker")
             .arg("--config")
-            .arg(&self.config)
+            .arg(&slot.config)
             .arg("--index")
-            .arg(slot.index.to_string())
+            .arg(slot.config_index.to_string())
             .arg("--log")
             .arg(&self.log)
             .env(SUPERVISOR_PID_ENV, self.pid.to_string())
@@ -238,6 +257,7 @@ pub fn run(
     log: &str,
     signals: SignalSet,
     status: Option<StatusTable>,
+    control: Option<mpsc::Receiver<Control>>,
 ) -> Result<()> {
     // Created once here, so the children only read it.
     let key = worker::load_node_key(cfg, config_dir)?;
@@ -253,10 +273,22 @@ pub fn run(
             }
         })
         .context("spawning the signal thread")?;
+    if let Some(control) = control {
+        let ctl_tx = tx.clone();
+        thread::Builder::new()
+            .name("supervisor-control".into())
+            .spawn(move || {
+                while let Ok(c) = control.recv() {
+                    if ctl_tx.send(Event::Control(c)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("spawning the control thread")?;
+    }
 
     let spawner = Spawner {
         exe: std::env::current_exe().context("the path of this executable")?,
-        config: config.to_path_buf(),
         log: log.to_owned(),
         pid: std::process::id(),
         events: tx,
@@ -287,6 +319,10 @@ pub fn run(
         .map(|(index, w)| Slot {
             index,
             kind: worker::kind_name(w),
+            config: config.to_path_buf(),
+            config_index: index,
+            removed: false,
+            pending: None,
             generation: 0,
             child: None,
             reader: None,
@@ -313,6 +349,7 @@ pub fn run(
                 return Ok(());
             }
             Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, false, &status),
+            Ok(Event::Control(c)) => refuse(c, "the node is still starting its workers"),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => bail!("internal: event channel closed"),
         }
@@ -355,6 +392,61 @@ pub fn run(
                 return Ok(());
             }
             Ok(Event::Ready { index, generation }) => mark_ready(&mut slots, index, generation, true, &status),
+            Ok(Event::Control(Control::Start { id, kind, path, reply })) => {
+                if slots.iter().any(|s| !s.removed && status_id(&status, s.index).as_deref() == Some(id.as_str())) {
+                    let _ = reply.send(Err(format!("a worker with ID '{id}' is already running")));
+                    continue;
+                }
+                let index = slots.len();
+                if let Some(t) = &status {
+                    t.lock().unwrap_or_else(|e| e.into_inner()).push(WorkerStatus {
+                        id: id.clone(),
+                        kind,
+                        pid: None,
+                        status: "starting",
+                        created: std::time::SystemTime::now(),
+                        started: None,
+                        startup_time: None,
+                        restarts: 0,
+                    });
+                }
+                slots.push(Slot {
+                    index,
+                    kind,
+                    config: path,
+                    config_index: 0,
+                    removed: false,
+                    pending: Some(reply),
+                    generation: 0,
+                    child: None,
+                    reader: None,
+                    error: Arc::new(Mutex::new(None)),
+                    state: State::Waiting { at: Instant::now() },
+                    backoff: BACKOFF_MIN,
+                });
+                if let Err(e) = spawner.spawn(&mut slots[index]) {
+                    fail_start(&mut slots[index], &status, format!("{e:#}"));
+                }
+            }
+            Ok(Event::Control(Control::Stop { id, reply })) => {
+                let found = slots.iter().position(|s| !s.removed && status_id(&status, s.index).as_deref() == Some(id.as_str()));
+                let Some(i) = found else {
+                    let _ = reply.send(Err(format!("no worker with ID '{id}'")));
+                    continue;
+                };
+                stop_all(&mut slots[i..=i]);
+                slots[i].removed = true;
+                if let Some(p) = slots[i].pending.take() {
+                    let _ = p.send(Err("stopped before it was ready".into()));
+                }
+                update(&status, i, |w| {
+                    w.pid = None;
+                    w.status = "stopped";
+                });
+                tracing::info!(worker = i, %id, "worker stopped at run time");
+                let st = status.as_ref().and_then(|t| t.lock().unwrap_or_else(|e| e.into_inner()).get(i).cloned());
+                let _ = reply.send(st.ok_or_else(|| "no status".to_owned()));
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => bail!("internal: event channel closed"),
         }
@@ -365,6 +457,15 @@ pub fn run(
                     Ok(Some(status)) => {
                         let pid = child.id();
                         slot.child = None;
+                        if slot.pending.is_some() {
+                            // Started at run time and died before it was ready: report, do not restart.
+                            let why = match child_error(slot) {
+                                Some(e) => format!("{e} ({})", describe(status)),
+                                None => describe(status),
+                            };
+                            fail_start(slot, &spawner.status, why);
+                            continue;
+                        }
                         update(&spawner.status, slot.index, |w| {
                             w.pid = None;
                             w.status = "restarting";
@@ -405,7 +506,7 @@ pub fn run(
                     Err(e) => tracing::error!(worker = slot.index, error = %e, "waiting for worker"),
                 }
             } else if let State::Waiting { at } = slot.state {
-                if now >= at {
+                if now >= at && !slot.removed {
                     if let Err(e) = spawner.spawn(slot) {
                         let delay = slot.backoff;
                         slot.backoff = (slot.backoff * 2).min(BACKOFF_MAX);
@@ -431,9 +532,40 @@ fn mark_ready(slots: &mut [Slot], index: usize, generation: u64, announce: bool,
         w.started = Some(std::time::SystemTime::now());
         w.startup_time = Some(since.elapsed());
     });
+    if let Some(p) = slot.pending.take() {
+        let st = status.as_ref().and_then(|t| t.lock().unwrap_or_else(|e| e.into_inner()).get(index).cloned());
+        let _ = p.send(st.ok_or_else(|| "no status".to_owned()));
+    }
     tracing::info!(worker = index, kind = slot.kind, "worker ready");
     if announce {
         say(&format!("junction: worker {index} ready"));
+    }
+}
+
+/// Answers a run-time request that cannot be served now.
+fn refuse(c: Control, why: &str) {
+    match c {
+        Control::Start { reply, .. } | Control::Stop { reply, .. } => {
+            let _ = reply.send(Err(why.to_owned()));
+        }
+    }
+}
+
+/// The id of worker `index` in the status table.
+fn status_id(status: &Option<StatusTable>, index: usize) -> Option<String> {
+    status.as_ref()?.lock().unwrap_or_else(|e| e.into_inner()).get(index).map(|w| w.id.clone())
+}
+
+/// A run-time start failed: tell the caller, drop the worker.
+fn fail_start(slot: &mut Slot, status: &Option<StatusTable>, why: String) {
+    slot.removed = true;
+    update(status, slot.index, |w| {
+        w.pid = None;
+        w.status = "stopped";
+    });
+    tracing::warn!(worker = slot.index, error = %why, "worker started at run time failed");
+    if let Some(p) = slot.pending.take() {
+        let _ = p.send(Err(why));
     }
 }
 

@@ -236,6 +236,21 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(w["app_left"], "wamp.close.system_shutdown");
     assert_eq!(w["app_after_stop"], "wamp.error.no_such_realm");
     assert_eq!(w["realms_final"], serde_json::json!(["realm1"]));
+    // Workers started and stopped at run time.
+    assert_eq!(w["new_worker"], serde_json::json!({"id": "wg1_1", "type": "router", "status": "started"}), "{w}");
+    assert_eq!(w["new_worker_has_pid"], true);
+    assert_eq!(w["workers_with_new"], serde_json::json!(["app1", "wg1_1"]));
+    assert_eq!(w["new_worker_realms"], serde_json::json!([]));
+    assert_eq!(w["new_worker_realms_after"], serde_json::json!(["rlm_wg"]));
+    let we = &w["worker_errors"];
+    assert_eq!(we["again"], "crossbar.error.worker_already_running", "{we}");
+    assert_eq!(we["bad_type"], "crossbar.error.invalid_configuration");
+    assert_eq!(we["bad_id"], "wamp.error.invalid_argument");
+    assert_eq!(we["bad_option"], "wamp.error.invalid_argument");
+    assert_eq!(we["stop_unknown"], "crossbar.error.no_such_worker");
+    assert_eq!(w["stopped_worker"], "wg1_1");
+    assert_eq!(w["workers_after_stop"], serde_json::json!(["app1"]));
+    assert_eq!(w["stopped_worker_api"], "wamp.error.no_such_procedure");
     assert_eq!(r["status"]["management_node_id"], "node1", "{r}");
     assert_eq!(r["status"]["management_realm"], "edge-mr");
     assert_eq!(r["status"]["pubkey"], serde_json::Value::String(node_key.clone()));

@@ -23,11 +23,13 @@ pub(crate) fn check(cfg: &NodeConfig, d: &mut Diags) {
         // A managed node (controller.fabric) may start empty: its master starts the workers.
         d.error("workers", "no workers: at least one router or proxy worker is required");
     }
+    // A managed node's master gives its workers transports at run time.
+    let managed = cfg.controller.fabric.is_some();
     for (i, w) in cfg.workers.iter().enumerate() {
         let wp = index("workers", i);
         match w {
-            WorkerConfig::Router(r) => check_router(r, &wp, d),
-            WorkerConfig::Proxy(p) => check_proxy(p, &wp, d),
+            WorkerConfig::Router(r) => check_router(r, &wp, managed, d),
+            WorkerConfig::Proxy(p) => check_proxy(p, &wp, managed, d),
             WorkerConfig::Unsupported { kind } => {
                 d.error(join(&wp, "type"), format!("worker type {kind} is not supported by this version of Junction"))
             }
@@ -110,7 +112,7 @@ fn check_shards(shards: Option<usize>, op: &str, d: &mut Diags) {
     }
 }
 
-fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
+fn check_router(r: &RouterWorkerConfig, path: &str, managed: bool, d: &mut Diags) {
     check_shards(r.options.shards, &join(path, "options"), d);
 
     let rp = join(path, "realms");
@@ -133,14 +135,18 @@ fn check_router(r: &RouterWorkerConfig, path: &str, d: &mut Diags) {
 
     let tp = join(path, "transports");
     if r.transports.is_empty() {
-        d.error(&tp, "no transports: a router without transports cannot be reached");
+        if managed {
+            d.warn(&tp, "no transports yet: the master must start one before clients can reach this router");
+        } else {
+            d.error(&tp, "no transports: a router without transports cannot be reached");
+        }
     }
     for (i, t) in r.transports.iter().enumerate() {
         check_transport(t, &index(&tp, i), Worker::Router(r), d);
     }
 }
 
-fn check_proxy(p: &ProxyWorkerConfig, path: &str, d: &mut Diags) {
+fn check_proxy(p: &ProxyWorkerConfig, path: &str, managed: bool, d: &mut Diags) {
     let op = join(path, "options");
     let o = &p.options;
     check_shards(o.shards, &op, d);
@@ -167,7 +173,11 @@ fn check_proxy(p: &ProxyWorkerConfig, path: &str, d: &mut Diags) {
 
     let tp = join(path, "transports");
     if p.transports.is_empty() {
-        d.error(&tp, "no transports: a proxy without transports cannot be reached");
+        if managed {
+            d.warn(&tp, "no transports yet: the master must start one before clients can reach this proxy");
+        } else {
+            d.error(&tp, "no transports: a proxy without transports cannot be reached");
+        }
     }
     for (i, t) in p.transports.iter().enumerate() {
         check_transport(t, &index(&tp, i), Worker::Proxy(p), d);

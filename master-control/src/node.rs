@@ -18,7 +18,61 @@ use crate::error::ApiError;
 use crate::value::{from_json, Args};
 
 /// Procedures of the node API (suffixes of `crossbarfabriccenter.node.<authid>.`).
-pub const NODE_PROCEDURES: [&str; 5] = ["get_status", "get_workers", "get_worker", "get_process_info", "shutdown"];
+pub const NODE_PROCEDURES: [&str; 7] =
+    ["get_status", "get_workers", "get_worker", "get_process_info", "shutdown", "start_worker", "stop_worker"];
+
+/// Checks a worker id (it names files and URI components): 1 to 64 of
+/// ASCII letters, digits, `_` and `-`.
+pub fn check_worker_id(id: &str) -> Result<(), ApiError> {
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_argument(format!("invalid worker id {id:?}: 1 to 64 of letters, digits, '_' and '-'")))
+    }
+}
+
+/// The worker configuration `start_worker(worker_id, worker_type,
+/// worker_options)` asks for: a router or proxy worker with no realms,
+/// transports, routes or connections (the master starts those next).
+/// Junction reads `shards` and `pin_cores` from `worker_options`, and a
+/// whole worker configuration from `worker_options.config` (Junction
+/// extension); Crossbar's process options (`env`, `title`, `extra`,
+/// `python`, `pythonpath`, `cpu_affinity`) are accepted and ignored.
+pub fn worker_config(worker_id: &str, worker_type: &str, options: Option<&Dict>) -> Result<serde_json::Value, ApiError> {
+    check_worker_id(worker_id)?;
+    let opts = options.map(|o| crate::value::to_json(&Value::Dict(o.clone()))).unwrap_or_else(|| json!({}));
+    let known = ["env", "title", "extra", "python", "pythonpath", "cpu_affinity", "shards", "pin_cores", "config"];
+    if let Some(k) = opts.as_object().and_then(|o| o.keys().find(|k| !known.contains(&k.as_str()))) {
+        return Err(ApiError::invalid_argument(format!("start_worker: unknown worker option '{k}'")));
+    }
+    let mut w = match opts.get("config") {
+        Some(serde_json::Value::Object(c)) => serde_json::Value::Object(c.clone()),
+        Some(_) => return Err(ApiError::invalid_argument("start_worker: worker_options.config must be a dict")),
+        None => match worker_type {
+            "router" => json!({"realms": [], "transports": []}),
+            "proxy" => json!({"transports": [], "routes": {}, "connections": {}}),
+            other => {
+                return Err(ApiError::new(
+                    "crossbar.error.invalid_configuration",
+                    format!("worker type '{other}' is not supported (router or proxy)"),
+                ))
+            }
+        },
+    };
+    if !matches!(worker_type, "router" | "proxy") {
+        return Err(ApiError::new("crossbar.error.invalid_configuration", format!("worker type '{worker_type}' is not supported (router or proxy)")));
+    }
+    w["type"] = json!(worker_type);
+    w["id"] = json!(worker_id);
+    let mut o = w.get("options").cloned().unwrap_or_else(|| json!({}));
+    for k in ["shards", "pin_cores"] {
+        if let Some(v) = opts.get(k) {
+            o[k] = v.clone();
+        }
+    }
+    w["options"] = o;
+    Ok(w)
+}
 
 /// The node's identity on its management realm (from WELCOME).
 #[derive(Debug, Clone, PartialEq)]
@@ -242,6 +296,22 @@ mod tests {
         let hb = heartbeat(&id(), &view(), 3, Duration::from_secs(10), now);
         assert_eq!(get(&hb, "seq"), &Value::UInt(3));
         assert_eq!(get(get(&hb, "workers"), "router"), &Value::UInt(1));
+    }
+
+    #[test]
+    fn start_worker_options_become_a_worker_config() {
+        let w = worker_config("wg1_1", "router", None).expect("router");
+        assert_eq!(w, json!({"type": "router", "id": "wg1_1", "options": {}, "realms": [], "transports": []}));
+        let mut o = Dict::new();
+        o.insert("shards".into(), Value::UInt(2));
+        o.insert("title".into(), Value::Str("ignored".into()));
+        assert_eq!(worker_config("p", "proxy", Some(&o)).expect("proxy")["options"], json!({"shards": 2}));
+        assert_eq!(worker_config("x", "container", None).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        assert_eq!(worker_config("../etc", "router", None).unwrap_err().uri, "wamp.error.invalid_argument");
+        assert_eq!(worker_config("", "router", None).unwrap_err().uri, "wamp.error.invalid_argument");
+        let mut bad = Dict::new();
+        bad.insert("sharts".into(), Value::UInt(2));
+        assert_eq!(worker_config("w", "router", Some(&bad)).unwrap_err().uri, "wamp.error.invalid_argument");
     }
 
     #[test]

@@ -265,6 +265,26 @@ async def worker_api(args, m, oid):
     again = await open_session(args.app_url, "tenant2", "json")
     out["app_after_stop"] = "joined" if again.joined.done() else again.left.result().reason
     out["realms_final"] = await call(m, "remote.router.get_router_realms", oid, w)
+
+    # Workers started and stopped at run time.
+    started = await call(m, "remote.node.start_worker", oid, "wg1_1", "router", {"title": "x", "shards": 1})
+    out["new_worker"] = {k: started.get(k) for k in ["id", "type", "status"]}
+    out["new_worker_has_pid"] = isinstance(started.get("pid"), int)
+    out["workers_with_new"] = await call(m, "remote.node.get_workers", oid)
+    out["new_worker_realms"] = await poll("new worker API", lambda: call(m, "remote.router.get_router_realms", oid, "wg1_1"), lambda r: True)
+    await call(m, "remote.router.start_router_realm", oid, "wg1_1", "rlm_wg", {"name": "wg-realm", "roles": [role]})
+    out["new_worker_realms_after"] = await call(m, "remote.router.get_router_realms", oid, "wg1_1")
+    out["worker_errors"] = {
+        "again": await expect_error(call(m, "remote.node.start_worker", oid, "wg1_1", "router"), "again"),
+        "bad_type": await expect_error(call(m, "remote.node.start_worker", oid, "c1", "container"), "type"),
+        "bad_id": await expect_error(call(m, "remote.node.start_worker", oid, "../x", "router"), "id"),
+        "bad_option": await expect_error(call(m, "remote.node.start_worker", oid, "w2", "router", {"sharts": 2}), "opt"),
+        "stop_unknown": await expect_error(call(m, "remote.node.stop_worker", oid, "nope"), "stop"),
+    }
+    stopped = await call(m, "remote.node.stop_worker", oid, "wg1_1")
+    out["stopped_worker"] = stopped["id"]
+    out["workers_after_stop"] = await call(m, "remote.node.get_workers", oid)
+    out["stopped_worker_api"] = await expect_error(call(m, "remote.router.get_router_realms", oid, "wg1_1"), "gone")
     return out
 
 
