@@ -11,7 +11,33 @@
 //!          PRIMARY KEY (kind, oid))          -- objects of a management realm
 //! ```
 //! `doc` is the object exactly as the API returns it (JSON); the other
-//! columns are the keys it is looked up by. Every API call that changes
+//! columns are the keys it is looked up by.
+//!
+//! ### Management-realm objects (`objects`)
+//! The `objects` table (no schema change: it was in version 1 from the
+//! start) holds the objects of the management-realm APIs, one row per
+//! object, `kind` naming its type:
+//!
+//! | kind | oid | doc |
+//! |---|---|---|
+//! | `routercluster` | cluster oid | router cluster |
+//! | `routercluster_node` | `<cluster oid>/<node oid>` | `{cluster_oid, node_oid, softlimit, hardlimit}` |
+//! | `workergroup` | worker group oid | router worker group |
+//! | `placement` | placement oid | a worker of a worker group on a node (internal, not exposed by the API) |
+//! | `webcluster` | cluster oid | web cluster |
+//! | `webcluster_node` | `<cluster oid>/<node oid>` | `{cluster_oid, node_oid, parallel, standby}` |
+//! | `webservice` | service oid | web service (its type-specific keys verbatim) |
+//! | `role` | role oid | application role |
+//! | `permission` | permission oid | permission of a role |
+//! | `arealm` | arealm oid | application realm |
+//! | `arealm_role` | `<arealm oid>/<role oid>` | `{arealm_oid, role_oid}` |
+//! | `principal` | principal oid | principal of an application realm |
+//! | `credential` | credential oid | credential of a principal (holds its secret) |
+//!
+//! Rows are listed in insertion order (updates keep a row's place).
+//! Every change a call makes to them is one transaction
+//! ([`Store::write_objects`]); deleting a management realm deletes its
+//! objects in the same transaction. Every API call that changes
 //! state is one transaction; the database runs in WAL mode with
 //! `synchronous=FULL`, so a change the caller saw acknowledged survives a
 //! `kill -9` or a power cut.
@@ -30,6 +56,15 @@ use serde_json::Value as Json;
 use crate::error::StoreError;
 
 const SCHEMA_VERSION: i64 = 1;
+
+/// One change to the `objects` table (see [`Store::write_objects`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObjectWrite {
+    /// Insert or replace the object of `kind` with `oid`.
+    Put { kind: String, oid: String, doc: Json },
+    /// Remove the object of `kind` with `oid`.
+    Delete { kind: String, oid: String },
+}
 
 /// See the module docs.
 pub struct Store {
@@ -153,6 +188,90 @@ impl Store {
         Ok(n == 1)
     }
 
+    // ---------------------------------------------------------------- objects
+
+    /// The object of `kind` with `oid` in management realm `mrealm_oid`
+    /// (`None` if there is none, or it belongs to another management realm).
+    pub fn object(&self, kind: &str, mrealm_oid: &str, oid: &str) -> Result<Option<Json>, StoreError> {
+        let s: Option<String> = self
+            .db
+            .query_row(
+                "SELECT doc FROM objects WHERE kind = ?1 AND oid = ?2 AND mrealm_oid = ?3",
+                [kind, oid, mrealm_oid],
+                |r| r.get(0),
+            )
+            .optional()?;
+        s.map(doc).transpose()
+    }
+
+    /// Every object of `kind` in management realm `mrealm_oid`, in
+    /// insertion order.
+    pub fn objects(&self, kind: &str, mrealm_oid: &str) -> Result<Vec<Json>, StoreError> {
+        let mut st = self.db.prepare("SELECT doc FROM objects WHERE kind = ?1 AND mrealm_oid = ?2 ORDER BY rowid")?;
+        let rows = st.query_map([kind, mrealm_oid], |r| r.get::<_, String>(0))?;
+        rows.map(|r| doc(r?)).collect()
+    }
+
+    /// Every object of management realm `mrealm_oid` as `(kind, oid, doc)`,
+    /// in insertion order (inspection and tests).
+    pub fn all_objects(&self, mrealm_oid: &str) -> Result<Vec<(String, String, Json)>, StoreError> {
+        let mut st = self.db.prepare("SELECT kind, oid, doc FROM objects WHERE mrealm_oid = ?1 ORDER BY rowid")?;
+        let rows = st.query_map([mrealm_oid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        rows.map(|r| {
+            let (k, o, d) = r?;
+            Ok((k, o, doc(d)?))
+        })
+        .collect()
+    }
+
+    /// Stores one object (see [`Store::write_objects`]).
+    pub fn put_object(&mut self, kind: &str, mrealm_oid: &str, oid: &str, d: &Json) -> Result<(), StoreError> {
+        self.write_objects(mrealm_oid, &[ObjectWrite::Put { kind: kind.to_owned(), oid: oid.to_owned(), doc: d.clone() }])
+    }
+
+    /// Deletes one object; `false` if there was none in `mrealm_oid`.
+    pub fn delete_object(&mut self, kind: &str, mrealm_oid: &str, oid: &str) -> Result<bool, StoreError> {
+        let n = self.db.execute(
+            "DELETE FROM objects WHERE kind = ?1 AND oid = ?2 AND mrealm_oid = ?3",
+            [kind, oid, mrealm_oid],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Applies `writes` to the objects of management realm `mrealm_oid`, in
+    /// order, in one transaction: all of them or (on any error) none. A put
+    /// of an existing object replaces its document and keeps its place in
+    /// listings; a put of an oid that belongs to another management realm
+    /// fails; deleting what is not there is not an error.
+    pub fn write_objects(&mut self, mrealm_oid: &str, writes: &[ObjectWrite]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.transaction()?;
+        for w in writes {
+            match w {
+                ObjectWrite::Put { kind, oid, doc } => {
+                    let n = tx.execute(
+                        "INSERT INTO objects (kind, oid, mrealm_oid, doc) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (kind, oid) DO UPDATE SET doc = excluded.doc
+                         WHERE objects.mrealm_oid = excluded.mrealm_oid",
+                        params![kind, oid, mrealm_oid, doc.to_string()],
+                    )?;
+                    if n != 1 {
+                        let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT);
+                        let why = format!("{kind} {oid} belongs to another management realm");
+                        return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, Some(why))));
+                    }
+                }
+                ObjectWrite::Delete { kind, oid } => {
+                    tx.execute("DELETE FROM objects WHERE kind = ?1 AND oid = ?2 AND mrealm_oid = ?3", [kind, oid, mrealm_oid])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     // ---------------------------------------------------------------- nodes
 
     /// The node with `oid`.
@@ -227,6 +346,38 @@ mod tests {
         assert!(s.delete_mrealm("o1").expect("delete"));
         assert!(s.mrealm("o1").expect("get").is_none());
         assert!(!s.delete_mrealm("o1").expect("delete again"));
+    }
+
+    #[test]
+    fn objects_are_scoped_to_their_mrealm_and_batches_are_all_or_nothing() {
+        let mut s = Store::in_memory().expect("store");
+        s.put_object("role", "m1", "r1", &json!({"oid": "r1", "name": "a"})).expect("put");
+        s.put_object("role", "m1", "r2", &json!({"oid": "r2", "name": "b"})).expect("put");
+        s.put_object("role", "m1", "r1", &json!({"oid": "r1", "name": "a2"})).expect("update");
+        let names: Vec<Json> = s.objects("role", "m1").expect("list").iter().map(|d| d["name"].clone()).collect();
+        assert_eq!(names, [json!("a2"), json!("b")], "an update keeps its place");
+        assert!(s.object("role", "m2", "r1").expect("get").is_none(), "another mrealm sees nothing");
+        assert!(s.objects("role", "m2").expect("list").is_empty());
+        // A put of an oid of another mrealm fails, and the whole batch with it.
+        let batch = [
+            ObjectWrite::Put { kind: "role".into(), oid: "r3".into(), doc: json!({"oid": "r3"}) },
+            ObjectWrite::Put { kind: "role".into(), oid: "r1".into(), doc: json!({"oid": "r1", "stolen": true}) },
+        ];
+        assert!(s.write_objects("m2", &batch).is_err());
+        assert!(s.object("role", "m2", "r3").expect("get").is_none(), "rolled back");
+        assert_eq!(s.object("role", "m1", "r1").expect("get").expect("kept")["name"], "a2");
+        let batch = [
+            ObjectWrite::Delete { kind: "role".into(), oid: "r2".into() },
+            ObjectWrite::Put { kind: "permission".into(), oid: "p1".into(), doc: json!({"oid": "p1"}) },
+        ];
+        s.write_objects("m1", &batch).expect("batch");
+        let all: Vec<(String, String)> = s.all_objects("m1").expect("all").into_iter().map(|(k, o, _)| (k, o)).collect();
+        assert_eq!(all, [("role".to_owned(), "r1".to_owned()), ("permission".to_owned(), "p1".to_owned())]);
+        assert!(!s.delete_object("role", "m2", "r1").expect("delete"), "not in m2");
+        assert!(s.delete_object("role", "m1", "r1").expect("delete"));
+        s.insert_mrealm("m1", "alpha", &json!({"oid": "m1"})).expect("mrealm");
+        s.delete_mrealm("m1").expect("delete mrealm");
+        assert!(s.all_objects("m1").expect("all").is_empty(), "deleting an mrealm deletes its objects");
     }
 
     #[test]
