@@ -191,3 +191,29 @@ fn invalid_realms_are_refused() {
     assert!(matches!(node.start_realm(r), Err(RealmError::Invalid(_))));
     assert_eq!(node.realm_names(), ["realm1"]);
 }
+
+#[test]
+fn roles_are_added_and_removed_at_run_time() {
+    let (node, port) = start_router(2);
+    let mut r = realm("tenant-r");
+    let open = r.roles.remove(0);
+    assert!(r.roles.is_empty());
+    node.start_realm(r).expect("a realm with no roles yet");
+    let refused = Client::join(port, "tenant-r").err().expect("no role to join under");
+    assert!(refused.starts_with("wamp.error."), "{refused}");
+    node.set_realm_role("tenant-r", open.clone()).expect("role added");
+    assert_eq!(node.realm_roles("tenant-r").expect("roles"), ["anonymous"]);
+    let mut c = Client::join(port, "tenant-r").expect("joins under the new role");
+    assert_eq!(c.session_count(), 1);
+    // Replacing keeps one role of that name.
+    node.set_realm_role("tenant-r", open).expect("replaced");
+    assert_eq!(node.realm_roles("tenant-r").expect("roles"), ["anonymous"]);
+    assert_eq!(node.remove_realm_role("tenant-r", "anonymous"), Ok(1));
+    match c.recv() {
+        Some(Message::Goodbye { reason, .. }) => assert_eq!(reason, "wamp.close.system_shutdown"),
+        other => panic!("expected GOODBYE, got {other:?}"),
+    }
+    assert!(Client::join(port, "tenant-r").is_err(), "the role is gone");
+    assert!(matches!(node.remove_realm_role("tenant-r", "anonymous"), Err(RealmError::NoSuchRole { .. })));
+    assert!(matches!(node.set_realm_role("nope", realm("x").roles.remove(0)), Err(RealmError::NoSuchRealm(_))));
+}

@@ -385,6 +385,43 @@ impl Realm {
         self.role_index.contains_key(role)
     }
 
+    /// Adds a role, or replaces the permissions of the role of that name
+    /// (at run time: sessions of the role are authorized by the new
+    /// permissions from their next action on; what they already hold —
+    /// subscriptions, registrations — stays).
+    pub fn set_role(&mut self, role: &Role) {
+        match self.role_index.get(&role.name) {
+            Some(&i) => self.roles[i] = RoleTable::new(role),
+            None => {
+                self.role_index.insert(role.name.clone(), self.roles.len());
+                self.roles.push(RoleTable::new(role));
+            }
+        }
+    }
+
+    /// Removes a role: no session may join under it any more, and the
+    /// sessions that have it are closed (GOODBYE `wamp.close.system_shutdown`).
+    /// Returns the number of sessions closed, `None` if there is no such role.
+    pub fn remove_role(&mut self, name: &str) -> Option<usize> {
+        let i = self.role_index.remove(name)?;
+        // The slot stays (sessions hold role indices) but allows nothing.
+        self.roles[i] = RoleTable::new(&Role { name: name.to_owned(), permissions: Vec::new() });
+        let victims: Vec<SessionId> =
+            self.sessions.iter().filter(|(_, s)| s.role == i && s.remote.is_none() && !s.closing).map(|(id, _)| *id).collect();
+        for &v in &victims {
+            self.goodbye_inner(v, uris::SYSTEM_SHUTDOWN, "the session's role was removed");
+        }
+        self.flush_deferred();
+        Some(victims.len())
+    }
+
+    /// The names of the realm's roles.
+    pub fn role_names(&self) -> Vec<String> {
+        let mut v: Vec<(&String, &usize)> = self.role_index.iter().collect();
+        v.sort_by_key(|(_, i)| **i);
+        v.into_iter().map(|(n, _)| n.clone()).collect()
+    }
+
     /// Number of sessions in the realm (including ones the router is saying
     /// GOODBYE to).
     pub fn session_count(&self) -> usize {

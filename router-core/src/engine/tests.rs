@@ -924,3 +924,38 @@ fn stats_count_messages() {
     assert_eq!(st.messages_out, 4);
     assert_eq!(st.events_delivered, 1);
 }
+
+#[test]
+fn roles_are_added_changed_and_removed_at_run_time() {
+    let mut h = Harness::with_roles(vec![open_role("anonymous")]);
+    assert!(!h.realm.has_role("app"));
+    // A role that may only subscribe under com.app.
+    let sub_only = Role {
+        name: "app".into(),
+        permissions: vec![perm("com.app.", MatchPolicy::Prefix, Allow { subscribe: true, ..Allow::default() }, Disclose::default())],
+    };
+    h.realm.set_role(&sub_only);
+    assert!(h.realm.has_role("app"));
+    assert_eq!(h.realm.role_names(), ["anonymous", "app"]);
+    let a = h.join(Serializer::Json, "app");
+    h.subscribe(a, 1, "com.app.x");
+    h.send(a, Message::Register { request: rid(2), options: Dict::new(), procedure: "com.app.p".into() });
+    assert!(matches!(h.one(a), Message::Error { error, .. } if error == "wamp.error.not_authorized"));
+    // Changed in place: the same session may now register.
+    let wider = Role { name: "app".into(), permissions: vec![perm("com.app.", MatchPolicy::Prefix, Allow::ALL, Disclose::default())] };
+    h.realm.set_role(&wider);
+    h.register(a, 3, "com.app.p");
+    assert_eq!(h.realm.role_names(), ["anonymous", "app"], "replaced, not added");
+    // Removed: its sessions are closed, other roles are untouched.
+    let other = h.join(Serializer::Json, "anonymous");
+    assert_eq!(h.realm.remove_role("app"), Some(1));
+    let out = h.drain();
+    assert!(
+        out.iter().any(|o| matches!(o, Out::Msg(s, Message::Goodbye { reason, .. }) if *s == a && reason == "wamp.close.system_shutdown")),
+        "{out:?}"
+    );
+    assert!(!out.iter().any(|o| matches!(o, Out::Msg(s, Message::Goodbye { .. }) if *s == other)));
+    assert!(!h.realm.has_role("app"));
+    assert_eq!(h.realm.remove_role("app"), None);
+    assert_eq!(h.realm.role_names(), ["anonymous"]);
+}

@@ -52,6 +52,8 @@ pub enum RealmError {
     NoSuchRealm(String),
     #[error("invalid realm: {0}")]
     Invalid(String),
+    #[error("realm '{realm}' has no role '{role}'")]
+    NoSuchRole { realm: String, role: String },
     #[error("the router worker is not running")]
     NotRunning,
 }
@@ -64,6 +66,9 @@ enum Control {
     Peers { realm: String, reply: flume::Sender<Result<Vec<super::rlink::PeerInfo>, RLinkError>> },
     StartRealm { setup: Arc<RealmSetup>, reply: flume::Sender<Result<(), RealmError>> },
     StopRealm { name: String, reply: flume::Sender<Result<usize, RealmError>> },
+    SetRole { realm: String, role: crate::engine::Role, reply: flume::Sender<Result<(), RealmError>> },
+    RemoveRole { realm: String, name: String, reply: flume::Sender<Result<usize, RealmError>> },
+    Roles { realm: String, reply: flume::Sender<Result<Vec<String>, RealmError>> },
 }
 
 /// How long a control request may wait for its shard.
@@ -236,6 +241,41 @@ impl RouterNode {
         self.realms.names()
     }
 
+    fn realm_control<T>(
+        &self,
+        realm: &str,
+        make: impl FnOnce(flume::Sender<Result<T, RealmError>>) -> Control,
+    ) -> Result<T, RealmError> {
+        let home = self.realms.home(realm).ok_or_else(|| RealmError::NoSuchRealm(realm.to_owned()))?;
+        let (tx, rx) = flume::bounded(1);
+        self.control.get(home).ok_or(RealmError::NotRunning)?.send(make(tx)).map_err(|_| RealmError::NotRunning)?;
+        rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| RealmError::NotRunning)?
+    }
+
+    /// Adds a role to a running realm, or replaces the permissions of the
+    /// role of that name (the management API's `start_router_realm_role`;
+    /// sessions of the role get the new permissions at once).
+    pub fn set_realm_role(&self, realm: &str, role: crate::engine::Role) -> Result<(), RealmError> {
+        if role.name.is_empty() {
+            return Err(RealmError::Invalid("a role needs a name".into()));
+        }
+        let r = realm.to_owned();
+        self.realm_control(realm, |reply| Control::SetRole { realm: r, role, reply })
+    }
+
+    /// Removes a role from a running realm; its sessions are closed.
+    /// Returns how many.
+    pub fn remove_realm_role(&self, realm: &str, name: &str) -> Result<usize, RealmError> {
+        let (r, n) = (realm.to_owned(), name.to_owned());
+        self.realm_control(realm, |reply| Control::RemoveRole { realm: r, name: n, reply })
+    }
+
+    /// The roles of a running realm.
+    pub fn realm_roles(&self, realm: &str) -> Result<Vec<String>, RealmError> {
+        let r = realm.to_owned();
+        self.realm_control(realm, |reply| Control::Roles { realm: r, reply })
+    }
+
     /// Starts a router-to-router link at run time (the management API's
     /// `start_router_realm_link`).
     pub fn start_rlink(&self, setup: RLinkSetup) -> Result<(), RLinkError> {
@@ -394,6 +434,35 @@ async fn run_shard(
                         if let Ok(n) = r {
                             tracing::info!(realm = %name, sessions = n, "realm stopped");
                         }
+                        let _ = reply.send(r);
+                    }
+                    Control::SetRole { realm, role, reply } => {
+                        let r = match shard.realm_host(&realm) {
+                            Some(host) => {
+                                host.set_role(&role);
+                                // HELLO checks roles in the realm table.
+                                shard.realm_table.update(&realm, |s| {
+                                    s.roles.retain(|x| x.name != role.name);
+                                    s.roles.push(role.clone());
+                                });
+                                Ok(())
+                            }
+                            None => Err(RealmError::NoSuchRealm(realm)),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Control::RemoveRole { realm, name, reply } => {
+                        let r = match shard.realm_host(&realm) {
+                            Some(host) => {
+                                shard.realm_table.update(&realm, |s| s.roles.retain(|x| x.name != name));
+                                host.remove_role(&name).ok_or(RealmError::NoSuchRole { realm: realm.clone(), role: name })
+                            }
+                            None => Err(RealmError::NoSuchRealm(realm)),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    Control::Roles { realm, reply } => {
+                        let r = shard.realm_host(&realm).map(|h| h.role_names()).ok_or(RealmError::NoSuchRealm(realm));
                         let _ = reply.send(r);
                     }
                     Control::StopLink { realm, id, reply } => {

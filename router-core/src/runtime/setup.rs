@@ -242,6 +242,17 @@ impl RealmTable {
         true
     }
 
+    /// Replaces the setup of realm `name` with `f` applied to a copy (e.g.
+    /// a role added); false if it is not served.
+    pub(crate) fn update(&self, name: &str, f: impl FnOnce(&mut RealmSetup)) -> bool {
+        let mut w = self.realms.write().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = w.iter_mut().find(|r| r.name == name) else { return false };
+        let mut copy = (**r).clone();
+        f(&mut copy);
+        *r = std::sync::Arc::new(copy);
+        true
+    }
+
     /// Removes a realm; false if it was not served.
     pub(crate) fn remove(&self, name: &str) -> bool {
         let mut w = self.realms.write().unwrap_or_else(|e| e.into_inner());

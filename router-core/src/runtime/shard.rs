@@ -402,6 +402,24 @@ impl RealmHost {
         RealmHost::new(realm, r.max_sessions, shared.stats.clone(), links)
     }
 
+    /// Adds or replaces a role (see `Realm::set_role`).
+    pub fn set_role(&self, role: &crate::engine::Role) {
+        self.realm.borrow_mut().set_role(role);
+        self.pump();
+    }
+
+    /// Removes a role and closes its sessions; `None` if there is no such role.
+    pub fn remove_role(&self, name: &str) -> Option<usize> {
+        let n = self.realm.borrow_mut().remove_role(name);
+        self.pump();
+        n
+    }
+
+    /// The realm's role names.
+    pub fn role_names(&self) -> Vec<String> {
+        self.realm.borrow().role_names()
+    }
+
     /// True once the realm was stopped.
     pub fn is_stopped(&self) -> bool {
         self.stopped.get()
