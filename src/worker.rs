@@ -255,6 +255,14 @@ impl master_control::worker::RouterControl for RouterControlImpl {
             .collect())
     }
 
+    fn set_role(&self, realm: &str, role: &junction_config::RoleConfig) -> Result<(), String> {
+        self.node.set_realm_role(realm, router_core::runtime::from_config::role_from_config(role)).map_err(|e| e.to_string())
+    }
+
+    fn remove_role(&self, realm: &str, role: &str) -> Result<usize, String> {
+        self.node.remove_realm_role(realm, role).map_err(|e| e.to_string())
+    }
+
     fn transports(&self) -> Vec<serde_json::Value> {
         self.node
             .endpoints

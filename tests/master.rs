@@ -236,6 +236,11 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(w["app_left"], "wamp.close.system_shutdown");
     assert_eq!(w["app_after_stop"], "wamp.error.no_such_realm");
     assert_eq!(w["realms_final"], serde_json::json!(["realm1"]));
+    assert!(w["role_join_before"].as_str().is_some_and(|r| r.starts_with("wamp.error.")), "{w}");
+    assert_eq!(w["roles_t3"], serde_json::json!(["rle_anon"]));
+    assert_eq!(w["role_join_after"], true, "{w}");
+    assert_eq!(w["role_sessions_closed"], 1);
+    assert_eq!(w["role_member_left"], "wamp.close.system_shutdown");
     // Workers started and stopped at run time.
     assert_eq!(w["new_worker"], serde_json::json!({"id": "wg1_1", "type": "router", "status": "started"}), "{w}");
     assert_eq!(w["new_worker_has_pid"], true);

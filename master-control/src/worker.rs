@@ -34,10 +34,18 @@ pub trait RouterControl {
     fn links(&self, realm: &str) -> Result<Vec<Json>, String>;
     /// The worker's transports as `{id, type, endpoint}`.
     fn transports(&self) -> Vec<Json>;
+    /// Adds (or replaces) a role of a running realm.
+    fn set_role(&self, realm: &str, role: &junction_config::RoleConfig) -> Result<(), String>;
+    /// Removes a role; the number of its sessions closed.
+    fn remove_role(&self, realm: &str, role: &str) -> Result<usize, String>;
 }
 
 /// Procedures of the router worker API (suffixes).
-pub const ROUTER_PROCEDURES: [&str; 11] = [
+pub const ROUTER_PROCEDURES: [&str; 15] = [
+    "get_router_realm_roles",
+    "get_router_realm_role",
+    "start_router_realm_role",
+    "stop_router_realm_role",
     "get_router_realms",
     "get_router_realm",
     "get_router_realm_by_name",
@@ -56,6 +64,8 @@ struct RealmEntry {
     config: Json,
     created: SystemTime,
     links: BTreeMap<String, Json>,
+    /// Role id → (role name, configuration) for roles started through the API.
+    roles: BTreeMap<String, (String, Json)>,
 }
 
 /// See the module docs.
@@ -96,7 +106,7 @@ impl RouterWorkerApi {
         self.realms.retain(|_, e| names.contains(&e.name));
         for n in names {
             if !self.realms.values().any(|e| e.name == n) {
-                self.realms.insert(n.clone(), RealmEntry { name: n.clone(), config: json!({"name": n}), created: now, links: BTreeMap::new() });
+                self.realms.insert(n.clone(), RealmEntry { name: n.clone(), config: json!({"name": n}), created: now, links: BTreeMap::new(), roles: BTreeMap::new() });
             }
         }
     }
@@ -144,8 +154,18 @@ impl RouterWorkerApi {
                     return Err(ApiError::already_exists(format!("a realm with ID '{id}' is running on worker '{}'", self.worker_id)));
                 }
                 let cfg_json = to_json(&Value::Dict(config.clone()));
-                let cfg = junction_config::parse_realm(&cfg_json)
+                // A realm may start with no roles (Crossbar's master adds them with
+                // start_router_realm_role); the check needs one, so lend it one.
+                let no_roles = cfg_json.get("roles").is_none_or(|r| r.as_array().is_some_and(Vec::is_empty));
+                let mut checked = cfg_json.clone();
+                if no_roles {
+                    checked["roles"] = json!([{"name": "realm-check", "permissions": []}]);
+                }
+                let mut cfg = junction_config::parse_realm(&checked)
                     .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
+                if no_roles {
+                    cfg.roles.clear();
+                }
                 if !cfg.rlinks.is_empty() {
                     return Err(ApiError::new(
                         "crossbar.error.invalid_configuration",
@@ -156,7 +176,7 @@ impl RouterWorkerApi {
                     return Err(ApiError::already_exists(format!("realm '{}' is running on worker '{}'", cfg.name, self.worker_id)));
                 }
                 ctl.start_realm(&cfg).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
-                let entry = RealmEntry { name: cfg.name.clone(), config: cfg_json, created: now, links: BTreeMap::new() };
+                let entry = RealmEntry { name: cfg.name.clone(), config: cfg_json, created: now, links: BTreeMap::new(), roles: BTreeMap::new() };
                 let v = self.realm_json(&id, &entry);
                 self.realms.insert(id, entry);
                 Ok(v)
@@ -220,6 +240,68 @@ impl RouterWorkerApi {
                 }
                 Ok(from_json(&json!({"id": link, "realm": name, "stopped": iso(now)})))
             }
+            "get_router_realm_roles" => {
+                let id = a.str(0, "realm_id")?;
+                let e = self.entry(id)?;
+                let mut ids: Vec<Value> = e.roles.keys().map(|k| Value::Str(k.clone())).collect();
+                // Roles from the realm's own configuration, by name.
+                if let Some(Json::Array(rs)) = e.config.get("roles") {
+                    for r in rs {
+                        if let Some(n) = r.get("name").and_then(Json::as_str) {
+                            if !e.roles.values().any(|(name, _)| name == n) {
+                                ids.push(Value::Str(n.to_owned()));
+                            }
+                        }
+                    }
+                }
+                Ok(Value::List(ids))
+            }
+            "get_router_realm_role" => {
+                let (id, rid) = (a.str(0, "realm_id")?, a.str(1, "role_id")?);
+                let e = self.entry(id)?;
+                let config = match e.roles.get(rid) {
+                    Some((_, c)) => c.clone(),
+                    None => e
+                        .config
+                        .get("roles")
+                        .and_then(Json::as_array)
+                        .and_then(|rs| rs.iter().find(|r| r.get("name").and_then(Json::as_str) == Some(rid)).cloned())
+                        .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no role '{rid}' on realm '{id}'")))?,
+                };
+                Ok(from_json(&json!({"id": rid, "config": config})))
+            }
+            "start_router_realm_role" => {
+                let (id, rid) = (a.str(0, "realm_id")?.to_owned(), a.str(1, "role_id")?.to_owned());
+                let config = a.dict(2, "role_config")?;
+                let name = self.entry(&id)?.name.clone();
+                if self.entry(&id)?.roles.contains_key(&rid) {
+                    return Err(ApiError::already_exists(format!("role '{rid}' is running on realm '{id}'")));
+                }
+                let rj = to_json(&Value::Dict(config.clone()));
+                let cfg = junction_config::parse_realm(&json!({"name": name, "roles": [rj]}))
+                    .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
+                let role = cfg.roles.into_iter().next().ok_or_else(|| ApiError::invalid_argument("no role configuration"))?;
+                ctl.set_role(&name, &role).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
+                if let Some(e) = self.realms.get_mut(&id) {
+                    e.roles.insert(rid.clone(), (role.name.clone(), rj.clone()));
+                }
+                Ok(from_json(&json!({"id": rid, "config": rj, "started": iso(now)})))
+            }
+            "stop_router_realm_role" => {
+                let (id, rid) = (a.str(0, "realm_id")?.to_owned(), a.str(1, "role_id")?.to_owned());
+                let e = self.entry(&id)?;
+                let name = e.name.clone();
+                let (role_name, _) = e
+                    .roles
+                    .get(&rid)
+                    .cloned()
+                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no role '{rid}' on realm '{id}'")))?;
+                let closed = ctl.remove_role(&name, &role_name).map_err(|e| ApiError::new("crossbar.error.no_such_object", e))?;
+                if let Some(e) = self.realms.get_mut(&id) {
+                    e.roles.remove(&rid);
+                }
+                Ok(from_json(&json!({"id": rid, "stopped": iso(now), "sessions_closed": closed})))
+            }
             "get_router_transports" => Ok(Value::List(ctl.transports().iter().map(from_json).collect())),
             "get_router_transport" => {
                 let tid = a.str(0, "transport_id")?;
@@ -244,6 +326,7 @@ mod tests {
     struct Fake {
         realms: RefCell<Vec<String>>,
         links: RefCell<Vec<(String, String)>>,
+        roles: RefCell<Vec<(String, String)>>,
     }
 
     impl RouterControl for Fake {
@@ -276,6 +359,14 @@ mod tests {
         }
         fn transports(&self) -> Vec<Json> {
             vec![json!({"id": "tnp1", "type": "rawsocket"})]
+        }
+        fn set_role(&self, realm: &str, role: &junction_config::RoleConfig) -> Result<(), String> {
+            self.roles.borrow_mut().push((realm.into(), role.name.clone()));
+            Ok(())
+        }
+        fn remove_role(&self, realm: &str, role: &str) -> Result<usize, String> {
+            self.roles.borrow_mut().retain(|(r, n)| !(r == realm && n == role));
+            Ok(2)
         }
     }
 
@@ -318,10 +409,28 @@ mod tests {
         call(&mut api, "stop_router_realm_link", vec![s("rlm_1"), s("rlk_1")]).expect("stop link");
         assert_eq!(call(&mut api, "stop_router_realm_link", vec![s("rlm_1"), s("rlk_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
 
+        // Roles at run time, under Crossbar's role ids.
+        let role = from_json(&json!({"name": "app-role", "permissions": [{"uri": "com.example.", "match": "prefix",
+            "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}));
+        call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_1"), role.clone()]).expect("role");
+        assert_eq!(fake.roles.borrow().as_slice(), [("app-realm1".to_owned(), "app-role".to_owned())]);
+        assert_eq!(call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_1"), role]).unwrap_err().uri, "crossbar.error.already_exists");
+        let roles = call(&mut api, "get_router_realm_roles", vec![s("rlm_1")]).expect("roles");
+        assert_eq!(roles, Value::List(vec![s("rle_1"), s("app")]));
+        assert!(call(&mut api, "get_router_realm_role", vec![s("rlm_1"), s("rle_1")]).is_ok());
+        let bad_role = from_json(&json!({"name": "x", "permissions": [{"uri": "a b", "match": "exact"}]}));
+        assert_eq!(call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_2"), bad_role]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        let st = call(&mut api, "stop_router_realm_role", vec![s("rlm_1"), s("rle_1")]).expect("stop role");
+        assert_eq!(st.as_dict().and_then(|d| d.get("sessions_closed")), Some(&Value::UInt(2)));
+        assert!(fake.roles.borrow().is_empty());
+        assert_eq!(call(&mut api, "stop_router_realm_role", vec![s("rlm_1"), s("rle_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        // A realm may start with no roles at all.
+        call(&mut api, "start_router_realm", vec![s("rlm_9"), from_json(&json!({"name": "bare"}))]).expect("bare realm");
+
         let stopped = call(&mut api, "stop_router_realm", vec![s("rlm_1")]).expect("stop");
         assert_eq!(stopped.as_dict().and_then(|d| d.get("sessions_closed")), Some(&Value::UInt(3)));
         assert_eq!(call(&mut api, "get_router_realm", vec![s("rlm_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
-        assert_eq!(fake.realm_names(), ["config-realm"]);
+        assert_eq!(fake.realm_names(), ["config-realm", "bare"]);
         assert_eq!(call(&mut api, "get_router_transport", vec![s("tnp1")]).map(|_| ()), Ok(()));
         assert_eq!(call(&mut api, "nope", vec![]).unwrap_err().uri, "wamp.error.no_such_procedure");
         assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len());

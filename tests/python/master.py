@@ -266,6 +266,20 @@ async def worker_api(args, m, oid):
     out["app_after_stop"] = "joined" if again.joined.done() else again.left.result().reason
     out["realms_final"] = await call(m, "remote.router.get_router_realms", oid, w)
 
+    # Roles at run time (the reference's way: a realm first, then its roles).
+    await call(m, "remote.router.start_router_realm", oid, w, "rlm_t3", {"name": "tenant3"})
+    before = await open_session(args.app_url, "tenant3", "json")
+    out["role_join_before"] = "joined" if before.joined.done() else before.left.result().reason
+    await call(m, "remote.router.start_router_realm_role", oid, w, "rlm_t3", "rle_anon", role)
+    out["roles_t3"] = await call(m, "remote.router.get_router_realm_roles", oid, w, "rlm_t3")
+    member = await open_session(args.app_url, "tenant3", "json")
+    out["role_join_after"] = member.joined.done()
+    removed = await call(m, "remote.router.stop_router_realm_role", oid, w, "rlm_t3", "rle_anon")
+    out["role_sessions_closed"] = removed["sessions_closed"]
+    await asyncio.wait_for(member.left, STEP_TIMEOUT)
+    out["role_member_left"] = member.left.result().reason
+    await call(m, "remote.router.stop_router_realm", oid, w, "rlm_t3")
+
     # Workers started and stopped at run time.
     started = await call(m, "remote.node.start_worker", oid, "wg1_1", "router", {"title": "x", "shards": 1})
     out["new_worker"] = {k: started.get(k) for k in ["id", "type", "status"]}

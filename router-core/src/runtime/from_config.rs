@@ -71,29 +71,30 @@ pub fn realm_setup(r: &RealmConfig, worker_name: &str, base_dir: &Path) -> Resul
                 })
                 .collect(),
         },
-        roles: r
-            .roles
+        roles: r.roles.iter().map(role_from_config).collect(),
+    })
+}
+
+/// The engine's form of a configured role.
+pub fn role_from_config(role: &junction_config::RoleConfig) -> Role {
+    Role {
+        name: role.name.clone(),
+        permissions: role
+            .permissions
             .iter()
-            .map(|role| Role {
-                name: role.name.clone(),
-                permissions: role
-                    .permissions
-                    .iter()
-                    .map(|p| Permission {
-                        uri: p.uri.clone(),
-                        match_policy: match_policy(p.match_policy),
-                        allow: Allow {
-                            call: p.allow.call,
-                            register: p.allow.register,
-                            publish: p.allow.publish,
-                            subscribe: p.allow.subscribe,
-                        },
-                        disclose: Disclose { caller: p.disclose.caller, publisher: p.disclose.publisher },
-                    })
-                    .collect(),
+            .map(|p| Permission {
+                uri: p.uri.clone(),
+                match_policy: match_policy(p.match_policy),
+                allow: Allow {
+                    call: p.allow.call,
+                    register: p.allow.register,
+                    publish: p.allow.publish,
+                    subscribe: p.allow.subscribe,
+                },
+                disclose: Disclose { caller: p.disclose.caller, publisher: p.disclose.publisher },
             })
             .collect(),
-    })
+    }
 }
 
 /// Builds the setup of one router worker; relative paths (static web
