@@ -265,12 +265,52 @@ impl master_control::worker::RouterControl for RouterControlImpl {
 
     fn transports(&self) -> Vec<serde_json::Value> {
         self.node
-            .endpoints
+            .transports()
             .iter()
-            .enumerate()
-            .map(|(i, ep)| serde_json::json!({"id": format!("transport{i}"), "endpoint": ep.to_string()}))
+            .filter(|t| !t.stopped.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|t| transport_info(&t.setup))
             .collect()
     }
+
+    fn start_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<serde_json::Value, String> {
+        let mut t = transport.clone();
+        t.id = Some(id.to_owned());
+        let keys = router_core::runtime::from_config::transport_proxy_keys(&t).map_err(|e| e.to_string())?;
+        let index = self.node.transports().len();
+        let setup = router_core::runtime::from_config::transport_setup(index, &t, rand_secret(), &self.base_dir)
+            .map_err(|e| e.to_string())?;
+        let (_, endpoint) = self.node.start_transport(setup, keys).map_err(|e| e.to_string())?;
+        let mut info = serde_json::json!({"id": id, "endpoint": endpoint.to_string()});
+        if let EndpointSetup::Tcp { addr, .. } = endpoint {
+            info["port"] = serde_json::json!(addr.port());
+        }
+        Ok(info)
+    }
+
+    fn stop_transport(&self, id: &str) -> Result<(), String> {
+        self.node.stop_transport(id).map_err(|e| e.to_string())
+    }
+}
+
+/// `{id, type, endpoint, port?}` of a transport.
+fn transport_info(t: &router_core::runtime::setup::TransportSetup) -> serde_json::Value {
+    let kind = match &t.framing {
+        router_core::runtime::setup::FramingSetup::RawSocket(_) => "rawsocket",
+        _ => "web",
+    };
+    let mut info = serde_json::json!({"id": t.id, "type": kind, "endpoint": t.endpoint.to_string()});
+    if let EndpointSetup::Tcp { addr, .. } = &t.endpoint {
+        info["port"] = serde_json::json!(addr.port());
+    }
+    info
+}
+
+/// A fresh key for the mock challenges of a run-time transport.
+fn rand_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    let seed = cluster_membership::NodeKey::generate().seed();
+    s.copy_from_slice(&seed);
+    s
 }
 
 struct WorkerUplink {

@@ -247,6 +247,12 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(w["workers_with_new"], serde_json::json!(["app1", "wg1_1"]));
     assert_eq!(w["new_worker_realms"], serde_json::json!([]));
     assert_eq!(w["new_worker_realms_after"], serde_json::json!(["rlm_wg"]));
+    assert_eq!(w["transport_port_in_range"], true, "{w}");
+    assert_eq!(w["wg_client_joined"], true, "a client joins over the transport the master started: {w}");
+    assert_eq!(w["transport_errors"]["again"], "crossbar.error.already_exists");
+    assert_eq!(w["transport_errors"]["bad"], "crossbar.error.invalid_configuration");
+    assert_eq!(w["transport_ids"], serde_json::json!(["tnp_wg1_1"]));
+    assert_eq!(w["transport_ids_after_stop"], serde_json::json!([]));
     let we = &w["worker_errors"];
     assert_eq!(we["again"], "crossbar.error.worker_already_running", "{we}");
     assert_eq!(we["bad_type"], "crossbar.error.invalid_configuration");

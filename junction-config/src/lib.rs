@@ -157,6 +157,43 @@ pub fn parse_realm(value: &serde_json::Value) -> Result<RealmConfig, ConfigError
     }
 }
 
+/// Parses and validates one router transport given on its own (Crossbar's
+/// transport object, as `start_router_transport` passes it), checked as a
+/// transport of a router worker; locations are relative to it
+/// (`transport.endpoint`).
+pub fn parse_router_transport(value: &serde_json::Value) -> Result<TransportConfig, ConfigErrors> {
+    if !value.is_object() {
+        return Err(ConfigErrors::single("transport", "a transport must be an object"));
+    }
+    let wrapped = serde_json::json!({
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{"name": "transport-check", "roles": [{"name": "r", "permissions": []}]}],
+            "transports": [value]
+        }]
+    });
+    const PREFIX: &str = "workers[0].transports[0]";
+    let relocate = |mut e: ConfigError| {
+        e.location = match e.location.strip_prefix(PREFIX) {
+            Some(rest) => format!("transport{rest}"),
+            None => e.location,
+        };
+        e.line = None;
+        e
+    };
+    match parse_str(&wrapped.to_string(), Format::Json) {
+        Ok(cfg) => cfg
+            .router()
+            .and_then(|r| r.transports.first().cloned())
+            .ok_or_else(|| ConfigErrors::single("transport", "the transport could not be read")),
+        Err(e) => Err(ConfigErrors {
+            errors: e.errors.into_iter().map(relocate).collect(),
+            warnings: e.warnings.into_iter().map(relocate).collect(),
+        }),
+    }
+}
+
 /// Reads, parses and validates a config file. The format follows the
 /// extension (`.json`, `.yaml`, `.yml`); otherwise JSON is tried, then YAML.
 pub fn load(path: &Path) -> Result<NodeConfig, ConfigErrors> {

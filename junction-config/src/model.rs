@@ -1254,8 +1254,12 @@ pub enum Endpoint {
     Tcp {
         /// Address to bind (default `0.0.0.0`, or `::` with `version: 6`).
         interface: IpAddr,
-        /// Port, 1..=65535 (required).
+        /// Port, 1..=65535 (required, unless `portrange` is given: then the
+        /// range's first port).
         port: u16,
+        /// `portrange: [low, high]` (Crossbar's key): listen on the first
+        /// free port of the range.
+        portrange: Option<(u16, u16)>,
         /// Listen backlog (default 1024).
         backlog: u32,
         /// `shared` (Crossbar's key, default `false`): bind with

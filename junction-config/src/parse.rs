@@ -1016,6 +1016,7 @@ fn parse_transport(v: &Value, path: &str, d: &mut Diags) -> TransportConfig {
         endpoint: Endpoint::Tcp {
             interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 0,
+            portrange: None,
             backlog: DEFAULT_BACKLOG,
             shared: false,
             tls: None,
@@ -2012,7 +2013,24 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
     let kind = req_str(m, "type", path, d)?;
     match kind.as_str() {
         "tcp" => {
-            check_keys(m, path, &["type", "port", "interface", "backlog", "shared", "version", "tls"], &[], d);
+            check_keys(m, path, &["type", "port", "portrange", "interface", "backlog", "shared", "version", "tls"], &[], d);
+            let portrange = match m.get("portrange") {
+                None => None,
+                Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_u64(), a[1].as_u64()) {
+                    (Some(lo), Some(hi)) if 1 <= lo && lo <= hi && hi <= u16::MAX as u64 => Some((lo as u16, hi as u16)),
+                    _ => {
+                        d.error(join(path, "portrange"), "portrange must be [low, high] with 1 <= low <= high <= 65535");
+                        None
+                    }
+                },
+                Some(_) => {
+                    d.error(join(path, "portrange"), "portrange must be a list [low, high]");
+                    None
+                }
+            };
+            if portrange.is_some() && m.contains_key("port") {
+                d.error(join(path, "portrange"), "give either 'port' or 'portrange', not both");
+            }
             let tls = m.get("tls").and_then(|t| parse_tls(t, &join(path, "tls"), d));
             let mut v6 = false;
             if let Some(ver) = opt_uint(m, "version", path, u64::MAX, d) {
@@ -2039,6 +2057,7 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
                 }
             }
             let port = match m.get("port") {
+                None if portrange.is_some() => portrange.map_or(0, |(lo, _)| lo),
                 None => {
                     d.error(join(path, "port"), "missing required key 'port'");
                     0
@@ -2068,7 +2087,7 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
             };
             let backlog = opt_uint(m, "backlog", path, u32::MAX as u64, d).map(|n| n as u32).unwrap_or(DEFAULT_BACKLOG);
             let shared = opt_bool(m, "shared", path, d).unwrap_or(false);
-            Some(Endpoint::Tcp { interface, port, backlog, shared, tls })
+            Some(Endpoint::Tcp { interface, port, portrange, backlog, shared, tls })
         }
         "unix" => {
             check_keys(m, path, &["type", "path", "backlog"], &[], d);

@@ -78,6 +78,7 @@ fn base_is_valid() {
         Endpoint::Tcp {
             interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 8080,
+            portrange: None,
             backlog: 1024,
             shared: false,
             tls: None
@@ -269,6 +270,7 @@ fn expected_full() -> NodeConfig {
                     endpoint: Endpoint::Tcp {
                         interface: IpAddr::V4(Ipv4Addr::LOCALHOST),
                         port: 9000,
+                        portrange: None,
                         backlog: 512,
                         shared: false,
                         tls: None,
@@ -304,6 +306,7 @@ fn expected_full() -> NodeConfig {
                     endpoint: Endpoint::Tcp {
                         interface: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                         port: 8080,
+                        portrange: None,
                         backlog: 1024,
                         shared: true,
                         tls: None,
@@ -1994,4 +1997,24 @@ fn a_managed_node_config_reads_controller_fabric_and_may_have_no_workers() {
     assert!(bad.errors.iter().any(|e| e.location == "controller.fabric.heartbeat.heartbeat_period"), "{bad}");
     // Without fabric an empty node is still an error.
     assert!(crate::parse_str(r#"{"version": 2, "workers": []}"#, crate::Format::Json).is_err());
+}
+
+#[test]
+fn tcp_endpoints_take_a_portrange_instead_of_a_port() {
+    let t = crate::parse_router_transport(&serde_json::json!({
+        "type": "rawsocket", "endpoint": {"type": "tcp", "portrange": [10000, 10100]}, "serializers": ["cbor"]
+    }))
+    .expect("portrange");
+    assert!(matches!(t.endpoint, Endpoint::Tcp { port: 10000, portrange: Some((10000, 10100)), .. }), "{:?}", t.endpoint);
+    for bad in [
+        serde_json::json!({"type": "tcp", "portrange": [10100, 10000]}),
+        serde_json::json!({"type": "tcp", "portrange": [0, 10]}),
+        serde_json::json!({"type": "tcp", "portrange": "10000-10100"}),
+        serde_json::json!({"type": "tcp", "port": 8080, "portrange": [1, 2]}),
+    ] {
+        let e = crate::parse_router_transport(&serde_json::json!({"type": "rawsocket", "endpoint": bad}))
+            .expect_err("bad portrange");
+        assert!(e.errors.iter().any(|x| x.location == "transport.endpoint.portrange"), "{e}");
+    }
+    assert!(crate::parse_router_transport(&serde_json::json!({"type": "rawsocket", "endpoint": {"type": "tcp"}})).is_err());
 }

@@ -561,9 +561,9 @@ pub(crate) fn check_uri(uri: &str, policy: MatchPolicy) -> Result<(), String> {
 
 fn check_transport(t: &TransportConfig, path: &str, r: Worker<'_>, d: &mut Diags) {
     match &t.endpoint {
-        Endpoint::Tcp { port, backlog, .. } => {
+        Endpoint::Tcp { port, portrange, backlog, .. } => {
             let ep = join(path, "endpoint");
-            if *port == 0 {
+            if *port == 0 && portrange.is_none() {
                 d.error(join(&ep, "port"), "port 0 is out of range: must be between 1 and 65535");
             }
             check_backlog(*backlog, &ep, d);

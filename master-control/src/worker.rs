@@ -38,10 +38,16 @@ pub trait RouterControl {
     fn set_role(&self, realm: &str, role: &junction_config::RoleConfig) -> Result<(), String>;
     /// Removes a role; the number of its sessions closed.
     fn remove_role(&self, realm: &str, role: &str) -> Result<usize, String>;
+    /// Starts a transport under `id`; what it listens on (`{id, type, endpoint, port?}`).
+    fn start_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<Json, String>;
+    /// Stops the transport `id`.
+    fn stop_transport(&self, id: &str) -> Result<(), String>;
 }
 
 /// Procedures of the router worker API (suffixes).
-pub const ROUTER_PROCEDURES: [&str; 15] = [
+pub const ROUTER_PROCEDURES: [&str; 17] = [
+    "start_router_transport",
+    "stop_router_transport",
     "get_router_realm_roles",
     "get_router_realm_role",
     "start_router_realm_role",
@@ -302,6 +308,30 @@ impl RouterWorkerApi {
                 }
                 Ok(from_json(&json!({"id": rid, "stopped": iso(now), "sessions_closed": closed})))
             }
+            "start_router_transport" => {
+                let tid = a.str(0, "transport_id")?;
+                if tid.is_empty() || tid.len() > 128 {
+                    return Err(ApiError::invalid_argument("transport_id must be 1 to 128 characters"));
+                }
+                let config = a.dict(1, "transport_config")?;
+                let cfg = junction_config::parse_router_transport(&to_json(&Value::Dict(config.clone())))
+                    .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
+                if ctl.transports().iter().any(|t| t.get("id").and_then(Json::as_str) == Some(tid)) {
+                    return Err(ApiError::already_exists(format!("a transport '{tid}' is running on worker '{}'", self.worker_id)));
+                }
+                let info = ctl.start_transport(tid, &cfg).map_err(|e| ApiError::new("crossbar.error.cannot_listen", e))?;
+                let mut v = from_json(&info);
+                if let Value::Dict(d) = &mut v {
+                    d.insert("config".into(), Value::Dict(config.clone()));
+                    d.insert("created_at".into(), Value::Str(iso(now)));
+                }
+                Ok(v)
+            }
+            "stop_router_transport" => {
+                let tid = a.str(0, "transport_id")?;
+                ctl.stop_transport(tid).map_err(|e| ApiError::new("crossbar.error.no_such_object", e))?;
+                Ok(from_json(&json!({"id": tid, "stopped": iso(now)})))
+            }
             "get_router_transports" => Ok(Value::List(ctl.transports().iter().map(from_json).collect())),
             "get_router_transport" => {
                 let tid = a.str(0, "transport_id")?;
@@ -368,6 +398,12 @@ mod tests {
             self.roles.borrow_mut().retain(|(r, n)| !(r == realm && n == role));
             Ok(2)
         }
+        fn start_transport(&self, id: &str, _t: &junction_config::TransportConfig) -> Result<Json, String> {
+            Ok(json!({"id": id, "port": 10000}))
+        }
+        fn stop_transport(&self, id: &str) -> Result<(), String> {
+            if id == "tnp1" { Ok(()) } else { Err(format!("no transport '{id}'")) }
+        }
     }
 
     fn s(x: &str) -> Value {
@@ -432,6 +468,15 @@ mod tests {
         assert_eq!(call(&mut api, "get_router_realm", vec![s("rlm_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
         assert_eq!(fake.realm_names(), ["config-realm", "bare"]);
         assert_eq!(call(&mut api, "get_router_transport", vec![s("tnp1")]).map(|_| ()), Ok(()));
+        let tc = from_json(&json!({"type": "rawsocket", "endpoint": {"type": "tcp", "portrange": [10000, 10100]},
+            "serializers": ["cbor"]}));
+        let t = call(&mut api, "start_router_transport", vec![s("tnp2"), tc.clone()]).expect("transport");
+        assert_eq!(t.as_dict().and_then(|d| d.get("port")), Some(&Value::UInt(10000)));
+        assert_eq!(call(&mut api, "start_router_transport", vec![s("tnp1"), tc]).unwrap_err().uri, "crossbar.error.already_exists");
+        let bad = from_json(&json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": 0}}));
+        assert_eq!(call(&mut api, "start_router_transport", vec![s("tnp3"), bad]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        assert!(call(&mut api, "stop_router_transport", vec![s("tnp1")]).is_ok());
+        assert_eq!(call(&mut api, "stop_router_transport", vec![s("zz")]).unwrap_err().uri, "crossbar.error.no_such_object");
         assert_eq!(call(&mut api, "nope", vec![]).unwrap_err().uri, "wamp.error.no_such_procedure");
         assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len());
         assert_eq!(api.suffix("node1", "crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms"), Some("get_router_realms"));

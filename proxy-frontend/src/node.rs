@@ -36,6 +36,8 @@ pub struct ProxyShared {
     pub stats: Arc<NodeStats>,
     pub conn_counts: Vec<Arc<AtomicUsize>>,
     pub limiters: Vec<Arc<Mutex<FailureLimiter>>>,
+    /// The transports' setups, shared with the opening phase.
+    pub transports: Vec<Arc<TransportSetup>>,
     /// Frontend sessions per shard (for node info).
     pub sessions: Vec<Arc<AtomicUsize>>,
 }
@@ -89,10 +91,6 @@ impl ProxyShard {
         Ok(pick.clone())
     }
 
-    fn transport(&self, t: usize) -> &TransportSetup {
-        &self.setup.transports[t]
-    }
-
     /// Frontend sessions on every shard of this worker.
     pub fn total_sessions(&self) -> usize {
         self.shared.sessions.iter().map(|s| s.load(Ordering::Relaxed)).sum()
@@ -100,8 +98,8 @@ impl ProxyShard {
 }
 
 impl Gatekeeper for ProxyShard {
-    fn transport_setup(&self, transport: usize) -> &TransportSetup {
-        self.transport(transport)
+    fn transport_setup(&self, transport: usize) -> Arc<TransportSetup> {
+        self.shared.transports[transport].clone()
     }
     fn has_realm(&self, realm: &str) -> bool {
         self.setup.routes.contains_key(realm)
@@ -109,8 +107,8 @@ impl Gatekeeper for ProxyShard {
     fn has_role(&self, realm: &str, role: &str) -> bool {
         self.setup.routes.get(realm).is_some_and(|r| r.for_role(role).is_some())
     }
-    fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, FailureLimiter> {
-        self.shared.limiters[transport].lock().unwrap_or_else(|e| e.into_inner())
+    fn limiter(&self, transport: usize) -> Arc<Mutex<FailureLimiter>> {
+        self.shared.limiters[transport].clone()
     }
     fn stats(&self) -> &NodeStats {
         &self.stats
@@ -184,6 +182,7 @@ pub fn start(setup: ProxySetup) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>)
     let shared = Arc::new(ProxyShared {
         conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
         limiters: setup.transports.iter().map(|t| Arc::new(Mutex::new(FailureLimiter::new(t.auth_limits)))).collect(),
+        transports: setup.transports.iter().cloned().map(Arc::new).collect(),
         sessions: (0..n).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
         setup: Arc::new(setup),
         stats: Arc::new(NodeStats::default()),
@@ -261,7 +260,7 @@ async fn accept_loop(shard: Rc<ProxyShard>, listener: TcpListener, kind: SocketK
         shard.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let Some(permit) = ConnPermit::acquire(&shard.shared.conn_counts[transport], max) else {
             shard.stats.refused_connection_limit.fetch_add(1, Ordering::Relaxed);
-            let setup = shard.setup.transports[transport].clone();
+            let setup = shard.shared.transports[transport].clone();
             glommio::spawn_local(router_core::runtime::conn::refuse_over_limit_on(setup, stream)).detach();
             continue;
         };

@@ -217,3 +217,39 @@ fn roles_are_added_and_removed_at_run_time() {
     assert!(matches!(node.remove_realm_role("tenant-r", "anonymous"), Err(RealmError::NoSuchRole { .. })));
     assert!(matches!(node.set_realm_role("nope", realm("x").roles.remove(0)), Err(RealmError::NoSuchRealm(_))));
 }
+
+#[test]
+fn transports_start_and_stop_at_run_time() {
+    let (node, port) = start_router(2);
+    let before = node.transports().len();
+    let t = junction_config::parse_router_transport(&serde_json::json!({
+        "id": "tnp_new", "type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "portrange": [20000, 40000]}
+    }))
+    .expect("transport config");
+    let setup = router_core::runtime::from_config::transport_setup(before, &t, [7; 32], std::path::Path::new(".")).expect("setup");
+    let (index, endpoint) = node.start_transport(setup.clone(), Vec::new()).expect("starts");
+    assert_eq!(index, before);
+    let new_port = match endpoint {
+        EndpointSetup::Tcp { addr, .. } => addr.port(),
+        other => panic!("{other}"),
+    };
+    assert!((20000..=40000).contains(&new_port), "a port of the range: {new_port}");
+    assert_ne!(new_port, port);
+    assert!(node.start_transport(setup, Vec::new()).is_err(), "the id is taken");
+    // Sessions on the new transport share the realm with the old one.
+    let mut a = Client::join(new_port, "realm1").expect("joins over the new transport");
+    let mut b = Client::join(port, "realm1").expect("and over the old one");
+    assert_eq!(a.session_count(), 2);
+    node.stop_transport("tnp_new").expect("stops");
+    assert!(node.stop_transport("tnp_new").is_err(), "stopped already");
+    // No new connections; the established session stays.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", new_port)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the stopped transport still accepts");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(a.session_count(), 2);
+    assert_eq!(b.session_count(), 2);
+    let live: Vec<bool> = node.transports().iter().map(|t| t.stopped.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    assert_eq!(live.last(), Some(&true));
+}

@@ -288,6 +288,23 @@ async def worker_api(args, m, oid):
     out["new_worker_realms"] = await poll("new worker API", lambda: call(m, "remote.router.get_router_realms", oid, "wg1_1"), lambda r: True)
     await call(m, "remote.router.start_router_realm", oid, "wg1_1", "rlm_wg", {"name": "wg-realm", "roles": [role]})
     out["new_worker_realms_after"] = await call(m, "remote.router.get_router_realms", oid, "wg1_1")
+    # A transport started at run time, on a port of a range (the reference's shape).
+    tnp = await call(m, "remote.router.start_router_transport", oid, "wg1_1", "tnp_wg1_1",
+                     {"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "portrange": [20000, 40000]},
+                      "serializers": ["json", "cbor"]})
+    out["transport_port_in_range"] = 20000 <= tnp["port"] <= 40000
+    wg_client = await open_session(f"rs://127.0.0.1:{tnp['port']}", "wg-realm", "json")
+    out["wg_client_joined"] = wg_client.joined.done()
+    out["transport_errors"] = {
+        "again": await expect_error(call(m, "remote.router.start_router_transport", oid, "wg1_1", "tnp_wg1_1",
+                                         {"type": "rawsocket", "endpoint": {"type": "tcp", "portrange": [20000, 40000]}}), "again"),
+        "bad": await expect_error(call(m, "remote.router.start_router_transport", oid, "wg1_1", "tnp_bad",
+                                       {"type": "rawsocket", "endpoint": {"type": "tcp", "port": 0}}), "bad"),
+    }
+    out["transport_ids"] = [t["id"] for t in await call(m, "remote.router.get_router_transports", oid, "wg1_1")]
+    await call(m, "remote.router.stop_router_transport", oid, "wg1_1", "tnp_wg1_1")
+    out["transport_ids_after_stop"] = [t["id"] for t in await call(m, "remote.router.get_router_transports", oid, "wg1_1")]
+    await close(wg_client)
     out["worker_errors"] = {
         "again": await expect_error(call(m, "remote.node.start_worker", oid, "wg1_1", "router"), "again"),
         "bad_type": await expect_error(call(m, "remote.node.start_worker", oid, "c1", "container"), "type"),

@@ -8,6 +8,7 @@
 //! same port fails instead of silently sharing it.
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
@@ -42,7 +43,24 @@ impl BoundListener {
 pub fn bind(endpoint: &EndpointSetup) -> Result<BoundListener, RouterError> {
     let err = |e: io::Error| RouterError::Bind { endpoint: endpoint.to_string(), source: e };
     match endpoint {
-        EndpointSetup::Tcp { addr, backlog, reuse_port } => {
+        EndpointSetup::Tcp { addr, backlog, reuse_port, portrange: Some((lo, hi)) } => {
+            // The first port of the range that binds.
+            let mut last = None;
+            for port in *lo..=*hi {
+                let one = EndpointSetup::Tcp {
+                    addr: SocketAddr::new(addr.ip(), port),
+                    backlog: *backlog,
+                    reuse_port: *reuse_port,
+                    portrange: None,
+                };
+                match bind(&one) {
+                    Ok(l) => return Ok(l),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| err(io::Error::new(io::ErrorKind::AddrInUse, "empty port range"))))
+        }
+        EndpointSetup::Tcp { addr, backlog, reuse_port, portrange: None } => {
             let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, None).map_err(err)?;
             sock.set_reuse_address(true).map_err(err)?;
             if *reuse_port {
@@ -59,7 +77,7 @@ pub fn bind(endpoint: &EndpointSetup) -> Result<BoundListener, RouterError> {
             let local = sock.local_addr().map_err(err)?.as_socket().unwrap_or(*addr);
             Ok(BoundListener {
                 fd: OwnedFd::from(sock),
-                endpoint: EndpointSetup::Tcp { addr: local, backlog: *backlog, reuse_port: *reuse_port },
+                endpoint: EndpointSetup::Tcp { addr: local, backlog: *backlog, reuse_port: *reuse_port, portrange: None },
             })
         }
         EndpointSetup::Unix { path } => {

@@ -112,13 +112,13 @@ pub enum OpenError {
 /// shards, or a proxy worker's. Implemented by [`Shard`] and by the proxy.
 pub trait Gatekeeper: 'static {
     /// The transport's setup.
-    fn transport_setup(&self, transport: usize) -> &super::setup::TransportSetup;
+    fn transport_setup(&self, transport: usize) -> Arc<super::setup::TransportSetup>;
     /// Does the realm exist (may clients ask for it)?
     fn has_realm(&self, realm: &str) -> bool;
     /// Does the role exist on the realm?
     fn has_role(&self, realm: &str, role: &str) -> bool;
     /// The transport's failed-authentication budget.
-    fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, wamp_auth::FailureLimiter>;
+    fn limiter(&self, transport: usize) -> Arc<std::sync::Mutex<wamp_auth::FailureLimiter>>;
     /// Counters.
     fn stats(&self) -> &super::shard::NodeStats;
     /// A session id for a session about to authenticate on `realm`.
@@ -137,8 +137,8 @@ pub trait Gatekeeper: 'static {
 }
 
 impl Gatekeeper for Shard {
-    fn transport_setup(&self, transport: usize) -> &super::setup::TransportSetup {
-        &self.setup.transports[transport]
+    fn transport_setup(&self, transport: usize) -> Arc<super::setup::TransportSetup> {
+        self.transports.get(transport).setup.clone()
     }
     fn has_realm(&self, realm: &str) -> bool {
         self.realm_table.get(realm).is_some()
@@ -146,7 +146,7 @@ impl Gatekeeper for Shard {
     fn has_role(&self, realm: &str, role: &str) -> bool {
         self.realm_table.has_role(realm, role)
     }
-    fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, wamp_auth::FailureLimiter> {
+    fn limiter(&self, transport: usize) -> Arc<std::sync::Mutex<wamp_auth::FailureLimiter>> {
         Shard::limiter(self, transport)
     }
     fn stats(&self) -> &super::shard::NodeStats {
@@ -455,7 +455,7 @@ pub async fn open_inner<G: Gatekeeper>(
     };
     let mut io = OpeningIo { stream, tls, raw: vec![0u8; 16 * 1024], cipher: Vec::new() };
     let mut plain = Vec::with_capacity(16 * 1024);
-    let mut hs = TransportHandshake::new(setup);
+    let mut hs = TransportHandshake::new(&setup);
     let is_raw = matches!(setup.framing, super::setup::FramingSetup::RawSocket(_));
     let mut head: Vec<u8> = Vec::new();
     // Transport handshake.
@@ -550,7 +550,7 @@ pub async fn open_inner<G: Gatekeeper>(
             (Ok(msg), None) => match handshake::check_hello(Some(serializer), msg) {
                 Err(abort) => AuthOutcome::Abort { message: abort, failed: false },
                 Ok((realm, hello_details)) => {
-                    let checked = shard.limiter(transport).check(peer_key(peer), now);
+                    let checked = shard.limiter(transport).lock().unwrap_or_else(|e| e.into_inner()).check(peer_key(peer), now);
                     if let Err(retry) = checked {
                         shard.stats().auth_rate_limited.fetch_add(1, Ordering::Relaxed);
                         handshake::auth_outcome(wamp_auth::rate_limited(retry), &hello_details)
@@ -639,7 +639,7 @@ pub async fn open_inner<G: Gatekeeper>(
             AuthOutcome::Abort { message, failed } => {
                 if failed {
                     shard.stats().auth_failures.fetch_add(1, Ordering::Relaxed);
-                    shard.limiter(transport).record_failure(peer_key(peer), Instant::now());
+                    shard.limiter(transport).lock().unwrap_or_else(|e| e.into_inner()).record_failure(peer_key(peer), Instant::now());
                 }
                 let mut out = Vec::new();
                 if let Ok(bytes) = serializer.encode(&message) {
@@ -732,8 +732,10 @@ async fn open_link(
     use super::link::{LinkAuth, LinkStep};
     use wamp_framing::link::LinkFrame;
     use wamp_framing::rawsocket;
-    let setup = &shard.setup.transports[transport];
-    let trusted = shard.setup.trusted_proxy_keys.clone();
+    let entry = shard.transports.get(transport);
+    let setup = &entry.setup;
+    let mut trusted = shard.setup.trusted_proxy_keys.clone();
+    trusted.extend(entry.proxy_keys.iter().copied().filter(|k| !shard.setup.trusted_proxy_keys.contains(k)));
     if trusted.is_empty() {
         let _ = io.send(&rawsocket::error_reply(rawsocket::HandshakeErrorCode::SerializerUnsupported)).await;
         shard.stats.proxy_links_refused.fetch_add(1, Ordering::Relaxed);
@@ -795,12 +797,12 @@ async fn open_link(
 /// Answers a connection refused for the transport's connection limit in its
 /// own protocol (RawSocket error 4, HTTP 503) and closes it.
 pub async fn refuse_over_limit(shard: Rc<Shard>, stream: Stream, transport: usize) {
-    let setup = shard.setup.transports[transport].clone();
+    let setup = shard.transport_setup(transport);
     refuse_over_limit_on(setup, stream).await
 }
 
 /// [`refuse_over_limit`] for any worker's transport.
-pub async fn refuse_over_limit_on(setup: super::setup::TransportSetup, mut stream: Stream) {
+pub async fn refuse_over_limit_on(setup: Arc<super::setup::TransportSetup>, mut stream: Stream) {
     let hs = TransportHandshake::new(&setup);
     let mut buf = [0u8; 1024];
     // Wait (briefly) for the client's handshake so the reply is read as one.
@@ -957,7 +959,7 @@ impl Conn {
 pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     let Handoff { fd, kind, transport, mut framer, serializer, join, transport_details, permit, tls } = h;
     let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
-    let setup = shard.setup.transports[transport].clone();
+    let setup = shard.transport_setup(transport);
     let (mut rstream, mut wstream, write_fd) = match split_fd(fd, kind) {
         Ok(x) => x,
         Err(e) => {

@@ -97,6 +97,23 @@ pub fn role_from_config(role: &junction_config::RoleConfig) -> Role {
     }
 }
 
+/// The node keys of a RawSocket transport's `cryptosign-proxy` principals.
+pub fn transport_proxy_keys(t: &TransportConfig) -> Result<Vec<[u8; 32]>, RouterError> {
+    let mut out = Vec::new();
+    if let TransportKind::RawSocket(rs) = &t.kind {
+        for keys in rs.auth.proxy_principals().into_iter().flat_map(|p| p.values()) {
+            for k in keys {
+                let key = wamp_framing::link::parse_hex32(k)
+                    .ok_or_else(|| RouterError::Setup(format!("cryptosign-proxy key '{k}' is not 64 hex digits")))?;
+                if !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the setup of one router worker; relative paths (static web
 /// directories) resolve against `base_dir` (the config file's directory).
 pub fn setup_from_worker_in(w: &RouterWorkerConfig, base_dir: &Path) -> Result<RouterSetup, RouterError> {
@@ -119,16 +136,9 @@ pub fn setup_from_worker_in(w: &RouterWorkerConfig, base_dir: &Path) -> Result<R
     // (the runtime adds the node's own key).
     let mut trusted_proxy_keys = Vec::new();
     for t in &w.transports {
-        if let TransportKind::RawSocket(rs) = &t.kind {
-            for keys in rs.auth.proxy_principals().into_iter().flat_map(|p| p.values()) {
-                for k in keys {
-                    let key = wamp_framing::link::parse_hex32(k).ok_or_else(|| {
-                        RouterError::Setup(format!("cryptosign-proxy key '{k}' is not 64 hex digits"))
-                    })?;
-                    if !trusted_proxy_keys.contains(&key) {
-                        trusted_proxy_keys.push(key);
-                    }
-                }
+        for key in transport_proxy_keys(t)? {
+            if !trusted_proxy_keys.contains(&key) {
+                trusted_proxy_keys.push(key);
             }
         }
     }
@@ -200,9 +210,12 @@ pub fn transport_setup(
 ) -> Result<TransportSetup, RouterError> {
     let id = t.id.clone().unwrap_or_else(|| format!("transport{i}"));
     let endpoint = match &t.endpoint {
-        Endpoint::Tcp { interface, port, backlog, shared, .. } => {
-            EndpointSetup::Tcp { addr: SocketAddr::new(*interface, *port), backlog: *backlog, reuse_port: *shared }
-        }
+        Endpoint::Tcp { interface, port, portrange, backlog, shared, .. } => EndpointSetup::Tcp {
+            addr: SocketAddr::new(*interface, *port),
+            backlog: *backlog,
+            reuse_port: *shared,
+            portrange: *portrange,
+        },
         Endpoint::Unix { path, .. } => EndpointSetup::Unix { path: path.clone() },
     };
     let limits = ConnectionLimits {

@@ -183,7 +183,7 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
     }
     let LinkHandoff { fd, kind, transport, mut framer, realm, name, key, permit, tls, .. } = h;
     let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
-    let setup = shard.setup.transports[transport].clone();
+    let setup = shard.transports.get(transport).setup.clone();
     let (mut rstream, wstream, write_fd) = match split_fd(fd, kind) {
         Ok(x) => x,
         Err(e) => {
@@ -420,7 +420,7 @@ impl LinkCtx {
             },
         );
         self.channels.map.borrow_mut().insert(channel, (session, ser));
-        let setup = &self.shard.setup.transports[self.transport];
+        let setup = self.shard.transports.get(self.transport).setup.clone();
         let conn = Rc::new(Conn {
             session,
             serializer: ser,

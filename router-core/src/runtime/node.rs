@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -39,6 +39,10 @@ pub struct RouterNode {
     setup: Arc<RouterSetup>,
     /// The realms being served (start-up and run-time ones).
     realms: Arc<super::setup::RealmTable>,
+    /// The transports (start-up and run-time ones).
+    transports: Arc<super::setup::TransportTable>,
+    /// Serialises run-time transport starts and stops.
+    transport_lock: std::sync::Mutex<()>,
     /// Run-time control of each shard.
     control: Vec<flume::Sender<Control>>,
 }
@@ -67,6 +71,8 @@ enum Control {
     StartRealm { setup: Arc<RealmSetup>, reply: flume::Sender<Result<(), RealmError>> },
     StopRealm { name: String, reply: flume::Sender<Result<usize, RealmError>> },
     SetRole { realm: String, role: crate::engine::Role, reply: flume::Sender<Result<(), RealmError>> },
+    StartListener { index: usize, fd: i32, kind: SocketKind, reply: flume::Sender<()> },
+    StopListener { index: usize, reply: flume::Sender<()> },
     RemoveRole { realm: String, name: String, reply: flume::Sender<Result<usize, RealmError>> },
     Roles { realm: String, reply: flume::Sender<Result<Vec<String>, RealmError>> },
 }
@@ -120,12 +126,7 @@ impl RouterNode {
             instance: rand::random::<u64>().max(1),
             cluster,
             realms: Arc::new(RealmTable::new(&setup)),
-            conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
-            limiters: setup
-                .transports
-                .iter()
-                .map(|t| Arc::new(std::sync::Mutex::new(wamp_auth::FailureLimiter::new(t.auth_limits))))
-                .collect(),
+            transports: Arc::new(super::setup::TransportTable::new(&setup.transports)),
             setup: Arc::new(setup),
             directory: Arc::new(SessionDirectory::new()),
             stats: Arc::new(NodeStats::default()),
@@ -185,6 +186,8 @@ impl RouterNode {
             instance: shared.instance,
             setup: shared.setup.clone(),
             realms: shared.realms.clone(),
+            transports: shared.transports.clone(),
+            transport_lock: std::sync::Mutex::new(()),
             control,
         })
     }
@@ -250,6 +253,70 @@ impl RouterNode {
         let (tx, rx) = flume::bounded(1);
         self.control.get(home).ok_or(RealmError::NotRunning)?.send(make(tx)).map_err(|_| RealmError::NotRunning)?;
         rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| RealmError::NotRunning)?
+    }
+
+    /// Starts a transport at run time (the management API's
+    /// `start_router_transport`): binds it (port 0 picks a free port) and
+    /// starts its accept loop on every shard. Returns its index and the
+    /// endpoint it listens on. `proxy_keys`: node keys trusted for proxy
+    /// links on this transport besides the worker's own.
+    pub fn start_transport(
+        &self,
+        mut setup: super::setup::TransportSetup,
+        proxy_keys: Vec<[u8; 32]>,
+    ) -> Result<(usize, EndpointSetup), RouterError> {
+        let _serial = self.transport_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.transports.all().iter().any(|t| t.setup.id == setup.id && !t.stopped.load(Ordering::Relaxed)) {
+            return Err(RouterError::Setup(format!("a transport '{}' is running already", setup.id)));
+        }
+        let listener = bind(&setup.endpoint)?;
+        setup.endpoint = listener.endpoint.clone();
+        let kind = match &setup.endpoint {
+            EndpointSetup::Tcp { .. } => SocketKind::Tcp,
+            EndpointSetup::Unix { .. } => SocketKind::Unix,
+        };
+        let endpoint = setup.endpoint.clone();
+        let index = self.transports.push(super::setup::TransportEntry::new(setup, proxy_keys));
+        for ctl in &self.control {
+            let fd = listener
+                .dup_fd()
+                .map_err(|e| RouterError::Bind { endpoint: endpoint.to_string(), source: e })?;
+            let (tx, rx) = flume::bounded(1);
+            if ctl.send(Control::StartListener { index, fd, kind, reply: tx }).is_err() || rx.recv_timeout(CONTROL_TIMEOUT).is_err() {
+                // SAFETY: the shard never took the fd.
+                drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+                return Err(RouterError::Setup("a shard did not take the new transport".into()));
+            }
+        }
+        Ok((index, endpoint))
+    }
+
+    /// Stops the transport with config id `id`: it accepts no more
+    /// connections (established ones stay). A Unix socket's file is removed.
+    pub fn stop_transport(&self, id: &str) -> Result<(), RouterError> {
+        let _serial = self.transport_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let all = self.transports.all();
+        let (index, entry) = all
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.setup.id == id && !t.stopped.load(Ordering::Relaxed))
+            .ok_or_else(|| RouterError::Setup(format!("no running transport '{id}'")))?;
+        entry.stopped.store(true, Ordering::Relaxed);
+        for ctl in &self.control {
+            let (tx, rx) = flume::bounded(1);
+            if ctl.send(Control::StopListener { index, reply: tx }).is_ok() {
+                let _ = rx.recv_timeout(CONTROL_TIMEOUT);
+            }
+        }
+        if let EndpointSetup::Unix { path } = &entry.setup.endpoint {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Every transport (start-up and run-time, stopped ones included), by index.
+    pub fn transports(&self) -> Vec<Arc<super::setup::TransportEntry>> {
+        self.transports.all()
     }
 
     /// Adds a role to a running realm, or replaces the permissions of the
@@ -318,7 +385,14 @@ impl RouterNode {
     /// connections use them, established ones keep theirs. Returns how many
     /// transports were reloaded.
     pub fn reload_certificates(&self) -> Result<usize, RouterError> {
-        reload_certificates(&self.setup.transports)
+        let live: Vec<super::setup::TransportSetup> = self
+            .transports
+            .all()
+            .iter()
+            .filter(|t| !t.stopped.load(Ordering::Relaxed))
+            .map(|t| (*t.setup).clone())
+            .collect();
+        reload_certificates(&live)
     }
 
     /// Blocks until every shard has stopped (they run until the process ends).
@@ -465,6 +539,18 @@ async fn run_shard(
                         let r = shard.realm_host(&realm).map(|h| h.role_names()).ok_or(RealmError::NoSuchRealm(realm));
                         let _ = reply.send(r);
                     }
+                    Control::StartListener { index, fd, kind, reply } => {
+                        // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.
+                        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+                        spawn_accept_loop(&shard, listener, kind, index);
+                        let _ = reply.send(());
+                    }
+                    Control::StopListener { index, reply } => {
+                        if let Some(stop) = shard.listener_stops.borrow().get(&index) {
+                            stop.notify();
+                        }
+                        let _ = reply.send(());
+                    }
                     Control::StopLink { realm, id, reply } => {
                         let r = match shard.realm_host(&realm) {
                             Some(host) => super::rlink::stop(&host, &realm, &id),
@@ -498,19 +584,37 @@ async fn run_shard(
             EndpointSetup::Tcp { .. } => SocketKind::Tcp,
             EndpointSetup::Unix { .. } => SocketKind::Unix,
         };
-        glommio::spawn_local(accept_loop(shard.clone(), listener, kind, t)).detach();
+        spawn_accept_loop(&shard, listener, kind, t);
     }
     let _ = ready.send(Ok(id));
     // The executor lives as long as its tasks; park this one forever.
     std::future::pending::<()>().await;
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, transport: usize) {
-    let max = shard.setup.transports[transport].limits.max_connections;
+/// Runs the accept loop of transport `t` on this shard until it is stopped.
+fn spawn_accept_loop(shard: &Rc<Shard>, listener: TcpListener, kind: SocketKind, t: usize) {
+    let stop = Rc::new(super::notify::LocalNotify::default());
+    shard.listener_stops.borrow_mut().insert(t, stop.clone());
+    glommio::spawn_local(accept_loop(shard.clone(), listener, kind, t, stop)).detach();
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, transport: usize, stop: Rc<super::notify::LocalNotify>) {
+    let entry = shard.transports.get(transport);
+    let max = entry.setup.limits.max_connections;
     loop {
-        let Some((stream, peer)) = accept_stream(&listener, kind).await else { continue };
+        let next = futures_lite::future::or(async { Some(accept_stream(&listener, kind).await) }, async {
+            stop.wait().await;
+            None
+        })
+        .await;
+        let Some(accepted) = next else {
+            // Stopped: the listener (this shard's dup of it) closes when dropped.
+            shard.listener_stops.borrow_mut().remove(&transport);
+            return;
+        };
+        let Some((stream, peer)) = accepted else { continue };
         shard.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let counter = &shard.conn_counts[transport];
+        let counter = &entry.conn_count;
         let Some(permit) = ConnPermit::acquire(counter, max) else {
             shard.stats.refused_connection_limit.fetch_add(1, Ordering::Relaxed);
             glommio::spawn_local(super::conn::refuse_over_limit(shard.clone(), stream, transport)).detach();

@@ -59,6 +59,9 @@ pub enum EndpointSetup {
         addr: SocketAddr,
         backlog: u32,
         reuse_port: bool,
+        /// Bind the first free port of this range instead of `addr`'s port
+        /// (config `portrange`).
+        portrange: Option<(u16, u16)>,
     },
     Unix {
         path: PathBuf,
@@ -259,6 +262,71 @@ impl RealmTable {
         let before = w.len();
         w.retain(|r| r.name != name);
         w.len() != before
+    }
+}
+
+/// One transport as the running worker holds it: its setup and the state
+/// every shard shares for it.
+#[derive(Debug)]
+pub struct TransportEntry {
+    pub setup: std::sync::Arc<TransportSetup>,
+    /// Open connections (the `max_connections` limit).
+    pub conn_count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Failed-authentication budgets, keyed by peer IP.
+    pub limiter: std::sync::Arc<std::sync::Mutex<wamp_auth::FailureLimiter>>,
+    /// More node keys trusted for proxy links on this transport than the
+    /// worker's own (`cryptosign-proxy` principals of a transport started at
+    /// run time).
+    pub proxy_keys: Vec<[u8; 32]>,
+    /// Stopped at run time: it accepts nothing more.
+    pub stopped: std::sync::atomic::AtomicBool,
+}
+
+impl TransportEntry {
+    /// The entry of `setup`, with fresh counters.
+    pub fn new(setup: TransportSetup, proxy_keys: Vec<[u8; 32]>) -> TransportEntry {
+        TransportEntry {
+            conn_count: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            limiter: std::sync::Arc::new(std::sync::Mutex::new(wamp_auth::FailureLimiter::new(setup.auth_limits))),
+            setup: std::sync::Arc::new(setup),
+            proxy_keys,
+            stopped: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+/// The transports of a worker: those of its setup, then those started at
+/// run time, by index (append-only: an index always names the same
+/// transport, stopped ones included).
+#[derive(Debug)]
+pub struct TransportTable {
+    entries: std::sync::RwLock<Vec<std::sync::Arc<TransportEntry>>>,
+}
+
+impl TransportTable {
+    /// The table of `transports`.
+    pub fn new(transports: &[TransportSetup]) -> TransportTable {
+        let entries = transports.iter().map(|t| std::sync::Arc::new(TransportEntry::new(t.clone(), Vec::new()))).collect();
+        TransportTable { entries: std::sync::RwLock::new(entries) }
+    }
+
+    /// Transport `i`. Indices come from this table (the accept loops get
+    /// theirs from [`TransportTable::push`]), so they always exist.
+    pub fn get(&self, i: usize) -> std::sync::Arc<TransportEntry> {
+        let r = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        r.get(i).cloned().unwrap_or_else(|| panic!("transport index {i} was never issued by this table"))
+    }
+
+    /// Every transport, stopped ones included, by index.
+    pub fn all(&self) -> Vec<std::sync::Arc<TransportEntry>> {
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds a transport; its index.
+    pub fn push(&self, entry: TransportEntry) -> usize {
+        let mut w = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        w.push(std::sync::Arc::new(entry));
+        w.len() - 1
     }
 }
 

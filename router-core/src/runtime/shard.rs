@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -97,10 +97,8 @@ pub struct NodeShared {
     pub setup: Arc<RouterSetup>,
     pub directory: Arc<SessionDirectory>,
     pub stats: Arc<NodeStats>,
-    /// Open connections per transport.
-    pub conn_counts: Vec<Arc<AtomicUsize>>,
-    /// Failed-authentication budgets per transport, keyed by peer IP.
-    pub limiters: Vec<Arc<std::sync::Mutex<FailureLimiter>>>,
+    /// The transports (start-up and run-time ones).
+    pub transports: Arc<super::setup::TransportTable>,
     /// This worker's instance id (router-to-router links tell workers
     /// apart by it), drawn at start.
     pub instance: u64,
@@ -116,15 +114,16 @@ pub struct Shard {
     pub setup: Arc<RouterSetup>,
     pub directory: Arc<SessionDirectory>,
     pub stats: Arc<NodeStats>,
-    pub conn_counts: Vec<Arc<AtomicUsize>>,
+    /// The worker's transports.
+    pub transports: Arc<super::setup::TransportTable>,
     /// The realms being served by the worker (every shard's view).
     pub realm_table: Arc<super::setup::RealmTable>,
     /// The realms homed on this shard.
     realms: RefCell<HashMap<String, Rc<RealmHost>>>,
+    /// Wakes the accept loop of each transport to stop it (by index).
+    pub listener_stops: RefCell<HashMap<usize, Rc<super::notify::LocalNotify>>>,
     peers: Vec<Option<ConnectedSender<ShardMsg>>>,
     rng: RefCell<SmallRng>,
-    /// Failed-authentication budgets per transport (node-wide).
-    limiters: Vec<Arc<std::sync::Mutex<FailureLimiter>>>,
     /// Authenticator calls awaiting their result, by token.
     pending_auth: RefCell<HashMap<u64, Rc<PendingAuth>>>,
     next_token: Cell<u64>,
@@ -148,16 +147,16 @@ impl Shard {
         }
         let realms = RefCell::new(realms);
         Shard {
+            listener_stops: RefCell::new(HashMap::new()),
             realm_table: shared.realms.clone(),
             id,
             setup,
             directory: shared.directory.clone(),
             stats: shared.stats.clone(),
-            conn_counts: shared.conn_counts.clone(),
+            transports: shared.transports.clone(),
             realms,
             peers,
             rng: RefCell::new(seed_rng),
-            limiters: shared.limiters.clone(),
             pending_auth: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
             started: Instant::now(),
@@ -252,8 +251,8 @@ impl Shard {
     /// shards. A mutex, not a channel: it is taken once per HELLO and per
     /// failed authentication, never per message, and is held for a hash-map
     /// lookup. A poisoned lock (a panic elsewhere) is recovered, not fatal.
-    pub fn limiter(&self, transport: usize) -> std::sync::MutexGuard<'_, FailureLimiter> {
-        self.limiters[transport].lock().unwrap_or_else(|e| e.into_inner())
+    pub fn limiter(&self, transport: usize) -> Arc<std::sync::Mutex<FailureLimiter>> {
+        self.transports.get(transport).limiter.clone()
     }
 
     /// Draws a node-unique random session id for a session that will live
