@@ -411,12 +411,18 @@ fn two_workers_linking_each_other_keep_one_link() {
     let (b, pb) = start_keyed_router(&key);
     a.start_rlink(rlink_to("to-b", "realm1", pb)).expect("a→b");
     b.start_rlink(rlink_to("to-a", "realm1", pa)).expect("b→a");
-    wait_until("one synced link each", || {
-        let (pa_, pb_) = (a.peers("realm1").expect("peers"), b.peers("realm1").expect("peers"));
-        pa_.len() == 1 && pb_.len() == 1 && pa_[0].synced && pb_[0].synced
-    });
-    // Both sides keep the link dialed by the lower instance id.
+    // Both sides end up keeping the link dialed by the lower instance id (the
+    // other one may sync first and then be replaced).
     let lower_dials = a.instance < b.instance;
+    wait_until("one synced link each, dialed by the lower instance", || {
+        let (pa_, pb_) = (a.peers("realm1").expect("peers"), b.peers("realm1").expect("peers"));
+        pa_.len() == 1
+            && pb_.len() == 1
+            && pa_[0].synced
+            && pb_[0].synced
+            && pa_[0].dialed_here == lower_dials
+            && pb_[0].dialed_here != lower_dials
+    });
     assert_eq!(a.peers("realm1").expect("peers")[0].dialed_here, lower_dials);
     assert_eq!(b.peers("realm1").expect("peers")[0].dialed_here, !lower_dials);
     std::thread::sleep(Duration::from_millis(500));
