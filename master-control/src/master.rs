@@ -68,12 +68,80 @@ pub const GLOBAL_PROCEDURES: [&str; 14] = [
     "crossbarfabriccenter.mrealm.list_nodes",
 ];
 
-/// Procedures of every management realm (management users).
-pub const MREALM_PROCEDURES: [&str; 4] = [
+/// Procedures of every management realm (management users): the node
+/// views, then the management-realm object APIs ([`mrealm`]).
+pub const MREALM_PROCEDURES: [&str; 68] = [
     "crossbarfabriccenter.mrealm.get_status",
     "crossbarfabriccenter.mrealm.get_nodes",
     "crossbarfabriccenter.mrealm.get_node",
     "crossbarfabriccenter.mrealm.get_node_by_authid",
+    // crossbarfabriccenter.mrealm.routercluster.* (mrealm/routercluster.rs)
+    "crossbarfabriccenter.mrealm.routercluster.list_routerclusters",
+    "crossbarfabriccenter.mrealm.routercluster.get_routercluster",
+    "crossbarfabriccenter.mrealm.routercluster.get_routercluster_by_name",
+    "crossbarfabriccenter.mrealm.routercluster.create_routercluster",
+    "crossbarfabriccenter.mrealm.routercluster.delete_routercluster",
+    "crossbarfabriccenter.mrealm.routercluster.start_routercluster",
+    "crossbarfabriccenter.mrealm.routercluster.stop_routercluster",
+    "crossbarfabriccenter.mrealm.routercluster.list_routercluster_nodes",
+    "crossbarfabriccenter.mrealm.routercluster.get_routercluster_node",
+    "crossbarfabriccenter.mrealm.routercluster.add_routercluster_node",
+    "crossbarfabriccenter.mrealm.routercluster.remove_routercluster_node",
+    "crossbarfabriccenter.mrealm.routercluster.list_routercluster_workergroups",
+    "crossbarfabriccenter.mrealm.routercluster.get_routercluster_workergroup",
+    "crossbarfabriccenter.mrealm.routercluster.get_routercluster_workergroup_by_name",
+    "crossbarfabriccenter.mrealm.routercluster.add_routercluster_workergroup",
+    "crossbarfabriccenter.mrealm.routercluster.remove_routercluster_workergroup",
+    // crossbarfabriccenter.mrealm.webcluster.* (mrealm/webcluster.rs)
+    "crossbarfabriccenter.mrealm.webcluster.list_webclusters",
+    "crossbarfabriccenter.mrealm.webcluster.get_webcluster",
+    "crossbarfabriccenter.mrealm.webcluster.get_webcluster_by_name",
+    "crossbarfabriccenter.mrealm.webcluster.create_webcluster",
+    "crossbarfabriccenter.mrealm.webcluster.delete_webcluster",
+    "crossbarfabriccenter.mrealm.webcluster.start_webcluster",
+    "crossbarfabriccenter.mrealm.webcluster.stop_webcluster",
+    "crossbarfabriccenter.mrealm.webcluster.list_webcluster_nodes",
+    "crossbarfabriccenter.mrealm.webcluster.get_webcluster_node",
+    "crossbarfabriccenter.mrealm.webcluster.add_webcluster_node",
+    "crossbarfabriccenter.mrealm.webcluster.remove_webcluster_node",
+    "crossbarfabriccenter.mrealm.webcluster.add_webcluster_service",
+    "crossbarfabriccenter.mrealm.webcluster.list_webcluster_services",
+    "crossbarfabriccenter.mrealm.webcluster.get_webcluster_service",
+    "crossbarfabriccenter.mrealm.webcluster.get_webcluster_service_by_path",
+    "crossbarfabriccenter.mrealm.webcluster.remove_webcluster_service",
+    // crossbarfabriccenter.mrealm.arealm.* (mrealm/arealm.rs)
+    "crossbarfabriccenter.mrealm.arealm.list_roles",
+    "crossbarfabriccenter.mrealm.arealm.get_role",
+    "crossbarfabriccenter.mrealm.arealm.get_role_by_name",
+    "crossbarfabriccenter.mrealm.arealm.create_role",
+    "crossbarfabriccenter.mrealm.arealm.delete_role",
+    "crossbarfabriccenter.mrealm.arealm.list_role_permissions",
+    "crossbarfabriccenter.mrealm.arealm.get_role_permissions_by_uri",
+    "crossbarfabriccenter.mrealm.arealm.get_role_permission",
+    "crossbarfabriccenter.mrealm.arealm.add_role_permission",
+    "crossbarfabriccenter.mrealm.arealm.remove_role_permission",
+    "crossbarfabriccenter.mrealm.arealm.list_arealms",
+    "crossbarfabriccenter.mrealm.arealm.get_arealm",
+    "crossbarfabriccenter.mrealm.arealm.get_arealm_by_name",
+    "crossbarfabriccenter.mrealm.arealm.create_arealm",
+    "crossbarfabriccenter.mrealm.arealm.delete_arealm",
+    "crossbarfabriccenter.mrealm.arealm.start_arealm",
+    "crossbarfabriccenter.mrealm.arealm.stop_arealm",
+    "crossbarfabriccenter.mrealm.arealm.stat_arealm",
+    "crossbarfabriccenter.mrealm.arealm.list_router_workers",
+    "crossbarfabriccenter.mrealm.arealm.list_arealm_roles",
+    "crossbarfabriccenter.mrealm.arealm.get_arealm_role",
+    "crossbarfabriccenter.mrealm.arealm.add_arealm_role",
+    "crossbarfabriccenter.mrealm.arealm.remove_arealm_role",
+    "crossbarfabriccenter.mrealm.arealm.list_principals",
+    "crossbarfabriccenter.mrealm.arealm.get_principal",
+    "crossbarfabriccenter.mrealm.arealm.get_principal_by_name",
+    "crossbarfabriccenter.mrealm.arealm.add_principal",
+    "crossbarfabriccenter.mrealm.arealm.remove_principal",
+    "crossbarfabriccenter.mrealm.arealm.list_principal_credentials",
+    "crossbarfabriccenter.mrealm.arealm.get_principal_credential",
+    "crossbarfabriccenter.mrealm.arealm.add_principal_credential",
+    "crossbarfabriccenter.mrealm.arealm.remove_principal_credential",
 ];
 
 /// Who is calling (from the INVOCATION's caller disclosure).
@@ -575,6 +643,9 @@ impl Master {
                     None => Err(ApiError::no_such_object(format!("no node with authid {authid} in this management realm"))),
                 }
             }
+            (false, n) if ["mrealm.routercluster.", "mrealm.webcluster.", "mrealm.arealm."].iter().any(|p| n.starts_with(p)) => {
+                self.mrealm_object_call(now, caller, a, n, fx)
+            }
             _ => Err(ApiError::new("wamp.error.no_such_procedure", format!("no procedure '{}' on this realm", a.procedure))),
         }
     }
@@ -699,6 +770,8 @@ impl Master {
         Ok(v)
     }
 }
+
+pub mod mrealm;
 
 #[cfg(test)]
 mod tests;
