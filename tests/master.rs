@@ -101,6 +101,152 @@ fn management_flow_of_the_reference_with_a_node_logging_in() {
 }
 
 #[test]
+fn management_realm_objects_end_to_end() {
+    use serde_json::json;
+    let dir = temp_dir("master-objects");
+    let su = superuser_pub(&dir);
+    let port = free_port();
+    let master = start_master(&dir.join("cbdir"), port, &su);
+    for ser in ["json", "cbor"] {
+        let r = master.python(
+            "master.py",
+            &[&url(port), GLOBAL, ser, "--scenario", "objects", "--superuser", SUPERUSER_SEED, "--node", NODE_SEED],
+        );
+        assert_eq!(r["ok"], true, "{ser}: {r}");
+        // Shapes (REFERENCE §3).
+        assert_eq!(r["rc_keys"], json!(["changed", "description", "label", "name", "oid", "owner_oid", "status", "tags"]), "{r}");
+        assert_eq!(r["rc_status"], "STOPPED");
+        assert_eq!(r["rc_names"], json!(["rc1"]));
+        assert_eq!(r["rc_member"]["softlimit"], 4);
+        assert_eq!(r["rc_member"]["hardlimit"], 8);
+        assert_eq!(r["rc_node_names"], json!(["node1"]));
+        assert_eq!(r["wg_keys"], json!(["changed", "cluster_oid", "description", "label", "name", "oid", "scale", "status", "tags"]));
+        assert_eq!(
+            r["wc_keys"],
+            json!(["changed", "description", "http_access_log", "http_client_timeout", "http_display_tracebacks", "http_hsts",
+                   "http_hsts_max_age", "label", "name", "oid", "owner_oid", "status", "tags", "tcp_backlog", "tcp_interface",
+                   "tcp_port", "tcp_shared", "tcp_version", "tls_ca_certificates", "tls_certificate", "tls_chain_certificates",
+                   "tls_ciphers", "tls_dhparam", "tls_key"])
+        );
+        assert_eq!(
+            r["wc_defaults"],
+            json!({"tcp_version": null, "tcp_backlog": null, "tls_key": null, "http_hsts": null, "tcp_port": 8190, "tcp_shared": true})
+        );
+        assert_eq!(r["wc_member"]["parallel"], 1);
+        assert_eq!(r["wc_member"]["standby"], false);
+        assert_eq!(
+            r["ws_keys"],
+            json!(["auth", "description", "label", "oid", "options", "path", "serializers", "tags", "type", "webcluster_oid"])
+        );
+        assert_eq!(r["role_keys"], json!(["created", "description", "label", "name", "oid", "owner", "tags"]));
+        assert_eq!(
+            r["perm_keys"],
+            json!(["allow_call", "allow_publish", "allow_register", "allow_subscribe", "cache", "created", "description",
+                   "disclose_caller", "disclose_publisher", "label", "match", "oid", "owner", "role_oid", "tags", "uri",
+                   "uri_check_level"])
+        );
+        assert_eq!(
+            r["arealm_keys"],
+            json!(["bridge_meta_api", "changed", "datamarket_oid", "description", "enable_meta_api", "label", "name", "oid",
+                   "owner_oid", "status", "tags", "webcluster_oid", "workergroup_oid"])
+        );
+        assert_eq!(r["arealm_role_names"], json!(["app-role"]));
+        assert_eq!(r["principal_keys"], json!(["arealm_oid", "authextra", "authid", "description", "label", "modified", "oid", "role_oid", "tags"]));
+        assert_eq!(r["principal_names"], json!(["client1"]));
+        assert_eq!(
+            r["credential"],
+            json!({"authmethod": "ticket", "realm": "app-realm1", "authid": "client1", "authconfig": {"secret": "secret-ticket-1"}})
+        );
+        for k in ["rc_get_matches", "rc_by_name_matches", "wg_cluster_matches", "wg_by_name_matches", "ws_verbatim", "services_listed",
+                  "ws_by_path_matches", "perms_by_uri_match", "credentials_listed", "credential_get_matches", "created_event_matches"] {
+            assert_eq!(r[k], true, "{ser}: {k}: {r}");
+        }
+        // Status: start (the node never connects, so STARTING), stop reaching STOPPED.
+        let who = json!({"session": r["rc_start"]["who"]["session"], "authid": "superuser", "authrole": "owner"});
+        for k in ["rc_start", "wc_start", "arealm_start"] {
+            assert_eq!(r[k]["status"], "STARTING", "{k}: {r}");
+            assert_eq!(r[k]["who"], who, "{k}");
+        }
+        assert!(r["rc_start"]["who"]["session"].as_u64().is_some_and(|s| s > 0), "{r}");
+        assert_eq!(r["rc_status_started"], "STARTING");
+        assert_eq!(r["router_workers"], json!(["wg1_1"]));
+        for k in ["arealm_stop", "wc_stop", "rc_stop"] {
+            assert_eq!(r[k]["status"], "STOPPING", "{k}: {r}");
+        }
+        for k in ["arealm_status_stopped", "wc_status_stopped", "rc_status_stopped"] {
+            assert_eq!(r[k], "STOPPED", "{k}: {r}");
+        }
+        assert_eq!(r["stopped_events"][0]["status"], "STOPPED");
+        assert_eq!(r["left"], json!({"routerclusters": [], "webclusters": [], "roles": [], "arealms": []}));
+        let e = &r["errors"];
+        for (k, uri) in [
+            ("rc_duplicate", "crossbar.error.already_exists"),
+            ("rc_bad_name", "wamp.error.invalid_configuration"),
+            ("rc_bad_oid", "wamp.error.invalid_argument"),
+            ("rc_unknown", "crossbar.error.no_such_object"),
+            ("wg_scale", "wamp.error.invalid_configuration"),
+            ("rc_node_in_use", "crossbar.error.dependent_objects"),
+            ("rc_start_again", "crossbar.error.cannot_start"),
+            ("rc_delete_started", "crossbar.error.not_stopped"),
+            ("ws_root", "wamp.error.invalid_argument"),
+            ("ws_bad_type", "wamp.error.invalid_argument"),
+            ("wc_bad_port", "wamp.error.invalid_configuration"),
+            ("ws_while_started", "crossbar.error.cannot_start"),
+            ("perm_bad_match", "wamp.error.invalid_configuration"),
+            ("perm_bad_uri", "wamp.error.invalid_argument"),
+            ("cred_bad", "crossbar.error.invalid_config"),
+            ("role_in_use", "crossbar.error.dependent_objects"),
+            ("arealm_delete_started", "crossbar.error.not_stopped"),
+            ("wc_stop_in_use", "crossbar.error.dependent_objects"),
+            ("rc_stop_again", "crossbar.error.cannot_stop"),
+            ("rc_deleted", "crossbar.error.no_such_object"),
+        ] {
+            assert_eq!(e[k], uri, "{ser}: {k}: {r}");
+        }
+        // The events (REFERENCE §4, plus the ones the reference never reaches), in order.
+        let events: Vec<&str> = r["events"].as_array().expect("events").iter().filter_map(|t| t.as_str()).collect();
+        let expected = [
+            "routercluster.on_routercluster_created",
+            "routercluster.on_routercluster_node_added",
+            "routercluster.on_workergroup_added",
+            "routercluster.on_routercluster_starting",
+            "webcluster.on_webcluster_created",
+            "webcluster.on_webcluster_node_added",
+            "webcluster.on_webservice_added",
+            "webcluster.on_webservice_added",
+            "webcluster.on_webservice_added",
+            "webcluster.on_webcluster_starting",
+            "arealm.on_role_created",
+            "arealm.on_permission_added",
+            "arealm.on_arealm_created",
+            "arealm.on_arealm_role_added",
+            "arealm.on_principal_created",
+            "arealm.on_arealm_starting",
+            "arealm.on_arealm_stopping",
+            "arealm.on_arealm_stopped",
+            "webcluster.on_webcluster_stopping",
+            "webcluster.on_webcluster_stopped",
+            "routercluster.on_routercluster_stopping",
+            "routercluster.on_routercluster_stopped",
+            "arealm.on_principal_removed",
+            "arealm.on_arealm_role_removed",
+            "arealm.on_arealm_deleted",
+            "arealm.on_permission_removed",
+            "arealm.on_role_deleted",
+            "webcluster.on_webservice_removed",
+            "webcluster.on_webservice_removed",
+            "webcluster.on_webservice_removed",
+            "webcluster.on_webcluster_node_removed",
+            "webcluster.on_webcluster_deleted",
+            "routercluster.on_workergroup_removed",
+            "routercluster.on_routercluster_node_removed",
+            "routercluster.on_routercluster_deleted",
+        ];
+        assert_eq!(events, expected, "{ser}: {r}");
+    }
+}
+
+#[test]
 fn kill_9_of_the_master_loses_nothing() {
     let dir = temp_dir("master-restart");
     let su = superuser_pub(&dir);

@@ -12,6 +12,16 @@ Usage::
         unpair_node closing the node's session and locking it out, and
         delete_mrealm closing the management realm.
 
+    master.py URL REALM SERIALIZER --superuser SEED --node SEED --scenario objects
+        The management-realm object APIs on a fresh management realm with a
+        paired (never connected) node: a router cluster with the node and a
+        worker group, a web cluster with the node and three web services,
+        a role with a permission, an application realm with the role, a
+        principal and a ticket credential; starts and stops them (stop
+        reaches STOPPED), checks shapes, events and error URIs, then deletes
+        everything bottom-up, unpairs the node and deletes the management
+        realm.
+
     master.py URL REALM SERIALIZER --superuser SEED --scenario create --name N
         Creates management realm N and pairs nothing; prints its oid.
 
@@ -319,7 +329,169 @@ async def worker_api(args, m, oid):
     return out
 
 
-SCENARIOS = {"flow": flow, "create": create, "verify": verify, "pair": pair, "edge": edge}
+class Events:
+    """Every event under a prefix, as (topic without the prefix, first argument)."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.items = []
+
+    def __call__(self, *a, details=None):
+        self.items.append((details.topic[len(self.prefix):], a[0] if a else None))
+
+    def topics(self):
+        return [t for t, _ in self.items]
+
+    def find(self, topic):
+        return [a for t, a in self.items if t == topic]
+
+
+async def objects(args):
+    from autobahn.wamp.types import SubscribeOptions
+
+    out = {}
+    g = await joined(args, args.realm, args.superuser, "superuser")
+    name = "obj-" + unique("x").split(".")[1][:10]
+    await call(g, "mrealm.create_mrealm", {"name": name})
+    node = await call(g, "mrealm.pair_node", pubkey(args.node), name, "node1", None, "127.0.0.1")
+    node_oid = node["oid"]
+    m = await joined(args, name, args.superuser, "superuser")
+    ev = Events(P + "mrealm.")
+    await m.subscribe(ev, P + "mrealm.", options=SubscribeOptions(match="prefix", details_arg="details"))
+    rc_ = "mrealm.routercluster."
+    wc_ = "mrealm.webcluster."
+    ar_ = "mrealm.arealm."
+    nobody = "00000000-0000-4000-8000-000000000000"
+    errors = {}
+
+    # Router cluster, its node and a worker group (no cluster_oid needed, reference 8.2).
+    rc = await call(m, rc_ + "create_routercluster", {"name": "rc1"})
+    out["rc_keys"] = sorted(rc)
+    out["rc_status"] = rc["status"]
+    out["rc_names"] = await call(m, rc_ + "list_routerclusters", return_names=True)
+    out["rc_get_matches"] = (await call(m, rc_ + "get_routercluster", rc["oid"])) == rc
+    out["rc_by_name_matches"] = (await call(m, rc_ + "get_routercluster_by_name", "rc1")) == rc
+    out["rc_member"] = await call(m, rc_ + "add_routercluster_node", rc["oid"], node_oid, {"softlimit": 4, "hardlimit": 8})
+    out["rc_node_names"] = await call(m, rc_ + "list_routercluster_nodes", rc["oid"], return_names=True)
+    wg = await call(m, rc_ + "add_routercluster_workergroup", rc["oid"], {"name": "wg1", "scale": 1})
+    out["wg_keys"] = sorted(wg)
+    out["wg_cluster_matches"] = wg["cluster_oid"] == rc["oid"]
+    out["wg_by_name_matches"] = (await call(m, rc_ + "get_routercluster_workergroup_by_name", "rc1", "wg1")) == wg
+    errors["rc_duplicate"] = await expect_error(call(m, rc_ + "create_routercluster", {"name": "rc1"}), "dup")
+    errors["rc_bad_name"] = await expect_error(call(m, rc_ + "create_routercluster", {"name": "Not Valid"}), "name")
+    errors["rc_bad_oid"] = await expect_error(call(m, rc_ + "get_routercluster", "not-a-uuid"), "oid")
+    errors["rc_unknown"] = await expect_error(call(m, rc_ + "get_routercluster", nobody), "unknown")
+    errors["wg_scale"] = await expect_error(call(m, rc_ + "add_routercluster_workergroup", rc["oid"], {"name": "wg2", "scale": 0}), "scale")
+    errors["rc_node_in_use"] = await expect_error(call(m, rc_ + "remove_routercluster_node", rc["oid"], node_oid), "in use")
+    out["rc_start"] = await call(m, rc_ + "start_routercluster", rc["oid"])
+    out["rc_status_started"] = (await call(m, rc_ + "get_routercluster", rc["oid"]))["status"]
+    errors["rc_start_again"] = await expect_error(call(m, rc_ + "start_routercluster", rc["oid"]), "again")
+    errors["rc_delete_started"] = await expect_error(call(m, rc_ + "delete_routercluster", rc["oid"]), "delete")
+
+    # Web cluster, its node and three web services.
+    wc = await call(m, wc_ + "create_webcluster", {"name": "wc1", "tcp_port": 8190, "tcp_shared": True, "tcp_interface": "127.0.0.1",
+                                                   "http_access_log": True, "http_display_tracebacks": True})
+    out["wc_keys"] = sorted(wc)
+    out["wc_defaults"] = {k: wc[k] for k in ["tcp_version", "tcp_backlog", "tls_key", "http_hsts", "tcp_port", "tcp_shared"]}
+    out["wc_member"] = await call(m, wc_ + "add_webcluster_node", wc["oid"], node_oid, {"parallel": 1, "standby": False})
+    services = {
+        "ws": {"type": "websocket", "serializers": ["cbor", "msgpack", "json"],
+               "options": {"allowed_origins": ["*"], "allow_null_origin": True, "enable_webstatus": False},
+               "auth": {"ticket": {"type": "static", "principals": {"client1": {"ticket": "secret-ticket-1", "role": "app-role"}}}}},
+        "settings": {"type": "json", "value": {"scenario": "master_scenario", "hello": "world"}},
+        "info": {"type": "nodeinfo"},
+    }
+    added = {}
+    for path, svc in services.items():
+        added[path] = await call(m, wc_ + "add_webcluster_service", wc["oid"], path, svc)
+    out["ws_keys"] = sorted(added["ws"])
+    out["ws_verbatim"] = all({k: v for k, v in added[p].items() if k in svc} == svc for p, svc in services.items())
+    listed = await call(m, wc_ + "list_webcluster_services", wc["oid"])
+    out["services_listed"] = listed == {p: s["oid"] for p, s in added.items()}
+    out["ws_by_path_matches"] = (await call(m, wc_ + "get_webcluster_service_by_path", wc["oid"], "ws")) == added["ws"]
+    errors["ws_root"] = await expect_error(call(m, wc_ + "add_webcluster_service", wc["oid"], "/", {"type": "nodeinfo"}), "root")
+    errors["ws_bad_type"] = await expect_error(call(m, wc_ + "add_webcluster_service", wc["oid"], "x", {"type": "ftp"}), "type")
+    errors["wc_bad_port"] = await expect_error(call(m, wc_ + "create_webcluster", {"name": "wc2", "tcp_port": 0}), "port")
+    out["wc_start"] = await call(m, wc_ + "start_webcluster", wc["oid"])
+    errors["ws_while_started"] = await expect_error(call(m, wc_ + "add_webcluster_service", wc["oid"], "more", {"type": "nodeinfo"}), "started")
+
+    # Roles, permissions, an application realm, a principal and a credential.
+    role = await call(m, ar_ + "create_role", {"name": "app-role"})
+    out["role_keys"] = sorted(role)
+    perm = await call(m, ar_ + "add_role_permission", role["oid"], "com.example.",
+                      {"match": "prefix", "allow_call": True, "allow_register": True, "allow_publish": True, "allow_subscribe": True,
+                       "disclose_caller": True, "disclose_publisher": True, "cache": True})
+    out["perm_keys"] = sorted(perm)
+    out["perms_by_uri_match"] = (await call(m, ar_ + "get_role_permissions_by_uri", role["oid"], "com.example.")) == [perm]
+    errors["perm_bad_match"] = await expect_error(call(m, ar_ + "add_role_permission", role["oid"], "com.x", {"match": "regex"}), "match")
+    errors["perm_bad_uri"] = await expect_error(call(m, ar_ + "add_role_permission", role["oid"], "com..x", {"match": "exact"}), "uri")
+    ar = await call(m, ar_ + "create_arealm", {"name": "app-realm1", "enable_meta_api": True, "bridge_meta_api": True})
+    out["arealm_keys"] = sorted(ar)
+    out["arealm_role"] = await call(m, ar_ + "add_arealm_role", ar["oid"], role["oid"], {})
+    out["arealm_role_names"] = await call(m, ar_ + "list_arealm_roles", ar["oid"], return_names=True)
+    pr = await call(m, ar_ + "add_principal", ar["oid"], {"authid": "client1", "role_oid": role["oid"], "authextra": {"color": "blue"}})
+    out["principal_keys"] = sorted(pr)
+    out["principal_names"] = await call(m, ar_ + "list_principals", ar["oid"], return_names=True)
+    cred = await call(m, ar_ + "add_principal_credential", ar["oid"], pr["oid"], {"authmethod": "ticket", "authconfig": {"secret": "secret-ticket-1"}})
+    out["credential"] = {k: cred[k] for k in ["authmethod", "realm", "authid", "authconfig"]}
+    out["credentials_listed"] = (await call(m, ar_ + "list_principal_credentials", ar["oid"], pr["oid"])) == [cred["oid"]]
+    out["credential_get_matches"] = (await call(m, ar_ + "get_principal_credential", ar["oid"], pr["oid"], cred["oid"])) == cred
+    errors["cred_bad"] = await expect_error(call(m, ar_ + "add_principal_credential", ar["oid"], pr["oid"],
+                                                 {"authmethod": "cryptosign", "authconfig": {"authorized_keys": ["abc"]}}), "cred")
+    errors["role_in_use"] = await expect_error(call(m, ar_ + "delete_role", role["oid"]), "in use")
+    out["arealm_start"] = await call(m, ar_ + "start_arealm", ar["oid"], wg["oid"], wc["oid"])
+    out["router_workers"] = await call(m, ar_ + "list_router_workers", ar["oid"])
+    errors["arealm_delete_started"] = await expect_error(call(m, ar_ + "delete_arealm", ar["oid"]), "delete")
+    errors["wc_stop_in_use"] = await expect_error(call(m, wc_ + "stop_webcluster", wc["oid"]), "in use")
+
+    # Stop everything: each reaches STOPPED.
+    out["arealm_stop"] = await call(m, ar_ + "stop_arealm", ar["oid"])
+    out["arealm_status_stopped"] = (await call(m, ar_ + "get_arealm", ar["oid"]))["status"]
+    out["wc_stop"] = await call(m, wc_ + "stop_webcluster", wc["oid"])
+    out["wc_status_stopped"] = (await call(m, wc_ + "get_webcluster", wc["oid"]))["status"]
+    out["rc_stop"] = await call(m, rc_ + "stop_routercluster", rc["oid"])
+    out["rc_status_stopped"] = (await call(m, rc_ + "get_routercluster", rc["oid"]))["status"]
+    errors["rc_stop_again"] = await expect_error(call(m, rc_ + "stop_routercluster", rc["oid"]), "stop again")
+
+    # Teardown, bottom-up.
+    await call(m, ar_ + "remove_principal_credential", ar["oid"], pr["oid"], cred["oid"])
+    await call(m, ar_ + "remove_principal", ar["oid"], pr["oid"])
+    await call(m, ar_ + "remove_arealm_role", ar["oid"], role["oid"])
+    await call(m, ar_ + "delete_arealm", ar["oid"])
+    await call(m, ar_ + "remove_role_permission", role["oid"], perm["oid"])
+    await call(m, ar_ + "delete_role", role["oid"])
+    for s in added.values():
+        await call(m, wc_ + "remove_webcluster_service", wc["oid"], s["oid"])
+    await call(m, wc_ + "remove_webcluster_node", wc["oid"], node_oid)
+    await call(m, wc_ + "delete_webcluster", wc["oid"])
+    await call(m, rc_ + "remove_routercluster_workergroup", rc["oid"], wg["oid"])
+    await call(m, rc_ + "remove_routercluster_node", rc["oid"], node_oid)
+    await call(m, rc_ + "delete_routercluster", rc["oid"])
+    out["left"] = {
+        "routerclusters": await call(m, rc_ + "list_routerclusters"),
+        "webclusters": await call(m, wc_ + "list_webclusters"),
+        "roles": await call(m, ar_ + "list_roles"),
+        "arealms": await call(m, ar_ + "list_arealms"),
+    }
+    errors["rc_deleted"] = await expect_error(call(m, rc_ + "get_routercluster", rc["oid"]), "deleted")
+    out["errors"] = errors
+
+    # Every event arrived on the management realm, in order.
+    deadline = asyncio.get_running_loop().time() + STEP_TIMEOUT
+    while "routercluster.on_routercluster_deleted" not in ev.topics() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    out["events"] = ev.topics()
+    out["created_event_matches"] = ev.find("routercluster.on_routercluster_created") == [rc]
+    out["stopped_events"] = ev.find("arealm.on_arealm_stopped")
+
+    await call(g, "mrealm.unpair_node", node_oid)
+    await call(g, "mrealm.delete_mrealm", (await call(g, "mrealm.get_mrealm_by_name", name))["oid"])
+    await asyncio.wait_for(m.left, STEP_TIMEOUT)
+    await close(g)
+    return out
+
+
+SCENARIOS = {"objects": objects, "flow": flow, "create": create, "verify": verify, "pair": pair, "edge": edge}
 
 if __name__ == "__main__":
     p = base_parser(__doc__)
