@@ -54,8 +54,8 @@ pub fn worker_id(w: &WorkerConfig) -> Option<String> {
 pub enum Running {
     /// A router worker (shared with its management uplink, if any).
     Router(std::sync::Arc<RouterNode>),
-    /// A proxy worker.
-    Proxy(ProxyWorker),
+    /// A proxy worker (shared with its management uplink, if any).
+    Proxy(std::sync::Arc<ProxyWorker>),
 }
 
 impl Running {
@@ -82,7 +82,9 @@ impl Running {
             }
             Some(WorkerConfig::Proxy(_)) => {
                 let key = key.ok_or_else(|| anyhow!("a proxy worker needs the node key"))?;
-                Ok(Running::Proxy(ProxyWorker::start(cfg, index, key, base_dir).context("starting the proxy worker")?))
+                Ok(Running::Proxy(std::sync::Arc::new(
+                    ProxyWorker::start(cfg, index, key, base_dir).context("starting the proxy worker")?,
+                )))
             }
             Some(WorkerConfig::Unsupported { kind }) => bail!("worker type {kind} is not supported"),
             None => bail!("the configuration has no worker {index} ({} workers)", cfg.workers.len()),
@@ -313,14 +315,74 @@ fn rand_secret() -> [u8; 32] {
     s
 }
 
+/// The running proxy worker, as the worker API sees it.
+struct ProxyControlImpl {
+    proxy: std::sync::Arc<ProxyWorker>,
+    base_dir: PathBuf,
+}
+
+impl master_control::proxy::ProxyControl for ProxyControlImpl {
+    fn start_link(&self, id: &str, realm: &str, c: &junction_config::ProxyConnectionConfig) -> Result<(), String> {
+        let (addr, tls) = router_core::runtime::from_config::dial_target(&c.endpoint, &self.base_dir).map_err(|e| e.to_string())?;
+        self.proxy.start_connection(id, realm, addr, tls).map_err(|e| e.to_string())
+    }
+
+    fn stop_links(&self, id: &str) -> Result<(), String> {
+        self.proxy.stop_connection(id).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn start_route(&self, realm: &str, roles: &[(String, Vec<String>)]) -> Result<String, String> {
+        self.proxy.start_route(realm, roles).map_err(|e| e.to_string())
+    }
+
+    fn stop_route(&self, realm: &str, id: &str) -> Result<(), String> {
+        self.proxy.stop_route(realm, id).map_err(|e| e.to_string())
+    }
+
+    fn start_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<serde_json::Value, String> {
+        let mut t = transport.clone();
+        t.id = Some(id.to_owned());
+        let index = self.proxy.transports().len();
+        let setup = router_core::runtime::from_config::transport_setup(index, &t, rand_secret(), &self.base_dir)
+            .map_err(|e| e.to_string())?;
+        let (_, endpoint) = self.proxy.start_transport(setup).map_err(|e| e.to_string())?;
+        let mut info = serde_json::json!({"id": id, "endpoint": endpoint.to_string()});
+        if let EndpointSetup::Tcp { addr, .. } = endpoint {
+            info["port"] = serde_json::json!(addr.port());
+        }
+        Ok(info)
+    }
+
+    fn stop_transport(&self, id: &str) -> Result<(), String> {
+        self.proxy.stop_transport(id).map_err(|e| e.to_string())
+    }
+
+    fn transports(&self) -> Vec<serde_json::Value> {
+        self.proxy
+            .transports()
+            .iter()
+            .filter(|t| !t.stopped.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|t| transport_info(&t.setup))
+            .collect()
+    }
+}
+
+/// The worker API a managed worker serves.
+enum WorkerApis {
+    Router(master_control::worker::RouterWorkerApi, RouterControlImpl),
+    Proxy(master_control::proxy::ProxyWorkerApi, ProxyControlImpl),
+}
+
 struct WorkerUplink {
-    api: master_control::worker::RouterWorkerApi,
-    ctl: RouterControlImpl,
+    apis: WorkerApis,
 }
 
 impl master_control::uplink::UplinkHandler for WorkerUplink {
     fn procedures(&self, id: &master_control::node::NodeIdentity) -> Vec<String> {
-        self.api.procedures(&id.authid)
+        match &self.apis {
+            WorkerApis::Router(api, _) => api.procedures(&id.authid),
+            WorkerApis::Proxy(api, _) => api.procedures(&id.authid),
+        }
     }
 
     fn call(
@@ -330,9 +392,17 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
         args: &[wamp_proto::Value],
         kwargs: &wamp_proto::Dict,
     ) -> (Result<wamp_proto::Value, master_control::ApiError>, master_control::node::NodeAction) {
-        let r = match self.api.suffix(&id.authid, procedure) {
-            Some(p) => self.api.handle(&self.ctl, std::time::SystemTime::now(), p, args, kwargs),
-            None => Err(master_control::ApiError::new("wamp.error.no_such_procedure", format!("not a procedure of this worker: {procedure}"))),
+        let now = std::time::SystemTime::now();
+        let missing = || master_control::ApiError::new("wamp.error.no_such_procedure", format!("not a procedure of this worker: {procedure}"));
+        let r = match &mut self.apis {
+            WorkerApis::Router(api, ctl) => match api.suffix(&id.authid, procedure) {
+                Some(p) => api.handle(ctl, now, p, args, kwargs),
+                None => Err(missing()),
+            },
+            WorkerApis::Proxy(api, ctl) => match api.suffix(&id.authid, procedure) {
+                Some(p) => api.handle(ctl, now, p, args, kwargs),
+                None => Err(missing()),
+            },
         };
         (r, master_control::node::NodeAction::None)
     }
@@ -342,7 +412,6 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
 /// worker opens its own session to the master and serves the worker API.
 fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result<()> {
     let Ok(url) = std::env::var(FABRIC_URL_ENV) else { return Ok(()) };
-    let Running::Router(node) = running else { return Ok(()) };
     let cfg = crate::load_config(config, false)?;
     let dir = crate::config_dir(config)?;
     let worker_id = cfg.workers.get(index).and_then(worker_id).unwrap_or_else(|| format!("worker{index}"));
@@ -358,10 +427,17 @@ fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result
         period: std::time::Duration::from_secs(3600),
         first_after: std::time::Duration::from_secs(3600),
     };
-    let mut handler = WorkerUplink {
-        api: master_control::worker::RouterWorkerApi::new(&worker_id),
-        ctl: RouterControlImpl { node: node.clone(), name: worker_id, base_dir: dir },
+    let apis = match running {
+        Running::Router(node) => WorkerApis::Router(
+            master_control::worker::RouterWorkerApi::new(&worker_id),
+            RouterControlImpl { node: node.clone(), name: worker_id, base_dir: dir },
+        ),
+        Running::Proxy(proxy) => WorkerApis::Proxy(
+            master_control::proxy::ProxyWorkerApi::new(&worker_id),
+            ProxyControlImpl { proxy: proxy.clone(), base_dir: dir },
+        ),
     };
+    let mut handler = WorkerUplink { apis };
     std::thread::Builder::new()
         .name("worker-uplink".into())
         .spawn(move || master_control::uplink::run(&setup, &mut handler))

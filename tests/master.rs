@@ -399,6 +399,18 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(w["transport_errors"]["bad"], "crossbar.error.invalid_configuration");
     assert_eq!(w["transport_ids"], serde_json::json!(["tnp_wg1_1"]));
     assert_eq!(w["transport_ids_after_stop"], serde_json::json!([]));
+    // A proxy worker built at run time routes a client to the router worker.
+    let px = &w["proxy"];
+    assert_eq!(px["connection_id"], "cnc_node1_wg1_1", "{px}");
+    assert_eq!(px["route_id"], "route000");
+    assert_eq!(px["routes"], serde_json::json!(["wg-realm"]));
+    assert_eq!(px["errors"]["dependent"], "crossbar.error.dependent_objects");
+    assert_eq!(px["errors"]["no_connection"], "crossbar.error.no_such_object");
+    assert_eq!(px["errors"]["bad_connection"], "crossbar.error.invalid_configuration");
+    assert_eq!(px["client_realm"], "wg-realm");
+    assert!(px["client_session_count"].as_u64().is_some_and(|n| n >= 1), "{px}");
+    assert_eq!(px["after_route_stop"], "wamp.error.no_such_realm", "{px}");
+    assert_eq!(px["transports_after"], serde_json::json!([]));
     let we = &w["worker_errors"];
     assert_eq!(we["again"], "crossbar.error.worker_already_running", "{we}");
     assert_eq!(we["bad_type"], "crossbar.error.invalid_configuration");

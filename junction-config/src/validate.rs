@@ -185,7 +185,11 @@ fn check_proxy(p: &ProxyWorkerConfig, path: &str, managed: bool, d: &mut Diags) 
 
     let cp = join(path, "connections");
     if p.connections.is_empty() {
-        d.error(&cp, "no connections: a proxy needs at least one router connection to forward sessions to");
+        if managed {
+            d.warn(&cp, "no connections yet: the master must start one before sessions can be forwarded");
+        } else {
+            d.error(&cp, "no connections: a proxy needs at least one router connection to forward sessions to");
+        }
     }
     for (name, c) in &p.connections {
         let np = join(&cp, name);
@@ -211,7 +215,11 @@ fn check_proxy(p: &ProxyWorkerConfig, path: &str, managed: bool, d: &mut Diags) 
 
     let rp = join(path, "routes");
     if p.routes.is_empty() {
-        d.error(&rp, "no routes: the proxy could not forward any session (e.g. {\"realm1\": {\"*\": \"router1\"}})");
+        if managed {
+            d.warn(&rp, "no routes yet: the master must start one before sessions can be forwarded");
+        } else {
+            d.error(&rp, "no routes: the proxy could not forward any session (e.g. {\"realm1\": {\"*\": \"router1\"}})");
+        }
     }
     let conn_names: Vec<&str> = p.connections.keys().map(String::as_str).collect();
     for (realm, roles) in &p.routes {

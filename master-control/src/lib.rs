@@ -25,6 +25,7 @@
 pub mod error;
 pub mod master;
 pub mod node;
+pub mod proxy;
 pub mod service;
 pub mod store;
 pub mod uplink;

@@ -65,6 +65,8 @@ pub struct Backend {
     next_token: Cell<u32>,
     /// Times the link came up (for logs and node info).
     pub ups: Cell<u64>,
+    /// Stopped at run time: the link closes and is not redialed.
+    stopped: Cell<bool>,
 }
 
 impl Backend {
@@ -79,12 +81,27 @@ impl Backend {
             calls: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
             ups: Cell::new(0),
+            stopped: Cell::new(false),
         }
+    }
+
+    /// Stops the link for good: it closes (its sessions end) and is not
+    /// redialed.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        if let Some(live) = self.live.borrow().as_ref() {
+            live.out.abort();
+        }
+    }
+
+    /// True once stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.get()
     }
 
     /// Is the link up (may new sessions go to it)?
     pub fn healthy(&self) -> bool {
-        self.live.borrow().as_ref().is_some_and(|l| l.out.state() == OutState::Open)
+        !self.stopped.get() && self.live.borrow().as_ref().is_some_and(|l| l.out.state() == OutState::Open)
     }
 
     /// Sessions currently carried.
@@ -176,8 +193,9 @@ impl Backend {
     pub async fn run(self: Rc<Self>, setup: std::sync::Arc<ProxySetup>) {
         let mut backoff = Duration::from_millis(100);
         let mut last_err: Option<String> = None;
-        loop {
+        while !self.stopped.get() {
             match with_timeout(CONNECT_TIMEOUT, self.connect(&setup)).await {
+                Some(Ok(_)) if self.stopped.get() => return,
                 Some(Ok((io, max))) => {
                     backoff = Duration::from_millis(100);
                     last_err = None;

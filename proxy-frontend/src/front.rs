@@ -152,7 +152,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
             return;
         }
     };
-    let setup = shard.setup.transports[transport].clone();
+    let setup = router_core::runtime::conn::Gatekeeper::transport_setup(&*shard, transport);
     let fd = match dup(stream.fd()) {
         Ok(fd) => fd,
         Err(e) => {

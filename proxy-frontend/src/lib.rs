@@ -58,7 +58,22 @@ pub struct ProxyWorker {
     /// The bound frontend endpoints, in transport order.
     pub endpoints: Vec<EndpointSetup>,
     shared: Arc<node::ProxyShared>,
+    controls: Vec<flume::Sender<node::ProxyControl>>,
+    /// Serialises run-time changes.
+    change: std::sync::Mutex<()>,
 }
+
+/// A proxy connection as the management API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub id: String,
+    pub realm: String,
+    pub address: String,
+    pub stopped: bool,
+}
+
+/// How long a run-time change may wait for a shard.
+const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ProxyWorker {
     /// Starts proxy worker `worker` (index into `cfg.workers`, which must be
@@ -72,14 +87,206 @@ impl ProxyWorker {
         base_dir: &Path,
     ) -> Result<ProxyWorker, ProxyError> {
         let setup = setup::ProxySetup::from_config(cfg, worker, key, base_dir)?;
-        let (endpoints, shared) = node::start(setup)?;
-        Ok(ProxyWorker { endpoints, shared })
+        let (endpoints, shared, controls) = node::start(setup)?;
+        Ok(ProxyWorker { endpoints, shared, controls, change: std::sync::Mutex::new(()) })
+    }
+
+    fn each_shard(&self, make: impl Fn(flume::Sender<()>) -> node::ProxyControl) -> Result<(), ProxyError> {
+        for c in &self.controls {
+            let (tx, rx) = flume::bounded(1);
+            c.send(make(tx)).map_err(|_| ProxyError::Setup("a proxy shard is gone".into()))?;
+            rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| ProxyError::Setup("a proxy shard did not answer".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Starts a backend connection at run time: connection `id` to the
+    /// router workers of `realm` at `addr` (the management API's
+    /// `start_proxy_connection`). One link per shard, as for configured
+    /// connections.
+    pub fn start_connection(
+        &self,
+        id: &str,
+        realm: &str,
+        addr: setup::BackendAddr,
+        tls: Option<(Arc<rustls::ClientConfig>, String)>,
+    ) -> Result<(), ProxyError> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        let index = {
+            let mut b = self.shared.backends.write().unwrap_or_else(|e| e.into_inner());
+            if b.iter().any(|e| e.id == id && e.setup.realm == realm && !e.stopped.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err(ProxyError::Setup(format!("connection '{id}' to realm '{realm}' is running already")));
+            }
+            b.push(Arc::new(node::BackendEntry {
+                id: id.to_owned(),
+                setup: setup::BackendSetup { name: id.to_owned(), realm: realm.to_owned(), addr, tls },
+                stopped: Default::default(),
+            }));
+            b.len() - 1
+        };
+        self.each_shard(|reply| node::ProxyControl::AddBackend { index, reply })
+    }
+
+    /// Stops every link of connection `id`; refused while a live route
+    /// uses it. Returns how many links stopped.
+    pub fn stop_connection(&self, id: &str) -> Result<usize, ProxyError> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self.shared.backends.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let idx: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.id == id && !e.stopped.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(i, _)| i)
+            .collect();
+        if idx.is_empty() {
+            return Err(ProxyError::Setup(format!("no running connection '{id}'")));
+        }
+        let routes = self.shared.routes.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = routes.iter().find(|r| !r.stopped && r.config.iter().any(|(_, ids)| ids.iter().any(|c| c == id))) {
+            return Err(ProxyError::Setup(format!("route '{}' of realm '{}' uses connection '{id}': stop it first", r.id, r.realm)));
+        }
+        drop(routes);
+        for &index in &idx {
+            entries[index].stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.each_shard(|reply| node::ProxyControl::StopBackend { index, reply })?;
+        }
+        Ok(idx.len())
+    }
+
+    /// The connections (one entry per link target), stopped ones included.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.shared
+            .backends
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|e| ConnectionInfo {
+                id: e.id.clone(),
+                realm: e.setup.realm.clone(),
+                address: e.setup.addr.to_string(),
+                stopped: e.stopped.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Starts a route of `realm`: role → connection ids (`"*"` for every
+    /// other role), each connection running for that realm. Returns the
+    /// route id (`routeNNN`, Crossbar's naming).
+    pub fn start_route(&self, realm: &str, roles: &[(String, Vec<String>)]) -> Result<String, ProxyError> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        if roles.is_empty() {
+            return Err(ProxyError::Setup("a route needs at least one role".into()));
+        }
+        let entries = self.shared.backends.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut rr = setup::RealmRoutes::default();
+        for (role, ids) in roles {
+            if ids.is_empty() {
+                return Err(ProxyError::Setup(format!("role '{role}' names no connection")));
+            }
+            let mut ix = Vec::new();
+            for id in ids {
+                let i = entries
+                    .iter()
+                    .position(|e| &e.id == id && e.setup.realm == realm && !e.stopped.load(std::sync::atomic::Ordering::Relaxed))
+                    .ok_or_else(|| ProxyError::Setup(format!("no running connection '{id}' for realm '{realm}'")))?;
+                ix.push(i);
+            }
+            if role == "*" {
+                rr.any = Some(ix);
+            } else {
+                rr.by_role.insert(role.clone(), ix);
+            }
+        }
+        let mut routes = self.shared.routes.write().unwrap_or_else(|e| e.into_inner());
+        let id = format!("route{:03}", routes.len());
+        routes.push(node::RouteEntry { id: id.clone(), realm: realm.to_owned(), routes: rr, config: roles.to_vec(), stopped: false });
+        Ok(id)
+    }
+
+    /// Stops route `id` of `realm`: no new session is routed by it
+    /// (sessions already routed stay).
+    pub fn stop_route(&self, realm: &str, id: &str) -> Result<(), ProxyError> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        let mut routes = self.shared.routes.write().unwrap_or_else(|e| e.into_inner());
+        let r = routes
+            .iter_mut()
+            .find(|r| r.id == id && r.realm == realm && !r.stopped)
+            .ok_or_else(|| ProxyError::Setup(format!("no running route '{id}' on realm '{realm}'")))?;
+        r.stopped = true;
+        Ok(())
+    }
+
+    /// The routes (stopped ones included): (id, realm, role → connection ids, stopped).
+    pub fn routes(&self) -> Vec<(String, String, Vec<(String, Vec<String>)>, bool)> {
+        self.shared
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|r| (r.id.clone(), r.realm.clone(), r.config.clone(), r.stopped))
+            .collect()
+    }
+
+    /// Starts a frontend transport at run time (`start_proxy_transport`);
+    /// its index and the endpoint it listens on.
+    pub fn start_transport(
+        &self,
+        mut setup: router_core::runtime::setup::TransportSetup,
+    ) -> Result<(usize, EndpointSetup), ProxyError> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.shared.transports.all().iter().any(|t| t.setup.id == setup.id && !t.stopped.load(Relaxed)) {
+            return Err(ProxyError::Setup(format!("a transport '{}' is running already", setup.id)));
+        }
+        let listener = router_core::runtime::bind::bind(&setup.endpoint).map_err(|e| ProxyError::Setup(e.to_string()))?;
+        setup.endpoint = listener.endpoint.clone();
+        let kind = match &setup.endpoint {
+            EndpointSetup::Tcp { .. } => router_core::runtime::stream::SocketKind::Tcp,
+            EndpointSetup::Unix { .. } => router_core::runtime::stream::SocketKind::Unix,
+        };
+        let endpoint = setup.endpoint.clone();
+        let index = self.shared.transports.push(router_core::runtime::setup::TransportEntry::new(setup, Vec::new()));
+        for c in &self.controls {
+            let fd = listener.dup_fd().map_err(|e| ProxyError::Setup(format!("{endpoint}: {e}")))?;
+            let (tx, rx) = flume::bounded(1);
+            c.send(node::ProxyControl::StartListener { index, fd, kind, reply: tx })
+                .map_err(|_| ProxyError::Setup("a proxy shard is gone".into()))?;
+            rx.recv_timeout(CONTROL_TIMEOUT).map_err(|_| ProxyError::Setup("a proxy shard did not answer".into()))?;
+        }
+        Ok((index, endpoint))
+    }
+
+    /// Stops frontend transport `id` (established sessions stay).
+    pub fn stop_transport(&self, id: &str) -> Result<(), ProxyError> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        use std::sync::atomic::Ordering::Relaxed;
+        let all = self.shared.transports.all();
+        let (index, entry) = all
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.setup.id == id && !t.stopped.load(Relaxed))
+            .ok_or_else(|| ProxyError::Setup(format!("no running transport '{id}'")))?;
+        entry.stopped.store(true, Relaxed);
+        self.each_shard(|reply| node::ProxyControl::StopListener { index, reply })
+    }
+
+    /// Every frontend transport (stopped ones included).
+    pub fn transports(&self) -> Vec<Arc<router_core::runtime::setup::TransportEntry>> {
+        self.shared.transports.all()
     }
 
     /// Re-reads TLS certificates and keys of every TLS transport; new
     /// connections use them, established ones keep theirs.
     pub fn reload_certificates(&self) -> Result<usize, ProxyError> {
-        router_core::runtime::node::reload_certificates(&self.shared.setup.transports)
+        let live: Vec<router_core::runtime::setup::TransportSetup> = self
+            .shared
+            .transports
+            .all()
+            .iter()
+            .filter(|t| !t.stopped.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|t| (*t.setup).clone())
+            .collect();
+        router_core::runtime::node::reload_certificates(&live)
             .map_err(|e| ProxyError::Setup(e.to_string()))
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::os::fd::FromRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use glommio::net::TcpListener;
@@ -27,19 +27,78 @@ use wamp_proto::{SessionId, Value, MAX_ID};
 
 use crate::backend::Backend;
 use crate::front::{serve_front, Admitted};
-use crate::setup::ProxySetup;
+use crate::setup::{BackendSetup, ProxySetup, RealmRoutes};
 use crate::ProxyError;
+
+/// One backend link the worker keeps (on every shard): connection `id`
+/// to the routers of `setup.realm`.
+#[derive(Debug)]
+pub struct BackendEntry {
+    pub id: String,
+    pub setup: BackendSetup,
+    pub stopped: std::sync::atomic::AtomicBool,
+}
+
+/// A route: for realm `realm`, role → backends (indices into the backend table).
+#[derive(Debug, Clone)]
+pub struct RouteEntry {
+    pub id: String,
+    pub realm: String,
+    pub routes: RealmRoutes,
+    /// Role → connection ids, as given (for the management API).
+    pub config: Vec<(String, Vec<String>)>,
+    pub stopped: bool,
+}
 
 /// State shared by the shards of a proxy worker.
 pub struct ProxyShared {
     pub setup: Arc<ProxySetup>,
     pub stats: Arc<NodeStats>,
-    pub conn_counts: Vec<Arc<AtomicUsize>>,
-    pub limiters: Vec<Arc<Mutex<FailureLimiter>>>,
-    /// The transports' setups, shared with the opening phase.
-    pub transports: Vec<Arc<TransportSetup>>,
+    /// The frontend transports (start-up and run-time ones).
+    pub transports: Arc<router_core::runtime::setup::TransportTable>,
+    /// Backend links, by index (append-only; stopped ones stay).
+    pub backends: RwLock<Vec<Arc<BackendEntry>>>,
+    /// Routes, by index (append-only; stopped ones stay).
+    pub routes: RwLock<Vec<RouteEntry>>,
     /// Frontend sessions per shard (for node info).
     pub sessions: Vec<Arc<AtomicUsize>>,
+}
+
+impl ProxyShared {
+    /// The backend candidates of a session of `(realm, role)`: the role's
+    /// own route entries, else the `"*"` ones, over every live route of the
+    /// realm; `None` if no route covers it.
+    pub fn candidates(&self, realm: &str, role: &str) -> Option<Vec<usize>> {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        let live: Vec<&RouteEntry> = routes.iter().filter(|r| !r.stopped && r.realm == realm).collect();
+        let mut own: Vec<usize> = Vec::new();
+        for r in &live {
+            if let Some(v) = r.routes.by_role.get(role) {
+                for i in v {
+                    if !own.contains(i) {
+                        own.push(*i);
+                    }
+                }
+            }
+        }
+        if own.is_empty() {
+            for r in &live {
+                if let Some(v) = &r.routes.any {
+                    for i in v {
+                        if !own.contains(i) {
+                            own.push(*i);
+                        }
+                    }
+                }
+            }
+        }
+        (!own.is_empty()).then_some(own)
+    }
+
+    /// True if a live route names the realm.
+    pub fn has_realm(&self, realm: &str) -> bool {
+        self.routes.read().unwrap_or_else(|e| e.into_inner()).iter().any(|r| !r.stopped && r.realm == realm)
+    }
 }
 
 /// Why no backend was picked for a session.
@@ -57,8 +116,10 @@ pub struct ProxyShard {
     pub setup: Arc<ProxySetup>,
     pub stats: Arc<NodeStats>,
     shared: Arc<ProxyShared>,
-    /// This shard's links, one per configured backend connection.
-    pub backends: Vec<Rc<Backend>>,
+    /// This shard's links, one per entry of the backend table.
+    pub backends: RefCell<Vec<Rc<Backend>>>,
+    /// Wakes the accept loop of each transport to stop it (by index).
+    listener_stops: RefCell<HashMap<usize, Rc<router_core::runtime::notify::LocalNotify>>>,
     /// Round-robin position per (realm, role) route.
     rr: RefCell<HashMap<(String, String), usize>>,
     /// Frontend sessions on this shard.
@@ -69,9 +130,10 @@ impl ProxyShard {
     /// Picks a healthy backend for a new session of `(realm, role)` by the
     /// configured balance policy; `None` if the route has none.
     pub fn pick_backend(&self, realm: &str, role: &str) -> Result<Rc<Backend>, NoBackend> {
-        let candidates = self.setup.routes.get(realm).and_then(|r| r.for_role(role)).ok_or(NoBackend::NoRoute)?;
+        let candidates = self.shared.candidates(realm, role).ok_or(NoBackend::NoRoute)?;
+        let backends = self.backends.borrow();
         let healthy: Vec<&Rc<Backend>> =
-            candidates.iter().filter_map(|i| self.backends.get(*i)).filter(|b| b.healthy()).collect();
+            candidates.iter().filter_map(|i| backends.get(*i)).filter(|b| b.healthy()).collect();
         if healthy.is_empty() {
             return Err(NoBackend::NoneHealthy);
         }
@@ -99,16 +161,16 @@ impl ProxyShard {
 
 impl Gatekeeper for ProxyShard {
     fn transport_setup(&self, transport: usize) -> Arc<TransportSetup> {
-        self.shared.transports[transport].clone()
+        self.shared.transports.get(transport).setup.clone()
     }
     fn has_realm(&self, realm: &str) -> bool {
-        self.setup.routes.contains_key(realm)
+        self.shared.has_realm(realm)
     }
     fn has_role(&self, realm: &str, role: &str) -> bool {
-        self.setup.routes.get(realm).is_some_and(|r| r.for_role(role).is_some())
+        self.shared.candidates(realm, role).is_some()
     }
     fn limiter(&self, transport: usize) -> Arc<Mutex<FailureLimiter>> {
-        self.shared.limiters[transport].clone()
+        self.shared.transports.get(transport).limiter.clone()
     }
     fn stats(&self) -> &NodeStats {
         &self.stats
@@ -123,7 +185,7 @@ impl Gatekeeper for ProxyShard {
         req: DynamicAuthRequest,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, DynamicError>>>> {
         Box::pin(async move {
-            let link = self.backends.iter().find(|b| b.setup.realm == req.realm && b.healthy()).cloned();
+            let link = self.backends.borrow().iter().find(|b| b.setup.realm == req.realm && b.healthy()).cloned();
             match link {
                 Some(b) => b.auth_call(req.realm, req.procedure, req.args).await,
                 None => Err(DynamicError {
@@ -139,7 +201,9 @@ impl Gatekeeper for ProxyShard {
     fn node_info(&self) -> serde_json::Value {
         let backends: Vec<serde_json::Value> = self
             .backends
+            .borrow()
             .iter()
+            .filter(|b| !b.is_stopped())
             .map(|b| {
                 serde_json::json!({
                     "connection": b.setup.name,
@@ -164,8 +228,23 @@ impl Gatekeeper for ProxyShard {
     }
 }
 
-/// Starts the shards; returns once all accept connections.
-pub fn start(setup: ProxySetup) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>), ProxyError> {
+/// Run-time requests to a proxy shard.
+pub enum ProxyControl {
+    /// Create the link of backend table entry `index` on this shard.
+    AddBackend { index: usize, reply: flume::Sender<()> },
+    /// Stop the link of entry `index` (its sessions end).
+    StopBackend { index: usize, reply: flume::Sender<()> },
+    /// Accept on this shard's dup `fd` of transport `index`.
+    StartListener { index: usize, fd: i32, kind: SocketKind, reply: flume::Sender<()> },
+    /// Stop accepting on transport `index`.
+    StopListener { index: usize, reply: flume::Sender<()> },
+}
+
+/// Starts the shards; returns once all accept connections: the bound
+/// endpoints, the shared state, and each shard's control channel.
+pub fn start(
+    setup: ProxySetup,
+) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>, Vec<flume::Sender<ProxyControl>>), ProxyError> {
     if setup.shards == 0 {
         return Err(ProxyError::Setup("shards must be at least 1".into()));
     }
@@ -179,15 +258,37 @@ pub fn start(setup: ProxySetup) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>)
     let n = setup.shards;
     let cpus: Vec<usize> =
         if setup.pin_cores { allowed_cpus().map_err(|e| ProxyError::Setup(e.to_string()))? } else { Vec::new() };
+    let backends = setup
+        .backends
+        .iter()
+        .map(|b| Arc::new(BackendEntry { id: b.name.clone(), setup: b.clone(), stopped: Default::default() }))
+        .collect();
+    let mut routes: Vec<RouteEntry> = Vec::new();
+    for (realm, rr) in &setup.routes {
+        let config: Vec<(String, Vec<String>)> = rr
+            .by_role
+            .iter()
+            .map(|(role, ix)| (role.clone(), ix.iter().map(|i| setup.backends[*i].name.clone()).collect()))
+            .chain(rr.any.iter().map(|ix| ("*".to_owned(), ix.iter().map(|i| setup.backends[*i].name.clone()).collect())))
+            .collect();
+        routes.push(RouteEntry {
+            id: format!("route{:03}", routes.len()),
+            realm: realm.clone(),
+            routes: rr.clone(),
+            config,
+            stopped: false,
+        });
+    }
     let shared = Arc::new(ProxyShared {
-        conn_counts: setup.transports.iter().map(|_| Arc::new(AtomicUsize::new(0))).collect(),
-        limiters: setup.transports.iter().map(|t| Arc::new(Mutex::new(FailureLimiter::new(t.auth_limits)))).collect(),
-        transports: setup.transports.iter().cloned().map(Arc::new).collect(),
+        transports: Arc::new(router_core::runtime::setup::TransportTable::new(&setup.transports)),
+        backends: RwLock::new(backends),
+        routes: RwLock::new(routes),
         sessions: (0..n).map(|_| Arc::new(AtomicUsize::new(0))).collect(),
         setup: Arc::new(setup),
         stats: Arc::new(NodeStats::default()),
     });
     let (ready_tx, ready_rx) = mpsc::channel::<usize>();
+    let mut controls = Vec::with_capacity(n);
     for i in 0..n {
         let placement = if cpus.is_empty() { Placement::Unbound } else { Placement::Fixed(cpus[i % cpus.len()]) };
         let mut fds = Vec::new();
@@ -197,10 +298,12 @@ pub fn start(setup: ProxySetup) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>)
         }
         let shared = shared.clone();
         let ready = ready_tx.clone();
+        let (ctl_tx, ctl_rx) = flume::bounded::<ProxyControl>(64);
+        controls.push(ctl_tx);
         LocalExecutorBuilder::new(placement)
             .name(&format!("junction-proxy-{i}"))
             .io_memory(shared.setup.io_memory)
-            .spawn(move || async move { run_shard(i, shared, fds, ready).await })
+            .spawn(move || async move { run_shard(i, shared, fds, ready, ctl_rx).await })
             .map_err(|e| ProxyError::Setup(format!("cannot start proxy shard {i}: {e}")))?;
     }
     drop(ready_tx);
@@ -210,18 +313,25 @@ pub fn start(setup: ProxySetup) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>)
             .map_err(|_| ProxyError::Setup("a proxy shard did not start within 30 s".into()))?;
     }
     drop(listeners);
-    Ok((endpoints, shared))
+    Ok((endpoints, shared, controls))
 }
 
-async fn run_shard(id: usize, shared: Arc<ProxyShared>, fds: Vec<(i32, EndpointSetup)>, ready: mpsc::Sender<usize>) {
-    let backends: Vec<Rc<Backend>> =
-        shared.setup.backends.iter().enumerate().map(|(i, b)| Rc::new(Backend::new(i, b.clone()))).collect();
+async fn run_shard(
+    id: usize,
+    shared: Arc<ProxyShared>,
+    fds: Vec<(i32, EndpointSetup)>,
+    ready: mpsc::Sender<usize>,
+    control: flume::Receiver<ProxyControl>,
+) {
+    let entries = shared.backends.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let backends: Vec<Rc<Backend>> = entries.iter().enumerate().map(|(i, b)| Rc::new(Backend::new(i, b.setup.clone()))).collect();
     let shard = Rc::new(ProxyShard {
         id,
         setup: shared.setup.clone(),
         stats: shared.stats.clone(),
         shared: shared.clone(),
-        backends: backends.clone(),
+        backends: RefCell::new(backends.clone()),
+        listener_stops: RefCell::new(HashMap::new()),
         rr: RefCell::new(HashMap::new()),
         sessions: Cell::new(0),
     });
@@ -247,21 +357,83 @@ async fn run_shard(id: usize, shared: Arc<ProxyShared>, fds: Vec<(i32, EndpointS
             EndpointSetup::Tcp { .. } => SocketKind::Tcp,
             EndpointSetup::Unix { .. } => SocketKind::Unix,
         };
-        glommio::spawn_local(accept_loop(shard.clone(), listener, kind, t)).detach();
+        spawn_accept_loop(&shard, listener, kind, t);
+    }
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while let Ok(c) = control.recv_async().await {
+                match c {
+                    ProxyControl::AddBackend { index, reply } => {
+                        let entry = shard.shared.backends.read().unwrap_or_else(|e| e.into_inner()).get(index).cloned();
+                        if let Some(e) = entry {
+                            let mut list = shard.backends.borrow_mut();
+                            // Entries arrive in table order on every shard.
+                            if list.len() == index {
+                                let b = Rc::new(Backend::new(index, e.setup.clone()));
+                                list.push(b.clone());
+                                glommio::spawn_local(b.run(shard.setup.clone())).detach();
+                            }
+                        }
+                        let _ = reply.send(());
+                    }
+                    ProxyControl::StopBackend { index, reply } => {
+                        if let Some(b) = shard.backends.borrow().get(index) {
+                            b.stop();
+                        }
+                        let _ = reply.send(());
+                    }
+                    ProxyControl::StartListener { index, fd, kind, reply } => {
+                        // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.
+                        let listener = unsafe { TcpListener::from_raw_fd(fd) };
+                        spawn_accept_loop(&shard, listener, kind, index);
+                        let _ = reply.send(());
+                    }
+                    ProxyControl::StopListener { index, reply } => {
+                        if let Some(stop) = shard.listener_stops.borrow().get(&index) {
+                            stop.notify();
+                        }
+                        let _ = reply.send(());
+                    }
+                }
+            }
+        })
+        .detach();
     }
     let _ = ready.send(id);
     std::future::pending::<()>().await;
 }
 
-async fn accept_loop(shard: Rc<ProxyShard>, listener: TcpListener, kind: SocketKind, transport: usize) {
-    let max = shard.setup.transports[transport].limits.max_connections;
+fn spawn_accept_loop(shard: &Rc<ProxyShard>, listener: TcpListener, kind: SocketKind, t: usize) {
+    let stop = Rc::new(router_core::runtime::notify::LocalNotify::default());
+    shard.listener_stops.borrow_mut().insert(t, stop.clone());
+    glommio::spawn_local(accept_loop(shard.clone(), listener, kind, t, stop)).detach();
+}
+
+async fn accept_loop(
+    shard: Rc<ProxyShard>,
+    listener: TcpListener,
+    kind: SocketKind,
+    transport: usize,
+    stop: Rc<router_core::runtime::notify::LocalNotify>,
+) {
+    let entry = shard.shared.transports.get(transport);
+    let max = entry.setup.limits.max_connections;
     loop {
-        let Some((stream, peer)) = accept_stream(&listener, kind).await else { continue };
+        let next = futures_lite::future::or(async { Some(accept_stream(&listener, kind).await) }, async {
+            stop.wait().await;
+            None
+        })
+        .await;
+        let Some(accepted) = next else {
+            shard.listener_stops.borrow_mut().remove(&transport);
+            return;
+        };
+        let Some((stream, peer)) = accepted else { continue };
         shard.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let Some(permit) = ConnPermit::acquire(&shard.shared.conn_counts[transport], max) else {
+        let Some(permit) = ConnPermit::acquire(&entry.conn_count, max) else {
             shard.stats.refused_connection_limit.fetch_add(1, Ordering::Relaxed);
-            let setup = shard.shared.transports[transport].clone();
-            glommio::spawn_local(router_core::runtime::conn::refuse_over_limit_on(setup, stream)).detach();
+            glommio::spawn_local(router_core::runtime::conn::refuse_over_limit_on(entry.setup.clone(), stream)).detach();
             continue;
         };
         glommio::spawn_local(open_client(shard.clone(), stream, kind, transport, peer, permit)).detach();

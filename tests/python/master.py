@@ -312,6 +312,10 @@ async def worker_api(args, m, oid):
                                        {"type": "rawsocket", "endpoint": {"type": "tcp", "port": 0}}), "bad"),
     }
     out["transport_ids"] = [t["id"] for t in await call(m, "remote.router.get_router_transports", oid, "wg1_1")]
+
+    # A web-cluster proxy on the node, built at run time as the reference's master does.
+    out["proxy"] = await proxy_api(args, m, oid, tnp["port"])
+
     await call(m, "remote.router.stop_router_transport", oid, "wg1_1", "tnp_wg1_1")
     out["transport_ids_after_stop"] = [t["id"] for t in await call(m, "remote.router.get_router_transports", oid, "wg1_1")]
     await close(wg_client)
@@ -488,6 +492,53 @@ async def objects(args):
     await call(g, "mrealm.delete_mrealm", (await call(g, "mrealm.get_mrealm_by_name", name))["oid"])
     await asyncio.wait_for(m.left, STEP_TIMEOUT)
     await close(g)
+    return out
+
+
+async def proxy_api(args, m, oid, router_port):
+    """Proxy worker cpw-1: transport, connection to router worker wg1_1, route; a client through it."""
+    from wampclient import open_session
+
+    out = {}
+    p = "cpw-1"
+    await call(m, "remote.node.start_worker", oid, p, "proxy")
+    await poll("proxy worker API", lambda: call(m, "remote.proxy.get_proxy_transports", oid, p), lambda r: True)
+    t = await call(m, "remote.proxy.start_proxy_transport", oid, p, "primary",
+                   {"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "portrange": [20000, 40000]},
+                    "auth": {"anonymous": {"type": "static", "role": "anonymous"}}})
+    c = await call(m, "remote.proxy.start_proxy_connection", oid, p, "cnc_node1_wg1_1",
+                   {"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": router_port},
+                                  "url": "ws://node1", "serializer": "cbor"},
+                    "auth": {"cryptosign-proxy": {"type": "static"}}})
+    out["connection_id"] = c["id"]
+    r = await call(m, "remote.proxy.start_proxy_realm_route", oid, p, "wg-realm", {"anonymous": "cnc_node1_wg1_1"})
+    out["route_id"] = r["id"]
+    out["routes"] = await call(m, "remote.proxy.get_proxy_routes", oid, p)
+    out["errors"] = {
+        "dependent": await expect_error(call(m, "remote.proxy.stop_proxy_connection", oid, p, "cnc_node1_wg1_1"), "dep"),
+        "no_connection": await expect_error(call(m, "remote.proxy.start_proxy_realm_route", oid, p, "wg-realm", {"x": "nope"}), "conn"),
+        "bad_connection": await expect_error(call(m, "remote.proxy.start_proxy_connection", oid, p, "bad",
+                                                  {"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "h"}}}), "bad"),
+    }
+
+    async def through_proxy():
+        s = await open_session(f"rs://127.0.0.1:{t['port']}", "wg-realm", "json")
+        if not s.joined.done():
+            raise Failure(s.left.result().reason if s.left.done() else "lost")
+        return s
+
+    client = await poll("a client joins through the proxy", through_proxy, lambda s: True)
+    details = client.joined.result()
+    out["client_realm"] = details.realm
+    out["client_session_count"] = await asyncio.wait_for(client.call("wamp.session.count"), STEP_TIMEOUT)
+    await close(client)
+    await call(m, "remote.proxy.stop_proxy_realm_route", oid, p, "wg-realm", r["id"])
+    refused = await open_session(f"rs://127.0.0.1:{t['port']}", "wg-realm", "json")
+    out["after_route_stop"] = "joined" if refused.joined.done() else refused.left.result().reason
+    await call(m, "remote.proxy.stop_proxy_connection", oid, p, "cnc_node1_wg1_1")
+    await call(m, "remote.proxy.stop_proxy_transport", oid, p, "primary")
+    out["transports_after"] = await call(m, "remote.proxy.get_proxy_transports", oid, p)
+    await call(m, "remote.node.stop_worker", oid, p)
     return out
 
 
