@@ -26,6 +26,7 @@ pub mod error;
 pub mod master;
 pub mod node;
 pub mod proxy;
+pub mod reconcile;
 pub mod service;
 pub mod store;
 pub mod uplink;
