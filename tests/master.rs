@@ -292,17 +292,21 @@ fn without_the_superuser_key_nobody_manages() {
 /// `junction edge init` in `appdir` (node id node1, cluster address
 /// 127.0.0.1); returns the node's cbdir and public key.
 fn edge_init(appdir: &Path) -> (std::path::PathBuf, String) {
+    edge_init_as(appdir, "node1")
+}
+
+fn edge_init_as(appdir: &Path, id: &str) -> (std::path::PathBuf, String) {
     let out = Command::new(junction_bin())
         .args(["edge", "init", "--appdir"])
         .arg(appdir)
-        .env("CROSSBAR_NODE_ID", "node1")
+        .env("CROSSBAR_NODE_ID", id)
         .env("CROSSBAR_NODE_CLUSTER_IP", "127.0.0.1")
         .output()
         .expect("run edge init");
     assert!(out.status.success(), "edge init: {}", String::from_utf8_lossy(&out.stderr));
     let cbdir = appdir.join(".crossbar");
     let public = std::fs::read_to_string(cbdir.join("key.pub")).expect("key.pub");
-    assert!(public.contains("node-authid: node1") && public.contains("node-cluster-ip: 127.0.0.1"), "{public}");
+    assert!(public.contains(&format!("node-authid: {id}")) && public.contains("node-cluster-ip: 127.0.0.1"), "{public}");
     assert!(!public.contains("private"), "key.pub holds no secret: {public}");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(cbdir.join("key.priv")).expect("key.priv").permissions());
     assert_eq!(mode & 0o777, 0o600, "key.priv is private");
@@ -467,4 +471,54 @@ fn edge_stop_stops_a_running_node() {
     let again = Command::new(junction_bin()).args(["edge", "stop", "--cbdir"]).arg(&cbdir).output().expect("run");
     assert!(!again.status.success(), "nothing left to stop");
     assert!(String::from_utf8_lossy(&again.stderr).contains("no node is running"), "{}", String::from_utf8_lossy(&again.stderr));
+}
+
+#[test]
+fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() {
+    let dir = temp_dir("master-arealm");
+    let su = superuser_pub(&dir);
+    let (cb1, key1) = edge_init(&dir.join("node1"));
+    let (cb2, key2) = edge_init_as(&dir.join("node2"), "node2");
+    for cb in [&cb1, &cb2] {
+        let p = cb.join("config.json");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).expect("config")).expect("json");
+        cfg["controller"]["fabric"]["heartbeat"] = serde_json::json!({"startup_delay": 0, "heartbeat_period": 1});
+        std::fs::write(&p, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write");
+    }
+    let port = free_port();
+    let master = start_master(&dir.join("master"), port, &su);
+    let paired = master.python(
+        "master.py",
+        &[&url(port), GLOBAL, "json", "--scenario", "pair_two", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
+          "--node-pubkey", &key1, "--node-pubkey2", &key2],
+    );
+    assert_eq!(paired["ok"], true, "{paired}");
+    let node1 = start_edge(&cb1, port);
+    let node2 = start_edge(&cb2, port);
+    let web_port = free_port().to_string();
+    let r = common::run_python(
+        "master.py",
+        &[&url(port), GLOBAL, "json", "--scenario", "arealm_flow", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
+          "--web-port", &web_port, "--timeout", "120"],
+    )
+    .unwrap_or_else(|e| {
+        panic!("{e}\n--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}", master.stderr(), node1.stderr(), node2.stderr())
+    });
+    assert_eq!(r["arealm_status"], "RUNNING", "{r}");
+    assert_eq!(r["webcluster_status"], "RUNNING", "{r}");
+    // One router worker per placement, one per node; the proxy on node1.
+    let n1: Vec<String> = serde_json::from_value(r["node1_workers"].clone()).expect("list");
+    let n2: Vec<String> = serde_json::from_value(r["node2_workers"].clone()).expect("list");
+    assert!(n1.iter().any(|w| w.starts_with("wg1_")) && n2.iter().any(|w| w.starts_with("wg1_")), "{r}");
+    assert!(n1.iter().any(|w| w.starts_with("cpw-")), "{r}");
+    // Principals stored on the master authenticate clients at the web cluster.
+    assert_eq!(r["client_roles"], serde_json::json!(["app-role", "app-role"]));
+    assert!(r["wrong_ticket"].as_str().is_some_and(|e| e.starts_with("wamp.error.")), "{r}");
+    // Clients of the web cluster reach each other whichever worker they landed on.
+    assert_eq!(r["call"], 5);
+    assert_eq!(r["event"], "hello");
+    assert_eq!(r["session_count"], 2, "the meta API shows the whole cluster: {r}");
+    // Stopping stops: the workers are gone from the nodes.
+    assert_eq!(r["node1_workers_after"], serde_json::json!([]), "{r}");
+    assert_eq!(r["arealm_after"], "STOPPED");
 }

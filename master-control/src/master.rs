@@ -381,6 +381,28 @@ impl Master {
         str_of(&n, "authid").map(str::to_owned)
     }
 
+    /// What the reconcile loop plans from for management realm `realm`: its
+    /// paired nodes and its objects, and the authids of its nodes that are
+    /// online now.
+    pub fn reconcile_inputs(&self, realm: &str) -> Result<(crate::reconcile::Objects, Vec<String>), ApiError> {
+        let m = self.store.mrealm_by_name(realm)?.ok_or_else(|| ApiError::no_such_object(format!("no management realm '{realm}'")))?;
+        let moid = str_of(&m, "oid").unwrap_or_default().to_owned();
+        let mut o = crate::reconcile::Objects::default();
+        let mut online = Vec::new();
+        for n in self.store.nodes_of(&moid)? {
+            let (Some(oid), Some(authid)) = (str_of(&n, "oid"), str_of(&n, "authid")) else { continue };
+            let ip = str_of(&n, "cluster_ip").map(str::to_owned);
+            o.nodes.insert(oid.to_owned(), (authid.to_owned(), ip, str_of(&n, "pubkey").unwrap_or_default().to_owned()));
+            if self.live.get(oid).is_some_and(|l| !l.sessions.is_empty()) {
+                online.push(authid.to_owned());
+            }
+        }
+        for (kind, _, doc) in self.store.all_objects(&moid)? {
+            o.by_kind.entry(kind).or_default().push(doc);
+        }
+        Ok((o, online))
+    }
+
     // ------------------------------------------------------------ node liveness
 
     /// A session with role `node` joined management realm `realm` as

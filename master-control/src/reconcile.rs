@@ -307,7 +307,7 @@ fn websocket_auth(o: &Objects, realms: &[&Json], own: Option<&Json>) -> Json {
 
 /// Is `id` of `worker` something the master names (so it may stop it)?
 fn managed_worker(worker: &str, o: &Objects) -> bool {
-    worker.starts_with("cpw-")
+    o.of("webcluster").iter().any(|wc| worker.starts_with(&format!("cpw-{}-", short(s(wc, "oid")))))
         || o.of("workergroup").iter().any(|g| {
             worker.strip_prefix(&format!("{}_", s(g, "name"))).is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
         })

@@ -24,7 +24,7 @@
 //! Sessions talk to each other through channels of [`Command`]s, polled
 //! between reads (read timeout [`POLL`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -247,6 +247,184 @@ impl MasterService {
     }
 }
 
+/// How often the reconcile loop of a management realm runs.
+pub const RECONCILE_PERIOD: Duration = Duration::from_secs(2);
+/// How long one call of the reconcile loop to a node may take.
+const RECONCILE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The reconcile loop of management realm `realm` (one thread): every
+/// [`RECONCILE_PERIOD`], read what its online nodes run, plan with
+/// [`crate::reconcile::plan`], make the calls, and mark the application
+/// realms and web clusters `RUNNING` once nothing is left to start. Ends
+/// when the realm is gone.
+fn reconciler(shared: Arc<Shared>, realm: String) {
+    let mut conn_state: Option<(Conn, Session)> = None;
+    loop {
+        std::thread::sleep(RECONCILE_PERIOD);
+        if !shared.router.realm_names().iter().any(|r| r == &realm) {
+            return;
+        }
+        if conn_state.is_none() {
+            match connect(&shared, &realm) {
+                Ok(c) => conn_state = Some((c, Session::new())),
+                Err(e) => {
+                    tracing::warn!(%realm, error = %e, "reconcile session");
+                    continue;
+                }
+            }
+        }
+        let Some((conn, sess)) = conn_state.as_mut() else { continue };
+        if let Err(e) = reconcile_pass(&shared, &realm, conn, sess) {
+            tracing::warn!(%realm, error = %e, "reconcile pass failed; reconnecting");
+            conn_state = None;
+        }
+    }
+}
+
+/// One blocking call on the reconcile session.
+fn call_sync(conn: &mut Conn, s: &mut Session, uri: &str, args: Vec<Value>) -> Result<Result<Value, String>, String> {
+    let req = s.call(uri, args, Dict::new(), Dict::new());
+    flush(conn, s)?;
+    let deadline = std::time::Instant::now() + RECONCILE_CALL_TIMEOUT;
+    loop {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("{uri}: no answer within {RECONCILE_CALL_TIMEOUT:?}"));
+        }
+        let Some(m) = conn.recv().map_err(|e| e.to_string())? else { continue };
+        match s.handle(m).map_err(|e| e.to_string())? {
+            SessionEvent::Result { request, args, progress: false, .. } if request == req => {
+                return Ok(Ok(args.into_iter().next().unwrap_or(Value::Null)));
+            }
+            SessionEvent::Error { request, error, args, .. } if request == req => {
+                let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
+                return Ok(Err(format!("{error}: {msg}")));
+            }
+            SessionEvent::Closed { reason, .. } => return Err(format!("reconcile session closed: {reason}")),
+            _ => {}
+        }
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_list().map(|l| l.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// What `node` runs, read through its node and worker APIs.
+fn observe(conn: &mut Conn, s: &mut Session, node: &str) -> Result<BTreeMap<String, crate::reconcile::ObservedWorker>, String> {
+    let n = |p: &str| format!("crossbarfabriccenter.node.{node}.{p}");
+    let w = |worker: &str, p: &str| format!("crossbarfabriccenter.node.{node}.worker.{worker}.{p}");
+    let workers = call_sync(conn, s, &n("get_workers"), vec![])??;
+    let mut out = BTreeMap::new();
+    for id in strings(&workers) {
+        let info = call_sync(conn, s, &n("get_worker"), vec![Value::Str(id.clone())])??;
+        let kind = info.as_dict().and_then(|d| d.get("type")).and_then(Value::as_str).unwrap_or("").to_owned();
+        let mut ow = crate::reconcile::ObservedWorker { kind: kind.clone(), ..Default::default() };
+        // A worker whose API is not registered yet reports nothing this pass.
+        let transports = if kind == "router" {
+            call_sync(conn, s, &w(&id, "get_router_transports"), vec![])?
+        } else {
+            call_sync(conn, s, &w(&id, "get_proxy_transports"), vec![])?
+        };
+        let Ok(transports) = transports else {
+            out.insert(id, ow);
+            continue;
+        };
+        for t in transports.as_list().cloned().unwrap_or_default() {
+            match &t {
+                Value::Str(tid) => {
+                    ow.transports.insert(tid.clone(), None);
+                }
+                Value::Dict(d) => {
+                    let tid = d.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+                    let port = d.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok());
+                    ow.transports.insert(tid, port);
+                }
+                _ => {}
+            }
+        }
+        if kind == "router" {
+            for rid in strings(&call_sync(conn, s, &w(&id, "get_router_realms"), vec![])??) {
+                let links = call_sync(conn, s, &w(&id, "get_router_realm_links"), vec![Value::Str(rid.clone())])?.unwrap_or(Value::Null);
+                ow.realms.insert(rid, strings(&links));
+            }
+        } else {
+            ow.connections = strings(&call_sync(conn, s, &w(&id, "get_proxy_connections"), vec![])??);
+            for realm in strings(&call_sync(conn, s, &w(&id, "get_proxy_routes"), vec![])??) {
+                let routes = call_sync(conn, s, &w(&id, "list_proxy_realm_routes"), vec![Value::Str(realm.clone())])??;
+                for r in routes.as_list().cloned().unwrap_or_default() {
+                    let d = r.as_dict().cloned().unwrap_or_default();
+                    let rid = d.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+                    let cfg = d.get("config").map(crate::value::to_json).unwrap_or(serde_json::Value::Null);
+                    let roles: BTreeMap<String, Vec<String>> = cfg
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .map(|(k, v)| {
+                                    let ids = match v {
+                                        serde_json::Value::String(x) => vec![x.clone()],
+                                        serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                                        _ => Vec::new(),
+                                    };
+                                    (k.clone(), ids)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    ow.routes.push((realm.clone(), rid, roles));
+                }
+            }
+        }
+        out.insert(id, ow);
+    }
+    Ok(out)
+}
+
+fn reconcile_pass(shared: &Arc<Shared>, realm: &str, conn: &mut Conn, s: &mut Session) -> Result<(), String> {
+    let (objects, online) = shared.master().reconcile_inputs(realm).map_err(|e| e.to_string())?;
+    let mut observed: crate::reconcile::Observed = BTreeMap::new();
+    for node in &online {
+        match observe(conn, s, node) {
+            Ok(o) => {
+                observed.insert(node.clone(), o);
+            }
+            Err(e) => tracing::debug!(%realm, %node, error = %e, "node not observable this pass"),
+        }
+    }
+    let actions = crate::reconcile::plan(&objects, &observed);
+    for a in &actions {
+        let args = a.args.iter().map(crate::value::from_json).collect();
+        match call_sync(conn, s, &a.uri(), args)? {
+            Ok(_) => tracing::info!(%realm, node = %a.node, worker = a.worker.as_deref().unwrap_or(""), call = a.procedure, "reconcile"),
+            Err(e) => tracing::warn!(%realm, node = %a.node, call = a.procedure, error = %e, "reconcile call failed"),
+        }
+    }
+    if actions.is_empty() && crate::reconcile::complete(&objects, &observed) {
+        let now = SystemTime::now();
+        let mut events = Vec::new();
+        {
+            let mut m = shared.master();
+            for kind in ["arealm", "webcluster"] {
+                for o in objects.by_kind.get(kind).map(Vec::as_slice).unwrap_or(&[]) {
+                    if o.get("status").and_then(serde_json::Value::as_str) == Some("STARTING") {
+                        let oid = o.get("oid").and_then(serde_json::Value::as_str).unwrap_or("");
+                        if let Ok(ev) = m.object_running(realm, kind, oid, now) {
+                            events.extend(ev);
+                        }
+                    }
+                }
+            }
+            if let Ok(ev) = m.check_routerclusters(realm, now) {
+                events.extend(ev);
+            }
+        }
+        for p in events {
+            s.publish(&p.topic, p.args, Dict::new(), Dict::new());
+        }
+        flush(conn, s)?;
+    }
+    Ok(())
+}
+
 /// Starts the backend session of `realm` and waits until its procedures are
 /// registered.
 fn start_backend(shared: &Arc<Shared>, realm: &str) -> Result<(), ServiceError> {
@@ -258,7 +436,13 @@ fn start_backend(shared: &Arc<Shared>, realm: &str) -> Result<(), ServiceError> 
         .name(format!("master-{}", if realm == GLOBAL_REALM { "global" } else { realm }))
         .spawn(move || backend(sh, r, rx, ready_tx))?;
     match ready_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            if realm != GLOBAL_REALM {
+                let (sh, r) = (shared.clone(), realm.to_owned());
+                std::thread::Builder::new().name(format!("reconcile-{realm}")).spawn(move || reconciler(sh, r))?;
+            }
+            Ok(())
+        }
         Ok(Err(message)) => Err(ServiceError::Backend { realm: realm.to_owned(), message }),
         Err(_) => Err(ServiceError::Backend { realm: realm.to_owned(), message: "not ready within 10 s".into() }),
     }

@@ -202,6 +202,101 @@ async def pair(args):
     return {"node_oid": node["oid"]}
 
 
+async def pair_two(args):
+    """Create management realm N and pair --node-pubkey KEY1 --node-pubkey2 KEY2 as node1 and node2."""
+    g = await joined(args, args.realm, args.superuser, "superuser")
+    await call(g, "mrealm.create_mrealm", {"name": args.name})
+    await call(g, "mrealm.pair_node", args.node_pubkey, args.name, "node1", None)
+    await call(g, "mrealm.pair_node", args.node_pubkey2, args.name, "node2", None)
+    await close(g)
+    return {}
+
+
+async def app_session(url, realm, authid, ticket):
+    from secure import open_auth_session
+
+    s, _lost = await open_auth_session(url, realm, "json", ["ticket"], authid=authid, ticket=ticket)
+    if not s.joined.done():
+        raise Failure(s.left.result().reason if s.left.done() else "lost")
+    return s
+
+
+async def arealm_flow(args):
+    """The reference's orchestration: a router cluster with a worker group of scale 2 over node1 and
+    node2, a web cluster on node1, an application realm with a role, a principal and a ticket
+    credential, started on both; clients through the web cluster reach each other; then teardown."""
+    m = await joined(args, args.name, args.superuser, "superuser")
+    out = {}
+    n1 = await poll("node1 online", lambda: call(m, "mrealm.get_node_by_authid", "node1"), lambda n: n["status"] == "online")
+    n2 = await poll("node2 online", lambda: call(m, "mrealm.get_node_by_authid", "node2"), lambda n: n["status"] == "online")
+    rc = await call(m, "mrealm.routercluster.create_routercluster", {"name": "rc1"})
+    for n in (n1, n2):
+        await call(m, "mrealm.routercluster.add_routercluster_node", rc["oid"], n["oid"], {"softlimit": 4, "hardlimit": 8})
+    wg = await call(m, "mrealm.routercluster.add_routercluster_workergroup", rc["oid"], {"name": "wg1", "scale": 2})
+    await call(m, "mrealm.routercluster.start_routercluster", rc["oid"])
+    wc = await call(m, "mrealm.webcluster.create_webcluster",
+                    {"name": "wc1", "tcp_port": args.web_port, "tcp_shared": True, "tcp_interface": "127.0.0.1"})
+    await call(m, "mrealm.webcluster.add_webcluster_node", wc["oid"], n1["oid"], {"parallel": 1, "standby": False})
+    await call(m, "mrealm.webcluster.add_webcluster_service", wc["oid"], "ws",
+               {"type": "websocket", "serializers": ["json", "cbor", "msgpack"]})
+    await call(m, "mrealm.webcluster.add_webcluster_service", wc["oid"], "settings",
+               {"type": "json", "value": {"scenario": "junction"}})
+    await call(m, "mrealm.webcluster.start_webcluster", wc["oid"])
+    role = await call(m, "mrealm.arealm.create_role", {"name": "app-role"})
+    await call(m, "mrealm.arealm.add_role_permission", role["oid"], "com.example.",
+               {"match": "prefix", "allow_call": True, "allow_register": True, "allow_publish": True,
+                "allow_subscribe": True, "disclose_caller": True, "disclose_publisher": True, "cache": True})
+    await call(m, "mrealm.arealm.add_role_permission", role["oid"], "wamp.session.count",
+               {"match": "exact", "allow_call": True, "allow_register": False, "allow_publish": False,
+                "allow_subscribe": False, "disclose_caller": False, "disclose_publisher": False, "cache": True})
+    ar = await call(m, "mrealm.arealm.create_arealm", {"name": "app-realm1", "enable_meta_api": True, "bridge_meta_api": False})
+    await call(m, "mrealm.arealm.add_arealm_role", ar["oid"], role["oid"], {})
+    for i in (1, 2):
+        p = await call(m, "mrealm.arealm.add_principal", ar["oid"], {"authid": f"client{i}", "role_oid": role["oid"]})
+        await call(m, "mrealm.arealm.add_principal_credential", ar["oid"], p["oid"],
+                   {"authmethod": "ticket", "authconfig": {"secret": f"secret-ticket-{i}"}})
+    await call(m, "mrealm.arealm.start_arealm", ar["oid"], wg["oid"], wc["oid"])
+    st = await poll("arealm RUNNING", lambda: call(m, "mrealm.arealm.get_arealm", ar["oid"]),
+                    lambda a: a["status"] == "RUNNING", timeout=60.0)
+    out["arealm_status"] = st["status"]
+    out["webcluster_status"] = (await call(m, "mrealm.webcluster.get_webcluster", wc["oid"]))["status"]
+    out["node1_workers"] = sorted(await call(m, "remote.node.get_workers", n1["oid"]))
+    out["node2_workers"] = sorted(await call(m, "remote.node.get_workers", n2["oid"]))
+
+    url = f"ws://127.0.0.1:{args.web_port}/ws"
+    c1 = await poll("client1 joins through the web cluster", lambda: app_session(url, "app-realm1", "client1", "secret-ticket-1"), lambda s: True)
+    c2 = await app_session(url, "app-realm1", "client2", "secret-ticket-2")
+    out["client_roles"] = [c1.joined.result().authrole, c2.joined.result().authrole]
+    out["wrong_ticket"] = "joined"
+    try:
+        await app_session(url, "app-realm1", "client1", "wrong")
+    except Failure as e:
+        out["wrong_ticket"] = str(e)
+    await asyncio.wait_for(c1.register(lambda a, b: a + b, "com.example.add2"), STEP_TIMEOUT)
+    got = []
+    ev = asyncio.Event()
+    await asyncio.wait_for(c1.subscribe(lambda x: (got.append(x), ev.set()), "com.example.topic1"), STEP_TIMEOUT)
+    await asyncio.sleep(0.5)  # the registration and subscription reach the other worker
+    out["call"] = await poll("a call across the cluster", lambda: asyncio.wait_for(c2.call("com.example.add2", 2, 3), STEP_TIMEOUT), lambda r: True)
+    from autobahn.wamp.types import PublishOptions
+    await asyncio.wait_for(c2.publish("com.example.topic1", "hello", options=PublishOptions(acknowledge=True)), STEP_TIMEOUT)
+    await asyncio.wait_for(ev.wait(), STEP_TIMEOUT)
+    out["event"] = got[0]
+    out["session_count"] = await asyncio.wait_for(c2.call("wamp.session.count"), STEP_TIMEOUT)
+    await close(c1, c2)
+
+    # Teardown: stopping really stops (the workers leave the nodes).
+    await call(m, "mrealm.arealm.stop_arealm", ar["oid"])
+    await poll("router workers stopped", lambda: call(m, "remote.node.get_workers", n2["oid"]), lambda w: "wg1_2" not in w, timeout=30.0)
+    await call(m, "mrealm.webcluster.stop_webcluster", wc["oid"])
+    left = await poll("proxy workers stopped", lambda: call(m, "remote.node.get_workers", n1["oid"]),
+                      lambda w: not any(x.startswith("cpw-") or x.startswith("wg1_") for x in w), timeout=30.0)
+    out["node1_workers_after"] = sorted(left)
+    out["arealm_after"] = (await call(m, "mrealm.arealm.get_arealm", ar["oid"]))["status"]
+    await close(m)
+    return out
+
+
 async def poll(what, fn, until, timeout=20.0):
     """Call ``fn`` until ``until(result)`` holds (errors count as not yet)."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -542,7 +637,7 @@ async def proxy_api(args, m, oid, router_port):
     return out
 
 
-SCENARIOS = {"objects": objects, "flow": flow, "create": create, "verify": verify, "pair": pair, "edge": edge}
+SCENARIOS = {"pair_two": pair_two, "arealm_flow": arealm_flow, "objects": objects, "flow": flow, "create": create, "verify": verify, "pair": pair, "edge": edge}
 
 if __name__ == "__main__":
     p = base_parser(__doc__)
@@ -553,5 +648,7 @@ if __name__ == "__main__":
     p.add_argument("--node-pubkey")
     p.add_argument("--shutdown", action="store_true")
     p.add_argument("--app-url")
+    p.add_argument("--node-pubkey2")
+    p.add_argument("--web-port", type=int)
     a = p.parse_args()
     run(SCENARIOS[a.scenario], a)
