@@ -109,7 +109,6 @@ impl Objects {
 pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> {
     let mut out: BTreeMap<String, Vec<Want>> = BTreeMap::new();
     let authid = |node_oid: &str| o.nodes.get(node_oid).map(|n| n.0.clone());
-    let node_keys: Vec<String> = o.nodes.values().map(|n| n.2.clone()).collect();
     // The observed port of a worker's proxy transport.
     let port_of = |node: &str, worker: &str| -> Option<u16> {
         observed.get(node)?.get(worker)?.transports.get(&format!("tnp_{worker}")).copied().flatten()
@@ -134,7 +133,6 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
                 .values()
                 .map(|(a, _, key)| (a.clone(), json!({"realm": s(ar, "name"), "role": "rlink", "authorized_keys": [key]})))
                 .collect();
-            let _ = &node_keys;
             w.push(Want::Transport {
                 worker: worker.clone(),
                 id: format!("tnp_{worker}"),
@@ -335,16 +333,12 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                 Want::Worker { worker, kind } if !obs.contains_key(worker) => {
                     starts.push(act(node, None, "start_worker", vec![json!(worker), json!(kind), json!({})]))
                 }
-                Want::Transport { worker, id, config } => {
-                    if obs.get(worker).is_some_and(|ow| !ow.transports.contains_key(id)) {
-                        let p = if obs[worker].kind == "proxy" { "start_proxy_transport" } else { "start_router_transport" };
-                        starts.push(act(node, Some(worker), p, vec![json!(id), config.clone()]));
-                    }
+                Want::Transport { worker, id, config } if obs.get(worker).is_some_and(|ow| !ow.transports.contains_key(id)) => {
+                    let p = if obs[worker].kind == "proxy" { "start_proxy_transport" } else { "start_router_transport" };
+                    starts.push(act(node, Some(worker), p, vec![json!(id), config.clone()]));
                 }
-                Want::Realm { worker, id, config } => {
-                    if obs.get(worker).is_some_and(|ow| !ow.realms.contains_key(id)) {
-                        starts.push(act(node, Some(worker), "start_router_realm", vec![json!(id), config.clone()]));
-                    }
+                Want::Realm { worker, id, config } if obs.get(worker).is_some_and(|ow| !ow.realms.contains_key(id)) => {
+                    starts.push(act(node, Some(worker), "start_router_realm", vec![json!(id), config.clone()]));
                 }
                 Want::Link { worker, realm_id, id, config } => {
                     let has = obs.get(worker).and_then(|ow| ow.realms.get(realm_id)).map(|l| l.contains(id));
@@ -352,15 +346,13 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                         starts.push(act(node, Some(worker), "start_router_realm_link", vec![json!(realm_id), json!(id), config.clone()]));
                     }
                 }
-                Want::Connection { worker, id, config } => {
-                    if obs.get(worker).is_some_and(|ow| !ow.connections.contains(id)) {
-                        starts.push(act(node, Some(worker), "start_proxy_connection", vec![json!(id), config.clone()]));
-                    }
+                Want::Connection { worker, id, config } if obs.get(worker).is_some_and(|ow| !ow.connections.contains(id)) => {
+                    starts.push(act(node, Some(worker), "start_proxy_connection", vec![json!(id), config.clone()]));
                 }
-                Want::Route { worker, realm, roles } => {
-                    if obs.get(worker).is_some_and(|ow| !ow.routes.iter().any(|(r, _, rr)| r == realm && rr == roles)) {
-                        starts.push(act(node, Some(worker), "start_proxy_realm_route", vec![json!(realm), json!(roles)]));
-                    }
+                Want::Route { worker, realm, roles }
+                    if obs.get(worker).is_some_and(|ow| !ow.routes.iter().any(|(r, _, rr)| r == realm && rr == roles)) =>
+                {
+                    starts.push(act(node, Some(worker), "start_proxy_realm_route", vec![json!(realm), json!(roles)]));
                 }
                 _ => {}
             }
