@@ -518,6 +518,9 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
     assert_eq!(r["call"], 5);
     assert_eq!(r["event"], "hello");
     assert_eq!(r["session_count"], 2, "the meta API shows the whole cluster: {r}");
+    assert_eq!(r["client3_role"], "app-role", "a principal added at run time reaches the web cluster: {r}");
+    assert_eq!(r["worker_restarted"], true);
+    assert_eq!(r["after_kill_sessions"], 4, "after kill -9 of a router worker the cluster serves again: {r}");
     // Stopping stops: the workers are gone from the nodes.
     assert_eq!(r["node1_workers_after"], serde_json::json!([]), "{r}");
     assert_eq!(r["arealm_after"], "STOPPED");

@@ -74,6 +74,8 @@ pub struct ProxyWorkerApi {
     worker_id: String,
     connections: BTreeMap<String, Connection>,
     routes: BTreeMap<String, Route>,
+    /// The configurations transports were started with through the API.
+    transport_configs: BTreeMap<String, Json>,
 }
 
 fn iso(t: SystemTime) -> String {
@@ -87,7 +89,12 @@ fn err(uri: &str, m: impl Into<String>) -> ApiError {
 impl ProxyWorkerApi {
     /// The API of proxy worker `worker_id`.
     pub fn new(worker_id: &str) -> ProxyWorkerApi {
-        ProxyWorkerApi { worker_id: worker_id.to_owned(), connections: BTreeMap::new(), routes: BTreeMap::new() }
+        ProxyWorkerApi {
+            worker_id: worker_id.to_owned(),
+            connections: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            transport_configs: BTreeMap::new(),
+        }
     }
 
     /// The full URIs to register for node `authid`.
@@ -155,7 +162,10 @@ impl ProxyWorkerApi {
                 ctl.transports()
                     .into_iter()
                     .find(|t| t.get("id").and_then(Json::as_str) == Some(tid))
-                    .map(|t| from_json(&t))
+                    .map(|mut t| {
+                        t["config"] = self.transport_configs.get(tid).cloned().unwrap_or(Json::Null);
+                        from_json(&t)
+                    })
                     .ok_or_else(|| err("crossbar.error.no_such_object", format!("no transport '{tid}'")))
             }
             "start_proxy_transport" => {
@@ -168,12 +178,14 @@ impl ProxyWorkerApi {
                 }
                 let mut info = ctl.start_transport(tid, &cfg).map_err(|e| err("crossbar.error.cannot_listen", e))?;
                 info["config"] = to_json(&Value::Dict(config.clone()));
+                self.transport_configs.insert(tid.to_owned(), info["config"].clone());
                 info["created_at"] = json!(iso(now));
                 Ok(from_json(&info))
             }
             "stop_proxy_transport" => {
                 let tid = a.str(0, "transport_id")?;
                 ctl.stop_transport(tid).map_err(|e| err("crossbar.error.no_such_object", e))?;
+                self.transport_configs.remove(tid);
                 Ok(from_json(&json!({"id": tid, "stopped": iso(now)})))
             }
             "get_proxy_connections" => Ok(Value::List(self.connections.keys().map(|k| Value::Str(k.clone())).collect())),

@@ -11,16 +11,26 @@
 //!   port of [`ROUTER_PORTRANGE`] whose `cryptosign-proxy` principals are
 //!   the keys of **this management realm's** nodes (not every node of the
 //!   master, §8.10), the realm `rlm_<arealm8>` with its roles, and a router
-//!   link `rlk_<peer>` to every other worker of the group (a full mesh: the
-//!   cluster is one router);
+//!   link `rlk_<peer>_<port>` to every other worker of the group (a full
+//!   mesh: the cluster is one router; the port in the id makes a peer that
+//!   restarted on another port a new link);
 //! * a web cluster started: on every member node `parallel` proxy workers
 //!   `cpw-<wc8>-<i>` with a `web` transport `primary` on the cluster's port
 //!   (shared by the parallel workers) serving its web services, the
 //!   WebSocket services authenticating with the **principals and
 //!   credentials of the application realms** started on the cluster (the
 //!   reference never uses them, §2.4), and for every such realm a connection
-//!   `cnc_<node>_<worker>` to each of its router workers (at the node's
-//!   cluster address, §8.1) and a route from each of its roles to them.
+//!   `cnc_<node>_<worker>_<port>` to each of its router workers (at the
+//!   node's cluster address, §8.1) and a route from each of its roles to
+//!   them.
+//!
+//! Changes reach running nodes without a restart: roles have ids that name
+//! their configuration (`rle_<name>_<digest>`), so changed permissions are
+//! a new role id that replaces the role in place before the old id is
+//! dropped; a proxy transport whose configuration changed (web services,
+//! the realms' principals and credentials) is replaced (stopped and started
+//! again: new connections are refused for the moment in between,
+//! established sessions stay).
 //!
 //! Only objects the master names (the prefixes above) are ever stopped: a
 //! node's own configured workers and realms are left alone.
@@ -38,6 +48,10 @@ pub enum Want {
     Worker { worker: String, kind: &'static str },
     Transport { worker: String, id: String, config: Json },
     Realm { worker: String, id: String, config: Json },
+    /// A role of a realm, under an id that names its configuration
+    /// (`rle_<name>_<hash>`): changed permissions are a new id, which
+    /// replaces the role in place.
+    Role { worker: String, realm_id: String, id: String, config: Json },
     Link { worker: String, realm_id: String, id: String, config: Json },
     Connection { worker: String, id: String, config: Json },
     Route { worker: String, realm: String, roles: BTreeMap<String, Vec<String>> },
@@ -70,6 +84,10 @@ pub struct ObservedWorker {
     pub transports: BTreeMap<String, Option<u16>>,
     /// Router: realm ids; per realm, link ids.
     pub realms: BTreeMap<String, Vec<String>>,
+    /// Router: per realm, role ids.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Proxy: transport id → the configuration it was started with.
+    pub transport_configs: BTreeMap<String, Json>,
     /// Proxy: connection ids.
     pub connections: Vec<String>,
     /// Proxy: (realm, route id, role → connection ids).
@@ -143,8 +161,16 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
             w.push(Want::Realm {
                 worker: worker.clone(),
                 id: realm_id.clone(),
-                config: json!({"name": s(ar, "name"), "roles": roles, "options": {"enable_meta_api": ar.get("enable_meta_api").and_then(Json::as_bool).unwrap_or(true)}}),
+                config: json!({"name": s(ar, "name"), "options": {"enable_meta_api": ar.get("enable_meta_api").and_then(Json::as_bool).unwrap_or(true)}}),
             });
+            for role in &roles {
+                w.push(Want::Role {
+                    worker: worker.clone(),
+                    realm_id: realm_id.clone(),
+                    id: format!("rle_{}_{}", s(role, "name"), digest(role)),
+                    config: role.clone(),
+                });
+            }
             for (peer_node, peer) in &workers {
                 if peer == worker {
                     continue;
@@ -153,7 +179,8 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
                 w.push(Want::Link {
                     worker: worker.clone(),
                     realm_id: realm_id.clone(),
-                    id: format!("rlk_{peer}"),
+                    // The id names the peer's port: a restarted peer on another port is a new link.
+                    id: format!("rlk_{peer}_{port}"),
                     config: json!({"realm": s(ar, "name"),
                                    "transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": host, "port": port}},
                                    "forward_local_events": true, "forward_remote_events": false,
@@ -203,7 +230,7 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
                     let mut conns = Vec::new();
                     for (rnode, rworker) in &workers {
                         let (Some(rport), Some(host)) = (port_of(rnode, rworker), cluster_ip(o, rnode)) else { continue };
-                        let id = format!("cnc_{rnode}_{rworker}");
+                        let id = format!("cnc_{rnode}_{rworker}_{rport}");
                         w.push(Want::Connection {
                             worker: worker.clone(),
                             id: id.clone(),
@@ -228,6 +255,16 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
         }
     }
     out
+}
+
+/// A short stable digest of a configuration (FNV-1a of its JSON text).
+fn digest(v: &Json) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in v.to_string().as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:08x}", h as u32)
 }
 
 fn cluster_ip(o: &Objects, node_authid: &str) -> Option<String> {
@@ -337,6 +374,24 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                     let p = if obs[worker].kind == "proxy" { "start_proxy_transport" } else { "start_router_transport" };
                     starts.push(act(node, Some(worker), p, vec![json!(id), config.clone()]));
                 }
+                // A proxy transport whose configuration changed (a web service, a
+                // principal or credential of its realms): replaced, stop then start.
+                Want::Transport { worker, id, config }
+                    if obs.get(worker).is_some_and(|ow| {
+                        ow.kind == "proxy" && ow.transport_configs.get(id).is_some_and(|c| !c.is_null() && c != config)
+                    }) =>
+                {
+                    starts.push(act(node, Some(worker), "stop_proxy_transport", vec![json!(id)]));
+                    starts.push(act(node, Some(worker), "start_proxy_transport", vec![json!(id), config.clone()]));
+                }
+                Want::Role { worker, realm_id, id, config } => {
+                    let has = obs.get(worker).filter(|ow| ow.realms.contains_key(realm_id)).map(|ow| {
+                        ow.roles.get(realm_id).is_some_and(|r| r.contains(id))
+                    });
+                    if has == Some(false) {
+                        starts.push(act(node, Some(worker), "start_router_realm_role", vec![json!(realm_id), json!(id), config.clone()]));
+                    }
+                }
                 Want::Realm { worker, id, config } if obs.get(worker).is_some_and(|ow| !ow.realms.contains_key(id)) => {
                     starts.push(act(node, Some(worker), "start_router_realm", vec![json!(id), config.clone()]));
                 }
@@ -385,6 +440,16 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                     );
                     if !wanted && realm_wanted {
                         stops.push(act(node, Some(worker), "stop_router_realm_link", vec![json!(realm_id), json!(l)]));
+                    }
+                }
+                if realm_wanted {
+                    for r in ow.roles.get(realm_id).map(Vec::as_slice).unwrap_or(&[]).iter().filter(|r| r.starts_with("rle_")) {
+                        let wanted = wants.iter().any(
+                            |w| matches!(w, Want::Role { worker: x, realm_id: rr, id, .. } if x == worker && rr == realm_id && id == r),
+                        );
+                        if !wanted {
+                            stops.push(act(node, Some(worker), "stop_router_realm_role", vec![json!(realm_id), json!(r)]));
+                        }
                     }
                 }
                 if !realm_wanted && realm_id.starts_with("rlm_") {

@@ -345,9 +345,16 @@ fn observe(conn: &mut Conn, s: &mut Session, node: &str) -> Result<BTreeMap<Stri
         if kind == "router" {
             for rid in strings(&call_sync(conn, s, &w(&id, "get_router_realms"), vec![])??) {
                 let links = call_sync(conn, s, &w(&id, "get_router_realm_links"), vec![Value::Str(rid.clone())])?.unwrap_or(Value::Null);
+                let roles = call_sync(conn, s, &w(&id, "get_router_realm_roles"), vec![Value::Str(rid.clone())])?.unwrap_or(Value::Null);
+                ow.roles.insert(rid.clone(), strings(&roles));
                 ow.realms.insert(rid, strings(&links));
             }
         } else {
+            for tid in ow.transports.keys().cloned().collect::<Vec<_>>() {
+                let t = call_sync(conn, s, &w(&id, "get_proxy_transport"), vec![Value::Str(tid.clone())])?.unwrap_or(Value::Null);
+                let cfg = t.as_dict().and_then(|d| d.get("config")).map(crate::value::to_json).unwrap_or(serde_json::Value::Null);
+                ow.transport_configs.insert(tid, cfg);
+            }
             ow.connections = strings(&call_sync(conn, s, &w(&id, "get_proxy_connections"), vec![])??);
             for realm in strings(&call_sync(conn, s, &w(&id, "get_proxy_routes"), vec![])??) {
                 let routes = call_sync(conn, s, &w(&id, "list_proxy_realm_routes"), vec![Value::Str(realm.clone())])??;

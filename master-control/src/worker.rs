@@ -302,7 +302,14 @@ impl RouterWorkerApi {
                     .get(&rid)
                     .cloned()
                     .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no role '{rid}' on realm '{id}'")))?;
-                let closed = ctl.remove_role(&name, &role_name).map_err(|e| ApiError::new("crossbar.error.no_such_object", e))?;
+                // A role replaced under a new id (new permissions) keeps running:
+                // stopping the old id then only forgets it.
+                let still_used = e.roles.iter().any(|(other, (n, _))| other != &rid && n == &role_name);
+                let closed = if still_used {
+                    0
+                } else {
+                    ctl.remove_role(&name, &role_name).map_err(|e| ApiError::new("crossbar.error.no_such_object", e))?
+                };
                 if let Some(e) = self.realms.get_mut(&id) {
                     e.roles.remove(&rid);
                 }

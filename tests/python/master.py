@@ -33,6 +33,8 @@ SEED is an Ed25519 private seed (64 hex digits).
 """
 
 import asyncio
+import os
+import signal
 
 from autobahn.wamp.cryptosign import CryptosignKey
 
@@ -284,6 +286,38 @@ async def arealm_flow(args):
     out["event"] = got[0]
     out["session_count"] = await asyncio.wait_for(c2.call("wamp.session.count"), STEP_TIMEOUT)
     await close(c1, c2)
+
+    # A principal added while the realm runs reaches the web cluster without a restart.
+    p3 = await call(m, "mrealm.arealm.add_principal", ar["oid"], {"authid": "client3", "role_oid": role["oid"]})
+    await call(m, "mrealm.arealm.add_principal_credential", ar["oid"], p3["oid"],
+               {"authmethod": "ticket", "authconfig": {"secret": "secret-ticket-3"}})
+    c3 = await poll("the new principal logs in", lambda: app_session(url, "app-realm1", "client3", "secret-ticket-3"), lambda s: True)
+    out["client3_role"] = c3.joined.result().authrole
+    await close(c3)
+
+    # kill -9 of a router worker: its node restarts it, the master re-applies its realm, links and routes.
+    before = await call(m, "remote.node.get_worker", n2["oid"], "wg1_2")
+    os.kill(before["pid"], signal.SIGKILL)
+    after = await poll("wg1_2 restarted", lambda: call(m, "remote.node.get_worker", n2["oid"], "wg1_2"),
+                       lambda w: w["pid"] != before["pid"] and w["status"] == "started", timeout=30.0)
+    out["worker_restarted"] = after["pid"] != before["pid"]
+
+    async def both_workers_serve():
+        # Sessions through the web cluster land on both workers (round-robin): every one must work.
+        ok = 0
+        for _ in range(4):
+            c = await app_session(url, "app-realm1", "client1", "secret-ticket-1")
+            try:
+                await asyncio.wait_for(c.call("wamp.session.count"), STEP_TIMEOUT)
+                realms = await call(m, "remote.router.get_router_realms", n2["oid"], "wg1_2")
+                if not any(r.startswith("rlm_") for r in realms):
+                    raise Failure("realm not back on wg1_2 yet")
+                ok += 1
+            finally:
+                await close(c)
+        return ok
+
+    out["after_kill_sessions"] = await poll("the cluster serves again", both_workers_serve, lambda n: n == 4, timeout=30.0)
 
     # Teardown: stopping really stops (the workers leave the nodes).
     await call(m, "mrealm.arealm.stop_arealm", ar["oid"])

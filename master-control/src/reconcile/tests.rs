@@ -75,7 +75,10 @@ fn apply(observed: &mut Observed, actions: &[Action]) {
                     }
                     "start_proxy_transport" => {
                         w.transports.insert(arg(0), Some(8190));
+                        w.transport_configs.insert(arg(0), a.args[1].clone());
                     }
+                    "start_router_realm_role" => w.roles.entry(arg(0)).or_default().push(arg(1)),
+                    "stop_router_realm_role" => w.roles.entry(arg(0)).or_default().retain(|r| *r != arg(1)),
                     "start_router_realm" => {
                         w.realms.insert(arg(0), Vec::new());
                     }
@@ -92,6 +95,7 @@ fn apply(observed: &mut Observed, actions: &[Action]) {
                     "stop_router_realm_link" => w.realms.get_mut(&arg(0)).expect("realm").retain(|l| *l != arg(1)),
                     "stop_router_transport" | "stop_proxy_transport" => {
                         w.transports.remove(&arg(0));
+                        w.transport_configs.remove(&arg(0));
                     }
                     "stop_proxy_connection" => w.connections.retain(|c| *c != arg(0)),
                     "stop_proxy_realm_route" => w.routes.retain(|(_, id, _)| *id != arg(1)),
@@ -129,8 +133,7 @@ fn an_arealm_on_two_nodes_and_a_web_cluster_converge_and_tear_down() {
     assert_eq!(t.args[1]["auth"]["cryptosign-proxy"]["principals"]["node2"]["authorized_keys"], json!(["bb".repeat(32)]));
     let r = p2.iter().find(|a| a.procedure == "start_router_realm").expect("realm");
     assert_eq!(r.args[0], json!("rlm_ar00aa11"));
-    assert_eq!(r.args[1]["roles"][0]["name"], "app-role");
-    assert_eq!(r.args[1]["roles"][0]["permissions"][0]["allow"]["call"], true);
+    assert!(r.args[1].get("roles").is_none(), "roles follow once the realm runs");
     // The web cluster's WebSocket service authenticates the arealm's principals.
     let pt = p2.iter().find(|a| a.procedure == "start_proxy_transport").expect("proxy transport");
     assert_eq!(pt.args[1]["endpoint"]["port"], 8190);
@@ -141,21 +144,47 @@ fn an_arealm_on_two_nodes_and_a_web_cluster_converge_and_tear_down() {
 
     let p3 = plan(&o, &observed);
     let names = procs(&p3);
+    let role = p3.iter().find(|a| a.procedure == "start_router_realm_role").expect("role");
+    assert!(role.args[1].as_str().is_some_and(|id| id.starts_with("rle_app-role_")), "{:?}", role.args);
+    assert_eq!(role.args[2]["permissions"][0]["allow"]["call"], true);
     assert!(names.contains(&"node1/wg1_1:start_router_realm_link".to_owned()), "{names:?}");
     assert!(names.contains(&"node2/wg1_2:start_router_realm_link".to_owned()));
     assert_eq!(names.iter().filter(|n| n.ends_with("start_proxy_connection")).count(), 2, "one per router worker");
     let link = p3.iter().find(|a| a.worker.as_deref() == Some("wg1_1") && a.procedure == "start_router_realm_link").expect("link");
     assert_eq!(link.args[2]["transport"]["endpoint"], json!({"type": "tcp", "host": "10.0.0.2", "port": 10001}), "at the peer's cluster address");
+    assert_eq!(link.args[1], json!("rlk_wg1_2_10001"));
     // The route comes after its connections in the same pass.
     let conn_at = names.iter().rposition(|n| n.ends_with("start_proxy_connection")).expect("connections");
     let route_at = names.iter().position(|n| n.ends_with("start_proxy_realm_route")).expect("route");
     assert!(conn_at < route_at, "{names:?}");
     let route = &p3[route_at];
-    assert_eq!(route.args[1]["app-role"], json!(["cnc_node1_wg1_1", "cnc_node2_wg1_2"]));
+    assert_eq!(route.args[1]["app-role"], json!(["cnc_node1_wg1_1_10000", "cnc_node2_wg1_2_10001"]));
     assert!(!complete(&o, &observed));
     apply(&mut observed, &p3);
     assert!(plan(&o, &observed).is_empty(), "converged");
     assert!(complete(&o, &observed));
+
+    // Changes to the running realm reach the nodes without a restart:
+    // a permission changes (the role is replaced under a new id, the old id dropped) ...
+    let mut changed = o.clone();
+    changed.by_kind.get_mut("permission").unwrap()[0]["allow_publish"] = json!(false);
+    let up = plan(&changed, &observed);
+    let names = procs(&up);
+    assert_eq!(names.iter().filter(|n| n.ends_with("start_router_realm_role")).count(), 2, "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.ends_with("stop_router_realm_role")).count(), 2, "{names:?}");
+    let first_stop = names.iter().position(|n| n.ends_with("stop_router_realm_role")).expect("stop");
+    let last_start = names.iter().rposition(|n| n.ends_with("start_router_realm_role")).expect("start");
+    assert!(last_start < first_stop, "new permissions first: {names:?}");
+    apply(&mut observed, &up);
+    assert!(plan(&changed, &observed).is_empty());
+    // ... and a new principal reaches the web cluster (its transport is replaced).
+    changed.by_kind.get_mut("principal").unwrap().push(json!({"oid": "p2", "arealm_oid": "ar00aa11-0000", "authid": "client2", "role_oid": "r1"}));
+    changed.by_kind.get_mut("credential").unwrap().push(json!({"principal_oid": "p2", "authmethod": "ticket", "authconfig": {"secret": "s2"}}));
+    let up = plan(&changed, &observed);
+    assert_eq!(procs(&up), ["node1/cpw-wc00bb22-0:stop_proxy_transport", "node1/cpw-wc00bb22-0:start_proxy_transport"]);
+    assert_eq!(up[1].args[1]["paths"]["ws"]["auth"]["ticket"]["principals"]["client2"]["ticket"], "s2");
+    apply(&mut observed, &up);
+    assert!(plan(&changed, &observed).is_empty());
 
     // The application realm is stopped: its realm, links, transports, workers, connections and route go.
     let stopped = objects("STOPPED");
