@@ -14,13 +14,19 @@
 //!   the API on those realms over a private Unix socket, and carries calls
 //!   in and effects out.
 //!
+//! * [`node`], [`worker`], [`proxy`]: the managed node's, router worker's
+//!   and proxy worker's sides of the API, sans-IO over small control traits
+//!   (implemented in the `junction` binary); [`uplink`] keeps their sessions
+//!   to the master.
+//! * [`reconcile`]: what the started objects mean for the nodes and the
+//!   calls that get them there (sans-IO); `service` runs it per management
+//!   realm.
+//!
 //! ## What it is not
 //! Not a data-plane router: application traffic never passes through the
-//! master. This first slice serves the global realm API (domain status,
-//! management realms, node pairing), node authentication and node
-//! liveness on management realms; router clusters, web clusters,
-//! application realms and the reconcile loop that drives nodes are not
-//! implemented yet (calls to them answer `wamp.error.no_such_procedure`).
+//! master. Not implemented yet: worker logs and tracing, `realm.meta`
+//! bridging, router realm stats, per-role restrictions among management
+//! roles.
 
 pub mod error;
 pub mod master;
