@@ -486,7 +486,7 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
         std::fs::write(&p, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write");
     }
     let port = free_port();
-    let master = start_master(&dir.join("master"), port, &su);
+    let mut master = start_master(&dir.join("master"), port, &su);
     let paired = master.python(
         "master.py",
         &[&url(port), GLOBAL, "json", "--scenario", "pair_two", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
@@ -499,7 +499,7 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
     let r = common::run_python(
         "master.py",
         &[&url(port), GLOBAL, "json", "--scenario", "arealm_flow", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
-          "--web-port", &web_port, "--timeout", "120"],
+          "--web-port", &web_port, "--timeout", "120", "--phase", "setup"],
     )
     .unwrap_or_else(|e| {
         panic!("{e}\n--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}", master.stderr(), node1.stderr(), node2.stderr())
@@ -521,6 +521,27 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
     assert_eq!(r["client3_role"], "app-role", "a principal added at run time reaches the web cluster: {r}");
     assert_eq!(r["worker_restarted"], true);
     assert_eq!(r["after_kill_sessions"], 4, "after kill -9 of a router worker the cluster serves again: {r}");
+
+    // kill -9 of the master while all this runs: nothing is lost, the nodes
+    // reconnect, the reconcile loop finds everything in place (no doubles).
+    common::kill(master.pid(), libc::SIGKILL);
+    let _ = master.terminate(std::time::Duration::from_secs(5));
+    drop(master);
+    let master = start_master(&dir.join("master"), port, &su);
+    let r = common::run_python(
+        "master.py",
+        &[&url(port), GLOBAL, "cbor", "--scenario", "arealm_check", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
+          "--web-port", &web_port, "--timeout", "120"],
+    )
+    .unwrap_or_else(|e| {
+        panic!("{e}\n--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}", master.stderr(), node1.stderr(), node2.stderr())
+    });
+    assert_eq!(r["arealm_status_after_restart"], "RUNNING", "{r}");
+    assert_eq!(r["node1_workers_after_restart"], serde_json::json!(n1), "the same workers: {r}");
+    assert_eq!(r["node2_workers_after_restart"], serde_json::json!(n2));
+    assert_eq!(r["node1_workers_later"], serde_json::json!(n1), "nothing started twice: {r}");
+    assert_eq!(r["wg1_1_realms"].as_array().map(Vec::len), Some(1), "one application realm on wg1_1: {r}");
+    assert!(r["client_after_restart"].as_u64().is_some_and(|n| n >= 1), "{r}");
     // Stopping stops: the workers are gone from the nodes.
     assert_eq!(r["node1_workers_after"], serde_json::json!([]), "{r}");
     assert_eq!(r["arealm_after"], "STOPPED");
