@@ -292,6 +292,20 @@ impl master_control::worker::RouterControl for RouterControlImpl {
     fn stop_transport(&self, id: &str) -> Result<(), String> {
         self.node.stop_transport(id).map_err(|e| e.to_string())
     }
+
+    fn meta_call(
+        &self,
+        realm: &str,
+        procedure: &str,
+        args: Vec<wamp_proto::Value>,
+        kwargs: wamp_proto::Dict,
+    ) -> Result<wamp_proto::Value, (String, String)> {
+        let payload = wamp_proto::Payload::values(Some(args), (!kwargs.is_empty()).then_some(kwargs));
+        match self.node.meta_call(realm, procedure, payload) {
+            Ok(r) => r,
+            Err(e) => Err(("crossbar.error.no_such_object".into(), e.to_string())),
+        }
+    }
 }
 
 /// `{id, type, endpoint, port?}` of a transport.

@@ -382,6 +382,12 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(w["errors"]["unknown_worker"], "wamp.error.no_such_procedure");
     assert_eq!(w["errors"]["unknown_realm"], "crossbar.error.no_such_object");
     assert_eq!(w["app_joined"], true, "a client joins the realm the master started: {w}");
+    assert_eq!(w["meta_count"], 1, "{w}");
+    assert_eq!(w["meta_list_len"], 1);
+    assert_eq!(w["stats_sessions"], 1);
+    assert_eq!(w["meta_unknown_realm"], "crossbar.error.no_such_object");
+    assert_eq!(w["killed"], 1);
+    assert_eq!(w["killed_reason"], "wamp.close.killed");
     assert_eq!(w["sessions_closed"], 1);
     assert_eq!(w["app_left"], "wamp.close.system_shutdown");
     assert_eq!(w["app_after_stop"], "wamp.error.no_such_realm");

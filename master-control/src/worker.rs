@@ -42,10 +42,40 @@ pub trait RouterControl {
     fn start_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<Json, String>;
     /// Stops the transport `id`.
     fn stop_transport(&self, id: &str) -> Result<(), String>;
+    /// Calls a meta procedure of a running realm as its operator: the
+    /// result, or the WAMP error (URI, message).
+    fn meta_call(&self, realm: &str, procedure: &str, args: Vec<Value>, kwargs: Dict) -> Result<Value, (String, String)>;
 }
 
+/// Meta procedures a worker serves for its realms as
+/// `crossbarfabriccenter.node.<authid>.worker.<id>.<procedure>(realm_id, ...)`
+/// (the management API's `remote.realm.meta.<procedure>`).
+pub const META_PROCEDURES: [&str; 19] = [
+    "wamp.session.count",
+    "wamp.session.list",
+    "wamp.session.get",
+    "wamp.session.kill",
+    "wamp.session.kill_by_authid",
+    "wamp.session.kill_by_authrole",
+    "wamp.session.kill_all",
+    "wamp.registration.list",
+    "wamp.registration.lookup",
+    "wamp.registration.match",
+    "wamp.registration.get",
+    "wamp.registration.list_callees",
+    "wamp.registration.count_callees",
+    "wamp.subscription.list",
+    "wamp.subscription.lookup",
+    "wamp.subscription.match",
+    "wamp.subscription.get",
+    "wamp.subscription.list_subscribers",
+    "wamp.subscription.count_subscribers",
+];
+
 /// Procedures of the router worker API (suffixes).
-pub const ROUTER_PROCEDURES: [&str; 17] = [
+pub const ROUTER_PROCEDURES: [&str; 19] = [
+    "kill_by_authid",
+    "get_router_realm_stats",
     "start_router_transport",
     "stop_router_transport",
     "get_router_realm_roles",
@@ -96,6 +126,7 @@ impl RouterWorkerApi {
     pub fn procedures(&self, authid: &str) -> Vec<String> {
         ROUTER_PROCEDURES
             .iter()
+            .chain(META_PROCEDURES.iter())
             .map(|p| format!("crossbarfabriccenter.node.{authid}.worker.{}.{p}", self.worker_id))
             .collect()
     }
@@ -339,6 +370,42 @@ impl RouterWorkerApi {
                 ctl.stop_transport(tid).map_err(|e| ApiError::new("crossbar.error.no_such_object", e))?;
                 Ok(from_json(&json!({"id": tid, "stopped": iso(now)})))
             }
+            p if META_PROCEDURES.contains(&p) => {
+                let id = a.str(0, "realm_id")?;
+                let name = self.entry(id)?.name.clone();
+                ctl.meta_call(&name, p, args[1..].to_vec(), kwargs.clone()).map_err(|(u, m)| ApiError { uri: u, message: m })
+            }
+            "kill_by_authid" => {
+                let id = a.str(0, "realm_id")?;
+                let authid = a.str(1, "authid")?;
+                let name = self.entry(id)?.name.clone();
+                let mut kw = Dict::new();
+                for (i, k) in [(2, "reason"), (3, "message")] {
+                    if let Some(v) = a.opt_str(i, k)? {
+                        kw.insert(k.into(), Value::Str(v.to_owned()));
+                    }
+                }
+                let n = ctl
+                    .meta_call(&name, "wamp.session.kill_by_authid", vec![Value::Str(authid.to_owned())], kw)
+                    .map_err(|(u, m)| ApiError { uri: u, message: m })?;
+                Ok(from_json(&json!({"realm": name, "authid": authid, "killed": to_json(&n)})))
+            }
+            "get_router_realm_stats" => {
+                let only = a.opt_str(0, "realm_id")?.map(str::to_owned);
+                let mut out = Dict::new();
+                for (id, e) in &self.realms {
+                    if only.as_ref().is_some_and(|o| o != id) {
+                        continue;
+                    }
+                    let sessions = ctl.meta_call(&e.name, "wamp.session.count", Vec::new(), Dict::new()).unwrap_or(Value::Null);
+                    let roles = e.config.get("roles").and_then(Json::as_array).map_or(0, Vec::len) + e.roles.len();
+                    out.insert(id.clone(), from_json(&json!({"name": e.name, "sessions": to_json(&sessions), "roles": roles})));
+                }
+                if let Some(o) = only.filter(|o| !out.contains_key(o)) {
+                    return Err(ApiError::new("crossbar.error.no_such_object", format!("no realm with ID '{o}'")));
+                }
+                Ok(Value::Dict(out))
+            }
             "get_router_transports" => Ok(Value::List(ctl.transports().iter().map(from_json).collect())),
             "get_router_transport" => {
                 let tid = a.str(0, "transport_id")?;
@@ -410,6 +477,13 @@ mod tests {
         }
         fn stop_transport(&self, id: &str) -> Result<(), String> {
             if id == "tnp1" { Ok(()) } else { Err(format!("no transport '{id}'")) }
+        }
+        fn meta_call(&self, realm: &str, procedure: &str, args: Vec<Value>, _kw: Dict) -> Result<Value, (String, String)> {
+            match procedure {
+                "wamp.session.count" if self.realms.borrow().iter().any(|r| r == realm) => Ok(Value::UInt(3)),
+                "wamp.session.kill_by_authid" => Ok(Value::UInt(args.len() as u64)),
+                _ => Err(("wamp.error.no_such_procedure".into(), procedure.into())),
+            }
         }
     }
 
@@ -485,7 +559,14 @@ mod tests {
         assert!(call(&mut api, "stop_router_transport", vec![s("tnp1")]).is_ok());
         assert_eq!(call(&mut api, "stop_router_transport", vec![s("zz")]).unwrap_err().uri, "crossbar.error.no_such_object");
         assert_eq!(call(&mut api, "nope", vec![]).unwrap_err().uri, "wamp.error.no_such_procedure");
-        assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len());
+        // Meta procedures of a realm, by realm id, as the operator.
+        assert_eq!(call(&mut api, "wamp.session.count", vec![s("config-realm")]), Ok(Value::UInt(3)));
+        assert_eq!(call(&mut api, "wamp.session.count", vec![s("rlm_none")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        let k = call(&mut api, "kill_by_authid", vec![s("config-realm"), s("joe")]).expect("kill");
+        assert_eq!(k.as_dict().and_then(|d| d.get("killed")), Some(&Value::UInt(1)));
+        let st = call(&mut api, "get_router_realm_stats", vec![]).expect("stats");
+        assert_eq!(st.as_dict().and_then(|d| d.get("config-realm")).and_then(|r| r.as_dict()).and_then(|r| r.get("sessions")), Some(&Value::UInt(3)));
+        assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len() + META_PROCEDURES.len());
         assert_eq!(api.suffix("node1", "crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms"), Some("get_router_realms"));
     }
 }

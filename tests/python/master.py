@@ -428,6 +428,18 @@ async def worker_api(args, m, oid):
     # An application client on the node's worker, in the realm the master just started.
     app = await open_session(args.app_url, "tenant2", "json")
     out["app_joined"] = app.joined.done()
+    # The realm's meta API from the management realm (the reference takes the node authid here).
+    out["meta_count"] = await call(m, "remote.realm.meta.wamp.session.count", "node1", w, "rlm_tenant2")
+    out["meta_list_len"] = len(await call(m, "remote.realm.meta.wamp.session.list", "node1", w, "rlm_tenant2"))
+    stats = await call(m, "remote.router.get_router_realm_stats", oid, w, "rlm_tenant2")
+    out["stats_sessions"] = stats["rlm_tenant2"]["sessions"]
+    out["meta_unknown_realm"] = await expect_error(call(m, "remote.realm.meta.wamp.session.count", "node1", w, "rlm_x"), "meta")
+    # kill_by_authid through the worker API closes the client.
+    other = await open_session(args.app_url, "tenant2", "json")
+    killed = await call(m, "remote.router.kill_by_authid", oid, w, "rlm_tenant2", other.joined.result().authid)
+    out["killed"] = killed["killed"]
+    await asyncio.wait_for(other.left, STEP_TIMEOUT)
+    out["killed_reason"] = other.left.result().reason
     stopped = await call(m, "remote.router.stop_router_realm", oid, w, "rlm_tenant2")
     out["sessions_closed"] = stopped["sessions_closed"]
     await asyncio.wait_for(app.left, STEP_TIMEOUT)

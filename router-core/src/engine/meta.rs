@@ -496,9 +496,32 @@ impl Realm {
     /// Answers meta procedure `procedure` for caller `sid` (already
     /// authorized to call it).
     pub(super) fn call_meta(&mut self, sid: SessionId, procedure: &str, payload: &Payload) -> MetaReply {
+        self.call_meta_as(Some(sid), procedure, payload)
+    }
+
+    /// A meta procedure called by the router's operator (the management
+    /// API's `remote.realm.meta.*` and `kill_by_authid`), not by a session:
+    /// trusted, excluding nobody. `wamp.session.add_testament` and
+    /// `flush_testaments` need a session and are refused.
+    pub fn operator_meta_call(&mut self, procedure: &str, payload: &Payload) -> Result<Value, (String, String)> {
+        if !self.is_meta_procedure(procedure) {
+            return Err((uris::NO_SUCH_PROCEDURE.to_owned(), format!("no meta procedure '{procedure}' on this realm")));
+        }
+        let r = self.call_meta_as(None, procedure, payload);
+        self.flush_deferred();
+        r.map(|v| v.unwrap_or(Value::Null)).map_err(|(u, m)| (u.to_owned(), m))
+    }
+
+    fn call_meta_as(&mut self, caller: Option<SessionId>, procedure: &str, payload: &Payload) -> MetaReply {
         let a = Args::parse(payload)?;
-        let Some(caller) = self.sessions.get(&sid) else { return Err((uris::NO_SUCH_SESSION, "no session".into())) };
-        let trusted = caller.info.authrole == "trusted";
+        let trusted = match caller {
+            None => true,
+            Some(sid) => match self.sessions.get(&sid) {
+                Some(c) => c.info.authrole == "trusted",
+                None => return Err((uris::NO_SUCH_SESSION, "no session".into())),
+            },
+        };
+        let no_session = || (uris::NO_SUCH_SESSION, "testaments belong to a session".to_owned());
         match procedure {
             "wamp.session.count" | "wamp.session.list" => {
                 let filter = a.opt_strings(0, "filter_authroles")?;
@@ -522,7 +545,7 @@ impl Realm {
                 let id = a.id(0, "session_id")?;
                 let (reason, message) = kill_reason(&a, 1)?;
                 let target = SessionId::from_valid(id);
-                if target == sid || self.sessions.get(&target).is_none_or(|s| s.closing) {
+                if Some(target) == caller || self.sessions.get(&target).is_none_or(|s| s.closing) {
                     return Err(no_such_session(id));
                 }
                 self.kill(&[target], reason, message);
@@ -539,7 +562,7 @@ impl Realm {
                 let mut targets: Vec<SessionId> = self
                     .sessions
                     .values()
-                    .filter(|s| s.info.session != sid && !s.closing)
+                    .filter(|s| Some(s.info.session) != caller && !s.closing)
                     .filter(|s| match key {
                         None => true,
                         Some(k) if by_authid => s.info.authid == k,
@@ -553,9 +576,13 @@ impl Realm {
                 // list of ids for the by-authid/authrole variants).
                 Ok(Some(Value::UInt(targets.len() as u64)))
             }
-            "wamp.session.add_testament" => self.add_testament(sid, &a, payload).map(Some),
+            "wamp.session.add_testament" => {
+                let sid = caller.ok_or_else(no_session)?;
+                self.add_testament(sid, &a, payload).map(Some)
+            }
             "wamp.session.flush_testaments" => {
                 let scope = a.opt_string(0, "scope")?.unwrap_or("destroyed");
+                let sid = caller.ok_or_else(no_session)?;
                 let Some(s) = self.sessions.get_mut(&sid) else { return Ok(None) };
                 let Some(list) = s.testaments.scope(scope) else { return Err(bad_scope()) };
                 let n = list.len();

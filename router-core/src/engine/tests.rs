@@ -959,3 +959,21 @@ fn roles_are_added_changed_and_removed_at_run_time() {
     assert_eq!(h.realm.remove_role("app"), None);
     assert_eq!(h.realm.role_names(), ["anonymous"]);
 }
+
+#[test]
+fn the_operator_calls_meta_procedures_without_a_session() {
+    let mut h = Harness::new();
+    h.realm = Realm::new(RealmSpec { name: "realm1".into(), roles: vec![open_role("anonymous")] }, 7).with_meta_api(true);
+    let a = h.join(Serializer::Json, "anonymous");
+    let _b = h.join(Serializer::Json, "anonymous");
+    assert_eq!(h.realm.operator_meta_call("wamp.session.count", &Payload::EMPTY), Ok(Value::UInt(2)));
+    let authid = format!("user-{}", a.get());
+    let by = Payload::values(Some(vec![Value::Str(authid)]), None);
+    assert_eq!(h.realm.operator_meta_call("wamp.session.kill_by_authid", &by), Ok(Value::UInt(1)));
+    let out = h.drain();
+    assert!(out.iter().any(|o| matches!(o, Out::Msg(s, Message::Goodbye { .. }) if *s == a)), "{out:?}");
+    assert_eq!(h.realm.operator_meta_call("wamp.session.count", &Payload::EMPTY), Ok(Value::UInt(1)));
+    let e = h.realm.operator_meta_call("wamp.session.add_testament", &Payload::EMPTY).unwrap_err();
+    assert!(e.0.starts_with("wamp.error."), "{e:?}");
+    assert_eq!(h.realm.operator_meta_call("com.example.x", &Payload::EMPTY).unwrap_err().0, "wamp.error.no_such_procedure");
+}

@@ -75,6 +75,12 @@ enum Control {
     StopListener { index: usize, reply: flume::Sender<()> },
     RemoveRole { realm: String, name: String, reply: flume::Sender<Result<usize, RealmError>> },
     Roles { realm: String, reply: flume::Sender<Result<Vec<String>, RealmError>> },
+    MetaCall {
+        realm: String,
+        procedure: String,
+        payload: wamp_proto::Payload,
+        reply: flume::Sender<Result<Result<wamp_proto::Value, (String, String)>, RealmError>>,
+    },
 }
 
 /// How long a control request may wait for its shard.
@@ -337,6 +343,19 @@ impl RouterNode {
         self.realm_control(realm, |reply| Control::RemoveRole { realm: r, name: n, reply })
     }
 
+    /// Calls a meta procedure of a running realm as its operator (trusted,
+    /// no session: the management API's `remote.realm.meta.*`): the result,
+    /// or the WAMP error (URI, message).
+    pub fn meta_call(
+        &self,
+        realm: &str,
+        procedure: &str,
+        payload: wamp_proto::Payload,
+    ) -> Result<Result<wamp_proto::Value, (String, String)>, RealmError> {
+        let (r, p) = (realm.to_owned(), procedure.to_owned());
+        self.realm_control(realm, |reply| Control::MetaCall { realm: r, procedure: p, payload, reply })
+    }
+
     /// The roles of a running realm.
     pub fn realm_roles(&self, realm: &str) -> Result<Vec<String>, RealmError> {
         let r = realm.to_owned();
@@ -533,6 +552,13 @@ async fn run_shard(
                             }
                             None => Err(RealmError::NoSuchRealm(realm)),
                         };
+                        let _ = reply.send(r);
+                    }
+                    Control::MetaCall { realm, procedure, payload, reply } => {
+                        let r = shard
+                            .realm_host(&realm)
+                            .map(|h| h.operator_meta_call(&procedure, &payload))
+                            .ok_or(RealmError::NoSuchRealm(realm));
                         let _ = reply.send(r);
                     }
                     Control::Roles { realm, reply } => {

@@ -414,6 +414,13 @@ impl RealmHost {
         n
     }
 
+    /// A meta procedure called by the operator (see `Realm::operator_meta_call`).
+    pub fn operator_meta_call(&self, procedure: &str, payload: &wamp_proto::Payload) -> Result<Value, (String, String)> {
+        let r = self.realm.borrow_mut().operator_meta_call(procedure, payload);
+        self.pump();
+        r
+    }
+
     /// The realm's role names.
     pub fn role_names(&self) -> Vec<String> {
         self.realm.borrow().role_names()
