@@ -86,7 +86,9 @@ fn management_flow_of_the_reference_with_a_node_logging_in() {
         assert_eq!(r["node_status_before"], "offline");
         // The node asked for the global realm and landed on its management realm.
         assert_eq!(r["node_welcome"]["authid"], "node1");
-        assert_eq!(r["node_welcome"]["authrole"], "node");
+        assert_eq!(r["node_welcome"]["authrole"], "node-node1", "a role of its own");
+        assert_eq!(r["node_own_register"], "<no error>", "{r}");
+        assert_eq!(r["node_foreign_register"], "wamp.error.not_authorized", "no node takes another's procedures: {r}");
         assert_ne!(r["node_welcome"]["realm"], GLOBAL);
         assert_eq!(r["node_status_online"], "online");
         assert_eq!(r["online_names"], serde_json::json!(["node1"]));

@@ -26,8 +26,33 @@ pub const AUTHENTICATOR: &str = "com.crossbario.fabric.authenticate";
 pub const SUPERUSER: &str = "superuser";
 /// Role of management users on the global realm.
 pub const ROLE_USER: &str = "user";
-/// Role of managed nodes on their management realm.
+/// The role a managed node asks for (HELLO `authrole`); on its management
+/// realm it gets its own role, [`node_role`].
 pub const ROLE_NODE: &str = "node";
+
+/// The role of node `authid` on its management realm: it may register and
+/// publish under `crossbarfabriccenter.node.<authid>.` only (no node can
+/// take another's procedures), and publish its heartbeats.
+pub fn node_role(authid: &str) -> String {
+    format!("node-{authid}")
+}
+
+/// Is `role` a node's role?
+pub fn is_node_role(role: &str) -> bool {
+    role.strip_prefix("node-").is_some_and(|a| !a.is_empty())
+}
+
+/// The configuration of [`node_role`] (Crossbar's role format).
+pub fn node_role_config(authid: &str) -> Json {
+    json!({"name": node_role(authid), "permissions": [
+        {"uri": format!("crossbarfabriccenter.node.{authid}."), "match": "prefix",
+         "allow": {"call": false, "register": true, "publish": true, "subscribe": false}},
+        {"uri": "crossbarfabriccenter.node.on_heartbeat", "match": "exact",
+         "allow": {"call": false, "register": false, "publish": true, "subscribe": false}},
+        {"uri": "crossbarfabriccenter.node.on_worker_heartbeat", "match": "exact",
+         "allow": {"call": false, "register": false, "publish": true, "subscribe": false}}
+    ]})
+}
 /// Roles a management user may ask for on a management realm
 /// (`owner` when none is asked for).
 pub const MREALM_USER_ROLES: [&str; 5] = ["guest", "developer", "operator", "admin", "owner"];
@@ -362,7 +387,7 @@ impl Master {
             }
         }
         principal.insert("authid".into(), Value::Str(authid.to_owned()));
-        principal.insert("role".into(), Value::Str(ROLE_NODE.into()));
+        principal.insert("role".into(), Value::Str(node_role(authid)));
         principal.insert("realm".into(), Value::Str(str_of(&mrealm, "name").unwrap_or_default().to_owned()));
         let extra = node.get("authextra").map(from_json).and_then(|v| v.as_dict().cloned()).unwrap_or_default();
         principal.insert("extra".into(), Value::Dict(extra));

@@ -131,6 +131,16 @@ impl Shared {
     }
 }
 
+/// Adds (or replaces) a role of a running realm of the master's router.
+fn ensure_role(shared: &Shared, realm: &str, role: &serde_json::Value) -> Result<(), String> {
+    let cfg = junction_config::parse_realm(&json!({"name": realm, "roles": [role]})).map_err(|e| e.to_string())?;
+    let r = cfg.roles.first().ok_or("no role")?;
+    shared
+        .router
+        .set_realm_role(realm, router_core::runtime::from_config::role_from_config(r))
+        .map_err(|e| e.to_string())
+}
+
 /// The roles of the global realm.
 fn global_realm() -> serde_json::Value {
     json!({
@@ -153,8 +163,6 @@ fn mrealm_realm(name: &str) -> serde_json::Value {
                 "allow": {"call": true, "subscribe": true}, "disclose": {"caller": true}}]})
         })
         .collect();
-    roles.push(json!({"name": master::ROLE_NODE, "permissions": [{"uri": "crossbarfabriccenter.node.", "match": "prefix",
-        "allow": {"call": true, "register": true, "publish": true, "subscribe": true}, "disclose": {"caller": true}}]}));
     roles.push(json!({"name": "master", "permissions": [{"uri": "", "match": "prefix",
         "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}));
     json!({"name": name, "roles": roles, "options": {"enable_meta_api": true}})
@@ -653,8 +661,23 @@ fn answer(
                 return;
             }
         };
-        match shared.master().authenticate(&req_realm, &auth_details) {
-            Ok(p) => s.yield_result(request, vec![p], Dict::new()),
+        let outcome = shared.master().authenticate(&req_realm, &auth_details);
+        match outcome {
+            Ok(p) => {
+                // A node gets a role of its own on its management realm, made here.
+                let d = p.as_dict();
+                let role = d.and_then(|d| d.get("role")).and_then(Value::as_str).unwrap_or("");
+                if master::is_node_role(role) {
+                    let realm = d.and_then(|d| d.get("realm")).and_then(Value::as_str).unwrap_or("").to_owned();
+                    let authid = d.and_then(|d| d.get("authid")).and_then(Value::as_str).unwrap_or("");
+                    if let Err(e) = ensure_role(shared, &realm, &master::node_role_config(authid)) {
+                        tracing::error!(%realm, %authid, error = %e, "cannot make the node's role");
+                        s.yield_error(request, "wamp.error.not_authorized", vec![Value::Str(e)], Dict::new());
+                        return;
+                    }
+                }
+                s.yield_result(request, vec![p], Dict::new())
+            }
             Err(e) => {
                 tracing::info!(realm = %req_realm, error = %e, "management login refused");
                 s.yield_error(request, &e.uri, vec![Value::Str(e.message)], Dict::new());
@@ -712,7 +735,7 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
     let event = match topic {
         "wamp.session.on_join" => {
             let Some(d) = args.first().and_then(Value::as_dict) else { return };
-            if d.get("authrole").and_then(Value::as_str) != Some(master::ROLE_NODE) {
+            if !d.get("authrole").and_then(Value::as_str).is_some_and(master::is_node_role) {
                 return;
             }
             let authid = d.get("authid").and_then(Value::as_str).unwrap_or("");

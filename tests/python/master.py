@@ -149,6 +149,11 @@ async def flow(args):
     nd = n.joined.result()
     out["node_welcome"] = {"authid": nd.authid, "authrole": nd.authrole, "realm": nd.realm}
     out["node_realm_is_mrealm"] = nd.realm == name
+    # A node may register under its own prefix only.
+    out["node_own_register"] = await expect_error(
+        asyncio.wait_for(n.register(lambda: 1, P + "node.node1.custom_probe"), STEP_TIMEOUT), "own")
+    out["node_foreign_register"] = await expect_error(
+        asyncio.wait_for(n.register(lambda: 1, P + "node.node9.get_status"), STEP_TIMEOUT), "foreign")
     await ready.wait(1, "on_node_ready")
     out["ready_event_node"] = ready.items[0][0] == node["oid"]
     out["node_status_online"] = (await call(m, "mrealm.get_node_by_authid", "node1"))["status"]

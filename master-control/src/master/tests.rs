@@ -163,7 +163,7 @@ fn nodes_pair_authenticate_go_online_and_unpair() {
     details.insert("authextra".into(), Value::Dict(ae));
     let p = m.authenticate(GLOBAL_REALM, &details).expect("paired node accepted");
     assert_eq!(get(&p, "realm"), &s("mrealm1"));
-    assert_eq!(get(&p, "role"), &s("node"));
+    assert_eq!(get(&p, "role"), &s("node-node1"), "a role of its own");
     assert_eq!(get(&p, "authid"), &s("node1"));
     assert_eq!(get(&p, "extra"), &Value::Dict(extra));
 
