@@ -40,6 +40,9 @@ enum Command {
         /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `router_core=debug`.
         #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
         log: String,
+        /// Log line format on stderr: `text`, or `json` (one JSON object per line).
+        #[arg(long, value_enum, default_value = "text", env = "JUNCTION_LOG_FORMAT")]
+        log_format: LogFormat,
     },
     /// Validate a node config and report every problem with its location.
     Check {
@@ -76,7 +79,28 @@ enum Command {
         index: usize,
         #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
         log: String,
+        #[arg(long, value_enum, default_value = "text", env = "JUNCTION_LOG_FORMAT")]
+        log_format: LogFormat,
     },
+}
+
+/// The format of log lines (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (tracing's default format).
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (with
+    /// `message`), `target`, and the current spans.
+    Json,
+}
+
+/// The log format of this process, set once from the command line before
+/// logging starts (the supervisor passes it on to its worker children).
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// True if this process logs JSON lines.
+fn log_json() -> bool {
+    LOG_FORMAT.get() == Some(&LogFormat::Json)
 }
 
 #[derive(Subcommand)]
@@ -128,7 +152,10 @@ enum MasterCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Start { config, log } => match start(config, &log) {
+        Command::Start { config, log, log_format } => match {
+            let _ = LOG_FORMAT.set(log_format);
+            start(config, &log)
+        } {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("junction: {e:#}");
@@ -150,7 +177,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Worker { config, index, log } => worker::run_child(&config, index, &log),
+        Command::Worker { config, index, log, log_format } => {
+            let _ = LOG_FORMAT.set(log_format);
+            worker::run_child(&config, index, &log)
+        }
         Command::Edge { command } => {
             let r = match command {
                 EdgeCommand::Init { appdir } => edge::init(&appdir).map(|cbdir| {
@@ -199,13 +229,16 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// Installs the stderr log subscriber.
+/// Installs the stderr log subscriber (text, or JSON lines with
+/// `--log-format json`).
 fn init_tracing(log: &str) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(log).context("invalid --log filter")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(log).context("invalid --log filter")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if log_json() {
+        builder.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     Ok(())
 }
 

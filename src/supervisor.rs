@@ -174,6 +174,8 @@ impl Spawner {
             .arg(slot.config_index.to_string())
             .arg("--log")
             .arg(&self.log)
+            .arg("--log-format")
+            .arg(if crate::log_json() { "json" } else { "text" })
             .env(SUPERVISOR_PID_ENV, self.pid.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -16,7 +16,8 @@ use futures_lite::AsyncWriteExt;
 use router_core::engine::handshake;
 use router_core::runtime::bind::dup;
 use router_core::runtime::conn::{
-    feed_input, read_some, spawn_auto_ping, spawn_writer, split_fd, Conn, ConnPermit, JoinRequest,
+    detail_str, feed_input, log_close, read_some, spawn_auto_ping, spawn_writer, split_fd, Conn, ConnPermit,
+    JoinRequest,
 };
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
@@ -42,6 +43,8 @@ pub struct FrontSession {
     /// Something came back from the router (WELCOME at least).
     welcomed: Cell<bool>,
     shard: Rc<ProxyShard>,
+    /// Why the router side ended the session, for its closing log line.
+    ended: Cell<Option<&'static str>>,
 }
 
 impl FrontSession {
@@ -57,7 +60,8 @@ impl FrontSession {
                     return true;
                 }
                 self.shard.stats.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(overflow = ?o, "outbound queue limit exceeded; closing slow consumer");
+                tracing::warn!(session = %self.conn.session, overflow = ?o, "outbound queue limit exceeded; closing slow consumer");
+                self.ended.set(Some(router_core::runtime::conn::SLOW_CONSUMER_REASON));
                 self.backend.borrow_mut().take();
                 self.conn.close_slow_consumer(o);
                 false
@@ -67,6 +71,9 @@ impl FrontSession {
 
     /// The router ended the session (after GOODBYE or ABORT): hang up.
     pub fn router_closed(&self) {
+        if self.ended.get().is_none() {
+            self.ended.set(Some("closed by the router"));
+        }
         self.backend.borrow_mut().take();
         self.conn.close_session();
     }
@@ -78,8 +85,10 @@ impl FrontSession {
         let message = if self.welcomed.get() {
             let mut d = Dict::new();
             d.insert("message".into(), Value::from(msg));
+            self.ended.set(Some(ROUTER_LOST_REASON));
             Message::Goodbye { details: d, reason: ROUTER_LOST_REASON.into() }
         } else {
+            self.ended.set(Some(NO_ROUTER_REASON));
             handshake::abort_message(NO_ROUTER_REASON, msg)
         };
         self.send_final(&message);
@@ -147,7 +156,10 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
                     format!("no router worker is available for realm '{}' and role '{}'", join.realm, join.authrole),
                 ),
             };
-            tracing::warn!(realm = %join.realm, role = %join.authrole, ?why, "cannot route the session");
+            tracing::warn!(
+                realm = %join.realm, role = %join.authrole, authid = %join.authid,
+                peer = %detail_str(&details, "peer"), ?why, "cannot route the session"
+            );
             refuse(stream, &framer, serializer, tls, reason, &msg).await;
             return;
         }
@@ -184,7 +196,11 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         backend: RefCell::new(None),
         welcomed: Cell::new(false),
         shard: shard.clone(),
+        ended: Cell::new(None),
     });
+    let peer = detail_str(&details, "peer").to_owned();
+    let transport_id = detail_str(&details, "transport_id").to_owned();
+    let logged = (join.realm.clone(), join.authid.clone(), join.authrole.clone());
     let req = OpenRequest {
         realm: join.realm,
         authid: join.authid,
@@ -198,9 +214,17 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         session: Some(join.session),
     };
     match backend.open(front.clone(), &req) {
-        Ok(ch) => *front.backend.borrow_mut() = Some((backend, ch)),
+        Ok(ch) => {
+            tracing::debug!(
+                session = %join.session, realm = %logged.0, authid = %logged.1, authrole = %logged.2,
+                authmethod = %req.authmethod, transport = %transport_id, %peer, backend = %backend.setup.name,
+                "session open (proxied)"
+            );
+            *front.backend.borrow_mut() = Some((backend, ch));
+        }
         Err(_) => front.backend_lost(),
     }
+    let mut close_reason: Option<String> = None;
     shard.sessions.set(shard.sessions.get() + 1);
 
     let ping = spawn_auto_ping(&conn, framer.ping_settings());
@@ -215,7 +239,8 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
                     let target = front.backend.borrow().clone();
                     if let Some((b, ch)) = target {
                         if let Err(reason) = b.send(ch, &bytes) {
-                            tracing::warn!(%reason, "cannot forward a client message; closing the session");
+                            tracing::warn!(session = %join.session, %peer, %reason, "cannot forward a client message; closing the session");
+                            close_reason = Some(format!("{NO_ROUTER_REASON}: {reason}"));
                             b.close(ch);
                             front.backend.borrow_mut().take();
                             front.send_final(&handshake::abort_message(NO_ROUTER_REASON, reason));
@@ -226,13 +251,15 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
                 Ok(Some(FrameEvent::Ping)) => conn.out.push_control(|b| framer.drain_transmit(b)),
                 Ok(Some(FrameEvent::Pong)) => {}
                 Ok(Some(FrameEvent::Close { .. })) => {
+                    close_reason = Some("transport closed by the peer".into());
                     conn.out.push_control(|b| framer.drain_transmit(b));
                     conn.out.close_after_flush();
                     break 'outer;
                 }
                 Err(e) => {
                     shard.stats.framing_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(reason = %e.reason, "framing error; closing");
+                    tracing::info!(session = %join.session, %peer, reason = %e.reason, "framing error; closing");
+                    close_reason = Some(format!("framing error: {}", e.reason));
                     conn.out.push_control(|b| framer.drain_transmit(b));
                     conn.out.close_after_flush();
                     break 'outer;
@@ -242,13 +269,22 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         if conn.out.state() != OutState::Open {
             break;
         }
-        let Some(n) = read_some(&mut rstream, &mut tmp, &conn.out).await else { break };
+        let open_before = conn.out.state() == OutState::Open;
+        let Some(n) = read_some(&mut rstream, &mut tmp, &conn.out).await else {
+            if open_before && front.ended.get().is_none() {
+                close_reason = Some("transport closed by the peer".into());
+            }
+            break;
+        };
         conn.last_seen.set(Instant::now());
-        if feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out).is_err() {
+        if let Err(e) = feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out) {
+            close_reason = Some(format!("TLS error: {e}"));
             conn.out.close_after_flush();
             break;
         }
     }
+    let reason = close_reason.or_else(|| front.ended.get().map(str::to_owned)).unwrap_or_else(|| "closed".into());
+    log_close(join.session, (&logged.0, &logged.1, &logged.2), &transport_id, &peer, &reason);
     let target = front.backend.borrow_mut().take();
     if let Some((b, ch)) = target {
         b.close(ch);

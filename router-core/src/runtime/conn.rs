@@ -360,7 +360,13 @@ pub async fn open(
         }
         Some(Err(e)) => {
             shard.stats.opening_failed.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(%peer, error = %e, "connection failed while opening");
+            match e {
+                // The peer broke the transport or WAMP opening rules.
+                OpenError::Rejected(_) | OpenError::Tls(_) => {
+                    tracing::info!(%peer, transport = %shard.transport_setup(transport).id, error = %e, "connection refused while opening")
+                }
+                OpenError::Closed | OpenError::Io(_) => tracing::debug!(%peer, error = %e, "connection failed while opening"),
+            }
         }
         None => {
             shard.stats.opening_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -510,6 +516,8 @@ pub async fn open_inner<G: Gatekeeper>(
     // AUTHENTICATE rounds, or a dynamic authenticator call.
     let sender = framer.sender();
     let mut session: Option<(Reserved, AuthHandshake, Dict)> = None;
+    // The realm HELLO asked for (for log lines).
+    let mut hello_realm = String::new();
     let realms = RealmFns(|r: &str| shard.has_realm(r), |r: &str, role: &str| shard.has_role(r, role));
     let result = loop {
         let msg = match framer.next_event() {
@@ -550,6 +558,7 @@ pub async fn open_inner<G: Gatekeeper>(
             (Ok(msg), None) => match handshake::check_hello(Some(serializer), msg) {
                 Err(abort) => AuthOutcome::Abort { message: abort, failed: false },
                 Ok((realm, hello_details)) => {
+                    hello_realm.clone_from(&realm);
                     let checked = shard.limiter(transport).lock().unwrap_or_else(|e| e.into_inner()).check(peer_key(peer), now);
                     if let Err(retry) = checked {
                         shard.stats().auth_rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -637,6 +646,7 @@ pub async fn open_inner<G: Gatekeeper>(
                 io.send(&out).await?;
             }
             AuthOutcome::Abort { message, failed } => {
+                log_refusal(&message, failed, peer, &setup.id, &hello_realm, session.as_ref().map(|s| &s.2));
                 if failed {
                     shard.stats().auth_failures.fetch_add(1, Ordering::Relaxed);
                     shard.limiter(transport).lock().unwrap_or_else(|e| e.into_inner()).record_failure(peer_key(peer), Instant::now());
@@ -658,6 +668,30 @@ pub async fn open_inner<G: Gatekeeper>(
     // when the opening timeout drops this whole future.
     drop(session);
     result
+}
+
+/// Logs why a client was refused before WELCOME: failed authentication at
+/// warn, protocol violations and other refusals at info, with the peer.
+fn log_refusal(message: &Message, failed: bool, peer: &str, transport: &str, realm: &str, hello: Option<&Dict>) {
+    let (reason, detail) = match message {
+        Message::Abort { reason, details } => {
+            (reason.as_str(), details.get("message").and_then(|v| v.as_str()).unwrap_or(""))
+        }
+        _ => ("", ""),
+    };
+    let authid = hello.and_then(|d| d.get("authid")).and_then(|v| v.as_str()).unwrap_or("");
+    if failed {
+        tracing::warn!(%peer, %transport, %realm, %authid, %reason, %detail, "authentication failed");
+    } else if reason == "wamp.error.protocol_violation" {
+        tracing::info!(%peer, %transport, %realm, %reason, %detail, "protocol violation before WELCOME; refused");
+    } else {
+        tracing::info!(%peer, %transport, %realm, %authid, %reason, %detail, "session refused");
+    }
+}
+
+/// A string entry of a transport details dict (`""` if absent).
+pub fn detail_str<'a>(details: &'a Dict, key: &str) -> &'a str {
+    details.get(key).and_then(|v| v.as_str()).unwrap_or("")
 }
 
 /// Answers one plain HTTP request with the transport's web site; returns
@@ -1002,6 +1036,8 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         }
     };
     let session = join.session;
+    let peer = detail_str(&transport_details, "peer").to_owned();
+    let transport_id = detail_str(&transport_details, "transport_id").to_owned();
     shard.directory.update(
         session,
         SessionEntry {
@@ -1032,9 +1068,19 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     };
     host.set_now(Instant::now());
     host.set_wall_clock(std::time::SystemTime::now());
-    if let Err(e) = host.join(info, &join.hello_details, join.authextra.clone()) {
-        tracing::warn!(%session, error = %e, "join refused");
-    }
+    let joined = match host.join(info, &join.hello_details, join.authextra.clone()) {
+        Ok(()) => {
+            tracing::debug!(
+                %session, realm = %join.realm, authid = %join.authid, authrole = %join.authrole,
+                authmethod = %join.authmethod, transport = %transport_id, %peer, "session open"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(%session, realm = %join.realm, authid = %join.authid, %peer, error = %e, "join refused");
+            false
+        }
+    };
     host.pump();
 
     // Writer task.
@@ -1043,21 +1089,41 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     // Ping task.
     let ping = spawn_auto_ping(&conn, framer.ping_settings());
 
-    // Reader loop (this task).
+    // Reader loop (this task). `close_reason` says why the session ended,
+    // for its closing log line.
+    let mut close_reason: Option<String> = None;
     let mut tmp = vec![0u8; READ_CHUNK];
     let mut plain = Vec::new();
     'outer: loop {
         // Drain everything already buffered.
         let mut handled = 0usize;
+        // The reason of a GOODBYE or ABORT in this batch, and the last
+        // message type: if the router closes the session while handling
+        // this batch, that is why (the engine ends a session from its own
+        // messages only for GOODBYE, ABORT or a protocol violation).
+        let mut bye: Option<String> = None;
+        let mut last_type = "";
+        let slow_before = shard.stats.slow_consumer_closes.load(Ordering::Relaxed);
         loop {
             match framer.next_event() {
                 Ok(None) => break,
                 Ok(Some(FrameEvent::Message(bytes))) => {
                     handled += 1;
                     match serializer.decode(&bytes) {
-                        Ok(msg) => host.handle(session, msg),
+                        Ok(msg) => {
+                            last_type = msg.name();
+                            if let Message::Goodbye { reason, .. } | Message::Abort { reason, .. } = &msg {
+                                bye = Some(reason.clone());
+                            }
+                            host.handle(session, msg);
+                        }
                         Err(e) => {
                             shard.stats.protocol_violations.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(
+                                %session, realm = %join.realm, %peer, detail = %e,
+                                "protocol violation: undecodable message; aborting the session"
+                            );
+                            close_reason.get_or_insert_with(|| "wamp.error.protocol_violation".into());
                             host.abort(session, "wamp.error.protocol_violation", &e.to_string());
                         }
                     }
@@ -1070,13 +1136,15 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
                 }
                 Ok(Some(FrameEvent::Pong)) => {}
                 Ok(Some(FrameEvent::Close { .. })) => {
+                    close_reason.get_or_insert_with(|| "transport closed by the peer".into());
                     conn.out.push_control(|b| framer.drain_transmit(b));
                     conn.out.close_after_flush();
                     break 'outer;
                 }
                 Err(e) => {
                     shard.stats.framing_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%session, reason = %e.reason, "framing error; closing");
+                    tracing::info!(%session, realm = %join.realm, %peer, reason = %e.reason, "framing error; closing");
+                    close_reason.get_or_insert_with(|| format!("framing error: {}", e.reason));
                     conn.out.push_control(|b| framer.drain_transmit(b));
                     conn.out.close_after_flush();
                     break 'outer;
@@ -1085,18 +1153,54 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         }
         host.pump();
         if conn.out.state() != OutState::Open {
+            if close_reason.is_none() {
+                let reason = if let Some(r) = bye {
+                    r
+                } else if shard.stats.slow_consumer_closes.load(Ordering::Relaxed) != slow_before {
+                    SLOW_CONSUMER_REASON.to_owned()
+                } else if handled > 0 {
+                    tracing::info!(
+                        %session, realm = %join.realm, %peer, wamp_message = %last_type,
+                        "protocol violation; the router aborted the session"
+                    );
+                    "wamp.error.protocol_violation".to_owned()
+                } else {
+                    "closed by the router".to_owned()
+                };
+                close_reason = Some(reason);
+            }
             break;
         }
-        let Some(n) = read_some(&mut rstream, &mut tmp, &conn.out).await else { break };
+        glommio::yield_if_needed().await;
+        let n = match rstream.read(&mut tmp).await {
+            Ok(n) if n > 0 => n,
+            r => {
+                // The router closing the session (kill, role or realm
+                // removed, shutdown, auto-ping, ...) shuts the socket down,
+                // which ends this read too.
+                let reason = match (conn.out.state(), r) {
+                    (OutState::Open, Ok(_)) => "transport closed by the peer".to_owned(),
+                    (OutState::Open, Err(e)) => format!("transport error: {e}"),
+                    _ => "closed by the router".to_owned(),
+                };
+                close_reason.get_or_insert(reason);
+                conn.out.abort();
+                break;
+            }
+        };
         let now = Instant::now();
         conn.last_seen.set(now);
         host.set_now(now);
         host.set_wall_clock(std::time::SystemTime::now());
         if let Err(e) = feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out) {
-            tracing::debug!(%session, error = %e, "TLS error; closing");
+            tracing::info!(%session, %peer, error = %e, "TLS error; closing");
+            close_reason.get_or_insert_with(|| format!("TLS error: {e}"));
             conn.out.close_after_flush();
             break;
         }
+    }
+    if joined {
+        log_close(session, (&join.realm, &join.authid, &join.authrole), &transport_id, &peer, close_reason.as_deref().unwrap_or("closed"));
     }
     host.detach(session);
     host.pump();
@@ -1108,6 +1212,23 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         drop(p);
     }
     drop(permit);
+}
+
+/// The closing log line of a session: debug for ordinary ends, info when
+/// the reason is an error (`wamp.error.*`, `junction.error.*`, framing or
+/// TLS errors).
+pub fn log_close(session: SessionId, join: (&str, &str, &str), transport: &str, peer: &str, reason: &str) {
+    let (realm, authid, authrole) = join;
+    let error = reason.contains(".error.") || reason.starts_with("framing error") || reason.starts_with("TLS error");
+    if error {
+        tracing::info!(
+            %session, %realm, %authid, %authrole, %transport, %peer, %reason, "session closed"
+        );
+    } else {
+        tracing::debug!(
+            %session, %realm, %authid, %authrole, %transport, %peer, %reason, "session closed"
+        );
+    }
 }
 
 /// The writer task of a connection: flushes `out` (through TLS if set)
