@@ -152,16 +152,16 @@ enum MasterCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Start { config, log, log_format } => match {
+        Command::Start { config, log, log_format } => {
             let _ = LOG_FORMAT.set(log_format);
-            start(config, &log)
-        } {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("junction: {e:#}");
-                ExitCode::FAILURE
+            match start(config, &log) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("junction: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         Command::Check { config } => check(&config),
         Command::DefaultConfig => {
             println!("{}", junction_config::DEFAULT_CONFIG_JSON);
