@@ -137,12 +137,18 @@ enum MasterCommand {
         /// The master's directory (created if missing).
         #[arg(long, default_value = ".crossbar")]
         cbdir: PathBuf,
-        /// Where the management WebSocket transport listens.
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        listen: std::net::SocketAddr,
-        /// The superuser's public key file (Crossbar's key.pub format).
+        /// Where the management WebSocket transport listens (default
+        /// 127.0.0.1:9000, or the config's `listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The superuser's public key file (Crossbar's key.pub format);
+        /// default: the config's `superuser`.
         #[arg(long, env = "CROSSBAR_FABRIC_SUPERUSER")]
         superuser: Option<PathBuf>,
+        /// The master's config file (JSON: `listen`, `superuser`; relative
+        /// paths relative to the file). Default: `<cbdir>/master.json` if it exists.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Log filter (tracing `EnvFilter` syntax).
         #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
         log: String,
@@ -197,8 +203,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Master { command: MasterCommand::Start { cbdir, listen, superuser, log } } => {
-            match master_start(cbdir, listen, superuser, &log) {
+        Command::Master { command: MasterCommand::Start { cbdir, listen, superuser, config, log } } => {
+            match master_start(cbdir, listen, superuser, config, &log) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("junction: {e:#}");
@@ -293,9 +299,46 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
 }
 
 /// `junction master start`.
-fn master_start(cbdir: PathBuf, listen: std::net::SocketAddr, superuser: Option<PathBuf>, log: &str) -> Result<()> {
+/// The master's config file: `{"listen": "HOST:PORT", "superuser": "key.pub path"}`.
+fn master_config(path: &Path) -> Result<(Option<std::net::SocketAddr>, Option<PathBuf>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let obj = v.as_object().with_context(|| format!("{}: must be a JSON object", path.display()))?;
+    if let Some(k) = obj.keys().find(|k| !["listen", "superuser"].contains(&k.as_str())) {
+        anyhow::bail!("{}: unknown key '{k}' (known: listen, superuser)", path.display());
+    }
+    let listen = match obj.get("listen") {
+        None => None,
+        Some(serde_json::Value::String(s)) => {
+            Some(s.parse().with_context(|| format!("{}: listen {s:?} is not HOST:PORT", path.display()))?)
+        }
+        Some(_) => anyhow::bail!("{}: listen must be a string HOST:PORT", path.display()),
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let superuser = match obj.get("superuser") {
+        None => None,
+        Some(serde_json::Value::String(s)) => Some(dir.join(s)),
+        Some(_) => anyhow::bail!("{}: superuser must be the path of a key.pub file", path.display()),
+    };
+    Ok((listen, superuser))
+}
+
+fn master_start(
+    cbdir: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+    superuser: Option<PathBuf>,
+    config: Option<PathBuf>,
+    log: &str,
+) -> Result<()> {
     let signals = signals::block();
     init_tracing(log)?;
+    let config = config.or_else(|| Some(cbdir.join("master.json")).filter(|p| p.exists()));
+    let (cfg_listen, cfg_superuser) = match &config {
+        Some(p) => master_config(p)?,
+        None => (None, None),
+    };
+    let listen = listen.or(cfg_listen).unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let superuser = superuser.or(cfg_superuser);
     let superuser_key = match &superuser {
         Some(p) => Some(master_control::service::read_public_key_file(p).map_err(|e| anyhow::anyhow!("superuser key: {e}"))?),
         None => {

@@ -554,3 +554,35 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
     assert_eq!(r["node1_workers_after"], serde_json::json!([]), "{r}");
     assert_eq!(r["arealm_after"], "STOPPED");
 }
+
+#[test]
+fn the_master_reads_listen_and_superuser_from_its_config_file() {
+    let dir = temp_dir("master-config");
+    let su = superuser_pub(&dir);
+    let cbdir = dir.join("cbdir");
+    std::fs::create_dir_all(&cbdir).expect("cbdir");
+    let port = free_port();
+    std::fs::write(
+        cbdir.join("master.json"),
+        serde_json::json!({"listen": format!("127.0.0.1:{port}"), "superuser": su.display().to_string()}).to_string(),
+    )
+    .expect("write master.json");
+    let mut cmd = Command::new(junction_bin());
+    cmd.args(["master", "start", "--cbdir"]).arg(&cbdir).env_remove("CROSSBAR_FABRIC_SUPERUSER");
+    let (master, _) = spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    let r = master.python(
+        "master.py",
+        &[&url(port), GLOBAL, "json", "--scenario", "create", "--superuser", SUPERUSER_SEED, "--name", "from-config"],
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    drop(master);
+    // A bad config file is a clear error at start.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"listen": "127.0.0.1:1", "superusr": "x"}"#).expect("write");
+    let (status, _, err) = common::run_junction(
+        &["master".as_ref(), "start".as_ref(), "--cbdir".as_ref(), cbdir.as_os_str(), "--config".as_ref(), bad.as_os_str()],
+        std::time::Duration::from_secs(10),
+    );
+    assert!(status.is_some_and(|s| !s.success()), "{err}");
+    assert!(err.contains("unknown key 'superusr'"), "{err}");
+}
