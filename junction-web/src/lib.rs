@@ -2,7 +2,8 @@
 //!
 //! Junction's `web` transports (in router and proxy workers, configured in Crossbar's
 //! shape) map the first path segment of a request — or `/` for the root — to a service:
-//! static files, a redirect, a fixed JSON document or a node-information page. WebSocket
+//! static files, a redirect, a fixed JSON document, a node-information page or the
+//! node's metrics (Prometheus text, see [`Exposition`]). WebSocket
 //! upgrades on the same port are recognized and handled elsewhere (wamp-framing /
 //! router-core); this crate answers the plain HTTP requests.
 //!
@@ -35,6 +36,7 @@
 
 mod date;
 mod http;
+mod metrics;
 mod mime;
 mod site;
 mod static_files;
@@ -45,6 +47,7 @@ mod tests;
 
 pub use date::{http_date, parse_http_date};
 pub use http::{parse_request, reason_phrase, Body, ParsedRequest, Request, Response, MAX_HEADERS};
+pub use metrics::{Exposition, Labels, METRICS_CONTENT_TYPE};
 pub use mime::{builtin_mime_type, mime_type_for, OCTET_STREAM};
 pub use site::{JsonService, NodeInfoSource, Service, WebSite, MAX_TARGET};
 pub use static_files::StaticService;

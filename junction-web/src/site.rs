@@ -19,6 +19,11 @@ pub const MAX_TARGET: usize = 8192;
 pub trait NodeInfoSource {
     /// The current node information, usually a JSON object.
     fn node_info(&self) -> Value;
+    /// The current metrics for the `metrics` service, as exposition text
+    /// (see [`crate::Exposition`]); none by default.
+    fn metrics(&self) -> String {
+        String::new()
+    }
 }
 
 impl NodeInfoSource for Value {
@@ -97,6 +102,9 @@ pub enum Service {
     /// The node information page from [`NodeInfoSource`] (exact mount path only): HTML, or
     /// JSON when the first `Accept` entry is `application/json`.
     NodeInfo,
+    /// The node's counters from [`NodeInfoSource::metrics`] in Prometheus'
+    /// text exposition format (exact mount path only).
+    Metrics,
 }
 
 fn valid_redirect(url: &str, status: u16) -> bool {
@@ -285,7 +293,16 @@ impl WebSite {
                 r.body = Body::Bytes(Bytes::from(body));
                 r
             }
-            Service::Json(_) | Service::NodeInfo => Response::error_page(404, head_only),
+            Service::Metrics if exact => {
+                let mut r = Response::new(200);
+                r.head_only = head_only;
+                r.set_header("Content-Type", crate::METRICS_CONTENT_TYPE);
+                r.set_header("X-Content-Type-Options", "nosniff");
+                r.set_header("Cache-Control", "no-store");
+                r.body = Body::Bytes(Bytes::from(info.metrics()));
+                r
+            }
+            Service::Json(_) | Service::NodeInfo | Service::Metrics => Response::error_page(404, head_only),
         }
     }
 }

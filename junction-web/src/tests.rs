@@ -630,3 +630,48 @@ fn fuzz_parse_and_respond() {
     // The generator must reach both the success and the error paths.
     assert!(parsed > 200 && errors > 200 && ok_direct > 50, "parsed {parsed}, errors {errors}, ok {ok_direct}");
 }
+
+/// A metrics source with fixed values.
+struct FixedMetrics(u64);
+
+impl NodeInfoSource for FixedMetrics {
+    fn node_info(&self) -> serde_json::Value {
+        json!({})
+    }
+    fn metrics(&self) -> String {
+        let mut e = Exposition::new();
+        e.counter("accepted", "Connections accepted.", self.0);
+        e.gauge("sessions", "Sessions now.", 3);
+        e.gauge_family(
+            "realm_sessions",
+            "Sessions per realm.",
+            vec![(vec![("realm".into(), "re\"alm\\1".into())], 2), (vec![("realm".into(), "b".into())], 1)],
+        );
+        e.encode()
+    }
+}
+
+#[test]
+fn metrics_service_serves_the_exposition_text() {
+    let site = WebSite::new(vec![("metrics".into(), Service::Metrics)]).unwrap();
+    let hs: Vec<(&str, &[u8])> = Vec::new();
+    let r = site.respond(&Request { method: "GET", target: "/metrics", headers: &hs }, &FixedMetrics(41));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some(METRICS_CONTENT_TYPE));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let text = body_text(&r);
+    assert!(text.contains("# TYPE junction_accepted counter"), "{text}");
+    assert!(text.lines().any(|l| l == "junction_accepted_total 41"), "{text}");
+    assert!(text.lines().any(|l| l == "junction_sessions 3"), "{text}");
+    // Label values are escaped by the encoder.
+    assert!(text.lines().any(|l| l == r#"junction_realm_sessions{realm="re\"alm\\1"} 2"#), "{text}");
+    assert!(text.lines().any(|l| l == r#"junction_realm_sessions{realm="b"} 1"#), "{text}");
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
+    // Exact path only; HEAD has no body.
+    assert_eq!(site.respond(&Request { method: "GET", target: "/metrics/x", headers: &hs }, &FixedMetrics(1)).status, 404);
+    let h = site.respond(&Request { method: "HEAD", target: "/metrics", headers: &hs }, &FixedMetrics(1));
+    assert!(h.head_only && h.status == 200);
+    // A source without metrics serves an empty document.
+    let r = site.respond(&Request { method: "GET", target: "/metrics", headers: &hs }, &json!({}));
+    assert_eq!((r.status, body_text(&r)), (200, String::new()));
+}
