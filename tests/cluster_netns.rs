@@ -14,72 +14,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use common::netns::Topology;
 use common::{run_junction, run_python_in, temp_dir, try_start_in_dir_netns, JunctionProcess, LoadRun, SERIALIZERS};
 use serde_json::{json, Value};
 
 const PORT: u16 = 8080;
-
-/// Runs `ip <args>`; panics with its stderr on failure.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("run ip {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "ip {}: {}\n(this test needs root or CAP_NET_ADMIN, and iproute2)",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Three node namespaces and a bridge namespace, removed on drop.
-struct Topology {
-    bridge: String,
-    nodes: Vec<String>,
-}
-
-impl Topology {
-    fn new(n: usize) -> Topology {
-        let tag = format!("jt{}", std::process::id());
-        let t = Topology { bridge: format!("{tag}br"), nodes: (0..n).map(|i| format!("{tag}n{i}")).collect() };
-        ip(&["netns", "add", &t.bridge]);
-        ip(&["-n", &t.bridge, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &t.bridge, "link", "set", "br0", "up"]);
-        for (i, ns) in t.nodes.iter().enumerate() {
-            ip(&["netns", "add", ns]);
-            let port = format!("vb{i}");
-            ip(&["-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns", &t.bridge]);
-            ip(&["-n", ns, "addr", "add", &format!("{}/24", t.addr(i)), "dev", "eth0"]);
-            ip(&["-n", ns, "link", "set", "eth0", "up"]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", &t.bridge, "link", "set", &port, "master", "br0"]);
-            ip(&["-n", &t.bridge, "link", "set", &port, "up"]);
-        }
-        t
-    }
-
-    fn addr(&self, i: usize) -> String {
-        format!("10.203.0.{}", i + 1)
-    }
-
-    fn url(&self, i: usize) -> String {
-        format!("rs://{}:{PORT}", self.addr(i))
-    }
-
-    /// Takes node `i`'s bridge port down (`up = false`) or up again.
-    fn set_port(&self, i: usize, up: bool) {
-        ip(&["-n", &self.bridge, "link", "set", &format!("vb{i}"), if up { "up" } else { "down" }]);
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in self.nodes.iter().chain(std::iter::once(&self.bridge)) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
 
 /// Node `i`'s config: one router worker serving realm1 on its address,
 /// trusting the other nodes' keys, linked to every node (itself included).

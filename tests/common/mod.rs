@@ -14,6 +14,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod netns;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
