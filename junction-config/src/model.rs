@@ -815,6 +815,9 @@ pub enum WebService {
     /// `type: nodeinfo`: a small node status page (HTML, or JSON when asked
     /// for with `Accept: application/json`).
     NodeInfo,
+    /// `type: metrics` (**Junction**): the worker's counters in Prometheus'
+    /// text exposition format.
+    Metrics,
     /// Any other Crossbar web service (`wsgi`, `resource`, `reverseproxy`,
     /// `caller`, `publisher`, ...): parsed, but not supported in this version
     /// (validation reports it).
@@ -833,6 +836,7 @@ impl WebService {
             WebService::Redirect(_) => "redirect",
             WebService::Json(_) => "json",
             WebService::NodeInfo => "nodeinfo",
+            WebService::Metrics => "metrics",
             WebService::Other { kind } => kind,
         }
     }

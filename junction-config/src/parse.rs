@@ -1338,9 +1338,14 @@ fn parse_web_service(v: &Value, path: &str, d: &mut Diags) -> WebService {
             check_keys(m, path, &["type"], &[], d);
             WebService::NodeInfo
         }
+        // Junction's own: the worker's counters in Prometheus' text format.
+        "metrics" => {
+            check_keys(m, path, &["type"], &[], d);
+            WebService::Metrics
+        }
         _ => {
             if !CROSSBAR_WEB_SERVICES.contains(&kind.as_str()) {
-                let mut names = vec!["websocket"];
+                let mut names = vec!["websocket", "metrics"];
                 names.extend_from_slice(CROSSBAR_WEB_SERVICES);
                 d.error(join(path, "type"), format!("unknown web service type '{kind}'{}", suggest(&kind, &names)));
             }

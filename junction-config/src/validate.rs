@@ -640,7 +640,7 @@ fn check_transport(t: &TransportConfig, path: &str, r: Worker<'_>, d: &mut Diags
                 }
                 match svc {
                     WebService::WebSocket(ws) => check_ws_service(ws, &sp, r, endpoint_tls(t), d),
-                    WebService::Static(_) | WebService::Json(_) | WebService::NodeInfo => {}
+                    WebService::Static(_) | WebService::Json(_) | WebService::NodeInfo | WebService::Metrics => {}
                     WebService::Redirect(rd) => {
                         let visible = rd.url.bytes().all(|b| (0x21..0x7f).contains(&b));
                         if rd.url.is_empty() {
@@ -660,7 +660,7 @@ fn check_transport(t: &TransportConfig, path: &str, r: Worker<'_>, d: &mut Diags
                     }
                     WebService::Other { kind } => d.error(
                         join(&sp, "type"),
-                        format!("web service '{kind}' is not supported by this version of Junction (use websocket, static, redirect, json or nodeinfo)"),
+                        format!("web service '{kind}' is not supported by this version of Junction (use websocket, static, redirect, json, nodeinfo or metrics)"),
                     ),
                 }
             }

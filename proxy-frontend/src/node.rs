@@ -226,6 +226,46 @@ impl Gatekeeper for ProxyShard {
             "backends": backends,
         })
     }
+    fn metrics(&self) -> String {
+        use router_core::runtime::conn::gauge;
+        let mut e = junction_web::Exposition::new();
+        e.gauge_family(
+            "worker_up",
+            "1 for a running worker, labelled with its type and Junction's version.",
+            vec![(
+                vec![("worker".into(), "proxy".into()), ("version".into(), env!("CARGO_PKG_VERSION").into())],
+                1,
+            )],
+        );
+        let uptime = self.setup.started.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+        e.gauge("uptime_seconds", "Seconds since the worker started.", gauge(uptime));
+        e.gauge("shards", "Shards (threads) of the worker.", gauge(self.setup.shards as u64));
+        e.gauge("sessions", "Frontend sessions on the worker.", gauge(self.total_sessions() as u64));
+        self.stats.export(&mut e);
+        // Each shard keeps its own link per connection: this shard's view.
+        let shard = self.id.to_string();
+        let backends = self.backends.borrow();
+        let live: Vec<&Rc<Backend>> = backends.iter().filter(|b| !b.is_stopped()).collect();
+        let labels = |b: &Backend| {
+            vec![
+                ("connection".to_owned(), b.setup.name.clone()),
+                ("realm".to_owned(), b.setup.realm.clone()),
+                ("address".to_owned(), b.setup.addr.to_string()),
+                ("shard".to_owned(), shard.clone()),
+            ]
+        };
+        e.gauge_family(
+            "backend_link_up",
+            "1 if this shard's link of a connection to a router worker is up, else 0.",
+            live.iter().map(|b| (labels(b), i64::from(b.healthy()))).collect(),
+        );
+        e.gauge_family(
+            "backend_sessions",
+            "Sessions carried on this shard's link of a connection.",
+            live.iter().map(|b| (labels(b), gauge(b.sessions() as u64))).collect(),
+        );
+        e.encode()
+    }
 }
 
 /// Run-time requests to a proxy shard.

@@ -134,6 +134,9 @@ pub trait Gatekeeper: 'static {
     fn router_shard(self: &Rc<Self>) -> Option<Rc<Shard>>;
     /// What a `nodeinfo` web service shows.
     fn node_info(&self) -> serde_json::Value;
+    /// What a `metrics` web service shows: the worker's counters as
+    /// Prometheus text (see [`junction_web::Exposition`]).
+    fn metrics(&self) -> String;
 }
 
 impl Gatekeeper for Shard {
@@ -180,6 +183,50 @@ impl Gatekeeper for Shard {
             "uptime_seconds": self.started.elapsed().as_secs(),
         })
     }
+    fn metrics(&self) -> String {
+        let mut e = junction_web::Exposition::new();
+        e.gauge_family(
+            "worker_up",
+            "1 for a running worker, labelled with its type and Junction's version.",
+            vec![(
+                vec![("worker".into(), "router".into()), ("version".into(), env!("CARGO_PKG_VERSION").into())],
+                1,
+            )],
+        );
+        e.gauge("uptime_seconds", "Seconds since the worker started.", gauge(self.started.elapsed().as_secs()));
+        e.gauge("shards", "Shards (threads) of the worker.", gauge(self.setup.shards as u64));
+        e.gauge("sessions", "Sessions on the worker (admitted or authenticating).", gauge(self.directory.len() as u64));
+        let mut per_realm: Vec<(String, usize)> =
+            self.realm_table.names().into_iter().map(|r| (r, 0)).collect();
+        for (realm, n) in self.directory.count_by_realm() {
+            match per_realm.iter_mut().find(|(r, _)| **r == *realm) {
+                Some(slot) => slot.1 += n,
+                None => per_realm.push((realm.to_string(), n)),
+            }
+        }
+        e.gauge_family(
+            "realm_sessions",
+            "Sessions per realm.",
+            per_realm.into_iter().map(|(r, n)| (vec![("realm".to_owned(), r)], gauge(n as u64))).collect(),
+        );
+        self.stats.export(&mut e);
+        let c = &self.cluster;
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        e.counter("cluster_links_up", "Router-to-router links that came up.", g(&c.links_up));
+        e.counter("cluster_links_deduplicated", "Router-to-router links dropped as a duplicate of the pair's other link.", g(&c.links_deduplicated));
+        e.counter("cluster_queue_overflows", "Router-to-router links dropped because the peer did not drain its queue.", g(&c.queue_overflows));
+        e.counter("cluster_ping_timeouts", "Router-to-router links dropped for silence.", g(&c.ping_timeouts));
+        e.counter("cluster_protocol_errors", "Router-to-router links dropped for a malformed cluster message.", g(&c.protocol_errors));
+        e.counter("cluster_messages_sent", "Cluster messages sent to other router workers.", g(&c.messages_sent));
+        e.counter("cluster_messages_received", "Cluster messages received from other router workers.", g(&c.messages_received));
+        e.gauge("cluster_links_unsettled", "Configured router-to-router links whose first attempt has not concluded.", gauge(c.unsettled.load(Ordering::Relaxed) as u64));
+        e.encode()
+    }
+}
+
+/// A count as a gauge value (saturating).
+pub fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The opening phase with its deadline (`open_handshake_timeout`, `None`
@@ -704,8 +751,7 @@ async fn serve_http<G: Gatekeeper>(
 ) -> Result<bool, OpenError> {
     let refs = request.header_refs();
     let req = request.request(&refs);
-    let info = NodeInfo(gate.node_info());
-    let resp = site.respond(&req, &info);
+    let resp = site.respond(&req, &GateInfo(gate));
     let keep_alive = request.keep_alive();
     let mut head = Vec::with_capacity(512);
     resp.write_head(&mut head, keep_alive);
@@ -745,12 +791,16 @@ async fn serve_http<G: Gatekeeper>(
     Ok(keep_alive)
 }
 
-/// Adapter: a JSON value as the node-info source of a web site.
-struct NodeInfo(serde_json::Value);
+/// Adapter: a worker as the node-info and metrics source of a web site
+/// (each asked only when its service is requested).
+struct GateInfo<'a, G>(&'a G);
 
-impl junction_web::NodeInfoSource for NodeInfo {
+impl<G: Gatekeeper> junction_web::NodeInfoSource for GateInfo<'_, G> {
     fn node_info(&self) -> serde_json::Value {
-        self.0.clone()
+        self.0.node_info()
+    }
+    fn metrics(&self) -> String {
+        self.0.metrics()
     }
 }
 

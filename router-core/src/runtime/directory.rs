@@ -57,6 +57,18 @@ impl SessionDirectory {
         self.map.pin().len()
     }
 
+    /// Sessions per realm (admitted or authenticating), for metrics.
+    pub fn count_by_realm(&self) -> Vec<(Arc<str>, usize)> {
+        let mut counts: Vec<(Arc<str>, usize)> = Vec::new();
+        for (_, e) in self.map.pin().iter() {
+            match counts.iter_mut().find(|(r, _)| *r == e.realm) {
+                Some(c) => c.1 += 1,
+                None => counts.push((e.realm.clone(), 1)),
+            }
+        }
+        counts
+    }
+
     /// True if there are no sessions.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -281,6 +281,7 @@ pub fn transport_setup(
                         site.push((mount, junction_web::Service::Json(svc)));
                     }
                     WebService::NodeInfo => site.push((mount, junction_web::Service::NodeInfo)),
+                    WebService::Metrics => site.push((mount, junction_web::Service::Metrics)),
                     other => {
                         return Err(RouterError::Setup(format!(
                             "transport {id}: web service type '{}' at path '{path}' is not supported yet",

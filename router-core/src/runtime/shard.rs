@@ -68,6 +68,26 @@ pub struct NodeStats {
 }
 
 impl NodeStats {
+    /// Adds every counter to a metrics exposition (`junction_<name>_total`).
+    pub fn export(&self, e: &mut junction_web::Exposition) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        e.counter("connections_accepted", "Connections accepted.", g(&self.accepted));
+        e.counter("connections_refused_limit", "Connections refused for the transport's connection limit.", g(&self.refused_connection_limit));
+        e.counter("opening_refused", "Connections refused while opening, with a reply (ABORT, HTTP error).", g(&self.opening_refused));
+        e.counter("opening_failed", "Connections that failed while opening.", g(&self.opening_failed));
+        e.counter("opening_timeouts", "Connections whose opening handshake timed out.", g(&self.opening_timeouts));
+        e.counter("framing_errors", "Sessions closed for a framing error.", g(&self.framing_errors));
+        e.counter("protocol_violations", "Sessions aborted for an undecodable message.", g(&self.protocol_violations));
+        e.counter("slow_consumer_closes", "Sessions closed for falling behind.", g(&self.slow_consumer_closes));
+        e.counter("slow_consumer_events_dropped", "EVENTs dropped for slow consumers (drop policy).", g(&self.slow_consumer_events_dropped));
+        e.counter("handoffs", "Sessions handed to their realm's home shard.", g(&self.handoffs));
+        e.counter("refused_session_limit", "Sessions refused for a realm's session limit.", g(&self.refused_session_limit));
+        e.counter("auth_failures", "Failed authentications.", g(&self.auth_failures));
+        e.counter("auth_rate_limited", "Authentications refused by the failed-authentication budget.", g(&self.auth_rate_limited));
+        e.counter("proxy_links", "Proxy links accepted.", g(&self.proxy_links));
+        e.counter("proxy_links_refused", "Proxy links refused.", g(&self.proxy_links_refused));
+    }
+
     /// One-line summary for logs.
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
