@@ -3,7 +3,8 @@
 //! `junction start [--config FILE]` runs a node (the embedded default config
 //! when no file is given); `junction check --config FILE` validates a config
 //! and reports every problem with its location; `junction key` prints the
-//! node's public key.
+//! node's public key; `junction status --config FILE` shows a running
+//! node's workers and sessions (see `status.rs`).
 //!
 //! A node with exactly one worker, a router, runs it inside the node process.
 //! Any other node (several workers, or proxy workers) runs a **supervisor**
@@ -13,6 +14,7 @@
 
 mod edge;
 mod signals;
+mod status;
 mod supervisor;
 mod worker;
 
@@ -51,6 +53,14 @@ enum Command {
     },
     /// Print the embedded default config.
     DefaultConfig,
+    /// Show a running node's workers (pids, state, uptime, restarts) and
+    /// sessions per realm, from the status file the node keeps next to its
+    /// key (exit status 1 if the node is not running).
+    Status {
+        /// The config the node was started with.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Print the node's public key (hex), creating the key file if missing.
     ///
     /// The key file is `controller.options.node_key` (relative to the config
@@ -169,6 +179,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { config } => check(&config),
+        Command::Status { config } => {
+            let r = load_config(&config, false).and_then(|cfg| status::show(&cfg, &config_dir(&config)?));
+            match r {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("junction: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::DefaultConfig => {
             println!("{}", junction_config::DEFAULT_CONFIG_JSON);
             ExitCode::SUCCESS
@@ -290,12 +311,22 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
             tracing::info!(endpoint = %ep, "listening");
         }
         worker::say("junction: ready");
+        if let (Some(path), worker::Running::Router(node)) = (&config, &running) {
+            let id = worker::worker_id(&cfg.workers[0]).unwrap_or_else(|| "worker0".into());
+            let source = status::Source::InProcess { id, node: node.clone() };
+            status::spawn_writer(status::status_path(&cfg, &dir), std::path::absolute(path).ok(), source);
+        }
         running.serve(&signals)
     }
     let path = config.context("a node with several workers needs --config")?;
     let path =
         std::path::absolute(&path).with_context(|| format!("{}: cannot make the path absolute", path.display()))?;
-    supervisor::run(&cfg, &path, &dir, log, signals, None, None)
+    let table = supervisor::StatusTable::default();
+    let status_file = status::status_path(&cfg, &dir);
+    status::spawn_writer(status_file.clone(), Some(path.clone()), status::Source::Supervised(table.clone()));
+    let r = supervisor::run(&cfg, &path, &dir, log, signals, Some(table), None);
+    let _ = std::fs::remove_file(&status_file);
+    r
 }
 
 /// `junction master start`.
