@@ -23,7 +23,7 @@ use crate::supervisor::StatusTable;
 pub const REFRESH: Duration = Duration::from_secs(2);
 
 /// How often the writer looks for changes.
-const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_secs(1);
 
 /// Where a node with `cfg` (config directory `dir`) keeps its status file.
 pub fn status_path(cfg: &NodeConfig, dir: &Path) -> PathBuf {
@@ -119,7 +119,9 @@ pub fn spawn_writer(path: PathBuf, config: Option<PathBuf>, source: Source) {
 }
 
 fn write_atomic(path: &Path, doc: &Value) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
+    // Per process, so that nodes sharing a directory never trip over each
+    // other's temporary file.
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
     std::fs::write(&tmp, serde_json::to_vec_pretty(doc).map_err(std::io::Error::other)?)?;
     std::fs::rename(&tmp, path)
 }
