@@ -224,6 +224,30 @@ pub fn write_peer(out: &mut Vec<u8>, body: &[u8]) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// Appends a PEER frame whose body `body` writes straight into `out` (no
+/// intermediate buffer): the frame header is patched in afterwards. If
+/// `body` fails, or the body exceeds the frame limit, `out` is left as it
+/// was.
+pub fn write_peer_with<E>(
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<Result<(), E>, LinkError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 4]);
+    out.push(K_PEER);
+    if let Err(e) = body(out) {
+        out.truncate(start);
+        return Ok(Err(e));
+    }
+    let len = out.len() - start - 4;
+    if len > rawsocket::MAX_FRAME_PAYLOAD {
+        out.truncate(start);
+        return Err(LinkError::BadBody(format!("cluster message of {} bytes exceeds the link's frame limit", len - 1)));
+    }
+    out[start..start + 4].copy_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, len));
+    Ok(Ok(()))
+}
+
 /// Appends a CLOSE frame.
 pub fn write_close(out: &mut Vec<u8>, channel: ChannelId) {
     LinkFrame::Close { channel }.write(out);

@@ -861,3 +861,19 @@ fn other_msgpack_extensions_are_still_refused() {
     // A truncated d4 is an error, not a panic.
     assert!(crate::msgpack::decode_value(&Bytes::from_static(&[0xd4, 0x00])).is_err());
 }
+
+#[test]
+fn encode_into_appends_exactly_what_encode_returns() {
+    let msg = Message::Publish {
+        request: crate::RequestId::from_valid(7),
+        options: Dict::new(),
+        topic: "com.example.t".into(),
+        payload: Payload::values(Some(vec![Value::UInt(1), Value::Str("x".into())]), None),
+    };
+    for ser in [Serializer::Json, Serializer::Msgpack, Serializer::Cbor, Serializer::Flatbuffers] {
+        let mut out = b"prefix".to_vec();
+        ser.encode_into(&msg, &mut out).expect("encode_into");
+        assert_eq!(&out[..6], b"prefix", "{ser}");
+        assert_eq!(&out[6..], &ser.encode(&msg).expect("encode")[..], "{ser}");
+    }
+}

@@ -38,6 +38,18 @@ pub fn encode(msg: &Message) -> Result<Bytes, EncodeError> {
     Ok(Bytes::from(w.out))
 }
 
+/// Encodes a message, appending to `out` (no intermediate buffer).
+pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = out.len();
+    let mut w = MsgWriter { out: std::mem::take(out) };
+    let r = wire::encode_message(&mut w, msg);
+    *out = w.out;
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
 /// Decodes a message, leaving args/kwargs as raw spans.
 pub fn decode(bytes: &Bytes) -> Result<Message, DecodeError> {
     let mut r = MsgReader { rd: Reader(ByteReader::new(bytes, FORMAT)), remaining: 0 };

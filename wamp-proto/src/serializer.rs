@@ -118,6 +118,20 @@ impl Serializer {
         }
     }
 
+    /// Encodes one message, appending it to `out`: MessagePack and CBOR write
+    /// in place; JSON and Flatbuffers encode, then copy. On error `out` is
+    /// unchanged.
+    pub fn encode_into(self, msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        match self {
+            Serializer::Msgpack => crate::msgpack::encode_into(msg, out),
+            Serializer::Cbor => crate::cbor::encode_into(msg, out),
+            Serializer::Json | Serializer::Flatbuffers => {
+                out.extend_from_slice(&self.encode(msg)?);
+                Ok(())
+            }
+        }
+    }
+
     /// Decodes one message. Args/kwargs stay raw ([`crate::Payload::Raw`]).
     pub fn decode(self, bytes: &Bytes) -> Result<Message, DecodeError> {
         match self {

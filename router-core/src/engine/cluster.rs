@@ -72,7 +72,7 @@
 
 use std::collections::HashMap;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use thiserror::Error;
 use wamp_proto::{code, Dict, Message, Payload, PayloadFormat, PublicationId, RequestId, SessionId, Value};
 
@@ -252,6 +252,15 @@ impl PeerMsg {
     /// (the serializer matching a raw payload's format, so payloads are
     /// spliced, never transcoded).
     pub fn encode(&self) -> Result<Bytes, wamp_proto::EncodeError> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out)?;
+        Ok(Bytes::from(out))
+    }
+
+    /// [`PeerMsg::encode`], appending to `out` (the link's outbound buffer:
+    /// no intermediate copy). On error `out` is unchanged.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), wamp_proto::EncodeError> {
+        let start = out.len();
         let (kind, ser, msg) = match self {
             PeerMsg::SessionJoin(s) => {
                 let mut o = Dict::new();
@@ -302,21 +311,15 @@ impl PeerMsg {
             PeerMsg::ToSession { session, msg } | PeerMsg::FromSession { session, msg } => {
                 let kind = if matches!(self, PeerMsg::ToSession { .. }) { K_TO } else { K_FROM };
                 let ser = message_payload(msg).map_or(Serializer::Msgpack, carrier);
-                let body = ser.encode(msg)?;
-                let mut b = BytesMut::with_capacity(10 + body.len());
-                b.put_u8(kind);
-                b.put_u8(ser.rawsocket_id());
-                b.put_u64(session.get());
-                b.extend_from_slice(&body);
-                return Ok(b.freeze());
+                out.push(kind);
+                out.push(ser.rawsocket_id());
+                out.extend_from_slice(&session.get().to_be_bytes());
+                return ser.encode_into(msg, out).inspect_err(|_| out.truncate(start));
             }
         };
-        let body = ser.encode(&msg)?;
-        let mut b = BytesMut::with_capacity(2 + body.len());
-        b.put_u8(kind);
-        b.put_u8(ser.rawsocket_id());
-        b.extend_from_slice(&body);
-        Ok(b.freeze())
+        out.push(kind);
+        out.push(ser.rawsocket_id());
+        ser.encode_into(&msg, out).inspect_err(|_| out.truncate(start))
     }
 
     /// Decodes one frame body (payloads stay raw slices of `frame`).

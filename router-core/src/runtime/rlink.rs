@@ -233,17 +233,15 @@ impl PeerLinks {
     pub fn send(&self, peer: PeerId, msg: &PeerMsg) {
         let links = self.links.borrow();
         let Some(l) = links.get(&peer).filter(|l| !l.dead.get()) else { return };
-        let body = match msg.encode() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "cluster message cannot be encoded; dropped");
-                return;
-            }
-        };
-        let mut too_big = false;
-        let r = l.out.push(|b| too_big = link::write_peer(b, &body).is_err());
-        if too_big {
-            tracing::warn!(%peer, len = body.len(), "cluster message exceeds the link frame limit; dropped");
+        // Encoded straight into the link's outbound buffer.
+        let mut failed: Option<String> = None;
+        let r = l.out.push(|b| match link::write_peer_with(b, |b| msg.encode_into(b)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(format!("cannot be encoded: {e}")),
+            Err(e) => failed = Some(e.to_string()),
+        });
+        if let Some(why) = failed {
+            tracing::warn!(%peer, error = %why, "cluster message dropped");
             return;
         }
         if r.is_err() {
