@@ -57,6 +57,27 @@ pub fn node_role_config(authid: &str) -> Json {
 /// (`owner` when none is asked for).
 pub const MREALM_USER_ROLES: [&str; 5] = ["guest", "developer", "operator", "admin", "owner"];
 
+/// May a management user with `role` call `procedure` on a management
+/// realm? `owner` and `admin`: everything. `operator` and `developer`:
+/// everything but creating, deleting, adding and removing objects (they
+/// start, stop and inspect, and use the remote APIs). `guest`: only what
+/// reads (`get_*`, `list_*`, `stat_*`, also through `remote.*`).
+pub fn mrealm_role_allows(role: &str, procedure: &str) -> bool {
+    let last = procedure.rsplit('.').next().unwrap_or("");
+    let reads = ["get_", "list_", "stat_"].iter().any(|p| last.starts_with(p))
+        || procedure.starts_with("crossbarfabriccenter.remote.realm.meta.")
+            && ["count", "list", "get", "lookup", "match", "list_callees", "count_callees", "list_subscribers", "count_subscribers"]
+                .contains(&last);
+    match role {
+        "owner" | "admin" => true,
+        "operator" | "developer" => {
+            reads || !["create_", "delete_", "add_", "remove_", "pair_", "unpair_"].iter().any(|p| last.starts_with(p))
+        }
+        "guest" => reads,
+        _ => false,
+    }
+}
+
 /// Realm-name prefixes reserved for the system (Crossbar's list).
 const PROTECTED_PREFIXES: [&str; 14] = [
     "io.crossbar",
@@ -511,7 +532,7 @@ impl Master {
                     a.procedure, caller.authrole
                 )));
             }
-        } else if !MREALM_USER_ROLES.contains(&caller.authrole.as_str()) {
+        } else if !mrealm_role_allows(&caller.authrole, a.procedure) {
             return Err(ApiError::not_authorized(format!("{}: not available to role '{}'", a.procedure, caller.authrole)));
         }
         match (global, name) {

@@ -613,7 +613,7 @@ fn run_session(
                 if procedure.starts_with(REMOTE_PREFIX) =>
             {
                 let role = details.get("caller_authrole").and_then(Value::as_str).unwrap_or("");
-                let target = if master::MREALM_USER_ROLES.contains(&role) {
+                let target = if master::mrealm_role_allows(role, &procedure) {
                     let m = shared.master();
                     crate::node::remote_target(&procedure, &args, |n| m.node_authid_in(realm, n))
                 } else {

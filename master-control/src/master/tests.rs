@@ -259,3 +259,34 @@ fn deleting_an_mrealm_with_nodes_needs_cascade() {
     assert_eq!(err(call(&mut m, &su(), "mrealm.get_mrealm", vec![oid])), "crossbar.error.no_such_object");
     assert_eq!(m.mrealm_names().expect("names"), ["default"]);
 }
+
+#[test]
+fn management_roles_from_guest_to_owner() {
+    let p = |x: &str| format!("crossbarfabriccenter.{x}");
+    for role in ["owner", "admin"] {
+        assert!(mrealm_role_allows(role, &p("mrealm.arealm.delete_arealm")));
+        assert!(mrealm_role_allows(role, &p("remote.node.shutdown")));
+    }
+    for role in ["operator", "developer"] {
+        assert!(mrealm_role_allows(role, &p("mrealm.arealm.start_arealm")));
+        assert!(mrealm_role_allows(role, &p("remote.router.start_router_realm")));
+        assert!(!mrealm_role_allows(role, &p("mrealm.arealm.create_role")));
+        assert!(!mrealm_role_allows(role, &p("mrealm.webcluster.remove_webcluster_node")));
+    }
+    assert!(mrealm_role_allows("guest", &p("mrealm.get_nodes")));
+    assert!(mrealm_role_allows("guest", &p("remote.node.get_status")));
+    assert!(mrealm_role_allows("guest", &p("remote.realm.meta.wamp.session.count")));
+    assert!(!mrealm_role_allows("guest", &p("remote.realm.meta.wamp.session.kill_all")));
+    assert!(!mrealm_role_allows("guest", &p("mrealm.arealm.start_arealm")));
+    assert!(!mrealm_role_allows("guest", &p("remote.node.shutdown")));
+    assert!(!mrealm_role_allows("nobody", &p("mrealm.get_nodes")));
+    // Through the API: a guest reads, and is refused a change that leaves the state as it was.
+    let mut m = master();
+    ok(call(&mut m, &su(), "mrealm.create_mrealm", vec![mrealm_dict("mrealm1")]));
+    let guest = Caller { authrole: "guest".into(), ..owner("mrealm1") };
+    assert!(call(&mut m, &guest, "mrealm.get_status", vec![]).result.is_ok());
+    let mut d = Dict::new();
+    d.insert("name".into(), s("rc1"));
+    assert_eq!(err(call(&mut m, &guest, "mrealm.routercluster.create_routercluster", vec![Value::Dict(d)])), "wamp.error.not_authorized");
+    assert_eq!(ok(call(&mut m, &owner("mrealm1"), "mrealm.routercluster.list_routerclusters", vec![])).0, Value::List(vec![]));
+}
