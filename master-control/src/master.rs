@@ -48,9 +48,11 @@ pub fn node_role_config(authid: &str) -> Json {
         {"uri": format!("crossbarfabriccenter.node.{authid}."), "match": "prefix",
          "allow": {"call": false, "register": true, "publish": true, "subscribe": false}},
         {"uri": "crossbarfabriccenter.node.on_heartbeat", "match": "exact",
-         "allow": {"call": false, "register": false, "publish": true, "subscribe": false}},
+         "allow": {"call": false, "register": false, "publish": true, "subscribe": false},
+         "disclose": {"caller": false, "publisher": true}},
         {"uri": "crossbarfabriccenter.node.on_worker_heartbeat", "match": "exact",
-         "allow": {"call": false, "register": false, "publish": true, "subscribe": false}}
+         "allow": {"call": false, "register": false, "publish": true, "subscribe": false},
+         "disclose": {"caller": false, "publisher": true}}
     ]})
 }
 /// Roles a management user may ask for on a management realm

@@ -604,7 +604,7 @@ fn run_session(
                             lookups.insert(s.call("wamp.session.get", vec![id], Dict::new(), Dict::new()), false);
                         }
                     } else {
-                        on_event(shared, realm, &mut s, "wamp.session.on_join", &args);
+                        on_event(shared, realm, &mut s, "wamp.session.on_join", &args, &Dict::new());
                     }
                 }
                 kills.remove(&request);
@@ -632,7 +632,7 @@ fn run_session(
             SessionEvent::Invocation { request, procedure, args, kwargs, details, .. } => {
                 answer(shared, realm, &mut s, request, &procedure, &args, &kwargs, &details);
             }
-            SessionEvent::Event { topic, args, .. } => on_event(shared, realm, &mut s, &topic, &args),
+            SessionEvent::Event { topic, args, details, .. } => on_event(shared, realm, &mut s, &topic, &args, &details),
             SessionEvent::Closed { reason, .. } => {
                 let _ = flush(&mut conn, &mut s);
                 return if reason == "wamp.close.system_shutdown" { Ok(()) } else { Err(format!("session closed: {reason}")) };
@@ -730,7 +730,7 @@ fn answer(
     }
 }
 
-fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, args: &[Value]) {
+fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, args: &[Value], details: &Dict) {
     let now = SystemTime::now();
     let event = match topic {
         "wamp.session.on_join" => {
@@ -747,8 +747,14 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
             shared.master().session_left(realm, session, now)
         }
         "crossbarfabriccenter.node.on_heartbeat" => {
+            // Only a node's own heartbeat counts (the publisher is disclosed).
+            let publisher = details.get("publisher_authid").and_then(Value::as_str);
             if let (Some(Value::Str(authid)), Some(hb)) = (args.first(), args.get(1)) {
-                shared.master().heartbeat(realm, authid, hb, now);
+                if publisher == Some(authid.as_str()) {
+                    shared.master().heartbeat(realm, authid, hb, now);
+                } else {
+                    tracing::warn!(%realm, claimed = %authid, ?publisher, "heartbeat for another node ignored");
+                }
             }
             None
         }
