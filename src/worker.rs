@@ -217,6 +217,8 @@ struct RouterControlImpl {
     node: std::sync::Arc<RouterNode>,
     name: String,
     base_dir: PathBuf,
+    /// Bridged realms: (realm id, their meta events).
+    bridges: std::cell::RefCell<Vec<(String, router_core::runtime::node::OperatorEvents)>>,
 }
 
 impl master_control::worker::RouterControl for RouterControlImpl {
@@ -291,6 +293,12 @@ impl master_control::worker::RouterControl for RouterControlImpl {
 
     fn stop_transport(&self, id: &str) -> Result<(), String> {
         self.node.stop_transport(id).map_err(|e| e.to_string())
+    }
+
+    fn bridge_meta(&self, realm_id: &str, realm: &str) -> Result<(), String> {
+        let rx = self.node.operator_events(realm).map_err(|e| e.to_string())?;
+        self.bridges.borrow_mut().push((realm_id.to_owned(), rx));
+        Ok(())
     }
 
     fn meta_call(
@@ -420,6 +428,22 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
         };
         (r, master_control::node::NodeAction::None)
     }
+
+    fn events(&mut self, id: &master_control::node::NodeIdentity) -> Vec<(String, Vec<wamp_proto::Value>)> {
+        let WorkerApis::Router(api, ctl) = &self.apis else { return Vec::new() };
+        let mut out = Vec::new();
+        ctl.bridges.borrow_mut().retain(|(realm_id, rx)| loop {
+            match rx.try_recv() {
+                Ok((topic, args)) => {
+                    out.push((master_control::worker::bridged_topic(&id.authid, api.worker_id(), realm_id, &topic), args))
+                }
+                Err(flume::TryRecvError::Empty) => break true,
+                // The realm stopped.
+                Err(flume::TryRecvError::Disconnected) => break false,
+            }
+        });
+        out
+    }
 }
 
 /// In a managed node (the supervisor passed the master's URL), a router
@@ -444,7 +468,7 @@ fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result
     let apis = match running {
         Running::Router(node) => WorkerApis::Router(
             master_control::worker::RouterWorkerApi::new(&worker_id),
-            RouterControlImpl { node: node.clone(), name: worker_id, base_dir: dir },
+            RouterControlImpl { node: node.clone(), name: worker_id, base_dir: dir, bridges: Default::default() },
         ),
         Running::Proxy(proxy) => WorkerApis::Proxy(
             master_control::proxy::ProxyWorkerApi::new(&worker_id),

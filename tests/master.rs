@@ -385,6 +385,7 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(w["errors"]["unknown_realm"], "crossbar.error.no_such_object");
     assert_eq!(w["app_joined"], true, "a client joins the realm the master started: {w}");
     assert_eq!(w["meta_count"], 1, "{w}");
+    assert_eq!(w["bridged_on_join"], serde_json::json!(["node1", "app1", "rlm_tenant2", true]), "bridge_meta_api: {w}");
     assert_eq!(w["meta_list_len"], 1);
     assert_eq!(w["stats_sessions"], 1);
     assert_eq!(w["meta_unknown_realm"], "crossbar.error.no_such_object");

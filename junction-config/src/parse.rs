@@ -831,7 +831,7 @@ fn parse_realm_options(v: &Value, path: &str, d: &mut Diags) -> RealmOptions {
             "max_stored_payload",
         ],
         &[
-            ("bridge_meta_api", "Junction has no router-to-router bridging"),
+            ("bridge_meta_api", "only a realm started through the management API bridges its meta events to the master"),
             ("event_dispatching_chunk_size", "Junction dispatches without chunking"),
             ("enable_authorization_cache", "not used"),
         ],

@@ -46,7 +46,8 @@ pub fn is_node_role(role: &str) -> bool {
 pub fn node_role_config(authid: &str) -> Json {
     json!({"name": node_role(authid), "permissions": [
         {"uri": format!("crossbarfabriccenter.node.{authid}."), "match": "prefix",
-         "allow": {"call": false, "register": true, "publish": true, "subscribe": false}},
+         "allow": {"call": false, "register": true, "publish": true, "subscribe": false},
+         "disclose": {"caller": false, "publisher": true}},
         {"uri": "crossbarfabriccenter.node.on_heartbeat", "match": "exact",
          "allow": {"call": false, "register": false, "publish": true, "subscribe": false},
          "disclose": {"caller": false, "publisher": true}},

@@ -161,7 +161,11 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
             w.push(Want::Realm {
                 worker: worker.clone(),
                 id: realm_id.clone(),
-                config: json!({"name": s(ar, "name"), "options": {"enable_meta_api": ar.get("enable_meta_api").and_then(Json::as_bool).unwrap_or(true)}}),
+                config: {
+                    let bridge = ar.get("bridge_meta_api").and_then(Json::as_bool).unwrap_or(false);
+                    let meta = bridge || ar.get("enable_meta_api").and_then(Json::as_bool).unwrap_or(true);
+                    json!({"name": s(ar, "name"), "options": {"enable_meta_api": meta, "bridge_meta_api": bridge}})
+                },
             });
             for role in &roles {
                 w.push(Want::Role {

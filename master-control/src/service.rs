@@ -48,6 +48,9 @@ pub const POLL: Duration = Duration::from_millis(20);
 
 /// The remote APIs (`crossbarfabriccenter.remote.<api>.<procedure>`).
 pub const REMOTE_PREFIX: &str = "crossbarfabriccenter.remote.";
+/// The nodes' bridged meta events: `crossbarfabriccenter.node.<authid>.worker.<worker>.realm.<realm_id>.root.<event>`.
+const BRIDGED_META: &str = "crossbarfabriccenter.node..worker..realm..root.";
+
 /// How long a forwarded remote call may take on the node.
 pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -530,6 +533,10 @@ fn run_session(
         for t in ["wamp.session.on_join", "wamp.session.on_leave", "crossbarfabriccenter.node.on_heartbeat"] {
             waiting.push(s.subscribe(t, Dict::new()));
         }
+        // The nodes' bridged realm meta events (bridge_meta_api).
+        let mut wildcard = Dict::new();
+        wildcard.insert("match".into(), Value::Str("wildcard".into()));
+        waiting.push(s.subscribe(BRIDGED_META, wildcard));
     }
     flush(&mut conn, &mut s)?;
     // Kill requests waiting for their RESULT: call request → (nothing to do; logged).
@@ -745,6 +752,22 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
         "wamp.session.on_leave" => {
             let Some(session) = args.first().and_then(Value::as_u64) else { return };
             shared.master().session_left(realm, session, now)
+        }
+        t if t.starts_with("crossbarfabriccenter.node.") && t.contains(".root.") => {
+            // Re-published as the reference does: remote.realm.meta.<event>(node, worker, realm_id, *args).
+            let parts: Vec<&str> = t.split('.').collect();
+            let publisher = details.get("publisher_authid").and_then(Value::as_str);
+            if let [_, _, authid, "worker", worker, "realm", realm_id, "root", event] = parts.as_slice() {
+                if publisher == Some(*authid) {
+                    let mut a = vec![Value::Str((*authid).to_owned()), Value::Str((*worker).to_owned()), Value::Str((*realm_id).to_owned())];
+                    a.extend(args.iter().cloned());
+                    let topic = format!("crossbarfabriccenter.remote.realm.meta.{}", event.replace('-', "."));
+                    s.publish(&topic, a, Dict::new(), Dict::new());
+                } else {
+                    tracing::warn!(%realm, %t, ?publisher, "bridged meta event from another node ignored");
+                }
+            }
+            None
         }
         "crossbarfabriccenter.node.on_heartbeat" => {
             // Only a node's own heartbeat counts (the publisher is disclosed).

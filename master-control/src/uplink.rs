@@ -38,6 +38,10 @@ pub trait UplinkHandler {
     fn periodic(&mut self, _id: &NodeIdentity, _seq: u64) -> Option<(String, Vec<Value>)> {
         None
     }
+    /// Events to publish now (polled between reads).
+    fn events(&mut self, _id: &NodeIdentity) -> Vec<(String, Vec<Value>)> {
+        Vec::new()
+    }
 }
 
 /// Where and how to log in.
@@ -137,6 +141,9 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
                 sess.publish(&topic, args, Dict::new(), Dict::new());
             }
             next = Instant::now() + setup.period;
+        }
+        for (topic, args) in handler.events(&id) {
+            sess.publish(&topic, args, Dict::new(), Dict::new());
         }
         while let Some(m) = sess.poll_transmit() {
             if let Err(e) = conn.push(&m) {

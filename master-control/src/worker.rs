@@ -45,6 +45,16 @@ pub trait RouterControl {
     /// Calls a meta procedure of a running realm as its operator: the
     /// result, or the WAMP error (URI, message).
     fn meta_call(&self, realm: &str, procedure: &str, args: Vec<Value>, kwargs: Dict) -> Result<Value, (String, String)>;
+    /// From now on, forward the meta events of realm `realm` (id
+    /// `realm_id`) to the master (`bridge_meta_api`).
+    fn bridge_meta(&self, realm_id: &str, realm: &str) -> Result<(), String>;
+}
+
+/// The topic a bridged meta event of realm `realm_id` is published on:
+/// `crossbarfabriccenter.node.<authid>.worker.<worker>.realm.<realm_id>.root.<event>`
+/// with the event's dots as dashes (`wamp-session-on_join`), the reference's.
+pub fn bridged_topic(authid: &str, worker: &str, realm_id: &str, event: &str) -> String {
+    format!("crossbarfabriccenter.node.{authid}.worker.{worker}.realm.{realm_id}.root.{}", event.replace('.', "-"))
 }
 
 /// Meta procedures a worker serves for its realms as
@@ -120,6 +130,11 @@ impl RouterWorkerApi {
     /// The API of worker `worker_id`.
     pub fn new(worker_id: &str) -> RouterWorkerApi {
         RouterWorkerApi { worker_id: worker_id.to_owned(), realms: BTreeMap::new() }
+    }
+
+    /// The worker's id.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
     }
 
     /// The full URIs to register for node `authid`.
@@ -213,6 +228,13 @@ impl RouterWorkerApi {
                     return Err(ApiError::already_exists(format!("realm '{}' is running on worker '{}'", cfg.name, self.worker_id)));
                 }
                 ctl.start_realm(&cfg).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
+                let bridge = cfg_json.pointer("/options/bridge_meta_api").and_then(Json::as_bool) == Some(true);
+                if bridge {
+                    if let Err(e) = ctl.bridge_meta(&id, &cfg.name) {
+                        let _ = ctl.stop_realm(&cfg.name);
+                        return Err(ApiError::new("crossbar.error.cannot_start", format!("bridge_meta_api: {e}")));
+                    }
+                }
                 let entry = RealmEntry { name: cfg.name.clone(), config: cfg_json, created: now, links: BTreeMap::new(), roles: BTreeMap::new() };
                 let v = self.realm_json(&id, &entry);
                 self.realms.insert(id, entry);
@@ -477,6 +499,9 @@ mod tests {
         }
         fn stop_transport(&self, id: &str) -> Result<(), String> {
             if id == "tnp1" { Ok(()) } else { Err(format!("no transport '{id}'")) }
+        }
+        fn bridge_meta(&self, _realm_id: &str, _realm: &str) -> Result<(), String> {
+            Ok(())
         }
         fn meta_call(&self, realm: &str, procedure: &str, args: Vec<Value>, _kw: Dict) -> Result<Value, (String, String)> {
             match procedure {

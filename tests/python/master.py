@@ -418,7 +418,10 @@ async def worker_api(args, m, oid):
     out["realms_before"] = await poll("worker API", lambda: call(m, "remote.router.get_router_realms", oid, w), lambda r: True)
     role = {"name": "anonymous", "permissions": [{"uri": "", "match": "prefix",
             "allow": {"call": True, "register": True, "publish": True, "subscribe": True}}]}
-    started = await call(m, "remote.router.start_router_realm", oid, w, "rlm_tenant2", {"name": "tenant2", "roles": [role]})
+    bridged = Box()
+    await m.subscribe(bridged, P + "remote.realm.meta.wamp.session.on_join")
+    started = await call(m, "remote.router.start_router_realm", oid, w, "rlm_tenant2",
+                         {"name": "tenant2", "roles": [role], "options": {"enable_meta_api": True, "bridge_meta_api": True}})
     out["started_id"] = started["id"]
     out["realms_after"] = await call(m, "remote.router.get_router_realms", oid, w)
     out["by_name_id"] = (await call(m, "remote.router.get_router_realm_by_name", oid, w, "tenant2"))["id"]
@@ -433,6 +436,10 @@ async def worker_api(args, m, oid):
     # An application client on the node's worker, in the realm the master just started.
     app = await open_session(args.app_url, "tenant2", "json")
     out["app_joined"] = app.joined.done()
+    # bridge_meta_api: the realm's meta events reach the management realm.
+    await bridged.wait(1, "bridged on_join")
+    ev = bridged.items[0]
+    out["bridged_on_join"] = [ev[0], ev[1], ev[2], ev[3].get("session") == app.joined.result().session]
     # The realm's meta API from the management realm (the reference takes the node authid here).
     out["meta_count"] = await call(m, "remote.realm.meta.wamp.session.count", "node1", w, "rlm_tenant2")
     out["meta_list_len"] = len(await call(m, "remote.realm.meta.wamp.session.list", "node1", w, "rlm_tenant2"))

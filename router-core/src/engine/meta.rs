@@ -395,11 +395,21 @@ impl Realm {
 
     /// True if a meta event on `topic` would reach anyone.
     fn meta_wanted(&mut self, topic: &str) -> bool {
-        self.meta.enabled && self.broker.has_match(topic)
+        self.meta.enabled && (self.operator_events || self.broker.has_match(topic))
+    }
+
+    /// Also hand every meta event of this realm to the runtime as
+    /// [`super::Transmit::Operator`] (the management API's
+    /// `bridge_meta_api`). Needs the meta API on.
+    pub fn set_operator_events(&mut self, on: bool) {
+        self.operator_events = on;
     }
 
     /// Queues a meta event with positional `args`.
     fn defer_meta(&mut self, topic: &str, args: List) {
+        if self.operator_events {
+            self.out.queue.push_back(super::Transmit::Operator { topic: topic.to_owned(), args: args.clone() });
+        }
         self.deferred.push_back(Deferred {
             topic: topic.to_owned(),
             details: Dict::new(),

@@ -179,6 +179,9 @@ pub enum Transmit {
     Close { session: SessionId },
     /// A message for a peer worker of the cluster (see [`cluster`]).
     Peer { peer: PeerId, msg: PeerMsg },
+    /// A meta event for the router's operator (see
+    /// [`Realm::set_operator_events`]): the management API bridges them.
+    Operator { topic: String, args: wamp_proto::List },
 }
 
 /// Why [`Realm::join`] refused a session.
@@ -344,6 +347,8 @@ pub struct Realm {
     internal: internal::InternalCalls,
     /// Peer workers of the realm's cluster (see [`cluster`]).
     cluster: cluster::Cluster,
+    /// Meta events also go to the operator (`Transmit::Operator`).
+    operator_events: bool,
 }
 
 impl Realm {
@@ -372,6 +377,7 @@ impl Realm {
             wall_clock: None,
             internal: internal::InternalCalls::default(),
             cluster: cluster::Cluster::default(),
+            operator_events: false,
         }
     }
 

@@ -20,6 +20,8 @@ use super::*;
 pub(super) enum Out {
     Msg(SessionId, Message),
     Close(SessionId),
+    /// A meta event for the operator (only with `set_operator_events`).
+    Operator(String, List),
 }
 
 pub(super) struct Harness {
@@ -99,6 +101,7 @@ impl Harness {
                 }
                 Transmit::Close { session } => Out::Close(session),
                 Transmit::Peer { peer, msg } => panic!("no peers in this harness, got {msg:?} for {peer}"),
+                Transmit::Operator { topic, args } => Out::Operator(topic, args),
             })
             .collect()
     }
@@ -976,4 +979,33 @@ fn the_operator_calls_meta_procedures_without_a_session() {
     let e = h.realm.operator_meta_call("wamp.session.add_testament", &Payload::EMPTY).unwrap_err();
     assert!(e.0.starts_with("wamp.error."), "{e:?}");
     assert_eq!(h.realm.operator_meta_call("com.example.x", &Payload::EMPTY).unwrap_err().0, "wamp.error.no_such_procedure");
+}
+
+#[test]
+fn meta_events_reach_the_operator_when_tapped() {
+    let mut h = Harness::new();
+    h.realm = Realm::new(RealmSpec { name: "realm1".into(), roles: vec![open_role("anonymous")] }, 7).with_meta_api(true);
+    h.realm.set_operator_events(true);
+    h.next += 1;
+    let sid = SessionId::from_valid(h.next);
+    let info = SessionInfo {
+        session: sid,
+        serializer: Serializer::Json,
+        authid: "a".into(),
+        authrole: "anonymous".into(),
+        authmethod: "anonymous".into(),
+        authprovider: "static".into(),
+        transport: Dict::new(),
+    };
+    h.serializers.insert(sid, Serializer::Json);
+    h.realm.join(info, &Dict::new()).expect("join");
+    let out = h.drain();
+    let joined = out.iter().find_map(|o| match o {
+        Out::Operator(t, a) if t == "wamp.session.on_join" => Some(a.clone()),
+        _ => None,
+    });
+    let details = joined.expect("on_join for the operator, with nobody subscribed");
+    assert_eq!(details[0].as_dict().and_then(|d| d.get("session")), Some(&Value::UInt(sid.get())));
+    h.realm.leave(sid);
+    assert!(h.drain().iter().any(|o| matches!(o, Out::Operator(t, _) if t == "wamp.session.on_leave")));
 }

@@ -58,6 +58,7 @@ impl Mesh {
                             self.out[i].push(Out::Msg(session, ser.decode(&bytes).expect("output decodes")));
                         }
                         Transmit::Close { session } => self.out[i].push(Out::Close(session)),
+                        Transmit::Operator { .. } => {}
                         Transmit::Peer { peer, msg } => {
                             let j = peer.0 as usize;
                             if self.cut.contains(&(i.min(j), i.max(j))) {

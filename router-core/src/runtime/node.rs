@@ -75,6 +75,7 @@ enum Control {
     StopListener { index: usize, reply: flume::Sender<()> },
     RemoveRole { realm: String, name: String, reply: flume::Sender<Result<usize, RealmError>> },
     Roles { realm: String, reply: flume::Sender<Result<Vec<String>, RealmError>> },
+    Tap { realm: String, reply: flume::Sender<Result<OperatorEvents, RealmError>> },
     MetaCall {
         realm: String,
         procedure: String,
@@ -82,6 +83,12 @@ enum Control {
         reply: flume::Sender<Result<Result<wamp_proto::Value, (String, String)>, RealmError>>,
     },
 }
+
+/// The meta events of a realm for its operator (see [`RouterNode::operator_events`]).
+pub type OperatorEvents = flume::Receiver<(String, wamp_proto::List)>;
+
+/// Most meta events waiting for the operator per tapped realm.
+pub const OPERATOR_EVENTS_CAPACITY: usize = 4096;
 
 /// How long a control request may wait for its shard.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -356,6 +363,15 @@ impl RouterNode {
         self.realm_control(realm, |reply| Control::MetaCall { realm: r, procedure: p, payload, reply })
     }
 
+    /// From now on, the realm's meta events (`wamp.session.on_join`, ...)
+    /// also arrive on the returned channel, as (topic, args): the
+    /// management API's `bridge_meta_api`. Bounded: when the receiver lags
+    /// behind by [`OPERATOR_EVENTS_CAPACITY`] events, newer ones are dropped.
+    pub fn operator_events(&self, realm: &str) -> Result<OperatorEvents, RealmError> {
+        let r = realm.to_owned();
+        self.realm_control(realm, |reply| Control::Tap { realm: r, reply })
+    }
+
     /// The roles of a running realm.
     pub fn realm_roles(&self, realm: &str) -> Result<Vec<String>, RealmError> {
         let r = realm.to_owned();
@@ -559,6 +575,17 @@ async fn run_shard(
                             .realm_host(&realm)
                             .map(|h| h.operator_meta_call(&procedure, &payload))
                             .ok_or(RealmError::NoSuchRealm(realm));
+                        let _ = reply.send(r);
+                    }
+                    Control::Tap { realm, reply } => {
+                        let r = match shard.realm_host(&realm) {
+                            Some(h) => {
+                                let (tx, rx) = flume::bounded(OPERATOR_EVENTS_CAPACITY);
+                                h.tap_operator_events(tx);
+                                Ok(rx)
+                            }
+                            None => Err(RealmError::NoSuchRealm(realm)),
+                        };
                         let _ = reply.send(r);
                     }
                     Control::Roles { realm, reply } => {

@@ -408,6 +408,8 @@ pub struct RealmHost {
     links: super::rlink::PeerLinks,
     /// Set once the realm was stopped: its tasks end, new sessions are refused.
     stopped: Cell<bool>,
+    /// Where meta events for the operator go (`RouterNode::operator_events`).
+    operator_tx: RefCell<Option<flume::Sender<(String, wamp_proto::List)>>>,
 }
 
 impl RealmHost {
@@ -483,7 +485,14 @@ impl RealmHost {
             internal_done: RefCell::new(Vec::new()),
             internal_notify: LocalNotify::default(),
             stopped: Cell::new(false),
+            operator_tx: RefCell::new(None),
         }
+    }
+
+    /// Hands this realm's meta events to `tx` from now on.
+    pub fn tap_operator_events(&self, tx: flume::Sender<(String, wamp_proto::List)>) {
+        self.realm.borrow_mut().set_operator_events(true);
+        *self.operator_tx.borrow_mut() = Some(tx);
     }
 
     /// The realm's links to the other workers of its cluster.
@@ -642,6 +651,12 @@ impl RealmHost {
                         }
                     }
                     Transmit::Peer { peer, msg } => self.links.send(peer, &msg),
+                    Transmit::Operator { topic, args } => {
+                        if let Some(tx) = self.operator_tx.borrow().as_ref() {
+                            // Bounded: a slow operator loses events, the realm never waits.
+                            let _ = tx.try_send((topic, args));
+                        }
+                    }
                 }
             }
             if overflowed.is_empty() {
