@@ -24,9 +24,7 @@
 //!
 //! ## What it is not
 //! Not a data-plane router: application traffic never passes through the
-//! master. Not implemented yet: worker logs and tracing, `realm.meta`
-//! bridging, router realm stats, per-role restrictions among management
-//! roles.
+//! master. Not implemented yet: worker logs and message tracing.
 
 pub mod error;
 pub mod master;
