@@ -1026,7 +1026,13 @@ pub struct AuthOptions {
     /// Peer addresses whose failures are remembered; the oldest entry is
     /// forgotten beyond this (default 65,536).
     pub max_tracked_peers: usize,
+    /// Largest HELLO `authextra` accepted, in bytes of its contents
+    /// (default 16 KiB); a bigger one is refused before any challenge.
+    pub max_authextra_size: usize,
 }
+
+/// Default `auth.options.max_authextra_size`.
+pub const DEFAULT_MAX_AUTHEXTRA_SIZE: usize = 16 * 1024;
 
 impl Default for AuthOptions {
     fn default() -> Self {
@@ -1035,6 +1041,7 @@ impl Default for AuthOptions {
             max_failures: DEFAULT_AUTH_MAX_FAILURES,
             failure_window: DEFAULT_AUTH_FAILURE_WINDOW,
             max_tracked_peers: DEFAULT_AUTH_MAX_TRACKED_PEERS,
+            max_authextra_size: DEFAULT_MAX_AUTHEXTRA_SIZE,
         }
     }
 }

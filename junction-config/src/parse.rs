@@ -1541,7 +1541,16 @@ fn parse_auth_options(v: &Value, path: &str, d: &mut Diags) -> AuthOptions {
     let Some(m) = object(v, path, d) else {
         return o;
     };
-    check_keys(m, path, &["challenge_timeout", "max_failures", "failure_window", "max_tracked_peers"], &[], d);
+    check_keys(
+        m,
+        path,
+        &["challenge_timeout", "max_failures", "failure_window", "max_tracked_peers", "max_authextra_size"],
+        &[],
+        d,
+    );
+    if let Some(n) = opt_uint(m, "max_authextra_size", path, 16 << 20, d) {
+        o.max_authextra_size = n as usize;
+    }
     if let Some(t) = opt_ms(m, "challenge_timeout", path, d) {
         o.challenge_timeout = t;
     }

@@ -142,6 +142,9 @@ pub struct AuthConfig {
     /// Keys mock challenges for unknown principals (so they look like real
     /// ones and stay stable per authid).
     pub(crate) mock_secret: [u8; 32],
+    /// Largest HELLO `authextra` (its strings, keys and byte strings,
+    /// plus 8 bytes per other value).
+    pub max_authextra_size: usize,
 }
 
 impl AuthConfig {
@@ -151,13 +154,14 @@ impl AuthConfig {
             methods: vec![Method::Anonymous { role: role.to_owned(), authid: None, realm: None }],
             challenge_timeout: jc::DEFAULT_CHALLENGE_TIMEOUT,
             mock_secret: [0; 32],
+            max_authextra_size: jc::DEFAULT_MAX_AUTHEXTRA_SIZE,
         }
     }
 
     /// Builds from explicit methods. `mock_secret` should be random (e.g.
     /// `rand::random()`), generated once per process.
     pub fn new(methods: Vec<Method>, challenge_timeout: Duration, mock_secret: [u8; 32]) -> Self {
-        AuthConfig { methods, challenge_timeout, mock_secret }
+        AuthConfig { methods, challenge_timeout, mock_secret, max_authextra_size: jc::DEFAULT_MAX_AUTHEXTRA_SIZE }
     }
 
     /// The configured methods.
@@ -179,7 +183,12 @@ impl AuthConfig {
         for m in auth.methods.iter().filter(|m| !matches!(m, jc::AuthMethod::CryptosignProxy { .. })) {
             methods.push(convert(m)?);
         }
-        Ok(AuthConfig { methods, challenge_timeout: auth.options.challenge_timeout, mock_secret })
+        Ok(AuthConfig {
+            methods,
+            challenge_timeout: auth.options.challenge_timeout,
+            mock_secret,
+            max_authextra_size: auth.options.max_authextra_size,
+        })
     }
 }
 

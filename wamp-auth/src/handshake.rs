@@ -337,6 +337,13 @@ impl AuthHandshake {
             Some(Value::Null) | None => None,
             Some(_) => return self.abort(PROTOCOL_VIOLATION, "HELLO.Details.authextra must be a dict"),
         };
+        if let Some(e) = &authextra {
+            let size = value_size(&Value::Dict(e.clone()), self.cfg.max_authextra_size);
+            if size > self.cfg.max_authextra_size {
+                let msg = format!("HELLO.Details.authextra is larger than {} bytes", self.cfg.max_authextra_size);
+                return self.abort("wamp.error.invalid_argument", msg);
+            }
+        }
         let offered: Vec<&str> = match details.get("authmethods") {
             None | Some(Value::Null) => vec!["anonymous"],
             Some(Value::List(l)) if l.is_empty() => vec!["anonymous"],
@@ -942,5 +949,35 @@ fn clip(s: &str) -> &str {
     match s.char_indices().nth(100) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+/// The size of `v` in bytes of its strings, keys and byte strings, plus 8
+/// per other value; stops counting once past `cap`.
+fn value_size(v: &Value, cap: usize) -> usize {
+    match v {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        Value::List(l) => {
+            let mut n = 8;
+            for x in l {
+                n += value_size(x, cap);
+                if n > cap {
+                    break;
+                }
+            }
+            n
+        }
+        Value::Dict(d) => {
+            let mut n = 8;
+            for (k, x) in d {
+                n += k.len() + value_size(x, cap);
+                if n > cap {
+                    break;
+                }
+            }
+            n
+        }
+        _ => 8,
     }
 }
