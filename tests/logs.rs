@@ -26,7 +26,11 @@ const LOG_DEADLINE: Duration = Duration::from_secs(10);
 fn start(extra: &[&str]) -> (JunctionProcess, u16, u16) {
     let (ws_port, rs_port) = (free_port(), free_port());
     let config = node_config(
-        vec![realm("realm1", vec![allow_all_role("anonymous")])],
+        vec![realm("realm1", vec![allow_all_role("anonymous")]), {
+            let mut small = realm("small", vec![allow_all_role("anonymous")]);
+            small["options"] = json!({"max_sessions": 1});
+            small
+        }],
         vec![
             json!({
                 "type": "web",
@@ -75,6 +79,17 @@ fn rs_read(s: &mut TcpStream) -> Option<Vec<u8>> {
 /// that is not JSON, or a message not allowed once joined); returns (session id, the peer address the router sees, the
 /// ABORT it answered).
 fn violate(rs_port: u16, bad: &[u8]) -> (u64, String, Value) {
+    let (mut s, peer, welcome) = raw_hello(rs_port, "realm1");
+    assert_eq!(welcome[0], 2, "expected WELCOME, got {welcome}");
+    let session = welcome[1].as_u64().expect("session id");
+    s.write_all(&rs_frame(bad)).expect("bad frame");
+    let abort: Value = serde_json::from_slice(&rs_read(&mut s).expect("ABORT")).expect("JSON");
+    (session, peer, abort)
+}
+
+/// A RawSocket/JSON HELLO for `realm`: (the stream, the peer address the
+/// router sees, its answer).
+fn raw_hello(rs_port: u16, realm: &str) -> (TcpStream, String, Value) {
     let mut s = TcpStream::connect(("127.0.0.1", rs_port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let peer = format!("tcp4:127.0.0.1:{}", s.local_addr().expect("local addr").port());
@@ -82,14 +97,10 @@ fn violate(rs_port: u16, bad: &[u8]) -> (u64, String, Value) {
     let mut reply = [0u8; 4];
     s.read_exact(&mut reply).expect("handshake reply");
     assert_eq!(reply[0], 0x7F, "handshake refused: {reply:?}");
-    let hello = json!([1, "realm1", {"roles": {"caller": {}}}]).to_string();
+    let hello = json!([1, realm, {"roles": {"caller": {}}}]).to_string();
     s.write_all(&rs_frame(hello.as_bytes())).expect("HELLO");
-    let welcome: Value = serde_json::from_slice(&rs_read(&mut s).expect("WELCOME")).expect("JSON");
-    assert_eq!(welcome[0], 2, "expected WELCOME, got {welcome}");
-    let session = welcome[1].as_u64().expect("session id");
-    s.write_all(&rs_frame(bad)).expect("bad frame");
-    let abort: Value = serde_json::from_slice(&rs_read(&mut s).expect("ABORT")).expect("JSON");
-    (session, peer, abort)
+    let answer: Value = serde_json::from_slice(&rs_read(&mut s).expect("HELLO answer")).expect("JSON");
+    (s, peer, answer)
 }
 
 /// Waits until `pred` holds for some stderr line of `node`; returns it.
@@ -161,6 +172,16 @@ fn text_logs_show_session_lifecycle_violations_and_refusals() {
     assert!(violation.contains(&format!("peer={peer}")) && violation.contains("wamp_message=HELLO"), "{violation}");
     let close = wait_line(&node, "for its close", |l| l.contains("session closed") && l.contains(&needle));
     assert!(close.contains("reason=wamp.error.protocol_violation"), "{close}");
+
+    // A realm at its session limit refuses the next session, with the peer.
+    let (_first, _, welcome) = raw_hello(rs_port, "small");
+    assert_eq!(welcome[0], 2, "{welcome}");
+    let (_second, peer, abort) = raw_hello(rs_port, "small");
+    assert_eq!(abort[0], 3, "{abort}");
+    let refused = wait_line(&node, "for the session-limit refusal", |l| {
+        l.contains("session refused") && l.contains("realm=small") && l.contains(&format!("peer={peer}"))
+    });
+    assert!(refused.contains("max_sessions = 1"), "{refused}");
 
     // A HELLO for a realm that does not exist is refused, with the peer.
     let r = node.python("abort.py", &[&url, "no.such.realm", "json"]);

@@ -1070,6 +1070,10 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     let host = match refusal {
         Ok(h) => h,
         Err((reason, msg)) => {
+        tracing::info!(
+            session = %join.session, realm = %join.realm, authid = %join.authid,
+            peer = %detail_str(&transport_details, "peer"), %reason, detail = %msg, "session refused"
+        );
         shard.directory.remove(join.session);
         let mut out = Vec::new();
         let sender = framer.sender();
