@@ -420,14 +420,26 @@ async def load(args):
     """Callers on the first worker, callees on the peers (see module doc)."""
     ser = args.serializer
     proc = unique("com.cluster.load")
-    stats = {"calls": 0, "ok": 0, "errors": {}, "hangs": 0, "reconnects": 0, "served": {u: 0 for u in args.peer}}
+    stats = {"calls": 0, "ok": 0, "errors": {}, "hangs": 0, "reconnects": 0, "register_errors": {}, "served": {u: 0 for u in args.peer}}
     stop = asyncio.Event()
+
+    # The callees' connection attempts (seconds since the start), bounded:
+    # shown by a failed assertion.
+    trace = stats.setdefault("trace", [])
+    t0 = time.monotonic()
+
+    def note(*what):
+        if len(trace) < 40:
+            trace.append([round(time.monotonic() - t0, 3), *what])
 
     async def callee_loop(url):
         while not stop.is_set():
             try:
+                note("connect", url)
                 s = await connect(url, args.realm, ser)
-            except Exception:  # noqa: BLE001 - the worker may be down
+                note("connected", url)
+            except Exception as e:  # noqa: BLE001 - the worker may be down
+                note("connect failed", url, type(e).__name__)
                 await asyncio.sleep(0.2)
                 continue
 
@@ -437,7 +449,9 @@ async def load(args):
 
             try:
                 await s.register(serve, proc, options=RegisterOptions(invoke="roundrobin"))
-            except Exception:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001
+                key = "register: " + getattr(e, "error", type(e).__name__)
+                stats["register_errors"][key] = stats["register_errors"].get(key, 0) + 1
                 await close(s)
                 continue
             done, _ = await asyncio.wait(
@@ -488,6 +502,17 @@ async def load(args):
             break
         if line.strip() == b"mark":
             print(json_line({"mark": {"ok": stats["ok"], "served": dict(stats["served"])}}), flush=True)
+    # What each worker's dealer holds for the procedure (a diagnostic for
+    # a failed assertion): the number of callees of its registration.
+    stats["callees"] = {}
+    for url in [args.url, *args.peer]:
+        try:
+            s = await connect(url, args.realm, ser)
+            rid = await s.call("wamp.registration.match", proc)
+            stats["callees"][url] = len(await s.call("wamp.registration.list_callees", rid)) if rid else 0
+            await close(s)
+        except Exception as e:  # noqa: BLE001
+            stats["callees"][url] = type(e).__name__
     stop.set()
     await asyncio.wait(tasks, timeout=STEP_TIMEOUT)
     return stats

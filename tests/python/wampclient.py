@@ -160,9 +160,24 @@ async def open_session(url, realm, serializer):
     else:
         raise Failure(f"unsupported URL {url!r} (want ws://, rs:// or unix:)")
 
-    await asyncio.wait_for(connect, STEP_TIMEOUT)
+    transport, protocol = await asyncio.wait_for(connect, STEP_TIMEOUT)
+    # A connection that drops before the WAMP session is attached (say, the
+    # router process dies right after the kernel accepted it) never reaches
+    # the session's onDisconnect: watch the protocol itself, so that shows as
+    # "connection lost" at once rather than a wait of STEP_TIMEOUT.
+    lost = loop.create_future()
+    original_lost = protocol.connection_lost
+
+    def connection_lost(exc):
+        if not lost.done():
+            lost.set_result(exc)
+        original_lost(exc)
+
+    protocol.connection_lost = connection_lost
+    if transport.is_closing() and not lost.done():
+        lost.set_result(None)
     done, _ = await asyncio.wait(
-        [session.joined, session.left, session.disconnected],
+        [session.joined, session.left, session.disconnected, lost],
         timeout=STEP_TIMEOUT,
         return_when=asyncio.FIRST_COMPLETED,
     )

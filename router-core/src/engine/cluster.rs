@@ -134,6 +134,10 @@ pub enum PeerMsg {
     },
     /// The initial state has been sent.
     Synced,
+    /// Link-level, from the worker that decides which link a pair of
+    /// workers keeps (the lower instance id): this link is the one. First
+    /// on the link; the engine ignores it.
+    Admitted,
     /// A publication accepted by the sender.
     Publish {
         publication: PublicationId,
@@ -204,6 +208,7 @@ const K_SYNCED: u8 = 7;
 const K_PUBLISH: u8 = 8;
 const K_TO: u8 = 9;
 const K_FROM: u8 = 10;
+const K_ADMITTED: u8 = 11;
 
 fn policy_code(p: MatchPolicy) -> u64 {
     match p {
@@ -294,6 +299,9 @@ impl PeerMsg {
             PeerMsg::Synced => {
                 (K_SYNCED, Serializer::Msgpack, control(SessionId::from_valid(1), Dict::new(), "synced".into()))
             }
+            PeerMsg::Admitted => {
+                (K_ADMITTED, Serializer::Msgpack, control(SessionId::from_valid(1), Dict::new(), "admitted".into()))
+            }
             PeerMsg::Publish { publication, topic, details, receivers, retain, payload } => {
                 let mut o = receivers.clone();
                 o.insert("_details".into(), Value::Dict(details.clone()));
@@ -378,6 +386,7 @@ impl PeerMsg {
             },
             K_UNREG => PeerMsg::Unregister { session, policy: policy_from(options.get("match"))?, procedure: topic },
             K_SYNCED => PeerMsg::Synced,
+            K_ADMITTED => PeerMsg::Admitted,
             K_PUBLISH => {
                 let mut receivers = options;
                 let details = match receivers.swap_remove("_details") {
@@ -526,6 +535,8 @@ impl Realm {
             }
             PeerMsg::Register { session, policy, procedure, invoke } => {
                 if self.out.ghosts.get(&session) != Some(&peer) {
+                    tracing::debug!(%session, %peer, owner = ?self.out.ghosts.get(&session), procedure = %procedure,
+                        "peer registration for a session that is not its ghost: ignored");
                     self.cluster.stats.ignored += 1;
                     return;
                 }
@@ -542,7 +553,7 @@ impl Realm {
                     self.unregister_ghost(session, id);
                 }
             }
-            PeerMsg::Synced => {}
+            PeerMsg::Synced | PeerMsg::Admitted => {}
             PeerMsg::Publish { publication, topic, details, receivers, retain, payload } => {
                 self.cluster.stats.publications_received += 1;
                 let receivers = match super::broker::Receivers::parse(&receivers) {
@@ -574,6 +585,7 @@ impl Realm {
     }
 
     fn add_ghost(&mut self, peer: PeerId, rs: RemoteSession) {
+        tracing::debug!(session = %rs.session, %peer, realm = %self.name, "ghost joins");
         if self.sessions.contains_key(&rs.session) {
             // A session id taken twice in the cluster (or announced twice).
             tracing::warn!(session = %rs.session, %peer, realm = %self.name, "peer announced a session id already in use");
@@ -612,6 +624,7 @@ impl Realm {
     /// Forgets ghost `sid` with its subscriptions, registrations and the
     /// calls in flight to it.
     fn remove_ghost(&mut self, sid: SessionId) {
+        tracing::debug!(session = %sid, peer = ?self.out.ghosts.get(&sid), realm = %self.name, "ghost leaves");
         self.detach(sid);
         self.sessions.remove(&sid);
         self.out.ghosts.remove(&sid);

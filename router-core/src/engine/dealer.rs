@@ -1433,6 +1433,7 @@ impl Realm {
         if let Some(s) = self.sessions.get_mut(&session) {
             s.rpc.registrations.insert(id);
         }
+        tracing::debug!(%session, registration = %id, realm = %self.name, "ghost registers");
         true
     }
 

@@ -16,13 +16,17 @@
 //!   that accepts proxy links, for any realm it serves, from any key it
 //!   trusts (the node's own key and `cryptosign-proxy` principals).
 //! * **One link per pair**: when both workers list each other, two links
-//!   come up. Both ends see both and keep the same one (the link dialed by
-//!   the lower instance id; between two links of one dialer, the newer),
-//!   before either reads a cluster message from the kept link, so the
-//!   engine never sees a peer twice. The other dialer stands by and dials
-//!   again only when the pair has no link. A link that leads back to the
-//!   worker itself (a shared `rlinks` list naming every worker) is noticed
-//!   from the instance id and parked.
+//!   can come up at once (after a partition heals, both dialers' pending
+//!   connects complete together). The worker with the lower instance id
+//!   decides: it keeps the pair's live link and refuses the other (unless
+//!   the peer re-dialed, giving up the old one), and sends
+//!   [`PeerMsg::Admitted`] first on the link it keeps; the other worker
+//!   admits a link only on that verdict. So a link in use is never replaced
+//!   by a second one (which would cancel the calls in flight on it), and
+//!   the engine never sees a peer twice. A refused dialer stands by and
+//!   dials again only when the pair has no link. A link that leads back to
+//!   the worker itself (a shared `rlinks` list naming every worker) is
+//!   noticed from the instance id and parked.
 //! * **Liveness and bounds**: both ends ping every `ping_interval` and drop
 //!   a link silent for `ping_timeout`; a peer whose queue exceeds
 //!   `max_queue_bytes` is disconnected (counted), so a stuck worker cannot
@@ -304,25 +308,37 @@ impl PeerLinks {
         self.dialers.borrow().iter().map(|d| d.status.borrow().clone()).collect()
     }
 
-    /// Admits a link that finished its handshake, deduplicating: `None` if
-    /// the pair already has the link to keep (drop this one); otherwise the
-    /// new link, after the one it replaces (if any) was taken down.
-    fn admit(&self, host: &RealmHost, instance: u64, dialer: u64, name: &str, out: Rc<Outbound>) -> Option<Rc<PeerLink>> {
-        let keep_lower = self.instance.min(instance);
+    /// Admits a link that finished its handshake (see [`verdict`]): `None`
+    /// if it must go; otherwise the new link, after the one it replaces (if
+    /// any) was taken down. `decider`: this worker has the lower instance id
+    /// of the pair.
+    fn admit(
+        &self,
+        host: &RealmHost,
+        instance: u64,
+        dialer: u64,
+        name: &str,
+        out: Rc<Outbound>,
+        decider: bool,
+    ) -> Option<Rc<PeerLink>> {
         let existing: Option<Rc<PeerLink>> =
             self.links.borrow().values().find(|l| l.instance == instance && !l.dead.get()).cloned();
-        if let Some(old) = existing {
-            let new_wins = dialer == old.dialer || dialer == keep_lower;
-            if !new_wins {
+        match verdict(decider, self.instance, existing.as_ref().map(|l| l.dialer), dialer) {
+            Verdict::Reject => {
                 self.counters.links_deduplicated.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(peer_name = %name, "second link between this pair of workers; keeping the first");
                 return None;
             }
-            self.counters.links_deduplicated.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(peer_name = %name, "second link between this pair of workers replaces the first");
-            old.kill();
-            self.links.borrow_mut().remove(&old.peer);
-            host.peer_down(old.peer);
+            Verdict::Replace => {
+                if let Some(old) = existing {
+                    self.counters.links_deduplicated.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer_name = %name, "the link between this pair of workers was replaced");
+                    old.kill();
+                    self.links.borrow_mut().remove(&old.peer);
+                    host.peer_down(old.peer);
+                }
+            }
+            Verdict::Admit => {}
         }
         let peer = PeerId(self.next_peer.get());
         self.next_peer.set(self.next_peer.get().wrapping_add(1).max(1));
@@ -624,7 +640,45 @@ async fn serve(shard: Rc<Shard>, host: Rc<RealmHost>, c: PeerConn, dialer: Optio
     let out = Rc::new(Outbound::new(write_fd, limits));
     let writer = spawn_writer(out.clone(), wstream, tls.clone());
     let peer_name = if name.is_empty() { format!("instance {instance:016x}") } else { name };
-    let Some(l) = host.links().admit(&host, instance, dialed_by, &peer_name, out.clone()) else {
+    let mut tmp = vec![0u8; 64 * 1024];
+    let mut plain = Vec::new();
+    // One link per pair, decided by the lower instance (see `verdict`).
+    let decider = host.links().instance < instance;
+    let mut early: Option<PeerMsg> = None;
+    let admitted = if decider {
+        let l = host.links().admit(&host, instance, dialed_by, &peer_name, out.clone(), true);
+        if l.is_some() {
+            let _ = out.push(|b| {
+                let _ = link::write_peer_with(b, |b| PeerMsg::Admitted.encode_into(b));
+            });
+        }
+        l
+    } else {
+        match with_timeout(c.ping_timeout, first_message(&mut rstream, &mut framer, &tls, &mut tmp, &mut plain, &out))
+            .await
+        {
+            Some(Some(Ok(msg))) => {
+                // A peer without verdicts (an older Junction) starts with
+                // its state: take the link and keep the message.
+                if !matches!(msg, PeerMsg::Admitted) {
+                    early = Some(msg);
+                }
+                host.links().admit(&host, instance, dialed_by, &peer_name, out.clone(), false)
+            }
+            Some(Some(Err(e))) => {
+                host.links().counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer_name = %peer_name, error = %e, "bad cluster message; dropping the peer link");
+                None
+            }
+            // Refused by the decider (it keeps another link), or gone.
+            _ => {
+                host.links().counters.links_deduplicated.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer_name = %peer_name, "the peer keeps another link between this pair of workers");
+                None
+            }
+        }
+    };
+    let Some(l) = admitted else {
         out.abort();
         drop(rstream);
         writer.await;
@@ -643,7 +697,8 @@ async fn serve(shard: Rc<Shard>, host: Rc<RealmHost>, c: PeerConn, dialer: Optio
         s.peer_name = Some(peer_name.clone());
         s.last_error = None;
     }
-    tracing::info!(realm = %host.name(), %peer, peer_name = %peer_name, dialed = dialer.is_some(), "peer link up");
+    tracing::info!(realm = %host.name(), %peer, peer_name = %peer_name, dialed = dialer.is_some(),
+        instance = %format_args!("{:016x}", host.links().instance), "peer link up");
     host.peer_up(peer);
 
     let last_seen = Rc::new(Cell::new(Instant::now()));
@@ -669,8 +724,28 @@ async fn serve(shard: Rc<Shard>, host: Rc<RealmHost>, c: PeerConn, dialer: Optio
     };
 
     let counters = host.links().counters.clone();
-    let mut tmp = vec![0u8; 64 * 1024];
-    let mut plain = Vec::new();
+    // A cluster message from the peer (the first one may have been read
+    // while waiting for the verdict).
+    let on_message = |msg: PeerMsg| {
+        counters.messages_received.fetch_add(1, Ordering::Relaxed);
+        match msg {
+            PeerMsg::Admitted => return,
+            PeerMsg::Synced => {
+                l.synced.set(true);
+                if let Some(d) = &dialer {
+                    d.status.borrow_mut().synced = true;
+                    d.settle();
+                }
+                tracing::info!(%peer, peer_name = %l.name,
+                    instance = %format_args!("{:016x}", host.links().instance), "peer state synced");
+            }
+            _ => {}
+        }
+        host.handle_peer(peer, msg);
+    };
+    if let Some(msg) = early.take() {
+        on_message(msg);
+    }
     'outer: loop {
         let mut handled = 0usize;
         loop {
@@ -682,18 +757,7 @@ async fn serve(shard: Rc<Shard>, host: Rc<RealmHost>, c: PeerConn, dialer: Optio
                 Ok(Some(FrameEvent::Message(payload))) => {
                     handled += 1;
                     match decode(payload) {
-                        Ok(msg) => {
-                            counters.messages_received.fetch_add(1, Ordering::Relaxed);
-                            if matches!(msg, PeerMsg::Synced) {
-                                l.synced.set(true);
-                                if let Some(d) = &dialer {
-                                    d.status.borrow_mut().synced = true;
-                                    d.settle();
-                                }
-                                tracing::info!(%peer, peer_name = %l.name, "peer state synced");
-                            }
-                            host.handle_peer(peer, msg);
-                        }
+                        Ok(msg) => on_message(msg),
                         Err(e) => {
                             counters.protocol_errors.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(%peer, error = %e, "bad cluster message; dropping the peer link");
@@ -734,16 +798,139 @@ async fn serve(shard: Rc<Shard>, host: Rc<RealmHost>, c: PeerConn, dialer: Optio
     if let Some(d) = &dialer {
         d.current.borrow_mut().take();
     }
-    tracing::info!(realm = %host.name(), %peer, peer_name = %l.name, "peer link down");
+    tracing::info!(realm = %host.name(), %peer, peer_name = %l.name,
+        instance = %format_args!("{:016x}", host.links().instance), "peer link down");
     drop(rstream);
     writer.await;
     drop(ping);
     let _ = shard;
 }
 
+/// What to do with a link whose handshake just completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The pair has no link: this one carries it.
+    Admit,
+    /// This one carries the pair; the live one goes.
+    Replace,
+    /// The pair keeps its live link; this one goes.
+    Reject,
+}
+
+/// One link per pair of workers, decided by ONE of them, so that a link
+/// both ends use is never replaced because a second one came up (that
+/// would cancel the calls in flight on it and drop the peer's state for a
+/// moment). The **decider** is the worker with the lower instance id: it
+/// keeps the pair's live link and refuses any other, except a new link
+/// from the same peer dialer (the peer gave up on the old one; it is gone
+/// there). It then sends [`PeerMsg::Admitted`] first on the link it keeps.
+/// The other worker admits a link only on that verdict and then drops any
+/// link it still had to the decider (the decider holds no other link, so
+/// that one is dead already). `existing_dialer`: who dialed the pair's
+/// live link, if it has one here.
+fn verdict(decider: bool, me: u64, existing_dialer: Option<u64>, new_dialer: u64) -> Verdict {
+    match existing_dialer {
+        None => Verdict::Admit,
+        Some(_) if !decider => Verdict::Replace,
+        Some(d) if d == new_dialer && new_dialer != me => Verdict::Replace,
+        Some(_) => Verdict::Reject,
+    }
+}
+
+/// Reads (answering pings) until the first cluster message of a link; the
+/// side that is not the decider waits so for the decider's verdict. `None`
+/// if the link closes or breaks first.
+async fn first_message(
+    rstream: &mut Stream,
+    framer: &mut Framer,
+    tls: &Option<Rc<RefCell<Tls>>>,
+    tmp: &mut [u8],
+    plain: &mut Vec<u8>,
+    out: &Rc<Outbound>,
+) -> Option<Result<PeerMsg, String>> {
+    loop {
+        loop {
+            match framer.next_event() {
+                Ok(None) => break,
+                Ok(Some(FrameEvent::Message(payload))) => return Some(decode(payload)),
+                Ok(Some(FrameEvent::Ping)) => out.push_control(|b| framer.drain_transmit(b)),
+                Ok(Some(FrameEvent::Pong)) => {}
+                Ok(Some(FrameEvent::Close { .. })) | Err(_) => return None,
+            }
+        }
+        if out.state() != OutState::Open {
+            return None;
+        }
+        let n = read_some(rstream, tmp, out).await?;
+        if feed_input(tls, &tmp[..n], plain, framer, out).is_err() {
+            return None;
+        }
+    }
+}
+
 fn decode(payload: Bytes) -> Result<PeerMsg, String> {
     match LinkFrame::decode(payload).map_err(|e| e.to_string())? {
         LinkFrame::Peer(body) => PeerMsg::decode(&body).map_err(|e| e.to_string()),
         other => Err(format!("unexpected link frame on a peer link: {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{verdict, Verdict};
+
+    const LOW: u64 = 0x10;
+    const HIGH: u64 = 0x20;
+
+    #[test]
+    fn the_first_link_of_a_pair_is_admitted_on_both_sides() {
+        assert_eq!(verdict(true, LOW, None, HIGH), Verdict::Admit);
+        assert_eq!(verdict(true, LOW, None, LOW), Verdict::Admit);
+        assert_eq!(verdict(false, HIGH, None, LOW), Verdict::Admit);
+    }
+
+    #[test]
+    fn the_decider_keeps_a_live_link_whoever_dials_the_second() {
+        // The live link was dialed by the decider; the peer's dial arrives.
+        assert_eq!(verdict(true, LOW, Some(LOW), HIGH), Verdict::Reject);
+        // The live link was dialed by the peer; the decider's own dial completes.
+        assert_eq!(verdict(true, LOW, Some(HIGH), LOW), Verdict::Reject);
+    }
+
+    #[test]
+    fn a_peer_that_redials_replaces_the_link_it_gave_up() {
+        assert_eq!(verdict(true, LOW, Some(HIGH), HIGH), Verdict::Replace);
+    }
+
+    #[test]
+    fn the_other_side_follows_the_decider() {
+        // It only asks once the decider admitted the link, so whatever it
+        // still holds is gone at the decider.
+        assert_eq!(verdict(false, HIGH, Some(HIGH), LOW), Verdict::Replace);
+        assert_eq!(verdict(false, HIGH, Some(LOW), LOW), Verdict::Replace);
+    }
+
+    /// Two links between a pair, completing in every order at each end: the
+    /// decider admits exactly one, so the pair never flaps a link it uses.
+    #[test]
+    fn overlapping_dials_end_with_one_link_and_no_replacement() {
+        let dials = [LOW, HIGH];
+        for first in 0..2 {
+            let second = 1 - first;
+            let mut live: Option<u64> = None;
+            let mut admitted = 0;
+            let mut replaced = 0;
+            for d in [dials[first], dials[second]] {
+                match verdict(true, LOW, live, d) {
+                    Verdict::Admit => {
+                        admitted += 1;
+                        live = Some(d);
+                    }
+                    Verdict::Replace => replaced += 1,
+                    Verdict::Reject => {}
+                }
+            }
+            assert_eq!((admitted, replaced), (1, 0), "first dial by {:x}", dials[first]);
+        }
     }
 }
