@@ -65,10 +65,13 @@
 //! interrupted (`killnowait`, if the callee supports canceling) and
 //! forgotten. When the link returns, the full state is exchanged again.
 //!
-//! A registration conflict that only a race or a healed partition can
-//! produce (two `single` registrations of one URI, or different policies,
-//! on two workers) keeps the local registration and ignores the remote
-//! callee here, counted in [`ClusterStats::conflicts`].
+//! A registration clash that only a race or a healed partition can produce
+//! (two `single` registrations of one URI, or different policies, on two
+//! workers) is settled identically on every worker from session ids alone:
+//! the side with the lowest callee session id keeps the procedure, the
+//! other side's local callees are revoked (`UNREGISTERED` with reason
+//! `wamp.error.procedure_already_exists`) and its ghosts dropped; a losing
+//! remote callee is ignored and counted in [`ClusterStats::conflicts`].
 
 use std::collections::HashMap;
 

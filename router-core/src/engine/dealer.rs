@@ -1404,7 +1404,8 @@ impl Realm {
         procedure: String,
         invoke: &str,
     ) -> bool {
-        let Some(invoke) = Invoke::parse(Some(&Value::Str(invoke.to_owned()))) else { return false };
+        let invoke_name = invoke.to_owned();
+        let Some(invoke) = Invoke::parse(Some(&Value::Str(invoke_name.clone()))) else { return false };
         let valid = match policy {
             MatchPolicy::Exact => uri_ok(&procedure),
             _ => wamp_proto::uri::is_valid_uri(&procedure, false, true),
@@ -1414,9 +1415,37 @@ impl Realm {
         }
         let id = match self.dealer.get_mut(policy, &procedure) {
             Some(reg) => {
-                if reg.invoke == Invoke::Single || reg.invoke != invoke || reg.callees.contains(&session) {
+                if reg.callees.contains(&session) {
+                    return false;
+                }
+                if reg.invoke == Invoke::Single || reg.invoke != invoke {
+                    // Two workers accepted clashing registrations before
+                    // either heard of the other. Every worker settles it
+                    // the same way, from the session ids alone: the side
+                    // with the lowest callee session id keeps the
+                    // procedure. If that is the newcomer, the callees here
+                    // lose it (local ones are told with UNREGISTERED, as a
+                    // revocation; ghosts are dropped, their own workers
+                    // revoke them) and the newcomer registers.
+                    let lowest = reg.callees.iter().copied().min();
+                    if lowest.is_some_and(|l| session < l) {
+                        let (id, callees) = (reg.id, reg.callees.clone());
+                        tracing::warn!(%session, procedure = %clip(&procedure), realm = %self.name,
+                            "a peer's registration clashes with this worker's and takes precedence: revoking ours");
+                        for c in callees {
+                            if self.is_ghost(c) {
+                                self.unregister_ghost(c, id);
+                            } else {
+                                self.revoke_callee_inner(id, c, Some(uris::PROCEDURE_ALREADY_EXISTS));
+                            }
+                        }
+                        if self.dealer.get(policy, &procedure).is_some() {
+                            return false;
+                        }
+                        return self.register_ghost(session, policy, procedure, &invoke_name);
+                    }
                     tracing::warn!(%session, procedure = %clip(&procedure), realm = %self.name,
-                        "a peer's registration conflicts with this worker's: ignored here");
+                        "a peer's registration clashes with this worker's, which takes precedence: ignored here");
                     return false;
                 }
                 reg.callees.push(session);

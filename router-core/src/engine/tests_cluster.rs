@@ -595,3 +595,112 @@ fn subscription_create_and_delete_meta_events_fire_once_per_cluster() {
     assert_eq!(events.len(), 2, "{events:?}");
     assert_ne!(events[0], events[1], "one of each: {events:?}");
 }
+
+fn revocable_callee_hello() -> Dict {
+    let mut f = Dict::new();
+    f.insert("registration_revocation".into(), Value::Bool(true));
+    let mut callee = Dict::new();
+    callee.insert("features".into(), Value::Dict(f));
+    let mut roles = Dict::new();
+    roles.insert("callee".into(), Value::Dict(callee));
+    roles.insert("caller".into(), Value::Dict(Dict::new()));
+    dict(vec![("roles", Value::Dict(roles))])
+}
+
+/// Cuts every link, runs `f`, then heals them all (both sides resync).
+fn partitioned(m: &mut Mesh, f: impl FnOnce(&mut Mesh)) {
+    let n = m.workers.len();
+    for i in 0..n {
+        for j in 0..n {
+            if i < j {
+                m.cut.push((i, j));
+            }
+            if i != j {
+                m.workers[i].realm.peer_down(PeerId(j as u32));
+            }
+        }
+    }
+    m.pump();
+    f(m);
+    m.cut.clear();
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                m.workers[i].realm.peer_up(PeerId(j as u32));
+            }
+        }
+    }
+    m.pump();
+}
+
+/// Two workers accept `single` registrations of one procedure before they
+/// hear of each other (here: during a partition). Every worker settles it
+/// the same way: the callee with the lower session id keeps it, the other
+/// is revoked (UNREGISTERED with a reason), and calls from anywhere reach
+/// the one that is left.
+#[test]
+fn clashing_single_registrations_settle_on_one_callee_everywhere() {
+    let mut m = Mesh::new(3);
+    let caller0 = m.join(0, Serializer::Json);
+    let caller2 = m.join(2, Serializer::Msgpack);
+    let (mut a, mut b) = (SessionId::from_valid(1), SessionId::from_valid(1));
+    partitioned(&mut m, |m| {
+        a = m.join_with(1, Serializer::Json, revocable_callee_hello());
+        b = m.join_with(2, Serializer::Cbor, revocable_callee_hello());
+        m.register(1, a, 1, "com.single", Dict::new());
+        m.register(2, b, 1, "com.single", Dict::new());
+    });
+    assert!(a < b);
+    let revoked = m.to(2, b);
+    assert!(
+        matches!(&revoked[..], [Message::Unregistered { request, details: Some(d) }]
+            if request.get() == 0 && d.get("reason") == Some(&s(uris::PROCEDURE_ALREADY_EXISTS))),
+        "the loser is told: {revoked:?}"
+    );
+    assert!(m.to(1, a).is_empty(), "the winner keeps it");
+    for (w, caller) in [(0, caller0), (2, caller2)] {
+        m.call(w, caller, 10, "com.single", Dict::new(), Payload::EMPTY);
+        assert!(matches!(&m.to(1, a)[..], [Message::Invocation { .. }]), "a call from worker {w} reaches the winner");
+        assert!(m.to(2, b).is_empty());
+        let id = m.meta(w, caller, 11, "wamp.registration.lookup", vec![s("com.single")]);
+        let callees = m.meta(w, caller, 12, "wamp.registration.list_callees", vec![id]);
+        assert_eq!(callees, Value::List(vec![Value::UInt(a.get())]), "worker {w}");
+    }
+    // The loser may register again: the procedure is taken.
+    m.send(2, b, Message::Register { request: rid(2), options: Dict::new(), procedure: "com.single".into() });
+    let r = m.to(2, b);
+    assert!(matches!(&r[..], [Message::Error { error, .. }] if error == uris::PROCEDURE_ALREADY_EXISTS), "{r:?}");
+}
+
+/// The same for a shared registration whose policies clash: the side with
+/// the lowest callee session id keeps its policy and callees.
+#[test]
+fn clashing_invocation_policies_settle_on_one_side() {
+    let mut m = Mesh::new(2);
+    let caller = m.join(0, Serializer::Json);
+    let (mut a1, mut a2, mut b) = (SessionId::from_valid(1), SessionId::from_valid(1), SessionId::from_valid(1));
+    partitioned(&mut m, |m| {
+        a1 = m.join_with(0, Serializer::Json, revocable_callee_hello());
+        a2 = m.join_with(0, Serializer::Json, revocable_callee_hello());
+        b = m.join_with(1, Serializer::Json, revocable_callee_hello());
+        let rr = dict(vec![("invoke", s("roundrobin"))]);
+        m.register(0, a1, 1, "com.shared", rr.clone());
+        m.register(0, a2, 1, "com.shared", rr);
+        m.register(1, b, 1, "com.shared", dict(vec![("invoke", s("random"))]));
+    });
+    assert!(a1 < b && a2 < b);
+    assert!(matches!(&m.to(1, b)[..], [Message::Unregistered { .. }]));
+    for i in 0..4u64 {
+        m.call(0, caller, 20 + i, "com.shared", Dict::new(), Payload::EMPTY);
+    }
+    let invocations = m
+        .take(0)
+        .into_iter()
+        .filter(|o| matches!(o, Out::Msg(to, Message::Invocation { .. }) if *to == a1 || *to == a2))
+        .count();
+    assert_eq!(invocations, 4);
+    assert!(m.to(1, b).is_empty());
+    let id = m.meta(0, caller, 30, "wamp.registration.lookup", vec![s("com.shared")]);
+    let reg = m.meta(0, caller, 31, "wamp.registration.get", vec![id]);
+    assert_eq!(reg.as_dict().and_then(|d| d.get("invoke")), Some(&s("roundrobin")), "{reg:?}");
+}
