@@ -271,3 +271,83 @@ fn check_accepts_the_metrics_service_and_refuses_extra_keys() {
     assert!(status.is_some_and(|s| !s.success()), "{err}");
     assert!(err.contains(r#"paths.metrics.path"#) && err.contains("unknown key 'path'"), "{err}");
 }
+
+/// `series` in `s`, 0 if absent.
+fn value(s: &Samples, series: &str) -> f64 {
+    s.get(series).copied().unwrap_or(0.0)
+}
+
+#[test]
+fn message_counters_per_type_follow_autobahn_traffic() {
+    let (web, rs) = (free_port(), free_port());
+    let config = node_config(
+        vec![realm("realm1", vec![allow_all_role("anonymous")])],
+        vec![
+            json!({
+                "type": "web",
+                "endpoint": {"type": "tcp", "port": web, "interface": "127.0.0.1"},
+                "paths": {"ws": {"type": "websocket", "serializers": ["json", "msgpack", "cbor"]}, "metrics": {"type": "metrics"}}
+            }),
+            json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": rs, "interface": "127.0.0.1"}, "serializers": ["cbor", "json"]}),
+        ],
+    );
+    let node = JunctionProcess::start(config);
+    let rx = |t: &str| format!(r#"junction_messages_received_total{{realm="realm1",type="{t}"}}"#);
+    let tx = |t: &str| format!(r#"junction_messages_sent_total{{realm="realm1",type="{t}"}}"#);
+    let bytes = r#"junction_message_bytes_sent_total{realm="realm1"}"#;
+
+    let before = scrape(web);
+    for t in ["CALL", "PUBLISH", "YIELD", "REGISTER", "SUBSCRIBE", "GOODBYE"] {
+        assert_eq!(get(&before, &rx(t)), 0.0, "{t}: {before:#?}");
+    }
+    for t in ["WELCOME", "RESULT", "INVOCATION", "EVENT", "PUBLISHED"] {
+        assert_eq!(get(&before, &tx(t)), 0.0, "{t}: {before:#?}");
+    }
+
+    // Scrapes run while the client works.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let s = scrape(web);
+                assert!(s.contains_key(&format!(r#"junction_messages_sent_total{{realm="realm1",type="EVENT"}}"#)));
+                n += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            n
+        })
+    };
+    let (calls, publishes, subscribers) = (25.0, 20.0, 3.0);
+    let url = format!("rs://127.0.0.1:{rs}");
+    let r = node.python("traffic.py", &[&url, "realm1", "cbor", "--calls", "25", "--publishes", "20", "--subscribers", "3"]);
+    assert_eq!(r["ok"], Value::Bool(true), "{r}");
+    assert_eq!(r["events"].as_f64(), Some(publishes * subscribers), "{r}");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let scrapes = scraper.join().expect("scraper");
+    assert!(scrapes >= 1);
+
+    // The client's sessions close with GOODBYE; wait for their counts.
+    let sessions = 2.0 + subscribers;
+    let after = scrape_until(web, "the client's GOODBYEs", IO_DEADLINE, |s| value(s, &rx("GOODBYE")) >= sessions);
+    let moved_rx = |t: &str| get(&after, &rx(t)) - get(&before, &rx(t));
+    let moved_tx = |t: &str| get(&after, &tx(t)) - get(&before, &tx(t));
+    assert!(moved_rx("CALL") >= calls, "CALL {} {after:#?}", moved_rx("CALL"));
+    assert!(moved_rx("YIELD") >= calls, "YIELD {}", moved_rx("YIELD"));
+    assert!(moved_rx("PUBLISH") >= publishes, "PUBLISH {}", moved_rx("PUBLISH"));
+    assert!(moved_rx("REGISTER") >= 1.0 && moved_rx("SUBSCRIBE") >= subscribers);
+    assert!(moved_tx("INVOCATION") >= calls && moved_tx("RESULT") >= calls, "{after:#?}");
+    assert!(moved_tx("PUBLISHED") >= publishes, "{after:#?}");
+    assert!(moved_tx("EVENT") >= publishes * subscribers, "EVENT {} {after:#?}", moved_tx("EVENT"));
+    assert!(moved_tx("WELCOME") >= sessions && moved_tx("GOODBYE") >= sessions, "{after:#?}");
+    assert!(moved_tx("REGISTERED") >= 1.0 && moved_tx("SUBSCRIBED") >= subscribers, "{after:#?}");
+    // Nothing this traffic does is answered with ERROR.
+    assert_eq!(moved_tx("ERROR"), 0.0, "{after:#?}");
+    // Each message at least a few bytes.
+    let sent: f64 = ["WELCOME", "RESULT", "INVOCATION", "EVENT", "PUBLISHED", "REGISTERED", "SUBSCRIBED", "GOODBYE"]
+        .iter()
+        .map(|t| moved_tx(t))
+        .sum();
+    assert!(get(&after, bytes) - get(&before, bytes) >= 3.0 * sent, "{after:#?}");
+}

@@ -55,6 +55,16 @@ impl Exposition {
         self.registry.register(name, help, f);
     }
 
+    /// A monotonic counter with one sample per label set
+    /// (`junction_<name>_total{...}`).
+    pub fn counter_family(&mut self, name: &str, help: &str, samples: Vec<(Labels, u64)>) {
+        let f: Family<Labels, Counter<u64>> = Family::default();
+        for (labels, v) in samples {
+            f.get_or_create(&labels).inc_by(v);
+        }
+        self.registry.register(name, help, f);
+    }
+
     /// The text exposition (OpenMetrics text, which Prometheus reads).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);

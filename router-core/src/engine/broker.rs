@@ -1041,7 +1041,7 @@ impl FanOut<'_> {
                     }
                 }
             };
-            out.push(target, bytes);
+            out.push(target, wamp_proto::code::EVENT, bytes);
             out.stats.events_delivered += 1;
         }
     }

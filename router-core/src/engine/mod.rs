@@ -84,6 +84,7 @@ mod dealer;
 pub mod handshake;
 mod internal;
 mod meta;
+pub mod msgcount;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -110,6 +111,7 @@ pub use dealer::DealerConfig;
 pub use handshake::{AnonymousAuth, HandshakeOutcome};
 pub use internal::{InternalCallError, InternalOutcome};
 pub use meta::MetaConfig;
+pub use msgcount::MessageCounts;
 pub use wamp_proto::Serializer;
 
 /// WAMP URIs the engine uses in ABORT, GOODBYE and ERROR messages.
@@ -244,12 +246,15 @@ struct Outbox {
     /// Sessions of peer workers (see [`cluster`]): what is sent to them
     /// goes to their worker as [`PeerMsg::ToSession`].
     ghosts: HashMap<SessionId, PeerId>,
+    /// Messages per type and bytes, readable from other threads.
+    counts: std::sync::Arc<MessageCounts>,
 }
 
 impl Outbox {
-    /// Queues already-encoded bytes.
-    fn push(&mut self, session: SessionId, bytes: Bytes) {
+    /// Queues already-encoded bytes of a message of type `code`.
+    fn push(&mut self, session: SessionId, code: u64, bytes: Bytes) {
         self.stats.messages_out += 1;
+        self.counts.sent(code, bytes.len());
         self.queue.push_back(Transmit::Message { session, bytes });
     }
 
@@ -265,7 +270,7 @@ impl Outbox {
         }
         match serializer.encode(msg) {
             Ok(bytes) => {
-                self.push(session, bytes);
+                self.push(session, msg.code(), bytes);
                 Ok(())
             }
             Err(e) => {
@@ -439,6 +444,12 @@ impl Realm {
         &self.out.stats
     }
 
+    /// The realm's messages per type and bytes sent (shared: other threads
+    /// may read them while the realm runs; see [`msgcount`]).
+    pub fn message_counts(&self) -> std::sync::Arc<MessageCounts> {
+        self.out.counts.clone()
+    }
+
     /// Admits an authenticated session and queues its WELCOME (details:
     /// `realm`, `authid`, `authrole`, `authmethod`, `authprovider`, `roles`
     /// announcing exactly the implemented broker and dealer features, and
@@ -529,6 +540,7 @@ impl Realm {
             return;
         };
         self.out.stats.messages_in += 1;
+        self.out.counts.received(msg.code());
         if s.closing {
             // We sent GOODBYE: the reply ends the session, anything else is
             // ignored (session statechart, transition 14).

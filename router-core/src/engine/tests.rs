@@ -1009,3 +1009,62 @@ fn meta_events_reach_the_operator_when_tapped() {
     h.realm.leave(sid);
     assert!(h.drain().iter().any(|o| matches!(o, Out::Operator(t, _) if t == "wamp.session.on_leave")));
 }
+
+#[test]
+fn messages_are_counted_per_type_and_fan_out_once_per_receiver() {
+    let mut h = Harness::new();
+    let counts = h.realm.message_counts();
+    let publisher = h.join(Serializer::Json, "anonymous");
+    let subs = [h.join(Serializer::Msgpack, "anonymous"), h.join(Serializer::Cbor, "anonymous"), h.join(Serializer::Json, "anonymous")];
+    let callee = h.join(Serializer::Cbor, "anonymous");
+    assert_eq!(counts.sent_of(code::WELCOME), 5);
+    for (i, s) in subs.iter().enumerate() {
+        h.subscribe(*s, 1 + i as u64, "com.example.topic");
+    }
+    h.register(callee, 1, "com.example.proc");
+    for req in 10..12 {
+        h.publish(publisher, req, "com.example.topic", dict(vec![("acknowledge", Value::Bool(true))]), args(vec![Value::UInt(req)]));
+    }
+    h.call(publisher, 20, "com.example.proc", args(vec![Value::UInt(1)]));
+    let mut invocation = None;
+    for t in h.raw_drain() {
+        if let Transmit::Message { session, bytes: b } = &t {
+            if *session == callee {
+                if let Ok(Message::Invocation { request, .. }) = Serializer::Cbor.decode(b) {
+                    invocation = Some(request);
+                }
+            }
+        }
+    }
+    let request = invocation.expect("an INVOCATION for the callee");
+    h.send(callee, Message::Yield { request, options: Dict::new(), payload: args(vec![Value::UInt(2)]) });
+    let rest = h.raw_drain();
+    assert_eq!(rest.len(), 1, "one RESULT: {rest:?}");
+
+    assert_eq!(counts.received_of(code::SUBSCRIBE), 3);
+    assert_eq!(counts.received_of(code::REGISTER), 1);
+    assert_eq!(counts.received_of(code::PUBLISH), 2);
+    assert_eq!(counts.received_of(code::CALL), 1);
+    assert_eq!(counts.received_of(code::YIELD), 1);
+    assert_eq!(counts.sent_of(code::SUBSCRIBED), 3);
+    assert_eq!(counts.sent_of(code::REGISTERED), 1);
+    assert_eq!(counts.sent_of(code::EVENT), 6, "two publications, three receivers each");
+    assert_eq!(counts.sent_of(code::PUBLISHED), 2);
+    assert_eq!(counts.sent_of(code::INVOCATION), 1);
+    assert_eq!(counts.sent_of(code::RESULT), 1);
+    assert_eq!(counts.sent_of(code::ERROR), 0);
+    // Bytes: every queued message's encoded length (re-drive to measure).
+    let mut h2 = Harness::new();
+    let c2 = h2.realm.message_counts();
+    let a = h2.join(Serializer::Json, "anonymous");
+    let before = c2.bytes_sent();
+    h2.call(a, 1, "com.example.nobody", args(vec![]));
+    let out = h2.raw_drain();
+    let len: usize = out.iter().map(|t| if let Transmit::Message { bytes, .. } = t { bytes.len() } else { 0 }).sum();
+    assert!(len > 0);
+    assert_eq!(c2.bytes_sent(), before + len as u64);
+    assert_eq!(c2.sent_of(code::ERROR), 1);
+    // A message for a session the realm does not know is not counted.
+    h2.realm.handle_message(SessionId::from_valid(999), Message::Goodbye { details: Dict::new(), reason: "x".into() });
+    assert_eq!(c2.received_of(code::GOODBYE), 0);
+}

@@ -210,6 +210,7 @@ impl Gatekeeper for Shard {
             per_realm.into_iter().map(|(r, n)| (vec![("realm".to_owned(), r)], gauge(n as u64))).collect(),
         );
         self.stats.export(&mut e);
+        super::shard::export_message_counts(&self.realm_table, &mut e);
         let c = &self.cluster;
         let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         e.counter("cluster_links_up", "Router-to-router links that came up.", g(&c.links_up));

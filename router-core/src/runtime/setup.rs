@@ -200,6 +200,9 @@ pub fn home_shard_of(realm: &RealmSetup, shards: usize) -> usize {
 pub struct RealmTable {
     shards: usize,
     realms: std::sync::RwLock<Vec<std::sync::Arc<RealmSetup>>>,
+    /// Each served realm's message counts (set by its home shard once the
+    /// realm runs; read by metrics scrapes on any shard).
+    counts: std::sync::RwLock<Vec<(String, std::sync::Arc<crate::engine::MessageCounts>)>>,
 }
 
 impl RealmTable {
@@ -208,6 +211,7 @@ impl RealmTable {
         RealmTable {
             shards: setup.shards,
             realms: std::sync::RwLock::new(setup.realms.iter().cloned().map(std::sync::Arc::new).collect()),
+            counts: std::sync::RwLock::new(Vec::new()),
         }
     }
 
@@ -256,12 +260,27 @@ impl RealmTable {
         true
     }
 
-    /// Removes a realm; false if it was not served.
+    /// Removes a realm (and its message counts); false if it was not served.
     pub(crate) fn remove(&self, name: &str) -> bool {
+        self.counts.write().unwrap_or_else(|e| e.into_inner()).retain(|(r, _)| r != name);
         let mut w = self.realms.write().unwrap_or_else(|e| e.into_inner());
         let before = w.len();
         w.retain(|r| r.name != name);
         w.len() != before
+    }
+
+    /// Publishes the message counts of realm `name` (replacing earlier ones).
+    pub(crate) fn set_counts(&self, name: &str, counts: std::sync::Arc<crate::engine::MessageCounts>) {
+        let mut w = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        match w.iter_mut().find(|(r, _)| r == name) {
+            Some(slot) => slot.1 = counts,
+            None => w.push((name.to_owned(), counts)),
+        }
+    }
+
+    /// Every running realm's message counts, in start order.
+    pub fn message_counts(&self) -> Vec<(String, std::sync::Arc<crate::engine::MessageCounts>)> {
+        self.counts.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

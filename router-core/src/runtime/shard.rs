@@ -112,6 +112,38 @@ impl NodeStats {
     }
 }
 
+/// Adds the realms' message counts (see `engine::msgcount`) to a metrics
+/// exposition: `junction_messages_received_total{realm,type}`,
+/// `junction_messages_sent_total{realm,type}` and
+/// `junction_message_bytes_sent_total{realm}`.
+pub fn export_message_counts(realms: &super::setup::RealmTable, e: &mut junction_web::Exposition) {
+    let all = realms.message_counts();
+    let label = |realm: &str, t: &str| vec![("realm".to_owned(), realm.to_owned()), ("type".to_owned(), t.to_owned())];
+    let mut received = Vec::new();
+    let mut sent = Vec::new();
+    let mut bytes = Vec::new();
+    for (realm, c) in &all {
+        received.extend(c.received_by_type().into_iter().map(|(t, n)| (label(realm, t), n)));
+        sent.extend(c.sent_by_type().into_iter().map(|(t, n)| (label(realm, t), n)));
+        bytes.push((vec![("realm".to_owned(), realm.clone())], c.bytes_sent()));
+    }
+    e.counter_family(
+        "messages_received",
+        "WAMP messages received from established sessions, per realm and message type.",
+        received,
+    );
+    e.counter_family(
+        "messages_sent",
+        "WAMP messages queued for sessions, per realm and message type (a fanned-out EVENT once per receiver).",
+        sent,
+    );
+    e.counter_family(
+        "message_bytes_sent",
+        "Bytes of the WAMP messages queued for sessions, per realm (encoded messages, without transport framing).",
+        bytes,
+    );
+}
+
 /// State shared by all shards (read-only or lock-free).
 pub struct NodeShared {
     pub setup: Arc<RouterSetup>,
@@ -162,7 +194,9 @@ impl Shard {
         let mut realms = HashMap::new();
         for r in &setup.realms {
             if setup.home_shard(r) == id {
-                realms.insert(r.name.clone(), Rc::new(RealmHost::build(r, seed_rng.gen(), shared)));
+                let host = RealmHost::build(r, seed_rng.gen(), shared);
+                shared.realms.set_counts(&r.name, host.message_counts());
+                realms.insert(r.name.clone(), Rc::new(host));
             }
         }
         let realms = RefCell::new(realms);
@@ -216,10 +250,12 @@ impl Shard {
         let host = Rc::new(RealmHost::build(&setup, seed, shared));
         self.realms.borrow_mut().insert(setup.name.clone(), host.clone());
         // Published last: hand-offs find the host as soon as the table names the realm.
+        let name = setup.name.clone();
         if !self.realm_table.insert(setup) {
             self.realms.borrow_mut().remove(&host.name());
             return None;
         }
+        self.realm_table.set_counts(&name, host.message_counts());
         Some(host)
     }
 
@@ -441,6 +477,11 @@ impl RealmHost {
         let r = self.realm.borrow_mut().operator_meta_call(procedure, payload);
         self.pump();
         r
+    }
+
+    /// The realm's messages per type (see `engine::msgcount`).
+    pub fn message_counts(&self) -> Arc<crate::engine::MessageCounts> {
+        self.realm.borrow().message_counts()
     }
 
     /// The realm's role names.
