@@ -19,6 +19,9 @@
 //!   node like SIGTERM does.
 //! * `stop --cbdir DIR` sends SIGTERM to the node named in `DIR/node.pid`
 //!   and waits for it to exit.
+//!
+//! A running node keeps `DIR/status.json` (see `status.rs`), which
+//! `junction status --cbdir DIR` shows.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -181,7 +184,11 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
             unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
         })
         .context("starting the uplink")?;
+    // `junction status --cbdir DIR` reads it (DIR is the key's directory).
+    let status_file = crate::status::status_path(&cfg, &cbdir);
+    crate::status::spawn_writer(status_file.clone(), Some(cfg_path.clone()), crate::status::Source::Supervised(status.clone()));
     let r = supervisor::run(&cfg, &effective, &cbdir, log, signals, Some(status), Some(ctl_rx));
+    let _ = std::fs::remove_file(&status_file);
     let _ = std::fs::remove_file(&pid_path);
     r
 }

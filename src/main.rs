@@ -3,8 +3,8 @@
 //! `junction start [--config FILE]` runs a node (the embedded default config
 //! when no file is given); `junction check --config FILE` validates a config
 //! and reports every problem with its location; `junction key` prints the
-//! node's public key; `junction status --config FILE` shows a running
-//! node's workers and sessions (see `status.rs`).
+//! node's public key; `junction status --config FILE` (or `--cbdir DIR`)
+//! shows a running node's workers and sessions (see `status.rs`).
 //!
 //! A node with exactly one worker, a router, runs it inside the node process.
 //! Any other node (several workers, or proxy workers) runs a **supervisor**
@@ -56,10 +56,15 @@ enum Command {
     /// Show a running node's workers (pids, state, uptime, restarts) and
     /// sessions per realm, from the status file the node keeps next to its
     /// key (exit status 1 if the node is not running).
+    #[command(group = clap::ArgGroup::new("node").required(true).args(["config", "cbdir"]))]
     Status {
         /// The config the node was started with.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// The node's directory: a managed node's `edge start --cbdir`, or
+        /// the directory of a node's key (also tried: DIR/.junction).
+        #[arg(long)]
+        cbdir: Option<PathBuf>,
     },
     /// Print the node's public key (hex), creating the key file if missing.
     ///
@@ -179,8 +184,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { config } => check(&config),
-        Command::Status { config } => {
-            let r = load_config(&config, false).and_then(|cfg| status::show(&cfg, &config_dir(&config)?));
+        Command::Status { config, cbdir } => {
+            let r = match (config, cbdir) {
+                (Some(config), _) => load_config(&config, false).and_then(|cfg| status::show(&cfg, &config_dir(&config)?)),
+                (None, Some(dir)) => status::show_cbdir(&dir),
+                (None, None) => Err(anyhow::anyhow!("--config FILE or --cbdir DIR is required")),
+            };
             match r {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,

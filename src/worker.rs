@@ -131,6 +131,9 @@ impl Running {
                 continue;
             }
             tracing::info!(signal = sig, stats = %self.summary(), "shutting down");
+            if let Some(path) = WORKER_STATUS_FILE.get() {
+                let _ = std::fs::remove_file(path);
+            }
             for ep in self.endpoints() {
                 if let EndpointSetup::Unix { path } = ep {
                     let _ = std::fs::remove_file(path);
@@ -142,6 +145,10 @@ impl Running {
         }
     }
 }
+
+/// This worker process's own status file (see `status.rs`), removed when
+/// it stops.
+static WORKER_STATUS_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Prints `line` on stdout and flushes; a closed stdout is ignored (the
 /// reader went away; that must not take the node down).
@@ -185,15 +192,19 @@ pub fn run_child(config: &Path, index: usize, log: &str) -> ! {
     let signals = signals::block();
     let traced = crate::init_tracing(log);
     let _span = tracing::info_span!("worker", index).entered();
-    let result = (|| -> Result<Running> {
+    let result = (|| -> Result<(Running, PathBuf)> {
         traced?;
         let cfg = crate::load_config(config, false)?;
         let dir = crate::config_dir(config)?;
         let key = load_node_key(&cfg, &dir)?;
-        Running::start(&cfg, index, Some(key), &dir)
+        Ok((Running::start(&cfg, index, Some(key), &dir)?, crate::status::status_path(&cfg, &dir)))
     })();
     match result {
-        Ok(running) => {
+        Ok((running, node_status)) => {
+            if let Running::Router(node) = &running {
+                let _ = WORKER_STATUS_FILE.set(crate::status::worker_file(&node_status, std::process::id()));
+                crate::status::spawn_worker_writer(&node_status, node.clone());
+            }
             for ep in running.endpoints() {
                 tracing::info!(endpoint = %ep, "listening");
             }

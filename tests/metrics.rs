@@ -312,7 +312,7 @@ fn message_counters_per_type_follow_autobahn_traffic() {
             let mut n = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let s = scrape(web);
-                assert!(s.contains_key(&format!(r#"junction_messages_sent_total{{realm="realm1",type="EVENT"}}"#)));
+                assert!(s.contains_key(r#"junction_messages_sent_total{realm="realm1",type="EVENT"}"#));
                 n += 1;
                 std::thread::sleep(Duration::from_millis(20));
             }
