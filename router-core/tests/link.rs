@@ -411,21 +411,20 @@ fn two_workers_linking_each_other_keep_one_link() {
     let (b, pb) = start_keyed_router(&key);
     a.start_rlink(rlink_to("to-b", "realm1", pb)).expect("a→b");
     b.start_rlink(rlink_to("to-a", "realm1", pa)).expect("b→a");
-    // Both sides end up keeping the link dialed by the lower instance id (the
-    // other one may sync first and then be replaced).
-    let lower_dials = a.instance < b.instance;
-    wait_until("one synced link each, dialed by the lower instance", || {
+    // Both sides keep the same single link (whichever the lower instance
+    // admitted first), and it stays: no second link replaces it.
+    wait_until("one synced link each, the same one", || {
         let (pa_, pb_) = (a.peers("realm1").expect("peers"), b.peers("realm1").expect("peers"));
-        pa_.len() == 1
-            && pb_.len() == 1
-            && pa_[0].synced
-            && pb_[0].synced
-            && pa_[0].dialed_here == lower_dials
-            && pb_[0].dialed_here != lower_dials
+        pa_.len() == 1 && pb_.len() == 1 && pa_[0].synced && pb_[0].synced && pa_[0].dialed_here != pb_[0].dialed_here
     });
-    assert_eq!(a.peers("realm1").expect("peers")[0].dialed_here, lower_dials);
-    assert_eq!(b.peers("realm1").expect("peers")[0].dialed_here, !lower_dials);
+    let kept = a.peers("realm1").expect("peers")[0].dialed_here;
     std::thread::sleep(Duration::from_millis(500));
+    let (pa_, pb_) = (a.peers("realm1").expect("peers"), b.peers("realm1").expect("peers"));
+    assert_eq!((pa_.len(), pb_.len()), (1, 1));
+    assert_eq!(pa_[0].dialed_here, kept, "the kept link was not replaced");
+    assert_eq!(pb_[0].dialed_here, !kept);
+    let ups: Vec<u64> = [&a, &b].iter().map(|n| n.rlinks("realm1").expect("status")[0].ups).collect();
+    assert!(ups.iter().sum::<u64>() == 1, "exactly one link came up: {ups:?}");
     let states: Vec<RLinkState> = [&a, &b].iter().map(|n| n.rlinks("realm1").expect("status")[0].state).collect();
     assert!(states.contains(&RLinkState::Up) && states.contains(&RLinkState::Standby), "{states:?}");
     // A link to itself is parked.

@@ -397,6 +397,12 @@ impl RawSocketDecoder {
         }
         self.buf.advance(HEADER_LEN);
         let payload = self.buf.split_to(len).freeze();
+        if self.buf.is_empty() {
+            // Let go of the block the payload was cut from (the payload
+            // keeps it alive while in use), so an idle connection holds no
+            // receive buffer.
+            self.buf = BytesMut::new();
+        }
         Ok(Some(match b0 {
             0 => RawSocketEvent::Message(payload),
             1 => RawSocketEvent::Ping(payload),

@@ -42,7 +42,7 @@ pub const SLOW_CONSUMER_REASON: &str = "junction.error.slow_consumer";
 pub const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(2);
 
 /// Read buffer size per connection.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// Holds one slot of a transport's connection limit; frees it on drop,
 /// whichever shard the connection ends on.
@@ -275,6 +275,29 @@ pub fn split_fd(fd: RawFd, kind: SocketKind) -> std::io::Result<(Stream, Stream,
     // SAFETY: both fds are ours, open, connected sockets of `kind`.
     let (r, w) = unsafe { (Stream::from_fd(kind, fd), Stream::from_fd(kind, write_fd)) };
     Ok((r, w, write_fd))
+}
+
+/// Waits until the connection has bytes, reads them into the shard's
+/// shared buffer `buf` and hands them to `f` in the same poll: the buffer
+/// is borrowed only while a read completes (glommio's streams wait for
+/// readiness, then `recv` into the caller's buffer), so a connection that
+/// waits holds none. `Ok(None)` on EOF.
+pub async fn read_shared<R>(
+    rstream: &mut Stream,
+    buf: &RefCell<Vec<u8>>,
+    mut f: impl FnMut(&[u8]) -> R,
+) -> std::io::Result<Option<R>> {
+    use futures_lite::AsyncRead;
+    futures_lite::future::poll_fn(|cx| {
+        let mut b = buf.borrow_mut();
+        match std::pin::Pin::new(&mut *rstream).poll_read(cx, &mut b[..]) {
+            std::task::Poll::Ready(Ok(0)) => std::task::Poll::Ready(Ok(None)),
+            std::task::Poll::Ready(Ok(n)) => std::task::Poll::Ready(Ok(Some(f(&b[..n])))),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Waits for the next bytes of a connection (after yielding if this task
@@ -1147,7 +1170,6 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     // Reader loop (this task). `close_reason` says why the session ended,
     // for its closing log line.
     let mut close_reason: Option<String> = None;
-    let mut tmp = vec![0u8; READ_CHUNK];
     let mut plain = Vec::new();
     'outer: loop {
         // Drain everything already buffered.
@@ -1227,8 +1249,12 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             break;
         }
         glommio::yield_if_needed().await;
-        let n = match rstream.read(&mut tmp).await {
-            Ok(n) if n > 0 => n,
+        let fed = read_shared(&mut rstream, &shard.read_buf, |bytes| {
+            feed_input(&tls, bytes, &mut plain, &mut framer, &conn.out)
+        })
+        .await;
+        let fed = match fed {
+            Ok(Some(fed)) => fed,
             r => {
                 // The router closing the session (kill, role or realm
                 // removed, shutdown, auto-ping, ...) shuts the socket down,
@@ -1243,11 +1269,14 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
                 break;
             }
         };
+        if plain.capacity() > super::outbound::KEEP_WHEN_IDLE {
+            plain = Vec::new();
+        }
         let now = Instant::now();
         conn.last_seen.set(now);
         host.set_now(now);
         host.set_wall_clock(std::time::SystemTime::now());
-        if let Err(e) = feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out) {
+        if let Err(e) = fed {
             tracing::info!(%session, %peer, error = %e, "TLS error; closing");
             close_reason.get_or_insert_with(|| format!("TLS error: {e}"));
             conn.out.close_after_flush();
@@ -1294,7 +1323,7 @@ pub fn spawn_writer(
     tls: Option<Rc<RefCell<Tls>>>,
 ) -> glommio::task::JoinHandle<()> {
     glommio::spawn_local(async move {
-        let mut spare = Vec::with_capacity(4096);
+        let mut spare = Vec::new();
         let mut cipher = Vec::new();
         loop {
             let tls_pending = tls.as_ref().is_some_and(|t| t.borrow().wants_write());
@@ -1302,6 +1331,10 @@ pub fn spawn_writer(
                 match out.state() {
                     OutState::Open => {}
                     OutState::Closing | OutState::Closed => break,
+                }
+                out.release_idle(&mut spare);
+                if cipher.capacity() <= super::outbound::KEEP_WHEN_IDLE {
+                    cipher = Vec::new();
                 }
                 out.notify.wait().await;
                 continue;

@@ -31,6 +31,10 @@ pub enum OutState {
     Closed,
 }
 
+/// Buffers up to this size are released when a connection goes idle
+/// ([`Outbound::release_idle`]).
+pub const KEEP_WHEN_IDLE: usize = 64 * 1024;
+
 /// See the module docs.
 pub struct Outbound {
     pending: RefCell<Vec<u8>>,
@@ -49,7 +53,8 @@ impl Outbound {
     /// A new outbound side; `fd` is the writer task's fd of the socket.
     pub fn new(fd: RawFd, limits: ConnectionLimits) -> Self {
         Outbound {
-            pending: RefCell::new(Vec::with_capacity(4096)),
+            // Allocated when there is something to send, not up front.
+            pending: RefCell::new(Vec::new()),
             pending_msgs: Cell::new(0),
             in_flight: Cell::new(0),
             state: Cell::new(OutState::Open),
@@ -142,6 +147,21 @@ impl Outbound {
         self.pending.borrow().is_empty()
     }
 
+    /// For the writer, going idle: gives back the buffers of a connection
+    /// that has nothing to send (the empty pending buffer and the writer's
+    /// `spare`) unless they are larger than [`KEEP_WHEN_IDLE`], which only
+    /// a heavy sender reaches and would otherwise re-allocate every turn.
+    /// An idle connection so holds no buffer.
+    pub fn release_idle(&self, spare: &mut Vec<u8>) {
+        if spare.capacity() <= KEEP_WHEN_IDLE {
+            *spare = Vec::new();
+        }
+        let mut p = self.pending.borrow_mut();
+        if p.is_empty() && p.capacity() <= KEEP_WHEN_IDLE {
+            *p = Vec::new();
+        }
+    }
+
     /// For the writer, before it closes its fd: marks the outbound side
     /// finished, shuts the socket down (ending the reader's wait) and forgets
     /// the fd.
@@ -183,6 +203,25 @@ mod tests {
         o.take(&mut spare);
         assert_eq!(spare, b"onetwo");
         assert!(o.is_idle());
+    }
+
+    #[test]
+    fn an_idle_connection_gives_its_buffers_back() {
+        let o = Outbound::new(-1, limits(1 << 20, 100));
+        o.push(|b| b.extend_from_slice(&[7u8; 3000])).unwrap();
+        let mut spare = Vec::new();
+        o.take(&mut spare);
+        o.written();
+        assert!(spare.capacity() >= 3000);
+        o.release_idle(&mut spare);
+        assert_eq!(spare.capacity(), 0);
+        assert_eq!(o.pending.borrow().capacity(), 0);
+        // A heavy sender's large buffer is kept.
+        o.push(|b| b.extend_from_slice(&vec![7u8; 2 * KEEP_WHEN_IDLE])).unwrap();
+        o.take(&mut spare);
+        o.written();
+        o.release_idle(&mut spare);
+        assert!(spare.capacity() >= 2 * KEEP_WHEN_IDLE);
     }
 
     #[test]

@@ -184,6 +184,10 @@ pub struct Shard {
     /// This worker's instance id (see [`NodeShared::instance`]).
     pub instance: u64,
     pub cluster: Arc<super::rlink::ClusterCounters>,
+    /// The receive buffer every session of this shard reads into (see
+    /// `conn::read_shared`): borrowed only while a read completes,
+    /// never across an await, so idle connections hold no receive buffer.
+    pub read_buf: RefCell<Vec<u8>>,
 }
 
 impl Shard {
@@ -216,6 +220,7 @@ impl Shard {
             started: Instant::now(),
             instance: shared.instance,
             cluster: shared.cluster.clone(),
+            read_buf: RefCell::new(vec![0u8; super::conn::READ_CHUNK]),
         }
     }
 

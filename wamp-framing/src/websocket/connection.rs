@@ -297,6 +297,11 @@ impl WebSocket {
             }
             self.buf.advance(h.header_len);
             let mut payload = self.buf.split_to(h.len);
+            if self.buf.is_empty() {
+                // Let go of the block the payload was cut from, so an idle
+                // connection holds no receive buffer.
+                self.buf = BytesMut::new();
+            }
             frame::apply_mask(&mut payload, h.key);
             if let Some(ev) = self.handle_frame(h.fin, h.opcode, payload)? {
                 return Ok(Some(ev));
