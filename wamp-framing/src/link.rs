@@ -90,6 +90,10 @@ pub enum LinkError {
     /// Unknown kind byte.
     #[error("unknown link frame kind {0}")]
     UnknownKind(u8),
+    /// A frame of a kind without a body (CLOSE) carries bytes after its
+    /// channel number.
+    #[error("link frame kind {kind} carries {len} unexpected bytes after its header")]
+    Trailing { kind: u8, len: usize },
     /// A control body is not what its kind requires.
     #[error("bad link control body: {0}")]
     BadBody(String),
@@ -156,7 +160,10 @@ impl LinkFrame {
                 LinkFrame::Data { channel: ChannelId(c), bytes }
             }
             K_CLOSE => {
-                let (c, _) = with_channel(&payload)?;
+                let (c, rest) = with_channel(&payload)?;
+                if !rest.is_empty() {
+                    return Err(LinkError::Trailing { kind, len: rest.len() });
+                }
                 LinkFrame::Close { channel: ChannelId(c) }
             }
             K_AUTH_CALL => {
@@ -649,6 +656,17 @@ mod tests {
         assert_eq!(LinkFrame::decode(Bytes::from_static(&[K_DATA, 0, 0])), Err(LinkError::Truncated));
         assert_eq!(LinkFrame::decode(Bytes::from_static(&[K_CHALLENGE, 1, 2])), Err(LinkError::Truncated));
         assert_eq!(LinkFrame::decode(Bytes::from_static(&[200])), Err(LinkError::UnknownKind(200)));
+        // Found by fuzzing (fuzz/corpus/link_frame/crash-close-trailing): a
+        // CLOSE with bytes after its channel was accepted and the bytes
+        // silently dropped.
+        assert_eq!(
+            LinkFrame::decode(Bytes::from_static(&[K_CLOSE, 0, 0, 0, 10, 0, 0, 0, 7, b'['])),
+            Err(LinkError::Trailing { kind: K_CLOSE, len: 5 })
+        );
+        assert_eq!(
+            LinkFrame::decode(Bytes::from_static(&[K_CLOSE, 0, 0, 0, 10])),
+            Ok(LinkFrame::Close { channel: ChannelId(10) })
+        );
         for len in 0..40 {
             for kind in 0..16u8 {
                 let mut v = vec![kind];

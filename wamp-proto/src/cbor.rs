@@ -63,6 +63,23 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     write_value(v, out, 0)
 }
 
+/// Checks that `bytes` is exactly one well-formed CBOR item, without
+/// building it: if `map`, a map (`kwargs`); otherwise an array (`args`) or a
+/// byte string (a transparent payload in the args position, which the other
+/// decoders accept too). The Flatbuffers decoder keeps args/kwargs as raw
+/// CBOR spans that other encoders splice verbatim, so they must be valid.
+pub(crate) fn check_payload_span(bytes: &[u8], map: bool) -> Result<(), DecodeError> {
+    let mut rd = Reader(ByteReader::new(bytes, FORMAT));
+    let (h, _) = rd.skip(1)?;
+    rd.finish()?;
+    match h {
+        Head::Map(_) if map => Ok(()),
+        Head::Array(_) | Head::Bytes(_) if !map => Ok(()),
+        _ if map => Err(DecodeError::Invalid("ArgumentsKw|dict is not a CBOR map".into())),
+        _ => Err(DecodeError::Invalid("Arguments|list is neither a CBOR array nor a byte string".into())),
+    }
+}
+
 /// Decodes exactly one value (trailing bytes are an error).
 pub fn decode_value(bytes: &Bytes) -> Result<Value, DecodeError> {
     let mut rd = Reader(ByteReader::new(bytes, FORMAT));

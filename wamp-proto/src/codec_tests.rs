@@ -877,3 +877,81 @@ fn encode_into_appends_exactly_what_encode_returns() {
         assert_eq!(&out[6..], &ser.encode(&msg).expect("encode")[..], "{ser}");
     }
 }
+
+// Found by fuzzing (fuzz/corpus/wamp_msgpack/crash-nul-string-to-json,
+// fuzz/corpus/wamp_cbor/crash-nul-string-to-json): a MessagePack or CBOR
+// string starting with NUL (here an authrole in PUBLISH.Options.forward_for)
+// was written to JSON as is, where a NUL prefix means base64 binary, so the
+// JSON peer got a message that does not decode (or decodes to bytes). Such a
+// string is now unrepresentable in JSON.
+#[test]
+fn a_string_starting_with_nul_is_not_representable_in_json() {
+    let mut options = Dict::new();
+    options.insert("x".into(), Value::from("\0\x01H"));
+    let msg = Message::Publish {
+        request: RequestId::from_valid(1),
+        options,
+        topic: "com.t".into(),
+        payload: Payload::Values { args: Some(vec![Value::from("\0AAEC")]), kwargs: None },
+    };
+    for ser in [Serializer::Msgpack, Serializer::Cbor] {
+        let b = ser.encode(&msg).expect("msgpack and cbor carry any string");
+        let back = ser.decode(&b).expect("decodes");
+        match Serializer::Json.encode(&back) {
+            Err(crate::EncodeError::Unrepresentable { format: "json", detail }) => {
+                assert!(detail.contains("U+0000"), "{detail}")
+            }
+            other => panic!("{ser} → json: expected Unrepresentable, got {other:?}"),
+        }
+    }
+    let mut out = Vec::new();
+    assert!(encode_value(PayloadFormat::Json, &Value::from("\0"), &mut out).is_err());
+    // A NUL elsewhere in a string, and binary values, are fine.
+    let mut out = Vec::new();
+    encode_value(PayloadFormat::Json, &Value::from("a\0"), &mut out).expect("inner NUL");
+    assert_eq!(out, br#""a\u0000""#);
+    let mut out = Vec::new();
+    encode_value(PayloadFormat::Json, &Value::Bytes(Bytes::from_static(b"\x00")), &mut out).expect("binary");
+    assert_eq!(
+        decode_value(PayloadFormat::Json, &Bytes::from(out)).expect("binary back"),
+        Value::Bytes(Bytes::from_static(b"\x00"))
+    );
+}
+
+// Found by fuzzing (fuzz/corpus/wamp_flatbuffers/crash-bad-cbor-args): the
+// Flatbuffers decoder kept args/kwargs as raw CBOR spans without checking
+// them, so a message with malformed CBOR args (here an array head with the
+// reserved additional information 30) was accepted, and spliced verbatim
+// into a CBOR message that no peer (not even we) can decode. The spans are
+// now validated: one well-formed CBOR array (args) resp. map (kwargs).
+#[test]
+fn flatbuffers_args_and_kwargs_must_be_well_formed_cbor() {
+    let good = Message::Publish {
+        request: RequestId::from_valid(1),
+        options: Dict::new(),
+        topic: "com.t".into(),
+        payload: Payload::Values {
+            args: Some(vec![Value::UInt(1), Value::UInt(2)]),
+            kwargs: Some(dict(&[("k", Value::UInt(3))])),
+        },
+    };
+    let bytes = Serializer::Flatbuffers.encode(&good).expect("encodes");
+    let back = Serializer::Flatbuffers.decode(&bytes).expect("valid payload decodes");
+    assert!(Serializer::Cbor.decode(&Serializer::Cbor.encode(&back).expect("to cbor")).is_ok());
+    // Corrupt the args span: [1, 2] is 0x82 0x01 0x02 in CBOR.
+    let pos = bytes.windows(3).position(|w| w == [0x82, 0x01, 0x02]).expect("args span in the buffer");
+    for (bad, what) in [(0x9e, "reserved additional information"), (0xa2, "not a CBOR array"), (0x83, "truncated")] {
+        let mut v = bytes.to_vec();
+        v[pos] = bad;
+        let r = Serializer::Flatbuffers.decode(&Bytes::from(v));
+        assert!(r.is_err(), "{what}: accepted {r:?}");
+    }
+    // Corrupt the kwargs span: {"k": 3} is 0xa1 0x61 'k' 0x03.
+    let pos = bytes.windows(4).position(|w| w == [0xa1, 0x61, b'k', 0x03]).expect("kwargs span in the buffer");
+    let mut v = bytes.to_vec();
+    v[pos] = 0x81;
+    assert!(Serializer::Flatbuffers.decode(&Bytes::from(v)).is_err(), "kwargs that are a list accepted");
+    // The fuzzer's input itself.
+    let crash = include_bytes!("../../fuzz/corpus/wamp_flatbuffers/crash-bad-cbor-args");
+    assert!(Serializer::Flatbuffers.decode(&Bytes::from_static(crash)).is_err());
+}

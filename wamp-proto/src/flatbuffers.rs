@@ -954,6 +954,15 @@ fn read_payload(
     };
     let mut args = span(t.bytes(slot)?, 0x80);
     let kwargs = span(t.bytes(slot + 1)?, 0xa0);
+    // The spans are spliced verbatim into CBOR (and transcoded for other
+    // serializers): they must be one well-formed CBOR array (or byte
+    // string) resp. map.
+    if let Some(a) = &args {
+        crate::cbor::check_payload_span(a, false)?;
+    }
+    if let Some(k) = &kwargs {
+        crate::cbor::check_payload_span(k, true)?;
+    }
     if let Some(p) = t.bytes(slot + 2)?.filter(|r| !r.is_empty()) {
         if args.is_some() || kwargs.is_some() {
             return Err(DecodeError::Invalid("both args/kwargs and transparent payload present".into()));

@@ -682,6 +682,14 @@ fn write_value(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), EncodeE
             }
             write_f64(*f, out);
         }
+        // JSON carries binary values as strings starting with NUL, so such a
+        // string would come back as bytes (or fail as bad base64).
+        Value::Str(s) if s.starts_with('\0') => {
+            return Err(EncodeError::Unrepresentable {
+                format: FORMAT,
+                detail: "a string starting with U+0000 (JSON reserves that prefix for binary values)".into(),
+            })
+        }
         Value::Str(s) => write_str(s, out),
         Value::Bytes(b) => write_bytes(b, out),
         Value::List(l) => write_list(l, out, depth)?,
