@@ -29,7 +29,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo/fuzz"
 
-TARGETS=(ws_handshake ws_frames rawsocket link_frame wamp_json wamp_msgpack wamp_cbor wamp_flatbuffers http_request config)
+TARGETS=(ws_handshake ws_frames rawsocket link_frame peer_msg wamp_json wamp_msgpack wamp_cbor wamp_flatbuffers http_request config)
 
 mode=run
 seconds=60

@@ -14,10 +14,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use router_core::engine::authz::MatchPolicy;
+use router_core::engine::cluster::{PeerMsg, RemoteSession};
 use wamp_framing::link::{self, AuthCall, AuthResult, ChannelId, LinkAccept, LinkFrame, LinkHello, OpenRequest};
 use wamp_framing::rawsocket::{self, FrameKind};
 use wamp_framing::websocket::frame::{write_masked_frame, OpCode};
-use wamp_proto::{Dict, Message, Serializer, SessionId, Value};
+use wamp_proto::{Dict, Message, Payload, PublicationId, Serializer, SessionId, Value};
 
 #[derive(Default)]
 struct Seeds(BTreeMap<&'static str, BTreeMap<String, Vec<u8>>>);
@@ -42,6 +44,7 @@ fn main() {
     websocket(&messages, &mut s);
     raw(&messages, &mut s);
     links(&messages, &mut s);
+    peers(&messages, &mut s);
     http(&mut s);
     config(&root, &mut s);
 
@@ -336,6 +339,73 @@ fn links(messages: &[(String, Message)], s: &mut Seeds) {
         }
     }
     s.add("link_frame", "unit-truncated", vec![11, 0, 0]);
+}
+
+/// Cluster messages, as the engine's unit tests build them.
+fn peers(messages: &[(String, Message)], s: &mut Seeds) {
+    let sid = SessionId::from_valid(4242);
+    let mut roles = Dict::new();
+    roles.insert("callee".into(), Value::Dict(Dict::new()));
+    let mut transport = Dict::new();
+    transport.insert("type".into(), Value::from("websocket"));
+    let mut receivers = Dict::new();
+    receivers.insert("exclude".into(), Value::List(vec![Value::UInt(7)]));
+    let mut details = Dict::new();
+    details.insert("publisher".into(), Value::UInt(9));
+    let mut msgs = vec![
+        (
+            "join",
+            PeerMsg::SessionJoin(RemoteSession {
+                session: sid,
+                authid: "joe".into(),
+                authrole: "user".into(),
+                authmethod: "ticket".into(),
+                authprovider: "static".into(),
+                transport,
+                serializer: Serializer::Json,
+                roles,
+            }),
+        ),
+        ("leave", PeerMsg::SessionLeave(sid)),
+        ("sub", PeerMsg::Subscribe { session: sid, policy: MatchPolicy::Prefix, topic: "com.a".into() }),
+        ("unsub", PeerMsg::Unsubscribe { session: sid, policy: MatchPolicy::Wildcard, topic: "com..b".into() }),
+        (
+            "reg",
+            PeerMsg::Register {
+                session: sid,
+                policy: MatchPolicy::Exact,
+                procedure: "com.p".into(),
+                invoke: "roundrobin".into(),
+            },
+        ),
+        ("unreg", PeerMsg::Unregister { session: sid, policy: MatchPolicy::Exact, procedure: "com.p".into() }),
+        ("synced", PeerMsg::Synced),
+        ("admitted", PeerMsg::Admitted),
+        (
+            "publish",
+            PeerMsg::Publish {
+                publication: PublicationId::from_valid(77),
+                topic: "com.t".into(),
+                details,
+                receivers,
+                retain: true,
+                payload: Payload::Values { args: Some(vec![Value::from("x")]), kwargs: None },
+            },
+        ),
+    ];
+    for (i, (_, m)) in messages.iter().enumerate().take(6) {
+        let session = sid;
+        let msg = m.clone();
+        msgs.push((
+            if i % 2 == 0 { "to" } else { "from" },
+            if i % 2 == 0 { PeerMsg::ToSession { session, msg } } else { PeerMsg::FromSession { session, msg } },
+        ));
+    }
+    for (i, (name, m)) in msgs.into_iter().enumerate() {
+        let Ok(b) = m.encode() else { continue };
+        s.add("link_frame", format!("peer-{i:02}-{name}"), payload_of(&LinkFrame::Peer(b.clone())));
+        s.add("peer_msg", format!("unit-{i:02}-{name}"), b.to_vec());
+    }
 }
 
 fn http(s: &mut Seeds) {

@@ -15,10 +15,12 @@
 //! [`TARGETS`] lists them by name; the name is the corpus directory and the
 //! `cargo fuzz` target.
 
+mod cluster;
 mod framing;
 mod wamp;
 mod web;
 
+pub use cluster::peer_msg;
 pub use framing::{link_frame, rawsocket, ws_frames, ws_handshake};
 pub use wamp::{wamp_cbor, wamp_flatbuffers, wamp_json, wamp_msgpack};
 pub use web::{config, http_request};
@@ -32,6 +34,7 @@ pub const TARGETS: &[Target] = &[
     ("ws_frames", ws_frames),
     ("rawsocket", rawsocket),
     ("link_frame", link_frame),
+    ("peer_msg", peer_msg),
     ("wamp_json", wamp_json),
     ("wamp_msgpack", wamp_msgpack),
     ("wamp_cbor", wamp_cbor),

@@ -66,6 +66,7 @@ replay_tests!(
     ws_frames,
     rawsocket,
     link_frame,
+    peer_msg,
     wamp_json,
     wamp_msgpack,
     wamp_cbor,
