@@ -1003,6 +1003,8 @@ impl FanOut<'_> {
     fn fan_out(&mut self, out: &mut Outbox, sub: &Subscription, details: &Dict) {
         let mut encoded: [Option<Bytes>; 4] = [None, None, None, None];
         let mut failed = [false; 4];
+        // EVENTs per serializer, counted (with their bytes) after the loop.
+        let mut sent = [0u64; 4];
         let open = self.receivers.is_open();
         let by_auth = self.receivers.by_auth();
         for (&target, &ser) in &sub.subscribers {
@@ -1041,9 +1043,13 @@ impl FanOut<'_> {
                     }
                 }
             };
-            out.push(target, wamp_proto::code::EVENT, bytes);
+            sent[i] += 1;
+            out.push_uncounted(target, bytes);
             out.stats.events_delivered += 1;
         }
+        let n = sent.iter().sum();
+        let len = sent.iter().zip(&encoded).map(|(n, b)| n * b.as_ref().map_or(0, |b| b.len() as u64)).sum();
+        out.counts.sent_many(wamp_proto::code::EVENT, n, len);
     }
 }
 

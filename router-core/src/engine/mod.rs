@@ -253,8 +253,14 @@ struct Outbox {
 impl Outbox {
     /// Queues already-encoded bytes of a message of type `code`.
     fn push(&mut self, session: SessionId, code: u64, bytes: Bytes) {
-        self.stats.messages_out += 1;
         self.counts.sent(code, bytes.len());
+        self.push_uncounted(session, bytes);
+    }
+
+    /// Queues already-encoded bytes; the caller counts them in `counts`
+    /// (a fan-out counts its EVENTs once, after the loop).
+    fn push_uncounted(&mut self, session: SessionId, bytes: Bytes) {
+        self.stats.messages_out += 1;
         self.queue.push_back(Transmit::Message { session, bytes });
     }
 
@@ -540,8 +546,10 @@ impl Realm {
             return;
         };
         self.out.stats.messages_in += 1;
-        self.out.counts.received(msg.code());
+        // Counted per arm below with a constant type (no `msg.code()`).
+        let counts = &*self.out.counts;
         if s.closing {
+            counts.received(msg.code());
             // We sent GOODBYE: the reply ends the session, anything else is
             // ignored (session statechart, transition 14).
             if let Message::Goodbye { .. } = msg {
@@ -554,32 +562,52 @@ impl Realm {
         }
         match msg {
             Message::Publish { request, options, topic, payload } => {
+                counts.received(code::PUBLISH);
                 self.handle_publish(session, request, &options, topic, payload)
             }
-            Message::Subscribe { request, options, topic } => self.handle_subscribe(session, request, &options, topic),
-            Message::Unsubscribe { request, subscription } => self.handle_unsubscribe(session, request, subscription),
+            Message::Subscribe { request, options, topic } => {
+                counts.received(code::SUBSCRIBE);
+                self.handle_subscribe(session, request, &options, topic)
+            }
+            Message::Unsubscribe { request, subscription } => {
+                counts.received(code::UNSUBSCRIBE);
+                self.handle_unsubscribe(session, request, subscription)
+            }
             Message::Call { request, options, procedure, payload } => {
+                counts.received(code::CALL);
                 if !self.handle_router_procedure(session, request, &options, &procedure, &payload) {
                     self.handle_call(session, request, &options, procedure, payload)
                 }
             }
             Message::Register { request, options, procedure } => {
+                counts.received(code::REGISTER);
                 self.handle_register(session, request, &options, procedure)
             }
-            Message::Unregister { request, registration } => self.handle_unregister(session, request, registration),
-            Message::Yield { request, options, payload } => self.handle_yield(session, request, &options, payload),
+            Message::Unregister { request, registration } => {
+                counts.received(code::UNREGISTER);
+                self.handle_unregister(session, request, registration)
+            }
+            Message::Yield { request, options, payload } => {
+                counts.received(code::YIELD);
+                self.handle_yield(session, request, &options, payload)
+            }
             Message::Error { request_type: code::INVOCATION, request, error, payload, .. } => {
+                counts.received(code::ERROR);
                 self.handle_invocation_error(session, request, error, payload)
             }
-            Message::Error { request_type, .. } => self.protocol_violation(
-                session,
-                &format!(
-                    "ERROR for request type {} ({}): clients may only send ERROR for INVOCATION",
-                    request_type,
-                    wamp_proto::message::code_name(request_type)
-                ),
-            ),
+            Message::Error { request_type, .. } => {
+                counts.received(code::ERROR);
+                self.protocol_violation(
+                    session,
+                    &format!(
+                        "ERROR for request type {} ({}): clients may only send ERROR for INVOCATION",
+                        request_type,
+                        wamp_proto::message::code_name(request_type)
+                    ),
+                )
+            }
             Message::Goodbye { .. } => {
+                counts.received(code::GOODBYE);
                 let ser = s.info.serializer;
                 self.detach(session);
                 self.sessions.remove(&session);
@@ -588,12 +616,16 @@ impl Realm {
                 self.out.close(session);
             }
             Message::Abort { .. } => {
+                counts.received(code::ABORT);
                 // The client aborts: no reply is expected.
                 self.detach(session);
                 self.sessions.remove(&session);
                 self.out.close(session);
             }
-            Message::Cancel { request, options } => self.handle_cancel(session, request, &options),
+            Message::Cancel { request, options } => {
+                counts.received(code::CANCEL);
+                self.handle_cancel(session, request, &options)
+            }
             other @ (Message::Hello { .. }
             | Message::Welcome { .. }
             | Message::Challenge { .. }
@@ -607,10 +639,13 @@ impl Realm {
             | Message::Registered { .. }
             | Message::Unregistered { .. }
             | Message::Invocation { .. }
-            | Message::Interrupt { .. }) => self.protocol_violation(
-                session,
-                &format!("received {} message after session was established", other.name()),
-            ),
+            | Message::Interrupt { .. }) => {
+                counts.received(other.code());
+                self.protocol_violation(
+                    session,
+                    &format!("received {} message after session was established", other.name()),
+                )
+            }
         }
     }
 

@@ -10,7 +10,10 @@
 //! Counted: every message the realm receives from one of its sessions
 //! (including those it then ignores or refuses as a protocol violation),
 //! and every message it queues for a session of this worker, each EVENT of
-//! a fan-out once per receiving session (the shared bytes are not copied).
+//! a fan-out once per receiving session (the fan-out tallies them per
+//! serializer in registers and adds them in one step at its end; the shared
+//! bytes are not copied). Received messages are counted in the realm's
+//! dispatch `match`, with a constant type per arm.
 //! Not counted: the opening handshake before the session belongs to the
 //! realm (HELLO, CHALLENGE, AUTHENTICATE and their ABORTs: the runtime
 //! handles those), and messages for sessions of other cluster workers
@@ -88,9 +91,31 @@ pub const ROUTER_TYPES: [u64; 13] = [
     code::INTERRUPT,
 ];
 
+/// Slots of the codes below 71 (every type but EVENT_RECEIVED), built
+/// from [`slot_of`] at compile time.
+const SMALL: [u8; 71] = {
+    let mut t = [UNKNOWN as u8; 71];
+    let mut c = 0;
+    while c < 71 {
+        t[c] = slot_of(c as u64) as u8;
+        c += 1;
+    }
+    t
+};
+
 /// The slot of message type `code`.
 #[inline]
 pub fn slot(c: u64) -> usize {
+    if c < 71 {
+        SMALL[c as usize] as usize
+    } else if c == code::EVENT_RECEIVED {
+        slot_of(code::EVENT_RECEIVED)
+    } else {
+        UNKNOWN
+    }
+}
+
+const fn slot_of(c: u64) -> usize {
     match c {
         code::HELLO => 0,
         code::WELCOME => 1,
@@ -159,6 +184,15 @@ impl MessageCounts {
         bump(&self.bytes_sent, len as u64);
     }
 
+    /// `n` messages of type `code`, `len` bytes in all, queued for sessions.
+    #[inline]
+    pub(crate) fn sent_many(&self, code: u64, n: u64, len: u64) {
+        if n > 0 {
+            bump(&self.sent[slot(code)], n);
+            bump(&self.bytes_sent, len);
+        }
+    }
+
     /// Messages of type `code` received so far.
     pub fn received_of(&self, code: u64) -> u64 {
         self.received[slot(code)].load(Ordering::Relaxed)
@@ -210,7 +244,9 @@ mod tests {
             assert_eq!(slot(c), i, "{}", wamp_proto::message::code_name(c));
         }
         assert_eq!(slot(7), UNKNOWN);
+        assert_eq!(slot(71), UNKNOWN);
         assert_eq!(slot(u64::MAX), UNKNOWN);
+        assert_eq!(slot(u64::MAX - 255 + 16), UNKNOWN, "no truncation to a small code");
     }
 
     #[test]

@@ -1022,12 +1022,18 @@ fn messages_are_counted_per_type_and_fan_out_once_per_receiver() {
         h.subscribe(*s, 1 + i as u64, "com.example.topic");
     }
     h.register(callee, 1, "com.example.proc");
+    let b0 = counts.bytes_sent();
+    let len = |out: &[Transmit]| -> u64 {
+        out.iter().map(|t| if let Transmit::Message { bytes, .. } = t { bytes.len() as u64 } else { 0 }).sum()
+    };
     for req in 10..12 {
         h.publish(publisher, req, "com.example.topic", dict(vec![("acknowledge", Value::Bool(true))]), args(vec![Value::UInt(req)]));
     }
     h.call(publisher, 20, "com.example.proc", args(vec![Value::UInt(1)]));
     let mut invocation = None;
-    for t in h.raw_drain() {
+    let out = h.raw_drain();
+    let mut queued = len(&out);
+    for t in out {
         if let Transmit::Message { session, bytes: b } = &t {
             if *session == callee {
                 if let Ok(Message::Invocation { request, .. }) = Serializer::Cbor.decode(b) {
@@ -1040,6 +1046,8 @@ fn messages_are_counted_per_type_and_fan_out_once_per_receiver() {
     h.send(callee, Message::Yield { request, options: Dict::new(), payload: args(vec![Value::UInt(2)]) });
     let rest = h.raw_drain();
     assert_eq!(rest.len(), 1, "one RESULT: {rest:?}");
+    queued += len(&rest);
+    assert_eq!(counts.bytes_sent() - b0, queued, "bytes of EVENTs (three serializers), PUBLISHED, INVOCATION, RESULT");
 
     assert_eq!(counts.received_of(code::SUBSCRIBE), 3);
     assert_eq!(counts.received_of(code::REGISTER), 1);
