@@ -42,7 +42,13 @@ pub const SLOW_CONSUMER_REASON: &str = "junction.error.slow_consumer";
 pub const SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(2);
 
 /// Read buffer size per connection.
-pub(crate) const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// The receive buffer every connection of this shard (thread) reads
+    /// into, see [`read_shared`].
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; READ_CHUNK]);
+}
 
 /// Holds one slot of a transport's connection limit; frees it on drop,
 /// whichever shard the connection ends on.
@@ -77,8 +83,9 @@ pub struct Handoff {
     pub join: JoinRequest,
     pub transport_details: Dict,
     pub permit: ConnPermit,
-    /// The TLS session, if the transport is TLS.
-    pub tls: Option<Tls>,
+    /// The TLS session, if the transport is TLS (boxed: it is large, and
+    /// the session task's future would carry it inline).
+    pub tls: Option<Box<Tls>>,
 }
 
 /// The admitted identity from HELLO processing.
@@ -278,24 +285,23 @@ pub fn split_fd(fd: RawFd, kind: SocketKind) -> std::io::Result<(Stream, Stream,
 }
 
 /// Waits until the connection has bytes, reads them into the shard's
-/// shared buffer `buf` and hands them to `f` in the same poll: the buffer
-/// is borrowed only while a read completes (glommio's streams wait for
-/// readiness, then `recv` into the caller's buffer), so a connection that
-/// waits holds none. `Ok(None)` on EOF.
-pub async fn read_shared<R>(
-    rstream: &mut Stream,
-    buf: &RefCell<Vec<u8>>,
-    mut f: impl FnMut(&[u8]) -> R,
-) -> std::io::Result<Option<R>> {
+/// shared receive buffer and hands them to `f` in the same poll: the
+/// buffer is borrowed only while a read completes (glommio's streams wait
+/// for readiness, then `recv` into the caller's buffer), so a connection
+/// that waits holds none. `Ok(None)` on EOF.
+pub async fn read_shared<R>(rstream: &mut Stream, mut f: impl FnMut(&[u8]) -> R) -> std::io::Result<Option<R>> {
     use futures_lite::AsyncRead;
+    use std::task::Poll;
     futures_lite::future::poll_fn(|cx| {
-        let mut b = buf.borrow_mut();
-        match std::pin::Pin::new(&mut *rstream).poll_read(cx, &mut b[..]) {
-            std::task::Poll::Ready(Ok(0)) => std::task::Poll::Ready(Ok(None)),
-            std::task::Poll::Ready(Ok(n)) => std::task::Poll::Ready(Ok(Some(f(&b[..n])))),
-            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
-        }
+        READ_BUF.with(|buf| {
+            let mut b = buf.borrow_mut();
+            match std::pin::Pin::new(&mut *rstream).poll_read(cx, &mut b[..]) {
+                Poll::Ready(Ok(0)) => Poll::Ready(Ok(None)),
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok(Some(f(&b[..n])))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
     })
     .await
 }
@@ -422,6 +428,7 @@ pub async fn open(
                 }
             };
             drop(stream);
+            let tls = tls.map(Box::new);
             let h = Handoff { fd, kind, transport, framer, serializer, join, transport_details, permit, tls };
             shard.route_handoff(home, h).await;
         }
@@ -471,7 +478,6 @@ pub type Opened = Option<Opening>;
 struct OpeningIo<'a> {
     stream: &'a mut Stream,
     tls: Option<Tls>,
-    raw: Vec<u8>,
     cipher: Vec<u8>,
 }
 
@@ -480,22 +486,28 @@ impl OpeningIo<'_> {
     async fn recv(&mut self, plain: &mut Vec<u8>) -> Result<(), OpenError> {
         plain.clear();
         while plain.is_empty() {
-            let n = self.stream.read(&mut self.raw).await.map_err(OpenError::Io)?;
-            if n == 0 {
-                return Err(OpenError::Closed);
-            }
-            match &mut self.tls {
-                None => plain.extend_from_slice(&self.raw[..n]),
-                Some(tls) => {
-                    let r = tls.feed(&self.raw[..n], plain);
-                    self.cipher.clear();
-                    tls.take_ciphertext(&mut self.cipher);
-                    if !self.cipher.is_empty() {
-                        self.stream.write_all(&self.cipher).await.map_err(OpenError::Io)?;
-                    }
-                    r.map_err(|e| OpenError::Tls(e.to_string()))?;
+            let tls = &mut self.tls;
+            let cipher = &mut self.cipher;
+            let fed = read_shared(self.stream, |raw| match tls {
+                None => {
+                    plain.extend_from_slice(raw);
+                    Ok(())
                 }
+                Some(tls) => {
+                    let r = tls.feed(raw, plain);
+                    cipher.clear();
+                    tls.take_ciphertext(cipher);
+                    r
+                }
+            })
+            .await
+            .map_err(OpenError::Io)?;
+            let Some(fed) = fed else { return Err(OpenError::Closed) };
+            if !self.cipher.is_empty() {
+                self.stream.write_all(&self.cipher).await.map_err(OpenError::Io)?;
+                self.cipher.clear();
             }
+            fed.map_err(|e| OpenError::Tls(e.to_string()))?;
         }
         Ok(())
     }
@@ -530,8 +542,8 @@ pub async fn open_inner<G: Gatekeeper>(
             None => (None, Vec::new()),
         },
     };
-    let mut io = OpeningIo { stream, tls, raw: vec![0u8; 16 * 1024], cipher: Vec::new() };
-    let mut plain = Vec::with_capacity(16 * 1024);
+    let mut io = OpeningIo { stream, tls, cipher: Vec::new() };
+    let mut plain = Vec::new();
     let mut hs = TransportHandshake::new(&setup);
     let is_raw = matches!(setup.framing, super::setup::FramingSetup::RawSocket(_));
     let mut head: Vec<u8> = Vec::new();
@@ -1066,7 +1078,7 @@ impl Conn {
 /// Phase 3: serve an established session on its home shard.
 pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     let Handoff { fd, kind, transport, mut framer, serializer, join, transport_details, permit, tls } = h;
-    let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
+    let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(*t)));
     let setup = shard.transport_setup(transport);
     let (mut rstream, mut wstream, write_fd) = match split_fd(fd, kind) {
         Ok(x) => x,
@@ -1249,7 +1261,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             break;
         }
         glommio::yield_if_needed().await;
-        let fed = read_shared(&mut rstream, &shard.read_buf, |bytes| {
+        let fed = read_shared(&mut rstream, |bytes| {
             feed_input(&tls, bytes, &mut plain, &mut framer, &conn.out)
         })
         .await;
@@ -1364,3 +1376,4 @@ pub fn spawn_writer(
     })
     .detach()
 }
+

@@ -639,6 +639,9 @@ async fn run_shard(
         };
         spawn_accept_loop(&shard, listener, kind, t);
     }
+    if id == 0 {
+        glommio::spawn_local(trim_after_storms(shard.clone())).detach();
+    }
     let _ = ready.send(Ok(id));
     // The executor lives as long as its tasks; park this one forever.
     std::future::pending::<()>().await;
@@ -728,4 +731,27 @@ pub fn allowed_cpus() -> Result<Vec<usize>, RouterError> {
         return Err(RouterError::Setup("the process may run on no CPU".into()));
     }
     Ok(cpus)
+}
+
+/// Gives memory back to the operating system after many sessions closed.
+/// glibc's allocator keeps the freed memory of each shard thread's arena
+/// (measured: 8,000 idle sessions took a router from 9 to 79 MiB, and it
+/// stayed there after they all closed); `malloc_trim(0)` returns the free
+/// pages of every arena. Checked every 2 s, trimming only when the session
+/// count fell by at least 1,000 and by half since its peak, so a steady
+/// router never pays for it.
+async fn trim_after_storms(shard: Rc<Shard>) {
+    let mut peak = 0usize;
+    loop {
+        glommio::timer::sleep(Duration::from_secs(2)).await;
+        let now = shard.directory.len();
+        peak = peak.max(now);
+        if peak - now >= 1000 && now <= peak / 2 {
+            let started = std::time::Instant::now();
+            // SAFETY: malloc_trim only walks the allocator's own arenas.
+            let released = unsafe { libc::malloc_trim(0) };
+            tracing::debug!(sessions = now, peak, released = released != 0, took = ?started.elapsed(), "memory trimmed after sessions closed");
+            peak = now;
+        }
+    }
 }

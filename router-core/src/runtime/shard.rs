@@ -184,10 +184,6 @@ pub struct Shard {
     /// This worker's instance id (see [`NodeShared::instance`]).
     pub instance: u64,
     pub cluster: Arc<super::rlink::ClusterCounters>,
-    /// The receive buffer every session of this shard reads into (see
-    /// `conn::read_shared`): borrowed only while a read completes,
-    /// never across an await, so idle connections hold no receive buffer.
-    pub read_buf: RefCell<Vec<u8>>,
 }
 
 impl Shard {
@@ -220,7 +216,6 @@ impl Shard {
             started: Instant::now(),
             instance: shared.instance,
             cluster: shared.cluster.clone(),
-            read_buf: RefCell::new(vec![0u8; super::conn::READ_CHUNK]),
         }
     }
 
@@ -277,7 +272,10 @@ impl Shard {
     /// Sends an opened connection to its home shard, or serves it here.
     pub async fn route_handoff(self: &Rc<Self>, home: usize, h: Handoff) {
         if home == self.id {
-            serve_session(self.clone(), h).await;
+            // A task of its own: the opening task's future (about 24 KB:
+            // TLS, handshakes, authentication) must not stay allocated for
+            // the life of the session (its own future is about 3 KB).
+            glommio::spawn_local(serve_session(self.clone(), h)).detach();
             return;
         }
         self.stats.handoffs.fetch_add(1, Ordering::Relaxed);
@@ -294,7 +292,8 @@ impl Shard {
     /// Sends an authenticated proxy link to its realm's home shard, or serves it here.
     pub async fn route_link(self: &Rc<Self>, home: usize, h: super::link::LinkHandoff) {
         if home == self.id {
-            super::link::serve_link(self.clone(), h).await;
+            // A task of its own, as for sessions (see `route_handoff`).
+            glommio::spawn_local(super::link::serve_link(self.clone(), h)).detach();
             return;
         }
         self.stats.handoffs.fetch_add(1, Ordering::Relaxed);
