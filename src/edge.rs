@@ -117,6 +117,7 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(color && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    crate::raise_fd_limit();
     let cbdir = std::path::absolute(cbdir).with_context(|| format!("{}: cannot make the path absolute", cbdir.display()))?;
     let cfg_path = cbdir.join("config.json");
     let mut cfg = junction_config::load(&cfg_path)

@@ -266,7 +266,7 @@ fn check(path: &Path) -> ExitCode {
 }
 
 /// Installs the stderr log subscriber (text, or JSON lines with
-/// `--log-format json`).
+/// `--log-format json`), then raises the open-files limit.
 fn init_tracing(log: &str) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(log).context("invalid --log filter")?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -275,7 +275,30 @@ fn init_tracing(log: &str) -> Result<()> {
     } else {
         builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
     }
+    raise_fd_limit();
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one and sets the
+/// connection capacity it allows (one descriptor per connection, less a
+/// reserve; see `router_core::runtime::fdlimit`); logs both.
+pub fn raise_fd_limit() {
+    use router_core::runtime::fdlimit;
+    match fdlimit::raise_nofile() {
+        Ok(l) => {
+            let capacity = fdlimit::capacity_for(l.soft);
+            fdlimit::set_capacity(capacity);
+            if l.soft < 65_536 {
+                tracing::info!(
+                    before = l.before, soft = l.soft, hard = l.hard, connections = capacity,
+                    "open-files limit raised to the hard limit; raise the hard limit (LimitNOFILE=, ulimit -Hn) for more connections"
+                );
+            } else {
+                tracing::info!(before = l.before, soft = l.soft, hard = l.hard, connections = capacity, "open-files limit raised to the hard limit");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
+    }
 }
 
 /// Loads and validates a config file; warnings are logged if `warn`

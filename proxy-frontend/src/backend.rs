@@ -13,12 +13,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use router_core::runtime::bind::dup;
 use router_core::runtime::conn::{feed_input, read_some, spawn_writer, with_timeout};
 use router_core::runtime::dial::{self, Dialed, LINK_MAX_FRAME};
 use router_core::runtime::framer::FrameEvent;
 use router_core::runtime::outbound::{OutState, Outbound};
-use router_core::runtime::stream::Stream;
 use router_core::runtime::ConnectionLimits;
 use wamp_auth::DynamicError;
 use wamp_framing::link::{self, AuthCall, AuthResult, ChannelId, LinkFrame, LinkHello, OpenRequest};
@@ -246,17 +244,10 @@ impl Backend {
 
     /// Serves an established link until it drops.
     async fn serve(self: &Rc<Self>, setup: &ProxySetup, io: Dialed, max: usize) {
-        let Dialed { stream: mut rstream, tls, mut framer, kind, .. } = io;
+        let Dialed { stream, tls, mut framer, .. } = io;
         let tls = tls.map(|t| Rc::new(RefCell::new(t)));
-        let write_fd = match dup(rstream.fd()) {
-            Ok(fd) => fd,
-            Err(e) => {
-                tracing::warn!(error = %e, "dup failed");
-                return;
-            }
-        };
-        // SAFETY: a fresh dup of the connected socket.
-        let wstream = unsafe { Stream::from_fd(kind, write_fd) };
+        // One fd for the link: reader and writer share the stream.
+        let (mut rstream, wstream, write_fd) = router_core::runtime::conn::split_stream(stream);
         let limits = ConnectionLimits {
             max_connections: 1,
             max_outbound_bytes: setup.link_max_outbound_bytes,

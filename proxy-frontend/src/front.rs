@@ -14,9 +14,8 @@ use std::time::Instant;
 
 use futures_lite::AsyncWriteExt;
 use router_core::engine::handshake;
-use router_core::runtime::bind::dup;
 use router_core::runtime::conn::{
-    detail_str, feed_input, log_close, read_some, spawn_auto_ping, spawn_writer, split_fd, Conn, ConnPermit,
+    detail_str, feed_input, log_close, read_some, spawn_auto_ping, spawn_writer, Conn, ConnPermit,
     JoinRequest,
 };
 use router_core::runtime::framer::{FrameEvent, Framer};
@@ -141,7 +140,7 @@ pub struct Admitted {
 /// Serves an authenticated client: picks a router, opens a channel, and
 /// shuttles frames until either side ends.
 pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
-    let Admitted { stream, kind, transport, permit, mut framer, serializer, join, details, tls } = a;
+    let Admitted { stream, kind: _, transport, permit, mut framer, serializer, join, details, tls } = a;
     let backend = match shard.pick_backend(&join.realm, &join.authrole) {
         Ok(b) => b,
         Err(why) => {
@@ -165,21 +164,8 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         }
     };
     let setup = router_core::runtime::conn::Gatekeeper::transport_setup(&*shard, transport);
-    let fd = match dup(stream.fd()) {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::warn!(error = %e, "dup failed");
-            return;
-        }
-    };
-    drop(stream);
-    let (mut rstream, wstream, write_fd) = match split_fd(fd, kind) {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::warn!(error = %e, "dup failed");
-            return;
-        }
-    };
+    // One fd per connection: reader and writer share the stream.
+    let (mut rstream, wstream, write_fd) = router_core::runtime::conn::split_stream(stream);
     let tls = tls.map(|t| Rc::new(RefCell::new(t)));
     let conn = Rc::new(Conn {
         session: join.session,

@@ -397,7 +397,7 @@ async fn run_shard(
             EndpointSetup::Tcp { .. } => SocketKind::Tcp,
             EndpointSetup::Unix { .. } => SocketKind::Unix,
         };
-        spawn_accept_loop(&shard, listener, kind, t);
+        spawn_accept_loop(&shard, listener, fd, kind, t);
     }
     {
         let shard = shard.clone();
@@ -426,7 +426,7 @@ async fn run_shard(
                     ProxyControl::StartListener { index, fd, kind, reply } => {
                         // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.
                         let listener = unsafe { TcpListener::from_raw_fd(fd) };
-                        spawn_accept_loop(&shard, listener, kind, index);
+                        spawn_accept_loop(&shard, listener, fd, kind, index);
                         let _ = reply.send(());
                     }
                     ProxyControl::StopListener { index, reply } => {
@@ -444,23 +444,25 @@ async fn run_shard(
     std::future::pending::<()>().await;
 }
 
-fn spawn_accept_loop(shard: &Rc<ProxyShard>, listener: TcpListener, kind: SocketKind, t: usize) {
+fn spawn_accept_loop(shard: &Rc<ProxyShard>, listener: TcpListener, fd: std::os::fd::RawFd, kind: SocketKind, t: usize) {
     let stop = Rc::new(router_core::runtime::notify::LocalNotify::default());
     shard.listener_stops.borrow_mut().insert(t, stop.clone());
-    glommio::spawn_local(accept_loop(shard.clone(), listener, kind, t, stop)).detach();
+    glommio::spawn_local(accept_loop(shard.clone(), listener, fd, kind, t, stop)).detach();
 }
 
 async fn accept_loop(
     shard: Rc<ProxyShard>,
     listener: TcpListener,
+    listener_fd: std::os::fd::RawFd,
     kind: SocketKind,
     transport: usize,
     stop: Rc<router_core::runtime::notify::LocalNotify>,
 ) {
+    router_core::runtime::fdlimit::open_spare();
     let entry = shard.shared.transports.get(transport);
     let max = entry.setup.limits.max_connections;
     loop {
-        let next = futures_lite::future::or(async { Some(accept_stream(&listener, kind).await) }, async {
+        let next = futures_lite::future::or(async { Some(accept_stream(&listener, listener_fd, kind).await) }, async {
             stop.wait().await;
             None
         })
@@ -471,10 +473,18 @@ async fn accept_loop(
         };
         let Some((stream, peer)) = accepted else { continue };
         shard.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let Some(permit) = ConnPermit::acquire(&entry.conn_count, max) else {
-            shard.stats.refused_connection_limit.fetch_add(1, Ordering::Relaxed);
-            glommio::spawn_local(router_core::runtime::conn::refuse_over_limit_on(entry.setup.clone(), stream)).detach();
-            continue;
+        let permit = match ConnPermit::acquire(&entry.conn_count, max) {
+            Ok(p) => p,
+            Err(why) => {
+                let c = match why {
+                    router_core::runtime::conn::NoPermit::TransportLimit => &shard.stats.refused_connection_limit,
+                    router_core::runtime::conn::NoPermit::Descriptors => &shard.stats.refused_fd_limit,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                glommio::spawn_local(router_core::runtime::conn::refuse_over_limit_on(entry.setup.clone(), stream))
+                    .detach();
+                continue;
+            }
         };
         glommio::spawn_local(open_client(shard.clone(), stream, kind, transport, peer, permit)).detach();
     }

@@ -23,13 +23,13 @@ use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use wamp_proto::{Dict, Message, Serializer, SessionId, Value};
 
-use super::bind::{close_fd, dup};
+use super::bind::dup;
 use super::directory::SessionEntry;
 use super::framer::{FrameEvent, FrameSender, Framer, HandshakeStep, TransportHandshake};
 use super::outbound::{OutState, Outbound, Overflow};
 use super::setup::SlowConsumerPolicy;
 use super::shard::Shard;
-use super::stream::{SocketKind, Stream};
+use super::stream::{SharedStream, SocketKind, Stream};
 use super::tls::Tls;
 use crate::engine::handshake::{self, AuthOutcome};
 use wamp_auth::{AuthHandshake, RealmFns, Time, TransportInfo};
@@ -54,22 +54,36 @@ thread_local! {
 /// whichever shard the connection ends on.
 pub struct ConnPermit(Arc<AtomicUsize>);
 
+/// Why a connection got no [`ConnPermit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoPermit {
+    /// The transport's `max_connections`.
+    TransportLimit,
+    /// The process's descriptor capacity ([`super::fdlimit`]).
+    Descriptors,
+}
+
 impl ConnPermit {
-    /// Takes a slot if fewer than `max` are taken.
-    pub fn acquire(counter: &Arc<AtomicUsize>, max: usize) -> Option<ConnPermit> {
+    /// Takes a slot of the transport if fewer than `max` are taken, and one
+    /// of the process's descriptor capacity.
+    pub fn acquire(counter: &Arc<AtomicUsize>, max: usize) -> Result<ConnPermit, NoPermit> {
         let prev = counter.fetch_add(1, Ordering::AcqRel);
         if prev >= max {
             counter.fetch_sub(1, Ordering::AcqRel);
-            None
-        } else {
-            Some(ConnPermit(counter.clone()))
+            return Err(NoPermit::TransportLimit);
         }
+        if !super::fdlimit::take_slot() {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return Err(NoPermit::Descriptors);
+        }
+        Ok(ConnPermit(counter.clone()))
     }
 }
 
 impl Drop for ConnPermit {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+        super::fdlimit::give_slot();
     }
 }
 
@@ -268,20 +282,18 @@ pub async fn open_phase<G: Gatekeeper>(
     }
 }
 
-/// Splits a connection's fd into a reader and a writer stream (the writer
-/// on a dup, so a read and a write can be in flight at once); returns the
-/// writer's fd too (for [`Outbound`]). On failure `fd` is closed.
-pub fn split_fd(fd: RawFd, kind: SocketKind) -> std::io::Result<(Stream, Stream, RawFd)> {
-    let write_fd = match dup(fd) {
-        Ok(f) => f,
-        Err(e) => {
-            close_fd(fd);
-            return Err(e);
-        }
-    };
-    // SAFETY: both fds are ours, open, connected sockets of `kind`.
-    let (r, w) = unsafe { (Stream::from_fd(kind, fd), Stream::from_fd(kind, write_fd)) };
-    Ok((r, w, write_fd))
+/// A connection's reader and writer sides over its one fd (see
+/// [`SharedStream`]), and the fd (for [`Outbound`]).
+pub fn split_fd(fd: RawFd, kind: SocketKind) -> std::io::Result<(SharedStream, SharedStream, RawFd)> {
+    // SAFETY: `fd` is ours, an open, connected socket of `kind`.
+    Ok(split_stream(unsafe { Stream::from_fd(kind, fd) }))
+}
+
+/// [`split_fd`] for a stream this shard already holds.
+pub fn split_stream(stream: Stream) -> (SharedStream, SharedStream, RawFd) {
+    let fd = stream.fd();
+    let r = SharedStream::new(stream);
+    (r.clone(), r, fd)
 }
 
 /// Waits until the connection has bytes, reads them into the shard's
@@ -289,8 +301,10 @@ pub fn split_fd(fd: RawFd, kind: SocketKind) -> std::io::Result<(Stream, Stream,
 /// buffer is borrowed only while a read completes (glommio's streams wait
 /// for readiness, then `recv` into the caller's buffer), so a connection
 /// that waits holds none. `Ok(None)` on EOF.
-pub async fn read_shared<R>(rstream: &mut Stream, mut f: impl FnMut(&[u8]) -> R) -> std::io::Result<Option<R>> {
-    use futures_lite::AsyncRead;
+pub async fn read_shared<R>(
+    rstream: &mut (impl futures_lite::AsyncRead + Unpin),
+    mut f: impl FnMut(&[u8]) -> R,
+) -> std::io::Result<Option<R>> {
     use std::task::Poll;
     futures_lite::future::poll_fn(|cx| {
         READ_BUF.with(|buf| {
@@ -308,7 +322,11 @@ pub async fn read_shared<R>(rstream: &mut Stream, mut f: impl FnMut(&[u8]) -> R)
 
 /// Waits for the next bytes of a connection (after yielding if this task
 /// has run long); `None` on EOF or error, with `out` aborted.
-pub async fn read_some(rstream: &mut Stream, buf: &mut [u8], out: &Outbound) -> Option<usize> {
+pub async fn read_some(
+    rstream: &mut (impl futures_lite::AsyncRead + Unpin),
+    buf: &mut [u8],
+    out: &Outbound,
+) -> Option<usize> {
     // A flooding peer whose reads always complete at once must not starve
     // the other tasks of this shard (writers, timers, other sessions).
     glommio::yield_if_needed().await;
@@ -1331,7 +1349,7 @@ pub fn log_close(session: SessionId, join: (&str, &str, &str), transport: &str, 
 /// until it closes; then shuts the socket down and closes its fd.
 pub fn spawn_writer(
     out: Rc<Outbound>,
-    mut wstream: Stream,
+    mut wstream: impl futures_lite::AsyncWrite + Unpin + 'static,
     tls: Option<Rc<RefCell<Tls>>>,
 ) -> glommio::task::JoinHandle<()> {
     glommio::spawn_local(async move {

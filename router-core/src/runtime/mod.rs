@@ -4,6 +4,7 @@
 pub mod bind;
 pub mod conn;
 pub mod dial;
+pub mod fdlimit;
 pub mod directory;
 pub mod framer;
 pub mod from_config;

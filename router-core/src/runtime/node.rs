@@ -595,7 +595,7 @@ async fn run_shard(
                     Control::StartListener { index, fd, kind, reply } => {
                         // SAFETY: `fd` is a dup of a bound, listening socket that this shard now owns.
                         let listener = unsafe { TcpListener::from_raw_fd(fd) };
-                        spawn_accept_loop(&shard, listener, kind, index);
+                        spawn_accept_loop(&shard, listener, fd, kind, index);
                         let _ = reply.send(());
                     }
                     Control::StopListener { index, reply } => {
@@ -637,7 +637,7 @@ async fn run_shard(
             EndpointSetup::Tcp { .. } => SocketKind::Tcp,
             EndpointSetup::Unix { .. } => SocketKind::Unix,
         };
-        spawn_accept_loop(&shard, listener, kind, t);
+        spawn_accept_loop(&shard, listener, fd, kind, t);
     }
     if id == 0 {
         glommio::spawn_local(trim_after_storms(shard.clone())).detach();
@@ -648,17 +648,25 @@ async fn run_shard(
 }
 
 /// Runs the accept loop of transport `t` on this shard until it is stopped.
-fn spawn_accept_loop(shard: &Rc<Shard>, listener: TcpListener, kind: SocketKind, t: usize) {
+fn spawn_accept_loop(shard: &Rc<Shard>, listener: TcpListener, fd: std::os::fd::RawFd, kind: SocketKind, t: usize) {
     let stop = Rc::new(super::notify::LocalNotify::default());
     shard.listener_stops.borrow_mut().insert(t, stop.clone());
-    glommio::spawn_local(accept_loop(shard.clone(), listener, kind, t, stop)).detach();
+    glommio::spawn_local(accept_loop(shard.clone(), listener, fd, kind, t, stop)).detach();
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, transport: usize, stop: Rc<super::notify::LocalNotify>) {
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    listener_fd: std::os::fd::RawFd,
+    kind: SocketKind,
+    transport: usize,
+    stop: Rc<super::notify::LocalNotify>,
+) {
+    super::fdlimit::open_spare();
     let entry = shard.transports.get(transport);
     let max = entry.setup.limits.max_connections;
     loop {
-        let next = futures_lite::future::or(async { Some(accept_stream(&listener, kind).await) }, async {
+        let next = futures_lite::future::or(async { Some(accept_stream(&listener, listener_fd, kind).await) }, async {
             stop.wait().await;
             None
         })
@@ -671,10 +679,17 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, 
         let Some((stream, peer)) = accepted else { continue };
         shard.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let counter = &entry.conn_count;
-        let Some(permit) = ConnPermit::acquire(counter, max) else {
-            shard.stats.refused_connection_limit.fetch_add(1, Ordering::Relaxed);
-            glommio::spawn_local(super::conn::refuse_over_limit(shard.clone(), stream, transport)).detach();
-            continue;
+        let permit = match ConnPermit::acquire(counter, max) {
+            Ok(p) => p,
+            Err(why) => {
+                let c = match why {
+                    super::conn::NoPermit::TransportLimit => &shard.stats.refused_connection_limit,
+                    super::conn::NoPermit::Descriptors => &shard.stats.refused_fd_limit,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                glommio::spawn_local(super::conn::refuse_over_limit(shard.clone(), stream, transport)).detach();
+                continue;
+            }
         };
         glommio::spawn_local(open(shard.clone(), stream, kind, transport, peer, permit)).detach();
     }
@@ -683,11 +698,24 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, kind: SocketKind, 
 /// Accepts one connection: the stream and the peer's address as Crossbar
 /// writes it (`tcp4:1.2.3.4:5678`, `unix`). `None` after a failed accept
 /// (backed off) or a failed Unix rewrap: call again.
-pub async fn accept_stream(listener: &TcpListener, kind: SocketKind) -> Option<(Stream, String)> {
+pub async fn accept_stream(
+    listener: &TcpListener,
+    listener_fd: std::os::fd::RawFd,
+    kind: SocketKind,
+) -> Option<(Stream, String)> {
     let stream = match listener.accept().await {
         Ok(s) => s,
+        Err(glommio::GlommioError::IoError(e)) if super::fdlimit::is_out_of_descriptors(&e) => {
+            // Out of descriptors although under the connection capacity
+            // (descriptors used elsewhere): shed the waiting connection
+            // rather than leave it queued, unserved, in the backlog.
+            let shed = super::fdlimit::shed_one(listener_fd);
+            tracing::warn!(error = %e, shed, "accept failed: out of file descriptors");
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+            return None;
+        }
         Err(e) => {
-            // EMFILE/ENFILE and friends: back off instead of spinning.
+            // Other failures: back off instead of spinning.
             tracing::warn!(error = %e, "accept failed");
             glommio::timer::sleep(Duration::from_millis(100)).await;
             return None;

@@ -51,7 +51,6 @@ use bytes::Bytes;
 use wamp_framing::link::{self, LinkFrame, LinkHello};
 use wamp_framing::rawsocket;
 
-use super::bind::dup;
 use super::conn::{feed_input, read_some, spawn_writer, with_timeout};
 use super::dial::{self, DialAddr, DialTls};
 use super::framer::{FrameEvent, Framer};
@@ -59,7 +58,7 @@ use super::notify::LocalNotify;
 use super::outbound::{OutState, Outbound};
 use super::setup::{ConnectionLimits, SlowConsumerPolicy};
 use super::shard::{RealmHost, Shard};
-use super::stream::{SocketKind, Stream};
+use super::stream::Stream;
 use super::tls::Tls;
 use crate::engine::cluster::{PeerId, PeerMsg};
 
@@ -522,7 +521,6 @@ async fn run_dialer(shard: Rc<Shard>, host: Rc<RealmHost>, d: Rc<Dialer>) {
                 backoff = FIRST_BACKOFF;
                 let conn = PeerConn {
                     stream: dialed.stream,
-                    kind: dialed.kind,
                     tls: dialed.tls,
                     framer: dialed.framer,
                     instance,
@@ -589,7 +587,6 @@ pub async fn serve_accepted(shard: Rc<Shard>, h: super::link::LinkHandoff, insta
     let (ping_interval, ping_timeout) = accepted_ping(h.ping_ms);
     let conn = PeerConn {
         stream,
-        kind,
         tls: h.tls,
         framer: h.framer,
         instance,
@@ -606,7 +603,6 @@ pub async fn serve_accepted(shard: Rc<Shard>, h: super::link::LinkHandoff, insta
 /// An established link, either direction.
 struct PeerConn {
     stream: Stream,
-    kind: SocketKind,
     tls: Option<Tls>,
     framer: Framer,
     /// The peer's instance id, and the dialing side's.
@@ -620,16 +616,8 @@ struct PeerConn {
 
 /// Serves a link until it drops.
 async fn serve(shard: Rc<Shard>, host: Rc<RealmHost>, c: PeerConn, dialer: Option<Rc<Dialer>>) {
-    let PeerConn { stream: mut rstream, kind, tls, mut framer, instance, dialer: dialed_by, name, .. } = c;
-    let write_fd = match dup(rstream.fd()) {
-        Ok(fd) => fd,
-        Err(e) => {
-            tracing::warn!(error = %e, "dup failed");
-            return;
-        }
-    };
-    // SAFETY: a fresh dup of the connected socket.
-    let wstream = unsafe { Stream::from_fd(kind, write_fd) };
+    let PeerConn { stream, tls, mut framer, instance, dialer: dialed_by, name, .. } = c;
+    let (mut rstream, wstream, write_fd) = super::conn::split_stream(stream);
     let tls = tls.map(|t| Rc::new(RefCell::new(t)));
     let limits = ConnectionLimits {
         max_connections: 1,
@@ -841,7 +829,7 @@ fn verdict(decider: bool, me: u64, existing_dialer: Option<u64>, new_dialer: u64
 /// side that is not the decider waits so for the decider's verdict. `None`
 /// if the link closes or breaks first.
 async fn first_message(
-    rstream: &mut Stream,
+    rstream: &mut super::stream::SharedStream,
     framer: &mut Framer,
     tls: &Option<Rc<RefCell<Tls>>>,
     tmp: &mut [u8],

@@ -52,6 +52,9 @@ struct PendingAuth {
 pub struct NodeStats {
     pub accepted: AtomicU64,
     pub refused_connection_limit: AtomicU64,
+    /// Connections refused because the process is at its descriptor
+    /// capacity (see `fdlimit`).
+    pub refused_fd_limit: AtomicU64,
     pub opening_refused: AtomicU64,
     pub opening_failed: AtomicU64,
     pub opening_timeouts: AtomicU64,
@@ -73,6 +76,8 @@ impl NodeStats {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         e.counter("connections_accepted", "Connections accepted.", g(&self.accepted));
         e.counter("connections_refused_limit", "Connections refused for the transport's connection limit.", g(&self.refused_connection_limit));
+        e.counter("connections_refused_fd_limit", "Connections refused because the process is at its file-descriptor capacity.", g(&self.refused_fd_limit));
+        e.gauge("connection_capacity", "Connections this process can hold (open-files limit less a reserve).", i64::try_from(super::fdlimit::capacity()).unwrap_or(i64::MAX));
         e.counter("opening_refused", "Connections refused while opening, with a reply (ABORT, HTTP error).", g(&self.opening_refused));
         e.counter("opening_failed", "Connections that failed while opening.", g(&self.opening_failed));
         e.counter("opening_timeouts", "Connections whose opening handshake timed out.", g(&self.opening_timeouts));
@@ -92,9 +97,10 @@ impl NodeStats {
     pub fn summary(&self) -> String {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         format!(
-            "accepted={} refused_connection_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} slow_consumer_events_dropped={} handoffs={} refused_session_limit={} auth_failures={} auth_rate_limited={} proxy_links={} proxy_links_refused={}",
+            "accepted={} refused_connection_limit={} refused_fd_limit={} opening_refused={} opening_failed={} opening_timeouts={} framing_errors={} protocol_violations={} slow_consumer_closes={} slow_consumer_events_dropped={} handoffs={} refused_session_limit={} auth_failures={} auth_rate_limited={} proxy_links={} proxy_links_refused={}",
             g(&self.accepted),
             g(&self.refused_connection_limit),
+            g(&self.refused_fd_limit),
             g(&self.opening_refused),
             g(&self.opening_failed),
             g(&self.opening_timeouts),

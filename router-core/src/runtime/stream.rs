@@ -1,8 +1,10 @@
 //! A byte stream over TCP or a Unix socket, bound to the current shard.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -71,5 +73,43 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_close(cx),
             Stream::Unix(s, _) => Pin::new(s).poll_close(cx),
         }
+    }
+}
+
+/// One connection's stream, shared by its reader and its writer task: one
+/// file descriptor per connection (not a reader and a writer `dup`). Each
+/// side borrows the stream only inside a poll; glommio keeps separate
+/// readiness sources for reading and writing, so a pending read and a
+/// pending write do not disturb each other. The fd closes when both sides
+/// are dropped.
+#[derive(Clone)]
+pub struct SharedStream(Rc<RefCell<Stream>>);
+
+impl SharedStream {
+    pub fn new(stream: Stream) -> SharedStream {
+        SharedStream(Rc::new(RefCell::new(stream)))
+    }
+
+    /// The socket fd (open while any side is alive).
+    pub fn fd(&self) -> RawFd {
+        self.0.borrow().fd()
+    }
+}
+
+impl AsyncRead for SharedStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_close(cx)
     }
 }
