@@ -955,3 +955,34 @@ fn flatbuffers_args_and_kwargs_must_be_well_formed_cbor() {
     let crash = include_bytes!("../../fuzz/corpus/wamp_flatbuffers/crash-bad-cbor-args");
     assert!(Serializer::Flatbuffers.decode(&Bytes::from_static(crash)).is_err());
 }
+
+// Found by fuzzing (fuzz/corpus/wamp_flatbuffers/crash-u64-vector-overflow):
+// re-encoding a decoded PUBLISH with an `exclude` list panicked (subtract
+// with overflow in the Flatbuffers builder) when the list's u64 elements
+// filled the buffer exactly: the id vectors announce 4-byte elements
+// (as Autobahn does), so the room reserved for the vector's length word was
+// used up. Every list length now encodes and decodes back.
+#[test]
+fn flatbuffers_id_vectors_of_any_length_encode() {
+    for n in 0..300u64 {
+        let ids: List = (1..=n).map(Value::UInt).collect();
+        let mut options = Dict::new();
+        options.insert("exclude".into(), Value::List(ids.clone()));
+        options.insert("eligible".into(), Value::List(ids.iter().rev().cloned().collect()));
+        let msg = Message::Publish {
+            request: RequestId::from_valid(n + 1),
+            options,
+            topic: "com.t".into(),
+            payload: Payload::EMPTY,
+        };
+        let bytes = Serializer::Flatbuffers.encode(&msg).expect("encodes");
+        let back = Serializer::Flatbuffers.decode(&bytes).expect("decodes");
+        let Message::Publish { options, .. } = back else { panic!("not a PUBLISH") };
+        let want = if n == 0 { None } else { Some(&Value::List(ids)) };
+        assert_eq!(options.get("exclude"), want, "{n} ids");
+    }
+    let crash = include_bytes!("../../fuzz/corpus/wamp_flatbuffers/crash-u64-vector-overflow");
+    let msg = Serializer::Flatbuffers.decode(&Bytes::from_static(crash)).expect("the fuzzer's input decodes");
+    let again = Serializer::Flatbuffers.encode(&msg).expect("and re-encodes");
+    assert!(Serializer::Flatbuffers.decode(&again).is_ok());
+}

@@ -75,6 +75,14 @@ impl Builder {
     }
 
     fn place(&mut self, b: &[u8]) {
+        // Callers `prep` first, except `end_vector`, whose length word the
+        // vector's `start_vector` reserved room for, which is too little
+        // when the elements are larger than announced (Autobahn's id
+        // vectors announce 4-byte elements and hold u64s). Growing adds
+        // room at the front only, so the bytes written stay the same.
+        while self.head < b.len() {
+            self.grow();
+        }
         self.head -= b.len();
         self.buf[self.head..self.head + b.len()].copy_from_slice(b);
     }
