@@ -33,6 +33,20 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Connects from local address `source` and joins the realm.
+    pub fn connect_from(&self, seed: u64, source: Option<std::net::IpAddr>) -> Result<(Conn, SessionId), ConnError> {
+        conn::connect_from_with(
+            &self.target,
+            self.tls.as_ref(),
+            &self.auth,
+            self.serializer,
+            &self.realm,
+            self.timeout,
+            seed,
+            source,
+        )
+    }
+
     /// Connects and joins the realm.
     pub fn connect(&self, seed: u64) -> Result<(Conn, SessionId), ConnError> {
         conn::connect_with(

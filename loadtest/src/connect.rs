@@ -27,6 +27,34 @@ pub struct ConnectParams {
     pub concurrency: usize,
     /// Seconds to hold them idle afterwards.
     pub hold: f64,
+    /// Local addresses to connect from, round-robin (none: the system's
+    /// choice). One source address has about 28,000 ephemeral ports towards
+    /// one router address; 127.0.0.x are all loopback.
+    pub sources: Vec<std::net::IpAddr>,
+    /// Router processes to sample while the sessions are held and after
+    /// they closed (RSS, open descriptors).
+    pub pids: Vec<u32>,
+    /// Seconds to wait after closing before the "after close" sample.
+    pub settle: f64,
+}
+
+/// RSS and open descriptors of the router processes, summed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouterFootprint {
+    pub rss_kib: u64,
+    pub fds: u64,
+}
+
+impl RouterFootprint {
+    /// Samples `pids` (missing ones count 0).
+    pub fn sample(pids: &[u32]) -> RouterFootprint {
+        let mut f = RouterFootprint::default();
+        for &p in pids {
+            f.rss_kib += crate::procstat::sample_pid(p).map_or(0, |s| s.rss_kib);
+            f.fds += std::fs::read_dir(format!("/proc/{p}/fd")).map_or(0, |d| d.count() as u64);
+        }
+        f
+    }
 }
 
 /// The outcome of one connect run.
@@ -48,6 +76,9 @@ pub struct ConnectResult {
     pub alive_after_hold: u64,
     /// Hold seconds.
     pub hold_s: f64,
+    /// Router footprint before the storm, while the sessions were held,
+    /// and `settle` seconds after they closed (with `pids`).
+    pub router: Option<[RouterFootprint; 3]>,
 }
 
 impl ConnectResult {
@@ -110,8 +141,12 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
     }
     let limit = raise_fd_limit();
     if limit != 0 && (p.sessions as u64) + 64 > limit {
-        bail!("{} sessions need more file descriptors than the limit of {limit}", p.sessions);
+        bail!(
+            "{} sessions need more file descriptors than the limit of {limit} (one per session): raise `ulimit -n`, or split the run over several loadtest processes",
+            p.sessions
+        );
     }
+    let before = RouterFootprint::sample(&p.pids);
     let counters = Arc::new(Counters::default());
     let next = Arc::new(AtomicUsize::new(0));
     let first_error: Arc<Mutex<Option<String>>> = Arc::default();
@@ -126,6 +161,7 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
         let (cfg, counters, next, first_error) = (cfg.clone(), counters.clone(), next.clone(), first_error.clone());
         let (storm_done, hold_start, hold_until) = (storm_done.clone(), hold_start.clone(), hold_until.clone());
         let n = p.sessions;
+        let sources = p.sources.clone();
         handles.push(
             thread::Builder::new()
                 .name(format!("conn{w}"))
@@ -141,7 +177,8 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
                         }
                         let start = Instant::now();
                         Counters::add(&counters.sent, 1);
-                        match cfg.connect(seed(5, i)) {
+                        let source = (!sources.is_empty()).then(|| sources[i % sources.len()]);
+                        match cfg.connect_from(seed(5, i), source) {
                             Ok((c, _)) => {
                                 last_ok = Instant::now();
                                 stats::record(&mut hist, start.elapsed().as_nanos() as u64);
@@ -193,6 +230,13 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
         eprintln!("connect: storm done in {:.2}s; holding sessions for {:.0}s", t0.elapsed().as_secs_f64(), p.hold);
     }
     hold_start.wait();
+    // While the sessions are held (the workers check them once a second).
+    let held = if p.pids.is_empty() {
+        RouterFootprint::default()
+    } else {
+        thread::sleep(Duration::from_secs_f64((p.hold / 2.0).min(2.0)));
+        RouterFootprint::sample(&p.pids)
+    };
     let mut hist = stats::new_histogram();
     let (mut established, mut alive, mut last_ok) = (0, 0, t0);
     for h in handles {
@@ -204,6 +248,10 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
     }
     progress_stop.store(true, Ordering::Relaxed);
     let _ = progress.join();
+    let router = (!p.pids.is_empty()).then(|| {
+        thread::sleep(Duration::from_secs_f64(p.settle));
+        [before, held, RouterFootprint::sample(&p.pids)]
+    });
     let first_error = first_error.lock().ok().and_then(|g| g.clone());
     Ok(ConnectResult {
         attempted: p.sessions as u64,
@@ -214,12 +262,16 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
         latency: LatencySummary::from_histogram(&hist),
         alive_after_hold: alive,
         hold_s: p.hold,
+        router,
     })
 }
 
 /// JSON description of the parameters.
 pub fn params_json(p: &ConnectParams) -> serde_json::Value {
-    json!({ "sessions": p.sessions, "concurrency": p.concurrency, "hold_s": p.hold })
+    json!({
+        "sessions": p.sessions, "concurrency": p.concurrency, "hold_s": p.hold,
+        "sources": p.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "settle_s": p.settle,
+    })
 }
 
 #[cfg(test)]
@@ -237,6 +289,7 @@ mod tests {
             latency: LatencySummary::default(),
             alive_after_hold: 8,
             hold_s: 1.0,
+            router: None,
         };
         assert_eq!(r.rate(), 4.0);
         assert_eq!(ConnectResult { storm_s: 0.0, ..r }.rate(), 0.0);

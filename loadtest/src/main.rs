@@ -187,6 +187,15 @@ struct ConnectArgs {
     /// Seconds to hold the sessions idle afterwards.
     #[arg(long, default_value_t = 5.0)]
     hold: f64,
+    /// Local address to connect from (repeatable: round-robin), e.g.
+    /// 127.0.0.2: one source address has about 28,000 ephemeral ports
+    /// towards one router address.
+    #[arg(long = "source", value_name = "ADDR")]
+    sources: Vec<std::net::IpAddr>,
+    /// With --pid: seconds to wait after the sessions closed before the
+    /// router's "after close" RSS and descriptor sample.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
 }
 
 #[derive(Args, Debug)]
@@ -362,7 +371,15 @@ fn run_once(cli: &Cli, url: &str, pids: &[u32]) -> Result<Run> {
         }
         Scenario::Connect(a) => {
             check_secs("hold", a.hold)?;
-            let p = connect::ConnectParams { sessions: a.sessions, concurrency: a.concurrency, hold: a.hold };
+            check_secs("settle", a.settle)?;
+            let p = connect::ConnectParams {
+                sessions: a.sessions,
+                concurrency: a.concurrency,
+                hold: a.hold,
+                sources: a.sources.clone(),
+                pids: pids.to_vec(),
+                settle: a.settle,
+            };
             let r = connect::run(&cfg, &p, cli.quiet)?;
             ("connect", connect::params_json(&p), Outcome::from(&r))
         }

@@ -112,6 +112,31 @@ impl From<&ConnectResult> for Outcome {
         if let Some(e) = &r.first_error {
             rows.push(("first error".into(), e.clone()));
         }
+        let mut footprint = serde_json::Value::Null;
+        if let Some([before, held, after]) = r.router {
+            let est = r.established.max(1);
+            let per_kib = held.rss_kib.saturating_sub(before.rss_kib) as f64 / est as f64;
+            let per_fd = held.fds.saturating_sub(before.fds) as f64 / est as f64;
+            rows.push((
+                "router RSS held".into(),
+                format!(
+                    "{:.1} → {:.1} MiB ({per_kib:.2} KiB per session); after close {:.1} MiB",
+                    before.rss_kib as f64 / 1024.0,
+                    held.rss_kib as f64 / 1024.0,
+                    after.rss_kib as f64 / 1024.0
+                ),
+            ));
+            rows.push((
+                "router fds held".into(),
+                format!("{} → {} ({per_fd:.2} per session); after close {}", before.fds, held.fds, after.fds),
+            ));
+            footprint = json!({
+                "rss_kib": {"before": before.rss_kib, "held": held.rss_kib, "after_close": after.rss_kib},
+                "fds": {"before": before.fds, "held": held.fds, "after_close": after.fds},
+                "rss_kib_per_session": (per_kib * 100.0).round() / 100.0,
+                "fds_per_session": (per_fd * 100.0).round() / 100.0,
+            });
+        }
         latency_rows(&mut rows, "connect", &r.latency);
         Outcome {
             results: json!({
@@ -119,7 +144,7 @@ impl From<&ConnectResult> for Outcome {
                 "errors": r.failed, "first_error": r.first_error, "storm_s": round2(r.storm_s),
                 "throughput_sessions_per_s": round2(r.rate()), "alive_after_hold": r.alive_after_hold,
                 "dropped_during_hold": r.established.saturating_sub(r.alive_after_hold),
-                "hold_s": r.hold_s, "latency": r.latency.to_json(),
+                "hold_s": r.hold_s, "latency": r.latency.to_json(), "router_footprint": footprint,
             }),
             delivered: r.established,
             throughput: r.rate(),

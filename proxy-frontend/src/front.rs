@@ -15,7 +15,7 @@ use std::time::Instant;
 use futures_lite::AsyncWriteExt;
 use router_core::engine::handshake;
 use router_core::runtime::conn::{
-    detail_str, feed_input, log_close, read_some, spawn_auto_ping, spawn_writer, Conn, ConnPermit,
+    detail_str, feed_input, log_close, read_shared, spawn_auto_ping, spawn_writer, Conn, ConnPermit,
     JoinRequest,
 };
 use router_core::runtime::framer::{FrameEvent, Framer};
@@ -215,7 +215,6 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
 
     let ping = spawn_auto_ping(&conn, framer.ping_settings());
 
-    let mut tmp = vec![0u8; 64 * 1024];
     let mut plain = Vec::new();
     'outer: loop {
         loop {
@@ -256,14 +255,18 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
             break;
         }
         let open_before = conn.out.state() == OutState::Open;
-        let Some(n) = read_some(&mut rstream, &mut tmp, &conn.out).await else {
+        // Into the shard's shared receive buffer: an idle client holds none.
+        glommio::yield_if_needed().await;
+        let fed = read_shared(&mut rstream, |bytes| feed_input(&tls, bytes, &mut plain, &mut framer, &conn.out)).await;
+        let Ok(Some(fed)) = fed else {
+            conn.out.abort();
             if open_before && front.ended.get().is_none() {
                 close_reason = Some("transport closed by the peer".into());
             }
             break;
         };
         conn.last_seen.set(Instant::now());
-        if let Err(e) = feed_input(&tls, &tmp[..n], &mut plain, &mut framer, &conn.out) {
+        if let Err(e) = fed {
             close_reason = Some(format!("TLS error: {e}"));
             conn.out.close_after_flush();
             break;

@@ -502,7 +502,10 @@ async fn open_client(
         Some(Ok(Some(Opening::Http { .. }))) => {}
         Some(Ok(Some(Opening::Session(framer, serializer, join, details, tls)))) => {
             let a = Admitted { stream, kind, transport, permit, framer, serializer, join, details, tls };
-            serve_front(shard, a).await;
+            // A task of its own: this opening task's future (TLS,
+            // handshakes, authentication: about 24 KB) must not stay
+            // allocated for the session's life.
+            glommio::spawn_local(serve_front(shard, a)).detach();
         }
         Some(Ok(Some(Opening::Link(..)))) => {
             tracing::warn!(%peer, "proxy link opened on a proxy worker; closing");

@@ -162,12 +162,30 @@ impl Conn {
         timeout: Duration,
         seed: u64,
     ) -> Result<Conn, ConnError> {
+        Conn::open_from(target, tls, serializer, timeout, seed, None)
+    }
+
+    /// [`Conn::open_with`] from the local address `source` (TCP targets;
+    /// e.g. one of 127.0.0.x, so that one client machine can open more
+    /// connections to one router address than one source address has
+    /// ephemeral ports).
+    pub fn open_from(
+        target: &Target,
+        tls: Option<&Arc<TlsConfig>>,
+        serializer: Serializer,
+        timeout: Duration,
+        seed: u64,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Conn, ConnError> {
         let deadline = Instant::now() + timeout;
         let stream = match target {
             Target::RawUnix { path } => Stream::Unix(UnixStream::connect(path)?),
             _ => {
                 let addr = target.socket_addr().unwrap_or_default();
-                let s = TcpStream::connect(addr.as_str())?;
+                let s = match source {
+                    None => TcpStream::connect(addr.as_str())?,
+                    Some(src) => connect_from(addr.as_str(), src)?,
+                };
                 s.set_nodelay(true)?;
                 if target.is_tls() {
                     let cfg = tls.ok_or_else(|| ConnError::Tls(format!("{target} needs a TLS configuration")))?;
@@ -478,6 +496,25 @@ pub fn hello_with(realm: &str, auth: &Auth) -> Message {
     Message::Hello { realm: realm.into(), details }
 }
 
+/// A TCP connection to `addr` (host:port, resolved) from local address
+/// `source` (any port).
+fn connect_from(addr: &str, source: std::net::IpAddr) -> std::io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        if a.is_ipv4() != source.is_ipv4() {
+            continue;
+        }
+        let sock = socket2::Socket::new(socket2::Domain::for_address(a), socket2::Type::STREAM, None)?;
+        sock.bind(&std::net::SocketAddr::new(source, 0).into())?;
+        match sock.connect(&a.into()) {
+            Ok(()) => return Ok(sock.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: no address of the source's family"))))
+}
+
 /// Opens a connection and joins the realm: the common start of every client.
 pub fn connect(
     target: &Target,
@@ -501,7 +538,22 @@ pub fn connect_with(
     timeout: Duration,
     seed: u64,
 ) -> Result<(Conn, SessionId), ConnError> {
-    let mut c = Conn::open_with(target, tls, serializer, timeout, seed)?;
+    connect_from_with(target, tls, auth, serializer, realm, timeout, seed, None)
+}
+
+/// [`connect_with`] from local address `source` (see [`Conn::open_from`]).
+#[allow(clippy::too_many_arguments)]
+pub fn connect_from_with(
+    target: &Target,
+    tls: Option<&Arc<TlsConfig>>,
+    auth: &Auth,
+    serializer: Serializer,
+    realm: &str,
+    timeout: Duration,
+    seed: u64,
+    source: Option<std::net::IpAddr>,
+) -> Result<(Conn, SessionId), ConnError> {
+    let mut c = Conn::open_from(target, tls, serializer, timeout, seed, source)?;
     let sid = c.join_with(realm, auth, timeout)?;
     Ok((c, sid))
 }

@@ -629,7 +629,7 @@ impl Realm {
     fn remove_ghost(&mut self, sid: SessionId) {
         tracing::debug!(session = %sid, peer = ?self.out.ghosts.get(&sid), realm = %self.name, "ghost leaves");
         self.detach(sid);
-        self.sessions.remove(&sid);
+        self.forget_session(sid);
         self.out.ghosts.remove(&sid);
     }
 

@@ -363,6 +363,17 @@ pub struct Realm {
 }
 
 impl Realm {
+    /// Removes a session's state; gives memory back once the session table
+    /// is mostly empty (after a storm of sessions left), since a hash map
+    /// keeps its capacity otherwise.
+    fn forget_session(&mut self, sid: SessionId) {
+        self.sessions.remove(&sid);
+        let (len, cap) = (self.sessions.len(), self.sessions.capacity());
+        if cap > 1024 && len * 8 < cap {
+            self.sessions.shrink_to(len * 2);
+        }
+    }
+
     /// A realm with no sessions. `rng_seed` seeds the ID generator.
     pub fn new(spec: RealmSpec, rng_seed: u64) -> Realm {
         let mut roles = Vec::with_capacity(spec.roles.len());
@@ -553,7 +564,7 @@ impl Realm {
             // We sent GOODBYE: the reply ends the session, anything else is
             // ignored (session statechart, transition 14).
             if let Message::Goodbye { .. } = msg {
-                self.sessions.remove(&session);
+                self.forget_session(session);
                 self.out.close(session);
             } else {
                 self.out.stats.ignored += 1;
@@ -610,7 +621,7 @@ impl Realm {
                 counts.received(code::GOODBYE);
                 let ser = s.info.serializer;
                 self.detach(session);
-                self.sessions.remove(&session);
+                self.forget_session(session);
                 let bye = Message::Goodbye { details: Dict::new(), reason: uris::GOODBYE_AND_OUT.to_owned() };
                 let _ = self.out.send(session, ser, &bye);
                 self.out.close(session);
@@ -619,7 +630,7 @@ impl Realm {
                 counts.received(code::ABORT);
                 // The client aborts: no reply is expected.
                 self.detach(session);
-                self.sessions.remove(&session);
+                self.forget_session(session);
                 self.out.close(session);
             }
             Message::Cancel { request, options } => {
@@ -654,7 +665,7 @@ impl Realm {
     /// Nothing is queued to it (its callers may get `canceled` ERRORs).
     pub fn leave(&mut self, session: SessionId) {
         self.detach(session);
-        self.sessions.remove(&session);
+        self.forget_session(session);
         self.flush_deferred();
     }
 
@@ -717,7 +728,7 @@ impl Realm {
         let Some(s) = self.sessions.get(&session) else { return };
         let ser = s.info.serializer;
         self.detach(session);
-        self.sessions.remove(&session);
+        self.forget_session(session);
         let _ = self.out.send(session, ser, &handshake::abort_message(reason, detail));
         self.out.close(session);
     }
