@@ -169,8 +169,20 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
                 .spawn(move || {
                     let mut hist = stats::new_histogram();
                     let mut conns = Vec::new();
+                    let mut alive: Vec<bool> = Vec::new();
                     let mut last_ok = t0;
+                    let mut last_check = Instant::now();
                     loop {
+                        // The sessions opened so far answer the router's
+                        // pings during a long storm too, once a second.
+                        if last_check.elapsed() >= Duration::from_secs(1) {
+                            for (c, a) in conns.iter_mut().zip(alive.iter_mut()) {
+                                if *a {
+                                    *a = still_alive(c);
+                                }
+                            }
+                            last_check = Instant::now();
+                        }
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= n {
                             break;
@@ -183,7 +195,9 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
                                 last_ok = Instant::now();
                                 stats::record(&mut hist, start.elapsed().as_nanos() as u64);
                                 Counters::add(&counters.received, 1);
+                                let _ = c.stream().set_nonblocking(true);
                                 conns.push(c);
+                                alive.push(true);
                             }
                             Err(e) => {
                                 Counters::add(&counters.errors, 1);
@@ -193,13 +207,9 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
                             }
                         }
                     }
-                    for c in &conns {
-                        let _ = c.stream().set_nonblocking(true);
-                    }
                     storm_done.wait();
                     hold_start.wait();
                     let until = hold_until.lock().ok().and_then(|g| *g).unwrap_or_else(Instant::now);
-                    let mut alive: Vec<bool> = vec![true; conns.len()];
                     loop {
                         for (c, a) in conns.iter_mut().zip(alive.iter_mut()) {
                             if *a {

@@ -440,6 +440,10 @@ async fn run_shard(
         })
         .detach();
     }
+    if id == 0 {
+        glommio::spawn_local(router_core::runtime::node::trim_after_storms(router_core::runtime::fdlimit::open_connections))
+            .detach();
+    }
     let _ = ready.send(id);
     std::future::pending::<()>().await;
 }

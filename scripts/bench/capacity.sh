@@ -24,6 +24,7 @@ STORMS=${STORMS:-3}
 TOTAL=${TOTAL:-100000}
 PROXIES=${PROXIES:-6}
 HOLD=${HOLD:-8}
+PARTS=${PARTS:-AB}
 BASE_PORT=${BASE_PORT:-19400}
 mkdir -p "$OUT"
 log() { echo "capacity.sh: $*" >&2; }
@@ -45,10 +46,9 @@ anon = {"anonymous": {"type": "static", "role": "anonymous"}}
 # Heartbeats: every idle session is pinged every 2 s and dropped if it does
 # not answer within 6 s (loadtest answers once a second while holding).
 ping = {"auto_ping_interval": 2000, "auto_ping_timeout": 6000}
-# Behind the proxies the storm of B takes longer than 6 s on 2 cores, and a
-# loadtest process answers pings only once its own storm is done: pinged
-# every 5 s, dropped after 60 s unanswered.
-ping_b = {"auto_ping_interval": 5000, "auto_ping_timeout": 60000}
+# B: pinged every 5 s, dropped after 20 s unanswered (loadtest answers
+# once a second, during its storm too).
+ping_b = {"auto_ping_interval": 5000, "auto_ping_timeout": 20000}
 allow = {"call": True, "register": True, "publish": True, "subscribe": True}
 realm = {"name": "realm1", "roles": [{"name": "anonymous", "permissions": [{"uri": "", "match": "prefix", "allow": allow}]}]}
 router = {"type": "router", "id": "router1", "options": {"shards": 2, "pin_cores": False}, "realms": [realm],
@@ -93,6 +93,7 @@ stop() { kill "$J_PID" 2>/dev/null; wait "$J_PID" 2>/dev/null || true; J_PID=; s
     echo "open files: soft $(ulimit -Sn) hard $(ulimit -Hn); ip_local_port_range $(cat /proc/sys/net/ipv4/ip_local_port_range)"
 } > "$OUT/summary.txt"
 
+if [[ $PARTS == *A* ]]; then
 log "A. direct: $DIRECT sessions per storm"
 start "$OUT/direct.json"
 PID=$J_PID
@@ -103,7 +104,9 @@ done
 "$LOADTEST_BIN" -q connect --sessions "$DIRECT" --concurrency 8 -u "ws://127.0.0.1:$WS/ws" --serializer msgpack \
     --hold "$HOLD" --settle 4 --source 127.0.0.2 --source 127.0.0.3 --pid "$PID" --json "$OUT/direct-ws.json" > /dev/null
 stop
+fi
 
+if [[ $PARTS == *B* ]]; then
 log "B. $TOTAL sessions through $PROXIES proxy workers"
 start "$OUT/proxied.json"
 sleep 1
@@ -118,7 +121,9 @@ sample() { # RSS (KiB) and open descriptors summed over the node's worker proces
     done
     echo "$rss $fds"
 }
+rsample() { echo "$(awk '/^VmRSS/{print $2}' "/proc/$ROUTER/status") $(ls "/proc/$ROUTER/fd" | wc -l)"; }
 BEFORE=$(sample)
+ROUTER_BEFORE=$(rsample)
 LT=()
 T0=$(date +%s.%N)
 for ((i = 0; i < PROXIES; i++)); do
@@ -133,17 +138,21 @@ for ((t = 0; t < 600; t++)); do
     n=$(ss -Htn state established "( dport = :$FRONT )" | wc -l)
     ((n >= PER * PROXIES)) && break
     if ((n == last)); then still=$((still + 1)); else still=0; last=$n; fi
-    ((still >= 10)) && { log "stuck at $n connections"; break; }
-    sleep 0.5
+    ((still >= 5)) && { log "stuck at $n connections"; break; }
+    sleep 2
 done
 T1=$(date +%s.%N)
 sleep "$HOLD"
 HELD=$(sample)
+ROUTER_HELD=$(rsample)
 for p in "${LT[@]}"; do wait "$p"; done
 sleep 4
 AFTER=$(sample)
+ROUTER_AFTER=$(rsample)
 stop
 echo "B_SAMPLES $BEFORE | $HELD | $AFTER | storm_s $(python3 -c "print($T1 - $T0)")" >> "$OUT/summary.txt"
+echo "B_ROUTER $ROUTER_BEFORE | $ROUTER_HELD | $ROUTER_AFTER" >> "$OUT/summary.txt"
+fi
 
 python3 - "$OUT" "$PROXIES" "$ROUTER" <<'EOF' >> "$OUT/summary.txt"
 import json, sys
@@ -155,20 +164,26 @@ print("| run | sessions | failed | setup/s | router CPU-µs/session | KiB/sessio
 print("|---|---|---|---|---|---|---|---|")
 runs = [f"direct-rs-{i}" for i in range(1, 10)]
 import os
-for n in [r for r in runs if os.path.exists(f"{out}/{r}.json")] + ["direct-ws"]:
+for n in [r for r in runs + ["direct-ws"] if os.path.exists(f"{out}/{r}.json")]:
     r = load(n); res = r["results"]; f = fp(r)
     cpu = r.get("router", {}).get("cpu_us_per_msg")
     rss = f["rss_kib"]
     print(f"| {n} | {res['delivered']} | {res['errors']} | {res['throughput_sessions_per_s']:.0f} | {cpu} | {f['rss_kib_per_session']} | {f['fds_per_session']} | "
           f"{rss['before']/1024:.1f} → {rss['held']/1024:.1f} → {rss['after_close']/1024:.1f} |")
+if not os.path.exists(f"{out}/proxied-0.json"):
+    sys.exit(0)
 print(f"\nB. {proxies} proxy workers in front of one router worker")
 est = alive = failed = 0
 for i in range(proxies):
     r = load(f"proxied-{i}")["results"]; est += r["delivered"]; alive += r["alive_after_hold"]; failed += r["errors"]
 line = [l for l in open(f"{out}/summary.txt") if l.startswith("B_SAMPLES")][-1].split()
-(b_rss, b_fds, h_rss, h_fds, a_rss, a_fds), storm = [int(line[i]) for i in (1, 2, 4, 5, 7, 8)], float(line[10])
+(b_rss, b_fds, h_rss, h_fds, a_rss, a_fds), storm = [int(line[i]) for i in (1, 2, 4, 5, 7, 8)], float(line[-1])
 print(f"sessions established {est} (failed {failed}) in {storm:.1f} s ({est/storm:.0f}/s), alive after the hold (heartbeats answered) {alive}")
 print(f"node RSS (router + proxies) {b_rss/1024:.1f} -> {h_rss/1024:.1f} MiB held ({(h_rss-b_rss)/max(est,1):.2f} KiB per session), "
       f"after close {a_rss/1024:.1f} MiB; descriptors {b_fds} -> {h_fds} -> {a_fds}")
+line = [l for l in open(f"{out}/summary.txt") if l.startswith("B_ROUTER")][-1].split()
+rb, rh, ra = int(line[1]), int(line[4]), int(line[7])
+print(f"router worker alone: {rb/1024:.1f} -> {rh/1024:.1f} MiB held ({(rh-rb)/max(est,1):.2f} KiB per session), after close {ra/1024:.1f} MiB; "
+      f"descriptors {line[2]} -> {line[5]} -> {line[8]}")
 EOF
 cat "$OUT/summary.txt"
