@@ -343,6 +343,7 @@ pub fn start(
         LocalExecutorBuilder::new(placement)
             .name(&format!("junction-proxy-{i}"))
             .io_memory(shared.setup.io_memory)
+            .ring_depth(router_core::runtime::node::RING_DEPTH)
             .spawn(move || async move { run_shard(i, shared, fds, ready, ctl_rx).await })
             .map_err(|e| ProxyError::Setup(format!("cannot start proxy shard {i}: {e}")))?;
     }
