@@ -195,6 +195,13 @@ fn router_metrics_follow_the_traffic() {
     let accepted = |s: &Samples| get(s, "junction_connections_accepted_total");
     assert!(accepted(&after) >= accepted(&before) + 5.0, "before {before:#?} after {after:#?}");
     assert!(get(&after, "junction_uptime_seconds") >= get(&before, "junction_uptime_seconds"));
+    // rpc.py's calls, results and events after the opening handshakes.
+    let received = |s: &Samples| get(s, "junction_bytes_received_total");
+    assert!(received(&after) >= received(&before) + 500.0, "before {before:#?} after {after:#?}");
+    // Nothing is waiting for a socket once the traffic is over (the gauge
+    // follows every queue, including those of closed connections).
+    assert_eq!(get(&after, "junction_outbound_queued_bytes"), 0.0, "{after:#?}");
+    assert!(get(&after, "junction_connection_capacity") > 0.0, "{after:#?}");
     assert_eq!(get(&after, r#"junction_realm_sessions{realm="realm1"}"#), 0.0, "{after:#?}");
 }
 

@@ -171,7 +171,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         session: join.session,
         serializer,
         policy: setup.limits.slow_consumer_policy,
-        out: Rc::new(Outbound::new(write_fd, setup.limits.clone())),
+        out: Rc::new(Outbound::new(write_fd, setup.limits.clone()).with_gauge(shard.stats.outbound_queued_bytes.clone())),
         sender: framer.sender(),
         last_seen: Cell::new(Instant::now()),
         link: None,
@@ -257,7 +257,11 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         let open_before = conn.out.state() == OutState::Open;
         // Into the shard's shared receive buffer: an idle client holds none.
         glommio::yield_if_needed().await;
-        let fed = read_shared(&mut rstream, |bytes| feed_input(&tls, bytes, &mut plain, &mut framer, &conn.out)).await;
+        let fed = read_shared(&mut rstream, |bytes| {
+            shard.stats.bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            feed_input(&tls, bytes, &mut plain, &mut framer, &conn.out)
+        })
+        .await;
         let Ok(Some(fed)) = fed else {
             conn.out.abort();
             if open_before && front.ended.get().is_none() {

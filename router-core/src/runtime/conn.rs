@@ -1159,7 +1159,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         session,
         serializer,
         policy: setup.limits.slow_consumer_policy,
-        out: Rc::new(Outbound::new(write_fd, setup.limits.clone())),
+        out: Rc::new(Outbound::new(write_fd, setup.limits.clone()).with_gauge(shard.stats.outbound_queued_bytes.clone())),
         sender: framer.sender(),
         last_seen: std::cell::Cell::new(Instant::now()),
         link: None,
@@ -1280,6 +1280,7 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         }
         glommio::yield_if_needed().await;
         let fed = read_shared(&mut rstream, |bytes| {
+            shard.stats.bytes_received.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             feed_input(&tls, bytes, &mut plain, &mut framer, &conn.out)
         })
         .await;

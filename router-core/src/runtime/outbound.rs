@@ -47,6 +47,18 @@ pub struct Outbound {
     /// The writer's fd, for `shutdown(2)` on forced close; `None` once the
     /// writer has closed it (the number may then belong to another socket).
     fd: Cell<Option<RawFd>>,
+    /// The node-wide gauge of bytes queued for sockets (pending and being
+    /// written), and what this connection adds to it now.
+    gauge: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    counted: Cell<usize>,
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        if let Some(g) = &self.gauge {
+            g.fetch_sub(self.counted.get() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl Outbound {
@@ -61,6 +73,28 @@ impl Outbound {
             notify: LocalNotify::default(),
             limits,
             fd: Cell::new(Some(fd)),
+            gauge: None,
+            counted: Cell::new(0),
+        }
+    }
+
+    /// Counts this connection's queued bytes in `gauge` (a node-wide sum,
+    /// `junction_outbound_queued_bytes`).
+    pub fn with_gauge(mut self, gauge: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.gauge = Some(gauge);
+        self
+    }
+
+    /// Brings the gauge in line with what is queued now.
+    fn sync_gauge(&self) {
+        let Some(g) = &self.gauge else { return };
+        let now = self.pending.borrow().len() + self.in_flight.get();
+        let before = self.counted.replace(now);
+        use std::sync::atomic::Ordering::Relaxed;
+        if now > before {
+            g.fetch_add((now - before) as u64, Relaxed);
+        } else if before > now {
+            g.fetch_sub((before - now) as u64, Relaxed);
         }
     }
 
@@ -85,6 +119,7 @@ impl Outbound {
         let was_empty = before == 0;
         self.pending_msgs.set(msgs);
         drop(p);
+        self.sync_gauge();
         if was_empty {
             self.notify.notify();
         }
@@ -97,6 +132,7 @@ impl Outbound {
             return;
         }
         build(&mut self.pending.borrow_mut());
+        self.sync_gauge();
         self.notify.notify();
     }
 
@@ -105,6 +141,7 @@ impl Outbound {
     pub fn discard_pending(&self) {
         self.pending.borrow_mut().clear();
         self.pending_msgs.set(0);
+        self.sync_gauge();
     }
 
     /// Flush what is pending, then close.
@@ -119,6 +156,7 @@ impl Outbound {
     pub fn abort(&self) {
         self.state.set(OutState::Closed);
         self.pending.borrow_mut().clear();
+        self.sync_gauge();
         self.shutdown();
         self.notify.notify();
     }
@@ -135,11 +173,13 @@ impl Outbound {
         std::mem::swap(&mut *self.pending.borrow_mut(), spare);
         self.pending_msgs.set(0);
         self.in_flight.set(spare.len());
+        self.sync_gauge();
     }
 
     /// For the writer: the taken bytes were written.
     pub fn written(&self) {
         self.in_flight.set(0);
+        self.sync_gauge();
     }
 
     /// True if nothing is pending.
@@ -166,6 +206,9 @@ impl Outbound {
     /// finished, shuts the socket down (ending the reader's wait) and forgets
     /// the fd.
     pub fn finish(&self) {
+        self.in_flight.set(0);
+        self.pending.borrow_mut().clear();
+        self.sync_gauge();
         self.state.set(OutState::Closed);
         self.shutdown();
         self.fd.set(None);
@@ -222,6 +265,27 @@ mod tests {
         o.written();
         o.release_idle(&mut spare);
         assert!(spare.capacity() >= 2 * KEEP_WHEN_IDLE);
+    }
+
+    #[test]
+    fn the_queue_gauge_follows_pending_and_in_flight_bytes() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let g = std::sync::Arc::new(AtomicU64::new(0));
+        let a = Outbound::new(-1, limits(1 << 20, 100)).with_gauge(g.clone());
+        let b = Outbound::new(-1, limits(1 << 20, 100)).with_gauge(g.clone());
+        a.push(|x| x.extend_from_slice(b"12345")).unwrap();
+        b.push_control(|x| x.extend_from_slice(b"abc"));
+        assert_eq!(g.load(Ordering::Relaxed), 8);
+        let mut spare = Vec::new();
+        a.take(&mut spare);
+        assert_eq!(g.load(Ordering::Relaxed), 8, "in flight still counts");
+        a.written();
+        assert_eq!(g.load(Ordering::Relaxed), 3);
+        b.abort();
+        assert_eq!(g.load(Ordering::Relaxed), 0);
+        a.push(|x| x.extend_from_slice(b"xy")).unwrap();
+        drop(a);
+        assert_eq!(g.load(Ordering::Relaxed), 0, "a dropped connection leaves the gauge");
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub struct NodeStats {
     pub auth_rate_limited: AtomicU64,
     pub proxy_links: AtomicU64,
     pub proxy_links_refused: AtomicU64,
+    /// Bytes read from client connections (after TLS: ciphertext).
+    pub bytes_received: AtomicU64,
+    /// Bytes queued for client sockets now (a gauge: pending and being
+    /// written, summed over connections).
+    pub outbound_queued_bytes: Arc<AtomicU64>,
 }
 
 impl NodeStats {
@@ -91,6 +96,12 @@ impl NodeStats {
         e.counter("auth_rate_limited", "Authentications refused by the failed-authentication budget.", g(&self.auth_rate_limited));
         e.counter("proxy_links", "Proxy links accepted.", g(&self.proxy_links));
         e.counter("proxy_links_refused", "Proxy links refused.", g(&self.proxy_links_refused));
+        e.counter("bytes_received", "Bytes read from client connections (as received, TLS included).", g(&self.bytes_received));
+        e.gauge(
+            "outbound_queued_bytes",
+            "Bytes queued for client sockets now (pending and being written, all connections).",
+            i64::try_from(self.outbound_queued_bytes.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+        );
     }
 
     /// One-line summary for logs.
