@@ -31,6 +31,11 @@ pub enum OutState {
     Closed,
 }
 
+/// The queue gauge is brought up to date by the writer (each write) and,
+/// on the producing side, only once a connection's queue grew by this much
+/// since: one shared atomic per write, not per message.
+const GAUGE_STEP: usize = 64 * 1024;
+
 /// Buffers up to this size are released when a connection goes idle
 /// ([`Outbound::release_idle`]).
 pub const KEEP_WHEN_IDLE: usize = 64 * 1024;
@@ -118,8 +123,11 @@ impl Outbound {
         }
         let was_empty = before == 0;
         self.pending_msgs.set(msgs);
+        let grown = p.len() + self.in_flight.get() >= self.counted.get() + GAUGE_STEP;
         drop(p);
-        self.sync_gauge();
+        if grown {
+            self.sync_gauge();
+        }
         if was_empty {
             self.notify.notify();
         }
@@ -132,7 +140,6 @@ impl Outbound {
             return;
         }
         build(&mut self.pending.borrow_mut());
-        self.sync_gauge();
         self.notify.notify();
     }
 
@@ -275,15 +282,20 @@ mod tests {
         let b = Outbound::new(-1, limits(1 << 20, 100)).with_gauge(g.clone());
         a.push(|x| x.extend_from_slice(b"12345")).unwrap();
         b.push_control(|x| x.extend_from_slice(b"abc"));
-        assert_eq!(g.load(Ordering::Relaxed), 8);
+        // Small pushes are counted by the writer's next take.
+        assert_eq!(g.load(Ordering::Relaxed), 0);
         let mut spare = Vec::new();
         a.take(&mut spare);
-        assert_eq!(g.load(Ordering::Relaxed), 8, "in flight still counts");
+        assert_eq!(g.load(Ordering::Relaxed), 5, "in flight counts");
+        // A queue that grows by a step is counted at once (a stuck writer).
+        b.push(|x| x.extend_from_slice(&vec![1u8; GAUGE_STEP])).unwrap();
+        assert_eq!(g.load(Ordering::Relaxed), 5 + 3 + GAUGE_STEP as u64);
         a.written();
-        assert_eq!(g.load(Ordering::Relaxed), 3);
+        assert_eq!(g.load(Ordering::Relaxed), 3 + GAUGE_STEP as u64);
         b.abort();
         assert_eq!(g.load(Ordering::Relaxed), 0);
-        a.push(|x| x.extend_from_slice(b"xy")).unwrap();
+        a.push(|x| x.extend_from_slice(&vec![2u8; GAUGE_STEP])).unwrap();
+        assert_eq!(g.load(Ordering::Relaxed), GAUGE_STEP as u64);
         drop(a);
         assert_eq!(g.load(Ordering::Relaxed), 0, "a dropped connection leaves the gauge");
     }
