@@ -683,7 +683,13 @@ impl RealmHost {
 
     /// The session's transport is gone.
     pub fn detach(&self, session: SessionId) {
-        if self.conns.borrow_mut().remove(&session).is_some() {
+        let removed = {
+            let mut conns = self.conns.borrow_mut();
+            let removed = conns.remove(&session).is_some();
+            shrink_if_mostly_empty(&mut conns);
+            removed
+        };
+        if removed {
             self.realm.borrow_mut().leave(session);
         }
     }
@@ -760,5 +766,14 @@ impl RealmHost {
                 self.timer.notify();
             }
         }
+    }
+}
+
+/// Gives a hash map's memory back once it is mostly empty (after a storm of
+/// sessions left); a map keeps its capacity otherwise.
+fn shrink_if_mostly_empty<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    let (len, cap) = (map.len(), map.capacity());
+    if cap > 1024 && len * 8 < cap {
+        map.shrink_to(len * 2);
     }
 }
