@@ -233,6 +233,24 @@ struct MixedArgs {
     /// Unmeasured warmup seconds.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Sequence-checked events per second per sequence publisher, for the
+    /// whole run (0 = off). Needs --connect-rate: churned sessions then
+    /// subscribe, call an echo procedure and check their events too.
+    #[arg(long, default_value_t = 0)]
+    seq_rate: u64,
+    /// Sequence publisher sessions.
+    #[arg(long, default_value_t = 2)]
+    seq_publishers: usize,
+    /// Long-lived sequence checker sessions.
+    #[arg(long, default_value_t = 2)]
+    seq_subscribers: usize,
+    /// With --seq-rate: every N-th churned session closes its TCP socket
+    /// without GOODBYE (0 = none).
+    #[arg(long, default_value_t = 0)]
+    drop_every: u64,
+    /// With --seq-rate: milliseconds each churned session stays subscribed.
+    #[arg(long, default_value_t = 100)]
+    churn_hold_ms: u64,
 }
 
 /// One run against one target.
@@ -409,6 +427,13 @@ fn run_once(cli: &Cli, url: &str, pids: &[u32]) -> Result<Run> {
                     warmup: a.warmup,
                 },
                 connect_rate: a.connect_rate,
+                seq: mixed::SeqParams {
+                    rate: a.seq_rate,
+                    publishers: a.seq_publishers,
+                    subscribers: a.seq_subscribers,
+                    drop_every: a.drop_every,
+                    hold_ms: a.churn_hold_ms,
+                },
             };
             let r = mixed::run(&cfg, &p, cli.quiet)?;
             ("mixed", mixed::params_json(&p), Outcome::from(&r))
