@@ -151,6 +151,7 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
     std::fs::write(&pid_path, serde_json::json!({"pid": std::process::id(), "type": "edge"}).to_string())?;
 
     let status: StatusTable = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let logs = supervisor::WorkerLogs::new(worker_log_lines(&cfg).with_context(|| format!("{}", cfg_path.display()))?);
     let mut authextra = Dict::new();
     if let Some(ip) = &cluster_ip {
         authextra.insert("cluster_ip".into(), Value::Str(ip.clone()));
@@ -171,6 +172,7 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         period: fabric.heartbeat_period,
         control: ctl_tx,
         controller: raw["controller"].clone(),
+        logs: logs.clone(),
     };
     // Worker processes open their own uplinks (the worker API) to the same master.
     std::env::set_var(worker::FABRIC_URL_ENV, &url);
@@ -188,10 +190,24 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
     // `junction status --cbdir DIR` reads it (DIR is the key's directory).
     let status_file = crate::status::status_path(&cfg, &cbdir);
     crate::status::spawn_writer(status_file.clone(), Some(cfg_path.clone()), crate::status::Source::Supervised(status.clone()));
-    let r = supervisor::run(&cfg, &effective, &cbdir, log, signals, Some(status), Some(ctl_rx));
+    let r = supervisor::run(&cfg, &effective, &cbdir, log, signals, Some(status), Some(ctl_rx), Some(logs));
     let _ = std::fs::remove_file(&status_file);
     let _ = std::fs::remove_file(&pid_path);
     r
+}
+
+/// `controller.options.worker_log_lines`: how many log lines the node keeps
+/// per worker for `get_worker_log` (default
+/// [`node::DEFAULT_WORKER_LOG_LINES`], at most [`node::MAX_WORKER_LOG_LINES`];
+/// 0 keeps none).
+fn worker_log_lines(cfg: &junction_config::NodeConfig) -> Result<usize> {
+    match cfg.controller.options.get("worker_log_lines") {
+        None => Ok(node::DEFAULT_WORKER_LOG_LINES),
+        Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if n <= node::MAX_WORKER_LOG_LINES => Ok(n),
+            _ => bail!("controller.options.worker_log_lines: expected an integer 0..={}, got {v}", node::MAX_WORKER_LOG_LINES),
+        },
+    }
 }
 
 /// `junction edge stop --cbdir DIR`.
@@ -237,6 +253,8 @@ struct NodeUplink {
     /// The effective config's `controller` (with the node key and fabric),
     /// copied into the config file of each worker started at run time.
     controller: serde_json::Value,
+    /// The workers' recent log lines (`get_worker_log`).
+    logs: supervisor::WorkerLogs,
 }
 
 /// How long `start_worker` waits for the new worker to become ready.
@@ -339,6 +357,18 @@ impl UplinkHandler for NodeUplink {
         match proc {
             "start_worker" => (self.start_worker(args, kwargs), NodeAction::None),
             "stop_worker" => (self.stop_worker(args, kwargs), NodeAction::None),
+            "get_worker_log" => {
+                // The ring of the worker's current slot (a worker stopped and
+                // started again under the same id starts a new one).
+                let index = |wid: &str| {
+                    let t = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                    t.iter().rposition(|w| w.id == wid && w.status != "stopped")
+                };
+                let r = node::worker_log(&self.view(), args, kwargs, |wid, n| {
+                    index(wid).map(|i| self.logs.last(i, n)).unwrap_or_default()
+                });
+                (r, NodeAction::None)
+            }
             _ => node::handle(id, &self.view(), SystemTime::now(), proc, args, kwargs),
         }
     }

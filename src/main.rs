@@ -356,7 +356,7 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
     let table = supervisor::StatusTable::default();
     let status_file = status::status_path(&cfg, &dir);
     status::spawn_writer(status_file.clone(), Some(path.clone()), status::Source::Supervised(table.clone()));
-    let r = supervisor::run(&cfg, &path, &dir, log, signals, Some(table), None);
+    let r = supervisor::run(&cfg, &path, &dir, log, signals, Some(table), None, None);
     let _ = std::fs::remove_file(&status_file);
     r
 }

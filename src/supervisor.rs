@@ -77,6 +77,35 @@ pub struct WorkerStatus {
 /// The supervisor's workers, shared with the node's management uplink.
 pub type StatusTable = Arc<Mutex<Vec<WorkerStatus>>>;
 
+/// The recent log lines of each worker (by its index in the status table),
+/// captured from the worker processes' stderr (and stray stdout lines) for
+/// the management API's `get_worker_log`. Each worker has a bounded ring
+/// ([`master_control::node::LogRing`]) that outlives its restarts. The
+/// lines are still written to the supervisor's stderr as they arrive.
+#[derive(Clone, Debug)]
+pub struct WorkerLogs {
+    capacity: usize,
+    rings: Arc<Mutex<std::collections::HashMap<usize, master_control::node::LogRing>>>,
+}
+
+impl WorkerLogs {
+    /// Rings of `capacity` lines per worker.
+    pub fn new(capacity: usize) -> WorkerLogs {
+        WorkerLogs { capacity, rings: Arc::default() }
+    }
+
+    fn push(&self, index: usize, line: &str) {
+        let mut r = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        r.entry(index).or_insert_with(|| master_control::node::LogRing::new(self.capacity)).push(line);
+    }
+
+    /// The last `n` lines of worker `index`, oldest first.
+    pub fn last(&self, index: usize, n: usize) -> Vec<String> {
+        let r = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(&index).map(|ring| ring.last(n)).unwrap_or_default()
+    }
+}
+
 fn update(table: &Option<StatusTable>, index: usize, f: impl FnOnce(&mut WorkerStatus)) {
     if let Some(t) = table {
         if let Some(w) = t.lock().unwrap_or_else(|e| e.into_inner()).get_mut(index) {
@@ -160,6 +189,8 @@ struct Spawner {
     pid: u32,
     events: mpsc::Sender<Event>,
     status: Option<StatusTable>,
+    /// Capture the workers' logs (managed nodes).
+    logs: Option<WorkerLogs>,
 }
 
 impl Spawner {
@@ -179,7 +210,7 @@ impl Spawner {
             .env(SUPERVISOR_PID_ENV, self.pid.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if self.logs.is_some() { Stdio::piped() } else { Stdio::inherit() });
         let parent = self.pid as libc::pid_t;
         // SAFETY: only async-signal-safe calls (prctl, getppid, _exit)
         // between fork and exec; no allocation.
@@ -207,6 +238,14 @@ impl Spawner {
 
         let error = Arc::new(Mutex::new(None));
         let stdout = child.stdout.take().context("child stdout")?;
+        if let (Some(logs), Some(stderr)) = (self.logs.clone(), child.stderr.take()) {
+            let index = slot.index;
+            thread::Builder::new()
+                .name(format!("worker{index}-stderr"))
+                .spawn(move || capture_stderr(stderr, index, &logs))
+                .context("spawning a stderr reader thread")?;
+        }
+        let logs = self.logs.clone();
         let (tx, index, generation, err) = (self.events.clone(), slot.index, slot.generation, error.clone());
         let reader = thread::Builder::new()
             .name(format!("worker{index}-stdout"))
@@ -220,6 +259,9 @@ impl Spawner {
                         *err.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_owned());
                     } else if !line.is_empty() {
                         tracing::info!(worker = index, "stdout: {line}");
+                        if let Some(l) = &logs {
+                            l.push(index, line);
+                        }
                     }
                 }
             })
@@ -229,6 +271,25 @@ impl Spawner {
         slot.error = error;
         slot.state = State::Starting { since: Instant::now() };
         Ok(())
+    }
+}
+
+/// Copies a worker's stderr to ours, line by line, keeping each line in the
+/// worker's log ring. Ends when the worker's end of the pipe closes.
+fn capture_stderr(stderr: std::process::ChildStderr, index: usize, logs: &WorkerLogs) {
+    use std::io::Write;
+    let mut r = BufReader::new(stderr);
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                // Ours first: the node's log stays what it was without capture.
+                let _ = std::io::stderr().lock().write_all(&buf);
+                logs.push(index, &String::from_utf8_lossy(&buf));
+            }
+        }
     }
 }
 
@@ -251,7 +312,9 @@ fn child_error(slot: &mut Slot) -> Option<String> {
 /// `config_dir`) until SIGTERM/SIGINT (`Ok`) or a failed start (`Err`).
 /// `signals` must have been blocked before any thread was started.
 /// `status`, when given, is kept current with every worker's process and
-/// state (the managed node's uplink reads it).
+/// state (the managed node's uplink reads it); `logs`, when given, captures
+/// each worker's log lines.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     cfg: &NodeConfig,
     config: &Path,
@@ -260,6 +323,7 @@ pub fn run(
     signals: SignalSet,
     status: Option<StatusTable>,
     control: Option<mpsc::Receiver<Control>>,
+    logs: Option<WorkerLogs>,
 ) -> Result<()> {
     // Created once here, so the children only read it.
     let key = worker::load_node_key(cfg, config_dir)?;
@@ -295,6 +359,7 @@ pub fn run(
         pid: std::process::id(),
         events: tx,
         status: status.clone(),
+        logs,
     };
     if let Some(t) = &status {
         let now = std::time::SystemTime::now();

@@ -18,8 +18,110 @@ use crate::error::ApiError;
 use crate::value::{from_json, Args};
 
 /// Procedures of the node API (suffixes of `crossbarfabriccenter.node.<authid>.`).
-pub const NODE_PROCEDURES: [&str; 7] =
-    ["get_status", "get_workers", "get_worker", "get_process_info", "shutdown", "start_worker", "stop_worker"];
+pub const NODE_PROCEDURES: [&str; 8] =
+    ["get_status", "get_workers", "get_worker", "get_process_info", "shutdown", "start_worker", "stop_worker", "get_worker_log"];
+
+/// Default number of log lines a node keeps per worker
+/// (`controller.options.worker_log_lines`).
+pub const DEFAULT_WORKER_LOG_LINES: usize = 500;
+/// Largest `controller.options.worker_log_lines`.
+pub const MAX_WORKER_LOG_LINES: usize = 100_000;
+/// A captured log line longer than this is cut (at a character boundary).
+pub const MAX_LOG_LINE: usize = 8192;
+/// `get_worker_log`'s default `limit` (Crossbar's).
+pub const DEFAULT_LOG_LIMIT: u64 = 100;
+
+/// The recent log lines of one worker: a bounded ring (the oldest line
+/// goes when a new one arrives at capacity). The node fills it from the
+/// worker process's stderr, across restarts of the worker.
+#[derive(Debug, Clone)]
+pub struct LogRing {
+    lines: std::collections::VecDeque<String>,
+    capacity: usize,
+    /// Lines ever pushed (dropped ones included).
+    total: u64,
+}
+
+impl LogRing {
+    /// An empty ring keeping at most `capacity` lines.
+    pub fn new(capacity: usize) -> LogRing {
+        LogRing { lines: std::collections::VecDeque::with_capacity(capacity.min(64)), capacity, total: 0 }
+    }
+
+    /// Appends a line (trailing whitespace dropped, cut at [`MAX_LOG_LINE`]
+    /// bytes); empty lines are not kept.
+    pub fn push(&mut self, line: &str) {
+        let mut line = line.trim_end();
+        if line.is_empty() || self.capacity == 0 {
+            return;
+        }
+        if line.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line = &line[..end];
+        }
+        if self.lines.len() == self.capacity {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line.to_owned());
+        self.total += 1;
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn last(&self, n: usize) -> Vec<String> {
+        self.lines.iter().skip(self.lines.len().saturating_sub(n)).cloned().collect()
+    }
+
+    /// Lines kept now.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// No line kept.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Lines ever pushed.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+/// `get_worker_log(worker_id, limit=100)`: the worker's last `limit` log
+/// records, oldest first. A line that is a JSON object (`--log-format
+/// json`) is a dict (Crossbar's rich log record), any other line a string.
+/// `lines(worker_id, limit)` reads the ring of a worker of `view`.
+pub fn worker_log(
+    view: &NodeView,
+    args: &[Value],
+    kwargs: &Dict,
+    lines: impl Fn(&str, usize) -> Vec<String>,
+) -> Result<Value, ApiError> {
+    let a = Args { procedure: "get_worker_log", args, kwargs };
+    let wid = a.str(0, "worker_id")?;
+    let limit = match a.get(1, "limit") {
+        None => DEFAULT_LOG_LIMIT,
+        Some(Value::UInt(n)) => *n,
+        Some(Value::Int(n)) if *n >= 0 => *n as u64,
+        Some(_) => return Err(ApiError::invalid_argument("get_worker_log: argument 'limit' must be a non-negative integer")),
+    };
+    if !view.workers.iter().any(|w| w.id == wid) {
+        return Err(ApiError::new("crossbar.error.no_such_worker", format!("no worker with ID '{wid}'")));
+    }
+    let n = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(Value::List(
+        lines(wid, n)
+            .into_iter()
+            .map(|l| match serde_json::from_str::<serde_json::Value>(&l) {
+                Ok(j @ serde_json::Value::Object(_)) => from_json(&j),
+                _ => Value::Str(l),
+            })
+            .collect(),
+    ))
+}
 
 /// Checks a worker id (it names files and URI components): 1 to 64 of
 /// ASCII letters, digits, `_` and `-`.
@@ -296,6 +398,40 @@ mod tests {
         let hb = heartbeat(&id(), &view(), 3, Duration::from_secs(10), now);
         assert_eq!(get(&hb, "seq"), &Value::UInt(3));
         assert_eq!(get(get(&hb, "workers"), "router"), &Value::UInt(1));
+    }
+
+    #[test]
+    fn worker_logs_are_a_bounded_ring_read_newest_last() {
+        let mut ring = LogRing::new(3);
+        for l in ["one", "", "two\n", "three", "{\"level\":\"INFO\",\"fields\":{\"message\":\"four\"}}"] {
+            ring.push(l);
+        }
+        assert_eq!(ring.len(), 3);
+        assert_eq!(ring.total(), 4);
+        assert_eq!(ring.last(2), ["three", "{\"level\":\"INFO\",\"fields\":{\"message\":\"four\"}}"]);
+        assert_eq!(ring.last(10).len(), 3);
+        let long = "é".repeat(MAX_LOG_LINE);
+        ring.push(&long);
+        assert!(ring.last(1)[0].len() <= MAX_LOG_LINE);
+        let mut off = LogRing::new(0);
+        off.push("x");
+        assert!(off.is_empty());
+
+        let v = view();
+        let lines = |w: &str, n: usize| if w == "r1" { ring.last(n) } else { Vec::new() };
+        let r = worker_log(&v, &[Value::Str("r1".into()), Value::UInt(2)], &Dict::new(), lines).expect("log");
+        let Value::List(recs) = r else { panic!("a list") };
+        assert_eq!(recs.len(), 2);
+        assert_eq!(get(&recs[0], "level"), &Value::Str("INFO".into()), "a JSON line is a dict");
+        assert!(matches!(&recs[1], Value::Str(s) if s.starts_with('é')));
+        let all = worker_log(&v, &[Value::Str("r1".into())], &Dict::new(), lines).expect("default limit");
+        assert_eq!(all.as_list().map(Vec::len), Some(3));
+        let e = |a: &[Value]| worker_log(&v, a, &Dict::new(), lines).expect_err("error").uri;
+        assert_eq!(e(&[Value::Str("zz".into())]), "crossbar.error.no_such_worker");
+        assert_eq!(e(&[Value::UInt(3)]), "wamp.error.invalid_argument");
+        assert_eq!(e(&[Value::Str("r1".into()), Value::Str("10".into())]), "wamp.error.invalid_argument");
+        assert_eq!(e(&[Value::Str("r1".into()), Value::Int(-1)]), "wamp.error.invalid_argument");
+        assert_eq!(e(&[]), "wamp.error.invalid_argument");
     }
 
     #[test]
