@@ -28,7 +28,7 @@
 //! precedence order. No allocation happens during a lookup.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// A named role with its permissions (engine-level; the runtime converts the
 /// configuration's types into these).

@@ -56,7 +56,9 @@
 //! spec demands); authid/authrole lists are stored and applied to the
 //! caller of `wamp.subscription.get_events` (see [`super::broker_meta`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt};
 
 use bytes::Bytes;
 use indexmap::IndexMap;

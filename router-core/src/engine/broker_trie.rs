@@ -17,7 +17,7 @@
 //! Pattern depth is bounded ([`MAX_PATTERN_COMPONENTS`]) so that no walk,
 //! prune or drop can recurse deeply.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::MatchPolicy;
 

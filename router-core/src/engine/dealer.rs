@@ -106,7 +106,9 @@
 //! once, no deadline is armed (timeouts are not enforced).
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use foldhash::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;

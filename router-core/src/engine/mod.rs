@@ -96,7 +96,9 @@ mod tests_dealer;
 #[cfg(test)]
 mod tests_meta;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use bytes::Bytes;
 use rand::rngs::StdRng;

@@ -4,7 +4,7 @@
 //! ([`ShardMsg`]).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
