@@ -228,6 +228,8 @@ struct RouterControlImpl {
     node: std::sync::Arc<RouterNode>,
     name: String,
     base_dir: PathBuf,
+    /// The worker's transports in its start-up config (JSON), by id.
+    startup: std::collections::HashMap<String, serde_json::Value>,
     /// Bridged realms: (realm id, their meta events).
     bridges: std::cell::RefCell<Vec<(String, router_core::runtime::node::OperatorEvents)>>,
 }
@@ -306,6 +308,19 @@ impl master_control::worker::RouterControl for RouterControlImpl {
         self.node.stop_transport(id).map_err(|e| e.to_string())
     }
 
+    fn tracer(&self) -> std::sync::Arc<router_core::engine::trace::Tracer> {
+        self.node.tracer()
+    }
+
+    fn startup_transport_config(&self, id: &str) -> Option<serde_json::Value> {
+        self.startup.get(id).cloned()
+    }
+
+    fn replace_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<(), String> {
+        let setup = rebuilt_setup(id, transport, self.node.transports().len(), &self.base_dir)?;
+        self.node.replace_transport_setup(id, setup).map_err(|e| e.to_string())
+    }
+
     fn bridge_meta(&self, realm_id: &str, realm: &str) -> Result<(), String> {
         let rx = self.node.operator_events(realm).map_err(|e| e.to_string())?;
         self.bridges.borrow_mut().push((realm_id.to_owned(), rx));
@@ -340,6 +355,29 @@ fn transport_info(t: &router_core::runtime::setup::TransportSetup) -> serde_json
     info
 }
 
+/// The setup of running transport `id` from its changed configuration.
+fn rebuilt_setup(
+    id: &str,
+    transport: &junction_config::TransportConfig,
+    index: usize,
+    base_dir: &Path,
+) -> Result<router_core::runtime::setup::TransportSetup, String> {
+    let mut t = transport.clone();
+    t.id = Some(id.to_owned());
+    router_core::runtime::from_config::transport_setup(index, &t, rand_secret(), base_dir).map_err(|e| e.to_string())
+}
+
+/// The transports of worker `index` in the JSON config file `config`, by
+/// id (those the web service API may change); empty for a YAML file.
+fn startup_transports(config: &Path, index: usize) -> std::collections::HashMap<String, serde_json::Value> {
+    let raw = std::fs::read_to_string(config).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let list = raw.as_ref().and_then(|r| r.pointer(&format!("/workers/{index}/transports"))).and_then(serde_json::Value::as_array);
+    list.into_iter()
+        .flatten()
+        .filter_map(|t| Some((t.get("id")?.as_str()?.to_owned(), t.clone())))
+        .collect()
+}
+
 /// A fresh key for the mock challenges of a run-time transport.
 fn rand_secret() -> [u8; 32] {
     let mut s = [0u8; 32];
@@ -352,6 +390,8 @@ fn rand_secret() -> [u8; 32] {
 struct ProxyControlImpl {
     proxy: std::sync::Arc<ProxyWorker>,
     base_dir: PathBuf,
+    /// The worker's transports in its start-up config (JSON), by id.
+    startup: std::collections::HashMap<String, serde_json::Value>,
 }
 
 impl master_control::proxy::ProxyControl for ProxyControlImpl {
@@ -388,6 +428,15 @@ impl master_control::proxy::ProxyControl for ProxyControlImpl {
 
     fn stop_transport(&self, id: &str) -> Result<(), String> {
         self.proxy.stop_transport(id).map_err(|e| e.to_string())
+    }
+
+    fn startup_transport_config(&self, id: &str) -> Option<serde_json::Value> {
+        self.startup.get(id).cloned()
+    }
+
+    fn replace_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<(), String> {
+        let setup = rebuilt_setup(id, transport, self.proxy.transports().len(), &self.base_dir)?;
+        self.proxy.replace_transport_setup(id, setup).map_err(|e| e.to_string())
     }
 
     fn transports(&self) -> Vec<serde_json::Value> {
@@ -429,7 +478,10 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
         let missing = || master_control::ApiError::new("wamp.error.no_such_procedure", format!("not a procedure of this worker: {procedure}"));
         let r = match &mut self.apis {
             WorkerApis::Router(api, ctl) => match api.suffix(&id.authid, procedure) {
-                Some(p) => api.handle(ctl, now, p, args, kwargs),
+                Some(p) => {
+                    api.set_node_id(&id.authid);
+                    api.handle(ctl, now, p, args, kwargs)
+                }
                 None => Err(missing()),
             },
             WorkerApis::Proxy(api, ctl) => match api.suffix(&id.authid, procedure) {
@@ -441,8 +493,8 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
     }
 
     fn events(&mut self, id: &master_control::node::NodeIdentity) -> Vec<(String, Vec<wamp_proto::Value>)> {
-        let WorkerApis::Router(api, ctl) = &self.apis else { return Vec::new() };
-        let mut out = Vec::new();
+        let WorkerApis::Router(api, ctl) = &mut self.apis else { return Vec::new() };
+        let mut out = api.take_events(ctl, &id.authid, std::time::SystemTime::now());
         ctl.bridges.borrow_mut().retain(|(realm_id, rx)| loop {
             match rx.try_recv() {
                 Ok((topic, args)) => {
@@ -479,11 +531,17 @@ fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result
     let apis = match running {
         Running::Router(node) => WorkerApis::Router(
             master_control::worker::RouterWorkerApi::new(&worker_id),
-            RouterControlImpl { node: node.clone(), name: worker_id, base_dir: dir, bridges: Default::default() },
+            RouterControlImpl {
+                node: node.clone(),
+                name: worker_id,
+                base_dir: dir,
+                startup: startup_transports(config, index),
+                bridges: Default::default(),
+            },
         ),
         Running::Proxy(proxy) => WorkerApis::Proxy(
             master_control::proxy::ProxyWorkerApi::new(&worker_id),
-            ProxyControlImpl { proxy: proxy.clone(), base_dir: dir },
+            ProxyControlImpl { proxy: proxy.clone(), base_dir: dir, startup: startup_transports(config, index) },
         ),
     };
     let mut handler = WorkerUplink { apis };

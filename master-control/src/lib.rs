@@ -14,8 +14,8 @@
 //!   the API on those realms over a private Unix socket, and carries calls
 //!   in and effects out.
 //!
-//! * [`node`], [`worker`], [`proxy`]: the managed node's, router worker's
-//!   and proxy worker's sides of the API, sans-IO over small control traits
+//! * [`node`], [`worker`], [`proxy`], [`trace_api`]: the managed node's,
+//!   router worker's (with message tracing) and proxy worker's sides of the API, sans-IO over small control traits
 //!   (implemented in the `junction` binary); [`uplink`] keeps their sessions
 //!   to the master.
 //! * [`reconcile`]: what the started objects mean for the nodes and the
@@ -24,7 +24,7 @@
 //!
 //! ## What it is not
 //! Not a data-plane router: application traffic never passes through the
-//! master. Not implemented yet: worker logs and message tracing.
+//! master.
 
 pub mod error;
 pub mod master;
@@ -33,8 +33,10 @@ pub mod proxy;
 pub mod reconcile;
 pub mod service;
 pub mod store;
+pub mod trace_api;
 pub mod uplink;
 pub mod value;
+pub mod web_api;
 pub mod worker;
 
 pub use error::{ApiError, StoreError};

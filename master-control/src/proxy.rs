@@ -36,6 +36,16 @@ pub trait ProxyControl {
     fn stop_transport(&self, id: &str) -> Result<(), String>;
     /// The running frontend transports as `{id, type, endpoint, port?}`.
     fn transports(&self) -> Vec<Json>;
+    /// The configuration of transport `id` of the worker's start-up config
+    /// (JSON), for the web service API.
+    fn startup_transport_config(&self, _id: &str) -> Option<Json> {
+        None
+    }
+    /// Gives running transport `id` the services of `transport` (same
+    /// endpoint; `start_web_transport_service`).
+    fn replace_transport(&self, id: &str, _transport: &junction_config::TransportConfig) -> Result<(), String> {
+        Err(format!("transport '{id}' cannot be changed at run time"))
+    }
 }
 
 /// Procedures of the proxy worker API (suffixes).
@@ -99,7 +109,7 @@ impl ProxyWorkerApi {
 
     /// The full URIs to register for node `authid`.
     pub fn procedures(&self, authid: &str) -> Vec<String> {
-        PROXY_PROCEDURES.iter().map(|p| format!("crossbarfabriccenter.node.{authid}.worker.{}.{p}", self.worker_id)).collect()
+        PROXY_PROCEDURES.iter().chain(crate::web_api::WEB_SERVICE_PROCEDURES.iter()).map(|p| format!("crossbarfabriccenter.node.{authid}.worker.{}.{p}", self.worker_id)).collect()
     }
 
     /// The procedure suffix of a full URI of this worker, if it is one.
@@ -313,6 +323,13 @@ impl ProxyWorkerApi {
                 v["stopped"] = json!(iso(now));
                 v["state"] = json!(4);
                 Ok(from_json(&v))
+            }
+            p if crate::web_api::WEB_SERVICE_PROCEDURES.contains(&p) => {
+                let running = ctl.transports().iter().filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned)).collect();
+                let startup = |id: &str| ctl.startup_transport_config(id);
+                let replace = |id: &str, t: &junction_config::TransportConfig| ctl.replace_transport(id, t);
+                let mut web = crate::web_api::WebTransports { running, configs: &mut self.transport_configs, startup: &startup, replace: &replace };
+                web.handle(p, args, kwargs)
             }
             _ => Err(err("wamp.error.no_such_procedure", format!("no worker procedure '{proc}'"))),
         }

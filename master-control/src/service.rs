@@ -50,6 +50,10 @@ pub const POLL: Duration = Duration::from_millis(20);
 pub const REMOTE_PREFIX: &str = "crossbarfabriccenter.remote.";
 /// The nodes' bridged meta events: `crossbarfabriccenter.node.<authid>.worker.<worker>.realm.<realm_id>.root.<event>`.
 const BRIDGED_META: &str = "crossbarfabriccenter.node..worker..realm..root.";
+/// The router workers' trace events, re-published as
+/// `crossbarfabriccenter.remote.tracing.<event>(node_authid, worker_id, trace_id, trace)`.
+const TRACE_EVENTS: [&str; 2] =
+    ["crossbarfabriccenter.node..worker..on_trace_started", "crossbarfabriccenter.node..worker..on_trace_stopped"];
 
 /// How long a forwarded remote call may take on the node.
 pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -536,7 +540,10 @@ fn run_session(
         // The nodes' bridged realm meta events (bridge_meta_api).
         let mut wildcard = Dict::new();
         wildcard.insert("match".into(), Value::Str("wildcard".into()));
-        waiting.push(s.subscribe(BRIDGED_META, wildcard));
+        waiting.push(s.subscribe(BRIDGED_META, wildcard.clone()));
+        for t in TRACE_EVENTS {
+            waiting.push(s.subscribe(t, wildcard.clone()));
+        }
     }
     flush(&mut conn, &mut s)?;
     // Kill requests waiting for their RESULT: call request → (nothing to do; logged).
@@ -765,6 +772,20 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
                     s.publish(&topic, a, Dict::new(), Dict::new());
                 } else {
                     tracing::warn!(%realm, %t, ?publisher, "bridged meta event from another node ignored");
+                }
+            }
+            None
+        }
+        t if t.starts_with("crossbarfabriccenter.node.") && (t.ends_with(".on_trace_started") || t.ends_with(".on_trace_stopped")) => {
+            let parts: Vec<&str> = t.split('.').collect();
+            let publisher = details.get("publisher_authid").and_then(Value::as_str);
+            if let [_, _, authid, "worker", worker, event] = parts.as_slice() {
+                if publisher == Some(*authid) {
+                    let mut a = vec![Value::Str((*authid).to_owned()), Value::Str((*worker).to_owned())];
+                    a.extend(args.iter().cloned());
+                    s.publish(&format!("crossbarfabriccenter.remote.tracing.{event}"), a, Dict::new(), Dict::new());
+                } else {
+                    tracing::warn!(%realm, %t, ?publisher, "trace event from another node ignored");
                 }
             }
             None

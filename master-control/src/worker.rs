@@ -48,6 +48,18 @@ pub trait RouterControl {
     /// From now on, forward the meta events of realm `realm` (id
     /// `realm_id`) to the master (`bridge_meta_api`).
     fn bridge_meta(&self, realm_id: &str, realm: &str) -> Result<(), String>;
+    /// The worker's message traces (`tracing.*`).
+    fn tracer(&self) -> std::sync::Arc<router_core::engine::trace::Tracer>;
+    /// The configuration of transport `id` of the worker's start-up config
+    /// (JSON), for the web service API.
+    fn startup_transport_config(&self, _id: &str) -> Option<Json> {
+        None
+    }
+    /// Gives running transport `id` the services of `transport` (same
+    /// endpoint; `start_web_transport_service`).
+    fn replace_transport(&self, id: &str, _transport: &junction_config::TransportConfig) -> Result<(), String> {
+        Err(format!("transport '{id}' cannot be changed at run time"))
+    }
 }
 
 /// The topic a bridged meta event of realm `realm_id` is published on:
@@ -120,6 +132,13 @@ pub struct RouterWorkerApi {
     /// Realm id → entry, for the realms started through this API or found
     /// running (start-up config realms get their name as id).
     realms: BTreeMap<String, RealmEntry>,
+    /// The node's authid (traces name it).
+    node_id: String,
+    /// Events to publish under the worker's prefix (suffix, args).
+    events: Vec<crate::trace_api::TraceEvent>,
+    /// The configurations transports were started with through the API
+    /// (and changed by the web service API).
+    transport_configs: BTreeMap<String, Json>,
 }
 
 fn iso(t: SystemTime) -> String {
@@ -129,7 +148,27 @@ fn iso(t: SystemTime) -> String {
 impl RouterWorkerApi {
     /// The API of worker `worker_id`.
     pub fn new(worker_id: &str) -> RouterWorkerApi {
-        RouterWorkerApi { worker_id: worker_id.to_owned(), realms: BTreeMap::new() }
+        RouterWorkerApi { worker_id: worker_id.to_owned(), realms: BTreeMap::new(), node_id: String::new(), events: Vec::new(), transport_configs: BTreeMap::new() }
+    }
+
+    /// The node's authid, once the uplink knows it.
+    pub fn set_node_id(&mut self, authid: &str) {
+        if self.node_id != authid {
+            self.node_id = authid.to_owned();
+        }
+    }
+
+    /// Events to publish now, as full topics of node `authid`
+    /// (`crossbarfabriccenter.node.<authid>.worker.<id>.on_trace_started`,
+    /// `…on_trace_stopped`, also for traces whose duration ran out).
+    pub fn take_events(&mut self, ctl: &dyn RouterControl, authid: &str, now: SystemTime) -> Vec<(String, Vec<Value>)> {
+        let tracer = ctl.tracer();
+        if tracer.is_active() {
+            let expired = crate::trace_api::expired(&tracer, authid, &self.worker_id, now);
+            self.events.extend(expired);
+        }
+        let prefix = format!("crossbarfabriccenter.node.{authid}.worker.{}.", self.worker_id);
+        self.events.drain(..).map(|(suffix, args)| (format!("{prefix}{suffix}"), args)).collect()
     }
 
     /// The worker's id.
@@ -142,6 +181,8 @@ impl RouterWorkerApi {
         ROUTER_PROCEDURES
             .iter()
             .chain(META_PROCEDURES.iter())
+            .chain(crate::trace_api::TRACING_PROCEDURES.iter())
+            .chain(crate::web_api::WEB_SERVICE_PROCEDURES.iter())
             .map(|p| format!("crossbarfabriccenter.node.{authid}.worker.{}.{p}", self.worker_id))
             .collect()
     }
@@ -380,6 +421,7 @@ impl RouterWorkerApi {
                     return Err(ApiError::already_exists(format!("a transport '{tid}' is running on worker '{}'", self.worker_id)));
                 }
                 let info = ctl.start_transport(tid, &cfg).map_err(|e| ApiError::new("crossbar.error.cannot_listen", e))?;
+                self.transport_configs.insert(tid.to_owned(), to_json(&Value::Dict(config.clone())));
                 let mut v = from_json(&info);
                 if let Value::Dict(d) = &mut v {
                     d.insert("config".into(), Value::Dict(config.clone()));
@@ -390,7 +432,20 @@ impl RouterWorkerApi {
             "stop_router_transport" => {
                 let tid = a.str(0, "transport_id")?;
                 ctl.stop_transport(tid).map_err(|e| ApiError::new("crossbar.error.no_such_object", e))?;
+                self.transport_configs.remove(tid);
                 Ok(from_json(&json!({"id": tid, "stopped": iso(now)})))
+            }
+            p if crate::web_api::WEB_SERVICE_PROCEDURES.contains(&p) => {
+                let running = ctl.transports().iter().filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned)).collect();
+                let startup = |id: &str| ctl.startup_transport_config(id);
+                let replace = |id: &str, t: &junction_config::TransportConfig| ctl.replace_transport(id, t);
+                let mut web = crate::web_api::WebTransports { running, configs: &mut self.transport_configs, startup: &startup, replace: &replace };
+                web.handle(p, args, kwargs)
+            }
+            p if crate::trace_api::TRACING_PROCEDURES.contains(&p) => {
+                let (v, ev) = crate::trace_api::handle(&ctl.tracer(), &self.node_id, &self.worker_id, now, p, args, kwargs)?;
+                self.events.extend(ev);
+                Ok(v)
             }
             p if META_PROCEDURES.contains(&p) => {
                 let id = a.str(0, "realm_id")?;
@@ -453,6 +508,7 @@ mod tests {
         realms: RefCell<Vec<String>>,
         links: RefCell<Vec<(String, String)>>,
         roles: RefCell<Vec<(String, String)>>,
+        tracer: std::sync::Arc<router_core::engine::trace::Tracer>,
     }
 
     impl RouterControl for Fake {
@@ -502,6 +558,9 @@ mod tests {
         }
         fn bridge_meta(&self, _realm_id: &str, _realm: &str) -> Result<(), String> {
             Ok(())
+        }
+        fn tracer(&self) -> std::sync::Arc<router_core::engine::trace::Tracer> {
+            self.tracer.clone()
         }
         fn meta_call(&self, realm: &str, procedure: &str, args: Vec<Value>, _kw: Dict) -> Result<Value, (String, String)> {
             match procedure {
@@ -591,7 +650,18 @@ mod tests {
         assert_eq!(k.as_dict().and_then(|d| d.get("killed")), Some(&Value::UInt(1)));
         let st = call(&mut api, "get_router_realm_stats", vec![]).expect("stats");
         assert_eq!(st.as_dict().and_then(|d| d.get("config-realm")).and_then(|r| r.as_dict()).and_then(|r| r.get("sessions")), Some(&Value::UInt(3)));
-        assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len() + META_PROCEDURES.len());
+        assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len() + META_PROCEDURES.len() + 5 + 4);
+        // Tracing, with its events under the worker's prefix.
+        api.set_node_id("node1");
+        let t = call(&mut api, "start_trace", vec![s("t1")]).expect("trace");
+        assert_eq!(t.as_dict().and_then(|d| d.get("node_id")), Some(&s("node1")));
+        call(&mut api, "stop_trace", vec![s("t1")]).expect("stop trace");
+        let ev = api.take_events(&fake, "node1", now);
+        assert_eq!(ev.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), [
+            "crossbarfabriccenter.node.node1.worker.wg1_1.on_trace_started",
+            "crossbarfabriccenter.node.node1.worker.wg1_1.on_trace_stopped"
+        ]);
+        assert!(api.take_events(&fake, "node1", now).is_empty());
         assert_eq!(api.suffix("node1", "crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms"), Some("get_router_realms"));
     }
 }

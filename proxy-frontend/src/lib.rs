@@ -270,6 +270,26 @@ impl ProxyWorker {
         self.each_shard(|reply| node::ProxyControl::StopListener { index, reply })
     }
 
+    /// Gives running frontend transport `id` a new setup (its web services
+    /// changed, `start_web_transport_service`): connections accepted from
+    /// now on are served by it, established ones keep theirs; the listener
+    /// and its port stay.
+    pub fn replace_transport_setup(&self, id: &str, setup: router_core::runtime::setup::TransportSetup) -> Result<(), ProxyError> {
+        let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
+        use std::sync::atomic::Ordering::Relaxed;
+        let index = self
+            .shared
+            .transports
+            .all()
+            .iter()
+            .position(|t| t.setup.id == id && !t.stopped.load(Relaxed))
+            .ok_or_else(|| ProxyError::Setup(format!("no running transport '{id}'")))?;
+        if !self.shared.transports.replace_setup(index, setup) {
+            return Err(ProxyError::Setup(format!("no running transport '{id}'")));
+        }
+        Ok(())
+    }
+
     /// Every frontend transport (stopped ones included).
     pub fn transports(&self) -> Vec<Arc<router_core::runtime::setup::TransportEntry>> {
         self.shared.transports.all()

@@ -1009,6 +1009,7 @@ impl FanOut<'_> {
         let mut sent = [0u64; 4];
         let open = self.receivers.is_open();
         let by_auth = self.receivers.by_auth();
+        let tracing = out.tracer.is_active();
         for (&target, &ser) in &sub.subscribers {
             if Some(target) == self.skip {
                 continue;
@@ -1048,6 +1049,9 @@ impl FanOut<'_> {
             sent[i] += 1;
             out.push_uncounted(target, bytes);
             out.stats.events_delivered += 1;
+            if tracing {
+                out.traced.push((target, wamp_proto::code::EVENT, Some(sub.topic.clone())));
+            }
         }
         let n = sent.iter().sum();
         let len = sent.iter().zip(&encoded).map(|(n, b)| n * b.as_ref().map_or(0, |b| b.len() as u64)).sum();

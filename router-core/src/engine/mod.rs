@@ -85,6 +85,7 @@ pub mod handshake;
 mod internal;
 mod meta;
 pub mod msgcount;
+pub mod trace;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -250,6 +251,13 @@ struct Outbox {
     ghosts: HashMap<SessionId, PeerId>,
     /// Messages per type and bytes, readable from other threads.
     counts: std::sync::Arc<MessageCounts>,
+    /// The worker's message traces (see [`trace`]); the hooks check
+    /// [`trace::Tracer::is_active`] once.
+    tracer: std::sync::Arc<trace::Tracer>,
+    /// Messages queued while a trace runs, (session, type, URI), recorded
+    /// with their session's identity at the end of the input (see
+    /// [`Realm::flush_deferred`]).
+    traced: Vec<(SessionId, u64, Option<String>)>,
 }
 
 impl Outbox {
@@ -279,6 +287,9 @@ impl Outbox {
         match serializer.encode(msg) {
             Ok(bytes) => {
                 self.push(session, msg.code(), bytes);
+                if self.tracer.is_active() {
+                    self.traced.push((session, msg.code(), trace::uri_of(msg).map(str::to_owned)));
+                }
                 Ok(())
             }
             Err(e) => {
@@ -558,6 +569,17 @@ impl Realm {
             self.out.stats.ignored += 1;
             return;
         };
+        if self.out.tracer.is_active() {
+            self.out.tracer.record([trace::Traced {
+                direction: trace::Direction::Rx,
+                realm: &self.name,
+                session: session.get(),
+                authid: &s.info.authid,
+                authrole: &s.info.authrole,
+                code: msg.code(),
+                uri: trace::uri_of(&msg),
+            }]);
+        }
         self.out.stats.messages_in += 1;
         // Counted per arm below with a constant type (no `msg.code()`).
         let counts = &*self.out.counts;
@@ -773,6 +795,41 @@ impl Realm {
         while let Some(d) = self.deferred.pop_front() {
             self.route_deferred(d);
         }
+        if !self.out.traced.is_empty() {
+            self.flush_traced();
+        }
+    }
+
+    /// Records the messages queued while a trace ran, with the identity of
+    /// the session each went to.
+    fn flush_traced(&mut self) {
+        let traced = std::mem::take(&mut self.out.traced);
+        let sessions = &self.sessions;
+        let name = &self.name;
+        self.out.tracer.record(traced.iter().map(|(sid, code, uri)| {
+            let s = sessions.get(sid);
+            trace::Traced {
+                direction: trace::Direction::Tx,
+                realm: name,
+                session: sid.get(),
+                authid: s.map_or("", |s| s.info.authid.as_str()),
+                authrole: s.map_or("", |s| s.info.authrole.as_str()),
+                code: *code,
+                uri: uri.as_deref(),
+            }
+        }));
+        // Keep the buffer's memory for the next input.
+        let mut traced = traced;
+        traced.clear();
+        if self.out.traced.is_empty() {
+            self.out.traced = traced;
+        }
+    }
+
+    /// Traces messages into `tracer` (the worker's, shared by its realms)
+    /// instead of the realm's own idle one.
+    pub fn set_tracer(&mut self, tracer: std::sync::Arc<trace::Tracer>) {
+        self.out.tracer = tracer;
     }
 }
 

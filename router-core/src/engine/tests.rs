@@ -1076,3 +1076,44 @@ fn messages_are_counted_per_type_and_fan_out_once_per_receiver() {
     h2.realm.handle_message(SessionId::from_valid(999), Message::Goodbye { details: Dict::new(), reason: "x".into() });
     assert_eq!(c2.received_of(code::GOODBYE), 0);
 }
+
+#[test]
+fn traces_record_received_and_queued_messages_only_while_running() {
+    use std::sync::Arc;
+    use trace::{Direction, TraceOptions, Tracer};
+    let tracer = Arc::new(Tracer::default());
+    let mut h = Harness::new();
+    h.realm.set_tracer(tracer.clone());
+    let p = h.join(Serializer::Json, "anonymous");
+    let s = h.join(Serializer::Cbor, "anonymous");
+    h.subscribe(s, 1, "com.app.topic");
+    // Nothing is recorded before a trace runs.
+    h.publish(p, 2, "com.app.topic", Dict::new(), Payload::EMPTY);
+    h.drain();
+    tracer.with(|st| st.start(Some("t1"), TraceOptions::default(), std::time::SystemTime::now()).map(|_| ())).expect("start");
+    let ack = dict(vec![("acknowledge", Value::Bool(true))]);
+    h.publish(p, 3, "com.app.topic", ack, args(vec![Value::UInt(1)]));
+    assert_eq!(h.drain().len(), 2, "EVENT and PUBLISHED");
+    h.call(p, 4, "com.app.none", Payload::EMPTY);
+    h.drain();
+    let recs = tracer.with(|st| st.data("t1", None, None, 100)).expect("data");
+    let seen: Vec<(Direction, &str, u64, Option<&str>)> =
+        recs.iter().map(|r| (r.direction, r.msg_type, r.session, r.uri.as_deref())).collect();
+    assert_eq!(
+        seen,
+        [
+            (Direction::Rx, "Publish", p.get(), Some("com.app.topic")),
+            (Direction::Tx, "Event", s.get(), Some("com.app.topic")),
+            (Direction::Tx, "Published", p.get(), None),
+            (Direction::Rx, "Call", p.get(), Some("com.app.none")),
+            (Direction::Tx, "Error", p.get(), Some("wamp.error.no_such_procedure")),
+        ]
+    );
+    assert_eq!(&*recs[1].authid, format!("user-{}", s.get()), "a queued message carries its receiver's identity");
+    assert!(recs.iter().all(|r| &*r.realm == "realm1" && &*r.authrole == "anonymous"));
+    assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    tracer.with(|st| st.stop("t1", std::time::SystemTime::now()).map(|_| ())).expect("stop");
+    h.publish(p, 5, "com.app.topic", Dict::new(), Payload::EMPTY);
+    h.drain();
+    assert_eq!(tracer.with(|st| st.get("t1").map(|t| t.next_seq())), Ok(5), "nothing after the stop");
+}

@@ -45,6 +45,8 @@ pub struct RouterNode {
     transport_lock: std::sync::Mutex<()>,
     /// Run-time control of each shard.
     control: Vec<flume::Sender<Control>>,
+    /// The worker's message traces (the management API's `tracing.*`).
+    tracer: Arc<crate::engine::trace::Tracer>,
 }
 
 /// Why a realm could not be started or stopped at run time.
@@ -143,6 +145,7 @@ impl RouterNode {
             setup: Arc::new(setup),
             directory: Arc::new(SessionDirectory::new()),
             stats: Arc::new(NodeStats::default()),
+            tracer: Arc::default(),
         });
         // channels[i][j]: shard i -> shard j.
         let mut senders: Vec<Vec<Option<SharedSender<ShardMsg>>>> =
@@ -203,7 +206,15 @@ impl RouterNode {
             transports: shared.transports.clone(),
             transport_lock: std::sync::Mutex::new(()),
             control,
+            tracer: shared.tracer.clone(),
         })
+    }
+
+    /// The worker's message traces, shared by all its realms: start and
+    /// stop traces and read their records here (see
+    /// [`crate::engine::trace`]).
+    pub fn tracer(&self) -> Arc<crate::engine::trace::Tracer> {
+        self.tracer.clone()
     }
 
     fn control<T>(
@@ -324,6 +335,24 @@ impl RouterNode {
         }
         if let EndpointSetup::Unix { path } = &entry.setup.endpoint {
             let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    /// Gives running transport `id` a new setup (its web services changed,
+    /// `start_web_transport_service`): connections accepted from now on
+    /// are served by it, established ones keep theirs; the listener and
+    /// its port stay.
+    pub fn replace_transport_setup(&self, id: &str, setup: super::setup::TransportSetup) -> Result<(), RouterError> {
+        let _serial = self.transport_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let index = self
+            .transports
+            .all()
+            .iter()
+            .position(|t| t.setup.id == id && !t.stopped.load(Ordering::Relaxed))
+            .ok_or_else(|| RouterError::Setup(format!("no running transport '{id}'")))?;
+        if !self.transports.replace_setup(index, setup) {
+            return Err(RouterError::Setup(format!("no running transport '{id}'")));
         }
         Ok(())
     }

@@ -341,6 +341,27 @@ impl TransportTable {
         self.entries.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Gives transport `i` a new setup (its services changed: the
+    /// management API's `start_web_transport_service`). Connections
+    /// accepted from now on use it; established ones keep theirs. The
+    /// listener, the connection count, the failure budgets, the trusted
+    /// proxy keys and the stopped flag stay; the endpoint stays the bound
+    /// one whatever `setup` says. `false` if there is no transport `i`.
+    pub fn replace_setup(&self, i: usize, mut setup: TransportSetup) -> bool {
+        let mut w = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let Some(old) = w.get(i).cloned() else { return false };
+        setup.endpoint = old.setup.endpoint.clone();
+        setup.id = old.setup.id.clone();
+        w[i] = std::sync::Arc::new(TransportEntry {
+            setup: std::sync::Arc::new(setup),
+            conn_count: old.conn_count.clone(),
+            limiter: old.limiter.clone(),
+            proxy_keys: old.proxy_keys.clone(),
+            stopped: std::sync::atomic::AtomicBool::new(old.stopped.load(std::sync::atomic::Ordering::Relaxed)),
+        });
+        true
+    }
+
     /// Adds a transport; its index.
     pub fn push(&self, entry: TransportEntry) -> usize {
         let mut w = self.entries.write().unwrap_or_else(|e| e.into_inner());

@@ -175,6 +175,8 @@ pub struct NodeShared {
     pub cluster: Arc<super::rlink::ClusterCounters>,
     /// The realms being served (start-up and run-time ones).
     pub realms: Arc<super::setup::RealmTable>,
+    /// The worker's message traces, shared by its realms.
+    pub tracer: Arc<crate::engine::trace::Tracer>,
 }
 
 /// See the module docs.
@@ -476,6 +478,7 @@ impl RealmHost {
         let spec = RealmSpec { name: r.name.clone(), roles: r.roles.clone() };
         let mut realm = Realm::new(spec, seed).with_broker_spec(r.broker.clone()).with_meta_api(r.enable_meta_api);
         realm.set_dealer_config(r.dealer.clone());
+        realm.set_tracer(shared.tracer.clone());
         let links = super::rlink::PeerLinks::new(shared.instance, shared.cluster.clone());
         RealmHost::new(realm, r.max_sessions, shared.stats.clone(), links)
     }

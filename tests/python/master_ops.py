@@ -1,0 +1,232 @@
+"""Operating a managed node through its master, with Autobahn|Python
+management clients: worker logs, message tracing and web services.
+
+Usage::
+
+    master_ops.py URL REALM SERIALIZER --superuser SEED --name MREALM --app-url URL --scenario ops
+        Node node1 of management realm MREALM (online, with router worker
+        app1 serving realm1 at --app-url, and a proxy worker started here):
+        remote.node.get_worker_log, remote.tracing.* on app1 while
+        application clients call and publish, and the web service API on a
+        proxy transport (services added and removed on the running
+        transport, checked over HTTP).
+
+URL is the master's ws:// management transport, REALM the global realm;
+SEED the superuser's Ed25519 private seed (64 hex digits).
+"""
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+from master import Box, P, call, joined, poll
+from wampclient import STEP_TIMEOUT, Failure, base_parser, close, connect, expect_error, run
+
+
+async def worker_logs(m, oid):
+    out = {}
+    full = await poll("worker log", lambda: call(m, "remote.node.get_worker_log", oid, "app1", 1000), lambda l: len(l) > 0)
+    out["is_list"] = isinstance(full, list)
+    text = [x if isinstance(x, str) else json.dumps(x) for x in full]
+    out["has_listening"] = any("listening" in t for t in text)
+    out["at_most_ring"] = len(full) <= 200
+    out["limit_1"] = len(await call(m, "remote.node.get_worker_log", oid, "app1", 1))
+    out["default_limit_ok"] = len(await call(m, "remote.node.get_worker_log", oid, "app1")) <= 100
+    out["kw_limit"] = len(await call(m, "remote.node.get_worker_log", oid, "app1", limit=2))
+    out["errors"] = {
+        "no_worker": await expect_error(call(m, "remote.node.get_worker_log", oid, "nope"), "worker"),
+        "bad_limit": await expect_error(call(m, "remote.node.get_worker_log", oid, "app1", "ten"), "limit"),
+        "negative": await expect_error(call(m, "remote.node.get_worker_log", oid, "app1", -1), "negative"),
+        "bad_id": await expect_error(call(m, "remote.node.get_worker_log", oid, 7), "id"),
+    }
+    return out
+
+
+async def tracing(m, oid, app_url):
+    out = {}
+    w = "app1"
+    started, stopped = Box(), Box()
+    await m.subscribe(started, P + "remote.tracing.on_trace_started")
+    await m.subscribe(stopped, P + "remote.tracing.on_trace_stopped")
+    out["before"] = await call(m, "remote.tracing.get_traces", oid, w)
+    t = await call(m, "remote.tracing.start_trace", oid, w, "t1", {"max_records": 1000})
+    out["started"] = {k: t.get(k) for k in ["id", "status", "node_id", "worker_id", "next_seq"]}
+    out["trace_keys"] = sorted(t.keys())
+    out["running"] = await call(m, "remote.tracing.get_traces", oid, w)
+
+    callee = await connect(app_url, "realm1", "json")
+    caller = await connect(app_url, "realm1", "cbor")
+    await callee.register(lambda x: x * 2, "com.example.double")
+    got = asyncio.get_running_loop().create_future()
+
+    def on_event(*a):
+        if not got.done():
+            got.set_result(a)
+
+    await callee.subscribe(on_event, "com.example.topic")
+    from autobahn.wamp.types import PublishOptions
+
+    out["call_result"] = await asyncio.wait_for(caller.call("com.example.double", 21), STEP_TIMEOUT)
+    await asyncio.wait_for(caller.publish("com.example.topic", 1, options=PublishOptions(acknowledge=True)), STEP_TIMEOUT)
+    await asyncio.wait_for(got, STEP_TIMEOUT)
+
+    data = await poll(
+        "trace data",
+        lambda: call(m, "remote.tracing.get_trace_data", oid, w, "t1", 0, None, 1000),
+        lambda d: any(r["msg_type"] == "Event" for r in d),
+    )
+    out["pairs"] = sorted({f"{r['direction']}:{r['msg_type']}" for r in data})
+    out["uris"] = sorted({r["uri"] for r in data if r["uri"] and r["uri"].startswith("com.example.")})
+    seqs = [r["seq"] for r in data]
+    out["seq_contiguous"] = seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    out["record_keys"] = sorted(data[0].keys())
+    caller_id = caller.joined.result().session
+    out["call_traced_with_caller"] = any(
+        r["msg_type"] == "Call" and r["direction"] == "rx" and r["session_id"] == caller_id and r["realm"] == "realm1"
+        for r in data
+    )
+    callee_id = callee.joined.result().session
+    out["invocation_to_callee"] = any(r["msg_type"] == "Invocation" and r["session_id"] == callee_id for r in data)
+    window = await call(m, "remote.tracing.get_trace_data", oid, w, "t1", 1, 2)
+    out["window_seqs"] = [r["seq"] for r in window]
+    out["last_2"] = len(await call(m, "remote.tracing.get_trace_data", oid, w, "t1", None, None, 2))
+    out["get_status"] = (await call(m, "remote.tracing.get_trace", oid, w, "t1"))["status"]
+
+    st = await call(m, "remote.tracing.stop_trace", oid, w, "t1")
+    out["stopped_status"] = st["status"]
+    seq_at_stop = st["next_seq"]
+    await asyncio.wait_for(caller.call("com.example.double", 1), STEP_TIMEOUT)
+    out["no_growth_after_stop"] = (await call(m, "remote.tracing.get_trace", oid, w, "t1"))["next_seq"] == seq_at_stop
+    out["after_stop"] = await call(m, "remote.tracing.get_traces", oid, w)
+    out["with_stopped"] = await call(m, "remote.tracing.get_traces", oid, w, True)
+    await started.wait(1, "on_trace_started")
+    await stopped.wait(1, "on_trace_stopped")
+    out["started_event"] = list(started.items[0][:3])
+    out["stopped_event"] = [*stopped.items[0][:3], stopped.items[0][3]["status"]]
+
+    # A trace with a duration stops by itself (and says so).
+    await call(m, "remote.tracing.start_trace", oid, w, "t2", {"duration": 1})
+    done = await poll("t2 stops itself", lambda: call(m, "remote.tracing.get_trace", oid, w, "t2"), lambda t: t["status"] == "stopped")
+    out["t2_status"] = done["status"]
+    await stopped.wait(2, "on_trace_stopped of t2")
+    out["t2_event"] = stopped.items[1][2]
+
+    out["errors"] = {
+        "bad_level": await expect_error(call(m, "remote.tracing.start_trace", oid, w, "x", {"trace_level": "bytes"}), "level"),
+        "payload": await expect_error(call(m, "remote.tracing.start_trace", oid, w, "x", {"trace_app_payload": True}), "payload"),
+        "bad_options": await expect_error(call(m, "remote.tracing.start_trace", oid, w, "x", "fast"), "options"),
+        "unknown_trace": await expect_error(call(m, "remote.tracing.get_trace", oid, w, "nope"), "trace"),
+        "stop_unknown": await expect_error(call(m, "remote.tracing.stop_trace", oid, w, "nope"), "stop"),
+        "stop_stopped": await expect_error(call(m, "remote.tracing.stop_trace", oid, w, "t1"), "stopped"),
+        "big_limit": await expect_error(call(m, "remote.tracing.get_trace_data", oid, w, "t1", 0, None, 20000), "limit"),
+        "bad_seq": await expect_error(call(m, "remote.tracing.get_trace_data", oid, w, "t1", "zero"), "seq"),
+        "unknown_worker": await expect_error(call(m, "remote.tracing.get_traces", oid, "nope"), "worker"),
+        "not_implemented": await expect_error(call(m, "remote.tracing.delete_trace", oid, w, "t1"), "proc"),
+    }
+    running = await call(m, "remote.tracing.start_trace", oid, w, "t3")
+    out["errors"]["again"] = await expect_error(call(m, "remote.tracing.start_trace", oid, w, "t3"), "again")
+    await call(m, "remote.tracing.stop_trace", oid, w, running["id"])
+    await close(callee, caller)
+    return out
+
+
+def http_get(url):
+    """(status, body as JSON or text) of a plain GET."""
+    try:
+        with urllib.request.urlopen(url, timeout=STEP_TIMEOUT) as r:
+            body = r.read().decode()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        return e.code, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body
+
+
+async def get(url):
+    return await asyncio.get_running_loop().run_in_executor(None, http_get, url)
+
+
+async def web_services(m, oid, api, worker, port):
+    """The web service API of `worker` (api "proxy" or "router") on its web transport "web1" at `port`."""
+    out = {}
+    base = f"http://127.0.0.1:{port}"
+    out["services_before"] = await call(m, f"remote.{api}.get_web_transport_services", oid, worker, "web1")
+    out["info_before"] = await get(base + "/info")
+    out["extra_before"] = (await get(base + "/extra"))[0]
+    started = await call(m, f"remote.{api}.start_web_transport_service", oid, worker, "web1", "/extra",
+                         {"type": "json", "value": {"added": "at run time"}})
+    out["started"] = started
+    out["extra_after_start"] = await get(base + "/extra")
+    out["info_after_start"] = (await get(base + "/info"))[0]
+    out["services_after_start"] = await call(m, f"remote.{api}.get_web_transport_services", oid, worker, "web1")
+    out["get_service"] = await call(m, f"remote.{api}.get_web_transport_service", oid, worker, "web1", "extra")
+    out["errors"] = {
+        "again": await expect_error(call(m, f"remote.{api}.start_web_transport_service", oid, worker, "web1", "extra",
+                                         {"type": "json", "value": 1}), "again"),
+        "no_transport": await expect_error(call(m, f"remote.{api}.start_web_transport_service", oid, worker, "nope", "x",
+                                                {"type": "json", "value": 1}), "transport"),
+        "no_type": await expect_error(call(m, f"remote.{api}.start_web_transport_service", oid, worker, "web1", "x", {"value": 1}), "type"),
+        "bad_service": await expect_error(call(m, f"remote.{api}.start_web_transport_service", oid, worker, "web1", "x",
+                                               {"type": "teleport"}), "bad"),
+        "bad_path": await expect_error(call(m, f"remote.{api}.start_web_transport_service", oid, worker, "web1", "../up",
+                                            {"type": "json", "value": 1}), "path"),
+        "stop_unknown": await expect_error(call(m, f"remote.{api}.stop_web_transport_service", oid, worker, "web1", "nothing"), "stop"),
+        "get_unknown": await expect_error(call(m, f"remote.{api}.get_web_transport_service", oid, worker, "web1", "nothing"), "get"),
+    }
+    stopped = await call(m, f"remote.{api}.stop_web_transport_service", oid, worker, "web1", "extra")
+    out["stopped"] = stopped
+    out["extra_after_stop"] = (await get(base + "/extra"))[0]
+    out["info_after_stop"] = await get(base + "/info")
+    out["services_after_stop"] = await call(m, f"remote.{api}.get_web_transport_services", oid, worker, "web1")
+    return out
+
+
+async def web(m, oid, app_url):
+    out = {}
+    web1 = {"type": "web", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "portrange": [20000, 40000]},
+            "paths": {"info": {"type": "json", "value": {"hello": "world"}}}}
+    # A proxy worker's web transport, started at run time.
+    await call(m, "remote.node.start_worker", oid, "px1", "proxy")
+    await poll("proxy worker API", lambda: call(m, "remote.proxy.get_proxy_transports", oid, "px1"), lambda r: True)
+    t = await call(m, "remote.proxy.start_proxy_transport", oid, "px1", "web1", web1)
+    out["proxy"] = await web_services(m, oid, "proxy", "px1", t["port"])
+    rs = {"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "portrange": [20000, 40000]}}
+    await call(m, "remote.proxy.start_proxy_transport", oid, "px1", "raw1", rs)
+    out["proxy_not_web"] = await expect_error(call(m, "remote.proxy.get_web_transport_services", oid, "px1", "raw1"), "raw")
+    await call(m, "remote.node.stop_worker", oid, "px1")
+
+    # A router worker's web transport: a WAMP WebSocket path and web services.
+    rweb = dict(web1, paths={"ws": {"type": "websocket"}, "info": {"type": "json", "value": {"hello": "world"}}})
+    rt = await call(m, "remote.router.start_router_transport", oid, "app1", "web1", rweb)
+    out["router"] = await web_services(m, oid, "router", "app1", rt["port"])
+    client = await connect(f"ws://127.0.0.1:{rt['port']}/ws", "realm1", "json")
+    out["router_ws_after_changes"] = client.joined.done()
+    await close(client)
+    await call(m, "remote.router.stop_router_transport", oid, "app1", "web1")
+    return out
+
+
+async def ops(args):
+    m = await joined(args, args.name, args.superuser, "superuser")
+    node = await poll("node online", lambda: call(m, "mrealm.get_node_by_authid", "node1"), lambda n: n["status"] == "online")
+    oid = node["oid"]
+    await poll("worker API", lambda: call(m, "remote.router.get_router_realms", oid, "app1"), lambda r: True)
+    out = {"logs": await worker_logs(m, oid), "tracing": await tracing(m, oid, args.app_url), "web": await web(m, oid, args.app_url)}
+    await close(m)
+    return out
+
+
+SCENARIOS = {"ops": ops}
+
+if __name__ == "__main__":
+    p = base_parser(__doc__)
+    p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
+    p.add_argument("--superuser", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--app-url", required=True)
+    p.add_argument("--web-port", type=int)
+    a = p.parse_args()
+    run(SCENARIOS[a.scenario], a)
