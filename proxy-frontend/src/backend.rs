@@ -226,7 +226,12 @@ impl Backend {
             key: setup.key.public_bytes(),
             name: setup.name.clone(),
             peer: None,
-            ping_ms: None,
+            // The router drops the link if we fall silent for our own ping
+            // timeout (we ping every interval), as we do if it does.
+            ping_ms: Some((
+                u64::try_from(setup.ping_interval.as_millis()).unwrap_or(u64::MAX),
+                u64::try_from(setup.ping_timeout.as_millis()).unwrap_or(u64::MAX),
+            )),
         };
         match dial::dial(&self.setup.addr, self.setup.tls.as_ref(), &hello, &setup.key).await {
             Ok(d) => {

@@ -14,6 +14,7 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod faults;
 pub mod netns;
 
 use std::collections::VecDeque;

@@ -30,9 +30,27 @@ use super::stream::SocketKind;
 use super::tls::Tls;
 use crate::engine::handshake;
 
-/// A link that sends nothing (the proxy pings every second by default) for
-/// this long is considered dead and closed.
+/// A link that sends nothing for this long is considered dead and closed,
+/// when its proxy did not announce its ping settings (older proxies).
 pub const LINK_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a proxy link may stay silent before the router closes it, and
+/// how often that is checked. A proxy that announces its ping settings in
+/// its HELLO (`ping: [interval_ms, timeout_ms]`) pings every interval
+/// whatever the traffic, so silence for its own ping timeout means it is
+/// gone (frozen, or the network between is cut): the router then ends its
+/// sessions as fast as the proxy notices a dead router, and calls to
+/// callees behind it fail instead of waiting for the proxy to come back.
+/// Without the settings: [`LINK_IDLE_TIMEOUT`], checked every second.
+pub fn proxy_link_idle(ping_ms: Option<(u64, u64)>) -> (Duration, Duration) {
+    match ping_ms {
+        Some(p) => {
+            let (interval, timeout) = super::rlink::accepted_ping(Some(p));
+            (timeout, interval.min(Duration::from_secs(1)))
+        }
+        None => (LINK_IDLE_TIMEOUT, Duration::from_secs(1)),
+    }
+}
 
 /// Outbound queue floor of a link: it carries many sessions, so it gets at
 /// least this much whatever the transport's per-connection limit.
@@ -181,7 +199,7 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
     if let Some(instance) = h.peer {
         return super::rlink::serve_accepted(shard, h, instance).await;
     }
-    let LinkHandoff { fd, kind, transport, mut framer, realm, name, key, permit, tls, .. } = h;
+    let LinkHandoff { fd, kind, transport, mut framer, realm, name, key, permit, tls, ping_ms, .. } = h;
     let tls: Option<Rc<RefCell<Tls>>> = tls.map(|t| Rc::new(RefCell::new(t)));
     let setup = shard.transports.get(transport).setup.clone();
     let (mut rstream, wstream, write_fd) = match split_fd(fd, kind) {
@@ -206,17 +224,19 @@ pub async fn serve_link(shard: Rc<Shard>, h: LinkHandoff) {
     shard.stats.proxy_links.fetch_add(1, Ordering::Relaxed);
 
     // Idle watchdog: the proxy pings; silence means it is gone.
+    let (idle_timeout, idle_tick) = proxy_link_idle(ping_ms);
     let idle = {
         let out = out.clone();
         let last_seen = last_seen.clone();
+        let proxy = name.clone();
         glommio::spawn_local(async move {
             loop {
-                glommio::timer::sleep(Duration::from_secs(1)).await;
+                glommio::timer::sleep(idle_tick).await;
                 if out.state() != OutState::Open {
                     break;
                 }
-                if last_seen.get().elapsed() > LINK_IDLE_TIMEOUT {
-                    tracing::warn!("proxy link silent for {LINK_IDLE_TIMEOUT:?}; closing");
+                if last_seen.get().elapsed() > idle_timeout {
+                    tracing::warn!(%proxy, "proxy link silent for {idle_timeout:?}; closing it (its sessions end)");
                     out.abort();
                     break;
                 }
@@ -445,5 +465,24 @@ impl LinkCtx {
         if let Err(e) = self.host.join(info, &req.hello_details, req.authextra) {
             tracing::warn!(%session, error = %e, "forwarded join refused");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_link_is_dropped_after_the_proxys_own_ping_timeout() {
+        // Announced settings: silence for the proxy's ping timeout, checked
+        // at least every interval.
+        assert_eq!(proxy_link_idle(Some((500, 1500))), (Duration::from_millis(1500), Duration::from_millis(500)));
+        assert_eq!(proxy_link_idle(Some((1000, 3000))), (Duration::from_secs(3), Duration::from_secs(1)));
+        assert_eq!(proxy_link_idle(Some((5000, 20_000))), (Duration::from_secs(20), Duration::from_secs(1)));
+        // Kept sane: at least two intervals, within the peer-link clamps.
+        assert_eq!(proxy_link_idle(Some((1000, 100))), (Duration::from_secs(2), Duration::from_secs(1)));
+        assert_eq!(proxy_link_idle(Some((0, 0))), (Duration::from_millis(100), Duration::from_millis(50)));
+        // A proxy that announces nothing: the old 30 s.
+        assert_eq!(proxy_link_idle(None), (LINK_IDLE_TIMEOUT, Duration::from_secs(1)));
     }
 }

@@ -69,20 +69,35 @@ impl TlsSource {
     }
 }
 
+/// A PEM parse error as an operator reads it (the library prints the
+/// expected marker as a list of bytes).
+fn pem_message(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => {
+            format!("truncated or malformed PEM: no \"-----END {}-----\" line", String::from_utf8_lossy(end_marker))
+        }
+        E::IllegalSectionStart { line } => {
+            format!("malformed PEM: bad section start line \"{}\"", String::from_utf8_lossy(line))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Builds a rustls server config: TLS 1.2 and 1.3, rustls's safe default
 /// cipher suites, ALPN `http/1.1` for WebSocket.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError> {
     let err = |what: &str, path: &Path, e: String| RouterError::Setup(format!("TLS {what} {}: {e}", path.display()));
     let mut certs: Vec<CertificateDer<'static>> = Vec::new();
     for path in std::iter::once(&files.certificate).chain(&files.chain_certificates) {
-        for c in CertificateDer::pem_file_iter(path).map_err(|e| err("certificate", path, e.to_string()))? {
-            certs.push(c.map_err(|e| err("certificate", path, e.to_string()))?);
+        for c in CertificateDer::pem_file_iter(path).map_err(|e| err("certificate", path, pem_message(&e)))? {
+            certs.push(c.map_err(|e| err("certificate", path, pem_message(&e)))?);
         }
     }
     if certs.is_empty() {
         return Err(err("certificate", &files.certificate, "no certificate found in the file".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| err("key", &files.key, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| err("key", &files.key, pem_message(&e)))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -92,8 +107,8 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, RouterError>
     } else {
         let mut roots = RootCertStore::empty();
         for path in &files.ca_certificates {
-            for c in CertificateDer::pem_file_iter(path).map_err(|e| err("CA certificate", path, e.to_string()))? {
-                let c = c.map_err(|e| err("CA certificate", path, e.to_string()))?;
+            for c in CertificateDer::pem_file_iter(path).map_err(|e| err("CA certificate", path, pem_message(&e)))? {
+                let c = c.map_err(|e| err("CA certificate", path, pem_message(&e)))?;
                 roots.add(c).map_err(|e| err("CA certificate", path, e.to_string()))?;
             }
         }
@@ -132,8 +147,8 @@ pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<rustls::ClientConfig>
     let err = |what: &str, path: &Path, e: String| RouterError::Setup(format!("TLS {what} {}: {e}", path.display()));
     let mut roots = RootCertStore::empty();
     for path in &files.ca_certificates {
-        for c in CertificateDer::pem_file_iter(path).map_err(|e| err("CA certificate", path, e.to_string()))? {
-            let c = c.map_err(|e| err("CA certificate", path, e.to_string()))?;
+        for c in CertificateDer::pem_file_iter(path).map_err(|e| err("CA certificate", path, pem_message(&e)))? {
+            let c = c.map_err(|e| err("CA certificate", path, pem_message(&e)))?;
             roots.add(c).map_err(|e| err("CA certificate", path, e.to_string()))?;
         }
     }
@@ -149,10 +164,10 @@ pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<rustls::ClientConfig>
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let mut certs = Vec::new();
-            for c in CertificateDer::pem_file_iter(cert).map_err(|e| err("certificate", cert, e.to_string()))? {
-                certs.push(c.map_err(|e| err("certificate", cert, e.to_string()))?);
+            for c in CertificateDer::pem_file_iter(cert).map_err(|e| err("certificate", cert, pem_message(&e)))? {
+                certs.push(c.map_err(|e| err("certificate", cert, pem_message(&e)))?);
             }
-            let k = PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", key, e.to_string()))?;
+            let k = PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", key, pem_message(&e)))?;
             builder.with_client_auth_cert(certs, k).map_err(|e| err("certificate/key pair", cert, e.to_string()))?
         }
     };
@@ -190,6 +205,50 @@ mod tests {
             .with_root_certificates(roots)
             .with_no_client_auth();
         (Arc::new(server), Arc::new(client))
+    }
+
+    /// Bad files on reload: a clear error naming the file, and the
+    /// previous configuration stays in force.
+    #[test]
+    fn a_bad_reload_keeps_the_previous_certificate_with_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("junction-tls-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (a, b) = (
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert"),
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert"),
+        );
+        let files = TlsFiles {
+            certificate: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            chain_certificates: vec![],
+            ca_certificates: vec![],
+            require_client_cert: false,
+        };
+        let pem = a.cert.pem();
+        std::fs::write(&files.certificate, &pem).expect("write");
+        std::fs::write(&files.key, a.key_pair.serialize_pem()).expect("write");
+        let source = TlsSource::load(files.clone()).expect("load");
+        let before = source.current();
+        let cases: Vec<(&str, Box<dyn Fn()>, &str)> = vec![
+            ("garbage", Box::new(|| std::fs::write(&files.certificate, "not a certificate").expect("w")), "no certificate found"),
+            ("truncated", Box::new(|| std::fs::write(&files.certificate, &pem[..pem.len() / 2]).expect("w")),
+             "truncated or malformed PEM: no \"-----END CERTIFICATE-----\" line"),
+            ("missing", Box::new(|| std::fs::remove_file(&files.certificate).expect("rm")), "No such file"),
+            ("other key", Box::new(|| std::fs::write(&files.certificate, b.cert.pem()).expect("w")), "certificate/key pair"),
+        ];
+        for (what, breaker, want) in cases {
+            std::fs::write(&files.certificate, &pem).expect("write");
+            breaker();
+            let e = source.reload().expect_err(what).to_string();
+            assert!(e.contains(want), "{what}: {e}");
+            assert!(e.contains(&*files.certificate.to_string_lossy()), "{what}: names the file: {e}");
+            assert!(Arc::ptr_eq(&source.current(), &before), "{what}: the previous config stays");
+        }
+        std::fs::write(&files.certificate, b.cert.pem()).expect("write");
+        std::fs::write(&files.key, b.key_pair.serialize_pem()).expect("write");
+        source.reload().expect("a good pair reloads");
+        assert!(!Arc::ptr_eq(&source.current(), &before));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Moves all pending records from `from` into `to`.
