@@ -310,6 +310,28 @@ fn router_json(pids: &[u32], per_pid: &[ProcDelta], delivered: u64) -> Json {
     j
 }
 
+/// [`router_json`] of the measurement window: summed figures and per pid,
+/// CPU only (RSS is the whole run's).
+fn router_json_window(pids: &[u32], per_pid: &[ProcDelta], delivered: u64) -> Json {
+    let strip = |mut j: Json| {
+        if let Json::Object(m) = &mut j {
+            m.retain(|k, _| k.starts_with("cpu"));
+        }
+        j
+    };
+    let mut j = strip(ProcDelta::sum(per_pid).to_json(delivered));
+    j["pids"] = pids
+        .iter()
+        .zip(per_pid)
+        .map(|(&p, d)| {
+            let mut e = strip(d.to_json(delivered));
+            e["pid"] = json!(p);
+            e
+        })
+        .collect();
+    j
+}
+
 fn run_once(cli: &Cli, url: &str, pids: &[u32]) -> Result<Run> {
     let target = Target::parse(url)?;
     check_pids(pids)?;
@@ -352,6 +374,7 @@ fn run_once(cli: &Cli, url: &str, pids: &[u32]) -> Result<Run> {
         .map(|&p| sample_pid(p).with_context(|| format!("cannot read /proc/{p}")))
         .collect::<Result<Vec<_>>>()?;
     let self0 = sample_self();
+    loadtest::procstat::watch_window(pids);
     let wall0 = Instant::now();
     let (name, params, outcome) = match &cli.scenario {
         Scenario::Pubsub(a) => {
@@ -463,8 +486,27 @@ fn run_once(cli: &Cli, url: &str, pids: &[u32]) -> Result<Run> {
             }
         }
     }
+    // The same processes over the measurement window alone.
+    let window = loadtest::procstat::take_window();
+    if let Some(w) = &window {
+        let d = ProcDelta::sum(&w.per_pid);
+        let per = if outcome.delivered > 0 {
+            format!(", {:.2} CPU-µs/msg", d.cpu_us as f64 / outcome.delivered as f64)
+        } else {
+            String::new()
+        };
+        outcome.rows.push((
+            "router CPU, window".into(),
+            format!("{:.2} s ({:.2} cores over {:.1} s){per}", d.cpu_us as f64 / 1e6, d.cores, w.wall_s),
+        ));
+    }
     resource_rows(&mut outcome.rows, "loadtest", &self_d, outcome.delivered);
-    let router_json = router_json(pids, &per_pid, outcome.delivered);
+    let mut router_json = router_json(pids, &per_pid, outcome.delivered);
+    if let Some(w) = &window {
+        let mut j = router_json_window(pids, &w.per_pid, outcome.delivered);
+        j["wall_s"] = json!(round2(w.wall_s));
+        router_json["window"] = j;
+    }
     let mut json = json!({
         "scenario": name,
         "target": target.to_string(),

@@ -112,9 +112,87 @@ impl ProcDelta {
     }
 }
 
+/// The `--pid` processes' CPU over the measurement window alone (warm-up,
+/// connection setup and teardown excluded), so CPU per message divides the
+/// CPU of the same interval as the messages counted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowCpu {
+    /// Length of the sampled interval, seconds.
+    pub wall_s: f64,
+    /// One delta per process, in `--pid` order.
+    pub per_pid: Vec<ProcDelta>,
+}
+
+struct WindowWatch {
+    pids: Vec<u32>,
+    started: bool,
+    handle: Option<std::thread::JoinHandle<Option<WindowCpu>>>,
+}
+
+static WINDOW: std::sync::Mutex<Option<WindowWatch>> = std::sync::Mutex::new(None);
+
+/// Arms window sampling of `pids` for the next run (empty: off).
+pub fn watch_window(pids: &[u32]) {
+    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    *w = (!pids.is_empty()).then(|| WindowWatch { pids: pids.to_vec(), started: false, handle: None });
+}
+
+/// A scenario fixed its measurement window: it starts `start_in` from now
+/// and lasts `length`. The first call of a run wins (the parts of `mixed`
+/// share one window); a thread samples the processes at both ends.
+pub fn window_fixed(start_in: std::time::Duration, length: std::time::Duration) {
+    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(watch) = w.as_mut() else { return };
+    if watch.started || length.is_zero() {
+        return;
+    }
+    watch.started = true;
+    let pids = watch.pids.clone();
+    let begin = std::time::Instant::now() + start_in;
+    watch.handle = std::thread::Builder::new()
+        .name("window-cpu".into())
+        .spawn(move || {
+            std::thread::sleep(begin.saturating_duration_since(std::time::Instant::now()));
+            let t0 = std::time::Instant::now();
+            let s0: Vec<ProcSample> = pids.iter().map(|&p| sample_pid(p)).collect::<Option<_>>()?;
+            std::thread::sleep((begin + length).saturating_duration_since(std::time::Instant::now()));
+            let s1: Vec<ProcSample> = pids.iter().map(|&p| sample_pid(p)).collect::<Option<_>>()?;
+            let wall_s = t0.elapsed().as_secs_f64();
+            Some(WindowCpu { wall_s, per_pid: s0.into_iter().zip(s1).map(|(a, b)| ProcDelta::between(a, b, wall_s)).collect() })
+        })
+        .ok();
+}
+
+/// The window's figures once the run is over (`None`: not armed, no window
+/// fixed, or a process vanished). Disarms.
+pub fn take_window() -> Option<WindowCpu> {
+    let watch = WINDOW.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    watch.handle?.join().ok().flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_cpu_samples_the_window_only() {
+        let me = std::process::id();
+        watch_window(&[me]);
+        window_fixed(std::time::Duration::from_millis(50), std::time::Duration::from_millis(100));
+        window_fixed(std::time::Duration::from_secs(5), std::time::Duration::from_secs(5)); // ignored: first wins
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed().as_millis() < 200 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let w = take_window().expect("window sampled");
+        assert!(w.wall_s >= 0.09 && w.wall_s < 1.0, "{w:?}");
+        assert_eq!(w.per_pid.len(), 1);
+        assert!(take_window().is_none(), "disarmed");
+        window_fixed(std::time::Duration::ZERO, std::time::Duration::from_millis(1));
+        assert!(take_window().is_none(), "not armed");
+    }
 
     #[test]
     fn parses_stat_with_spaces_in_name() {

@@ -390,6 +390,7 @@ pub fn run_split(cfg: &ClientConfig, sub_cfgs: &[ClientConfig], p: &PubSubParams
     let win_start = t0 + (p.warmup * 1e9) as u64;
     let win_end = win_start + (p.duration * 1e9) as u64;
     window.set(win_start, win_end);
+    crate::procstat::window_fixed(Duration::from_secs_f64(p.warmup), Duration::from_secs_f64(p.duration));
     let failed = sub_ready.as_ref().err().or(pub_ready.as_ref().err()).map(|e| e.to_string());
     if failed.is_some() {
         // Publishers that did connect must not run: an already-passed window.

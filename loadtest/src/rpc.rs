@@ -287,6 +287,7 @@ pub fn run_split(cfg: &ClientConfig, callee_cfgs: &[ClientConfig], p: &RpcParams
             window.set(0, 0);
         } else {
             window.set(ws, ws + (p.duration * 1e9) as u64);
+            crate::procstat::window_fixed(Duration::from_secs_f64(p.warmup), Duration::from_secs_f64(p.duration));
         }
     }
     let progress_stop = Arc::new(AtomicBool::new(false));
