@@ -90,8 +90,8 @@ fn three_nodes_in_namespaces_act_as_one_router_and_heal_a_partition() {
     let keys: Vec<String> = dirs.iter().enumerate().map(|(i, d)| node_key(&t, i, d)).collect();
     assert!(keys.iter().all(|k| k.len() == 64), "{keys:?}");
     let mut nodes: Vec<JunctionProcess> = Vec::new();
-    for i in 0..3 {
-        let (p, _) = try_start_in_dir_netns(&dirs[i], &node_config(&t, i, &keys), Some(&t.nodes[i]))
+    for (i, dir) in dirs.iter().enumerate().take(3) {
+        let (p, _) = try_start_in_dir_netns(dir, &node_config(&t, i, &keys), Some(&t.nodes[i]))
             .unwrap_or_else(|e| panic!("node{i}: {e}"));
         nodes.push(p);
     }

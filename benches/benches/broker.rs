@@ -112,7 +112,8 @@ fn publish_fanout(c: &mut Criterion) {
 fn subscription_lookup(c: &mut Criterion) {
     // (policy, pattern of subscription i); every publication goes to
     // "sensors.s<i>.temp.reading" and matches exactly one subscription.
-    let cases: [(&str, Option<&str>, fn(usize) -> String); 3] = [
+    type Case = (&'static str, Option<&'static str>, fn(usize) -> String);
+    let cases: [Case; 3] = [
         ("exact", None, |i| format!("sensors.s{i:05}.temp.reading")),
         ("prefix", Some("prefix"), |i| format!("sensors.s{i:05}")),
         ("wildcard", Some("wildcard"), |i| format!("sensors.s{i:05}..reading")),

@@ -72,6 +72,10 @@ pub struct ConnectionInfo {
     pub stopped: bool,
 }
 
+/// A route as the management API shows it: (id, realm, role → connection
+/// ids, stopped).
+pub type RouteInfo = (String, String, Vec<(String, Vec<String>)>, bool);
+
 /// How long a run-time change may wait for a shard.
 const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -216,8 +220,8 @@ impl ProxyWorker {
         Ok(())
     }
 
-    /// The routes (stopped ones included): (id, realm, role → connection ids, stopped).
-    pub fn routes(&self) -> Vec<(String, String, Vec<(String, Vec<String>)>, bool)> {
+    /// The routes (stopped ones included).
+    pub fn routes(&self) -> Vec<RouteInfo> {
         self.shared
             .routes
             .read()

@@ -280,11 +280,15 @@ pub enum ProxyControl {
     StopListener { index: usize, reply: flume::Sender<()> },
 }
 
+/// What [`start`] returns: the bound endpoints, the shared state and one
+/// control channel per shard.
+pub type Started = (Vec<EndpointSetup>, Arc<ProxyShared>, Vec<flume::Sender<ProxyControl>>);
+
 /// Starts the shards; returns once all accept connections: the bound
 /// endpoints, the shared state, and each shard's control channel.
 pub fn start(
     setup: ProxySetup,
-) -> Result<(Vec<EndpointSetup>, Arc<ProxyShared>, Vec<flume::Sender<ProxyControl>>), ProxyError> {
+) -> Result<Started, ProxyError> {
     if setup.shards == 0 {
         return Err(ProxyError::Setup("shards must be at least 1".into()));
     }

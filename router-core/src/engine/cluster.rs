@@ -568,7 +568,7 @@ impl Realm {
                 };
                 self.route_from_peer(topic, details, receivers, retain, publication, &payload);
             }
-            PeerMsg::ToSession { session, msg } => self.to_local_session(peer, session, msg),
+            PeerMsg::ToSession { session, msg } => self.deliver_to_local_session(peer, session, msg),
             PeerMsg::FromSession { session, msg } => {
                 if self.out.ghosts.get(&session) != Some(&peer) {
                     self.cluster.stats.ignored += 1;
@@ -634,7 +634,7 @@ impl Realm {
     }
 
     /// A message from a peer's dealer or meta API for local session `sid`.
-    fn to_local_session(&mut self, peer: PeerId, sid: SessionId, msg: Message) {
+    fn deliver_to_local_session(&mut self, peer: PeerId, sid: SessionId, msg: Message) {
         let local = self.sessions.get(&sid).is_some_and(|s| s.remote.is_none());
         match msg {
             Message::Invocation { request, registration, details, payload } => {

@@ -133,6 +133,8 @@ pub fn process_hello_with_rng<R: Rng + ?Sized>(
 /// module docs: message type, `details.roles`, realm URI): the realm and
 /// details, or the ABORT to send. `serializer: None` requires `roles` even
 /// for Flatbuffers.
+// The error is the ABORT to send, as is; HELLO comes once per session.
+#[allow(clippy::result_large_err)]
 pub fn check_hello(serializer: Option<Serializer>, msg: Message) -> Result<(String, Dict), Message> {
     let (realm, details) = match msg {
         Message::Hello { realm, details } => (realm, details),

@@ -173,6 +173,9 @@ pub struct SessionInfo {
 }
 
 /// Output of the engine, drained with [`Realm::poll_transmit`].
+// Not boxed: every routed message is a `Transmit`, and the large variants
+// are the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Transmit {
     /// One encoded WAMP message in the session's serializer. Fan-out shares

@@ -471,7 +471,8 @@ pub async fn open(
     }
 }
 
-/// What the opening phase produced.
+/// What the opening phase produced (once per connection: not boxed).
+#[allow(clippy::large_enum_variant)]
 pub enum Opening {
     /// A client session, admitted.
     Session(Framer, Serializer, JoinRequest, Dict, Option<Tls>),

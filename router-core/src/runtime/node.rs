@@ -64,6 +64,10 @@ pub enum RealmError {
     NotRunning,
 }
 
+/// The answer to a router-originated call: the result, or the error URI and
+/// message; or why the realm could not take it.
+pub type InternalCallReply = Result<Result<wamp_proto::Value, (String, String)>, RealmError>;
+
 /// Run-time requests to a shard (from [`RouterNode`]'s thread).
 enum Control {
     StartLink { setup: RLinkSetup, reply: flume::Sender<Result<(), RLinkError>> },
@@ -82,7 +86,7 @@ enum Control {
         realm: String,
         procedure: String,
         payload: wamp_proto::Payload,
-        reply: flume::Sender<Result<Result<wamp_proto::Value, (String, String)>, RealmError>>,
+        reply: flume::Sender<InternalCallReply>,
     },
 }
 

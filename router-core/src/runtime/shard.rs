@@ -446,6 +446,9 @@ fn dropped_bytes(list: &mut Vec<(SessionId, Bytes)>, session: SessionId) -> Byte
     }
 }
 
+/// A finished router-originated call: (caller index, call id, outcome).
+type InternalDone = (usize, u64, Result<Value, DynamicError>);
+
 /// A realm homed on this shard, with the connections of its sessions.
 pub struct RealmHost {
     realm: RefCell<Realm>,
@@ -460,7 +463,7 @@ pub struct RealmHost {
     internal: RefCell<HashMap<u64, (usize, u64)>>,
     next_internal: Cell<u64>,
     /// Finished router-originated calls, for the shard to deliver.
-    internal_done: RefCell<Vec<(usize, u64, Result<Value, DynamicError>)>>,
+    internal_done: RefCell<Vec<InternalDone>>,
     /// Wakes the delivery task when `internal_done` fills.
     internal_notify: LocalNotify,
     /// Links to the other workers of the realm's cluster.

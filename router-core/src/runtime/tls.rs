@@ -179,127 +179,6 @@ pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<rustls::ClientConfig>
 #[error("TLS: {0}")]
 pub struct TlsError(String);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rustls::pki_types::ServerName;
-    use rustls::ClientConnection;
-
-    /// A self-signed test certificate made at test time.
-    fn configs() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let der = CertificateDer::from(cert.cert.der().to_vec());
-        let key = PrivateKeyDer::try_from(cert.key_pair.serialize_der()).expect("key");
-        let server = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![der.clone()], key)
-            .expect("server config");
-        let mut roots = RootCertStore::empty();
-        roots.add(der).expect("root");
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        (Arc::new(server), Arc::new(client))
-    }
-
-    /// Bad files on reload: a clear error naming the file, and the
-    /// previous configuration stays in force.
-    #[test]
-    fn a_bad_reload_keeps_the_previous_certificate_with_a_clear_error() {
-        let dir = std::env::temp_dir().join(format!("junction-tls-reload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let (a, b) = (
-            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert"),
-            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert"),
-        );
-        let files = TlsFiles {
-            certificate: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-            chain_certificates: vec![],
-            ca_certificates: vec![],
-            require_client_cert: false,
-        };
-        let pem = a.cert.pem();
-        std::fs::write(&files.certificate, &pem).expect("write");
-        std::fs::write(&files.key, a.key_pair.serialize_pem()).expect("write");
-        let source = TlsSource::load(files.clone()).expect("load");
-        let before = source.current();
-        let cases: Vec<(&str, Box<dyn Fn()>, &str)> = vec![
-            ("garbage", Box::new(|| std::fs::write(&files.certificate, "not a certificate").expect("w")), "no certificate found"),
-            ("truncated", Box::new(|| std::fs::write(&files.certificate, &pem[..pem.len() / 2]).expect("w")),
-             "truncated or malformed PEM: no \"-----END CERTIFICATE-----\" line"),
-            ("missing", Box::new(|| std::fs::remove_file(&files.certificate).expect("rm")), "No such file"),
-            ("other key", Box::new(|| std::fs::write(&files.certificate, b.cert.pem()).expect("w")), "certificate/key pair"),
-        ];
-        for (what, breaker, want) in cases {
-            std::fs::write(&files.certificate, &pem).expect("write");
-            breaker();
-            let e = source.reload().expect_err(what).to_string();
-            assert!(e.contains(want), "{what}: {e}");
-            assert!(e.contains(&*files.certificate.to_string_lossy()), "{what}: names the file: {e}");
-            assert!(Arc::ptr_eq(&source.current(), &before), "{what}: the previous config stays");
-        }
-        std::fs::write(&files.certificate, b.cert.pem()).expect("write");
-        std::fs::write(&files.key, b.key_pair.serialize_pem()).expect("write");
-        source.reload().expect("a good pair reloads");
-        assert!(!Arc::ptr_eq(&source.current(), &before));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// Moves all pending records from `from` into `to`.
-    fn pump_client_to_server(c: &mut ClientConnection, s: &mut Tls, plain: &mut Vec<u8>) {
-        let mut wire = Vec::new();
-        while c.wants_write() {
-            c.write_tls(&mut wire).expect("client write_tls");
-        }
-        s.feed(&wire, plain).expect("server feed");
-    }
-
-    #[test]
-    fn a_batch_larger_than_rustls_buffer_limit_is_encrypted_whole() {
-        let (server_cfg, client_cfg) = configs();
-        let mut server = Tls::new(&server_cfg).expect("server");
-        let mut client =
-            ClientConnection::new(client_cfg, ServerName::try_from("localhost").expect("name")).expect("client");
-        let mut plain = Vec::new();
-        // Handshake, in memory.
-        for _ in 0..10 {
-            pump_client_to_server(&mut client, &mut server, &mut plain);
-            let mut wire = Vec::new();
-            server.take_ciphertext(&mut wire);
-            let mut rd = &wire[..];
-            while !rd.is_empty() {
-                client.read_tls(&mut rd).expect("client read_tls");
-                client.process_new_packets().expect("client process");
-            }
-            if !server.is_handshaking() && !client.is_handshaking() {
-                break;
-            }
-        }
-        assert!(!server.is_handshaking());
-        // 1 MiB in one call: far beyond rustls's default 64 KiB send buffer.
-        let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
-        let mut wire = Vec::new();
-        server.encrypt(&big, &mut wire).expect("encrypt");
-        let mut got = Vec::new();
-        let mut rd = &wire[..];
-        while !rd.is_empty() {
-            client.read_tls(&mut rd).expect("client read_tls");
-            let st = client.process_new_packets().expect("client process");
-            let n = st.plaintext_bytes_to_read();
-            let start = got.len();
-            got.resize(start + n, 0);
-            client.reader().read_exact(&mut got[start..]).expect("read plaintext");
-        }
-        assert_eq!(got.len(), big.len());
-        assert!(got == big);
-    }
-}
 
 impl Tls {
     /// A new session for an accepted connection.
@@ -388,5 +267,128 @@ impl Tls {
     /// Negotiated protocol version, e.g. `TLSv1_3`.
     pub fn version(&self) -> Option<String> {
         self.conn.protocol_version().map(|v| format!("{v:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use rustls::ClientConnection;
+
+    /// A self-signed test certificate made at test time.
+    fn configs() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let der = CertificateDer::from(cert.cert.der().to_vec());
+        let key = PrivateKeyDer::try_from(cert.key_pair.serialize_der()).expect("key");
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], key)
+            .expect("server config");
+        let mut roots = RootCertStore::empty();
+        roots.add(der).expect("root");
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server), Arc::new(client))
+    }
+
+    /// Bad files on reload: a clear error naming the file, and the
+    /// previous configuration stays in force.
+    #[test]
+    fn a_bad_reload_keeps_the_previous_certificate_with_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("junction-tls-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (a, b) = (
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert"),
+            rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert"),
+        );
+        let files = TlsFiles {
+            certificate: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            chain_certificates: vec![],
+            ca_certificates: vec![],
+            require_client_cert: false,
+        };
+        let pem = a.cert.pem();
+        std::fs::write(&files.certificate, &pem).expect("write");
+        std::fs::write(&files.key, a.key_pair.serialize_pem()).expect("write");
+        let source = TlsSource::load(files.clone()).expect("load");
+        let before = source.current();
+        type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
+        let cases: Vec<Case> = vec![
+            ("garbage", Box::new(|| std::fs::write(&files.certificate, "not a certificate").expect("w")), "no certificate found"),
+            ("truncated", Box::new(|| std::fs::write(&files.certificate, &pem[..pem.len() / 2]).expect("w")),
+             "truncated or malformed PEM: no \"-----END CERTIFICATE-----\" line"),
+            ("missing", Box::new(|| std::fs::remove_file(&files.certificate).expect("rm")), "No such file"),
+            ("other key", Box::new(|| std::fs::write(&files.certificate, b.cert.pem()).expect("w")), "certificate/key pair"),
+        ];
+        for (what, breaker, want) in cases {
+            std::fs::write(&files.certificate, &pem).expect("write");
+            breaker();
+            let e = source.reload().expect_err(what).to_string();
+            assert!(e.contains(want), "{what}: {e}");
+            assert!(e.contains(&*files.certificate.to_string_lossy()), "{what}: names the file: {e}");
+            assert!(Arc::ptr_eq(&source.current(), &before), "{what}: the previous config stays");
+        }
+        std::fs::write(&files.certificate, b.cert.pem()).expect("write");
+        std::fs::write(&files.key, b.key_pair.serialize_pem()).expect("write");
+        source.reload().expect("a good pair reloads");
+        assert!(!Arc::ptr_eq(&source.current(), &before));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Moves all pending records from `from` into `to`.
+    fn pump_client_to_server(c: &mut ClientConnection, s: &mut Tls, plain: &mut Vec<u8>) {
+        let mut wire = Vec::new();
+        while c.wants_write() {
+            c.write_tls(&mut wire).expect("client write_tls");
+        }
+        s.feed(&wire, plain).expect("server feed");
+    }
+
+    #[test]
+    fn a_batch_larger_than_rustls_buffer_limit_is_encrypted_whole() {
+        let (server_cfg, client_cfg) = configs();
+        let mut server = Tls::new(&server_cfg).expect("server");
+        let mut client =
+            ClientConnection::new(client_cfg, ServerName::try_from("localhost").expect("name")).expect("client");
+        let mut plain = Vec::new();
+        // Handshake, in memory.
+        for _ in 0..10 {
+            pump_client_to_server(&mut client, &mut server, &mut plain);
+            let mut wire = Vec::new();
+            server.take_ciphertext(&mut wire);
+            let mut rd = &wire[..];
+            while !rd.is_empty() {
+                client.read_tls(&mut rd).expect("client read_tls");
+                client.process_new_packets().expect("client process");
+            }
+            if !server.is_handshaking() && !client.is_handshaking() {
+                break;
+            }
+        }
+        assert!(!server.is_handshaking());
+        // 1 MiB in one call: far beyond rustls's default 64 KiB send buffer.
+        let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        server.encrypt(&big, &mut wire).expect("encrypt");
+        let mut got = Vec::new();
+        let mut rd = &wire[..];
+        while !rd.is_empty() {
+            client.read_tls(&mut rd).expect("client read_tls");
+            let st = client.process_new_packets().expect("client process");
+            let n = st.plaintext_bytes_to_read();
+            let start = got.len();
+            got.resize(start + n, 0);
+            client.reader().read_exact(&mut got[start..]).expect("read plaintext");
+        }
+        assert_eq!(got.len(), big.len());
+        assert!(got == big);
     }
 }
