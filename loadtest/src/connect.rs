@@ -155,6 +155,9 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
     let hold_start = Arc::new(Barrier::new(p.concurrency + 1));
     let progress_stop = Arc::new(AtomicBool::new(false));
     let progress = spawn_progress("connect", counters.clone(), progress_stop.clone(), quiet);
+    // The `--pid` processes' CPU over the storm alone (no hold, no close):
+    // what setting the sessions up cost.
+    crate::procstat::window_start_now();
     let t0 = Instant::now();
     let mut handles = Vec::new();
     for w in 0..p.concurrency {
@@ -233,6 +236,7 @@ pub fn run(cfg: &ClientConfig, p: &ConnectParams, quiet: bool) -> Result<Connect
         );
     }
     storm_done.wait();
+    crate::procstat::window_end_now();
     if let Ok(mut g) = hold_until.lock() {
         *g = Some(Instant::now() + Duration::from_secs_f64(p.hold));
     }

@@ -127,6 +127,10 @@ struct WindowWatch {
     pids: Vec<u32>,
     started: bool,
     handle: Option<std::thread::JoinHandle<Option<WindowCpu>>>,
+    /// [`window_start_now`]: when, and the samples then.
+    manual: Option<(std::time::Instant, Vec<ProcSample>)>,
+    /// [`window_end_now`]'s figures.
+    result: Option<WindowCpu>,
 }
 
 static WINDOW: std::sync::Mutex<Option<WindowWatch>> = std::sync::Mutex::new(None);
@@ -134,7 +138,13 @@ static WINDOW: std::sync::Mutex<Option<WindowWatch>> = std::sync::Mutex::new(Non
 /// Arms window sampling of `pids` for the next run (empty: off).
 pub fn watch_window(pids: &[u32]) {
     let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
-    *w = (!pids.is_empty()).then(|| WindowWatch { pids: pids.to_vec(), started: false, handle: None });
+    *w = (!pids.is_empty()).then(|| WindowWatch {
+        pids: pids.to_vec(),
+        started: false,
+        handle: None,
+        manual: None,
+        result: None,
+    });
 }
 
 /// A scenario fixed its measurement window: it starts `start_in` from now
@@ -163,10 +173,39 @@ pub fn window_fixed(start_in: std::time::Duration, length: std::time::Duration) 
         .ok();
 }
 
+/// For a window that ends when the work is done rather than at a fixed time
+/// (the connect storm): it starts now. The first start of a run wins.
+pub fn window_start_now() {
+    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(watch) = w.as_mut() else { return };
+    if watch.started {
+        return;
+    }
+    watch.started = true;
+    let t0 = std::time::Instant::now();
+    if let Some(s0) = watch.pids.iter().map(|&p| sample_pid(p)).collect::<Option<Vec<_>>>() {
+        watch.manual = Some((t0, s0));
+    }
+}
+
+/// Ends the window [`window_start_now`] began.
+pub fn window_end_now() {
+    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(watch) = w.as_mut() else { return };
+    let Some((t0, s0)) = watch.manual.take() else { return };
+    let Some(s1) = watch.pids.iter().map(|&p| sample_pid(p)).collect::<Option<Vec<_>>>() else { return };
+    let wall_s = t0.elapsed().as_secs_f64();
+    watch.result =
+        Some(WindowCpu { wall_s, per_pid: s0.into_iter().zip(s1).map(|(a, b)| ProcDelta::between(a, b, wall_s)).collect() });
+}
+
 /// The window's figures once the run is over (`None`: not armed, no window
 /// fixed, or a process vanished). Disarms.
 pub fn take_window() -> Option<WindowCpu> {
     let watch = WINDOW.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    if watch.result.is_some() {
+        return watch.result;
+    }
     watch.handle?.join().ok().flatten()
 }
 
@@ -192,6 +231,17 @@ mod tests {
         assert!(take_window().is_none(), "disarmed");
         window_fixed(std::time::Duration::ZERO, std::time::Duration::from_millis(1));
         assert!(take_window().is_none(), "not armed");
+
+        watch_window(&[me]);
+        window_start_now();
+        let t = std::time::Instant::now();
+        while t.elapsed().as_millis() < 50 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        window_end_now();
+        let w = take_window().expect("manual window");
+        assert!(w.wall_s >= 0.05 && w.wall_s < 1.0, "{w:?}");
     }
 
     #[test]
