@@ -342,7 +342,7 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
         for ep in running.endpoints() {
             tracing::info!(endpoint = %ep, "listening");
         }
-        worker::say("junction: ready");
+        worker::ready("junction: ready");
         if let (Some(path), worker::Running::Router(node)) = (&config, &running) {
             let id = worker::worker_id(&cfg.workers[0]).unwrap_or_else(|| "worker0".into());
             let source = status::Source::InProcess { id, node: node.clone() };
@@ -413,11 +413,12 @@ fn master_start(
     let service = master_control::MasterService::start(master_control::MasterSetup { cbdir: cbdir.clone(), listen, superuser_key })
         .context("the master did not start")?;
     tracing::info!(cbdir = %cbdir.display(), "master state in {}", cbdir.join("master.db").display());
-    worker::say(&format!("junction: master ready on ws://{}/ws", service.endpoint));
+    worker::ready(&format!("junction: master ready on ws://{}/ws", service.endpoint));
     loop {
         let sig = signals::wait(&signals);
         if sig != libc::SIGHUP {
             tracing::info!(signal = sig, "master shutting down");
+            worker::stopping();
             let _ = std::fs::remove_file(cbdir.join(".junction").join("master.sock"));
             std::process::exit(0);
         }

@@ -208,6 +208,8 @@ impl Spawner {
             .arg("--log-format")
             .arg(if crate::log_json() { "json" } else { "text" })
             .env(SUPERVISOR_PID_ENV, self.pid.to_string())
+            // Readiness is the node's to report, once every worker is ready.
+            .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(if self.logs.is_some() { Stdio::piped() } else { Stdio::inherit() });
@@ -443,7 +445,7 @@ pub fn run(
             bail!("{} not ready within {READY_TIMEOUT:?}", late.join(", "));
         }
     }
-    say("junction: ready");
+    crate::worker::ready("junction: ready");
     tracing::info!("all workers ready");
 
     // ---- running: restart workers that die.
@@ -455,6 +457,7 @@ pub fn run(
             }
             Ok(Event::Signal(sig)) => {
                 tracing::info!(signal = sig, "shutting down");
+                crate::worker::stopping();
                 stop_all(&mut slots);
                 return Ok(());
             }

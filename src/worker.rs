@@ -131,6 +131,7 @@ impl Running {
                 continue;
             }
             tracing::info!(signal = sig, stats = %self.summary(), "shutting down");
+            stopping();
             if let Some(path) = WORKER_STATUS_FILE.get() {
                 let _ = std::fs::remove_file(path);
             }
@@ -156,6 +157,23 @@ pub fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+/// The process is ready: prints `line` and, under systemd with
+/// `Type=notify` (`NOTIFY_SOCKET` set), tells the service manager
+/// (`READY=1`, `STATUS=line`).
+pub fn ready(line: &str) {
+    say(line);
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(line)]) {
+        tracing::warn!(error = %e, "sd_notify READY=1 failed");
+    }
+}
+
+/// The process is stopping: `STOPPING=1` to the service manager, if any.
+pub fn stopping() {
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]) {
+        tracing::warn!(error = %e, "sd_notify STOPPING=1 failed");
+    }
 }
 
 /// The node key file: `controller.options.node_key` (relative to

@@ -90,7 +90,8 @@ fn units_set_the_limits_user_and_state_directory() {
         assert_eq!(get("LimitMEMLOCK"), Some("infinity"), "{name}");
         assert_eq!(get("User"), Some("junction"), "{name}");
         assert_eq!(get("Group"), Some("junction"), "{name}");
-        assert_eq!(get("Type"), Some("simple"), "{name}");
+        assert_eq!(get("Type"), Some("notify"), "{name}");
+        assert_eq!(get("NotifyAccess"), Some("main"), "{name}");
         assert_eq!(get("StateDirectory"), Some(state), "{name}");
         assert_eq!(get("WantedBy"), Some("multi-user.target"), "{name}");
     }
@@ -117,4 +118,86 @@ fn example_config_passes_check() {
     // The node key lives in the state directory, not next to the config.
     assert!(text.contains(r#""node_key": "/var/lib/junction/key.priv""#), "{text}");
     assert!(text.contains(r#""type": "metrics""#), "{text}");
+}
+
+/// A router worker config on a free port (`copies` workers: 1 runs in the
+/// `junction start` process itself, 2 under the supervisor).
+fn notify_config(copies: usize) -> serde_json::Value {
+    let workers: Vec<serde_json::Value> = (0..copies)
+        .map(|i| {
+            serde_json::json!({
+                "type": "router", "id": format!("router{i}"), "options": {"shards": 1, "pin_cores": false},
+                "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+                    {"uri": "", "match": "prefix", "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}]}],
+                "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": common::free_port()},
+                                "auth": {"anonymous": {"type": "static", "role": "anonymous"}}}]
+            })
+        })
+        .collect();
+    serde_json::json!({"version": 2, "controller": {}, "workers": workers})
+}
+
+/// `Type=notify`: with `NOTIFY_SOCKET` set, the node sends `READY=1` (with
+/// its ready line as `STATUS=`) once, when every worker is ready (never a
+/// worker of its own), and `STOPPING=1` on SIGTERM.
+#[test]
+fn sd_notify_ready_once_then_stopping() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+    for copies in [1, 2] {
+        let sock_path = common::temp_path("notify", "sock");
+        let _ = std::fs::remove_file(&sock_path);
+        let sock = UnixDatagram::bind(&sock_path).expect("bind the notify socket");
+        sock.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let config = common::temp_path("notify", "json");
+        std::fs::write(&config, serde_json::to_vec(&notify_config(copies)).expect("json")).expect("write config");
+        let mut child = Command::new(common::junction_bin())
+            .args(["start", "--config"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn junction");
+        let pid = child.id() as libc::pid_t;
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).unwrap_or_else(|e| {
+            let _ = child.kill();
+            panic!("{copies} worker(s): no READY=1 within 30 s: {e}")
+        });
+        let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(msg.lines().any(|l| l == "READY=1"), "{copies} worker(s): {msg:?}");
+        assert!(msg.lines().any(|l| l == "STATUS=junction: ready"), "{copies} worker(s): {msg:?}");
+        // By then the ready line is out.
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut ready = false;
+        let mut line = String::new();
+        while out.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            if line.trim() == "junction: ready" {
+                ready = true;
+                break;
+            }
+            line.clear();
+        }
+        assert!(ready, "{copies} worker(s): no ready line");
+        // Nothing else (a worker must not report readiness of its own).
+        sock.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+        if let Ok(n) = sock.recv(&mut buf) {
+            let _ = child.kill();
+            panic!("{copies} worker(s): unexpected second notification {:?}", String::from_utf8_lossy(&buf[..n]));
+        }
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        sock.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let n = sock.recv(&mut buf).unwrap_or_else(|e| {
+            let _ = child.kill();
+            panic!("{copies} worker(s): no STOPPING=1 after SIGTERM: {e}")
+        });
+        let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(msg.lines().any(|l| l == "STOPPING=1"), "{copies} worker(s): {msg:?}");
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "{copies} worker(s): exit {status}");
+        let _ = std::fs::remove_file(&sock_path);
+    }
 }
