@@ -173,6 +173,7 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         control: ctl_tx,
         controller: raw["controller"].clone(),
         logs: logs.clone(),
+        process: master_control::process::ProcessApi::new("controller", "controller", master_control::process::process_start_time()),
     };
     // Worker processes open their own uplinks (the worker API) to the same master.
     std::env::set_var(worker::FABRIC_URL_ENV, &url);
@@ -255,6 +256,8 @@ struct NodeUplink {
     controller: serde_json::Value,
     /// The workers' recent log lines (`get_worker_log`).
     logs: supervisor::WorkerLogs,
+    /// The controller's process API (CPU affinity, process and system stats).
+    process: master_control::process::ProcessApi,
 }
 
 /// How long `start_worker` waits for the new worker to become ready.
@@ -348,12 +351,37 @@ impl NodeUplink {
 
 impl UplinkHandler for NodeUplink {
     fn procedures(&self, id: &NodeIdentity) -> Vec<String> {
-        node::NODE_PROCEDURES.iter().map(|p| node::procedure_uri(&id.authid, p)).collect()
+        let mut p: Vec<String> = node::NODE_PROCEDURES
+            .iter()
+            .chain(master_control::process::PROCESS_PROCEDURES.iter())
+            .chain(master_control::process::NODE_ONLY_PROCEDURES.iter())
+            .map(|p| node::procedure_uri(&id.authid, p))
+            .collect();
+        // Calls for a worker whose process has not registered the
+        // procedure (unknown worker, or one not connected yet) land here.
+        p.push(node::procedure_uri(&id.authid, "worker."));
+        p
     }
 
     fn call(&mut self, id: &NodeIdentity, procedure: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, master_control::ApiError>, NodeAction) {
         let prefix = format!("crossbarfabriccenter.node.{}.", id.authid);
         let proc = procedure.strip_prefix(&prefix).unwrap_or(procedure);
+        if let Some(rest) = proc.strip_prefix("worker.") {
+            let (wid, wproc) = rest.split_once('.').unwrap_or((rest, ""));
+            let known = self.view().workers.iter().any(|w| w.id == wid);
+            let e = if known {
+                master_control::ApiError::new(
+                    "wamp.error.no_such_procedure",
+                    format!("worker '{wid}' has no procedure '{wproc}' (or is not connected to the master right now)"),
+                )
+            } else {
+                master_control::ApiError::new("crossbar.error.no_such_worker", format!("no worker with ID '{wid}'"))
+            };
+            return (Err(e), NodeAction::None);
+        }
+        if let Some(r) = self.process.handle(proc, args, kwargs) {
+            return (r, NodeAction::None);
+        }
         match proc {
             "start_worker" => (self.start_worker(args, kwargs), NodeAction::None),
             "stop_worker" => (self.stop_worker(args, kwargs), NodeAction::None),

@@ -475,14 +475,31 @@ enum WorkerApis {
 
 struct WorkerUplink {
     apis: WorkerApis,
+    worker_id: String,
+    /// The process API (`remote.worker.*`: CPU affinity, process stats, ...).
+    process: master_control::process::ProcessApi,
+}
+
+impl WorkerUplink {
+    fn prefix(&self, authid: &str) -> String {
+        format!("crossbarfabriccenter.node.{authid}.worker.{}.", self.worker_id)
+    }
 }
 
 impl master_control::uplink::UplinkHandler for WorkerUplink {
     fn procedures(&self, id: &master_control::node::NodeIdentity) -> Vec<String> {
-        match &self.apis {
+        let mut p = match &self.apis {
             WorkerApis::Router(api, _) => api.procedures(&id.authid),
             WorkerApis::Proxy(api, _) => api.procedures(&id.authid),
-        }
+        };
+        let prefix = self.prefix(&id.authid);
+        p.extend(
+            master_control::process::PROCESS_PROCEDURES
+                .iter()
+                .chain(master_control::process::WORKER_ONLY_PROCEDURES.iter())
+                .map(|proc| format!("{prefix}{proc}")),
+        );
+        p
     }
 
     fn call(
@@ -494,6 +511,10 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
     ) -> (Result<wamp_proto::Value, master_control::ApiError>, master_control::node::NodeAction) {
         let now = std::time::SystemTime::now();
         let missing = || master_control::ApiError::new("wamp.error.no_such_procedure", format!("not a procedure of this worker: {procedure}"));
+        let prefix = self.prefix(&id.authid);
+        if let Some(r) = procedure.strip_prefix(&prefix).and_then(|p| self.process.handle(p, args, kwargs)) {
+            return (r, master_control::node::NodeAction::None);
+        }
         let r = match &mut self.apis {
             WorkerApis::Router(api, ctl) => match api.suffix(&id.authid, procedure) {
                 Some(p) => {
@@ -546,6 +567,12 @@ fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result
         period: std::time::Duration::from_secs(3600),
         first_after: std::time::Duration::from_secs(3600),
     };
+    let kind = match running {
+        Running::Router(_) => "router",
+        Running::Proxy(_) => "proxy",
+    };
+    let process = master_control::process::ProcessApi::new(&worker_id, kind, master_control::process::process_start_time());
+    let uplink_worker_id = worker_id.clone();
     let apis = match running {
         Running::Router(node) => WorkerApis::Router(
             master_control::worker::RouterWorkerApi::new(&worker_id),
@@ -562,7 +589,7 @@ fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result
             ProxyControlImpl { proxy: proxy.clone(), base_dir: dir, startup: startup_transports(config, index) },
         ),
     };
-    let mut handler = WorkerUplink { apis };
+    let mut handler = WorkerUplink { apis, worker_id: uplink_worker_id, process };
     std::thread::Builder::new()
         .name("worker-uplink".into())
         .spawn(move || master_control::uplink::run(&setup, &mut handler))

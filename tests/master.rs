@@ -381,7 +381,7 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(w["transports"], 1);
     assert_eq!(w["errors"]["bad_config"], "crossbar.error.invalid_configuration");
     assert_eq!(w["errors"]["again"], "crossbar.error.already_exists");
-    assert_eq!(w["errors"]["unknown_worker"], "wamp.error.no_such_procedure");
+    assert_eq!(w["errors"]["unknown_worker"], "crossbar.error.no_such_worker");
     assert_eq!(w["errors"]["unknown_realm"], "crossbar.error.no_such_object");
     assert_eq!(w["app_joined"], true, "a client joins the realm the master started: {w}");
     assert_eq!(w["meta_count"], 1, "{w}");
@@ -432,7 +432,7 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     assert_eq!(we["stop_unknown"], "crossbar.error.no_such_worker");
     assert_eq!(w["stopped_worker"], "wg1_1");
     assert_eq!(w["workers_after_stop"], serde_json::json!(["app1"]));
-    assert_eq!(w["stopped_worker_api"], "wamp.error.no_such_procedure");
+    assert_eq!(w["stopped_worker_api"], "crossbar.error.no_such_worker");
     assert_eq!(r["status"]["management_node_id"], "node1", "{r}");
     assert_eq!(r["status"]["management_realm"], "edge-mr");
     assert_eq!(r["status"]["pubkey"], serde_json::Value::String(node_key.clone()));

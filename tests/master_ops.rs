@@ -151,7 +151,7 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
         ("stop_stopped", "crossbar.error.not_running"),
         ("big_limit", "wamp.error.invalid_argument"),
         ("bad_seq", "wamp.error.invalid_argument"),
-        ("unknown_worker", "wamp.error.no_such_procedure"),
+        ("unknown_worker", "crossbar.error.no_such_worker"),
         ("not_implemented", "wamp.error.no_such_procedure"),
         ("again", "crossbar.error.already_running"),
     ] {
@@ -191,4 +191,210 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     assert_eq!(w["router_ws_after_changes"], true, "the WAMP path keeps working: {w}");
     drop(node);
     drop(master);
+}
+
+/// The CPU ids of a kernel CPU list (`0-3,8`).
+fn cpu_list(text: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => out.extend(a.parse::<u64>().unwrap()..=b.parse::<u64>().unwrap()),
+            None => out.push(part.parse().unwrap()),
+        }
+    }
+    out
+}
+
+/// A `key: value` line of `/proc/<pid>/status`.
+fn proc_status(pid: u64, key: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    text.lines().find_map(|l| l.strip_prefix(&format!("{key}:"))).unwrap_or_else(|| panic!("{key} in /proc/{pid}/status")).trim().to_owned()
+}
+
+/// The CPUs every thread of process `pid` may run on (each thread's set).
+fn thread_affinities(pid: u64) -> Vec<Vec<u64>> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("status")).ok())
+        .filter_map(|t| t.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(cpu_list))
+        .collect()
+}
+
+#[test]
+fn process_apis_of_the_node_and_its_workers() {
+    let dir = temp_dir("master-process");
+    let su = superuser_pub(&dir);
+    let (cbdir, node_key) = edge_init(&dir.join("node1"));
+    let app_port = free_port();
+    let cfg_path = cbdir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).expect("config")).expect("json");
+    cfg["controller"]["fabric"]["heartbeat"] = json!({"startup_delay": 0, "heartbeat_period": 1});
+    cfg["workers"] = json!([{
+        "type": "router", "id": "app1", "options": {"shards": 2},
+        "realms": [common::realm("realm1", vec![common::allow_all_role("anonymous")])],
+        "transports": [common::rawsocket_tcp(app_port)]
+    }]);
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+    let port = free_port();
+    let master = start_master(&dir.join("master"), port, &su);
+    let paired = master.python(
+        "master.py",
+        &[&url(port), GLOBAL, "json", "--scenario", "pair", "--superuser", SUPERUSER_SEED, "--name", "proc-mr", "--node-pubkey", &node_key],
+    );
+    assert_eq!(paired["ok"], true, "{paired}");
+    let node = start_edge(&cbdir, port);
+    let r = common::run_python(
+        "master_ops.py",
+        &[&url(port), GLOBAL, "cbor", "--scenario", "process", "--superuser", SUPERUSER_SEED, "--name", "proc-mr",
+          "--app-url", "rs://127.0.0.1:1", "--timeout", "90"],
+    )
+    .unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", common::tail(&node.stderr(), 6000), common::tail(&master.stderr(), 3000)));
+
+    let online = cpu_list(&std::fs::read_to_string("/sys/devices/system/cpu/online").expect("online CPUs")).len() as u64;
+    let meminfo_total = proc_status_like("/proc/meminfo", "MemTotal") * 1024;
+    let exe = std::fs::canonicalize(junction_bin()).expect("binary");
+    let node_pid = u64::from(node.pid());
+
+    // Checks every process answers alike; `pid` is the process's.
+    let common_checks = |name: &str, x: &serde_json::Value, pid: u64, kind: &str| {
+        assert_eq!(x["cpu_count"], online, "{name}: get_cpu_count is the online CPUs: {x}");
+        assert!(x["physical"].is_null() || x["physical"].as_u64().is_some_and(|p| p >= 1 && p <= online), "{name}: {x}");
+        let cpus = x["cpus"].as_array().expect("get_cpus").clone();
+        assert!(!cpus.is_empty() && cpus.len() as u64 <= online, "{name}: {x}");
+        assert_eq!(x["affinity_before"], json!(cpus), "{name}: nothing pinned yet: {x}");
+        let info = &x["info"];
+        assert_eq!(info["pid"], pid, "{name}: get_process_info is the real process: {x}");
+        assert_eq!(x["info_keys"], json!(["descriptors", "files", "pid", "sockets", "started", "threads", "uptime"]), "{name}");
+        assert!(info["threads"].as_u64().is_some_and(|t| t >= 2), "{name}: {info}");
+        assert!(info["descriptors"].as_u64().is_some_and(|d| d >= 3), "{name}: {info}");
+        assert!(info["sockets"].as_array().is_some_and(|s| s.iter().any(|s| s["type"] == "tcp4" && s["status"] == "ESTABLISHED")),
+                "{name}: its uplink to the master is an open TCP socket: {info}");
+        assert_eq!(
+            x["stats_keys"],
+            json!(["cpu_percent", "mem_percent", "nonvoluntary", "pid", "reads", "resident", "status", "system", "time", "ts", "user", "virtual", "voluntary", "writes"]),
+            "{name}: Crossbar's ProcessInfo.get_stats keys"
+        );
+        let st = &x["stats"];
+        assert_eq!(st["pid"], pid);
+        let rss = proc_status(pid, "VmRSS").trim_end_matches(" kB").trim().parse::<u64>().expect("VmRSS") * 1024;
+        let resident = st["resident"].as_u64().expect("resident");
+        assert!(resident > rss / 2 && resident < rss * 2, "{name}: resident {resident} vs /proc VmRSS {rss}");
+        assert!(st["virtual"].as_u64().is_some_and(|v| v >= resident), "{name}: {st}");
+        assert!(st["voluntary"].as_u64().is_some_and(|v| v >= 1), "{name}: {st}");
+        assert!(st["user"].as_f64().is_some() && st["system"].as_f64().is_some() && st["cpu_percent"].as_f64().is_some());
+        let mp = st["mem_percent"].as_f64().expect("mem_percent");
+        assert!((mp - resident as f64 / meminfo_total as f64 * 100.0).abs() < 1.0, "{name}: {st}");
+        let mon = &x["monitor"];
+        assert_eq!(x["monitor_first_has_rates"], false, "{name}");
+        assert_eq!(mon["type"], kind, "{name}: {mon}");
+        assert_eq!(mon["pid"], pid);
+        for k in ["cpu_user_per_sec", "cpu_system_per_sec", "num_ctx_switches_voluntary_per_sec", "read_ios_per_sec"] {
+            assert!(mon.get(k).is_some(), "{name}: {k} from the second poll on: {mon}");
+        }
+        for k in ["tick", "timestamp", "last_period", "elapsed", "exe", "name", "cmdline", "created"] {
+            assert!(x["monitor_verbose_keys"].as_array().unwrap().contains(&json!(k)), "{name}: verbose {k}");
+        }
+        assert!(x["uptime"].as_f64().is_some_and(|u| u > 0.0 && u < 300.0), "{name}: {x}");
+        assert!(x["utcnow"].as_str().is_some_and(|t| t.ends_with('Z')) && x["started"].as_str().is_some_and(|t| t.ends_with('Z')));
+        for (k, v) in x["errors"].as_object().expect("errors") {
+            assert_eq!(v, "wamp.error.invalid_argument", "{name}: {k}: {x}");
+        }
+        assert_eq!(x["errors"].as_object().unwrap().len(), 9);
+        assert_eq!(x["affinity_after_errors"], x["affinity_before"], "{name}: refused changes changed nothing");
+        assert_eq!(x["set_first"], json!([cpus[0]]), "{name}: {x}");
+        assert_eq!(x["read_first"], json!([cpus[0]]), "{name}: read back");
+        assert_eq!(x["set_all_absolute"], json!(cpus), "{name}: {x}");
+        assert_eq!(x["read_all"], json!(cpus), "{name}: {x}");
+        assert_eq!(x["set_last"], json!([cpus[cpus.len() - 1]]));
+        assert_eq!(x["read_last"], json!([cpus[cpus.len() - 1]]));
+        cpus
+    };
+
+    // The node controller.
+    let n = &r["node"];
+    assert_eq!(r["node_status"]["controller_pid"], node_pid);
+    let node_cpus = common_checks("node", n, node_pid, "controller");
+    // It was set back to all its CPUs.
+    for set in thread_affinities(node_pid) {
+        assert_eq!(json!(set), json!(node_cpus), "every node thread is back on every CPU");
+    }
+    let s = &n["system"];
+    assert_eq!(n["system_first_has_rates"], false);
+    let keys = &n["system_keys"];
+    for k in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice", "freq", "ctx_switches",
+              "interrupts", "soft_interrupts"] {
+        assert!(keys["cpu"].as_array().unwrap().contains(&json!(k)), "cpu.{k}: {keys}");
+    }
+    for k in ["total", "available", "percent", "used", "free", "active", "inactive", "buffers", "cached", "shared", "slab"] {
+        assert!(keys["memory"].as_array().unwrap().contains(&json!(k)), "memory.{k}: {keys}");
+    }
+    for k in ["bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "errin", "errout", "dropin", "dropout", "connection", "bytes_recv_per_sec"] {
+        assert!(keys["network"].as_array().unwrap().contains(&json!(k)), "network.{k}: {keys}");
+    }
+    for k in ["read_count", "write_count", "read_bytes", "write_bytes", "read_time", "write_time", "read_merged_count",
+              "write_merged_count", "busy_time", "read_bytes_per_sec"] {
+        assert!(keys["disk"].as_array().unwrap().contains(&json!(k)), "disk.{k}: {keys}");
+    }
+    assert_eq!(s["memory"]["total"], meminfo_total, "memory.total is /proc/meminfo's MemTotal: {s}");
+    assert!(s["memory"]["available"].as_u64().is_some_and(|a| a > 0 && a <= meminfo_total));
+    assert!(s["network"]["bytes_recv"].as_u64().is_some_and(|b| b > 0), "loopback traffic at least: {s}");
+    assert!(s["network"]["connection"]["AF_INET"].as_u64().is_some_and(|c| c >= 1), "{s}");
+    let cpu_sum: f64 = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"].iter().map(|k| s["cpu"][k].as_f64().unwrap()).sum();
+    assert!((cpu_sum - 100.0).abs() < 1.5, "CPU percentages add up: {s}");
+    let boot_uptime = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse::<f64>().unwrap();
+    let up = s["uptime"].as_u64().expect("uptime") as f64 / 1e9;
+    assert!(up <= boot_uptime && boot_uptime - up < 120.0, "uptime {up} s vs /proc/uptime {boot_uptime}");
+
+    // Router worker app1: its own process, a child of the node.
+    let app_pid = r["app1_worker"]["pid"].as_u64().expect("app1 pid");
+    assert_ne!(app_pid, node_pid);
+    assert_eq!(std::fs::canonicalize(format!("/proc/{app_pid}/exe")).expect("exe"), exe);
+    assert_eq!(proc_status(app_pid, "PPid"), node_pid.to_string(), "the worker is the node's child");
+    assert_eq!(r["app1_status"]["pid"], app_pid);
+    assert_eq!(r["app1_status"]["id"], "app1");
+    assert_eq!(r["app1_status"]["type"], "router");
+    assert_eq!(r["app1_status"]["status"], "started");
+    let app_cpus = common_checks("app1", &r["app1"], app_pid, "router");
+    assert!(r["app1"]["info"]["sockets"].as_array().unwrap().iter()
+            .any(|s| s["type"] == "tcp4" && s["status"] == "LISTEN" && s["local"] == format!("127.0.0.1:{app_port}")),
+            "app1 listens on its transport: {}", r["app1"]["info"]);
+    assert_eq!(r["app1_pythonpath"], json!([]));
+    // Left on its last CPU: every thread of the worker (both shards, the uplink, ...) is.
+    let last = app_cpus[app_cpus.len() - 1].as_u64().unwrap();
+    let sets = thread_affinities(app_pid);
+    assert!(sets.len() >= 3, "{sets:?}");
+    for set in &sets {
+        assert_eq!(set, &vec![last], "every thread of app1 is on CPU {last}: {sets:?}");
+    }
+
+    // Proxy worker px2, started at run time.
+    let px_pid = r["px2_worker"]["pid"].as_u64().expect("px2 pid");
+    assert_eq!(proc_status(px_pid, "PPid"), node_pid.to_string());
+    assert_eq!(r["px2_status"]["pid"], px_pid);
+    assert_eq!(r["px2_status"]["type"], "proxy");
+    let px_cpus = common_checks("px2", &r["px2"], px_pid, "proxy");
+    for set in thread_affinities(px_pid) {
+        assert_eq!(json!(set), json!(px_cpus), "px2 set back to all its CPUs");
+    }
+
+    assert_eq!(
+        r["errors"],
+        json!({"unknown_worker": "crossbar.error.no_such_worker", "unknown_worker_set": "crossbar.error.no_such_worker",
+               "unknown_router_worker": "crossbar.error.no_such_worker", "not_implemented": "wamp.error.no_such_procedure",
+               "add_pythonpath": "crossbar.error.feature_unavailable", "add_pythonpath_bad": "wamp.error.invalid_argument",
+               "no_worker_id": "wamp.error.invalid_argument", "unknown_node": "crossbar.error.no_such_object",
+               "node_system_on_worker": "wamp.error.no_such_procedure"}),
+        "{}", r["errors"]
+    );
+    drop(node);
+    drop(master);
+}
+
+/// A `key: value` line of a `/proc` file such as `/proc/meminfo` (the number).
+fn proc_status_like(path: &str, key: &str) -> u64 {
+    let text = std::fs::read_to_string(path).expect("read /proc");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {path}"))
 }

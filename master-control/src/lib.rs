@@ -18,6 +18,9 @@
 //!   router worker's (with message tracing) and proxy worker's sides of the API, sans-IO over small control traits
 //!   (implemented in the `junction` binary); [`uplink`] keeps their sessions
 //!   to the master.
+//! * [`process`]: the process API of every managed process (CPU count and
+//!   affinity, process information and statistics, system statistics),
+//!   read from `/proc`.
 //! * [`reconcile`]: what the started objects mean for the nodes and the
 //!   calls that get them there (sans-IO); `service` runs it per management
 //!   realm.
@@ -29,6 +32,7 @@
 pub mod error;
 pub mod master;
 pub mod node;
+pub mod process;
 pub mod proxy;
 pub mod reconcile;
 pub mod service;

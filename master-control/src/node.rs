@@ -18,8 +18,10 @@ use crate::error::ApiError;
 use crate::value::{from_json, Args};
 
 /// Procedures of the node API (suffixes of `crossbarfabriccenter.node.<authid>.`).
-pub const NODE_PROCEDURES: [&str; 8] =
-    ["get_status", "get_workers", "get_worker", "get_process_info", "shutdown", "start_worker", "stop_worker", "get_worker_log"];
+/// The node's process procedures (`get_process_info`, `get_cpu_affinity`,
+/// `get_system_stats`, ...) are [`crate::process`]'s.
+pub const NODE_PROCEDURES: [&str; 7] =
+    ["get_status", "get_workers", "get_worker", "shutdown", "start_worker", "stop_worker", "get_worker_log"];
 
 /// Default number of log lines a node keeps per worker
 /// (`controller.options.worker_log_lines`).
@@ -283,11 +285,6 @@ pub fn handle(id: &NodeIdentity, view: &NodeView, now: SystemTime, proc: &str, a
             });
             (r, NodeAction::None)
         }
-        "get_process_info" => (
-            Ok(from_json(&json!({"pid": view.pid, "started": iso(view.started),
-                                 "uptime": now.duration_since(view.started).unwrap_or_default().as_secs_f64()}))),
-            NodeAction::None,
-        ),
         "shutdown" => {
             let r = from_json(&json!({"who": null, "when": iso(now), "restart": false, "mode": "shutdown"}));
             (Ok(r), NodeAction::Shutdown)

@@ -30,7 +30,8 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// What an uplink serves.
 pub trait UplinkHandler {
-    /// The procedures to register (full URIs) once logged in as `id`.
+    /// The procedures to register (full URIs) once logged in as `id`; a URI
+    /// ending in `.` is a prefix registration.
     fn procedures(&self, id: &NodeIdentity) -> Vec<String>;
     /// Answers `procedure` (a full URI from [`UplinkHandler::procedures`]).
     fn call(&mut self, id: &NodeIdentity, procedure: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, ApiError>, NodeAction);
@@ -130,7 +131,13 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
     }
     let mut sess = Session::new();
     for p in handler.procedures(&id) {
-        sess.register(&p, Dict::new());
+        // A URI ending in '.' is registered as a prefix (exact
+        // registrations of other sessions win over it).
+        let mut opts = Dict::new();
+        if p.ends_with('.') {
+            opts.insert("match".into(), Value::Str("prefix".into()));
+        }
+        sess.register(&p, opts);
     }
     let mut next = Instant::now() + setup.first_after;
     let mut seq = 0u64;

@@ -11,6 +11,13 @@ Usage::
         proxy transport (services added and removed on the running
         transport, checked over HTTP).
 
+    ... --scenario process
+        The process APIs: remote.node.get_cpu_count, get_cpu_affinity,
+        get_process_info, get_process_stats, get_system_stats, ... and
+        remote.worker.* on router worker app1 and a proxy worker px2
+        started here (left running, app1's affinity left at the last CPU
+        for the caller to check in /proc).
+
 URL is the master's ws:// management transport, REALM the global realm;
 SEED the superuser's Ed25519 private seed (64 hex digits).
 """
@@ -219,7 +226,100 @@ async def ops(args):
     return out
 
 
-SCENARIOS = {"ops": ops}
+async def process_api(m, oid, api, w):
+    """The process procedures of the node (api "node", w None) or of worker `w`."""
+    pre = (oid,) if w is None else (oid, w)
+    c = lambda proc, *a, **kw: call(m, f"remote.{api}.{proc}", *pre, *a, **kw)
+    out = {}
+    out["cpu_count"] = await c("get_cpu_count")
+    out["physical"] = await c("get_cpu_count", False)
+    cpus = await c("get_cpus")
+    out["cpus"] = cpus
+    out["affinity_before"] = await c("get_cpu_affinity")
+    info = await c("get_process_info")
+    out["info"] = info
+    out["info_keys"] = sorted(info.keys())
+    st1 = await c("get_process_stats")
+    st2 = await c("get_process_stats")
+    out["stats_keys"] = sorted(st1.keys())
+    out["stats"] = st2
+    mon1 = await c("get_process_monitor")
+    mon2 = await c("get_process_monitor")
+    out["monitor_first_has_rates"] = "cpu_user_per_sec" in mon1
+    out["monitor"] = mon2
+    out["monitor_verbose_keys"] = sorted((await c("get_process_monitor", True)).keys())
+    out["utcnow"] = await c("utcnow")
+    out["started"] = await c("started")
+    out["uptime"] = await c("uptime")
+    errs = {
+        "empty": await expect_error(c("set_cpu_affinity", []), "empty"),
+        "not_list": await expect_error(c("set_cpu_affinity", "0"), "not a list"),
+        "negative": await expect_error(c("set_cpu_affinity", [-1]), "negative"),
+        "too_big": await expect_error(c("set_cpu_affinity", [len(cpus)]), "index past get_cpus"),
+        "absolute_too_big": await expect_error(c("set_cpu_affinity", [out["cpu_count"]], False), "absolute"),
+        "huge": await expect_error(c("set_cpu_affinity", [0, 10**6]), "huge"),
+        "not_int": await expect_error(c("set_cpu_affinity", ["a"]), "not an int"),
+        "bad_relative": await expect_error(c("set_cpu_affinity", [0], "yes"), "relative"),
+        "bad_logical": await expect_error(c("get_cpu_count", "many"), "logical"),
+    }
+    out["errors"] = errs
+    out["affinity_after_errors"] = await c("get_cpu_affinity")
+    # A real change, read back: the first CPU, then every CPU by absolute ids, then the last one (kept).
+    out["set_first"] = await c("set_cpu_affinity", [0])
+    out["read_first"] = await c("get_cpu_affinity")
+    out["set_all_absolute"] = await c("set_cpu_affinity", cpus, relative=False)
+    out["read_all"] = await c("get_cpu_affinity")
+    out["set_last"] = await c("set_cpu_affinity", [len(cpus) - 1])
+    out["read_last"] = await c("get_cpu_affinity")
+    return out
+
+
+async def process(args):
+    m = await joined(args, args.name, args.superuser, "superuser")
+    node = await poll("node online", lambda: call(m, "mrealm.get_node_by_authid", "node1"), lambda n: n["status"] == "online")
+    oid = node["oid"]
+    await poll("worker API", lambda: call(m, "remote.worker.get_status", oid, "app1"), lambda r: True)
+    out = {"node_status": await call(m, "remote.node.get_status", oid)}
+    n = await process_api(m, oid, "node", None)
+    s1 = await call(m, "remote.node.get_system_stats", oid)
+    await asyncio.sleep(0.3)
+    s2 = await call(m, "remote.node.get_system_stats", oid)
+    n["system_keys"] = {k: sorted(v.keys()) if isinstance(v, dict) else type(v).__name__ for k, v in s2.items()}
+    n["system"] = s2
+    n["system_first_has_rates"] = "bytes_recv_per_sec" in s1["network"]
+    # Set the node back to every CPU it had.
+    await call(m, "remote.node.set_cpu_affinity", oid, list(range(len(n["cpus"]))))
+    out["node"] = n
+
+    out["app1_worker"] = await call(m, "remote.node.get_worker", oid, "app1")
+    out["app1_status"] = await call(m, "remote.worker.get_status", oid, "app1")
+    out["app1"] = await process_api(m, oid, "worker", "app1")
+    out["app1_pythonpath"] = await call(m, "remote.worker.get_pythonpath", oid, "app1")
+
+    await call(m, "remote.node.start_worker", oid, "px2", "proxy")
+    await poll("proxy worker API", lambda: call(m, "remote.worker.get_status", oid, "px2"), lambda r: True)
+    out["px2_worker"] = await call(m, "remote.node.get_worker", oid, "px2")
+    out["px2_status"] = await call(m, "remote.worker.get_status", oid, "px2")
+    px = await process_api(m, oid, "worker", "px2")
+    await call(m, "remote.worker.set_cpu_affinity", oid, "px2", list(range(len(px["cpus"]))))
+    out["px2"] = px
+
+    out["errors"] = {
+        "unknown_worker": await expect_error(call(m, "remote.worker.get_cpu_count", oid, "nope"), "worker"),
+        "unknown_worker_set": await expect_error(call(m, "remote.worker.set_cpu_affinity", oid, "nope", [0]), "worker"),
+        "unknown_router_worker": await expect_error(call(m, "remote.router.get_router_realms", oid, "nope"), "worker"),
+        "not_implemented": await expect_error(call(m, "remote.worker.trigger_gc", oid, "app1"), "proc"),
+        "add_pythonpath": await expect_error(call(m, "remote.worker.add_pythonpath", oid, "app1", ["/tmp"]), "python"),
+        "add_pythonpath_bad": await expect_error(call(m, "remote.worker.add_pythonpath", oid, "app1", "/tmp"), "python"),
+        "no_worker_id": await expect_error(call(m, "remote.worker.get_status", oid), "no id"),
+        "unknown_node": await expect_error(call(m, "remote.worker.get_status", "5f0e3b51-9d27-4a3f-8a2c-1c1b2a3d4e5f", "app1"), "node"),
+        "node_system_on_worker": await expect_error(call(m, "remote.worker.get_system_stats", oid, "app1"), "sys"),
+    }
+    await close(m)
+    return out
+
+
+SCENARIOS = {"ops": ops, "process": process}
 
 if __name__ == "__main__":
     p = base_parser(__doc__)
