@@ -3,8 +3,10 @@
 //! Autobahn|Python management clients (`tests/python/master_ops.py`):
 //! worker logs (`remote.node.get_worker_log`), message tracing
 //! (`remote.tracing.*`, with application clients calling and publishing
-//! while a trace runs) and the web service API of proxy workers
-//! (`remote.proxy.*_web_transport_service*`, checked over HTTP).
+//! while a trace runs), the web service API of proxy workers
+//! (`remote.proxy.*_web_transport_service*`, checked over HTTP) and the
+//! process APIs of the node and its workers (`remote.node.get_system_stats`,
+//! `remote.worker.set_cpu_affinity`, ..., checked against `/proc`).
 
 mod common;
 
