@@ -203,6 +203,15 @@ fn router_metrics_follow_the_traffic() {
     assert_eq!(get(&after, "junction_outbound_queued_bytes"), 0.0, "{after:#?}");
     assert!(get(&after, "junction_connection_capacity") > 0.0, "{after:#?}");
     assert_eq!(get(&after, r#"junction_realm_sessions{realm="realm1"}"#), 0.0, "{after:#?}");
+    // The routing-time histogram counted rpc.py's read batches: count and
+    // +Inf bucket agree, buckets are cumulative, the sum is a plausible time.
+    let batches = |s: &Samples| get(s, "junction_routing_batch_seconds_count");
+    assert!(batches(&after) >= batches(&before) + 10.0, "before {before:#?} after {after:#?}");
+    assert_eq!(get(&after, r#"junction_routing_batch_seconds_bucket{le="+Inf"}"#), batches(&after), "{after:#?}");
+    let le = |b: &str| get(&after, &format!(r#"junction_routing_batch_seconds_bucket{{le="{b}"}}"#));
+    assert!(le("0.00001") <= le("0.0001") && le("0.0001") <= le("0.1") && le("0.1") <= batches(&after), "{after:#?}");
+    let sum = get(&after, "junction_routing_batch_seconds_sum");
+    assert!(sum > 0.0 && sum < batches(&after) * 1.0, "sum {sum}: {after:#?}");
 }
 
 #[test]

@@ -7,9 +7,11 @@
 //! `# EOF`) is the crate's, not ours.
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// Label pairs of one sample.
@@ -65,12 +67,37 @@ impl Exposition {
         self.registry.register(name, help, f);
     }
 
+    /// A histogram from counts kept elsewhere: `buckets` are (upper bound,
+    /// observations in that bucket alone, not cumulative), the last bound
+    /// `f64::INFINITY`; `sum` is in the unit of the bounds.
+    pub fn histogram(&mut self, name: &str, help: &str, sum: f64, buckets: Vec<(f64, u64)>) {
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        self.registry.register(name, help, ConstHistogram { sum, count, buckets });
+    }
+
     /// The text exposition (OpenMetrics text, which Prometheus reads).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// A histogram's values at one scrape (see [`Exposition::histogram`]).
+#[derive(Debug)]
+struct ConstHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl EncodeMetric for ConstHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 

@@ -675,3 +675,16 @@ fn metrics_service_serves_the_exposition_text() {
     let r = site.respond(&Request { method: "GET", target: "/metrics", headers: &hs }, &json!({}));
     assert_eq!((r.status, body_text(&r)), (200, String::new()));
 }
+
+#[test]
+fn histograms_are_exposed_cumulatively() {
+    let mut e = Exposition::new();
+    e.histogram("routing_seconds", "Routing time.", 0.5, vec![(0.001, 3), (0.01, 2), (f64::INFINITY, 1)]);
+    let text = e.encode();
+    assert!(text.contains("# TYPE junction_routing_seconds histogram"), "{text}");
+    assert!(text.contains("junction_routing_seconds_sum 0.5"), "{text}");
+    assert!(text.contains("junction_routing_seconds_count 6"), "{text}");
+    assert!(text.contains("junction_routing_seconds_bucket{le=\"0.001\"} 3"), "{text}");
+    assert!(text.contains("junction_routing_seconds_bucket{le=\"0.01\"} 5"), "{text}");
+    assert!(text.contains("junction_routing_seconds_bucket{le=\"+Inf\"} 6"), "{text}");
+}

@@ -1260,6 +1260,10 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
             }
         }
         host.pump();
+        if handled > 0 {
+            // `last_seen` is when this batch's read returned.
+            shard.stats.routing_batch.observe(conn.last_seen.get().elapsed());
+        }
         if conn.out.state() != OutState::Open {
             if close_reason.is_none() {
                 let reason = if let Some(r) = bye {

@@ -47,6 +47,43 @@ struct PendingAuth {
     done: LocalNotify,
 }
 
+/// Upper bounds (seconds) of [`LatencyHistogram`]'s buckets; one more
+/// bucket takes the rest.
+pub const LATENCY_BOUNDS: [f64; 13] =
+    [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 1e-1];
+
+/// A histogram of durations in fixed buckets (relaxed atomics, so any
+/// thread can observe and a scrape reads it at any time).
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram { buckets: std::array::from_fn(|_| AtomicU64::new(0)), sum_ns: AtomicU64::new(0) }
+    }
+}
+
+impl LatencyHistogram {
+    /// Counts one duration.
+    pub fn observe(&self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BOUNDS.iter().position(|&b| s <= b).unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// (sum in seconds, per-bucket counts with their upper bounds, the last
+    /// `+Inf`).
+    pub fn snapshot(&self) -> (f64, Vec<(f64, u64)>) {
+        let bounds = LATENCY_BOUNDS.iter().copied().chain([f64::INFINITY]);
+        let buckets = bounds.zip(&self.buckets).map(|(b, n)| (b, n.load(Ordering::Relaxed))).collect();
+        (self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9, buckets)
+    }
+}
+
 /// Node-wide counters (relaxed atomics; none is on the per-message path).
 #[derive(Default, Debug)]
 pub struct NodeStats {
@@ -73,6 +110,10 @@ pub struct NodeStats {
     /// Bytes queued for client sockets now (a gauge: pending and being
     /// written, summed over connections).
     pub outbound_queued_bytes: Arc<AtomicU64>,
+    /// Per read batch of a client connection: from the read returning to
+    /// the routed messages queued for their connections (decoding,
+    /// authorization, routing, encoding; one observation per batch).
+    pub routing_batch: LatencyHistogram,
 }
 
 impl NodeStats {
@@ -101,6 +142,13 @@ impl NodeStats {
             "outbound_queued_bytes",
             "Bytes queued for client sockets now (pending and being written, all connections).",
             i64::try_from(self.outbound_queued_bytes.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+        );
+        let (sum, buckets) = self.routing_batch.snapshot();
+        e.histogram(
+            "routing_batch_seconds",
+            "Per read batch of a client connection: time from the read to the routed messages queued for their connections.",
+            sum,
+            buckets,
         );
     }
 
