@@ -20,6 +20,12 @@
 # events' continuity, call an echo procedure, and leave: by GOODBYE, or every
 # DROP_EVERY-th by closing its socket without one.
 #
+# Stalls (STALL_EVERY > 0): from 10 s on, every STALL_EVERY seconds the
+# router worker and the proxy worker, in turn, are frozen with SIGSTOP for
+# STALL_MS and resumed with SIGCONT: pauses shorter than every heartbeat
+# and link timeout, which clients must ride out with nothing lost
+# (stalls.csv lists them).
+#
 # Pass (exit 0) when, for both runs:
 #   * no event lost, duplicated or reordered, every echo call answered right,
 #     no pub/sub or RPC loss, no errors;
@@ -39,6 +45,7 @@
 #   (10 % of the run; a third of runs under 300 s) SOAK_STRICT (1 if SOAK_SECONDS >= 300, else 0)
 #   BASE_PORT (19280) OUT (target/soak) PUBSUB_RATE (200) RPC_CONCURRENCY (2)
 #   SEQ_RATE (100) CONNECT_RATE (20) DROP_EVERY (4) SHARDS (2)
+#   STALL_EVERY (0 = no stalls) STALL_MS (1000)
 #   JUNCTION_BIN, LOADTEST_BIN prebuilt binaries (else cargo build --release)
 set -euo pipefail
 
@@ -55,13 +62,17 @@ SEQ_RATE=${SEQ_RATE:-100}
 CONNECT_RATE=${CONNECT_RATE:-20}
 DROP_EVERY=${DROP_EVERY:-4}
 SHARDS=${SHARDS:-2}
+STALL_EVERY=${STALL_EVERY:-0}
+STALL_MS=${STALL_MS:-1000}
 R_WS=$BASE R_RS=$((BASE + 1)) P_WS=$((BASE + 2))
 mkdir -p "$OUT"
-rm -f "$OUT"/{samples.csv,direct.json,proxied.json,summary.json,summary.md,soak.svg}
+rm -f "$OUT"/{samples.csv,stalls.csv,direct.json,proxied.json,summary.json,summary.md,soak.svg}
 log() { echo "[soak $(date +%H:%M:%S)] $*" >&2; }
 
 [[ "$SECS" =~ ^[0-9]+$ && "$SECS" -ge 5 ]] || { echo "SOAK_SECONDS must be a whole number >= 5" >&2; exit 2; }
 [[ "$EVERY" =~ ^[0-9]+$ && "$EVERY" -ge 1 ]] || { echo "SAMPLE_SECONDS must be a whole number >= 1" >&2; exit 2; }
+[[ "$STALL_EVERY" =~ ^[0-9]+$ ]] || { echo "STALL_EVERY must be a whole number of seconds (0: off)" >&2; exit 2; }
+[[ "$STALL_MS" =~ ^[0-9]+$ && "$STALL_MS" -ge 1 && "$STALL_MS" -le 2500 ]] || { echo "STALL_MS must be 1..2500 (below the 3 s link timeout)" >&2; exit 2; }
 for port in $R_WS $R_RS $P_WS; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is in use; set BASE_PORT" >&2
@@ -101,9 +112,12 @@ cfg = {"version": 2, "controller": {"id": "soak"}, "workers": [
 json.dump(cfg, open(path, "w"), indent=1)
 EOF
 
-J_PID= SAMPLER= D_PID= P_PID=
+J_PID= SAMPLER= D_PID= P_PID= STALLER= ROUTER_PID= PROXY_PID=
 cleanup() {
-    for p in $SAMPLER $D_PID $P_PID $J_PID; do kill "$p" 2>/dev/null || true; done
+    for p in $STALLER $SAMPLER $D_PID $P_PID; do kill "$p" 2>/dev/null || true; done
+    # Never leave a worker frozen.
+    for p in $ROUTER_PID $PROXY_PID; do kill -CONT "$p" 2>/dev/null || true; done
+    [[ -n "$J_PID" ]] && kill "$J_PID" 2>/dev/null
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -155,6 +169,25 @@ P_PID=$!
 
 ( while true; do sleep "$EVERY"; sample load; done ) &
 SAMPLER=$!
+echo "t_s,process,pid,ms" > "$OUT/stalls.csv"
+if (( STALL_EVERY > 0 )); then
+    (
+        trap 'kill -CONT $ROUTER_PID $PROXY_PID 2>/dev/null; exit 0' TERM
+        sleep 10
+        n=0
+        while true; do
+            if (( n % 2 == 0 )); then who=router pid=$ROUTER_PID; else who=proxy pid=$PROXY_PID; fi
+            t=$(awk -v n="$(date +%s.%N)" -v t0="$T0" 'BEGIN { printf "%.2f", n - t0 }' </dev/null)
+            kill -STOP "$pid" 2>/dev/null || break
+            sleep "$(awk -v ms="$STALL_MS" 'BEGIN { printf "%.3f", ms / 1000 }' </dev/null)"
+            kill -CONT "$pid" 2>/dev/null || true
+            echo "$t,$who,$pid,$STALL_MS" >> "$OUT/stalls.csv"
+            n=$((n + 1))
+            sleep "$STALL_EVERY"
+        done
+    ) &
+    STALLER=$!
+fi
 next=60
 while kill -0 "$D_PID" 2>/dev/null || kill -0 "$P_PID" 2>/dev/null; do
     sleep 1
@@ -171,6 +204,12 @@ D_PID= P_PID=
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=
+if [[ -n "$STALLER" ]]; then
+    kill "$STALLER" 2>/dev/null || true
+    wait "$STALLER" 2>/dev/null || true
+    STALLER=
+    kill -CONT "$ROUTER_PID" "$PROXY_PID" 2>/dev/null || true
+fi
 sleep 3
 sample post
 ALIVE=1
@@ -258,14 +297,20 @@ if not alive:
 if restarts:
     failures.append(f"junction.log reports {restarts} worker restart(s)")
 
+stalls = list(csv.DictReader(open(f"{out}/stalls.csv"))) if os.path.exists(f"{out}/stalls.csv") else []
 summary = {"seconds": secs, "warmup_s": warm, "strict": strict, "processes": figures, "runs": runs,
+           "stalls": {"router": sum(1 for s in stalls if s["process"] == "router"),
+                      "proxy": sum(1 for s in stalls if s["process"] == "proxy"),
+                      "ms_each": int(stalls[0]["ms"]) if stalls else 0},
            "failures": failures, "pass": not failures}
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=1)
 
 mib = lambda k: f"{k / 1024:.1f}" if isinstance(k, (int, float)) else "-"
 with open(f"{out}/summary.md", "w") as md:
     md.write(f"Soak of {secs} s (warm-up {warm:.0f} s, flatness gate {'on' if strict else 'off'}): "
-             f"{'PASS' if not failures else 'FAIL'}\n\n")
+             f"{'PASS' if not failures else 'FAIL'}"
+             + (f"; {summary['stalls']['router']} router and {summary['stalls']['proxy']} proxy stalls of "
+                f"{summary['stalls']['ms_each']} ms (SIGSTOP/SIGCONT)" if stalls else "") + "\n\n")
     md.write("| process | RSS pre → max → post MiB | RSS after warm-up, first → last third MiB | fds pre / max / post | fds first / last third max | CPU cores (mean) |\n|---|---|---|---|---|---|\n")
     for n in procs:
         f = figures[n]

@@ -1,7 +1,8 @@
 //! The soak (`scripts/soak.sh`), short: 20 s of mixed traffic with session
 //! churn and abrupt drops against a real node (router worker + proxy
 //! worker), directly and through the proxy, with every sequence-numbered
-//! event checked end to end by `loadtest`.
+//! event checked end to end by `loadtest`, while the router worker and the
+//! proxy worker are each frozen (SIGSTOP) for 0.5 s in turn.
 //!
 //! What this asserts: the script passes (no event lost, duplicated or
 //! reordered, every echo call answered, no worker restarted, descriptors
@@ -61,6 +62,10 @@ fn a_short_soak_loses_nothing_and_leaks_no_descriptors() {
         .env("SOAK_SECONDS", "20")
         .env("SAMPLE_SECONDS", "2")
         .env("SOAK_STRICT", "0")
+        // Freeze the router worker, then the proxy worker, for 0.5 s each
+        // (below every heartbeat and link timeout): nothing may be lost.
+        .env("STALL_EVERY", "4")
+        .env("STALL_MS", "500")
         .env("BASE_PORT", free_base_port().to_string())
         .env("OUT", &out_dir)
         .output()
@@ -99,6 +104,8 @@ fn a_short_soak_loses_nothing_and_leaks_no_descriptors() {
         assert!(max > pre, "{proc}: the load opened no descriptors?: {p:#}");
         assert!(post <= pre + 2, "{proc}: {post} descriptors after the load, {pre} before: {p:#}");
     }
+    let stalls = &summary["stalls"];
+    assert!(stalls["router"].as_u64() >= Some(1) && stalls["proxy"].as_u64() >= Some(1), "stalls: {summary:#}");
     assert!(out_dir.join("soak.svg").exists());
     let _ = std::fs::remove_dir_all(&out_dir);
 }
