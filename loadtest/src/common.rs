@@ -202,6 +202,25 @@ pub fn spawn_progress(
     })
 }
 
+/// Waits for `n` readiness reports on `rx` (each `Err` is a setup failure),
+/// all within `timeout`; `what` names the clients in the timeout error.
+pub fn collect_ready(
+    rx: std::sync::mpsc::Receiver<Result<(), String>>,
+    n: usize,
+    timeout: std::time::Duration,
+    what: &str,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    for _ in 0..n {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("{e}"),
+            Err(_) => anyhow::bail!("{what} not ready within {timeout:?}"),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -681,7 +681,8 @@ mod tests {
     #[test]
     fn router_json_sums_and_lists_processes() {
         assert_eq!(router_json(&[], &[], 10), Json::Null);
-        let d = |cpu_us, rss| ProcDelta { cpu_us, cores: cpu_us as f64 / 1e6, rss_start_kib: rss, rss_end_kib: rss + 10 };
+        let d =
+            |cpu_us, rss| ProcDelta { cpu_us, cores: cpu_us as f64 / 1e6, rss_start_kib: rss, rss_end_kib: rss + 10 };
         // One process: the old fields, plus a one-entry "pids".
         let one = router_json(&[42], &[d(1_000_000, 100)], 1000);
         assert_eq!(one["pid"], 42);

@@ -507,18 +507,6 @@ struct SeqPart {
     stop: Arc<AtomicBool>,
 }
 
-fn collect(rx: mpsc::Receiver<Result<(), String>>, n: usize, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    for _ in 0..n {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => bail!("{e}"),
-            Err(_) => bail!("sequence part not ready within {timeout:?}"),
-        }
-    }
-    Ok(())
-}
-
 impl SeqPart {
     /// Checkers and callee first, then the publishers, released together.
     fn start(cfg: &ClientConfig, p: &SeqParams) -> Result<SeqPart> {
@@ -542,7 +530,7 @@ impl SeqPart {
             );
         }
         let timeout = cfg.timeout + Duration::from_millis(100 * (p.subscribers + p.publishers + 1) as u64);
-        let ready = collect(rx, p.subscribers + 1, timeout);
+        let ready = crate::common::collect_ready(rx, p.subscribers + 1, timeout, "sequence part");
         let start = Arc::new(Barrier::new(p.publishers + 1));
         let (tx, rx) = mpsc::channel();
         let mut pubs = Vec::new();
@@ -560,7 +548,7 @@ impl SeqPart {
             );
         }
         drop(tx);
-        let ready = collect(rx, p.publishers, timeout);
+        let ready = crate::common::collect_ready(rx, p.publishers, timeout, "sequence part");
         // Publishers whose setup failed still wait at the barrier.
         start.wait();
         part.pubs = pubs;

@@ -168,7 +168,10 @@ pub fn window_fixed(start_in: std::time::Duration, length: std::time::Duration) 
             std::thread::sleep((begin + length).saturating_duration_since(std::time::Instant::now()));
             let s1: Vec<ProcSample> = pids.iter().map(|&p| sample_pid(p)).collect::<Option<_>>()?;
             let wall_s = t0.elapsed().as_secs_f64();
-            Some(WindowCpu { wall_s, per_pid: s0.into_iter().zip(s1).map(|(a, b)| ProcDelta::between(a, b, wall_s)).collect() })
+            Some(WindowCpu {
+                wall_s,
+                per_pid: s0.into_iter().zip(s1).map(|(a, b)| ProcDelta::between(a, b, wall_s)).collect(),
+            })
         })
         .ok();
 }
@@ -195,8 +198,10 @@ pub fn window_end_now() {
     let Some((t0, s0)) = watch.manual.take() else { return };
     let Some(s1) = watch.pids.iter().map(|&p| sample_pid(p)).collect::<Option<Vec<_>>>() else { return };
     let wall_s = t0.elapsed().as_secs_f64();
-    watch.result =
-        Some(WindowCpu { wall_s, per_pid: s0.into_iter().zip(s1).map(|(a, b)| ProcDelta::between(a, b, wall_s)).collect() });
+    watch.result = Some(WindowCpu {
+        wall_s,
+        per_pid: s0.into_iter().zip(s1).map(|(a, b)| ProcDelta::between(a, b, wall_s)).collect(),
+    });
 }
 
 /// The window's figures once the run is over (`None`: not armed, no window

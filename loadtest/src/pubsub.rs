@@ -306,19 +306,6 @@ fn publisher(
     out
 }
 
-fn collect_ready(rx: mpsc::Receiver<Result<(), String>>, n: usize, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    for _ in 0..n {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => bail!("{e}"),
-            Err(_) => bail!("clients not ready within {timeout:?}"),
-        }
-    }
-    Ok(())
-}
-
 /// Runs the scenario with every session on `cfg`'s router.
 pub fn run(cfg: &ClientConfig, p: &PubSubParams, quiet: bool) -> Result<PubSubResult> {
     run_split(cfg, &[], p, quiet)
@@ -364,7 +351,7 @@ pub fn run_split(cfg: &ClientConfig, sub_cfgs: &[ClientConfig], p: &PubSubParams
         );
     }
     drop(tx);
-    let sub_ready = collect_ready(rx, p.subscribers, setup_timeout);
+    let sub_ready = crate::common::collect_ready(rx, p.subscribers, setup_timeout, "clients");
 
     let (tx, rx) = mpsc::channel();
     let start = Arc::new(Barrier::new(p.publishers + 1));
@@ -383,7 +370,11 @@ pub fn run_split(cfg: &ClientConfig, sub_cfgs: &[ClientConfig], p: &PubSubParams
         }
     }
     drop(tx);
-    let pub_ready = if sub_ready.is_ok() { collect_ready(rx, p.publishers, setup_timeout) } else { Ok(()) };
+    let pub_ready = if sub_ready.is_ok() {
+        crate::common::collect_ready(rx, p.publishers, setup_timeout, "clients")
+    } else {
+        Ok(())
+    };
 
     // Fix the window and release the publishers.
     let t0 = clock.now_ns();

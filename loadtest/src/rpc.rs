@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
@@ -262,7 +262,7 @@ pub fn run_split(cfg: &ClientConfig, callee_cfgs: &[ClientConfig], p: &RpcParams
         );
     }
     drop(tx);
-    let mut failure = collect(rx, p.callees, setup_timeout).err();
+    let mut failure = crate::common::collect_ready(rx, p.callees, setup_timeout, "clients").err();
 
     let (tx, rx) = mpsc::channel();
     let start = Arc::new(Barrier::new(p.callers + 1));
@@ -280,7 +280,7 @@ pub fn run_split(cfg: &ClientConfig, callee_cfgs: &[ClientConfig], p: &RpcParams
             );
         }
         drop(tx);
-        failure = collect(rx, p.callers, setup_timeout).err();
+        failure = crate::common::collect_ready(rx, p.callers, setup_timeout, "clients").err();
         let t0 = clock.now_ns();
         let ws = t0 + (p.warmup * 1e9) as u64;
         if failure.is_some() {
@@ -322,18 +322,6 @@ pub fn run_split(cfg: &ClientConfig, callee_cfgs: &[ClientConfig], p: &RpcParams
         latency: LatencySummary::from_histogram(&hist),
         duration_s: p.duration,
     })
-}
-
-fn collect(rx: mpsc::Receiver<Result<(), String>>, n: usize, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    for _ in 0..n {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => bail!("{e}"),
-            Err(_) => bail!("clients not ready within {timeout:?}"),
-        }
-    }
-    Ok(())
 }
 
 /// JSON description of the parameters.
