@@ -20,11 +20,31 @@ pub fn epoch_now() -> f64 {
 pub struct Resume(pub u32);
 
 impl Resume {
-    /// Stops `pid` (SIGSTOP) and returns the guard that resumes it.
+    /// Stops `pid` (SIGSTOP) and returns the guard that resumes it, once
+    /// every thread of the process is stopped (kill(2) only queues the
+    /// signal; on a busy machine a thread may run on for a while, and a
+    /// test would measure a process that still answers).
     pub fn stop(pid: u32) -> Resume {
         super::kill(pid, libc::SIGSTOP);
-        Resume(pid)
+        let guard = Resume(pid);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !all_stopped(pid) {
+            assert!(std::time::Instant::now() < deadline, "pid {pid}: not every thread stopped 5 s after SIGSTOP");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        guard
     }
+}
+
+/// Whether every thread of `pid` is stopped (state `T` in
+/// `/proc/PID/task/TID/stat`; a thread that exited meanwhile counts).
+fn all_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return true };
+    tasks.flatten().all(|t| match std::fs::read_to_string(t.path().join("stat")) {
+        // The state follows the command name in parentheses (which may hold spaces).
+        Ok(stat) => stat.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('T') || rest.starts_with('t')),
+        Err(_) => true,
+    })
 }
 
 impl Drop for Resume {

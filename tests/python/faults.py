@@ -33,9 +33,31 @@
         fails or K were created (``created``, ``error``, ``message``, then
         whether reads still answer: ``names``, ``status_type``); ``list``
         returns ``names``.
+
+    faults.py mstate URL REALM SERIALIZER --superuser SEED --name N
+            [--count K] [--bound S]
+        The master's state as the superuser sees it: management realm
+        names of the global realm, and the nodes of management realm N
+        (``nodes``: authid -> {oid, status}), polled until K nodes are
+        "online" (``online_after_s``; at most S seconds, default 10);
+        ``answered_at``/``online_at``: wall-clock times of the first answer
+        and of the last poll.
+
+    faults.py frozen URL REALM SERIALIZER --superuser SEED [--bound S]
+        A management session on the master's global realm (one call made:
+        ``domain.get_status``), then ``{"ready": true}``. On ``mark`` (the
+        master is frozen now) it calls ``domain.get_status`` on that
+        session and opens a new session, each bounded by S seconds, and
+        answers ``{"mark": {...}}`` with what happened (``call``:
+        "ok"/"timeout"/error URI/"session closed", ``call_took_s``,
+        ``connect``: "joined"/"timeout"/error, ``connect_took_s``, the
+        session's state). On ``stop`` (the master runs again) it calls
+        once more on the old session and on a new one
+        (``after_call_old``, ``after_call_new``, ``after_took_s``).
 """
 
 import asyncio
+import json
 import sys
 import time
 from urllib.parse import urlparse
@@ -321,7 +343,94 @@ async def master(args):
     return out
 
 
-SCENARIOS = {"load": load, "hold": hold, "call": call, "master": master}
+P = "crossbarfabriccenter."
+
+
+async def bounded(aw, bound):
+    """Awaits ``aw`` for at most ``bound`` s: (outcome, seconds, value)."""
+    t0 = time.monotonic()
+    try:
+        v = await asyncio.wait_for(aw, bound)
+        outcome = "ok"
+    except asyncio.TimeoutError:
+        v, outcome = None, "timeout"
+    except ApplicationError as e:
+        v, outcome = None, e.error
+    except Exception as e:  # noqa: BLE001 - a transport failure is an outcome too
+        v, outcome = None, f"{type(e).__name__}: {e}"[:120]
+    return outcome, round(time.monotonic() - t0, 3), v
+
+
+async def mstate(args):
+    from master import joined
+
+    g = await joined(args, args.realm, args.superuser, "superuser")
+    m = await joined(args, args.name, args.superuser, "superuser")
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    answered_at = None
+    while True:
+        nodes = {}
+        for oid in await asyncio.wait_for(m.call(P + "mrealm.get_nodes"), STEP_TIMEOUT):
+            n = await asyncio.wait_for(m.call(P + "mrealm.get_node", oid), STEP_TIMEOUT)
+            nodes[n["authid"]] = {"oid": oid, "status": n["status"]}
+        answered_at = answered_at or time.time()
+        online = sum(1 for n in nodes.values() if n["status"] == "online")
+        if online >= args.count or loop.time() - t0 > args.bound:
+            break
+        await asyncio.sleep(0.1)
+    out = {"nodes": nodes, "online": online, "online_after_s": round(loop.time() - t0, 3),
+           "answered_at": round(answered_at, 3), "online_at": round(time.time(), 3),
+           "names": await asyncio.wait_for(g.call(P + "mrealm.list_mrealms", return_names=True), STEP_TIMEOUT)}
+    await close(m)
+    await close(g)
+    return out
+
+
+async def frozen(args):
+    from master import joined
+
+    def state(s):
+        return {"attached": s.is_attached(), "left": s.left.result().reason if s.left.done() else None,
+                "lost": s.lost.done() if hasattr(s, "lost") else None}
+
+    async def new_session():
+        s = await joined(args, args.realm, args.superuser, "superuser")
+        out = await bounded(s.call(P + "domain.get_status"), args.bound)
+        await close(s)
+        return out
+
+    g = await joined(args, args.realm, args.superuser, "superuser")
+    await asyncio.wait_for(g.call(P + "domain.get_status"), STEP_TIMEOUT)
+    print('{"ready": true}', flush=True)
+    loop = asyncio.get_running_loop()
+    out = {}
+    while True:
+        line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+        if line == "mark":
+            m = {}
+            m["call"], m["call_took_s"], _ = await bounded(g.call(P + "domain.get_status"), args.bound)
+            if m["call"] != "ok" and not g.is_attached():
+                m["call"] = "session closed: " + m["call"]
+            outcome, took, v = await bounded(new_session(), args.bound)
+            m["connect"] = v[0] if outcome == "ok" else outcome
+            m["connect_took_s"] = took
+            m["session"] = state(g)
+            print(json.dumps({"mark": m}), flush=True)
+        else:
+            break
+    t0 = time.monotonic()
+    out["after_call_old"], _, _ = await bounded(g.call(P + "domain.get_status"), args.bound)
+    outcome, _, v = await bounded(new_session(), args.bound)
+    out["after_call_new"] = v[0] if outcome == "ok" else outcome
+    out["after_took_s"] = round(time.monotonic() - t0, 3)
+    out["session"] = state(g)
+    if g.is_attached():
+        await close(g)
+    return out
+
+
+SCENARIOS = {"load": load, "hold": hold, "call": call, "master": master, "mstate": mstate, "frozen": frozen}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in SCENARIOS:
@@ -342,6 +451,6 @@ if __name__ == "__main__":
     p.add_argument("--name")
     p.add_argument("--count", type=int, default=100)
     a = p.parse_args()
-    if which in ("load", "hold"):
+    if which in ("load", "hold", "frozen"):
         a.timeout = 600.0
     run(SCENARIOS[which], a)
