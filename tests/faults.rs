@@ -50,6 +50,9 @@ const REQUEST_BOUND: &str = "10";
 const DETECT_BOUND: f64 = 8.0;
 /// Clients must be working again this soon after the fault was lifted.
 const RECOVER_BOUND: f64 = 20.0;
+/// How long `a_frozen_master` freezes the master: beyond the nodes' uplink
+/// silence limit (10 s with 1 s heartbeats).
+const FROZEN_MASTER_S: f64 = 14.0;
 const ROUTER_LOST: &str = "junction.close.router_lost";
 /// What Autobahn reports when its own transport closed (auto-ping timeout,
 /// or the peer went away).
@@ -795,7 +798,7 @@ fn uplink_log(node: &JunctionProcess) -> (usize, usize) {
     (log.matches("master unreachable or session lost").count(), log.matches("connected to the master").count())
 }
 
-/// The master freezes (SIGSTOP) for 8 s with two managed edge nodes
+/// The master freezes (SIGSTOP) for 14 s with two managed edge nodes
 /// online, each serving realm1 on a router worker of its own with Autobahn
 /// clients on it. The nodes' routers do not depend on the master: their
 /// clients keep calling and publishing throughout, nothing fails, nothing
@@ -840,7 +843,10 @@ fn a_frozen_master() {
     let frozen = Resume::stop(master.pid());
     let during = mgmt.mark(Duration::from_secs(30));
     eprintln!("management client while the master is frozen: {during}");
-    sleep_until(stopped_at + 8.0);
+    // Longer than the nodes' uplink silence limit (three 1 s heartbeats,
+    // at least 10 s): each node must notice the master is gone, drop that
+    // connection and reconnect once it is back.
+    sleep_until(stopped_at + FROZEN_MASTER_S);
     let uplink_frozen = (uplink_log(&node1), uplink_log(&node2));
     let resumed_at = epoch_now();
     drop(frozen);
@@ -849,7 +855,13 @@ fn a_frozen_master() {
     let online_after = f(&after["online_at"]) - resumed_at;
     let mgmt_after = mgmt.stop(Duration::from_secs(30));
     eprintln!("management client after SIGCONT: {mgmt_after}");
-    sleep_until(resumed_at + 3.0);
+    // Each node reconnects (its new "connected to the master" line).
+    let reconnected = |n: &JunctionProcess, before: (usize, usize)| uplink_log(n).1 > before.1;
+    let deadline = Instant::now() + Duration::from_secs_f64(RECOVER_BOUND);
+    while !(reconnected(&node1, uplink_before.0) && reconnected(&node2, uplink_before.1)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let reconnected_after = epoch_now() - resumed_at;
     let uplink_after = (uplink_log(&node1), uplink_log(&node2));
     let seen1 = analyse("frozen master, node1", load1.stop(Duration::from_secs(60)), stopped_at, resumed_at);
     let seen2 = analyse("frozen master, node2", load2.stop(Duration::from_secs(60)), stopped_at, resumed_at);
@@ -867,7 +879,7 @@ fn a_frozen_master() {
             .fold(0.0, f64::max);
         // Pauses of 1-2 s show up on this loaded machine with or without
         // a frozen master (the clients' own event loop); a request the
-        // master held up would wait the whole 8 s.
+        // master held up would wait the whole freeze.
         assert!(gap <= 5.0, "requests paused {gap:.3} s while the master was frozen: {}", seen.stats);
         max_gap = max_gap.max(gap);
         ops += seen.stats["calls_ok"].as_u64().unwrap_or(0) + seen.stats["publishes_ok"].as_u64().unwrap_or(0);
@@ -895,11 +907,17 @@ fn a_frozen_master() {
          3 s after SIGCONT {uplink_after:?}"
     );
     let reconnects = (uplink_after.0 .0 - uplink_before.0 .0) + (uplink_after.1 .0 - uplink_before.1 .0);
+    // (4) The nodes noticed: each dropped its silent uplink during the
+    // freeze and has a new one since.
+    assert!(uplink_frozen.0 .0 > uplink_before.0 .0 && uplink_frozen.1 .0 > uplink_before.1 .0,
+        "each node drops its uplink to a master silent for {FROZEN_MASTER_S} s: {uplink_before:?} -> {uplink_frozen:?}\n{}", logs());
+    assert!(uplink_after.0 .1 > uplink_before.0 .1 && uplink_after.1 .1 > uplink_before.1 .1,
+        "each node reconnected within {RECOVER_BOUND} s of SIGCONT: {uplink_before:?} -> {uplink_after:?}\n{}", logs());
     eprintln!(
-        "measured: frozen master (8 s SIGSTOP, 2 edge nodes, {} clients on their routers): {ops} calls/publications \
+        "measured: frozen master ({FROZEN_MASTER_S} s SIGSTOP, 2 edge nodes, {} clients on their routers): {ops} calls/publications \
          through the nodes' routers, 0 failed, longest pause {max_gap:.3} s, no session lost; a management call on an \
          open session: {} after {call_took:.3} s, a new management session: {} after {connect_took:.3} s; \
-         uplink sessions lost during/after the freeze: {reconnects}; the master answered a new client {first_answer:.3} s after SIGCONT \
+         uplink sessions dropped during/after the freeze: {reconnects}, both nodes reconnected {reconnected_after:.3} s after SIGCONT; the master answered a new client {first_answer:.3} s after SIGCONT \
          (Python start-up and login included), both nodes online then ({online_after:.3} s), old management session after SIGCONT: {}, new one: {} ({:.3} s); \
          nothing lost (same mrealms, same node oids)",
         2 * clients,

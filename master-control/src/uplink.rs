@@ -59,6 +59,12 @@ pub struct UplinkSetup {
     pub first_after: Duration,
 }
 
+/// How long the uplink waits for any answer from the master after an
+/// acknowledged heartbeat: three periods, at least 10 s.
+pub fn silence_limit(period: Duration) -> Duration {
+    (period * 3).max(Duration::from_secs(10))
+}
+
 enum Ended {
     Shutdown,
     Lost(String),
@@ -141,13 +147,27 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
     }
     let mut next = Instant::now() + setup.first_after;
     let mut seq = 0u64;
+    // The periodic publication (the heartbeat) is acknowledged, so a live
+    // master always answers something; silence for `silent` after one
+    // means the master (or the path to it) is gone even if TCP says
+    // nothing: drop the connection and reconnect.
+    let silent = silence_limit(setup.period);
+    let mut unanswered_since: Option<Instant> = None;
     loop {
         if Instant::now() >= next {
             seq += 1;
             if let Some((topic, args)) = handler.periodic(&id, seq) {
-                sess.publish(&topic, args, Dict::new(), Dict::new());
+                let mut ack = Dict::new();
+                ack.insert("acknowledge".into(), Value::Bool(true));
+                sess.publish(&topic, args, Dict::new(), ack);
+                unanswered_since.get_or_insert_with(Instant::now);
             }
             next = Instant::now() + setup.period;
+        }
+        if let Some(since) = unanswered_since {
+            if since.elapsed() > silent {
+                return Ended::Lost(format!("the master did not answer for {:.0?}", since.elapsed()));
+            }
         }
         for (topic, args) in handler.events(&id) {
             sess.publish(&topic, args, Dict::new(), Dict::new());
@@ -165,6 +185,7 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
             Ok(None) => continue,
             Err(e) => return Ended::Lost(e.to_string()),
         };
+        unanswered_since = None;
         match sess.handle(msg) {
             Ok(SessionEvent::Invocation { request, procedure, args, kwargs, .. }) => {
                 let (r, action) = handler.call(&id, &procedure, &args, &kwargs);
@@ -190,5 +211,16 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
             Ok(_) => {}
             Err(e) => return Ended::Lost(format!("protocol error from the master: {e}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_limit_is_three_periods_and_at_least_ten_seconds() {
+        assert_eq!(silence_limit(Duration::from_secs(1)), Duration::from_secs(10));
+        assert_eq!(silence_limit(Duration::from_secs(10)), Duration::from_secs(30));
     }
 }
