@@ -54,15 +54,14 @@ pub fn init(appdir: &Path) -> Result<PathBuf> {
         tags.push(("node-authid".into(), id));
     }
     if let Ok(ip) = std::env::var("CROSSBAR_NODE_CLUSTER_IP") {
-        ip.parse::<std::net::IpAddr>().with_context(|| format!("CROSSBAR_NODE_CLUSTER_IP={ip:?} is not an IP address"))?;
+        ip.parse::<std::net::IpAddr>()
+            .with_context(|| format!("CROSSBAR_NODE_CLUSTER_IP={ip:?} is not an IP address"))?;
         tags.push(("node-cluster-ip".into(), ip));
     }
     let head: String = tags.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
     let public = format!("{head}public-key-ed25519: {}\n", key.public_hex());
-    let private = format!(
-        "# Junction node private key - KEEP THIS SAFE!\n\n{public}private-key-ed25519: {}\n",
-        hex(&key.seed())
-    );
+    let private =
+        format!("# Junction node private key - KEEP THIS SAFE!\n\n{public}private-key-ed25519: {}\n", hex(&key.seed()));
     write_new(&priv_path, &private, 0o600)?;
     write_new(&cbdir.join("key.pub"), &format!("# Junction node public key\n\n{public}"), 0o644)?;
     let config = serde_json::json!({
@@ -118,7 +117,8 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         .with_ansi(color && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     crate::raise_fd_limit();
-    let cbdir = std::path::absolute(cbdir).with_context(|| format!("{}: cannot make the path absolute", cbdir.display()))?;
+    let cbdir =
+        std::path::absolute(cbdir).with_context(|| format!("{}: cannot make the path absolute", cbdir.display()))?;
     let cfg_path = cbdir.join("config.json");
     let mut cfg = junction_config::load(&cfg_path)
         .and_then(|c| c.validate().map(|_| c))
@@ -127,9 +127,10 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         tracing::warn!("{}: {w}", cfg_path.display());
     }
     let fabric = cfg.controller.fabric.clone().unwrap_or_default();
-    let url = std::env::var("CROSSBAR_FABRIC_URL").ok().or(fabric.url.clone()).context(
-        "no master to connect to: set CROSSBAR_FABRIC_URL or controller.fabric.transport in config.json",
-    )?;
+    let url = std::env::var("CROSSBAR_FABRIC_URL")
+        .ok()
+        .or(fabric.url.clone())
+        .context("no master to connect to: set CROSSBAR_FABRIC_URL or controller.fabric.transport in config.json")?;
     let target = Target::parse(&url).with_context(|| format!("master URL {url:?}"))?;
     let key_path = cbdir.join("key.priv");
     let key = NodeKey::load_or_create(&key_path).with_context(|| format!("node key {}", key_path.display()))?;
@@ -173,7 +174,11 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         control: ctl_tx,
         controller: raw["controller"].clone(),
         logs: logs.clone(),
-        process: master_control::process::ProcessApi::new("controller", "controller", master_control::process::process_start_time()),
+        process: master_control::process::ProcessApi::new(
+            "controller",
+            "controller",
+            master_control::process::process_start_time(),
+        ),
     };
     // Worker processes open their own uplinks (the worker API) to the same master.
     std::env::set_var(worker::FABRIC_URL_ENV, &url);
@@ -190,7 +195,11 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         .context("starting the uplink")?;
     // `junction status --cbdir DIR` reads it (DIR is the key's directory).
     let status_file = crate::status::status_path(&cfg, &cbdir);
-    crate::status::spawn_writer(status_file.clone(), Some(cfg_path.clone()), crate::status::Source::Supervised(status.clone()));
+    crate::status::spawn_writer(
+        status_file.clone(),
+        Some(cfg_path.clone()),
+        crate::status::Source::Supervised(status.clone()),
+    );
     let r = supervisor::run(&cfg, &effective, &cbdir, log, signals, Some(status), Some(ctl_rx), Some(logs));
     let _ = std::fs::remove_file(&status_file);
     let _ = std::fs::remove_file(&pid_path);
@@ -206,7 +215,10 @@ fn worker_log_lines(cfg: &junction_config::NodeConfig) -> Result<usize> {
         None => Ok(node::DEFAULT_WORKER_LOG_LINES),
         Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
             Some(n) if n <= node::MAX_WORKER_LOG_LINES => Ok(n),
-            _ => bail!("controller.options.worker_log_lines: expected an integer 0..={}, got {v}", node::MAX_WORKER_LOG_LINES),
+            _ => bail!(
+                "controller.options.worker_log_lines: expected an integer 0..={}, got {v}",
+                node::MAX_WORKER_LOG_LINES
+            ),
         },
     }
 }
@@ -319,9 +331,14 @@ impl NodeUplink {
             .map_err(|_| ApiError::new("crossbar.error.cannot_start", "the node is shutting down"))?;
         match rx.recv_timeout(START_WORKER_TIMEOUT) {
             Ok(Ok(w)) => Ok(worker_status_json(&w)),
-            Ok(Err(e)) if e.contains("already running") => Err(ApiError::new("crossbar.error.worker_already_running", e)),
+            Ok(Err(e)) if e.contains("already running") => {
+                Err(ApiError::new("crossbar.error.worker_already_running", e))
+            }
             Ok(Err(e)) => Err(ApiError::new("crossbar.error.cannot_start", e)),
-            Err(_) => Err(ApiError::new("crossbar.error.cannot_start", format!("worker '{id}' not ready within {START_WORKER_TIMEOUT:?}"))),
+            Err(_) => Err(ApiError::new(
+                "crossbar.error.cannot_start",
+                format!("worker '{id}' not ready within {START_WORKER_TIMEOUT:?}"),
+            )),
         }
     }
 
@@ -337,7 +354,9 @@ impl NodeUplink {
             .map_err(|_| ApiError::new("crossbar.error.cannot_stop", "the node is shutting down"))?;
         match rx.recv_timeout(supervisor::STOP_GRACE * 2) {
             Ok(Ok(w)) => {
-                let _ = std::fs::remove_file(Path::new(&self.cbdir).join(".junction").join("workers").join(format!("{id}.json")));
+                let _ = std::fs::remove_file(
+                    Path::new(&self.cbdir).join(".junction").join("workers").join(format!("{id}.json")),
+                );
                 Ok(master_control::value::from_json(&serde_json::json!({
                     "id": id, "type": w.kind, "kill": kill, "who": null,
                     "when": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -363,7 +382,13 @@ impl UplinkHandler for NodeUplink {
         p
     }
 
-    fn call(&mut self, id: &NodeIdentity, procedure: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, master_control::ApiError>, NodeAction) {
+    fn call(
+        &mut self,
+        id: &NodeIdentity,
+        procedure: &str,
+        args: &[Value],
+        kwargs: &Dict,
+    ) -> (Result<Value, master_control::ApiError>, NodeAction) {
         let prefix = format!("crossbarfabriccenter.node.{}.", id.authid);
         let proc = procedure.strip_prefix(&prefix).unwrap_or(procedure);
         if let Some(rest) = proc.strip_prefix("worker.") {

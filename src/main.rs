@@ -186,7 +186,9 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Status { config, cbdir } => {
             let r = match (config, cbdir) {
-                (Some(config), _) => load_config(&config, false).and_then(|cfg| status::show(&cfg, &config_dir(&config)?)),
+                (Some(config), _) => {
+                    load_config(&config, false).and_then(|cfg| status::show(&cfg, &config_dir(&config)?))
+                }
                 (None, Some(dir)) => status::show_cbdir(&dir),
                 (None, None) => Err(anyhow::anyhow!("--config FILE or --cbdir DIR is required")),
             };
@@ -294,7 +296,13 @@ pub fn raise_fd_limit() {
                     "open-files limit raised to the hard limit; raise the hard limit (LimitNOFILE=, ulimit -Hn) for more connections"
                 );
             } else {
-                tracing::info!(before = l.before, soft = l.soft, hard = l.hard, connections = capacity, "open-files limit raised to the hard limit");
+                tracing::info!(
+                    before = l.before,
+                    soft = l.soft,
+                    hard = l.hard,
+                    connections = capacity,
+                    "open-files limit raised to the hard limit"
+                );
             }
         }
         Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
@@ -333,11 +341,8 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
     if let [WorkerConfig::Router(w)] = cfg.workers.as_slice() {
         // One router worker: it runs in this process; it needs the node key
         // only to dial router-to-router links.
-        let key = if w.realms.iter().any(|r| !r.rlinks.is_empty()) {
-            Some(worker::load_node_key(&cfg, &dir)?)
-        } else {
-            None
-        };
+        let key =
+            if w.realms.iter().any(|r| !r.rlinks.is_empty()) { Some(worker::load_node_key(&cfg, &dir)?) } else { None };
         let running = worker::Running::start(&cfg, 0, key, &dir)?;
         for ep in running.endpoints() {
             tracing::info!(endpoint = %ep, "listening");
@@ -403,15 +408,24 @@ fn master_start(
     let listen = listen.or(cfg_listen).unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
     let superuser = superuser.or(cfg_superuser);
     let superuser_key = match &superuser {
-        Some(p) => Some(master_control::service::read_public_key_file(p).map_err(|e| anyhow::anyhow!("superuser key: {e}"))?),
+        Some(p) => {
+            Some(master_control::service::read_public_key_file(p).map_err(|e| anyhow::anyhow!("superuser key: {e}"))?)
+        }
         None => {
-            tracing::warn!("no superuser key (CROSSBAR_FABRIC_SUPERUSER or --superuser): nobody can use the management API");
+            tracing::warn!(
+                "no superuser key (CROSSBAR_FABRIC_SUPERUSER or --superuser): nobody can use the management API"
+            );
             None
         }
     };
-    let cbdir = std::path::absolute(&cbdir).with_context(|| format!("{}: cannot make the path absolute", cbdir.display()))?;
-    let service = master_control::MasterService::start(master_control::MasterSetup { cbdir: cbdir.clone(), listen, superuser_key })
-        .context("the master did not start")?;
+    let cbdir =
+        std::path::absolute(&cbdir).with_context(|| format!("{}: cannot make the path absolute", cbdir.display()))?;
+    let service = master_control::MasterService::start(master_control::MasterSetup {
+        cbdir: cbdir.clone(),
+        listen,
+        superuser_key,
+    })
+    .context("the master did not start")?;
     tracing::info!(cbdir = %cbdir.display(), "master state in {}", cbdir.join("master.db").display());
     worker::ready(&format!("junction: master ready on ws://{}/ws", service.endpoint));
     loop {

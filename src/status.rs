@@ -244,7 +244,8 @@ fn write_atomic(path: &Path, doc: &Value) -> std::io::Result<()> {
 fn alive(pid: u64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 fn ago(secs: u64) -> String {
@@ -281,7 +282,8 @@ pub fn show_cbdir(dir: &Path) -> Result<bool> {
 }
 
 fn show_file(path: &Path) -> Result<bool> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the status file", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the status file", path.display()))?;
     let doc: Value = serde_json::from_str(&text).with_context(|| format!("{}: not a status file", path.display()))?;
     let now = unix(SystemTime::now());
     let pid = doc["pid"].as_u64().unwrap_or(0);
@@ -289,7 +291,11 @@ fn show_file(path: &Path) -> Result<bool> {
     let updated = doc["updated"].as_u64().unwrap_or(0);
     let started = doc["started"].as_u64().unwrap_or(0);
     if !running {
-        println!("node pid {pid}: not running (status file {} last written {} ago)", path.display(), ago(now.saturating_sub(updated)));
+        println!(
+            "node pid {pid}: not running (status file {} last written {} ago)",
+            path.display(),
+            ago(now.saturating_sub(updated))
+        );
         return Ok(false);
     }
     let stale = now.saturating_sub(updated) > 3 * REFRESH.as_secs();

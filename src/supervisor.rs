@@ -499,7 +499,9 @@ pub fn run(
                 }
             }
             Ok(Event::Control(Control::Stop { id, reply })) => {
-                let found = slots.iter().position(|s| !s.removed && status_id(&status, s.index).as_deref() == Some(id.as_str()));
+                let found = slots
+                    .iter()
+                    .position(|s| !s.removed && status_id(&status, s.index).as_deref() == Some(id.as_str()));
                 let Some(i) = found else {
                     let _ = reply.send(Err(format!("no worker with ID '{id}'")));
                     continue;

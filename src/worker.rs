@@ -76,7 +76,9 @@ impl Running {
                 // A cluster member reports ready once it has learnt its peers'
                 // state (or found them unreachable).
                 if !node.wait_rlinks_settled(RLINKS_SETTLE_TIMEOUT) {
-                    tracing::warn!("some rlinks have not synced within {RLINKS_SETTLE_TIMEOUT:?}; ready anyway (they keep trying)");
+                    tracing::warn!(
+                        "some rlinks have not synced within {RLINKS_SETTLE_TIMEOUT:?}; ready anyway (they keep trying)"
+                    );
                 }
                 Ok(Running::Router(std::sync::Arc::new(node)))
             }
@@ -258,7 +260,8 @@ impl master_control::worker::RouterControl for RouterControlImpl {
     }
 
     fn start_realm(&self, realm: &junction_config::RealmConfig) -> Result<(), String> {
-        let setup = router_core::runtime::from_config::realm_setup(realm, &self.name, &self.base_dir).map_err(|e| e.to_string())?;
+        let setup = router_core::runtime::from_config::realm_setup(realm, &self.name, &self.base_dir)
+            .map_err(|e| e.to_string())?;
         self.node.start_realm(setup).map_err(|e| e.to_string())
     }
 
@@ -267,7 +270,8 @@ impl master_control::worker::RouterControl for RouterControlImpl {
     }
 
     fn start_link(&self, realm: &str, link: &junction_config::RLinkConfig) -> Result<(), String> {
-        let setup = router_core::runtime::from_config::rlink_setup(link, &self.name, &self.base_dir).map_err(|e| e.to_string())?;
+        let setup = router_core::runtime::from_config::rlink_setup(link, &self.name, &self.base_dir)
+            .map_err(|e| e.to_string())?;
         debug_assert_eq!(setup.realm, realm);
         self.node.start_rlink(setup).map_err(|e| e.to_string())
     }
@@ -291,7 +295,9 @@ impl master_control::worker::RouterControl for RouterControlImpl {
     }
 
     fn set_role(&self, realm: &str, role: &junction_config::RoleConfig) -> Result<(), String> {
-        self.node.set_realm_role(realm, router_core::runtime::from_config::role_from_config(role)).map_err(|e| e.to_string())
+        self.node
+            .set_realm_role(realm, router_core::runtime::from_config::role_from_config(role))
+            .map_err(|e| e.to_string())
     }
 
     fn remove_role(&self, realm: &str, role: &str) -> Result<usize, String> {
@@ -307,7 +313,11 @@ impl master_control::worker::RouterControl for RouterControlImpl {
             .collect()
     }
 
-    fn start_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<serde_json::Value, String> {
+    fn start_transport(
+        &self,
+        id: &str,
+        transport: &junction_config::TransportConfig,
+    ) -> Result<serde_json::Value, String> {
         let mut t = transport.clone();
         t.id = Some(id.to_owned());
         let keys = router_core::runtime::from_config::transport_proxy_keys(&t).map_err(|e| e.to_string())?;
@@ -389,11 +399,11 @@ fn rebuilt_setup(
 /// id (those the web service API may change); empty for a YAML file.
 fn startup_transports(config: &Path, index: usize) -> std::collections::HashMap<String, serde_json::Value> {
     let raw = std::fs::read_to_string(config).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    let list = raw.as_ref().and_then(|r| r.pointer(&format!("/workers/{index}/transports"))).and_then(serde_json::Value::as_array);
-    list.into_iter()
-        .flatten()
-        .filter_map(|t| Some((t.get("id")?.as_str()?.to_owned(), t.clone())))
-        .collect()
+    let list = raw
+        .as_ref()
+        .and_then(|r| r.pointer(&format!("/workers/{index}/transports")))
+        .and_then(serde_json::Value::as_array);
+    list.into_iter().flatten().filter_map(|t| Some((t.get("id")?.as_str()?.to_owned(), t.clone()))).collect()
 }
 
 /// A fresh key for the mock challenges of a run-time transport.
@@ -414,7 +424,8 @@ struct ProxyControlImpl {
 
 impl master_control::proxy::ProxyControl for ProxyControlImpl {
     fn start_link(&self, id: &str, realm: &str, c: &junction_config::ProxyConnectionConfig) -> Result<(), String> {
-        let (addr, tls) = router_core::runtime::from_config::dial_target(&c.endpoint, &self.base_dir).map_err(|e| e.to_string())?;
+        let (addr, tls) =
+            router_core::runtime::from_config::dial_target(&c.endpoint, &self.base_dir).map_err(|e| e.to_string())?;
         self.proxy.start_connection(id, realm, addr, tls).map_err(|e| e.to_string())
     }
 
@@ -430,7 +441,11 @@ impl master_control::proxy::ProxyControl for ProxyControlImpl {
         self.proxy.stop_route(realm, id).map_err(|e| e.to_string())
     }
 
-    fn start_transport(&self, id: &str, transport: &junction_config::TransportConfig) -> Result<serde_json::Value, String> {
+    fn start_transport(
+        &self,
+        id: &str,
+        transport: &junction_config::TransportConfig,
+    ) -> Result<serde_json::Value, String> {
         let mut t = transport.clone();
         t.id = Some(id.to_owned());
         let index = self.proxy.transports().len();
@@ -510,7 +525,12 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
         kwargs: &wamp_proto::Dict,
     ) -> (Result<wamp_proto::Value, master_control::ApiError>, master_control::node::NodeAction) {
         let now = std::time::SystemTime::now();
-        let missing = || master_control::ApiError::new("wamp.error.no_such_procedure", format!("not a procedure of this worker: {procedure}"));
+        let missing = || {
+            master_control::ApiError::new(
+                "wamp.error.no_such_procedure",
+                format!("not a procedure of this worker: {procedure}"),
+            )
+        };
         let prefix = self.prefix(&id.authid);
         if let Some(r) = procedure.strip_prefix(&prefix).and_then(|p| self.process.handle(p, args, kwargs)) {
             return (r, master_control::node::NodeAction::None);
@@ -536,9 +556,8 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
         let mut out = api.take_events(ctl, &id.authid, std::time::SystemTime::now());
         ctl.bridges.borrow_mut().retain(|(realm_id, rx)| loop {
             match rx.try_recv() {
-                Ok((topic, args)) => {
-                    out.push((master_control::worker::bridged_topic(&id.authid, api.worker_id(), realm_id, &topic), args))
-                }
+                Ok((topic, args)) => out
+                    .push((master_control::worker::bridged_topic(&id.authid, api.worker_id(), realm_id, &topic), args)),
                 Err(flume::TryRecvError::Empty) => break true,
                 // The realm stopped.
                 Err(flume::TryRecvError::Disconnected) => break false,
@@ -571,7 +590,8 @@ fn start_worker_uplink(config: &Path, index: usize, running: &Running) -> Result
         Running::Router(_) => "router",
         Running::Proxy(_) => "proxy",
     };
-    let process = master_control::process::ProcessApi::new(&worker_id, kind, master_control::process::process_start_time());
+    let process =
+        master_control::process::ProcessApi::new(&worker_id, kind, master_control::process::process_start_time());
     let uplink_worker_id = worker_id.clone();
     let apis = match running {
         Running::Router(node) => WorkerApis::Router(

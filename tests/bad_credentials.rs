@@ -109,7 +109,9 @@ fn forged_replayed_and_malformed_credentials_are_all_refused_alike_and_counted()
     auth["options"] = json!({"max_failures": 1000});
     let config = node_config(
         vec![realm("realm1", common::principals::ROLES.map(allow_all_role).to_vec())],
-        vec![json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"}, "auth": auth})],
+        vec![
+            json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"}, "auth": auth}),
+        ],
     );
     let mut node = JunctionProcess::start(config);
 
@@ -123,7 +125,9 @@ fn forged_replayed_and_malformed_credentials_are_all_refused_alike_and_counted()
 
     // A good cryptosign login, whose signature is then replayed.
     let mut good = Raw::open(port);
-    let Step::Challenge(_, extra) = good.send(&hello(CS_USER, &["cryptosign"], pubkey_extra())) else { panic!("challenge") };
+    let Step::Challenge(_, extra) = good.send(&hello(CS_USER, &["cryptosign"], pubkey_extra())) else {
+        panic!("challenge")
+    };
     let signature = sign_challenge(&SEED, &challenge_bytes(&extra));
     assert_eq!(good.send(&authenticate(&signature)), Step::Welcome, "the genuine login works");
 
@@ -134,10 +138,17 @@ fn forged_replayed_and_malformed_credentials_are_all_refused_alike_and_counted()
     cases.push(("replayed cryptosign signature", r.send(&authenticate(&signature))));
     // Forged: a signature of the right shape by another key.
     let mut r = Raw::open(port);
-    let Step::Challenge(_, extra) = r.send(&hello(CS_USER, &["cryptosign"], pubkey_extra())) else { panic!("challenge") };
-    cases.push(("signature by another key", r.send(&authenticate(&sign_challenge(&[9; 32], &challenge_bytes(&extra))))));
+    let Step::Challenge(_, extra) = r.send(&hello(CS_USER, &["cryptosign"], pubkey_extra())) else {
+        panic!("challenge")
+    };
+    cases
+        .push(("signature by another key", r.send(&authenticate(&sign_challenge(&[9; 32], &challenge_bytes(&extra))))));
     // Malformed signatures.
-    for (what, sig) in [("short signature", "abcd".to_owned()), ("non-hex signature", "zz".repeat(96)), ("empty signature", String::new())] {
+    for (what, sig) in [
+        ("short signature", "abcd".to_owned()),
+        ("non-hex signature", "zz".repeat(96)),
+        ("empty signature", String::new()),
+    ] {
         let mut r = Raw::open(port);
         assert!(matches!(r.send(&hello(CS_USER, &["cryptosign"], pubkey_extra())), Step::Challenge(..)));
         cases.push((what, r.send(&authenticate(&sig))));
@@ -167,7 +178,11 @@ fn forged_replayed_and_malformed_credentials_are_all_refused_alike_and_counted()
 
     for (what, step) in &cases {
         failures += 1;
-        assert_eq!(step, &Step::Abort(ref_reason.clone(), ref_msg.clone()), "{what}: refused exactly like a wrong password");
+        assert_eq!(
+            step,
+            &Step::Abort(ref_reason.clone(), ref_msg.clone()),
+            "{what}: refused exactly like a wrong password"
+        );
     }
 
     // Refused outright, before any challenge (these say why: they are not guesses).
@@ -175,7 +190,10 @@ fn forged_replayed_and_malformed_credentials_are_all_refused_alike_and_counted()
     let mut cb = pubkey_extra();
     cb.insert("channel_binding".into(), Value::Str("tls-unique".into()));
     let step = r.send(&hello(CS_USER, &["cryptosign"], cb));
-    assert!(matches!(&step, Step::Abort(reason, _) if reason.starts_with("wamp.error.")), "channel binding without TLS: {step:?}");
+    assert!(
+        matches!(&step, Step::Abort(reason, _) if reason.starts_with("wamp.error.")),
+        "channel binding without TLS: {step:?}"
+    );
     let mut r = Raw::open(port);
     let mut big = pubkey_extra();
     big.insert("junk".into(), Value::Str("x".repeat(600_000)));
@@ -195,7 +213,9 @@ fn forged_replayed_and_malformed_credentials_are_all_refused_alike_and_counted()
     good.conn.push(&count).and_then(|_| good.conn.flush()).expect("call");
     let n = loop {
         match good.conn.recv() {
-            Ok(Some(Message::Result { payload, .. })) => break payload.to_values().expect("values").0.and_then(|a| a.first().cloned()),
+            Ok(Some(Message::Result { payload, .. })) => {
+                break payload.to_values().expect("values").0.and_then(|a| a.first().cloned())
+            }
             Ok(Some(Message::Error { error, .. })) => panic!("count: {error}"),
             Ok(_) => continue,
             Err(e) => panic!("{e}"),

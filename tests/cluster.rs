@@ -106,10 +106,7 @@ impl Cluster {
 
     fn python_at(&self, scenario: &str, serializer: &str, urls: [String; 3]) -> Value {
         let [a, b, c] = urls;
-        self.node.python(
-            "cluster.py",
-            &[&a, "realm1", serializer, "--scenario", scenario, "--peer", &b, "--peer", &c],
-        )
+        self.node.python("cluster.py", &[&a, "realm1", serializer, "--scenario", scenario, "--peer", &b, "--peer", &c])
     }
 }
 

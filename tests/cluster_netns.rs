@@ -71,7 +71,8 @@ fn node_config(t: &Topology, i: usize, keys: &[String]) -> Value {
 fn node_key(t: &Topology, i: usize, dir: &Path) -> String {
     let config = dir.join("config.json");
     std::fs::write(&config, node_config(t, i, &[]).to_string()).expect("write config");
-    let (status, out, err) = run_junction(&[std::ffi::OsStr::new("key"), "--config".as_ref(), config.as_os_str()], Duration::from_secs(30));
+    let (status, out, err) =
+        run_junction(&[std::ffi::OsStr::new("key"), "--config".as_ref(), config.as_os_str()], Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "junction key: {err}");
     out.trim().to_owned()
 }
@@ -113,10 +114,14 @@ fn three_nodes_in_namespaces_act_as_one_router_and_heal_a_partition() {
 
     // A session on node 2 holds a subscription and a registration.
     let topic = format!("com.netns.held.{}", std::process::id());
-    let holder = LoadRun::start_in(Some(n2), "cluster.py", &[&u2, "realm1", "json", "--scenario", "hold", "--topic", &topic]);
+    let holder =
+        LoadRun::start_in(Some(n2), "cluster.py", &[&u2, "realm1", "json", "--scenario", "hold", "--topic", &topic]);
     holder.wait_ready(Duration::from_secs(30));
     let expect = |ns: &str, url: &str, count: &str, within: &str| {
-        py(ns, &[url, "realm1", "json", "--scenario", "expect", "--topic", &topic, "--count", count, "--within", within])
+        py(
+            ns,
+            &[url, "realm1", "json", "--scenario", "expect", "--topic", &topic, "--count", count, "--within", within],
+        )
     };
     let r = expect(n0, &u0, "1", "10");
     assert_eq!(r["call"], "held", "{r}");

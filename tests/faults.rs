@@ -258,9 +258,24 @@ fn a_frozen_router_worker_behind_a_proxy() {
 
     assert_eq!(seen.lost.len(), clients, "every session was on the frozen router: {}", seen.stats);
     assert_eq!(seen.reasons, BTreeSet::from([ROUTER_LOST.to_owned()]), "{}", seen.stats);
-    assert!(seen.detect_last <= DETECT_BOUND, "sessions closed {:.3} s after the freeze: {}", seen.detect_last, seen.stats);
-    assert!(seen.max_error_wait <= DETECT_BOUND, "a request failed only after {} s: {}", seen.max_error_wait, seen.stats);
-    assert!(seen.recover_last <= RECOVER_BOUND, "{:.3} s after SIGCONT to the last new session: {}", seen.recover_last, seen.stats);
+    assert!(
+        seen.detect_last <= DETECT_BOUND,
+        "sessions closed {:.3} s after the freeze: {}",
+        seen.detect_last,
+        seen.stats
+    );
+    assert!(
+        seen.max_error_wait <= DETECT_BOUND,
+        "a request failed only after {} s: {}",
+        seen.max_error_wait,
+        seen.stats
+    );
+    assert!(
+        seen.recover_last <= RECOVER_BOUND,
+        "{:.3} s after SIGCONT to the last new session: {}",
+        seen.recover_last,
+        seen.stats
+    );
     let refused = seen.stats["join_failures"].as_object().cloned().unwrap_or_default();
     assert!(
         refused.keys().all(|k| k == "junction.error.router_unavailable" || k == ROUTER_LOST),
@@ -320,7 +335,9 @@ fn a_frozen_proxy_worker() {
     let caller = {
         let direct = direct.clone();
         let proc = proc.clone();
-        thread::spawn(move || run_python("faults.py", &["call", &direct, "realm1", "json", "--proc", &proc, "--bound", "40"]))
+        thread::spawn(move || {
+            run_python("faults.py", &["call", &direct, "realm1", "json", "--proc", &proc, "--bound", "40"])
+        })
     };
     thread::sleep(Duration::from_secs(8));
     let resumed_at = epoch_now();
@@ -339,8 +356,18 @@ fn a_frozen_proxy_worker() {
     assert_eq!(seen.lost.len(), clients, "every client's connection closed: {}", seen.stats);
     let later = arr(&seen.stats["losses"]).len() - seen.lost.len();
     assert_eq!(seen.reasons, BTreeSet::from([TRANSPORT_LOST.to_owned()]), "{}", seen.stats);
-    assert!(seen.detect_last <= DETECT_BOUND, "connections closed {:.3} s after the freeze: {}", seen.detect_last, seen.stats);
-    assert!(seen.recover_last <= RECOVER_BOUND, "{:.3} s after SIGCONT to the last new session: {}", seen.recover_last, seen.stats);
+    assert!(
+        seen.detect_last <= DETECT_BOUND,
+        "connections closed {:.3} s after the freeze: {}",
+        seen.detect_last,
+        seen.stats
+    );
+    assert!(
+        seen.recover_last <= RECOVER_BOUND,
+        "{:.3} s after SIGCONT to the last new session: {}",
+        seen.recover_last,
+        seen.stats
+    );
     assert!(restarts(&node).is_empty(), "nothing restarts");
     assert!(process_alive(pids[&0]) && process_alive(pids[&1]));
     // New sessions through the proxy work, and the router holds no session
@@ -392,7 +419,12 @@ fn a_killed_proxy_worker_is_restarted_under_load() {
     assert_eq!(seen.lost.len(), clients, "every client of the killed proxy lost its connection: {}", seen.stats);
     assert_eq!(seen.reasons, BTreeSet::from([TRANSPORT_LOST.to_owned()]), "{}", seen.stats);
     assert!(seen.detect_last <= 1.0, "connections closed {:.3} s after the kill: {}", seen.detect_last, seen.stats);
-    assert!(seen.recover_last <= RECOVER_BOUND, "{:.3} s after the kill to the last new session: {}", seen.recover_last, seen.stats);
+    assert!(
+        seen.recover_last <= RECOVER_BOUND,
+        "{:.3} s after the kill to the last new session: {}",
+        seen.recover_last,
+        seen.stats
+    );
     assert!(other.lost.is_empty(), "the other proxy's clients lost nothing: {}", other.stats);
     assert_eq!(other.stats["request_errors"], json!([]), "{}", other.stats);
     assert!(restarts(&node).is_empty(), "only the killed proxy restarted");
@@ -402,7 +434,11 @@ fn a_killed_proxy_worker_is_restarted_under_load() {
         "measured: kill -9 of a proxy worker: its clients' connections closed within {:.3} s, the supervisor had it \
          back (ready) after {:.3} s, every client had a new session {:.3} s after the kill; the other proxy's {} \
          clients: 0 losses, 0 errors; events lost {}",
-        seen.detect_last, restarted_after.as_secs_f64(), seen.recover_last, clients, seen.stats["events_missing"]
+        seen.detect_last,
+        restarted_after.as_secs_f64(),
+        seen.recover_last,
+        clients,
+        seen.stats["events_missing"]
     );
 }
 
@@ -464,8 +500,8 @@ fn a_proxy_link_cut_in_network_namespaces() {
     let key = out.trim().to_owned();
     let (mut rnode, _) = try_start_in_dir_netns(&rdir, &ns_router_node(&t, &key), Some(&t.nodes[1]))
         .unwrap_or_else(|e| panic!("router node: {e}"));
-    let (mut pnode, _) =
-        try_start_in_dir_netns(&pdir, &ns_proxy_node(&t), Some(&t.nodes[0])).unwrap_or_else(|e| panic!("proxy node: {e}"));
+    let (mut pnode, _) = try_start_in_dir_netns(&pdir, &ns_proxy_node(&t), Some(&t.nodes[0]))
+        .unwrap_or_else(|e| panic!("proxy node: {e}"));
     let url = format!("rs://{}:{NS_PROXY_PORT}", t.addr(0));
     let clients = 8;
     let load = start_load(Some(&t.nodes[0]), &url, clients, &[]);
@@ -481,9 +517,24 @@ fn a_proxy_link_cut_in_network_namespaces() {
 
     assert_eq!(seen.lost.len(), clients, "every session was on the cut link: {}", seen.stats);
     assert_eq!(seen.reasons, BTreeSet::from([ROUTER_LOST.to_owned()]), "{}", seen.stats);
-    assert!(seen.detect_last <= DETECT_BOUND, "sessions closed {:.3} s after the cut: {}", seen.detect_last, seen.stats);
-    assert!(seen.max_error_wait <= DETECT_BOUND, "a request failed only after {} s: {}", seen.max_error_wait, seen.stats);
-    assert!(seen.recover_last <= RECOVER_BOUND, "{:.3} s after the restore to the last new session: {}", seen.recover_last, seen.stats);
+    assert!(
+        seen.detect_last <= DETECT_BOUND,
+        "sessions closed {:.3} s after the cut: {}",
+        seen.detect_last,
+        seen.stats
+    );
+    assert!(
+        seen.max_error_wait <= DETECT_BOUND,
+        "a request failed only after {} s: {}",
+        seen.max_error_wait,
+        seen.stats
+    );
+    assert!(
+        seen.recover_last <= RECOVER_BOUND,
+        "{:.3} s after the restore to the last new session: {}",
+        seen.recover_last,
+        seen.stats
+    );
     assert!(rnode.is_running(), "router node: {}", rnode.stderr());
     // The router ended the proxy's sessions too, at its own ping timeout.
     assert!(rnode.stderr().contains("proxy link silent"), "the router dropped the cut link: {}", rnode.stderr());
@@ -492,8 +543,12 @@ fn a_proxy_link_cut_in_network_namespaces() {
         "measured: proxy link cut (netns, ping {LINK_PING_INTERVAL}/{LINK_PING_TIMEOUT} ms): sessions closed \
          {:.3}-{:.3} s after the cut, failed requests waited <= {:.3} s, every client had a new session {:.3} s after \
          the link came back; request errors {:?}, join refusals meanwhile {}, events lost {}",
-        seen.detect_first, seen.detect_last, seen.max_error_wait, seen.recover_last,
-        errors_since(&seen.stats, cut_at), seen.stats["join_failures"],
+        seen.detect_first,
+        seen.detect_last,
+        seen.max_error_wait,
+        seen.recover_last,
+        errors_since(&seen.stats, cut_at),
+        seen.stats["join_failures"],
         seen.stats["events_missing"]
     );
 }
@@ -506,7 +561,8 @@ fn served_cert(port: u16) -> String {
         "import ssl, hashlib; pem = ssl.get_server_certificate(('127.0.0.1', {port}), timeout=10); \
          print(hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest())"
     );
-    let out = std::process::Command::new(common::python_interpreter()).args(["-c", &code]).output().expect("python runs");
+    let out =
+        std::process::Command::new(common::python_interpreter()).args(["-c", &code]).output().expect("python runs");
     assert!(out.status.success(), "fetching the certificate of port {port}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -516,7 +572,8 @@ fn file_cert(pem: &Path) -> String {
         "import ssl, hashlib; print(hashlib.sha256(ssl.PEM_cert_to_DER_cert(open({:?}).read())).hexdigest())",
         pem.display().to_string()
     );
-    let out = std::process::Command::new(common::python_interpreter()).args(["-c", &code]).output().expect("python runs");
+    let out =
+        std::process::Command::new(common::python_interpreter()).args(["-c", &code]).output().expect("python runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -583,11 +640,17 @@ fn bad_certificates_on_sighup_keep_the_old_ones() {
         ("empty", Box::new(|| std::fs::write(&cert, "").expect("write"))),
         ("truncated", Box::new(|| std::fs::write(&cert, &pem_a[..pem_a.len() / 2]).expect("write"))),
         ("missing", Box::new(|| std::fs::remove_file(&cert).expect("rm"))),
-        ("a directory", Box::new(|| {
-            std::fs::remove_file(&cert).expect("rm");
-            std::fs::create_dir(&cert).expect("mkdir")
-        })),
-        ("key of another certificate", Box::new(|| std::fs::copy(s(&b, "server_cert"), &cert).map(drop).expect("copy"))),
+        (
+            "a directory",
+            Box::new(|| {
+                std::fs::remove_file(&cert).expect("rm");
+                std::fs::create_dir(&cert).expect("mkdir")
+            }),
+        ),
+        (
+            "key of another certificate",
+            Box::new(|| std::fs::copy(s(&b, "server_cert"), &cert).map(drop).expect("copy")),
+        ),
     ];
     for (what, breaker) in &bad {
         put_pair(&a);
@@ -601,7 +664,10 @@ fn bad_certificates_on_sighup_keep_the_old_ones() {
         }
         let log = node.stderr();
         let line = log.lines().rev().find(|l| l.contains("TLS reload failed")).unwrap_or_default().to_owned();
-        assert!(line.contains(&*cert.to_string_lossy()) || line.contains(&*key.to_string_lossy()), "{what}: the error names the file: {line}");
+        assert!(
+            line.contains(&*cert.to_string_lossy()) || line.contains(&*key.to_string_lossy()),
+            "{what}: the error names the file: {line}"
+        );
         eprintln!("{what}: {line}");
         assert!(node.is_running(), "{what}: the node stopped");
         for port in ports {
@@ -651,7 +717,8 @@ fn start_master_in(ns: &MountNs, cbdir: &Path, port: u16, superuser: &Path) -> J
     let mut cmd = ns.command(junction_bin());
     cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) = spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    let (p, _) =
+        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
     p
 }
 
@@ -710,7 +777,8 @@ fn the_master_on_a_full_disk() {
     let listed = master_op(port, &["list"]);
     let mut want: BTreeSet<String> = names.clone();
     want.insert("after".into());
-    let got: BTreeSet<String> = arr(&listed["names"]).iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect();
+    let got: BTreeSet<String> =
+        arr(&listed["names"]).iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(got, want, "everything acknowledged is there");
 
     assert!(master.terminate(Duration::from_secs(20)).is_some(), "the master stops on SIGTERM");
@@ -725,7 +793,8 @@ fn the_master_on_a_full_disk() {
     assert_eq!(verdict, "ok", "integrity_check: {verdict} {}", String::from_utf8_lossy(&out.stderr));
     let _master = start_master_in(&ns, &cbdir, port, &su);
     let listed = master_op(port, &["list"]);
-    let got: BTreeSet<String> = arr(&listed["names"]).iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect();
+    let got: BTreeSet<String> =
+        arr(&listed["names"]).iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(got, want, "a restarted master sees everything");
     eprintln!(
         "measured: master on a full disk: {} more writes acknowledged after the fill (space the database had), \
@@ -742,7 +811,8 @@ fn start_master(cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
     let mut cmd = Command::new(junction_bin());
     cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) = spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    let (p, _) =
+        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
     p
 }
 
@@ -788,7 +858,20 @@ fn master_state(port: u16, mrealm: &str, online: usize, bound: u64) -> Value {
     let (online, bound) = (online.to_string(), bound.to_string());
     python(
         "faults.py",
-        &["mstate", &url, GLOBAL, "json", "--superuser", SUPERUSER_SEED, "--name", mrealm, "--count", &online, "--bound", &bound],
+        &[
+            "mstate",
+            &url,
+            GLOBAL,
+            "json",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            mrealm,
+            "--count",
+            &online,
+            "--bound",
+            &bound,
+        ],
     )
 }
 
@@ -821,20 +904,43 @@ fn a_frozen_master() {
     let mrealm = "mr-frozen";
     let paired = master.python(
         "master.py",
-        &[&murl, GLOBAL, "json", "--scenario", "pair_two", "--superuser", SUPERUSER_SEED, "--name", mrealm,
-          "--node-pubkey", &key1, "--node-pubkey2", &key2],
+        &[
+            &murl,
+            GLOBAL,
+            "json",
+            "--scenario",
+            "pair_two",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            mrealm,
+            "--node-pubkey",
+            &key1,
+            "--node-pubkey2",
+            &key2,
+        ],
     );
     assert_eq!(paired["ok"], true, "{paired}");
     let node1 = start_edge(&cb1, port);
     let node2 = start_edge(&cb2, port);
-    let logs = || format!("--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}", master.stderr(), node1.stderr(), node2.stderr());
+    let logs = || {
+        format!(
+            "--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}",
+            master.stderr(),
+            node1.stderr(),
+            node2.stderr()
+        )
+    };
     let before = master_state(port, mrealm, 2, 30);
     assert_eq!(before["online"], 2, "both nodes online: {before}\n{}", logs());
     let clients = 4;
     let load1 = start_load(None, &format!("rs://127.0.0.1:{app1}"), clients, &[]);
     let load2 = start_load(None, &format!("rs://127.0.0.1:{app2}"), clients, &[]);
     let bound = "5";
-    let mgmt = LoadRun::start("faults.py", &["frozen", &murl, GLOBAL, "json", "--superuser", SUPERUSER_SEED, "--bound", bound]);
+    let mgmt = LoadRun::start(
+        "faults.py",
+        &["frozen", &murl, GLOBAL, "json", "--superuser", SUPERUSER_SEED, "--bound", bound],
+    );
     mgmt.wait_ready(Duration::from_secs(30));
     let uplink_before = (uplink_log(&node1), uplink_log(&node2));
     thread::sleep(Duration::from_secs(1));
@@ -890,7 +996,10 @@ fn a_frozen_master() {
     assert_ne!(during["call"], "ok", "the frozen master cannot answer: {during}");
     assert_ne!(during["connect"], "ok", "nor a new session: {during}");
     let hang: f64 = REQUEST_BOUND.parse().expect("a number");
-    assert!(call_took <= hang && connect_took <= hang, "bounded (the client's own 5 s, slack for a loaded machine): {during}");
+    assert!(
+        call_took <= hang && connect_took <= hang,
+        "bounded (the client's own 5 s, slack for a loaded machine): {during}"
+    );
     // (3) Online again, management works on the old and new sessions, nothing lost.
     assert_eq!(after["online"], 2, "both nodes online again after SIGCONT: {after}\n{}", logs());
     assert!(online_after <= RECOVER_BOUND, "{online_after:.3} s after SIGCONT to both nodes online: {after}");
@@ -911,8 +1020,11 @@ fn a_frozen_master() {
     // freeze and has a new one since.
     assert!(uplink_frozen.0 .0 > uplink_before.0 .0 && uplink_frozen.1 .0 > uplink_before.1 .0,
         "each node drops its uplink to a master silent for {FROZEN_MASTER_S} s: {uplink_before:?} -> {uplink_frozen:?}\n{}", logs());
-    assert!(uplink_after.0 .1 > uplink_before.0 .1 && uplink_after.1 .1 > uplink_before.1 .1,
-        "each node reconnected within {RECOVER_BOUND} s of SIGCONT: {uplink_before:?} -> {uplink_after:?}\n{}", logs());
+    assert!(
+        uplink_after.0 .1 > uplink_before.0 .1 && uplink_after.1 .1 > uplink_before.1 .1,
+        "each node reconnected within {RECOVER_BOUND} s of SIGCONT: {uplink_before:?} -> {uplink_after:?}\n{}",
+        logs()
+    );
     eprintln!(
         "measured: frozen master ({FROZEN_MASTER_S} s SIGSTOP, 2 edge nodes, {} clients on their routers): {ops} calls/publications \
          through the nodes' routers, 0 failed, longest pause {max_gap:.3} s, no session lost; a management call on an \

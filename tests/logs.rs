@@ -151,12 +151,12 @@ fn text_logs_show_session_lifecycle_violations_and_refusals() {
     let needle = format!("session={id} ");
     let open = wait_line(&node, "for the raw session's open", |l| l.contains("session open") && l.contains(&needle));
     assert!(open.contains(&format!("peer={peer}")) && open.contains("transport=rs-front"), "{open}");
-    let violation = wait_line(&node, "for the protocol violation", |l| {
-        l.contains("protocol violation") && l.contains(&needle)
-    });
+    let violation =
+        wait_line(&node, "for the protocol violation", |l| l.contains("protocol violation") && l.contains(&needle));
     assert!(violation.contains(" INFO ") || violation.contains("INFO"), "{violation}");
     assert!(violation.contains(&format!("peer={peer}")), "{violation}");
-    let close = wait_line(&node, "for the raw session's close", |l| l.contains("session closed") && l.contains(&needle));
+    let close =
+        wait_line(&node, "for the raw session's close", |l| l.contains("session closed") && l.contains(&needle));
     assert!(close.contains("reason=wamp.error.protocol_violation"), "{close}");
     assert!(close.contains("INFO"), "a close for an error is logged at info: {close}");
     assert!(close.contains(&format!("peer={peer}")), "{close}");
@@ -187,7 +187,10 @@ fn text_logs_show_session_lifecycle_violations_and_refusals() {
     let r = node.python("abort.py", &[&url, "no.such.realm", "json"]);
     assert_eq!(r["reason"], "wamp.error.no_such_realm", "{r}");
     let refused = wait_line(&node, "for the refusal", |l| l.contains("session refused") && l.contains("no.such.realm"));
-    assert!(refused.contains("reason=wamp.error.no_such_realm") && refused.contains("peer=tcp4:127.0.0.1:"), "{refused}");
+    assert!(
+        refused.contains("reason=wamp.error.no_such_realm") && refused.contains("peer=tcp4:127.0.0.1:"),
+        "{refused}"
+    );
 }
 
 #[test]
@@ -199,8 +202,10 @@ fn json_logs_are_one_object_per_line_with_the_session_fields() {
     let matching = |msg: &'static str| {
         let id = id.clone();
         move |l: &str| {
-            serde_json::from_str::<Value>(l)
-                .is_ok_and(|v| v["fields"]["message"].as_str().is_some_and(|m| m.contains(msg)) && v["fields"]["session"] == id.as_str())
+            serde_json::from_str::<Value>(l).is_ok_and(|v| {
+                v["fields"]["message"].as_str().is_some_and(|m| m.contains(msg))
+                    && v["fields"]["session"] == id.as_str()
+            })
         }
     };
     wait_line(&node, "(JSON) for the close", matching("session closed"));
@@ -214,7 +219,10 @@ fn json_logs_are_one_object_per_line_with_the_session_fields() {
     let find = |msg: &str| {
         lines
             .iter()
-            .find(|v| v["fields"]["message"].as_str().is_some_and(|m| m.contains(msg)) && v["fields"]["session"] == id.as_str())
+            .find(|v| {
+                v["fields"]["message"].as_str().is_some_and(|m| m.contains(msg))
+                    && v["fields"]["session"] == id.as_str()
+            })
             .unwrap_or_else(|| panic!("no JSON line {msg:?} for session {id}:\n{err}"))
     };
     let open = find("session open");

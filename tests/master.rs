@@ -12,7 +12,6 @@ use std::process::Command;
 
 use common::{free_port, junction_bin, python, spawn_until_ready, temp_dir, JunctionProcess};
 
-
 const SUPERUSER_SEED: &str = "4d0f2f1e5bd1a7c55dd3a6f1d1c7e3b0a99be0e6c7a3f0d2e5b8c1a4f7e0d3b6";
 const NODE_SEED: &str = "9b2c7e4a1f0d3e6b8a5c2f9e1d4b7a0c3e6f9b2d5a8c1e4f7b0a3d6c9e2f5b8a";
 const GLOBAL: &str = "com.crossbario.fabric";
@@ -29,7 +28,8 @@ fn start_master(cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
     let mut cmd = Command::new(junction_bin());
     cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) = spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    let (p, _) =
+        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
     p
 }
 
@@ -56,10 +56,28 @@ fn management_flow_of_the_reference_with_a_node_logging_in() {
         assert_eq!(r["initial_mrealms"], serde_json::json!(["default"]), "{r}");
         assert_eq!(
             r["mrealm_keys"],
-            serde_json::json!(["cf_container_worker", "cf_router_worker", "created", "description", "label", "name", "oid", "owner", "tags"])
+            serde_json::json!([
+                "cf_container_worker",
+                "cf_router_worker",
+                "created",
+                "description",
+                "label",
+                "name",
+                "oid",
+                "owner",
+                "tags"
+            ])
         );
-        for k in ["node_realm_is_mrealm", "created_event_matches", "get_mrealm_matches", "get_by_name_matches", "paired_event_matches",
-                  "version_has_junction", "ready_event_node", "unpair_killed_node_session"] {
+        for k in [
+            "node_realm_is_mrealm",
+            "created_event_matches",
+            "get_mrealm_matches",
+            "get_by_name_matches",
+            "paired_event_matches",
+            "version_has_junction",
+            "ready_event_node",
+            "unpair_killed_node_session",
+        ] {
             assert_eq!(r[k], true, "{ser}: {k}: {r}");
         }
         assert_eq!(r["names_after_create"].as_array().map(Vec::len), Some(2), "{r}");
@@ -78,7 +96,18 @@ fn management_flow_of_the_reference_with_a_node_logging_in() {
         assert_eq!(r["node_cluster_ip"], "127.0.0.1");
         assert_eq!(
             r["node_keys"],
-            serde_json::json!(["authextra", "authid", "cluster_ip", "description", "label", "mrealm_oid", "oid", "owner_oid", "pubkey", "tags"])
+            serde_json::json!([
+                "authextra",
+                "authid",
+                "cluster_ip",
+                "description",
+                "label",
+                "mrealm_oid",
+                "oid",
+                "owner_oid",
+                "pubkey",
+                "tags"
+            ])
         );
         assert_eq!(r["mrealm_welcome"]["authrole"], "owner");
         assert_eq!(r["mrealm_status_type"], "management");
@@ -116,19 +145,48 @@ fn management_realm_objects_end_to_end() {
         );
         assert_eq!(r["ok"], true, "{ser}: {r}");
         // Shapes (REFERENCE §3).
-        assert_eq!(r["rc_keys"], json!(["changed", "description", "label", "name", "oid", "owner_oid", "status", "tags"]), "{r}");
+        assert_eq!(
+            r["rc_keys"],
+            json!(["changed", "description", "label", "name", "oid", "owner_oid", "status", "tags"]),
+            "{r}"
+        );
         assert_eq!(r["rc_status"], "STOPPED");
         assert_eq!(r["rc_names"], json!(["rc1"]));
         assert_eq!(r["rc_member"]["softlimit"], 4);
         assert_eq!(r["rc_member"]["hardlimit"], 8);
         assert_eq!(r["rc_node_names"], json!(["node1"]));
-        assert_eq!(r["wg_keys"], json!(["changed", "cluster_oid", "description", "label", "name", "oid", "scale", "status", "tags"]));
+        assert_eq!(
+            r["wg_keys"],
+            json!(["changed", "cluster_oid", "description", "label", "name", "oid", "scale", "status", "tags"])
+        );
         assert_eq!(
             r["wc_keys"],
-            json!(["changed", "description", "http_access_log", "http_client_timeout", "http_display_tracebacks", "http_hsts",
-                   "http_hsts_max_age", "label", "name", "oid", "owner_oid", "status", "tags", "tcp_backlog", "tcp_interface",
-                   "tcp_port", "tcp_shared", "tcp_version", "tls_ca_certificates", "tls_certificate", "tls_chain_certificates",
-                   "tls_ciphers", "tls_dhparam", "tls_key"])
+            json!([
+                "changed",
+                "description",
+                "http_access_log",
+                "http_client_timeout",
+                "http_display_tracebacks",
+                "http_hsts",
+                "http_hsts_max_age",
+                "label",
+                "name",
+                "oid",
+                "owner_oid",
+                "status",
+                "tags",
+                "tcp_backlog",
+                "tcp_interface",
+                "tcp_port",
+                "tcp_shared",
+                "tcp_version",
+                "tls_ca_certificates",
+                "tls_certificate",
+                "tls_chain_certificates",
+                "tls_ciphers",
+                "tls_dhparam",
+                "tls_key"
+            ])
         );
         assert_eq!(
             r["wc_defaults"],
@@ -138,29 +196,83 @@ fn management_realm_objects_end_to_end() {
         assert_eq!(r["wc_member"]["standby"], false);
         assert_eq!(
             r["ws_keys"],
-            json!(["auth", "description", "label", "oid", "options", "path", "serializers", "tags", "type", "webcluster_oid"])
+            json!([
+                "auth",
+                "description",
+                "label",
+                "oid",
+                "options",
+                "path",
+                "serializers",
+                "tags",
+                "type",
+                "webcluster_oid"
+            ])
         );
         assert_eq!(r["role_keys"], json!(["created", "description", "label", "name", "oid", "owner", "tags"]));
         assert_eq!(
             r["perm_keys"],
-            json!(["allow_call", "allow_publish", "allow_register", "allow_subscribe", "cache", "created", "description",
-                   "disclose_caller", "disclose_publisher", "label", "match", "oid", "owner", "role_oid", "tags", "uri",
-                   "uri_check_level"])
+            json!([
+                "allow_call",
+                "allow_publish",
+                "allow_register",
+                "allow_subscribe",
+                "cache",
+                "created",
+                "description",
+                "disclose_caller",
+                "disclose_publisher",
+                "label",
+                "match",
+                "oid",
+                "owner",
+                "role_oid",
+                "tags",
+                "uri",
+                "uri_check_level"
+            ])
         );
         assert_eq!(
             r["arealm_keys"],
-            json!(["bridge_meta_api", "changed", "datamarket_oid", "description", "enable_meta_api", "label", "name", "oid",
-                   "owner_oid", "status", "tags", "webcluster_oid", "workergroup_oid"])
+            json!([
+                "bridge_meta_api",
+                "changed",
+                "datamarket_oid",
+                "description",
+                "enable_meta_api",
+                "label",
+                "name",
+                "oid",
+                "owner_oid",
+                "status",
+                "tags",
+                "webcluster_oid",
+                "workergroup_oid"
+            ])
         );
         assert_eq!(r["arealm_role_names"], json!(["app-role"]));
-        assert_eq!(r["principal_keys"], json!(["arealm_oid", "authextra", "authid", "description", "label", "modified", "oid", "role_oid", "tags"]));
+        assert_eq!(
+            r["principal_keys"],
+            json!(["arealm_oid", "authextra", "authid", "description", "label", "modified", "oid", "role_oid", "tags"])
+        );
         assert_eq!(r["principal_names"], json!(["client1"]));
         assert_eq!(
             r["credential"],
             json!({"authmethod": "ticket", "realm": "app-realm1", "authid": "client1", "authconfig": {"secret": "secret-ticket-1"}})
         );
-        for k in ["rc_get_matches", "rc_by_name_matches", "wg_cluster_matches", "wg_by_name_matches", "ws_verbatim", "services_listed",
-                  "ws_by_path_matches", "perms_by_uri_match", "credentials_listed", "credential_get_matches", "created_event_matches"] {
+        for k in [
+            "rc_get_matches",
+            "rc_by_name_matches",
+            "wg_cluster_matches",
+            "wg_by_name_matches",
+            "ws_verbatim",
+            "services_listed",
+            "ws_by_path_matches",
+            "perms_by_uri_match",
+            "credentials_listed",
+            "credential_get_matches",
+            "created_event_matches",
+        ] {
             assert_eq!(r[k], true, "{ser}: {k}: {r}");
         }
         // Status: start (the node never connects, so STARTING), stop reaching STOPPED.
@@ -308,15 +420,16 @@ fn edge_init_as(appdir: &Path, id: &str) -> (std::path::PathBuf, String) {
     assert!(out.status.success(), "edge init: {}", String::from_utf8_lossy(&out.stderr));
     let cbdir = appdir.join(".crossbar");
     let public = std::fs::read_to_string(cbdir.join("key.pub")).expect("key.pub");
-    assert!(public.contains(&format!("node-authid: {id}")) && public.contains("node-cluster-ip: 127.0.0.1"), "{public}");
+    assert!(
+        public.contains(&format!("node-authid: {id}")) && public.contains("node-cluster-ip: 127.0.0.1"),
+        "{public}"
+    );
     assert!(!public.contains("private"), "key.pub holds no secret: {public}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(cbdir.join("key.priv")).expect("key.priv").permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(cbdir.join("key.priv")).expect("key.priv").permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600, "key.priv is private");
-    let key = public
-        .lines()
-        .find_map(|l| l.strip_prefix("public-key-ed25519: "))
-        .expect("public key line")
-        .to_owned();
+    let key = public.lines().find_map(|l| l.strip_prefix("public-key-ed25519: ")).expect("public key line").to_owned();
     // A second init keeps the key.
     let again = Command::new(junction_bin()).args(["edge", "init", "--appdir"]).arg(appdir).output().expect("run");
     assert!(!again.status.success(), "a second init must not replace the key");
@@ -354,14 +467,34 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     let mut master = start_master(&cbdir_m, port, &su);
     let paired = master.python(
         "master.py",
-        &[&url(port), GLOBAL, "json", "--scenario", "pair", "--superuser", SUPERUSER_SEED, "--name", "edge-mr",
-          "--node-pubkey", &node_key],
+        &[
+            &url(port),
+            GLOBAL,
+            "json",
+            "--scenario",
+            "pair",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "edge-mr",
+            "--node-pubkey",
+            &node_key,
+        ],
     );
     assert_eq!(paired["ok"], true, "{paired}");
     let mut node = start_edge(&cbdir, port);
     let edge_args = |extra: &[&str]| {
-        let mut a = vec![url(port), GLOBAL.into(), "msgpack".into(), "--scenario".into(), "edge".into(),
-                         "--superuser".into(), SUPERUSER_SEED.into(), "--name".into(), "edge-mr".into()];
+        let mut a = vec![
+            url(port),
+            GLOBAL.into(),
+            "msgpack".into(),
+            "--scenario".into(),
+            "edge".into(),
+            "--superuser".into(),
+            SUPERUSER_SEED.into(),
+            "--name".into(),
+            "edge-mr".into(),
+        ];
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -457,7 +590,8 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
 
     // The master returns: the node reconnects by itself and comes online again.
     let master = start_master(&cbdir_m, port, &su);
-    let r = run(&["--shutdown"]).unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", node.stderr(), master.stderr()));
+    let r = run(&["--shutdown"])
+        .unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", node.stderr(), master.stderr()));
     assert_eq!(r["workers"], serde_json::json!(["app1"]), "{r}");
     // remote.node.shutdown: the node answers first (the reference's node goes away unanswered), then stops.
     assert_eq!(r["shutdown"], "<no error>", "{r}");
@@ -473,13 +607,18 @@ fn edge_stop_stops_a_running_node() {
     let (cbdir, _) = edge_init(&dir.join("n"));
     // No master anywhere: the node runs (and keeps retrying) anyway.
     let mut node = start_edge(&cbdir, free_port());
-    let out = Command::new(junction_bin()).args(["edge", "stop", "--cbdir"]).arg(&cbdir).output().expect("run edge stop");
+    let out =
+        Command::new(junction_bin()).args(["edge", "stop", "--cbdir"]).arg(&cbdir).output().expect("run edge stop");
     assert!(out.status.success(), "edge stop: {}", String::from_utf8_lossy(&out.stderr));
     let status = node.wait_exit(std::time::Duration::from_secs(10));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", node.stderr());
     let again = Command::new(junction_bin()).args(["edge", "stop", "--cbdir"]).arg(&cbdir).output().expect("run");
     assert!(!again.status.success(), "nothing left to stop");
-    assert!(String::from_utf8_lossy(&again.stderr).contains("no node is running"), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no node is running"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
 
 #[test]
@@ -498,8 +637,21 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
     let mut master = start_master(&dir.join("master"), port, &su);
     let paired = master.python(
         "master.py",
-        &[&url(port), GLOBAL, "json", "--scenario", "pair_two", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
-          "--node-pubkey", &key1, "--node-pubkey2", &key2],
+        &[
+            &url(port),
+            GLOBAL,
+            "json",
+            "--scenario",
+            "pair_two",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "mr-app",
+            "--node-pubkey",
+            &key1,
+            "--node-pubkey2",
+            &key2,
+        ],
     );
     assert_eq!(paired["ok"], true, "{paired}");
     let node1 = start_edge(&cb1, port);
@@ -507,11 +659,31 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
     let web_port = free_port().to_string();
     let r = common::run_python(
         "master.py",
-        &[&url(port), GLOBAL, "json", "--scenario", "arealm_flow", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
-          "--web-port", &web_port, "--timeout", "120", "--phase", "setup"],
+        &[
+            &url(port),
+            GLOBAL,
+            "json",
+            "--scenario",
+            "arealm_flow",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "mr-app",
+            "--web-port",
+            &web_port,
+            "--timeout",
+            "120",
+            "--phase",
+            "setup",
+        ],
     )
     .unwrap_or_else(|e| {
-        panic!("{e}\n--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}", master.stderr(), node1.stderr(), node2.stderr())
+        panic!(
+            "{e}\n--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}",
+            master.stderr(),
+            node1.stderr(),
+            node2.stderr()
+        )
     });
     assert_eq!(r["arealm_status"], "RUNNING", "{r}");
     assert_eq!(r["webcluster_status"], "RUNNING", "{r}");
@@ -539,11 +711,29 @@ fn an_application_realm_on_a_worker_group_over_two_nodes_behind_a_web_cluster() 
     let master = start_master(&dir.join("master"), port, &su);
     let r = common::run_python(
         "master.py",
-        &[&url(port), GLOBAL, "cbor", "--scenario", "arealm_check", "--superuser", SUPERUSER_SEED, "--name", "mr-app",
-          "--web-port", &web_port, "--timeout", "120"],
+        &[
+            &url(port),
+            GLOBAL,
+            "cbor",
+            "--scenario",
+            "arealm_check",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "mr-app",
+            "--web-port",
+            &web_port,
+            "--timeout",
+            "120",
+        ],
     )
     .unwrap_or_else(|e| {
-        panic!("{e}\n--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}", master.stderr(), node1.stderr(), node2.stderr())
+        panic!(
+            "{e}\n--- master ---\n{}\n--- node1 ---\n{}\n--- node2 ---\n{}",
+            master.stderr(),
+            node1.stderr(),
+            node2.stderr()
+        )
     });
     assert_eq!(r["arealm_status_after_restart"], "RUNNING", "{r}");
     assert_eq!(r["node1_workers_after_restart"], serde_json::json!(n1), "the same workers: {r}");
@@ -570,7 +760,8 @@ fn the_master_reads_listen_and_superuser_from_its_config_file() {
     .expect("write master.json");
     let mut cmd = Command::new(junction_bin());
     cmd.args(["master", "start", "--cbdir"]).arg(&cbdir).env_remove("CROSSBAR_FABRIC_SUPERUSER");
-    let (master, _) = spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    let (master, _) =
+        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
     let r = master.python(
         "master.py",
         &[&url(port), GLOBAL, "json", "--scenario", "create", "--superuser", SUPERUSER_SEED, "--name", "from-config"],
@@ -581,7 +772,14 @@ fn the_master_reads_listen_and_superuser_from_its_config_file() {
     let bad = dir.join("bad.json");
     std::fs::write(&bad, r#"{"listen": "127.0.0.1:1", "superusr": "x"}"#).expect("write");
     let (status, _, err) = common::run_junction(
-        &["master".as_ref(), "start".as_ref(), "--cbdir".as_ref(), cbdir.as_os_str(), "--config".as_ref(), bad.as_os_str()],
+        &[
+            "master".as_ref(),
+            "start".as_ref(),
+            "--cbdir".as_ref(),
+            cbdir.as_os_str(),
+            "--config".as_ref(),
+            bad.as_os_str(),
+        ],
         std::time::Duration::from_secs(10),
     );
     assert!(status.is_some_and(|s| !s.success()), "{err}");

@@ -66,20 +66,53 @@ fn master_and_two_nodes_on_three_hosts_build_a_router_cluster_behind_a_web_clust
     let (cb2, key2) = edge_init(&dir.join("node2"), "node2", &t.addr(2));
 
     let listen = format!("{}:{MASTER_PORT}", t.addr(0));
-    let mut cmd = in_ns(&t.nodes[0], &["master".as_ref(), "start".as_ref(), "--cbdir".as_ref(), dir.join("master").as_os_str(),
-                                        "--listen".as_ref(), listen.as_ref()]);
+    let mut cmd = in_ns(
+        &t.nodes[0],
+        &[
+            "master".as_ref(),
+            "start".as_ref(),
+            "--cbdir".as_ref(),
+            dir.join("master").as_os_str(),
+            "--listen".as_ref(),
+            listen.as_ref(),
+        ],
+    );
     cmd.env("CROSSBAR_FABRIC_SUPERUSER", &su);
-    let (master, _) = spawn_until_ready(cmd, "junction: master ready", dir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    let (master, _) =
+        spawn_until_ready(cmd, "junction: master ready", dir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
     let url = format!("ws://{listen}/ws");
     let paired = py(
         &t.nodes[1],
-        &[&url, GLOBAL, "json", "--scenario", "pair_two", "--superuser", SUPERUSER_SEED, "--name", "mr-hosts",
-          "--node-pubkey", &key1, "--node-pubkey2", &key2],
+        &[
+            &url,
+            GLOBAL,
+            "json",
+            "--scenario",
+            "pair_two",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "mr-hosts",
+            "--node-pubkey",
+            &key1,
+            "--node-pubkey2",
+            &key2,
+        ],
         &[&master],
     );
     assert_eq!(paired["ok"], true, "{paired}");
     let start_edge = |cb: &Path, ns: &str| {
-        let mut c = in_ns(ns, &["edge".as_ref(), "start".as_ref(), "--cbdir".as_ref(), cb.as_os_str(), "--color".as_ref(), "false".as_ref()]);
+        let mut c = in_ns(
+            ns,
+            &[
+                "edge".as_ref(),
+                "start".as_ref(),
+                "--cbdir".as_ref(),
+                cb.as_os_str(),
+                "--color".as_ref(),
+                "false".as_ref(),
+            ],
+        );
         c.env("CROSSBAR_FABRIC_URL", &url);
         spawn_until_ready(c, "junction: ready", dir.join("no-config")).unwrap_or_else(|e| panic!("{e}")).0
     };
@@ -87,8 +120,21 @@ fn master_and_two_nodes_on_three_hosts_build_a_router_cluster_behind_a_web_clust
     let node2 = start_edge(&cb2, &t.nodes[2]);
     let r = py(
         &t.nodes[1],
-        &[&url, GLOBAL, "cbor", "--scenario", "arealm_flow", "--superuser", SUPERUSER_SEED, "--name", "mr-hosts",
-          "--web-port", "8190", "--timeout", "120"],
+        &[
+            &url,
+            GLOBAL,
+            "cbor",
+            "--scenario",
+            "arealm_flow",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "mr-hosts",
+            "--web-port",
+            "8190",
+            "--timeout",
+            "120",
+        ],
         &[&master, &node1, &node2],
     );
     assert_eq!(r["arealm_status"], "RUNNING", "{r}");

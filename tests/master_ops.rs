@@ -34,7 +34,8 @@ fn start_master(cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
     let mut cmd = Command::new(junction_bin());
     cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
     cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) = spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+    let (p, _) =
+        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
     p
 }
 
@@ -83,7 +84,19 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     let master = start_master(&dir.join("master"), port, &su);
     let paired = master.python(
         "master.py",
-        &[&url(port), GLOBAL, "json", "--scenario", "pair", "--superuser", SUPERUSER_SEED, "--name", "ops-mr", "--node-pubkey", &node_key],
+        &[
+            &url(port),
+            GLOBAL,
+            "json",
+            "--scenario",
+            "pair",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "ops-mr",
+            "--node-pubkey",
+            &node_key,
+        ],
     );
     assert_eq!(paired["ok"], true, "{paired}");
     let node = start_edge(&cbdir, port);
@@ -91,10 +104,31 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     let web_port = free_port().to_string();
     let r = common::run_python(
         "master_ops.py",
-        &[&url(port), GLOBAL, "msgpack", "--scenario", "ops", "--superuser", SUPERUSER_SEED, "--name", "ops-mr",
-          "--app-url", &app_url, "--web-port", &web_port, "--timeout", "90"],
+        &[
+            &url(port),
+            GLOBAL,
+            "msgpack",
+            "--scenario",
+            "ops",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "ops-mr",
+            "--app-url",
+            &app_url,
+            "--web-port",
+            &web_port,
+            "--timeout",
+            "90",
+        ],
     )
-    .unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", common::tail(&node.stderr(), 6000), common::tail(&master.stderr(), 3000)));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n--- node ---\n{}\n--- master ---\n{}",
+            common::tail(&node.stderr(), 6000),
+            common::tail(&master.stderr(), 3000)
+        )
+    });
 
     // Worker logs: the worker's own lines (captured from its stderr), bounded.
     let l = &r["logs"];
@@ -104,31 +138,81 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     assert_eq!(l["limit_1"], 1);
     assert_eq!(l["kw_limit"], 2);
     assert_eq!(l["default_limit_ok"], true);
-    assert_eq!(l["errors"], json!({"no_worker": "crossbar.error.no_such_worker", "bad_limit": "wamp.error.invalid_argument",
-                                   "negative": "wamp.error.invalid_argument", "bad_id": "wamp.error.invalid_argument"}), "{l}");
+    assert_eq!(
+        l["errors"],
+        json!({"no_worker": "crossbar.error.no_such_worker", "bad_limit": "wamp.error.invalid_argument",
+                                   "negative": "wamp.error.invalid_argument", "bad_id": "wamp.error.invalid_argument"}),
+        "{l}"
+    );
     // The node's own stderr still shows the worker's lines.
     assert!(node.stderr().contains("listening"), "worker lines still reach the node's log");
 
     // Tracing.
     let t = &r["tracing"];
     assert_eq!(t["before"], json!([]), "{t}");
-    assert_eq!(t["started"], json!({"id": "t1", "status": "running", "node_id": "node1", "worker_id": "app1", "next_seq": 0}), "{t}");
+    assert_eq!(
+        t["started"],
+        json!({"id": "t1", "status": "running", "node_id": "node1", "worker_id": "app1", "next_seq": 0}),
+        "{t}"
+    );
     assert_eq!(
         t["trace_keys"],
-        json!(["ended", "id", "next_period", "next_seq", "node_id", "options", "persistent_id", "records", "runtime", "started", "status", "worker_id"])
+        json!([
+            "ended",
+            "id",
+            "next_period",
+            "next_seq",
+            "node_id",
+            "options",
+            "persistent_id",
+            "records",
+            "runtime",
+            "started",
+            "status",
+            "worker_id"
+        ])
     );
     assert_eq!(t["running"], json!(["t1"]));
     assert_eq!(t["call_result"], 42);
-    for pair in ["rx:Call", "tx:Invocation", "rx:Yield", "tx:Result", "rx:Register", "tx:Registered", "rx:Subscribe",
-                 "tx:Subscribed", "rx:Publish", "tx:Event", "tx:Published"] {
+    for pair in [
+        "rx:Call",
+        "tx:Invocation",
+        "rx:Yield",
+        "tx:Result",
+        "rx:Register",
+        "tx:Registered",
+        "rx:Subscribe",
+        "tx:Subscribed",
+        "rx:Publish",
+        "tx:Event",
+        "tx:Published",
+    ] {
         assert!(t["pairs"].as_array().is_some_and(|p| p.contains(&json!(pair))), "{pair} traced: {t}");
     }
     assert_eq!(t["uris"], json!(["com.example.double", "com.example.topic"]), "{t}");
     assert_eq!(t["seq_contiguous"], true);
     assert_eq!(
         t["record_keys"],
-        json!(["authid", "authrole", "correlation", "correlation_is_anchor", "correlation_is_last", "correlation_uri", "direction",
-               "enc_algo", "enc_key", "enc_serializer", "msg_type", "pc", "realm", "seq", "serializations", "session_id", "ts", "uri"])
+        json!([
+            "authid",
+            "authrole",
+            "correlation",
+            "correlation_is_anchor",
+            "correlation_is_last",
+            "correlation_uri",
+            "direction",
+            "enc_algo",
+            "enc_key",
+            "enc_serializer",
+            "msg_type",
+            "pc",
+            "realm",
+            "seq",
+            "serializations",
+            "session_id",
+            "ts",
+            "uri"
+        ])
     );
     assert_eq!(t["call_traced_with_caller"], true, "{t}");
     assert_eq!(t["invocation_to_callee"], true, "{t}");
@@ -139,7 +223,11 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     assert_eq!(t["no_growth_after_stop"], true, "{t}");
     assert_eq!(t["after_stop"], json!([]));
     assert_eq!(t["with_stopped"], json!(["t1"]));
-    assert_eq!(t["started_event"], json!(["node1", "app1", "t1"]), "on_trace_started reaches the management realm: {t}");
+    assert_eq!(
+        t["started_event"],
+        json!(["node1", "app1", "t1"]),
+        "on_trace_started reaches the management realm: {t}"
+    );
     assert_eq!(t["stopped_event"], json!(["node1", "app1", "t1", "stopped"]));
     assert_eq!(t["t2_status"], "stopped", "a trace with a duration stops by itself");
     assert_eq!(t["t2_event"], "t2");
@@ -171,8 +259,15 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
         assert_eq!(x["services_before"], with(vec!["info"]), "{api}: {x}");
         assert_eq!(x["info_before"], json!([200, {"hello": "world"}]), "{api}: {x}");
         assert_eq!(x["extra_before"], 404, "{api}: {x}");
-        assert_eq!(x["started"], json!({"transport_id": "web1", "path": "extra", "config": {"type": "json", "value": {"added": "at run time"}}}));
-        assert_eq!(x["extra_after_start"], json!([200, {"added": "at run time"}]), "the running transport serves it: {api}: {x}");
+        assert_eq!(
+            x["started"],
+            json!({"transport_id": "web1", "path": "extra", "config": {"type": "json", "value": {"added": "at run time"}}})
+        );
+        assert_eq!(
+            x["extra_after_start"],
+            json!([200, {"added": "at run time"}]),
+            "the running transport serves it: {api}: {x}"
+        );
         assert_eq!(x["info_after_start"], 200);
         assert_eq!(x["services_after_start"], with(vec!["extra", "info"]));
         assert_eq!(x["get_service"]["config"], json!({"type": "json", "value": {"added": "at run time"}}));
@@ -210,7 +305,11 @@ fn cpu_list(text: &str) -> Vec<u64> {
 /// A `key: value` line of `/proc/<pid>/status`.
 fn proc_status(pid: u64, key: &str) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    text.lines().find_map(|l| l.strip_prefix(&format!("{key}:"))).unwrap_or_else(|| panic!("{key} in /proc/{pid}/status")).trim().to_owned()
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
+        .trim()
+        .to_owned()
 }
 
 /// The CPUs every thread of process `pid` may run on (each thread's set).
@@ -241,18 +340,50 @@ fn process_apis_of_the_node_and_its_workers() {
     let master = start_master(&dir.join("master"), port, &su);
     let paired = master.python(
         "master.py",
-        &[&url(port), GLOBAL, "json", "--scenario", "pair", "--superuser", SUPERUSER_SEED, "--name", "proc-mr", "--node-pubkey", &node_key],
+        &[
+            &url(port),
+            GLOBAL,
+            "json",
+            "--scenario",
+            "pair",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "proc-mr",
+            "--node-pubkey",
+            &node_key,
+        ],
     );
     assert_eq!(paired["ok"], true, "{paired}");
     let node = start_edge(&cbdir, port);
     let r = common::run_python(
         "master_ops.py",
-        &[&url(port), GLOBAL, "cbor", "--scenario", "process", "--superuser", SUPERUSER_SEED, "--name", "proc-mr",
-          "--app-url", "rs://127.0.0.1:1", "--timeout", "90"],
+        &[
+            &url(port),
+            GLOBAL,
+            "cbor",
+            "--scenario",
+            "process",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            "proc-mr",
+            "--app-url",
+            "rs://127.0.0.1:1",
+            "--timeout",
+            "90",
+        ],
     )
-    .unwrap_or_else(|e| panic!("{e}\n--- node ---\n{}\n--- master ---\n{}", common::tail(&node.stderr(), 6000), common::tail(&master.stderr(), 3000)));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n--- node ---\n{}\n--- master ---\n{}",
+            common::tail(&node.stderr(), 6000),
+            common::tail(&master.stderr(), 3000)
+        )
+    });
 
-    let online = cpu_list(&std::fs::read_to_string("/sys/devices/system/cpu/online").expect("online CPUs")).len() as u64;
+    let online =
+        cpu_list(&std::fs::read_to_string("/sys/devices/system/cpu/online").expect("online CPUs")).len() as u64;
     let meminfo_total = proc_status_like("/proc/meminfo", "MemTotal") * 1024;
     let exe = std::fs::canonicalize(junction_bin()).expect("binary");
     let node_pid = u64::from(node.pid());
@@ -260,20 +391,46 @@ fn process_apis_of_the_node_and_its_workers() {
     // Checks every process answers alike; `pid` is the process's.
     let common_checks = |name: &str, x: &serde_json::Value, pid: u64, kind: &str| {
         assert_eq!(x["cpu_count"], online, "{name}: get_cpu_count is the online CPUs: {x}");
-        assert!(x["physical"].is_null() || x["physical"].as_u64().is_some_and(|p| p >= 1 && p <= online), "{name}: {x}");
+        assert!(
+            x["physical"].is_null() || x["physical"].as_u64().is_some_and(|p| p >= 1 && p <= online),
+            "{name}: {x}"
+        );
         let cpus = x["cpus"].as_array().expect("get_cpus").clone();
         assert!(!cpus.is_empty() && cpus.len() as u64 <= online, "{name}: {x}");
         assert_eq!(x["affinity_before"], json!(cpus), "{name}: nothing pinned yet: {x}");
         let info = &x["info"];
         assert_eq!(info["pid"], pid, "{name}: get_process_info is the real process: {x}");
-        assert_eq!(x["info_keys"], json!(["descriptors", "files", "pid", "sockets", "started", "threads", "uptime"]), "{name}");
+        assert_eq!(
+            x["info_keys"],
+            json!(["descriptors", "files", "pid", "sockets", "started", "threads", "uptime"]),
+            "{name}"
+        );
         assert!(info["threads"].as_u64().is_some_and(|t| t >= 2), "{name}: {info}");
         assert!(info["descriptors"].as_u64().is_some_and(|d| d >= 3), "{name}: {info}");
-        assert!(info["sockets"].as_array().is_some_and(|s| s.iter().any(|s| s["type"] == "tcp4" && s["status"] == "ESTABLISHED")),
-                "{name}: its uplink to the master is an open TCP socket: {info}");
+        assert!(
+            info["sockets"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["type"] == "tcp4" && s["status"] == "ESTABLISHED")),
+            "{name}: its uplink to the master is an open TCP socket: {info}"
+        );
         assert_eq!(
             x["stats_keys"],
-            json!(["cpu_percent", "mem_percent", "nonvoluntary", "pid", "reads", "resident", "status", "system", "time", "ts", "user", "virtual", "voluntary", "writes"]),
+            json!([
+                "cpu_percent",
+                "mem_percent",
+                "nonvoluntary",
+                "pid",
+                "reads",
+                "resident",
+                "status",
+                "system",
+                "time",
+                "ts",
+                "user",
+                "virtual",
+                "voluntary",
+                "writes"
+            ]),
             "{name}: Crossbar's ProcessInfo.get_stats keys"
         );
         let st = &x["stats"];
@@ -283,7 +440,9 @@ fn process_apis_of_the_node_and_its_workers() {
         assert!(resident > rss / 2 && resident < rss * 2, "{name}: resident {resident} vs /proc VmRSS {rss}");
         assert!(st["virtual"].as_u64().is_some_and(|v| v >= resident), "{name}: {st}");
         assert!(st["voluntary"].as_u64().is_some_and(|v| v >= 1), "{name}: {st}");
-        assert!(st["user"].as_f64().is_some() && st["system"].as_f64().is_some() && st["cpu_percent"].as_f64().is_some());
+        assert!(
+            st["user"].as_f64().is_some() && st["system"].as_f64().is_some() && st["cpu_percent"].as_f64().is_some()
+        );
         let mp = st["mem_percent"].as_f64().expect("mem_percent");
         assert!((mp - resident as f64 / meminfo_total as f64 * 100.0).abs() < 1.0, "{name}: {st}");
         let mon = &x["monitor"];
@@ -297,7 +456,10 @@ fn process_apis_of_the_node_and_its_workers() {
             assert!(x["monitor_verbose_keys"].as_array().unwrap().contains(&json!(k)), "{name}: verbose {k}");
         }
         assert!(x["uptime"].as_f64().is_some_and(|u| u > 0.0 && u < 300.0), "{name}: {x}");
-        assert!(x["utcnow"].as_str().is_some_and(|t| t.ends_with('Z')) && x["started"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(
+            x["utcnow"].as_str().is_some_and(|t| t.ends_with('Z'))
+                && x["started"].as_str().is_some_and(|t| t.ends_with('Z'))
+        );
         for (k, v) in x["errors"].as_object().expect("errors") {
             assert_eq!(v, "wamp.error.invalid_argument", "{name}: {k}: {x}");
         }
@@ -323,27 +485,68 @@ fn process_apis_of_the_node_and_its_workers() {
     let s = &n["system"];
     assert_eq!(n["system_first_has_rates"], false);
     let keys = &n["system_keys"];
-    for k in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice", "freq", "ctx_switches",
-              "interrupts", "soft_interrupts"] {
+    for k in [
+        "user",
+        "nice",
+        "system",
+        "idle",
+        "iowait",
+        "irq",
+        "softirq",
+        "steal",
+        "guest",
+        "guest_nice",
+        "freq",
+        "ctx_switches",
+        "interrupts",
+        "soft_interrupts",
+    ] {
         assert!(keys["cpu"].as_array().unwrap().contains(&json!(k)), "cpu.{k}: {keys}");
     }
-    for k in ["total", "available", "percent", "used", "free", "active", "inactive", "buffers", "cached", "shared", "slab"] {
+    for k in
+        ["total", "available", "percent", "used", "free", "active", "inactive", "buffers", "cached", "shared", "slab"]
+    {
         assert!(keys["memory"].as_array().unwrap().contains(&json!(k)), "memory.{k}: {keys}");
     }
-    for k in ["bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "errin", "errout", "dropin", "dropout", "connection", "bytes_recv_per_sec"] {
+    for k in [
+        "bytes_sent",
+        "bytes_recv",
+        "packets_sent",
+        "packets_recv",
+        "errin",
+        "errout",
+        "dropin",
+        "dropout",
+        "connection",
+        "bytes_recv_per_sec",
+    ] {
         assert!(keys["network"].as_array().unwrap().contains(&json!(k)), "network.{k}: {keys}");
     }
-    for k in ["read_count", "write_count", "read_bytes", "write_bytes", "read_time", "write_time", "read_merged_count",
-              "write_merged_count", "busy_time", "read_bytes_per_sec"] {
+    for k in [
+        "read_count",
+        "write_count",
+        "read_bytes",
+        "write_bytes",
+        "read_time",
+        "write_time",
+        "read_merged_count",
+        "write_merged_count",
+        "busy_time",
+        "read_bytes_per_sec",
+    ] {
         assert!(keys["disk"].as_array().unwrap().contains(&json!(k)), "disk.{k}: {keys}");
     }
     assert_eq!(s["memory"]["total"], meminfo_total, "memory.total is /proc/meminfo's MemTotal: {s}");
     assert!(s["memory"]["available"].as_u64().is_some_and(|a| a > 0 && a <= meminfo_total));
     assert!(s["network"]["bytes_recv"].as_u64().is_some_and(|b| b > 0), "loopback traffic at least: {s}");
     assert!(s["network"]["connection"]["AF_INET"].as_u64().is_some_and(|c| c >= 1), "{s}");
-    let cpu_sum: f64 = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"].iter().map(|k| s["cpu"][k].as_f64().unwrap()).sum();
+    let cpu_sum: f64 = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"]
+        .iter()
+        .map(|k| s["cpu"][k].as_f64().unwrap())
+        .sum();
     assert!((cpu_sum - 100.0).abs() < 1.5, "CPU percentages add up: {s}");
-    let boot_uptime = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse::<f64>().unwrap();
+    let boot_uptime =
+        std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse::<f64>().unwrap();
     let up = s["uptime"].as_u64().expect("uptime") as f64 / 1e9;
     assert!(up <= boot_uptime && boot_uptime - up < 120.0, "uptime {up} s vs /proc/uptime {boot_uptime}");
 
@@ -357,9 +560,15 @@ fn process_apis_of_the_node_and_its_workers() {
     assert_eq!(r["app1_status"]["type"], "router");
     assert_eq!(r["app1_status"]["status"], "started");
     let app_cpus = common_checks("app1", &r["app1"], app_pid, "router");
-    assert!(r["app1"]["info"]["sockets"].as_array().unwrap().iter()
+    assert!(
+        r["app1"]["info"]["sockets"]
+            .as_array()
+            .unwrap()
+            .iter()
             .any(|s| s["type"] == "tcp4" && s["status"] == "LISTEN" && s["local"] == format!("127.0.0.1:{app_port}")),
-            "app1 listens on its transport: {}", r["app1"]["info"]);
+        "app1 listens on its transport: {}",
+        r["app1"]["info"]
+    );
     assert_eq!(r["app1_pythonpath"], json!([]));
     // Left on its last CPU: every thread of the worker (both shards, the uplink, ...) is.
     let last = app_cpus[app_cpus.len() - 1].as_u64().unwrap();
@@ -386,7 +595,8 @@ fn process_apis_of_the_node_and_its_workers() {
                "add_pythonpath": "crossbar.error.feature_unavailable", "add_pythonpath_bad": "wamp.error.invalid_argument",
                "no_worker_id": "wamp.error.invalid_argument", "unknown_node": "crossbar.error.no_such_object",
                "node_system_on_worker": "wamp.error.no_such_procedure"}),
-        "{}", r["errors"]
+        "{}",
+        r["errors"]
     );
     drop(node);
     drop(master);

@@ -59,7 +59,8 @@ fn parse(body: &str) -> Samples {
 fn split_sample(line: &str) -> Option<(&str, &str)> {
     let b = line.as_bytes();
     let mut i = 0;
-    let name_ok = |c: u8, first: bool| c.is_ascii_alphabetic() || c == b'_' || c == b':' || (!first && c.is_ascii_digit());
+    let name_ok =
+        |c: u8, first: bool| c.is_ascii_alphabetic() || c == b'_' || c == b':' || (!first && c.is_ascii_digit());
     if b.is_empty() || !name_ok(b[0], true) {
         return None;
     }
@@ -337,7 +338,8 @@ fn message_counters_per_type_follow_autobahn_traffic() {
     };
     let (calls, publishes, subscribers) = (25.0, 20.0, 3.0);
     let url = format!("rs://127.0.0.1:{rs}");
-    let r = node.python("traffic.py", &[&url, "realm1", "cbor", "--calls", "25", "--publishes", "20", "--subscribers", "3"]);
+    let r = node
+        .python("traffic.py", &[&url, "realm1", "cbor", "--calls", "25", "--publishes", "20", "--subscribers", "3"]);
     assert_eq!(r["ok"], Value::Bool(true), "{r}");
     assert_eq!(r["events"].as_f64(), Some(publishes * subscribers), "{r}");
     done.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -29,8 +29,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    allow_all_role, once_or_fail, python, realm, start_in_dir_with_ports, tail,
-    temp_dir, wait_worker_restarted, JunctionProcess, LoadRun, SERIALIZERS, kill,
+    allow_all_role, kill, once_or_fail, python, realm, start_in_dir_with_ports, tail, temp_dir, wait_worker_restarted,
+    JunctionProcess, LoadRun, SERIALIZERS,
 };
 use serde_json::{json, Value};
 

@@ -169,8 +169,10 @@ fn status_of_a_supervised_node_follows_worker_restarts() {
 fn status_of_a_managed_node_by_its_cbdir() {
     let dir = temp_dir("status-edge");
     let appdir = dir.join("app");
-    let (st, out, err) =
-        run_junction(&["edge".as_ref(), "init".as_ref(), "--appdir".as_ref(), appdir.as_os_str()], Duration::from_secs(10));
+    let (st, out, err) = run_junction(
+        &["edge".as_ref(), "init".as_ref(), "--appdir".as_ref(), appdir.as_os_str()],
+        Duration::from_secs(10),
+    );
     assert!(st.is_some_and(|s| s.success()), "{out}{err}");
     let cbdir = appdir.join(".crossbar");
 
@@ -205,7 +207,8 @@ fn status_of_a_managed_node_by_its_cbdir() {
     assert!(has_line(&out, "realm realm2: 0 sessions"), "{out}");
     assert!(cbdir.join("status.json").is_file());
 
-    let (st, out, err) = run_junction(&["edge".as_ref(), "stop".as_ref(), "--cbdir".as_ref(), cbdir.as_os_str()], DEADLINE);
+    let (st, out, err) =
+        run_junction(&["edge".as_ref(), "stop".as_ref(), "--cbdir".as_ref(), cbdir.as_os_str()], DEADLINE);
     assert!(st.is_some_and(|s| s.success()), "{out}{err}");
     let _ = node.terminate(Duration::from_secs(10));
     let (ok, out) = status_with("--cbdir", &cbdir);

@@ -61,7 +61,9 @@ fn exec_lines_use_existing_subcommands_and_flags() {
             for flag in words.iter().filter(|w| w.starts_with("--")) {
                 let flag = flag.split('=').next().unwrap_or(flag);
                 assert!(
-                    help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")) || help.contains(&format!("{flag} <")),
+                    help.contains(&format!("{flag} "))
+                        || help.contains(&format!("{flag}\n"))
+                        || help.contains(&format!("{flag} <")),
                     "{name}: `junction {}` has no flag {flag}:\n{help}",
                     subcommand.join(" ")
                 );

@@ -132,7 +132,9 @@ fn parse_fabric(v: &Value, path: &str, d: &mut Diags) -> FabricConfig {
             check_keys(tm, &tp, &["type", "url", "endpoint", "serializers", "options"], &[], d);
             match tm.get("type").and_then(Value::as_str) {
                 Some("websocket") | None => {}
-                Some(other) => d.error(join(&tp, "type"), format!("the master is reached over 'websocket', not '{other}'")),
+                Some(other) => {
+                    d.error(join(&tp, "type"), format!("the master is reached over 'websocket', not '{other}'"))
+                }
             }
             f.url = opt_str(tm, "url", &tp, d);
             if f.url.is_none() {
@@ -831,7 +833,10 @@ fn parse_realm_options(v: &Value, path: &str, d: &mut Diags) -> RealmOptions {
             "max_stored_payload",
         ],
         &[
-            ("bridge_meta_api", "only a realm started through the management API bridges its meta events to the master"),
+            (
+                "bridge_meta_api",
+                "only a realm started through the management API bridges its meta events to the master",
+            ),
             ("event_dispatching_chunk_size", "Junction dispatches without chunking"),
             ("enable_authorization_cache", "not used"),
         ],
@@ -2027,13 +2032,24 @@ fn parse_endpoint(v: &Value, path: &str, d: &mut Diags) -> Option<Endpoint> {
     let kind = req_str(m, "type", path, d)?;
     match kind.as_str() {
         "tcp" => {
-            check_keys(m, path, &["type", "port", "portrange", "interface", "backlog", "shared", "version", "tls"], &[], d);
+            check_keys(
+                m,
+                path,
+                &["type", "port", "portrange", "interface", "backlog", "shared", "version", "tls"],
+                &[],
+                d,
+            );
             let portrange = match m.get("portrange") {
                 None => None,
                 Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_u64(), a[1].as_u64()) {
-                    (Some(lo), Some(hi)) if 1 <= lo && lo <= hi && hi <= u16::MAX as u64 => Some((lo as u16, hi as u16)),
+                    (Some(lo), Some(hi)) if 1 <= lo && lo <= hi && hi <= u16::MAX as u64 => {
+                        Some((lo as u16, hi as u16))
+                    }
                     _ => {
-                        d.error(join(path, "portrange"), "portrange must be [low, high] with 1 <= low <= high <= 65535");
+                        d.error(
+                            join(path, "portrange"),
+                            "portrange must be [low, high] with 1 <= low <= high <= 65535",
+                        );
                         None
                     }
                 },

@@ -1903,7 +1903,9 @@ fn rlinks_crossbar_shape_is_accepted() {
     assert_eq!(links[0].ping_interval, Duration::from_secs(1));
     assert_eq!(links[0].ping_timeout, Duration::from_secs(5));
     assert_eq!(links[0].max_queue_bytes, DEFAULT_RLINK_MAX_QUEUE_BYTES);
-    assert!(matches!(&links[1].endpoint, BackendEndpoint::Tcp { tls: Some(t), .. } if t.hostname.as_deref() == Some("node2")));
+    assert!(
+        matches!(&links[1].endpoint, BackendEndpoint::Tcp { tls: Some(t), .. } if t.hostname.as_deref() == Some("node2"))
+    );
     assert_eq!(links[1].ping_interval, Duration::from_millis(200));
     assert_eq!(links[1].ping_timeout, Duration::from_millis(900));
     assert_eq!(links[1].max_queue_bytes, 2_000_000);
@@ -2005,7 +2007,11 @@ fn tcp_endpoints_take_a_portrange_instead_of_a_port() {
         "type": "rawsocket", "endpoint": {"type": "tcp", "portrange": [10000, 10100]}, "serializers": ["cbor"]
     }))
     .expect("portrange");
-    assert!(matches!(t.endpoint, Endpoint::Tcp { port: 10000, portrange: Some((10000, 10100)), .. }), "{:?}", t.endpoint);
+    assert!(
+        matches!(t.endpoint, Endpoint::Tcp { port: 10000, portrange: Some((10000, 10100)), .. }),
+        "{:?}",
+        t.endpoint
+    );
     for bad in [
         serde_json::json!({"type": "tcp", "portrange": [10100, 10000]}),
         serde_json::json!({"type": "tcp", "portrange": [0, 10]}),
@@ -2016,5 +2022,7 @@ fn tcp_endpoints_take_a_portrange_instead_of_a_port() {
             .expect_err("bad portrange");
         assert!(e.errors.iter().any(|x| x.location == "transport.endpoint.portrange"), "{e}");
     }
-    assert!(crate::parse_router_transport(&serde_json::json!({"type": "rawsocket", "endpoint": {"type": "tcp"}})).is_err());
+    assert!(
+        crate::parse_router_transport(&serde_json::json!({"type": "rawsocket", "endpoint": {"type": "tcp"}})).is_err()
+    );
 }

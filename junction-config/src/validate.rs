@@ -218,7 +218,10 @@ fn check_proxy(p: &ProxyWorkerConfig, path: &str, managed: bool, d: &mut Diags) 
         if managed {
             d.warn(&rp, "no routes yet: the master must start one before sessions can be forwarded");
         } else {
-            d.error(&rp, "no routes: the proxy could not forward any session (e.g. {\"realm1\": {\"*\": \"router1\"}})");
+            d.error(
+                &rp,
+                "no routes: the proxy could not forward any session (e.g. {\"realm1\": {\"*\": \"router1\"}})",
+            );
         }
     }
     let conn_names: Vec<&str> = p.connections.keys().map(String::as_str).collect();

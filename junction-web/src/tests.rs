@@ -668,7 +668,10 @@ fn metrics_service_serves_the_exposition_text() {
     assert!(text.lines().any(|l| l == r#"junction_realm_sessions{realm="b"} 1"#), "{text}");
     assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
     // Exact path only; HEAD has no body.
-    assert_eq!(site.respond(&Request { method: "GET", target: "/metrics/x", headers: &hs }, &FixedMetrics(1)).status, 404);
+    assert_eq!(
+        site.respond(&Request { method: "GET", target: "/metrics/x", headers: &hs }, &FixedMetrics(1)).status,
+        404
+    );
     let h = site.respond(&Request { method: "HEAD", target: "/metrics", headers: &hs }, &FixedMetrics(1));
     assert!(h.head_only && h.status == 200);
     // A source without metrics serves an empty document.

@@ -69,8 +69,18 @@ pub fn mrealm_role_allows(role: &str, procedure: &str) -> bool {
     let last = procedure.rsplit('.').next().unwrap_or("");
     let reads = ["get_", "list_", "stat_"].iter().any(|p| last.starts_with(p))
         || procedure.starts_with("crossbarfabriccenter.remote.realm.meta.")
-            && ["count", "list", "get", "lookup", "match", "list_callees", "count_callees", "list_subscribers", "count_subscribers"]
-                .contains(&last);
+            && [
+                "count",
+                "list",
+                "get",
+                "lookup",
+                "match",
+                "list_callees",
+                "count_callees",
+                "list_subscribers",
+                "count_subscribers",
+            ]
+            .contains(&last);
     match role {
         "owner" | "admin" => true,
         "operator" | "developer" => {
@@ -288,7 +298,9 @@ pub fn check_mrealm_name(name: &str) -> Result<(), ApiError> {
     if !first_ok || !rest_ok || !(3..=255).contains(&name.len()) {
         return Err(ApiError::new(
             error::INVALID_REALM,
-            format!("invalid realm name \"{name}\" - must match regular expression ^[A-Za-z][A-Za-z0-9_\\-@\\.]{{2,254}}$"),
+            format!(
+                "invalid realm name \"{name}\" - must match regular expression ^[A-Za-z][A-Za-z0-9_\\-@\\.]{{2,254}}$"
+            ),
         ));
     }
     if let Some(p) = PROTECTED_PREFIXES.iter().find(|p| name.starts_with(**p)) {
@@ -370,7 +382,10 @@ impl Master {
         }
         let extra = details.get("authextra").and_then(Value::as_dict);
         let Some(pubkey) = extra.and_then(|e| e.get("pubkey")).and_then(Value::as_str).filter(|k| is_hex64(k)) else {
-            return Err(ApiError::new("wamp.error.not_authorized", "cryptosign needs authextra.pubkey (64 hex digits)"));
+            return Err(ApiError::new(
+                "wamp.error.not_authorized",
+                "cryptosign needs authextra.pubkey (64 hex digits)",
+            ));
         };
         let pubkey = pubkey.to_ascii_lowercase();
         let requested_role = details.get("authrole").and_then(Value::as_str);
@@ -386,7 +401,12 @@ impl Master {
                 match requested_role {
                     None => "owner".to_owned(),
                     Some(r) if MREALM_USER_ROLES.contains(&r) => r.to_owned(),
-                    Some(r) => return Err(ApiError::new("wamp.error.not_authorized", format!("no role '{r}' for management users"))),
+                    Some(r) => {
+                        return Err(ApiError::new(
+                            "wamp.error.not_authorized",
+                            format!("no role '{r}' for management users"),
+                        ))
+                    }
                 }
             };
             principal.insert("authid".into(), Value::Str(SUPERUSER.into()));
@@ -397,7 +417,10 @@ impl Master {
         let node = self.store.node_by_pubkey(&pubkey)?;
         let paired = node.as_ref().and_then(|n| Some((n, str_of(n, "mrealm_oid")?, str_of(n, "authid")?)));
         let Some((node, mrealm_oid, authid)) = paired else {
-            return Err(ApiError::new(error::AUTH_NODE_UNPAIRED, format!("no node with public key {pubkey} is paired")));
+            return Err(ApiError::new(
+                error::AUTH_NODE_UNPAIRED,
+                format!("no node with public key {pubkey} is paired"),
+            ));
         };
         let Some(mrealm) = self.store.mrealm(mrealm_oid)? else {
             return Err(ApiError::new(error::AUTH_NODE_UNPAIRED, "the node's management realm no longer exists"));
@@ -434,14 +457,18 @@ impl Master {
     /// paired nodes and its objects, and the authids of its nodes that are
     /// online now.
     pub fn reconcile_inputs(&self, realm: &str) -> Result<(crate::reconcile::Objects, Vec<String>), ApiError> {
-        let m = self.store.mrealm_by_name(realm)?.ok_or_else(|| ApiError::no_such_object(format!("no management realm '{realm}'")))?;
+        let m = self
+            .store
+            .mrealm_by_name(realm)?
+            .ok_or_else(|| ApiError::no_such_object(format!("no management realm '{realm}'")))?;
         let moid = str_of(&m, "oid").unwrap_or_default().to_owned();
         let mut o = crate::reconcile::Objects::default();
         let mut online = Vec::new();
         for n in self.store.nodes_of(&moid)? {
             let (Some(oid), Some(authid)) = (str_of(&n, "oid"), str_of(&n, "authid")) else { continue };
             let ip = str_of(&n, "cluster_ip").map(str::to_owned);
-            o.nodes.insert(oid.to_owned(), (authid.to_owned(), ip, str_of(&n, "pubkey").unwrap_or_default().to_owned()));
+            o.nodes
+                .insert(oid.to_owned(), (authid.to_owned(), ip, str_of(&n, "pubkey").unwrap_or_default().to_owned()));
             if self.live.get(oid).is_some_and(|l| !l.sessions.is_empty()) {
                 online.push(authid.to_owned());
             }
@@ -497,9 +524,21 @@ impl Master {
         }
     }
 
-    fn node_event(&self, realm: &str, topic: &str, oid: &str, authid: &str, status: &str, now: SystemTime) -> Publication {
+    fn node_event(
+        &self,
+        realm: &str,
+        topic: &str,
+        oid: &str,
+        authid: &str,
+        status: &str,
+        now: SystemTime,
+    ) -> Publication {
         let info = json!({"id": oid, "authid": authid, "status": status, "last_active": ns(now), "workers": {}, "time": ns(now)});
-        Publication { realm: realm.to_owned(), topic: topic.to_owned(), args: vec![Value::Str(oid.to_owned()), from_json(&info)] }
+        Publication {
+            realm: realm.to_owned(),
+            topic: topic.to_owned(),
+            args: vec![Value::Str(oid.to_owned()), from_json(&info)],
+        }
     }
 
     fn with_live(&self, mut node: Json) -> Json {
@@ -514,7 +553,14 @@ impl Master {
     // ------------------------------------------------------------ calls
 
     /// Handles one management call.
-    pub fn handle_call(&mut self, now: SystemTime, caller: &Caller, procedure: &str, args: &[Value], kwargs: &Dict) -> Outcome {
+    pub fn handle_call(
+        &mut self,
+        now: SystemTime,
+        caller: &Caller,
+        procedure: &str,
+        args: &[Value],
+        kwargs: &Dict,
+    ) -> Outcome {
         let mut effects = Effects::default();
         let a = Args { procedure, args, kwargs };
         let result = self.dispatch(now, caller, &a, &mut effects);
@@ -536,7 +582,10 @@ impl Master {
                 )));
             }
         } else if !mrealm_role_allows(&caller.authrole, a.procedure) {
-            return Err(ApiError::not_authorized(format!("{}: not available to role '{}'", a.procedure, caller.authrole)));
+            return Err(ApiError::not_authorized(format!(
+                "{}: not available to role '{}'",
+                a.procedure, caller.authrole
+            )));
         }
         match (global, name) {
             (true, "domain.get_status") => Ok(self.status("domain", GLOBAL_REALM, self.started, now)),
@@ -567,15 +616,17 @@ impl Master {
             }
             (true, "mrealm.get_mrealm") => {
                 let oid = a.oid(0, "mrealm_oid")?;
-                self.store.mrealm(&oid)?.map(|m| from_json(&m)).ok_or_else(|| {
-                    ApiError::no_such_object(format!("no management realm with oid {oid}"))
-                })
+                self.store
+                    .mrealm(&oid)?
+                    .map(|m| from_json(&m))
+                    .ok_or_else(|| ApiError::no_such_object(format!("no management realm with oid {oid}")))
             }
             (true, "mrealm.get_mrealm_by_name") => {
                 let n = a.str(0, "mrealm_name")?;
-                self.store.mrealm_by_name(n)?.map(|m| from_json(&m)).ok_or_else(|| {
-                    ApiError::no_such_object(format!("no management realm with name {n}"))
-                })
+                self.store
+                    .mrealm_by_name(n)?
+                    .map(|m| from_json(&m))
+                    .ok_or_else(|| ApiError::no_such_object(format!("no management realm with name {n}")))
             }
             (true, "mrealm.create_mrealm") => {
                 let obj = a.dict(0, "mrealm")?;
@@ -595,10 +646,14 @@ impl Master {
             (true, "mrealm.delete_mrealm") | (true, "mrealm.delete_mrealm_by_name") => {
                 let m = if name.ends_with("_by_name") {
                     let n = a.str(0, "mrealm_name")?;
-                    self.store.mrealm_by_name(n)?.ok_or_else(|| ApiError::no_such_object(format!("no management realm with name \"{n}\"")))?
+                    self.store
+                        .mrealm_by_name(n)?
+                        .ok_or_else(|| ApiError::no_such_object(format!("no management realm with name \"{n}\"")))?
                 } else {
                     let oid = a.oid(0, "mrealm_oid")?;
-                    self.store.mrealm(&oid)?.ok_or_else(|| ApiError::no_such_object(format!("no management realm with ID \"{oid}\"")))?
+                    self.store
+                        .mrealm(&oid)?
+                        .ok_or_else(|| ApiError::no_such_object(format!("no management realm with ID \"{oid}\"")))?
                 };
                 let cascade = a.flag(1, "cascade")?;
                 self.delete(now, caller, &m, cascade, fx)
@@ -606,28 +661,36 @@ impl Master {
             (true, "mrealm.pair_node") => {
                 let pubkey = a.str(0, "pubkey")?.to_ascii_lowercase();
                 if !is_hex64(&pubkey) {
-                    return Err(ApiError::invalid_argument("pair_node: 'pubkey' must be 64 hex digits (an Ed25519 public key)"));
+                    return Err(ApiError::invalid_argument(
+                        "pair_node: 'pubkey' must be 64 hex digits (an Ed25519 public key)",
+                    ));
                 }
                 let realm_name = a.str(1, "realm_name")?;
                 let authid = a.str(2, "authid")?;
                 if authid.is_empty() || authid.len() > 255 || authid.contains(char::is_whitespace) {
-                    return Err(ApiError::invalid_argument("pair_node: 'authid' must be a non-empty name without spaces"));
+                    return Err(ApiError::invalid_argument(
+                        "pair_node: 'authid' must be a non-empty name without spaces",
+                    ));
                 }
                 let authextra = a.opt_dict(3, "authextra")?;
                 let cluster_ip = a.opt_str(4, "cluster_ip")?;
                 if let Some(ip) = cluster_ip {
                     if ip.parse::<std::net::IpAddr>().is_err() {
-                        return Err(ApiError::invalid_argument(format!("pair_node: 'cluster_ip' {ip:?} is not an IP address")));
+                        return Err(ApiError::invalid_argument(format!(
+                            "pair_node: 'cluster_ip' {ip:?} is not an IP address"
+                        )));
                     }
                 }
-                let mrealm = self
-                    .store
-                    .mrealm_by_name(realm_name)?
-                    .ok_or_else(|| ApiError::new(error::NO_SUCH_REALM, format!("no realm named \"{realm_name}\" exists")))?;
+                let mrealm = self.store.mrealm_by_name(realm_name)?.ok_or_else(|| {
+                    ApiError::new(error::NO_SUCH_REALM, format!("no realm named \"{realm_name}\" exists"))
+                })?;
                 let mrealm_oid = str_of(&mrealm, "oid").unwrap_or_default().to_owned();
                 let mut node = match self.store.node_by_pubkey(&pubkey)? {
                     Some(n) if str_of(&n, "mrealm_oid").is_some() => {
-                        return Err(ApiError::new(error::NODE_ALREADY_PAIRED, "node with given pubkey is already paired to a realm"))
+                        return Err(ApiError::new(
+                            error::NODE_ALREADY_PAIRED,
+                            "node with given pubkey is already paired to a realm",
+                        ))
                     }
                     Some(n) => n,
                     None => json!({"oid": uuid::Uuid::new_v4().to_string(), "label": null, "description": null,
@@ -657,7 +720,9 @@ impl Master {
             (true, "mrealm.unpair_node") | (true, "mrealm.unpair_node_by_pubkey") => {
                 let node = if name.ends_with("_by_pubkey") {
                     let k = a.str(0, "pubkey")?.to_ascii_lowercase();
-                    self.store.node_by_pubkey(&k)?.ok_or_else(|| ApiError::no_such_object(format!("no node with pubkey {k}")))?
+                    self.store
+                        .node_by_pubkey(&k)?
+                        .ok_or_else(|| ApiError::no_such_object(format!("no node with pubkey {k}")))?
                 } else {
                     let oid = a.oid(0, "node_oid")?;
                     self.store.node(&oid)?.ok_or_else(|| ApiError::no_such_object(format!("no node with oid {oid}")))?
@@ -666,7 +731,10 @@ impl Master {
             }
             (true, "mrealm.get_node_by_name") => {
                 let (mn, nn) = (a.str(0, "mrealm_name")?, a.str(1, "node_name")?);
-                let m = self.store.mrealm_by_name(mn)?.ok_or_else(|| ApiError::no_such_object(format!("no management realm with name {mn}")))?;
+                let m = self
+                    .store
+                    .mrealm_by_name(mn)?
+                    .ok_or_else(|| ApiError::no_such_object(format!("no management realm with name {mn}")))?;
                 let n = self.store.node_by_authid(str_of(&m, "oid").unwrap_or_default(), nn)?;
                 n.map(|n| from_json(&self.with_live(n)))
                     .ok_or_else(|| ApiError::no_such_object(format!("no node named {nn} in management realm {mn}")))
@@ -683,7 +751,9 @@ impl Master {
                 let status = a.opt_str(0, "status")?;
                 if let Some(s) = status {
                     if s != "online" && s != "offline" {
-                        return Err(ApiError::invalid_argument(format!("get_nodes: status must be \"online\" or \"offline\", not {s:?}")));
+                        return Err(ApiError::invalid_argument(format!(
+                            "get_nodes: status must be \"online\" or \"offline\", not {s:?}"
+                        )));
                     }
                 }
                 let names = a.flag(1, "return_names")?;
@@ -694,7 +764,9 @@ impl Master {
                         .into_iter()
                         .map(|n| self.with_live(n))
                         .filter(|n| status.is_none_or(|s| str_of(n, "status") == Some(s)))
-                        .filter_map(|n| str_of(&n, if names { "authid" } else { "oid" }).map(|s| Value::Str(s.to_owned())))
+                        .filter_map(|n| {
+                            str_of(&n, if names { "authid" } else { "oid" }).map(|s| Value::Str(s.to_owned()))
+                        })
                         .collect(),
                 ))
             }
@@ -711,13 +783,22 @@ impl Master {
                 let m = self.mrealm_of(caller)?;
                 match self.store.node_by_authid(str_of(&m, "oid").unwrap_or_default(), authid)? {
                     Some(n) => Ok(from_json(&self.with_live(n))),
-                    None => Err(ApiError::no_such_object(format!("no node with authid {authid} in this management realm"))),
+                    None => {
+                        Err(ApiError::no_such_object(format!("no node with authid {authid} in this management realm")))
+                    }
                 }
             }
-            (false, n) if ["mrealm.routercluster.", "mrealm.webcluster.", "mrealm.arealm."].iter().any(|p| n.starts_with(p)) => {
+            (false, n)
+                if ["mrealm.routercluster.", "mrealm.webcluster.", "mrealm.arealm."]
+                    .iter()
+                    .any(|p| n.starts_with(p)) =>
+            {
                 self.mrealm_object_call(now, caller, a, n, fx)
             }
-            _ => Err(ApiError::new("wamp.error.no_such_procedure", format!("no procedure '{}' on this realm", a.procedure))),
+            _ => Err(ApiError::new(
+                "wamp.error.no_such_procedure",
+                format!("no procedure '{}' on this realm", a.procedure),
+            )),
         }
     }
 
@@ -769,7 +850,14 @@ impl Master {
         Ok(from_json(&doc))
     }
 
-    fn delete(&mut self, now: SystemTime, caller: &Caller, m: &Json, cascade: bool, fx: &mut Effects) -> Result<Value, ApiError> {
+    fn delete(
+        &mut self,
+        now: SystemTime,
+        caller: &Caller,
+        m: &Json,
+        cascade: bool,
+        fx: &mut Effects,
+    ) -> Result<Value, ApiError> {
         let oid = str_of(m, "oid").unwrap_or_default().to_owned();
         let name = str_of(m, "name").unwrap_or_default().to_owned();
         let paired = self.store.nodes_of(&oid)?;
@@ -826,7 +914,14 @@ impl Master {
         let sessions = str_of(&node, "oid").and_then(|o| self.live.remove(o)).map(|l| l.sessions).unwrap_or_default();
         if let (false, Some(name), Some(oid)) = (sessions.is_empty(), &mrealm_name, str_of(&node, "oid")) {
             // It was online: closing its sessions takes it offline now.
-            let ev = self.node_event(name, "crossbarfabriccenter.mrealm.on_node_shutdown", oid, authid.as_deref().unwrap_or(""), "offline", now);
+            let ev = self.node_event(
+                name,
+                "crossbarfabriccenter.mrealm.on_node_shutdown",
+                oid,
+                authid.as_deref().unwrap_or(""),
+                "offline",
+                now,
+            );
             fx.publish.push(ev);
         }
         // The reply keeps the old mrealm (as the reference does) and lists the sessions closed.

@@ -108,7 +108,9 @@ pub fn worker_log(
         None => DEFAULT_LOG_LIMIT,
         Some(Value::UInt(n)) => *n,
         Some(Value::Int(n)) if *n >= 0 => *n as u64,
-        Some(_) => return Err(ApiError::invalid_argument("get_worker_log: argument 'limit' must be a non-negative integer")),
+        Some(_) => {
+            return Err(ApiError::invalid_argument("get_worker_log: argument 'limit' must be a non-negative integer"))
+        }
     };
     if !view.workers.iter().any(|w| w.id == wid) {
         return Err(ApiError::new("crossbar.error.no_such_worker", format!("no worker with ID '{wid}'")));
@@ -142,7 +144,11 @@ pub fn check_worker_id(id: &str) -> Result<(), ApiError> {
 /// whole worker configuration from `worker_options.config` (Junction
 /// extension); Crossbar's process options (`env`, `title`, `extra`,
 /// `python`, `pythonpath`, `cpu_affinity`) are accepted and ignored.
-pub fn worker_config(worker_id: &str, worker_type: &str, options: Option<&Dict>) -> Result<serde_json::Value, ApiError> {
+pub fn worker_config(
+    worker_id: &str,
+    worker_type: &str,
+    options: Option<&Dict>,
+) -> Result<serde_json::Value, ApiError> {
     check_worker_id(worker_id)?;
     let opts = options.map(|o| crate::value::to_json(&Value::Dict(o.clone()))).unwrap_or_else(|| json!({}));
     let known = ["env", "title", "extra", "python", "pythonpath", "cpu_affinity", "shards", "pin_cores", "config"];
@@ -164,7 +170,10 @@ pub fn worker_config(worker_id: &str, worker_type: &str, options: Option<&Dict>)
         },
     };
     if !matches!(worker_type, "router" | "proxy") {
-        return Err(ApiError::new("crossbar.error.invalid_configuration", format!("worker type '{worker_type}' is not supported (router or proxy)")));
+        return Err(ApiError::new(
+            "crossbar.error.invalid_configuration",
+            format!("worker type '{worker_type}' is not supported (router or proxy)"),
+        ));
     }
     w["type"] = json!(worker_type);
     w["id"] = json!(worker_id);
@@ -246,7 +255,14 @@ fn worker_json(w: &WorkerView, now: SystemTime) -> Value {
 }
 
 /// Answers node procedure `proc` (the URI suffix).
-pub fn handle(id: &NodeIdentity, view: &NodeView, now: SystemTime, proc: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, ApiError>, NodeAction) {
+pub fn handle(
+    id: &NodeIdentity,
+    view: &NodeView,
+    now: SystemTime,
+    proc: &str,
+    args: &[Value],
+    kwargs: &Dict,
+) -> (Result<Value, ApiError>, NodeAction) {
     let a = Args { procedure: proc, args, kwargs };
     match proc {
         "get_status" => {
@@ -274,22 +290,26 @@ pub fn handle(id: &NodeIdentity, view: &NodeView, now: SystemTime, proc: &str, a
             }
             (Ok(st), NodeAction::None)
         }
-        "get_workers" => (Ok(Value::List(view.workers.iter().map(|w| Value::Str(w.id.clone())).collect())), NodeAction::None),
+        "get_workers" => {
+            (Ok(Value::List(view.workers.iter().map(|w| Value::Str(w.id.clone())).collect())), NodeAction::None)
+        }
         "get_worker" => {
-            let r = a.str(0, "worker_id").and_then(|wid| {
-                view.workers
-                    .iter()
-                    .find(|w| w.id == wid)
-                    .map(|w| worker_json(w, now))
-                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_worker", format!("no worker with ID '{wid}'")))
-            });
+            let r =
+                a.str(0, "worker_id").and_then(|wid| {
+                    view.workers.iter().find(|w| w.id == wid).map(|w| worker_json(w, now)).ok_or_else(|| {
+                        ApiError::new("crossbar.error.no_such_worker", format!("no worker with ID '{wid}'"))
+                    })
+                });
             (r, NodeAction::None)
         }
         "shutdown" => {
             let r = from_json(&json!({"who": null, "when": iso(now), "restart": false, "mode": "shutdown"}));
             (Ok(r), NodeAction::Shutdown)
         }
-        _ => (Err(ApiError::new("wamp.error.no_such_procedure", format!("no node procedure '{proc}'"))), NodeAction::None),
+        _ => (
+            Err(ApiError::new("wamp.error.no_such_procedure", format!("no node procedure '{proc}'"))),
+            NodeAction::None,
+        ),
     }
 }
 
@@ -332,7 +352,8 @@ pub fn remote_target(
         Some(Value::Str(s)) => s.as_str(),
         _ => return Err(ApiError::invalid_argument(format!("{procedure}: the first argument must be the node (oid)"))),
     };
-    let authid = node_authid(node).ok_or_else(|| ApiError::no_such_object(format!("no node '{node}' in this management realm")))?;
+    let authid = node_authid(node)
+        .ok_or_else(|| ApiError::no_such_object(format!("no node '{node}' in this management realm")))?;
     if api == "node" {
         return Ok((procedure_uri(&authid, proc), args[1..].to_vec()));
     }
@@ -350,7 +371,13 @@ mod tests {
     use super::*;
 
     fn id() -> NodeIdentity {
-        NodeIdentity { authid: "node1".into(), pubkey: "ab".into(), mrealm: "mr".into(), session: 7, extra: Dict::new() }
+        NodeIdentity {
+            authid: "node1".into(),
+            pubkey: "ab".into(),
+            mrealm: "mr".into(),
+            session: 7,
+            extra: Dict::new(),
+        }
     }
 
     fn view() -> NodeView {
@@ -360,10 +387,24 @@ mod tests {
             pid: 42,
             cbdir: "/n/.crossbar".into(),
             workers: vec![
-                WorkerView { id: "r1".into(), kind: "router".into(), pid: Some(43), status: "started".into(), created: t0,
-                             started: Some(t0 + Duration::from_secs(1)), startup_time: Some(Duration::from_millis(500)) },
-                WorkerView { id: "p1".into(), kind: "proxy".into(), pid: None, status: "restarting".into(), created: t0,
-                             started: None, startup_time: None },
+                WorkerView {
+                    id: "r1".into(),
+                    kind: "router".into(),
+                    pid: Some(43),
+                    status: "started".into(),
+                    created: t0,
+                    started: Some(t0 + Duration::from_secs(1)),
+                    startup_time: Some(Duration::from_millis(500)),
+                },
+                WorkerView {
+                    id: "p1".into(),
+                    kind: "proxy".into(),
+                    pid: None,
+                    status: "restarting".into(),
+                    created: t0,
+                    started: None,
+                    startup_time: None,
+                },
             ],
         }
     }
@@ -460,13 +501,29 @@ mod tests {
             Ok(("crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms".into(), vec![]))
         );
         assert_eq!(
-            remote_target("crossbarfabriccenter.remote.realm.meta.wamp.session.count", &[s("node1"), s("w"), s("rlm")], lookup),
+            remote_target(
+                "crossbarfabriccenter.remote.realm.meta.wamp.session.count",
+                &[s("node1"), s("w"), s("rlm")],
+                lookup
+            ),
             Ok(("crossbarfabriccenter.node.node1.worker.w.wamp.session.count".into(), vec![s("rlm")]))
         );
         let e = |r: Result<(String, Vec<Value>), ApiError>| r.expect_err("error").uri;
-        assert_eq!(e(remote_target("crossbarfabriccenter.remote.node.get_status", &[s("nope")], lookup)), "crossbar.error.no_such_object");
-        assert_eq!(e(remote_target("crossbarfabriccenter.remote.node.get_status", &[], lookup)), "wamp.error.invalid_argument");
-        assert_eq!(e(remote_target("crossbarfabriccenter.remote.router.x", &[s("oid-1")], lookup)), "wamp.error.invalid_argument");
-        assert_eq!(e(remote_target("crossbarfabriccenter.remote.router.x", &[s("oid-1"), s("a.b")], lookup)), "wamp.error.invalid_argument");
+        assert_eq!(
+            e(remote_target("crossbarfabriccenter.remote.node.get_status", &[s("nope")], lookup)),
+            "crossbar.error.no_such_object"
+        );
+        assert_eq!(
+            e(remote_target("crossbarfabriccenter.remote.node.get_status", &[], lookup)),
+            "wamp.error.invalid_argument"
+        );
+        assert_eq!(
+            e(remote_target("crossbarfabriccenter.remote.router.x", &[s("oid-1")], lookup)),
+            "wamp.error.invalid_argument"
+        );
+        assert_eq!(
+            e(remote_target("crossbarfabriccenter.remote.router.x", &[s("oid-1"), s("a.b")], lookup)),
+            "wamp.error.invalid_argument"
+        );
     }
 }

@@ -186,7 +186,9 @@ pub fn parse_inet(text: &str, v6: bool, tcp: bool) -> Vec<(u64, String, String, 
             }
             let local = inet_addr(f[1], v6)?;
             let remote = inet_addr(f[2], v6)?;
-            let remote = if remote.ends_with(":0") && (remote.starts_with("0.0.0.0:") || remote.starts_with("[::]:") || remote.starts_with(":::")) {
+            let remote = if remote.ends_with(":0")
+                && (remote.starts_with("0.0.0.0:") || remote.starts_with("[::]:") || remote.starts_with(":::"))
+            {
                 String::new()
             } else {
                 remote
@@ -382,11 +384,13 @@ pub fn physical_cpu_count(cpuinfo: &str) -> Option<usize> {
 /// boot time of `/proc/stat`), to the clock tick; now if unreadable.
 pub fn process_start_time() -> SystemTime {
     let start = std::fs::read_to_string("/proc/self/stat").ok().as_deref().and_then(parse_stat).map(|s| s.starttime);
-    let btime = std::fs::read_to_string("/proc/stat").ok().and_then(|t| {
-        t.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok()))
-    });
+    let btime = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok())));
     match (start, btime) {
-        (Some(st), Some(bt)) => UNIX_EPOCH + std::time::Duration::from_secs(bt) + std::time::Duration::from_secs_f64(st as f64 / clk_tck()),
+        (Some(st), Some(bt)) => {
+            UNIX_EPOCH + std::time::Duration::from_secs(bt) + std::time::Duration::from_secs_f64(st as f64 / clk_tck())
+        }
         _ => SystemTime::now(),
     }
 }
@@ -396,13 +400,21 @@ pub fn process_start_time() -> SystemTime {
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
 }
 
 fn page_size() -> u64 {
     // SAFETY: as above.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as u64 } else { 4096 }
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
 }
 
 type SystemSample = (Instant, ProcStat, Map<String, Json>, Map<String, Json>);
@@ -500,7 +512,9 @@ impl ProcessApi {
         };
         let list = match a.get(0, "cpus") {
             Some(Value::List(l)) => l,
-            Some(_) => return Err(ApiError::invalid_argument("set_cpu_affinity: argument 'cpus' must be a list of CPU ids")),
+            Some(_) => {
+                return Err(ApiError::invalid_argument("set_cpu_affinity: argument 'cpus' must be a list of CPU ids"))
+            }
             None => return Err(ApiError::invalid_argument("set_cpu_affinity: missing argument 'cpus'")),
         };
         if list.is_empty() {
@@ -554,7 +568,9 @@ impl ProcessApi {
     fn add_pythonpath(&self, a: &Args) -> Result<Json, ApiError> {
         match a.get(0, "paths") {
             Some(Value::List(l)) if l.iter().all(|v| matches!(v, Value::Str(_))) => {}
-            Some(_) => return Err(ApiError::invalid_argument("add_pythonpath: argument 'paths' must be a list of strings")),
+            Some(_) => {
+                return Err(ApiError::invalid_argument("add_pythonpath: argument 'paths' must be a list of strings"))
+            }
             None => return Err(ApiError::invalid_argument("add_pythonpath: missing argument 'paths'")),
         }
         Err(ApiError::new(
@@ -566,7 +582,8 @@ impl ProcessApi {
     /// Crossbar's `{descriptors, threads, files, sockets}`, plus `pid`,
     /// `started` and `uptime`.
     fn process_info(&self) -> Result<Json, ApiError> {
-        let stat = parse_stat(&read("/proc/self/stat")?).ok_or_else(|| runtime_error("parsing /proc/self/stat", "bad format"))?;
+        let stat = parse_stat(&read("/proc/self/stat")?)
+            .ok_or_else(|| runtime_error("parsing /proc/self/stat", "bad format"))?;
         let mut files = Vec::new();
         let mut socket_inodes = Vec::new();
         let mut descriptors = 0u64;
@@ -617,10 +634,17 @@ impl ProcessApi {
 
     /// Crossbar's `ProcessInfo.get_stats()`.
     fn process_stats(&mut self) -> Result<Json, ApiError> {
-        let stat = parse_stat(&read("/proc/self/stat")?).ok_or_else(|| runtime_error("parsing /proc/self/stat", "bad format"))?;
+        let stat = parse_stat(&read("/proc/self/stat")?)
+            .ok_or_else(|| runtime_error("parsing /proc/self/stat", "bad format"))?;
         let status = parse_kv(&read("/proc/self/status")?);
         let io = std::fs::read_to_string("/proc/self/io").map(|t| parse_kv(&t)).unwrap_or_default();
-        let mem_total = std::fs::read_to_string("/proc/meminfo").map(|t| parse_kv(&t)).unwrap_or_default().get("MemTotal").copied().unwrap_or(0) * 1024;
+        let mem_total = std::fs::read_to_string("/proc/meminfo")
+            .map(|t| parse_kv(&t))
+            .unwrap_or_default()
+            .get("MemTotal")
+            .copied()
+            .unwrap_or(0)
+            * 1024;
         let tck = clk_tck();
         let (user, system) = (stat.utime as f64 / tck, stat.stime as f64 / tck);
         let now = Instant::now();
@@ -654,7 +678,8 @@ impl ProcessApi {
     fn process_monitor(&mut self, a: &Args) -> Result<Json, ApiError> {
         let verbose = a.flag(0, "verbose")?;
         let t0 = Instant::now();
-        let stat = parse_stat(&read("/proc/self/stat")?).ok_or_else(|| runtime_error("parsing /proc/self/stat", "bad format"))?;
+        let stat = parse_stat(&read("/proc/self/stat")?)
+            .ok_or_else(|| runtime_error("parsing /proc/self/stat", "bad format"))?;
         let status = parse_kv(&read("/proc/self/status")?);
         let io = std::fs::read_to_string("/proc/self/io").map(|t| parse_kv(&t)).ok();
         let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count().saturating_sub(1)).unwrap_or(0);
@@ -665,9 +690,20 @@ impl ProcessApi {
         m.insert("status".into(), json!(state_name(stat.state)));
         m.insert("num_fds".into(), json!(fds));
         m.insert("num_threads".into(), json!(stat.num_threads));
-        m.insert("num_ctx_switches_voluntary".into(), json!(status.get("voluntary_ctxt_switches").copied().unwrap_or(0)));
-        m.insert("num_ctx_switches_involuntary".into(), json!(status.get("nonvoluntary_ctxt_switches").copied().unwrap_or(0)));
-        for (k, src) in [("read_ios", "syscr"), ("write_ios", "syscw"), ("read_bytes", "read_bytes"), ("write_bytes", "write_bytes")] {
+        m.insert(
+            "num_ctx_switches_voluntary".into(),
+            json!(status.get("voluntary_ctxt_switches").copied().unwrap_or(0)),
+        );
+        m.insert(
+            "num_ctx_switches_involuntary".into(),
+            json!(status.get("nonvoluntary_ctxt_switches").copied().unwrap_or(0)),
+        );
+        for (k, src) in [
+            ("read_ios", "syscr"),
+            ("write_ios", "syscw"),
+            ("read_bytes", "read_bytes"),
+            ("write_bytes", "write_bytes"),
+        ] {
             m.insert(k.into(), json!(io.as_ref().and_then(|i| i.get(src).copied())));
         }
         m.insert("cpu_user".into(), json!(stat.utime as f64 / tck));
@@ -677,8 +713,16 @@ impl ProcessApi {
         if let Some((t, last)) = &self.last_monitor {
             let dt = now.duration_since(*t).as_secs_f64().max(1e-9);
             period = Some(now.duration_since(*t).as_nanos() as u64);
-            for k in ["read_ios", "write_ios", "read_bytes", "write_bytes", "cpu_user", "cpu_system",
-                      "num_ctx_switches_voluntary", "num_ctx_switches_involuntary"] {
+            for k in [
+                "read_ios",
+                "write_ios",
+                "read_bytes",
+                "write_bytes",
+                "cpu_user",
+                "cpu_system",
+                "num_ctx_switches_voluntary",
+                "num_ctx_switches_involuntary",
+            ] {
                 if let (Some(c), Some(l)) = (m.get(k).and_then(Json::as_f64), last.get(k).and_then(Json::as_f64)) {
                     m.insert(format!("{k}_per_sec"), json!(((c - l) / dt) as i64));
                 }
@@ -691,10 +735,17 @@ impl ProcessApi {
             m.insert("timestamp".into(), json!(ns_now()));
             m.insert("last_period".into(), json!(period));
             m.insert("elapsed".into(), json!(t0.elapsed().as_nanos() as u64));
-            m.insert("exe".into(), json!(std::fs::read_link("/proc/self/exe").ok().map(|p| p.to_string_lossy().into_owned())));
+            m.insert(
+                "exe".into(),
+                json!(std::fs::read_link("/proc/self/exe").ok().map(|p| p.to_string_lossy().into_owned())),
+            );
             m.insert("name".into(), json!(read("/proc/self/comm").map(|s| s.trim().to_owned()).ok()));
             let cmd = std::fs::read("/proc/self/cmdline").unwrap_or_default();
-            let cmd: Vec<String> = cmd.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            let cmd: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
             m.insert("cmdline".into(), json!(cmd.join(" ")));
             m.insert("created".into(), json!(iso(self.started)));
         }
@@ -717,7 +768,11 @@ impl ProcessApi {
             }
         }
         let mut network = Map::new();
-        for (i, k) in ["bytes_recv", "packets_recv", "errin", "dropin", "bytes_sent", "packets_sent", "errout", "dropout"].iter().enumerate() {
+        for (i, k) in
+            ["bytes_recv", "packets_recv", "errin", "dropin", "bytes_sent", "packets_sent", "errout", "dropout"]
+                .iter()
+                .enumerate()
+        {
             network.insert((*k).into(), json!(n[i]));
         }
         // Disks: the whole devices of /sys/block (psutil's disk_io_counters()).
@@ -730,9 +785,17 @@ impl ProcessApi {
             }
         }
         let mut disk = Map::new();
-        for (k, v) in [("read_count", d[0]), ("read_merged_count", d[1]), ("read_bytes", d[2] * 512), ("read_time", d[3]),
-                       ("write_count", d[4]), ("write_merged_count", d[5]), ("write_bytes", d[6] * 512), ("write_time", d[7]),
-                       ("busy_time", d[8])] {
+        for (k, v) in [
+            ("read_count", d[0]),
+            ("read_merged_count", d[1]),
+            ("read_bytes", d[2] * 512),
+            ("read_time", d[3]),
+            ("write_count", d[4]),
+            ("write_merged_count", d[5]),
+            ("write_bytes", d[6] * 512),
+            ("write_time", d[7]),
+            ("busy_time", d[8]),
+        ] {
             disk.insert(k.into(), json!(v));
         }
         let now = Instant::now();
@@ -754,12 +817,17 @@ impl ProcessApi {
         let sockstat = |p: &str| std::fs::read_to_string(p).map(|t| parse_sockstat(&t)).unwrap_or_default();
         let (s4, s6) = (sockstat("/proc/net/sockstat"), sockstat("/proc/net/sockstat6"));
         let get = |m: &HashMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
-        let unix = std::fs::read("/proc/net/unix").map(|t| t.iter().filter(|b| **b == b'\n').count().saturating_sub(1)).unwrap_or(0);
-        network.insert("connection".into(), json!({
-            "AF_INET": get(&s4, "TCP inuse") + get(&s4, "TCP tw") + get(&s4, "UDP inuse"),
-            "AF_INET6": get(&s6, "TCP6 inuse") + get(&s6, "UDP6 inuse"),
-            "AF_UNIX": unix,
-        }));
+        let unix = std::fs::read("/proc/net/unix")
+            .map(|t| t.iter().filter(|b| **b == b'\n').count().saturating_sub(1))
+            .unwrap_or(0);
+        network.insert(
+            "connection".into(),
+            json!({
+                "AF_INET": get(&s4, "TCP inuse") + get(&s4, "TCP tw") + get(&s4, "UDP inuse"),
+                "AF_INET6": get(&s6, "TCP6 inuse") + get(&s6, "UDP6 inuse"),
+                "AF_UNIX": unix,
+            }),
+        );
         // CPU: percentages of the time since the last call (since boot the first time).
         let ps = parse_proc_stat(&read("/proc/stat")?);
         let base = self.last_system.as_ref().map(|(_, p, _, _)| p.cpu.clone()).unwrap_or_else(|| vec![0; 10]);
@@ -767,7 +835,10 @@ impl ProcessApi {
         // guest and guest_nice are already counted in user and nice.
         let total: f64 = delta[..8].iter().sum();
         let mut cpu = Map::new();
-        for (i, k) in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice"].iter().enumerate() {
+        for (i, k) in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice"]
+            .iter()
+            .enumerate()
+        {
             let p = if total > 0.0 { delta[i] / total * 100.0 } else { 0.0 };
             cpu.insert((*k).into(), json!((p * 10.0).round() / 10.0));
         }
@@ -777,7 +848,10 @@ impl ProcessApi {
             .filter(|l| l.starts_with("cpu MHz"))
             .filter_map(|l| l.split_once(':')?.1.trim().parse().ok())
             .collect();
-        cpu.insert("freq".into(), json!((!freqs.is_empty()).then(|| (freqs.iter().sum::<f64>() / freqs.len() as f64).round() as u64)));
+        cpu.insert(
+            "freq".into(),
+            json!((!freqs.is_empty()).then(|| (freqs.iter().sum::<f64>() / freqs.len() as f64).round() as u64)),
+        );
         cpu.insert("ctx_switches".into(), json!(ps.ctxt));
         cpu.insert("interrupts".into(), json!(ps.intr));
         cpu.insert("soft_interrupts".into(), json!(ps.softirq));
@@ -793,7 +867,11 @@ impl ProcessApi {
         if used == 0 {
             used = total_mem.saturating_sub(free);
         }
-        let percent = if total_mem > 0 { ((total_mem - available.min(total_mem)) as f64 / total_mem as f64 * 1000.0).round() / 10.0 } else { 0.0 };
+        let percent = if total_mem > 0 {
+            ((total_mem - available.min(total_mem)) as f64 / total_mem as f64 * 1000.0).round() / 10.0
+        } else {
+            0.0
+        };
         let memory = json!({
             "total": total_mem, "available": available, "percent": percent, "used": used, "free": free,
             "active": kb("Active"), "inactive": kb("Inactive"), "buffers": buffers, "cached": cached,
@@ -818,11 +896,16 @@ mod tests {
     #[test]
     fn parses_proc_text() {
         let s = parse_stat("1234 (my (odd) prog) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 7 0 9000 123456789 321 18446744073709551615").unwrap();
-        assert_eq!((s.state, s.utime, s.stime, s.num_threads, s.starttime, s.vsize, s.rss_pages), ('S', 250, 75, 7, 9000, 123456789, 321));
+        assert_eq!(
+            (s.state, s.utime, s.stime, s.num_threads, s.starttime, s.vsize, s.rss_pages),
+            ('S', 250, 75, 7, 9000, 123456789, 321)
+        );
         assert_eq!(state_name('D'), "disk-sleep");
         let kv = parse_kv("Name:\tx\nVmRSS:\t  1024 kB\nvoluntary_ctxt_switches:\t17\n");
         assert_eq!((kv["VmRSS"], kv["voluntary_ctxt_switches"]), (1024, 17));
-        let ps = parse_proc_stat("cpu  10 1 5 100 2 0 1 0 0 0\ncpu0 10 1 5 100 2 0 1 0 0 0\nintr 999 1 2\nctxt 4242\nsoftirq 77 1\n");
+        let ps = parse_proc_stat(
+            "cpu  10 1 5 100 2 0 1 0 0 0\ncpu0 10 1 5 100 2 0 1 0 0 0\nintr 999 1 2\nctxt 4242\nsoftirq 77 1\n",
+        );
         assert_eq!((ps.cpu[0], ps.cpu[3], ps.ctxt, ps.intr, ps.softirq), (10, 100, 4242, 999, 77));
         let nd = parse_net_dev("Inter-|   Receive\n face |bytes\n    lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n  eth0: 5 1 3 4 0 0 0 0 7 8 9 10 0 0 0 0\n");
         assert_eq!(nd[1], ("eth0".to_owned(), [5, 1, 3, 4, 7, 8, 9, 10]));
@@ -876,7 +959,11 @@ mod tests {
         let mut node = ProcessApi::new("controller", "controller", SystemTime::now());
         let s = crate::value::to_json(&call(&mut node, "get_system_stats", vec![]).unwrap());
         assert!(s["memory"]["total"].as_u64().unwrap() > 0);
-        assert!(s["cpu"].get("idle").is_some() && s["network"].get("bytes_recv").is_some() && s["disk"].get("read_bytes").is_some());
+        assert!(
+            s["cpu"].get("idle").is_some()
+                && s["network"].get("bytes_recv").is_some()
+                && s["disk"].get("read_bytes").is_some()
+        );
         let s2 = crate::value::to_json(&call(&mut node, "get_system_stats", vec![]).unwrap());
         assert!(s2["network"].get("bytes_recv_per_sec").is_some());
         assert!(node.handle("get_status", &[], &Dict::new()).is_none());
@@ -891,12 +978,27 @@ mod tests {
         assert_eq!(e(&mut api, vec![Value::List(vec![])]), "wamp.error.invalid_argument");
         assert_eq!(e(&mut api, vec![Value::Str("0".into())]), "wamp.error.invalid_argument");
         assert_eq!(e(&mut api, vec![Value::List(vec![Value::Int(-1)])]), "wamp.error.invalid_argument");
-        assert_eq!(e(&mut api, vec![Value::List(vec![Value::UInt(0), Value::UInt(100_000)])]), "wamp.error.invalid_argument");
-        assert_eq!(e(&mut api, vec![Value::List(vec![Value::UInt(4096)]), Value::Bool(false)]), "wamp.error.invalid_argument");
-        assert_eq!(e(&mut api, vec![Value::List(vec![Value::UInt(0)]), Value::Str("yes".into())]), "wamp.error.invalid_argument");
+        assert_eq!(
+            e(&mut api, vec![Value::List(vec![Value::UInt(0), Value::UInt(100_000)])]),
+            "wamp.error.invalid_argument"
+        );
+        assert_eq!(
+            e(&mut api, vec![Value::List(vec![Value::UInt(4096)]), Value::Bool(false)]),
+            "wamp.error.invalid_argument"
+        );
+        assert_eq!(
+            e(&mut api, vec![Value::List(vec![Value::UInt(0)]), Value::Str("yes".into())]),
+            "wamp.error.invalid_argument"
+        );
         assert_eq!(process_affinity().unwrap(), before);
-        assert_eq!(call(&mut api, "add_pythonpath", vec![Value::List(vec![Value::Str("/x".into())])]).unwrap_err().uri, "crossbar.error.feature_unavailable");
-        assert_eq!(call(&mut api, "add_pythonpath", vec![Value::UInt(1)]).unwrap_err().uri, "wamp.error.invalid_argument");
+        assert_eq!(
+            call(&mut api, "add_pythonpath", vec![Value::List(vec![Value::Str("/x".into())])]).unwrap_err().uri,
+            "crossbar.error.feature_unavailable"
+        );
+        assert_eq!(
+            call(&mut api, "add_pythonpath", vec![Value::UInt(1)]).unwrap_err().uri,
+            "wamp.error.invalid_argument"
+        );
         assert_eq!(call(&mut api, "get_pythonpath", vec![]).unwrap(), Value::List(vec![]));
     }
 }

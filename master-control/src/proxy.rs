@@ -23,7 +23,12 @@ use crate::value::{from_json, to_json, Args};
 /// What the worker API needs from a running proxy worker.
 pub trait ProxyControl {
     /// Starts the link of connection `id` (its validated config) for `realm`.
-    fn start_link(&self, id: &str, realm: &str, connection: &junction_config::ProxyConnectionConfig) -> Result<(), String>;
+    fn start_link(
+        &self,
+        id: &str,
+        realm: &str,
+        connection: &junction_config::ProxyConnectionConfig,
+    ) -> Result<(), String>;
     /// Stops every link of connection `id`.
     fn stop_links(&self, id: &str) -> Result<(), String>;
     /// Starts a route; its id.
@@ -109,7 +114,11 @@ impl ProxyWorkerApi {
 
     /// The full URIs to register for node `authid`.
     pub fn procedures(&self, authid: &str) -> Vec<String> {
-        PROXY_PROCEDURES.iter().chain(crate::web_api::WEB_SERVICE_PROCEDURES.iter()).map(|p| format!("crossbarfabriccenter.node.{authid}.worker.{}.{p}", self.worker_id)).collect()
+        PROXY_PROCEDURES
+            .iter()
+            .chain(crate::web_api::WEB_SERVICE_PROCEDURES.iter())
+            .map(|p| format!("crossbarfabriccenter.node.{authid}.worker.{}.{p}", self.worker_id))
+            .collect()
     }
 
     /// The procedure suffix of a full URI of this worker, if it is one.
@@ -137,8 +146,9 @@ impl ProxyWorkerApi {
             "routes": {realm: {"*": ["c"]}},
             "connections": {"c": c}
         }]});
-        let cfg = junction_config::parse_str(&wrapped.to_string(), junction_config::Format::Json)
-            .map_err(|e| err("crossbar.error.invalid_configuration", e.to_string().replace("workers[0].connections.c", "connection")))?;
+        let cfg = junction_config::parse_str(&wrapped.to_string(), junction_config::Format::Json).map_err(|e| {
+            err("crossbar.error.invalid_configuration", e.to_string().replace("workers[0].connections.c", "connection"))
+        })?;
         let p = cfg.workers.into_iter().find_map(|w| match w {
             junction_config::WorkerConfig::Proxy(p) => Some(p),
             _ => None,
@@ -148,7 +158,10 @@ impl ProxyWorkerApi {
     }
 
     fn start_link_for(&mut self, ctl: &dyn ProxyControl, id: &str, realm: &str) -> Result<(), ApiError> {
-        let c = self.connections.get(id).ok_or_else(|| err("crossbar.error.no_such_object", format!("no connection '{id}'")))?;
+        let c = self
+            .connections
+            .get(id)
+            .ok_or_else(|| err("crossbar.error.no_such_object", format!("no connection '{id}'")))?;
         if c.realms.iter().any(|r| r == realm) {
             return Ok(());
         }
@@ -161,12 +174,19 @@ impl ProxyWorkerApi {
     }
 
     /// Answers one worker API call (`proc` is the URI suffix).
-    pub fn handle(&mut self, ctl: &dyn ProxyControl, now: SystemTime, proc: &str, args: &[Value], kwargs: &Dict) -> Result<Value, ApiError> {
+    pub fn handle(
+        &mut self,
+        ctl: &dyn ProxyControl,
+        now: SystemTime,
+        proc: &str,
+        args: &[Value],
+        kwargs: &Dict,
+    ) -> Result<Value, ApiError> {
         let a = Args { procedure: proc, args, kwargs };
         match proc {
-            "get_proxy_transports" => Ok(Value::List(
-                ctl.transports().iter().filter_map(|t| t.get("id").map(from_json)).collect(),
-            )),
+            "get_proxy_transports" => {
+                Ok(Value::List(ctl.transports().iter().filter_map(|t| t.get("id").map(from_json)).collect()))
+            }
             "get_proxy_transport" => {
                 let tid = a.str(0, "transport_id")?;
                 ctl.transports()
@@ -184,7 +204,10 @@ impl ProxyWorkerApi {
                 let cfg = junction_config::parse_router_transport(&to_json(&Value::Dict(config.clone())))
                     .map_err(|e| err("crossbar.error.invalid_configuration", e.to_string()))?;
                 if ctl.transports().iter().any(|t| t.get("id").and_then(Json::as_str) == Some(tid)) {
-                    return Err(ApiError::already_exists(format!("a transport '{tid}' is running on worker '{}'", self.worker_id)));
+                    return Err(ApiError::already_exists(format!(
+                        "a transport '{tid}' is running on worker '{}'",
+                        self.worker_id
+                    )));
                 }
                 let mut info = ctl.start_transport(tid, &cfg).map_err(|e| err("crossbar.error.cannot_listen", e))?;
                 info["config"] = to_json(&Value::Dict(config.clone()));
@@ -198,10 +221,15 @@ impl ProxyWorkerApi {
                 self.transport_configs.remove(tid);
                 Ok(from_json(&json!({"id": tid, "stopped": iso(now)})))
             }
-            "get_proxy_connections" => Ok(Value::List(self.connections.keys().map(|k| Value::Str(k.clone())).collect())),
+            "get_proxy_connections" => {
+                Ok(Value::List(self.connections.keys().map(|k| Value::Str(k.clone())).collect()))
+            }
             "get_proxy_connection" => {
                 let id = a.str(0, "connection_id")?;
-                let c = self.connections.get(id).ok_or_else(|| err("crossbar.error.no_such_object", format!("no connection '{id}'")))?;
+                let c = self
+                    .connections
+                    .get(id)
+                    .ok_or_else(|| err("crossbar.error.no_such_object", format!("no connection '{id}'")))?;
                 Ok(from_json(&json!({"id": id, "config": c.config, "started": iso(c.started), "stopped": null,
                                      "realms": c.realms, "state": 3})))
             }
@@ -212,7 +240,10 @@ impl ProxyWorkerApi {
                     return Err(ApiError::invalid_argument("connection_id must be 1 to 128 characters"));
                 }
                 if self.connections.contains_key(id) {
-                    return Err(ApiError::already_exists(format!("connection '{id}' is running on worker '{}'", self.worker_id)));
+                    return Err(ApiError::already_exists(format!(
+                        "connection '{id}' is running on worker '{}'",
+                        self.worker_id
+                    )));
                 }
                 // Checked now (with a placeholder realm), so a bad one is refused here.
                 let realm = config.get("realm").and_then(Json::as_str).map(str::to_owned);
@@ -292,7 +323,10 @@ impl ProxyWorkerApi {
                     };
                     for id in &ids {
                         if !self.connections.contains_key(id) {
-                            return Err(err("crossbar.error.no_such_object", format!("no connection '{id}' (start it first)")));
+                            return Err(err(
+                                "crossbar.error.no_such_object",
+                                format!("no connection '{id}' (start it first)"),
+                            ));
                         }
                     }
                     roles.push((role.clone(), ids));
@@ -325,10 +359,19 @@ impl ProxyWorkerApi {
                 Ok(from_json(&v))
             }
             p if crate::web_api::WEB_SERVICE_PROCEDURES.contains(&p) => {
-                let running = ctl.transports().iter().filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned)).collect();
+                let running = ctl
+                    .transports()
+                    .iter()
+                    .filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned))
+                    .collect();
                 let startup = |id: &str| ctl.startup_transport_config(id);
                 let replace = |id: &str, t: &junction_config::TransportConfig| ctl.replace_transport(id, t);
-                let mut web = crate::web_api::WebTransports { running, configs: &mut self.transport_configs, startup: &startup, replace: &replace };
+                let mut web = crate::web_api::WebTransports {
+                    running,
+                    configs: &mut self.transport_configs,
+                    startup: &startup,
+                    replace: &replace,
+                };
                 web.handle(p, args, kwargs)
             }
             _ => Err(err("wamp.error.no_such_procedure", format!("no worker procedure '{proc}'"))),
@@ -402,13 +445,23 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH;
         let mut call = |p: &str, a: Vec<Value>| api.handle(&fake, now, p, &a, &Dict::new());
         // The reference's connection config: no realm, Crossbar-only keys.
-        let conn = from_json(&json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": 10000},
-            "url": "ws://node1", "serializer": "cbor"}, "auth": {"cryptosign-proxy": {"type": "static"}}}));
+        let conn = from_json(
+            &json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": 10000},
+            "url": "ws://node1", "serializer": "cbor"}, "auth": {"cryptosign-proxy": {"type": "static"}}}),
+        );
         call("start_proxy_connection", vec![s("cnc_node1_wg1_1"), conn.clone()]).expect("connection");
         assert!(fake.links.borrow().is_empty(), "no realm yet: no link");
-        assert_eq!(call("start_proxy_connection", vec![s("cnc_node1_wg1_1"), conn]).unwrap_err().uri, "crossbar.error.already_exists");
-        let bad = from_json(&json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "h", "port": 0}}}));
-        assert_eq!(call("start_proxy_connection", vec![s("bad"), bad]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        assert_eq!(
+            call("start_proxy_connection", vec![s("cnc_node1_wg1_1"), conn]).unwrap_err().uri,
+            "crossbar.error.already_exists"
+        );
+        let bad = from_json(
+            &json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "h", "port": 0}}}),
+        );
+        assert_eq!(
+            call("start_proxy_connection", vec![s("bad"), bad]).unwrap_err().uri,
+            "crossbar.error.invalid_configuration"
+        );
         let mut route = Dict::new();
         route.insert("app-role".into(), s("cnc_node1_wg1_1"));
         let r = call("start_proxy_realm_route", vec![s("app-realm1"), Value::Dict(route)]).expect("route");
@@ -418,14 +471,23 @@ mod tests {
         assert!(call("get_proxy_realm_route", vec![s("app-realm1"), s("route000")]).is_ok());
         let mut bad_route = Dict::new();
         bad_route.insert("r".into(), s("nope"));
-        assert_eq!(call("start_proxy_realm_route", vec![s("x"), Value::Dict(bad_route)]).unwrap_err().uri, "crossbar.error.no_such_object");
-        assert_eq!(call("stop_proxy_connection", vec![s("cnc_node1_wg1_1")]).unwrap_err().uri, "crossbar.error.dependent_objects");
+        assert_eq!(
+            call("start_proxy_realm_route", vec![s("x"), Value::Dict(bad_route)]).unwrap_err().uri,
+            "crossbar.error.no_such_object"
+        );
+        assert_eq!(
+            call("stop_proxy_connection", vec![s("cnc_node1_wg1_1")]).unwrap_err().uri,
+            "crossbar.error.dependent_objects"
+        );
         call("stop_proxy_realm_route", vec![s("app-realm1"), s("route000")]).expect("stop route");
         call("stop_proxy_connection", vec![s("cnc_node1_wg1_1")]).expect("stop connection");
         assert!(fake.links.borrow().is_empty());
         assert_eq!(call("get_proxy_connections", vec![]), Ok(Value::List(vec![])));
         let t = from_json(&json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8190}}));
-        assert_eq!(call("start_proxy_transport", vec![s("primary"), t]).unwrap_err().uri, "crossbar.error.already_exists");
+        assert_eq!(
+            call("start_proxy_transport", vec![s("primary"), t]).unwrap_err().uri,
+            "crossbar.error.already_exists"
+        );
         assert_eq!(call("get_proxy_transports", vec![]), Ok(Value::List(vec![s("primary")])));
     }
 }

@@ -45,16 +45,45 @@ pub const ROUTER_PORTRANGE: [u16; 2] = [10000, 10100];
 /// Something that should run on a node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Want {
-    Worker { worker: String, kind: &'static str },
-    Transport { worker: String, id: String, config: Json },
-    Realm { worker: String, id: String, config: Json },
+    Worker {
+        worker: String,
+        kind: &'static str,
+    },
+    Transport {
+        worker: String,
+        id: String,
+        config: Json,
+    },
+    Realm {
+        worker: String,
+        id: String,
+        config: Json,
+    },
     /// A role of a realm, under an id that names its configuration
     /// (`rle_<name>_<hash>`): changed permissions are a new id, which
     /// replaces the role in place.
-    Role { worker: String, realm_id: String, id: String, config: Json },
-    Link { worker: String, realm_id: String, id: String, config: Json },
-    Connection { worker: String, id: String, config: Json },
-    Route { worker: String, realm: String, roles: BTreeMap<String, Vec<String>> },
+    Role {
+        worker: String,
+        realm_id: String,
+        id: String,
+        config: Json,
+    },
+    Link {
+        worker: String,
+        realm_id: String,
+        id: String,
+        config: Json,
+    },
+    Connection {
+        worker: String,
+        id: String,
+        config: Json,
+    },
+    Route {
+        worker: String,
+        realm: String,
+        roles: BTreeMap<String, Vec<String>>,
+    },
 }
 
 /// A node API call: `crossbarfabriccenter.node.<node>[.worker.<worker>].<procedure>(args)`.
@@ -149,7 +178,9 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
             let principals: serde_json::Map<String, Json> = o
                 .nodes
                 .values()
-                .map(|(a, _, key)| (a.clone(), json!({"realm": s(ar, "name"), "role": "rlink", "authorized_keys": [key]})))
+                .map(|(a, _, key)| {
+                    (a.clone(), json!({"realm": s(ar, "name"), "role": "rlink", "authorized_keys": [key]}))
+                })
                 .collect();
             w.push(Want::Transport {
                 worker: worker.clone(),
@@ -233,7 +264,9 @@ pub fn desired(o: &Objects, observed: &Observed) -> BTreeMap<String, Vec<Want>> 
                     let workers = arealm_workers.get(s(ar, "oid")).cloned().unwrap_or_default();
                     let mut conns = Vec::new();
                     for (rnode, rworker) in &workers {
-                        let (Some(rport), Some(host)) = (port_of(rnode, rworker), cluster_ip(o, rnode)) else { continue };
+                        let (Some(rport), Some(host)) = (port_of(rnode, rworker), cluster_ip(o, rnode)) else {
+                            continue;
+                        };
                         let id = format!("cnc_{rnode}_{rworker}_{rport}");
                         w.push(Want::Connection {
                             worker: worker.clone(),
@@ -302,12 +335,15 @@ fn websocket_auth(o: &Objects, realms: &[&Json], own: Option<&Json>) -> Json {
     let mut auth = own.cloned().filter(Json::is_object).unwrap_or_else(|| json!({}));
     for ar in realms {
         for p in o.of("principal").iter().filter(|p| s(p, "arealm_oid") == s(ar, "oid")) {
-            let role = o.of("role").iter().find(|r| s(r, "oid") == s(p, "role_oid")).map(|r| s(r, "name")).unwrap_or("");
+            let role =
+                o.of("role").iter().find(|r| s(r, "oid") == s(p, "role_oid")).map(|r| s(r, "name")).unwrap_or("");
             for c in o.of("credential").iter().filter(|c| s(c, "principal_oid") == s(p, "oid")) {
                 let cfg = c.get("authconfig").cloned().unwrap_or(Json::Null);
                 let authid = s(p, "authid").to_owned();
                 let (method, key, entry) = match s(c, "authmethod") {
-                    "ticket" => ("ticket", "principals", json!({"ticket": cfg["secret"], "role": role, "realm": s(ar, "name")})),
+                    "ticket" => {
+                        ("ticket", "principals", json!({"ticket": cfg["secret"], "role": role, "realm": s(ar, "name")}))
+                    }
                     "wampcra" => {
                         let mut e = json!({"secret": cfg["secret"], "role": role, "realm": s(ar, "name")});
                         for k in ["salt", "iterations", "keylen"] {
@@ -374,8 +410,11 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                 Want::Worker { worker, kind } if !obs.contains_key(worker) => {
                     starts.push(act(node, None, "start_worker", vec![json!(worker), json!(kind), json!({})]))
                 }
-                Want::Transport { worker, id, config } if obs.get(worker).is_some_and(|ow| !ow.transports.contains_key(id)) => {
-                    let p = if obs[worker].kind == "proxy" { "start_proxy_transport" } else { "start_router_transport" };
+                Want::Transport { worker, id, config }
+                    if obs.get(worker).is_some_and(|ow| !ow.transports.contains_key(id)) =>
+                {
+                    let p =
+                        if obs[worker].kind == "proxy" { "start_proxy_transport" } else { "start_router_transport" };
                     starts.push(act(node, Some(worker), p, vec![json!(id), config.clone()]));
                 }
                 // A proxy transport whose configuration changed (a web service, a
@@ -389,11 +428,17 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                     starts.push(act(node, Some(worker), "start_proxy_transport", vec![json!(id), config.clone()]));
                 }
                 Want::Role { worker, realm_id, id, config } => {
-                    let has = obs.get(worker).filter(|ow| ow.realms.contains_key(realm_id)).map(|ow| {
-                        ow.roles.get(realm_id).is_some_and(|r| r.contains(id))
-                    });
+                    let has = obs
+                        .get(worker)
+                        .filter(|ow| ow.realms.contains_key(realm_id))
+                        .map(|ow| ow.roles.get(realm_id).is_some_and(|r| r.contains(id)));
                     if has == Some(false) {
-                        starts.push(act(node, Some(worker), "start_router_realm_role", vec![json!(realm_id), json!(id), config.clone()]));
+                        starts.push(act(
+                            node,
+                            Some(worker),
+                            "start_router_realm_role",
+                            vec![json!(realm_id), json!(id), config.clone()],
+                        ));
                     }
                 }
                 Want::Realm { worker, id, config } if obs.get(worker).is_some_and(|ow| !ow.realms.contains_key(id)) => {
@@ -402,14 +447,23 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                 Want::Link { worker, realm_id, id, config } => {
                     let has = obs.get(worker).and_then(|ow| ow.realms.get(realm_id)).map(|l| l.contains(id));
                     if has == Some(false) {
-                        starts.push(act(node, Some(worker), "start_router_realm_link", vec![json!(realm_id), json!(id), config.clone()]));
+                        starts.push(act(
+                            node,
+                            Some(worker),
+                            "start_router_realm_link",
+                            vec![json!(realm_id), json!(id), config.clone()],
+                        ));
                     }
                 }
-                Want::Connection { worker, id, config } if obs.get(worker).is_some_and(|ow| !ow.connections.contains(id)) => {
+                Want::Connection { worker, id, config }
+                    if obs.get(worker).is_some_and(|ow| !ow.connections.contains(id)) =>
+                {
                     starts.push(act(node, Some(worker), "start_proxy_connection", vec![json!(id), config.clone()]));
                 }
                 Want::Route { worker, realm, roles }
-                    if obs.get(worker).is_some_and(|ow| !ow.routes.iter().any(|(r, _, rr)| r == realm && rr == roles)) =>
+                    if obs
+                        .get(worker)
+                        .is_some_and(|ow| !ow.routes.iter().any(|(r, _, rr)| r == realm && rr == roles)) =>
                 {
                     starts.push(act(node, Some(worker), "start_proxy_realm_route", vec![json!(realm), json!(roles)]));
                 }
@@ -432,12 +486,17 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                 }
             }
             for id in &ow.connections {
-                if !wants.iter().any(|w| matches!(w, Want::Connection { worker: x, id: i, .. } if x == worker && i == id)) {
+                if !wants
+                    .iter()
+                    .any(|w| matches!(w, Want::Connection { worker: x, id: i, .. } if x == worker && i == id))
+                {
                     stops.push(act(node, Some(worker), "stop_proxy_connection", vec![json!(id)]));
                 }
             }
             for (realm_id, links) in &ow.realms {
-                let realm_wanted = wants.iter().any(|w| matches!(w, Want::Realm { worker: x, id, .. } if x == worker && id == realm_id));
+                let realm_wanted = wants
+                    .iter()
+                    .any(|w| matches!(w, Want::Realm { worker: x, id, .. } if x == worker && id == realm_id));
                 for l in links.iter().filter(|l| l.starts_with("rlk_")) {
                     let wanted = wants.iter().any(
                         |w| matches!(w, Want::Link { worker: x, realm_id: r, id, .. } if x == worker && r == realm_id && id == l),
@@ -447,12 +506,24 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
                     }
                 }
                 if realm_wanted {
-                    for r in ow.roles.get(realm_id).map(Vec::as_slice).unwrap_or(&[]).iter().filter(|r| r.starts_with("rle_")) {
+                    for r in ow
+                        .roles
+                        .get(realm_id)
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                        .iter()
+                        .filter(|r| r.starts_with("rle_"))
+                    {
                         let wanted = wants.iter().any(
                             |w| matches!(w, Want::Role { worker: x, realm_id: rr, id, .. } if x == worker && rr == realm_id && id == r),
                         );
                         if !wanted {
-                            stops.push(act(node, Some(worker), "stop_router_realm_role", vec![json!(realm_id), json!(r)]));
+                            stops.push(act(
+                                node,
+                                Some(worker),
+                                "stop_router_realm_role",
+                                vec![json!(realm_id), json!(r)],
+                            ));
                         }
                     }
                 }
@@ -462,7 +533,11 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
             }
             for id in ow.transports.keys() {
                 let named = id.starts_with("tnp_") || id == "primary";
-                if named && !wants.iter().any(|w| matches!(w, Want::Transport { worker: x, id: i, .. } if x == worker && i == id)) {
+                if named
+                    && !wants
+                        .iter()
+                        .any(|w| matches!(w, Want::Transport { worker: x, id: i, .. } if x == worker && i == id))
+                {
                     let p = if ow.kind == "proxy" { "stop_proxy_transport" } else { "stop_router_transport" };
                     stops.push(act(node, Some(worker), p, vec![json!(id)]));
                 }
@@ -478,8 +553,7 @@ pub fn plan(o: &Objects, observed: &Observed) -> Vec<Action> {
 /// the links between them); for a web cluster, its transports and routes.
 pub fn complete(o: &Objects, observed: &Observed) -> bool {
     let want = desired(o, observed);
-    plan(o, observed).iter().all(|a| a.procedure.starts_with("stop_"))
-        && want.keys().all(|n| observed.contains_key(n))
+    plan(o, observed).iter().all(|a| a.procedure.starts_with("stop_")) && want.keys().all(|n| observed.contains_key(n))
 }
 
 #[cfg(test)]

@@ -222,7 +222,8 @@ impl MasterService {
         let cfg = junction_config::parse_str(&cfg.to_string(), junction_config::Format::Json)
             .map_err(|e| ServiceError::Router(format!("internal router config: {e}")))?;
         let rsetup = router_core::setup_from_config(&cfg).map_err(|e| ServiceError::Router(e.to_string()))?;
-        let router = Arc::new(router_core::runtime::RouterNode::start(rsetup).map_err(|e| ServiceError::Router(e.to_string()))?);
+        let router =
+            Arc::new(router_core::runtime::RouterNode::start(rsetup).map_err(|e| ServiceError::Router(e.to_string()))?);
         let endpoint = match router.endpoints.first() {
             Some(router_core::runtime::EndpointSetup::Tcp { addr, .. }) => *addr,
             _ => setup.listen,
@@ -325,7 +326,11 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 /// What `node` runs, read through its node and worker APIs.
-fn observe(conn: &mut Conn, s: &mut Session, node: &str) -> Result<BTreeMap<String, crate::reconcile::ObservedWorker>, String> {
+fn observe(
+    conn: &mut Conn,
+    s: &mut Session,
+    node: &str,
+) -> Result<BTreeMap<String, crate::reconcile::ObservedWorker>, String> {
     let n = |p: &str| format!("crossbarfabriccenter.node.{node}.{p}");
     let w = |worker: &str, p: &str| format!("crossbarfabriccenter.node.{node}.worker.{worker}.{p}");
     let workers = call_sync(conn, s, &n("get_workers"), vec![])??;
@@ -359,15 +364,22 @@ fn observe(conn: &mut Conn, s: &mut Session, node: &str) -> Result<BTreeMap<Stri
         }
         if kind == "router" {
             for rid in strings(&call_sync(conn, s, &w(&id, "get_router_realms"), vec![])??) {
-                let links = call_sync(conn, s, &w(&id, "get_router_realm_links"), vec![Value::Str(rid.clone())])?.unwrap_or(Value::Null);
-                let roles = call_sync(conn, s, &w(&id, "get_router_realm_roles"), vec![Value::Str(rid.clone())])?.unwrap_or(Value::Null);
+                let links = call_sync(conn, s, &w(&id, "get_router_realm_links"), vec![Value::Str(rid.clone())])?
+                    .unwrap_or(Value::Null);
+                let roles = call_sync(conn, s, &w(&id, "get_router_realm_roles"), vec![Value::Str(rid.clone())])?
+                    .unwrap_or(Value::Null);
                 ow.roles.insert(rid.clone(), strings(&roles));
                 ow.realms.insert(rid, strings(&links));
             }
         } else {
             for tid in ow.transports.keys().cloned().collect::<Vec<_>>() {
-                let t = call_sync(conn, s, &w(&id, "get_proxy_transport"), vec![Value::Str(tid.clone())])?.unwrap_or(Value::Null);
-                let cfg = t.as_dict().and_then(|d| d.get("config")).map(crate::value::to_json).unwrap_or(serde_json::Value::Null);
+                let t = call_sync(conn, s, &w(&id, "get_proxy_transport"), vec![Value::Str(tid.clone())])?
+                    .unwrap_or(Value::Null);
+                let cfg = t
+                    .as_dict()
+                    .and_then(|d| d.get("config"))
+                    .map(crate::value::to_json)
+                    .unwrap_or(serde_json::Value::Null);
                 ow.transport_configs.insert(tid, cfg);
             }
             ow.connections = strings(&call_sync(conn, s, &w(&id, "get_proxy_connections"), vec![])??);
@@ -384,7 +396,9 @@ fn observe(conn: &mut Conn, s: &mut Session, node: &str) -> Result<BTreeMap<Stri
                                 .map(|(k, v)| {
                                     let ids = match v {
                                         serde_json::Value::String(x) => vec![x.clone()],
-                                        serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+                                        serde_json::Value::Array(a) => {
+                                            a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()
+                                        }
                                         _ => Vec::new(),
                                     };
                                     (k.clone(), ids)
@@ -416,7 +430,9 @@ fn reconcile_pass(shared: &Arc<Shared>, realm: &str, conn: &mut Conn, s: &mut Se
     for a in &actions {
         let args = a.args.iter().map(crate::value::from_json).collect();
         match call_sync(conn, s, &a.uri(), args)? {
-            Ok(_) => tracing::info!(%realm, node = %a.node, worker = a.worker.as_deref().unwrap_or(""), call = a.procedure, "reconcile"),
+            Ok(_) => {
+                tracing::info!(%realm, node = %a.node, worker = a.worker.as_deref().unwrap_or(""), call = a.procedure, "reconcile")
+            }
             Err(e) => tracing::warn!(%realm, node = %a.node, call = a.procedure, error = %e, "reconcile call failed"),
         }
     }
@@ -472,7 +488,8 @@ fn start_backend(shared: &Arc<Shared>, realm: &str) -> Result<(), ServiceError> 
 
 fn connect(shared: &Shared, realm: &str) -> Result<Conn, String> {
     let target = Target::parse(&format!("unix:{}", shared.socket.display())).map_err(|e| e.to_string())?;
-    let mut conn = Conn::open(&target, Serializer::Msgpack, Duration::from_secs(10), rand_seed()).map_err(|e| e.to_string())?;
+    let mut conn =
+        Conn::open(&target, Serializer::Msgpack, Duration::from_secs(10), rand_seed()).map_err(|e| e.to_string())?;
     let auth = Auth { authid: Some("master".into()), cryptosign: Some(shared.seed), ..Auth::default() };
     conn.join_with(realm, &auth, Duration::from_secs(10)).map_err(|e| e.to_string())?;
     conn.stream().set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
@@ -521,7 +538,8 @@ fn run_session(
     let mut conn = connect(shared, realm)?;
     let mut s = Session::new();
     let global = realm == GLOBAL_REALM;
-    let mut procs: Vec<&str> = if global { master::GLOBAL_PROCEDURES.to_vec() } else { master::MREALM_PROCEDURES.to_vec() };
+    let mut procs: Vec<&str> =
+        if global { master::GLOBAL_PROCEDURES.to_vec() } else { master::MREALM_PROCEDURES.to_vec() };
     if global {
         procs.push(master::AUTHENTICATOR);
     }
@@ -646,10 +664,16 @@ fn run_session(
             SessionEvent::Invocation { request, procedure, args, kwargs, details, .. } => {
                 answer(shared, realm, &mut s, request, &procedure, &args, &kwargs, &details);
             }
-            SessionEvent::Event { topic, args, details, .. } => on_event(shared, realm, &mut s, &topic, &args, &details),
+            SessionEvent::Event { topic, args, details, .. } => {
+                on_event(shared, realm, &mut s, &topic, &args, &details)
+            }
             SessionEvent::Closed { reason, .. } => {
                 let _ = flush(&mut conn, &mut s);
-                return if reason == "wamp.close.system_shutdown" { Ok(()) } else { Err(format!("session closed: {reason}")) };
+                return if reason == "wamp.close.system_shutdown" {
+                    Ok(())
+                } else {
+                    Err(format!("session closed: {reason}"))
+                };
             }
             _ => {}
         }
@@ -671,7 +695,12 @@ fn answer(
         let (req_realm, auth_details) = match (args.first(), args.get(2)) {
             (Some(Value::Str(r)), Some(Value::Dict(d))) => (r.clone(), d.clone()),
             _ => {
-                s.yield_error(request, "wamp.error.invalid_argument", vec![Value::Str("bad authenticator call".into())], Dict::new());
+                s.yield_error(
+                    request,
+                    "wamp.error.invalid_argument",
+                    vec![Value::Str("bad authenticator call".into())],
+                    Dict::new(),
+                );
                 return;
             }
         };
@@ -709,9 +738,9 @@ fn answer(
     let outcome = shared.master().handle_call(now, &caller, procedure, args, kwargs);
     let fx = outcome.effects;
     for name in &fx.start_realms {
-        match realm_setup(&mrealm_realm(name)).and_then(|r| {
-            shared.router.start_realm(r).map_err(|e| ServiceError::Router(e.to_string()))
-        }) {
+        match realm_setup(&mrealm_realm(name))
+            .and_then(|r| shared.router.start_realm(r).map_err(|e| ServiceError::Router(e.to_string())))
+        {
             Ok(()) => {
                 shared.master().realm_started(name, now);
                 // Registered before the call returns: the caller may use the realm at once.
@@ -766,7 +795,11 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
             let publisher = details.get("publisher_authid").and_then(Value::as_str);
             if let [_, _, authid, "worker", worker, "realm", realm_id, "root", event] = parts.as_slice() {
                 if publisher == Some(*authid) {
-                    let mut a = vec![Value::Str((*authid).to_owned()), Value::Str((*worker).to_owned()), Value::Str((*realm_id).to_owned())];
+                    let mut a = vec![
+                        Value::Str((*authid).to_owned()),
+                        Value::Str((*worker).to_owned()),
+                        Value::Str((*realm_id).to_owned()),
+                    ];
                     a.extend(args.iter().cloned());
                     let topic = format!("crossbarfabriccenter.remote.realm.meta.{}", event.replace('-', "."));
                     s.publish(&topic, a, Dict::new(), Dict::new());
@@ -776,7 +809,9 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
             }
             None
         }
-        t if t.starts_with("crossbarfabriccenter.node.") && (t.ends_with(".on_trace_started") || t.ends_with(".on_trace_stopped")) => {
+        t if t.starts_with("crossbarfabriccenter.node.")
+            && (t.ends_with(".on_trace_started") || t.ends_with(".on_trace_stopped")) =>
+        {
             let parts: Vec<&str> = t.split('.').collect();
             let publisher = details.get("publisher_authid").and_then(Value::as_str);
             if let [_, _, authid, "worker", worker, event] = parts.as_slice() {

@@ -107,9 +107,14 @@ impl Store {
             db.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).optional()?;
         match found.and_then(|v| v.parse::<i64>().ok()) {
             None => {
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])?;
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )?;
             }
-            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::SchemaTooNew { found: v, supported: SCHEMA_VERSION }),
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew { found: v, supported: SCHEMA_VERSION })
+            }
             Some(_) => {}
         }
         Ok(Store { db })
@@ -216,7 +221,9 @@ impl Store {
     /// in insertion order (inspection and tests).
     pub fn all_objects(&self, mrealm_oid: &str) -> Result<Vec<(String, String, Json)>, StoreError> {
         let mut st = self.db.prepare("SELECT kind, oid, doc FROM objects WHERE mrealm_oid = ?1 ORDER BY rowid")?;
-        let rows = st.query_map([mrealm_oid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let rows = st.query_map([mrealm_oid], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
         rows.map(|r| {
             let (k, o, d) = r?;
             Ok((k, o, doc(d)?))
@@ -226,15 +233,17 @@ impl Store {
 
     /// Stores one object (see [`Store::write_objects`]).
     pub fn put_object(&mut self, kind: &str, mrealm_oid: &str, oid: &str, d: &Json) -> Result<(), StoreError> {
-        self.write_objects(mrealm_oid, &[ObjectWrite::Put { kind: kind.to_owned(), oid: oid.to_owned(), doc: d.clone() }])
+        self.write_objects(
+            mrealm_oid,
+            &[ObjectWrite::Put { kind: kind.to_owned(), oid: oid.to_owned(), doc: d.clone() }],
+        )
     }
 
     /// Deletes one object; `false` if there was none in `mrealm_oid`.
     pub fn delete_object(&mut self, kind: &str, mrealm_oid: &str, oid: &str) -> Result<bool, StoreError> {
-        let n = self.db.execute(
-            "DELETE FROM objects WHERE kind = ?1 AND oid = ?2 AND mrealm_oid = ?3",
-            [kind, oid, mrealm_oid],
-        )?;
+        let n = self
+            .db
+            .execute("DELETE FROM objects WHERE kind = ?1 AND oid = ?2 AND mrealm_oid = ?3", [kind, oid, mrealm_oid])?;
         Ok(n == 1)
     }
 
@@ -264,7 +273,10 @@ impl Store {
                     }
                 }
                 ObjectWrite::Delete { kind, oid } => {
-                    tx.execute("DELETE FROM objects WHERE kind = ?1 AND oid = ?2 AND mrealm_oid = ?3", [kind, oid, mrealm_oid])?;
+                    tx.execute(
+                        "DELETE FROM objects WHERE kind = ?1 AND oid = ?2 AND mrealm_oid = ?3",
+                        [kind, oid, mrealm_oid],
+                    )?;
                 }
             }
         }
@@ -292,7 +304,9 @@ impl Store {
     pub fn node_by_authid(&self, mrealm_oid: &str, authid: &str) -> Result<Option<Json>, StoreError> {
         let s: Option<String> = self
             .db
-            .query_row("SELECT doc FROM nodes WHERE mrealm_oid = ?1 AND authid = ?2", [mrealm_oid, authid], |r| r.get(0))
+            .query_row("SELECT doc FROM nodes WHERE mrealm_oid = ?1 AND authid = ?2", [mrealm_oid, authid], |r| {
+                r.get(0)
+            })
             .optional()?;
         s.map(doc).transpose()
     }
@@ -371,7 +385,8 @@ mod tests {
             ObjectWrite::Put { kind: "permission".into(), oid: "p1".into(), doc: json!({"oid": "p1"}) },
         ];
         s.write_objects("m1", &batch).expect("batch");
-        let all: Vec<(String, String)> = s.all_objects("m1").expect("all").into_iter().map(|(k, o, _)| (k, o)).collect();
+        let all: Vec<(String, String)> =
+            s.all_objects("m1").expect("all").into_iter().map(|(k, o, _)| (k, o)).collect();
         assert_eq!(all, [("role".to_owned(), "r1".to_owned()), ("permission".to_owned(), "p1".to_owned())]);
         assert!(!s.delete_object("role", "m2", "r1").expect("delete"), "not in m2");
         assert!(s.delete_object("role", "m1", "r1").expect("delete"));

@@ -105,20 +105,29 @@ fn int_in(d: &Dict, key: &str, lo: u64, hi: u64) -> Result<Option<u64>, ApiError
 pub fn parse_options(o: Option<&Dict>) -> Result<TraceOptions, ApiError> {
     let mut opts = TraceOptions::default();
     let Some(d) = o else { return Ok(opts) };
-    const KNOWN: [&str; 6] = ["trace_level", "trace_app_payload", "batching_period", "persist", "duration", "max_records"];
+    const KNOWN: [&str; 6] =
+        ["trace_level", "trace_app_payload", "batching_period", "persist", "duration", "max_records"];
     if let Some(k) = d.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(bad_option(format!("unknown option '{k}' (known: {})", KNOWN.join(", "))));
     }
     match d.get("trace_level") {
         None | Some(Value::Null) => {}
         Some(Value::Str(s)) if s == "message" => {}
-        Some(Value::Str(s)) if s == "action" => return Err(bad_option("trace_level \"action\" is not supported by Junction (use \"message\")")),
-        Some(v) => return Err(bad_option(format!("trace_level must be one of [\"message\", \"action\"], but was {v:?}"))),
+        Some(Value::Str(s)) if s == "action" => {
+            return Err(bad_option("trace_level \"action\" is not supported by Junction (use \"message\")"))
+        }
+        Some(v) => {
+            return Err(bad_option(format!("trace_level must be one of [\"message\", \"action\"], but was {v:?}")))
+        }
     }
     for key in ["trace_app_payload", "persist"] {
         match d.get(key) {
             None | Some(Value::Null) | Some(Value::Bool(false)) => {}
-            Some(Value::Bool(true)) => return Err(bad_option(format!("{key} is not supported by Junction (traces never hold payloads and are kept in memory)"))),
+            Some(Value::Bool(true)) => {
+                return Err(bad_option(format!(
+                    "{key} is not supported by Junction (traces never hold payloads and are kept in memory)"
+                )))
+            }
             Some(v) => return Err(bad_option(format!("{key} must be of type bool, was {v:?}"))),
         }
     }
@@ -137,7 +146,10 @@ fn opt_seq(a: &Args<'_>, pos: usize, name: &str) -> Result<Option<u64>, ApiError
         None => Ok(None),
         Some(Value::UInt(n)) => Ok(Some(*n)),
         Some(Value::Int(n)) if *n >= 0 => Ok(Some(*n as u64)),
-        Some(_) => Err(ApiError::invalid_argument(format!("{}: argument '{name}' must be a non-negative integer", a.procedure))),
+        Some(_) => Err(ApiError::invalid_argument(format!(
+            "{}: argument '{name}' must be a non-negative integer",
+            a.procedure
+        ))),
     }
 }
 
@@ -181,7 +193,9 @@ pub fn handle(
         }
         "stop_trace" => {
             let id = a.str(0, "trace_id")?;
-            let v = tracer.with(|st| st.stop(id, now).map(|t| trace_json(t, node_id, worker_id, now))).map_err(api_error)?;
+            let v = tracer
+                .with(|st| st.stop(id, now).map(|t| trace_json(t, node_id, worker_id, now)))
+                .map_err(api_error)?;
             let ev = event("on_trace_stopped", id, &v);
             Ok((v, ev))
         }
@@ -191,7 +205,10 @@ pub fn handle(
             let to = opt_seq(&a, 2, "to_seq")?;
             let limit = opt_seq(&a, 3, "limit")?.unwrap_or(100);
             if limit as usize > trace::MAX_DATA_LIMIT {
-                return Err(ApiError::invalid_argument(format!("get_trace_data: limit {limit} is too large (at most {})", trace::MAX_DATA_LIMIT)));
+                return Err(ApiError::invalid_argument(format!(
+                    "get_trace_data: limit {limit} is too large (at most {})",
+                    trace::MAX_DATA_LIMIT
+                )));
             }
             let recs = tracer.with(|st| st.data(id, from, to, limit as usize)).map_err(api_error)?;
             Ok((Value::List(recs.iter().map(record_json).collect()), None))
@@ -206,7 +223,14 @@ pub fn expired(tracer: &Tracer, node_id: &str, worker_id: &str, now: SystemTime)
     tracer.with(|st| {
         st.expire(now)
             .into_iter()
-            .filter_map(|id| st.get(&id).ok().map(|t| ("on_trace_stopped".to_owned(), vec![Value::Str(id.clone()), trace_json(t, node_id, worker_id, now)])))
+            .filter_map(|id| {
+                st.get(&id).ok().map(|t| {
+                    (
+                        "on_trace_stopped".to_owned(),
+                        vec![Value::Str(id.clone()), trace_json(t, node_id, worker_id, now)],
+                    )
+                })
+            })
             .collect()
     })
 }
@@ -235,7 +259,11 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
         let call = |p: &str, a: Vec<Value>| handle(&tracer, "node1", "w1", now, p, &a, &Dict::new());
         assert_eq!(call("get_traces", vec![]).map(|r| r.0), Ok(Value::List(vec![])));
-        let (t, ev) = call("start_trace", vec![s("t1"), opts(&[("max_records", Value::UInt(2)), ("batching_period", Value::UInt(50))])]).expect("start");
+        let (t, ev) = call(
+            "start_trace",
+            vec![s("t1"), opts(&[("max_records", Value::UInt(2)), ("batching_period", Value::UInt(50))])],
+        )
+        .expect("start");
         assert_eq!(get(&t, "status"), &s("running"));
         assert_eq!(get(&t, "node_id"), &s("node1"));
         assert_eq!(get(get(&t, "options"), "max_records"), &Value::UInt(2));
@@ -247,7 +275,15 @@ mod tests {
         assert_eq!(call("get_traces", vec![]).map(|r| r.0), Ok(Value::List(vec![s("t1"), s("trace1")])));
 
         for code in [wamp_proto::code::CALL, wamp_proto::code::RESULT, wamp_proto::code::PUBLISH] {
-            tracer.record([Traced { direction: Direction::Rx, realm: "r", session: 5, authid: "a", authrole: "b", code, uri: Some("com.x") }]);
+            tracer.record([Traced {
+                direction: Direction::Rx,
+                realm: "r",
+                session: 5,
+                authid: "a",
+                authrole: "b",
+                code,
+                uri: Some("com.x"),
+            }]);
         }
         let (data, _) = call("get_trace_data", vec![s("t1"), Value::UInt(0)]).expect("data");
         let recs = data.as_list().cloned().unwrap_or_default();
@@ -257,7 +293,8 @@ mod tests {
         assert_eq!(get(&recs[1], "direction"), &s("rx"));
         assert_eq!(get(&recs[1], "session_id"), &Value::UInt(5));
         assert_eq!(get(&recs[1], "uri"), &s("com.x"));
-        let (one, _) = call("get_trace_data", vec![s("t1"), Value::UInt(1), Value::UInt(1), Value::UInt(5)]).expect("range");
+        let (one, _) =
+            call("get_trace_data", vec![s("t1"), Value::UInt(1), Value::UInt(1), Value::UInt(5)]).expect("range");
         assert_eq!(one.as_list().map(Vec::len), Some(1));
 
         let (stopped, ev) = call("stop_trace", vec![s("t1")]).expect("stop");
@@ -265,7 +302,10 @@ mod tests {
         assert_eq!(get(&stopped, "next_seq"), &Value::UInt(3));
         assert_eq!(ev.map(|e| e.0), Some("on_trace_stopped".into()));
         assert_eq!(call("get_traces", vec![]).map(|r| r.0), Ok(Value::List(vec![s("trace1")])));
-        assert_eq!(call("get_traces", vec![Value::Bool(true)]).map(|r| r.0), Ok(Value::List(vec![s("t1"), s("trace1")])));
+        assert_eq!(
+            call("get_traces", vec![Value::Bool(true)]).map(|r| r.0),
+            Ok(Value::List(vec![s("t1"), s("trace1")]))
+        );
 
         let e = |p: &str, a: Vec<Value>| call(p, a).expect_err("error").uri;
         assert_eq!(e("start_trace", vec![s("trace1")]), "crossbar.error.already_running");
@@ -274,7 +314,10 @@ mod tests {
         assert_eq!(e("get_trace", vec![s("zz")]), "crossbar.error.no_such_object");
         assert_eq!(e("get_trace", vec![Value::UInt(1)]), "wamp.error.invalid_argument");
         assert_eq!(e("get_trace_data", vec![s("t1"), s("0")]), "wamp.error.invalid_argument");
-        assert_eq!(e("get_trace_data", vec![s("t1"), Value::UInt(0), Value::Null, Value::UInt(10_001)]), "wamp.error.invalid_argument");
+        assert_eq!(
+            e("get_trace_data", vec![s("t1"), Value::UInt(0), Value::Null, Value::UInt(10_001)]),
+            "wamp.error.invalid_argument"
+        );
         assert_eq!(e("start_trace", vec![s("a b")]), "wamp.error.invalid_argument");
         assert_eq!(e("start_trace", vec![s("x"), s("opts")]), "wamp.error.invalid_argument");
         for bad in [
@@ -296,7 +339,8 @@ mod tests {
     fn a_trace_that_ran_its_duration_reports_its_stop() {
         let tracer = Tracer::default();
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
-        handle(&tracer, "n", "w", t0, "start_trace", &[s("d"), opts(&[("duration", Value::UInt(2))])], &Dict::new()).expect("start");
+        handle(&tracer, "n", "w", t0, "start_trace", &[s("d"), opts(&[("duration", Value::UInt(2))])], &Dict::new())
+            .expect("start");
         assert!(expired(&tracer, "n", "w", t0 + Duration::from_secs(1)).is_empty());
         let ev = expired(&tracer, "n", "w", t0 + Duration::from_secs(2));
         assert_eq!(ev.len(), 1);

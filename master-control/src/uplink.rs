@@ -34,7 +34,13 @@ pub trait UplinkHandler {
     /// ending in `.` is a prefix registration.
     fn procedures(&self, id: &NodeIdentity) -> Vec<String>;
     /// Answers `procedure` (a full URI from [`UplinkHandler::procedures`]).
-    fn call(&mut self, id: &NodeIdentity, procedure: &str, args: &[Value], kwargs: &Dict) -> (Result<Value, ApiError>, NodeAction);
+    fn call(
+        &mut self,
+        id: &NodeIdentity,
+        procedure: &str,
+        args: &[Value],
+        kwargs: &Dict,
+    ) -> (Result<Value, ApiError>, NodeAction);
     /// A periodic publication (topic, args) and its period, if any.
     fn periodic(&mut self, _id: &NodeIdentity, _seq: u64) -> Option<(String, Vec<Value>)> {
         None
@@ -104,10 +110,11 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
         None
     };
     let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64) | 1;
-    let mut conn = match Conn::open_with(&setup.target, tls.as_ref(), Serializer::Msgpack, Duration::from_secs(10), seed) {
-        Ok(c) => c,
-        Err(e) => return Ended::Lost(e.to_string()),
-    };
+    let mut conn =
+        match Conn::open_with(&setup.target, tls.as_ref(), Serializer::Msgpack, Duration::from_secs(10), seed) {
+            Ok(c) => c,
+            Err(e) => return Ended::Lost(e.to_string()),
+        };
     let auth = Auth {
         cryptosign: Some(setup.seed),
         authrole: Some(crate::master::ROLE_NODE.into()),

@@ -112,9 +112,9 @@ impl<'a> Args<'a> {
     /// A required object id (a UUID string, normalised to lower case).
     pub fn oid(&self, pos: usize, name: &str) -> Result<String, ApiError> {
         let s = self.str(pos, name)?;
-        uuid::Uuid::parse_str(s)
-            .map(|u| u.to_string())
-            .map_err(|_| ApiError::invalid_argument(format!("{}: '{name}' is not an object id (UUID): {s:?}", self.procedure)))
+        uuid::Uuid::parse_str(s).map(|u| u.to_string()).map_err(|_| {
+            ApiError::invalid_argument(format!("{}: '{name}' is not an object id (UUID): {s:?}", self.procedure))
+        })
     }
 }
 
@@ -142,7 +142,8 @@ mod tests {
         assert!(a.str(1, "n").unwrap_err().message.contains("must be a string"));
         assert!(a.str(2, "missing").unwrap_err().message.contains("missing argument"));
         assert!(a.oid(0, "oid").unwrap_err().message.contains("not an object id"));
-        let u = Args { procedure: "p", args: &[Value::Str("4EAC2F28-4DF8-4FDA-A519-ABE998E54CAD".into())], kwargs: &kw };
+        let u =
+            Args { procedure: "p", args: &[Value::Str("4EAC2F28-4DF8-4FDA-A519-ABE998E54CAD".into())], kwargs: &kw };
         assert_eq!(u.oid(0, "oid").as_deref(), Ok("4eac2f28-4df8-4fda-a519-abe998e54cad"));
     }
 }

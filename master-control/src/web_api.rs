@@ -20,8 +20,12 @@ use crate::error::ApiError;
 use crate::value::{from_json, to_json, Args};
 
 /// Procedures of the web service API (suffixes).
-pub const WEB_SERVICE_PROCEDURES: [&str; 4] =
-    ["get_web_transport_services", "get_web_transport_service", "start_web_transport_service", "stop_web_transport_service"];
+pub const WEB_SERVICE_PROCEDURES: [&str; 4] = [
+    "get_web_transport_services",
+    "get_web_transport_service",
+    "start_web_transport_service",
+    "stop_web_transport_service",
+];
 
 /// What the API reads and does on the running worker.
 pub struct WebTransports<'a> {
@@ -88,7 +92,8 @@ impl WebTransports<'_> {
         match proc {
             "get_web_transport_services" => {
                 let cfg = self.web_config(&tid)?;
-                let mut paths: Vec<String> = cfg.get("paths").and_then(Json::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+                let mut paths: Vec<String> =
+                    cfg.get("paths").and_then(Json::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
                 paths.sort();
                 Ok(Value::List(paths.into_iter().map(Value::Str).collect()))
             }
@@ -132,7 +137,9 @@ impl WebTransports<'_> {
                 let mut cfg = self.web_config(&tid)?;
                 let removed = cfg.get_mut("paths").and_then(Json::as_object_mut).and_then(|p| p.remove(&path));
                 if removed.is_none() {
-                    return Err(not_running(format!("Cannot stop service on Web transport {tid}: no service running on path '{path}'")));
+                    return Err(not_running(format!(
+                        "Cannot stop service on Web transport {tid}: no service running on path '{path}'"
+                    )));
                 }
                 self.apply(&tid, cfg)?;
                 Ok(from_json(&json!({"transport_id": tid, "path": path})))
@@ -174,31 +181,66 @@ mod tests {
             replace: &replace,
         };
         let call = |api: &mut WebTransports, p: &str, a: Vec<Value>| api.handle(p, &a, &Dict::new());
-        assert_eq!(call(&mut api, "get_web_transport_services", vec![s("web1")]), Ok(Value::List(vec![s("info"), s("ws")])));
+        assert_eq!(
+            call(&mut api, "get_web_transport_services", vec![s("web1")]),
+            Ok(Value::List(vec![s("info"), s("ws")]))
+        );
         let svc = from_json(&json!({"type": "json", "value": [1, 2]}));
-        let r = call(&mut api, "start_web_transport_service", vec![s("web1"), s("/extra"), svc.clone()]).expect("start");
+        let r =
+            call(&mut api, "start_web_transport_service", vec![s("web1"), s("/extra"), svc.clone()]).expect("start");
         assert_eq!(r.as_dict().and_then(|d| d.get("path")), Some(&s("extra")));
         assert_eq!(applied.borrow().as_slice(), ["web1"]);
-        assert_eq!(call(&mut api, "get_web_transport_services", vec![s("web1")]), Ok(Value::List(vec![s("extra"), s("info"), s("ws")])));
+        assert_eq!(
+            call(&mut api, "get_web_transport_services", vec![s("web1")]),
+            Ok(Value::List(vec![s("extra"), s("info"), s("ws")]))
+        );
         let got = call(&mut api, "get_web_transport_service", vec![s("web1"), s("extra")]).expect("get");
         assert_eq!(got.as_dict().and_then(|d| d.get("config")), Some(&svc));
         let e = |api: &mut WebTransports, p: &str, a: Vec<Value>| call(api, p, a).expect_err("error").uri;
-        assert_eq!(e(&mut api, "start_web_transport_service", vec![s("web1"), s("extra"), svc.clone()]), "crossbar.error.already_running");
-        assert_eq!(e(&mut api, "start_web_transport_service", vec![s("nope"), s("x"), svc.clone()]), "crossbar.error.not_running");
-        assert_eq!(e(&mut api, "start_web_transport_service", vec![s("raw1"), s("x"), svc.clone()]), "crossbar.error.not_running");
-        assert_eq!(e(&mut api, "start_web_transport_service", vec![s("web1"), s("x"), s("json")]), "wamp.error.invalid_argument");
-        assert_eq!(e(&mut api, "start_web_transport_service", vec![s("web1"), s("x"), from_json(&json!({"value": 1}))]), "wamp.error.invalid_argument");
-        assert_eq!(e(&mut api, "start_web_transport_service", vec![s("web1"), s("../etc"), svc.clone()]), "wamp.error.invalid_argument");
         assert_eq!(
-            e(&mut api, "start_web_transport_service", vec![s("web1"), s("bad"), from_json(&json!({"type": "teleport"}))]),
+            e(&mut api, "start_web_transport_service", vec![s("web1"), s("extra"), svc.clone()]),
+            "crossbar.error.already_running"
+        );
+        assert_eq!(
+            e(&mut api, "start_web_transport_service", vec![s("nope"), s("x"), svc.clone()]),
+            "crossbar.error.not_running"
+        );
+        assert_eq!(
+            e(&mut api, "start_web_transport_service", vec![s("raw1"), s("x"), svc.clone()]),
+            "crossbar.error.not_running"
+        );
+        assert_eq!(
+            e(&mut api, "start_web_transport_service", vec![s("web1"), s("x"), s("json")]),
+            "wamp.error.invalid_argument"
+        );
+        assert_eq!(
+            e(&mut api, "start_web_transport_service", vec![s("web1"), s("x"), from_json(&json!({"value": 1}))]),
+            "wamp.error.invalid_argument"
+        );
+        assert_eq!(
+            e(&mut api, "start_web_transport_service", vec![s("web1"), s("../etc"), svc.clone()]),
+            "wamp.error.invalid_argument"
+        );
+        assert_eq!(
+            e(
+                &mut api,
+                "start_web_transport_service",
+                vec![s("web1"), s("bad"), from_json(&json!({"type": "teleport"}))]
+            ),
             "crossbar.error.invalid_configuration"
         );
         assert_eq!(e(&mut api, "get_web_transport_service", vec![s("web1"), s("gone")]), "crossbar.error.not_running");
         assert_eq!(e(&mut api, "get_web_transport_services", vec![Value::UInt(1)]), "wamp.error.invalid_argument");
         let st = call(&mut api, "stop_web_transport_service", vec![s("web1"), s("extra")]).expect("stop");
         assert_eq!(st, from_json(&json!({"transport_id": "web1", "path": "extra"})));
-        assert_eq!(e(&mut api, "stop_web_transport_service", vec![s("web1"), s("extra")]), "crossbar.error.not_running");
-        assert_eq!(call(&mut api, "get_web_transport_services", vec![s("web1")]), Ok(Value::List(vec![s("info"), s("ws")])));
+        assert_eq!(
+            e(&mut api, "stop_web_transport_service", vec![s("web1"), s("extra")]),
+            "crossbar.error.not_running"
+        );
+        assert_eq!(
+            call(&mut api, "get_web_transport_services", vec![s("web1")]),
+            Ok(Value::List(vec![s("info"), s("ws")]))
+        );
         assert_eq!(applied.borrow().len(), 2, "bad configurations were never applied");
         assert_eq!(normalize_path("/").as_deref(), Ok("/"));
         assert_eq!(normalize_path("/a/b/").as_deref(), Ok("a/b"));

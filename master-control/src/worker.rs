@@ -44,7 +44,13 @@ pub trait RouterControl {
     fn stop_transport(&self, id: &str) -> Result<(), String>;
     /// Calls a meta procedure of a running realm as its operator: the
     /// result, or the WAMP error (URI, message).
-    fn meta_call(&self, realm: &str, procedure: &str, args: Vec<Value>, kwargs: Dict) -> Result<Value, (String, String)>;
+    fn meta_call(
+        &self,
+        realm: &str,
+        procedure: &str,
+        args: Vec<Value>,
+        kwargs: Dict,
+    ) -> Result<Value, (String, String)>;
     /// From now on, forward the meta events of realm `realm` (id
     /// `realm_id`) to the master (`bridge_meta_api`).
     fn bridge_meta(&self, realm_id: &str, realm: &str) -> Result<(), String>;
@@ -148,7 +154,13 @@ fn iso(t: SystemTime) -> String {
 impl RouterWorkerApi {
     /// The API of worker `worker_id`.
     pub fn new(worker_id: &str) -> RouterWorkerApi {
-        RouterWorkerApi { worker_id: worker_id.to_owned(), realms: BTreeMap::new(), node_id: String::new(), events: Vec::new(), transport_configs: BTreeMap::new() }
+        RouterWorkerApi {
+            worker_id: worker_id.to_owned(),
+            realms: BTreeMap::new(),
+            node_id: String::new(),
+            events: Vec::new(),
+            transport_configs: BTreeMap::new(),
+        }
     }
 
     /// The node's authid, once the uplink knows it.
@@ -199,7 +211,16 @@ impl RouterWorkerApi {
         self.realms.retain(|_, e| names.contains(&e.name));
         for n in names {
             if !self.realms.values().any(|e| e.name == n) {
-                self.realms.insert(n.clone(), RealmEntry { name: n.clone(), config: json!({"name": n}), created: now, links: BTreeMap::new(), roles: BTreeMap::new() });
+                self.realms.insert(
+                    n.clone(),
+                    RealmEntry {
+                        name: n.clone(),
+                        config: json!({"name": n}),
+                        created: now,
+                        links: BTreeMap::new(),
+                        roles: BTreeMap::new(),
+                    },
+                );
             }
         }
     }
@@ -216,13 +237,23 @@ impl RouterWorkerApi {
     }
 
     fn entry(&self, id: &str) -> Result<&RealmEntry, ApiError> {
-        self.realms
-            .get(id)
-            .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no realm with ID '{id}' on worker '{}'", self.worker_id)))
+        self.realms.get(id).ok_or_else(|| {
+            ApiError::new(
+                "crossbar.error.no_such_object",
+                format!("no realm with ID '{id}' on worker '{}'", self.worker_id),
+            )
+        })
     }
 
     /// Answers one worker API call (`proc` is the URI suffix).
-    pub fn handle(&mut self, ctl: &dyn RouterControl, now: SystemTime, proc: &str, args: &[Value], kwargs: &Dict) -> Result<Value, ApiError> {
+    pub fn handle(
+        &mut self,
+        ctl: &dyn RouterControl,
+        now: SystemTime,
+        proc: &str,
+        args: &[Value],
+        kwargs: &Dict,
+    ) -> Result<Value, ApiError> {
         self.sync(ctl, now);
         let a = Args { procedure: proc, args, kwargs };
         match proc {
@@ -233,18 +264,22 @@ impl RouterWorkerApi {
             }
             "get_router_realm_by_name" => {
                 let name = a.str(0, "realm_name")?;
-                let (id, e) = self
-                    .realms
-                    .iter()
-                    .find(|(_, e)| e.name == name)
-                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no realm named '{name}' on worker '{}'", self.worker_id)))?;
+                let (id, e) = self.realms.iter().find(|(_, e)| e.name == name).ok_or_else(|| {
+                    ApiError::new(
+                        "crossbar.error.no_such_object",
+                        format!("no realm named '{name}' on worker '{}'", self.worker_id),
+                    )
+                })?;
                 Ok(self.realm_json(id, e))
             }
             "start_router_realm" => {
                 let id = a.str(0, "realm_id")?.to_owned();
                 let config = a.dict(1, "realm_config")?;
                 if self.realms.contains_key(&id) {
-                    return Err(ApiError::already_exists(format!("a realm with ID '{id}' is running on worker '{}'", self.worker_id)));
+                    return Err(ApiError::already_exists(format!(
+                        "a realm with ID '{id}' is running on worker '{}'",
+                        self.worker_id
+                    )));
                 }
                 let cfg_json = to_json(&Value::Dict(config.clone()));
                 // A realm may start with no roles (Crossbar's master adds them with
@@ -266,7 +301,10 @@ impl RouterWorkerApi {
                     ));
                 }
                 if self.realms.values().any(|e| e.name == cfg.name) {
-                    return Err(ApiError::already_exists(format!("realm '{}' is running on worker '{}'", cfg.name, self.worker_id)));
+                    return Err(ApiError::already_exists(format!(
+                        "realm '{}' is running on worker '{}'",
+                        cfg.name, self.worker_id
+                    )));
                 }
                 ctl.start_realm(&cfg).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
                 let bridge = cfg_json.pointer("/options/bridge_meta_api").and_then(Json::as_bool) == Some(true);
@@ -276,7 +314,13 @@ impl RouterWorkerApi {
                         return Err(ApiError::new("crossbar.error.cannot_start", format!("bridge_meta_api: {e}")));
                     }
                 }
-                let entry = RealmEntry { name: cfg.name.clone(), config: cfg_json, created: now, links: BTreeMap::new(), roles: BTreeMap::new() };
+                let entry = RealmEntry {
+                    name: cfg.name.clone(),
+                    config: cfg_json,
+                    created: now,
+                    links: BTreeMap::new(),
+                    roles: BTreeMap::new(),
+                };
                 let v = self.realm_json(&id, &entry);
                 self.realms.insert(id, entry);
                 Ok(v)
@@ -303,10 +347,10 @@ impl RouterWorkerApi {
                 let (id, link) = (a.str(0, "realm_id")?, a.str(1, "link_id")?);
                 let e = self.entry(id)?;
                 let live = ctl.links(&e.name).map_err(|m| ApiError::new("crossbar.error.no_such_object", m))?;
-                let l = live
-                    .into_iter()
-                    .find(|l| l.get("id").and_then(Json::as_str) == Some(link))
-                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no link '{link}' on realm '{id}'")))?;
+                let l =
+                    live.into_iter().find(|l| l.get("id").and_then(Json::as_str) == Some(link)).ok_or_else(|| {
+                        ApiError::new("crossbar.error.no_such_object", format!("no link '{link}' on realm '{id}'"))
+                    })?;
                 let mut l = l;
                 l["config"] = e.links.get(link).cloned().unwrap_or(Json::Null);
                 Ok(from_json(&l))
@@ -321,10 +365,12 @@ impl RouterWorkerApi {
                     lj["realm"] = Json::String(name.clone());
                 }
                 // Checked as part of a realm (the role only satisfies the realm rules).
-                let wrapper = json!({"name": name, "roles": [{"name": "link-check", "permissions": []}], "rlinks": [lj]});
+                let wrapper =
+                    json!({"name": name, "roles": [{"name": "link-check", "permissions": []}], "rlinks": [lj]});
                 let cfg = junction_config::parse_realm(&wrapper)
                     .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
-                let l = cfg.rlinks.into_iter().next().ok_or_else(|| ApiError::invalid_argument("no link configuration"))?;
+                let l =
+                    cfg.rlinks.into_iter().next().ok_or_else(|| ApiError::invalid_argument("no link configuration"))?;
                 ctl.start_link(&name, &l).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
                 if let Some(e) = self.realms.get_mut(&id) {
                     e.links.insert(link.clone(), lj.clone());
@@ -366,7 +412,9 @@ impl RouterWorkerApi {
                         .get("roles")
                         .and_then(Json::as_array)
                         .and_then(|rs| rs.iter().find(|r| r.get("name").and_then(Json::as_str) == Some(rid)).cloned())
-                        .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no role '{rid}' on realm '{id}'")))?,
+                        .ok_or_else(|| {
+                            ApiError::new("crossbar.error.no_such_object", format!("no role '{rid}' on realm '{id}'"))
+                        })?,
                 };
                 Ok(from_json(&json!({"id": rid, "config": config})))
             }
@@ -380,7 +428,8 @@ impl RouterWorkerApi {
                 let rj = to_json(&Value::Dict(config.clone()));
                 let cfg = junction_config::parse_realm(&json!({"name": name, "roles": [rj]}))
                     .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
-                let role = cfg.roles.into_iter().next().ok_or_else(|| ApiError::invalid_argument("no role configuration"))?;
+                let role =
+                    cfg.roles.into_iter().next().ok_or_else(|| ApiError::invalid_argument("no role configuration"))?;
                 ctl.set_role(&name, &role).map_err(|e| ApiError::new("crossbar.error.cannot_start", e))?;
                 if let Some(e) = self.realms.get_mut(&id) {
                     e.roles.insert(rid.clone(), (role.name.clone(), rj.clone()));
@@ -391,11 +440,9 @@ impl RouterWorkerApi {
                 let (id, rid) = (a.str(0, "realm_id")?.to_owned(), a.str(1, "role_id")?.to_owned());
                 let e = self.entry(&id)?;
                 let name = e.name.clone();
-                let (role_name, _) = e
-                    .roles
-                    .get(&rid)
-                    .cloned()
-                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no role '{rid}' on realm '{id}'")))?;
+                let (role_name, _) = e.roles.get(&rid).cloned().ok_or_else(|| {
+                    ApiError::new("crossbar.error.no_such_object", format!("no role '{rid}' on realm '{id}'"))
+                })?;
                 // A role replaced under a new id (new permissions) keeps running:
                 // stopping the old id then only forgets it.
                 let still_used = e.roles.iter().any(|(other, (n, _))| other != &rid && n == &role_name);
@@ -418,9 +465,13 @@ impl RouterWorkerApi {
                 let cfg = junction_config::parse_router_transport(&to_json(&Value::Dict(config.clone())))
                     .map_err(|e| ApiError::new("crossbar.error.invalid_configuration", e.to_string()))?;
                 if ctl.transports().iter().any(|t| t.get("id").and_then(Json::as_str) == Some(tid)) {
-                    return Err(ApiError::already_exists(format!("a transport '{tid}' is running on worker '{}'", self.worker_id)));
+                    return Err(ApiError::already_exists(format!(
+                        "a transport '{tid}' is running on worker '{}'",
+                        self.worker_id
+                    )));
                 }
-                let info = ctl.start_transport(tid, &cfg).map_err(|e| ApiError::new("crossbar.error.cannot_listen", e))?;
+                let info =
+                    ctl.start_transport(tid, &cfg).map_err(|e| ApiError::new("crossbar.error.cannot_listen", e))?;
                 self.transport_configs.insert(tid.to_owned(), to_json(&Value::Dict(config.clone())));
                 let mut v = from_json(&info);
                 if let Value::Dict(d) = &mut v {
@@ -436,21 +487,32 @@ impl RouterWorkerApi {
                 Ok(from_json(&json!({"id": tid, "stopped": iso(now)})))
             }
             p if crate::web_api::WEB_SERVICE_PROCEDURES.contains(&p) => {
-                let running = ctl.transports().iter().filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned)).collect();
+                let running = ctl
+                    .transports()
+                    .iter()
+                    .filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned))
+                    .collect();
                 let startup = |id: &str| ctl.startup_transport_config(id);
                 let replace = |id: &str, t: &junction_config::TransportConfig| ctl.replace_transport(id, t);
-                let mut web = crate::web_api::WebTransports { running, configs: &mut self.transport_configs, startup: &startup, replace: &replace };
+                let mut web = crate::web_api::WebTransports {
+                    running,
+                    configs: &mut self.transport_configs,
+                    startup: &startup,
+                    replace: &replace,
+                };
                 web.handle(p, args, kwargs)
             }
             p if crate::trace_api::TRACING_PROCEDURES.contains(&p) => {
-                let (v, ev) = crate::trace_api::handle(&ctl.tracer(), &self.node_id, &self.worker_id, now, p, args, kwargs)?;
+                let (v, ev) =
+                    crate::trace_api::handle(&ctl.tracer(), &self.node_id, &self.worker_id, now, p, args, kwargs)?;
                 self.events.extend(ev);
                 Ok(v)
             }
             p if META_PROCEDURES.contains(&p) => {
                 let id = a.str(0, "realm_id")?;
                 let name = self.entry(id)?.name.clone();
-                ctl.meta_call(&name, p, args[1..].to_vec(), kwargs.clone()).map_err(|(u, m)| ApiError { uri: u, message: m })
+                ctl.meta_call(&name, p, args[1..].to_vec(), kwargs.clone())
+                    .map_err(|(u, m)| ApiError { uri: u, message: m })
             }
             "kill_by_authid" => {
                 let id = a.str(0, "realm_id")?;
@@ -474,9 +536,13 @@ impl RouterWorkerApi {
                     if only.as_ref().is_some_and(|o| o != id) {
                         continue;
                     }
-                    let sessions = ctl.meta_call(&e.name, "wamp.session.count", Vec::new(), Dict::new()).unwrap_or(Value::Null);
+                    let sessions =
+                        ctl.meta_call(&e.name, "wamp.session.count", Vec::new(), Dict::new()).unwrap_or(Value::Null);
                     let roles = e.config.get("roles").and_then(Json::as_array).map_or(0, Vec::len) + e.roles.len();
-                    out.insert(id.clone(), from_json(&json!({"name": e.name, "sessions": to_json(&sessions), "roles": roles})));
+                    out.insert(
+                        id.clone(),
+                        from_json(&json!({"name": e.name, "sessions": to_json(&sessions), "roles": roles})),
+                    );
                 }
                 if let Some(o) = only.filter(|o| !out.contains_key(o)) {
                     return Err(ApiError::new("crossbar.error.no_such_object", format!("no realm with ID '{o}'")));
@@ -490,7 +556,9 @@ impl RouterWorkerApi {
                     .into_iter()
                     .find(|t| t.get("id").and_then(Json::as_str) == Some(tid))
                     .map(|t| from_json(&t))
-                    .ok_or_else(|| ApiError::new("crossbar.error.no_such_object", format!("no transport with ID '{tid}'")))
+                    .ok_or_else(|| {
+                        ApiError::new("crossbar.error.no_such_object", format!("no transport with ID '{tid}'"))
+                    })
             }
             _ => Err(ApiError::new("wamp.error.no_such_procedure", format!("no worker procedure '{proc}'"))),
         }
@@ -537,7 +605,13 @@ mod tests {
             }
         }
         fn links(&self, realm: &str) -> Result<Vec<Json>, String> {
-            Ok(self.links.borrow().iter().filter(|(r, _)| r == realm).map(|(_, i)| json!({"id": i, "state": "connecting"})).collect())
+            Ok(self
+                .links
+                .borrow()
+                .iter()
+                .filter(|(r, _)| r == realm)
+                .map(|(_, i)| json!({"id": i, "state": "connecting"}))
+                .collect())
         }
         fn transports(&self) -> Vec<Json> {
             vec![json!({"id": "tnp1", "type": "rawsocket"})]
@@ -554,7 +628,11 @@ mod tests {
             Ok(json!({"id": id, "port": 10000}))
         }
         fn stop_transport(&self, id: &str) -> Result<(), String> {
-            if id == "tnp1" { Ok(()) } else { Err(format!("no transport '{id}'")) }
+            if id == "tnp1" {
+                Ok(())
+            } else {
+                Err(format!("no transport '{id}'"))
+            }
         }
         fn bridge_meta(&self, _realm_id: &str, _realm: &str) -> Result<(), String> {
             Ok(())
@@ -562,7 +640,13 @@ mod tests {
         fn tracer(&self) -> std::sync::Arc<router_core::engine::trace::Tracer> {
             self.tracer.clone()
         }
-        fn meta_call(&self, realm: &str, procedure: &str, args: Vec<Value>, _kw: Dict) -> Result<Value, (String, String)> {
+        fn meta_call(
+            &self,
+            realm: &str,
+            procedure: &str,
+            args: Vec<Value>,
+            _kw: Dict,
+        ) -> Result<Value, (String, String)> {
             match procedure {
                 "wamp.session.count" if self.realms.borrow().iter().any(|r| r == realm) => Ok(Value::UInt(3)),
                 "wamp.session.kill_by_authid" => Ok(Value::UInt(args.len() as u64)),
@@ -591,65 +675,116 @@ mod tests {
         let r = call(&mut api, "start_router_realm", vec![s("rlm_1"), realm_cfg("app-realm1")]).expect("start");
         assert_eq!(r.as_dict().and_then(|d| d.get("id")), Some(&s("rlm_1")));
         assert_eq!(fake.realm_names(), ["config-realm", "app-realm1"]);
-        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_1"), realm_cfg("other")]).unwrap_err().uri, "crossbar.error.already_exists");
-        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_2"), realm_cfg("app-realm1")]).unwrap_err().uri, "crossbar.error.already_exists");
-        let bad = from_json(&json!({"name": "x", "roles": [{"name": "r", "permissions": [{"uri": "", "match": "sideways"}]}]}));
-        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_3"), bad]).unwrap_err().uri, "crossbar.error.invalid_configuration");
-        assert_eq!(call(&mut api, "start_router_realm", vec![s("rlm_3"), s("nope")]).unwrap_err().uri, "wamp.error.invalid_argument");
+        assert_eq!(
+            call(&mut api, "start_router_realm", vec![s("rlm_1"), realm_cfg("other")]).unwrap_err().uri,
+            "crossbar.error.already_exists"
+        );
+        assert_eq!(
+            call(&mut api, "start_router_realm", vec![s("rlm_2"), realm_cfg("app-realm1")]).unwrap_err().uri,
+            "crossbar.error.already_exists"
+        );
+        let bad = from_json(
+            &json!({"name": "x", "roles": [{"name": "r", "permissions": [{"uri": "", "match": "sideways"}]}]}),
+        );
+        assert_eq!(
+            call(&mut api, "start_router_realm", vec![s("rlm_3"), bad]).unwrap_err().uri,
+            "crossbar.error.invalid_configuration"
+        );
+        assert_eq!(
+            call(&mut api, "start_router_realm", vec![s("rlm_3"), s("nope")]).unwrap_err().uri,
+            "wamp.error.invalid_argument"
+        );
         let by_name = call(&mut api, "get_router_realm_by_name", vec![s("app-realm1")]).expect("by name");
         assert_eq!(by_name.as_dict().and_then(|d| d.get("id")), Some(&s("rlm_1")));
 
-        let link = from_json(&json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "10.0.0.2", "port": 10000}},
+        let link = from_json(
+            &json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "10.0.0.2", "port": 10000}},
             "forward_local_events": true, "forward_remote_events": false,
-            "forward_local_invocations": true, "forward_remote_invocations": false}));
+            "forward_local_invocations": true, "forward_remote_invocations": false}),
+        );
         call(&mut api, "start_router_realm_link", vec![s("rlm_1"), s("rlk_1"), link]).expect("link");
         assert_eq!(call(&mut api, "get_router_realm_links", vec![s("rlm_1")]), Ok(Value::List(vec![s("rlk_1")])));
-        let bad_link = from_json(&json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "h", "port": 1}},
+        let bad_link =
+            from_json(&json!({"transport": {"type": "rawsocket", "endpoint": {"type": "tcp", "host": "h", "port": 1}},
             "forward_remote_events": true}));
-        assert_eq!(call(&mut api, "start_router_realm_link", vec![s("rlm_1"), s("rlk_2"), bad_link]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        assert_eq!(
+            call(&mut api, "start_router_realm_link", vec![s("rlm_1"), s("rlk_2"), bad_link]).unwrap_err().uri,
+            "crossbar.error.invalid_configuration"
+        );
         call(&mut api, "stop_router_realm_link", vec![s("rlm_1"), s("rlk_1")]).expect("stop link");
-        assert_eq!(call(&mut api, "stop_router_realm_link", vec![s("rlm_1"), s("rlk_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        assert_eq!(
+            call(&mut api, "stop_router_realm_link", vec![s("rlm_1"), s("rlk_1")]).unwrap_err().uri,
+            "crossbar.error.no_such_object"
+        );
 
         // Roles at run time, under Crossbar's role ids.
         let role = from_json(&json!({"name": "app-role", "permissions": [{"uri": "com.example.", "match": "prefix",
             "allow": {"call": true, "register": true, "publish": true, "subscribe": true}}]}));
         call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_1"), role.clone()]).expect("role");
         assert_eq!(fake.roles.borrow().as_slice(), [("app-realm1".to_owned(), "app-role".to_owned())]);
-        assert_eq!(call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_1"), role]).unwrap_err().uri, "crossbar.error.already_exists");
+        assert_eq!(
+            call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_1"), role]).unwrap_err().uri,
+            "crossbar.error.already_exists"
+        );
         let roles = call(&mut api, "get_router_realm_roles", vec![s("rlm_1")]).expect("roles");
         assert_eq!(roles, Value::List(vec![s("rle_1"), s("app")]));
         assert!(call(&mut api, "get_router_realm_role", vec![s("rlm_1"), s("rle_1")]).is_ok());
         let bad_role = from_json(&json!({"name": "x", "permissions": [{"uri": "a b", "match": "exact"}]}));
-        assert_eq!(call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_2"), bad_role]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        assert_eq!(
+            call(&mut api, "start_router_realm_role", vec![s("rlm_1"), s("rle_2"), bad_role]).unwrap_err().uri,
+            "crossbar.error.invalid_configuration"
+        );
         let st = call(&mut api, "stop_router_realm_role", vec![s("rlm_1"), s("rle_1")]).expect("stop role");
         assert_eq!(st.as_dict().and_then(|d| d.get("sessions_closed")), Some(&Value::UInt(2)));
         assert!(fake.roles.borrow().is_empty());
-        assert_eq!(call(&mut api, "stop_router_realm_role", vec![s("rlm_1"), s("rle_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        assert_eq!(
+            call(&mut api, "stop_router_realm_role", vec![s("rlm_1"), s("rle_1")]).unwrap_err().uri,
+            "crossbar.error.no_such_object"
+        );
         // A realm may start with no roles at all.
-        call(&mut api, "start_router_realm", vec![s("rlm_9"), from_json(&json!({"name": "bare"}))]).expect("bare realm");
+        call(&mut api, "start_router_realm", vec![s("rlm_9"), from_json(&json!({"name": "bare"}))])
+            .expect("bare realm");
 
         let stopped = call(&mut api, "stop_router_realm", vec![s("rlm_1")]).expect("stop");
         assert_eq!(stopped.as_dict().and_then(|d| d.get("sessions_closed")), Some(&Value::UInt(3)));
-        assert_eq!(call(&mut api, "get_router_realm", vec![s("rlm_1")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        assert_eq!(
+            call(&mut api, "get_router_realm", vec![s("rlm_1")]).unwrap_err().uri,
+            "crossbar.error.no_such_object"
+        );
         assert_eq!(fake.realm_names(), ["config-realm", "bare"]);
         assert_eq!(call(&mut api, "get_router_transport", vec![s("tnp1")]).map(|_| ()), Ok(()));
         let tc = from_json(&json!({"type": "rawsocket", "endpoint": {"type": "tcp", "portrange": [10000, 10100]},
             "serializers": ["cbor"]}));
         let t = call(&mut api, "start_router_transport", vec![s("tnp2"), tc.clone()]).expect("transport");
         assert_eq!(t.as_dict().and_then(|d| d.get("port")), Some(&Value::UInt(10000)));
-        assert_eq!(call(&mut api, "start_router_transport", vec![s("tnp1"), tc]).unwrap_err().uri, "crossbar.error.already_exists");
+        assert_eq!(
+            call(&mut api, "start_router_transport", vec![s("tnp1"), tc]).unwrap_err().uri,
+            "crossbar.error.already_exists"
+        );
         let bad = from_json(&json!({"type": "rawsocket", "endpoint": {"type": "tcp", "port": 0}}));
-        assert_eq!(call(&mut api, "start_router_transport", vec![s("tnp3"), bad]).unwrap_err().uri, "crossbar.error.invalid_configuration");
+        assert_eq!(
+            call(&mut api, "start_router_transport", vec![s("tnp3"), bad]).unwrap_err().uri,
+            "crossbar.error.invalid_configuration"
+        );
         assert!(call(&mut api, "stop_router_transport", vec![s("tnp1")]).is_ok());
-        assert_eq!(call(&mut api, "stop_router_transport", vec![s("zz")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        assert_eq!(
+            call(&mut api, "stop_router_transport", vec![s("zz")]).unwrap_err().uri,
+            "crossbar.error.no_such_object"
+        );
         assert_eq!(call(&mut api, "nope", vec![]).unwrap_err().uri, "wamp.error.no_such_procedure");
         // Meta procedures of a realm, by realm id, as the operator.
         assert_eq!(call(&mut api, "wamp.session.count", vec![s("config-realm")]), Ok(Value::UInt(3)));
-        assert_eq!(call(&mut api, "wamp.session.count", vec![s("rlm_none")]).unwrap_err().uri, "crossbar.error.no_such_object");
+        assert_eq!(
+            call(&mut api, "wamp.session.count", vec![s("rlm_none")]).unwrap_err().uri,
+            "crossbar.error.no_such_object"
+        );
         let k = call(&mut api, "kill_by_authid", vec![s("config-realm"), s("joe")]).expect("kill");
         assert_eq!(k.as_dict().and_then(|d| d.get("killed")), Some(&Value::UInt(1)));
         let st = call(&mut api, "get_router_realm_stats", vec![]).expect("stats");
-        assert_eq!(st.as_dict().and_then(|d| d.get("config-realm")).and_then(|r| r.as_dict()).and_then(|r| r.get("sessions")), Some(&Value::UInt(3)));
+        assert_eq!(
+            st.as_dict().and_then(|d| d.get("config-realm")).and_then(|r| r.as_dict()).and_then(|r| r.get("sessions")),
+            Some(&Value::UInt(3))
+        );
         assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len() + META_PROCEDURES.len() + 5 + 4);
         // Tracing, with its events under the worker's prefix.
         api.set_node_id("node1");
@@ -657,11 +792,17 @@ mod tests {
         assert_eq!(t.as_dict().and_then(|d| d.get("node_id")), Some(&s("node1")));
         call(&mut api, "stop_trace", vec![s("t1")]).expect("stop trace");
         let ev = api.take_events(&fake, "node1", now);
-        assert_eq!(ev.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), [
-            "crossbarfabriccenter.node.node1.worker.wg1_1.on_trace_started",
-            "crossbarfabriccenter.node.node1.worker.wg1_1.on_trace_stopped"
-        ]);
+        assert_eq!(
+            ev.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+            [
+                "crossbarfabriccenter.node.node1.worker.wg1_1.on_trace_started",
+                "crossbarfabriccenter.node.node1.worker.wg1_1.on_trace_stopped"
+            ]
+        );
         assert!(api.take_events(&fake, "node1", now).is_empty());
-        assert_eq!(api.suffix("node1", "crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms"), Some("get_router_realms"));
+        assert_eq!(
+            api.suffix("node1", "crossbarfabriccenter.node.node1.worker.wg1_1.get_router_realms"),
+            Some("get_router_realms")
+        );
     }
 }

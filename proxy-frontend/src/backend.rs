@@ -32,7 +32,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a dynamic authenticator call through a link may take.
 const AUTH_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-
 /// The link is down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkDown;

@@ -15,8 +15,7 @@ use std::time::Instant;
 use futures_lite::AsyncWriteExt;
 use router_core::engine::handshake;
 use router_core::runtime::conn::{
-    detail_str, feed_input, log_close, read_shared, spawn_auto_ping, spawn_writer, Conn, ConnPermit,
-    JoinRequest,
+    detail_str, feed_input, log_close, read_shared, spawn_auto_ping, spawn_writer, Conn, ConnPermit, JoinRequest,
 };
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
@@ -171,7 +170,9 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         session: join.session,
         serializer,
         policy: setup.limits.slow_consumer_policy,
-        out: Rc::new(Outbound::new(write_fd, setup.limits.clone()).with_gauge(shard.stats.outbound_queued_bytes.clone())),
+        out: Rc::new(
+            Outbound::new(write_fd, setup.limits.clone()).with_gauge(shard.stats.outbound_queued_bytes.clone()),
+        ),
         sender: framer.sender(),
         last_seen: Cell::new(Instant::now()),
         link: None,

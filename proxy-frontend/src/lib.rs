@@ -118,7 +118,9 @@ impl ProxyWorker {
         let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
         let index = {
             let mut b = self.shared.backends.write().unwrap_or_else(|e| e.into_inner());
-            if b.iter().any(|e| e.id == id && e.setup.realm == realm && !e.stopped.load(std::sync::atomic::Ordering::Relaxed)) {
+            if b.iter()
+                .any(|e| e.id == id && e.setup.realm == realm && !e.stopped.load(std::sync::atomic::Ordering::Relaxed))
+            {
                 return Err(ProxyError::Setup(format!("connection '{id}' to realm '{realm}' is running already")));
             }
             b.push(Arc::new(node::BackendEntry {
@@ -146,8 +148,13 @@ impl ProxyWorker {
             return Err(ProxyError::Setup(format!("no running connection '{id}'")));
         }
         let routes = self.shared.routes.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = routes.iter().find(|r| !r.stopped && r.config.iter().any(|(_, ids)| ids.iter().any(|c| c == id))) {
-            return Err(ProxyError::Setup(format!("route '{}' of realm '{}' uses connection '{id}': stop it first", r.id, r.realm)));
+        if let Some(r) =
+            routes.iter().find(|r| !r.stopped && r.config.iter().any(|(_, ids)| ids.iter().any(|c| c == id)))
+        {
+            return Err(ProxyError::Setup(format!(
+                "route '{}' of realm '{}' uses connection '{id}': stop it first",
+                r.id, r.realm
+            )));
         }
         drop(routes);
         for &index in &idx {
@@ -191,7 +198,9 @@ impl ProxyWorker {
             for id in ids {
                 let i = entries
                     .iter()
-                    .position(|e| &e.id == id && e.setup.realm == realm && !e.stopped.load(std::sync::atomic::Ordering::Relaxed))
+                    .position(|e| {
+                        &e.id == id && e.setup.realm == realm && !e.stopped.load(std::sync::atomic::Ordering::Relaxed)
+                    })
                     .ok_or_else(|| ProxyError::Setup(format!("no running connection '{id}' for realm '{realm}'")))?;
                 ix.push(i);
             }
@@ -203,7 +212,13 @@ impl ProxyWorker {
         }
         let mut routes = self.shared.routes.write().unwrap_or_else(|e| e.into_inner());
         let id = format!("route{:03}", routes.len());
-        routes.push(node::RouteEntry { id: id.clone(), realm: realm.to_owned(), routes: rr, config: roles.to_vec(), stopped: false });
+        routes.push(node::RouteEntry {
+            id: id.clone(),
+            realm: realm.to_owned(),
+            routes: rr,
+            config: roles.to_vec(),
+            stopped: false,
+        });
         Ok(id)
     }
 
@@ -242,7 +257,8 @@ impl ProxyWorker {
         if self.shared.transports.all().iter().any(|t| t.setup.id == setup.id && !t.stopped.load(Relaxed)) {
             return Err(ProxyError::Setup(format!("a transport '{}' is running already", setup.id)));
         }
-        let listener = router_core::runtime::bind::bind(&setup.endpoint).map_err(|e| ProxyError::Setup(e.to_string()))?;
+        let listener =
+            router_core::runtime::bind::bind(&setup.endpoint).map_err(|e| ProxyError::Setup(e.to_string()))?;
         setup.endpoint = listener.endpoint.clone();
         let kind = match &setup.endpoint {
             EndpointSetup::Tcp { .. } => router_core::runtime::stream::SocketKind::Tcp,
@@ -278,7 +294,11 @@ impl ProxyWorker {
     /// changed, `start_web_transport_service`): connections accepted from
     /// now on are served by it, established ones keep theirs; the listener
     /// and its port stay.
-    pub fn replace_transport_setup(&self, id: &str, setup: router_core::runtime::setup::TransportSetup) -> Result<(), ProxyError> {
+    pub fn replace_transport_setup(
+        &self,
+        id: &str,
+        setup: router_core::runtime::setup::TransportSetup,
+    ) -> Result<(), ProxyError> {
         let _g = self.change.lock().unwrap_or_else(|e| e.into_inner());
         use std::sync::atomic::Ordering::Relaxed;
         let index = self
@@ -310,8 +330,7 @@ impl ProxyWorker {
             .filter(|t| !t.stopped.load(std::sync::atomic::Ordering::Relaxed))
             .map(|t| (*t.setup).clone())
             .collect();
-        router_core::runtime::node::reload_certificates(&live)
-            .map_err(|e| ProxyError::Setup(e.to_string()))
+        router_core::runtime::node::reload_certificates(&live).map_err(|e| ProxyError::Setup(e.to_string()))
     }
 
     /// One-line counters summary for logs.

@@ -232,10 +232,7 @@ impl Gatekeeper for ProxyShard {
         e.gauge_family(
             "worker_up",
             "1 for a running worker, labelled with its type and Junction's version.",
-            vec![(
-                vec![("worker".into(), "proxy".into()), ("version".into(), env!("CARGO_PKG_VERSION").into())],
-                1,
-            )],
+            vec![(vec![("worker".into(), "proxy".into()), ("version".into(), env!("CARGO_PKG_VERSION").into())], 1)],
         );
         let uptime = self.setup.started.elapsed().map(|d| d.as_secs()).unwrap_or(0);
         e.gauge("uptime_seconds", "Seconds since the worker started.", gauge(uptime));
@@ -286,9 +283,7 @@ pub type Started = (Vec<EndpointSetup>, Arc<ProxyShared>, Vec<flume::Sender<Prox
 
 /// Starts the shards; returns once all accept connections: the bound
 /// endpoints, the shared state, and each shard's control channel.
-pub fn start(
-    setup: ProxySetup,
-) -> Result<Started, ProxyError> {
+pub fn start(setup: ProxySetup) -> Result<Started, ProxyError> {
     if setup.shards == 0 {
         return Err(ProxyError::Setup("shards must be at least 1".into()));
     }
@@ -313,7 +308,9 @@ pub fn start(
             .by_role
             .iter()
             .map(|(role, ix)| (role.clone(), ix.iter().map(|i| setup.backends[*i].name.clone()).collect()))
-            .chain(rr.any.iter().map(|ix| ("*".to_owned(), ix.iter().map(|i| setup.backends[*i].name.clone()).collect())))
+            .chain(
+                rr.any.iter().map(|ix| ("*".to_owned(), ix.iter().map(|i| setup.backends[*i].name.clone()).collect())),
+            )
             .collect();
         routes.push(RouteEntry {
             id: format!("route{:03}", routes.len()),
@@ -369,7 +366,8 @@ async fn run_shard(
     control: flume::Receiver<ProxyControl>,
 ) {
     let entries = shared.backends.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let backends: Vec<Rc<Backend>> = entries.iter().enumerate().map(|(i, b)| Rc::new(Backend::new(i, b.setup.clone()))).collect();
+    let backends: Vec<Rc<Backend>> =
+        entries.iter().enumerate().map(|(i, b)| Rc::new(Backend::new(i, b.setup.clone()))).collect();
     let shard = Rc::new(ProxyShard {
         id,
         setup: shared.setup.clone(),
@@ -446,14 +444,22 @@ async fn run_shard(
         .detach();
     }
     if id == 0 {
-        glommio::spawn_local(router_core::runtime::node::trim_after_storms(router_core::runtime::fdlimit::open_connections))
-            .detach();
+        glommio::spawn_local(router_core::runtime::node::trim_after_storms(
+            router_core::runtime::fdlimit::open_connections,
+        ))
+        .detach();
     }
     let _ = ready.send(id);
     std::future::pending::<()>().await;
 }
 
-fn spawn_accept_loop(shard: &Rc<ProxyShard>, listener: TcpListener, fd: std::os::fd::RawFd, kind: SocketKind, t: usize) {
+fn spawn_accept_loop(
+    shard: &Rc<ProxyShard>,
+    listener: TcpListener,
+    fd: std::os::fd::RawFd,
+    kind: SocketKind,
+    t: usize,
+) {
     let stop = Rc::new(router_core::runtime::notify::LocalNotify::default());
     shard.listener_stops.borrow_mut().insert(t, stop.clone());
     glommio::spawn_local(accept_loop(shard.clone(), listener, fd, kind, t, stop)).detach();

@@ -68,7 +68,13 @@ impl LinkClient {
     /// Handshake + proof with `key` for `realm`: `Ok` on ACCEPT, `Err(reason)` on REFUSE.
     fn authenticate(&mut self, key: &NodeKey, realm: &str, forge: bool) -> Result<(), (String, String)> {
         self.handshake().expect("link handshake accepted");
-        let hello = LinkHello { realm: realm.into(), key: key.public_bytes(), name: "test-proxy".into(), peer: None, ping_ms: None };
+        let hello = LinkHello {
+            realm: realm.into(),
+            key: key.public_bytes(),
+            name: "test-proxy".into(),
+            peer: None,
+            ping_ms: None,
+        };
         self.send(&LinkFrame::Hello(hello.encode()));
         let c = match self.recv() {
             Some(LinkFrame::Challenge(c)) => c,

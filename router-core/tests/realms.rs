@@ -226,7 +226,8 @@ fn transports_start_and_stop_at_run_time() {
         "id": "tnp_new", "type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "portrange": [20000, 40000]}
     }))
     .expect("transport config");
-    let setup = router_core::runtime::from_config::transport_setup(before, &t, [7; 32], std::path::Path::new(".")).expect("setup");
+    let setup = router_core::runtime::from_config::transport_setup(before, &t, [7; 32], std::path::Path::new("."))
+        .expect("setup");
     let (index, endpoint) = node.start_transport(setup.clone(), Vec::new()).expect("starts");
     assert_eq!(index, before);
     let new_port = match endpoint {
@@ -250,6 +251,7 @@ fn transports_start_and_stop_at_run_time() {
     }
     assert_eq!(a.session_count(), 2);
     assert_eq!(b.session_count(), 2);
-    let live: Vec<bool> = node.transports().iter().map(|t| t.stopped.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    let live: Vec<bool> =
+        node.transports().iter().map(|t| t.stopped.load(std::sync::atomic::Ordering::Relaxed)).collect();
     assert_eq!(live.last(), Some(&true));
 }

@@ -88,7 +88,8 @@ impl MountNs {
                 Ok(())
             });
         }
-        let mut holder = cmd.spawn().unwrap_or_else(|e| panic!("run unshare: {e} (this test needs root and util-linux)"));
+        let mut holder =
+            cmd.spawn().unwrap_or_else(|e| panic!("run unshare: {e} (this test needs root and util-linux)"));
         let out = holder.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

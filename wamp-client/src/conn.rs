@@ -248,7 +248,16 @@ impl Conn {
     }
 
     fn assemble(stream: Stream, framing: Framing, serializer: Serializer, scratch: Box<[u8]>) -> Conn {
-        Conn { stream, framing, serializer, out: Vec::with_capacity(64 * 1024), scratch, closed: false, joined: false, welcome: Dict::new() }
+        Conn {
+            stream,
+            framing,
+            serializer,
+            out: Vec::with_capacity(64 * 1024),
+            scratch,
+            closed: false,
+            joined: false,
+            welcome: Dict::new(),
+        }
     }
 
     /// The serializer in use.
@@ -512,7 +521,9 @@ fn connect_from(addr: &str, source: std::net::IpAddr) -> std::io::Result<TcpStre
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: no address of the source's family"))))
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: no address of the source's family"))
+    }))
 }
 
 /// Opens a connection and joins the realm: the common start of every client.

@@ -47,12 +47,26 @@ pub enum SessionEvent {
     /// A call to one of our procedures: answer with [`Session::yield_result`]
     /// or [`Session::yield_error`]. `procedure` is the registered URI, or the
     /// called one for a pattern registration (`details.procedure`).
-    Invocation { request: RequestId, registration: RegistrationId, procedure: String, args: List, kwargs: Dict, details: Dict },
+    Invocation {
+        request: RequestId,
+        registration: RegistrationId,
+        procedure: String,
+        args: List,
+        kwargs: Dict,
+        details: Dict,
+    },
     /// The caller canceled an invocation.
     Interrupt { request: RequestId },
     /// An event on one of our subscriptions; `topic` is the subscribed topic,
     /// or the published one for a pattern subscription (`details.topic`).
-    Event { subscription: SubscriptionId, publication: PublicationId, topic: String, args: List, kwargs: Dict, details: Dict },
+    Event {
+        subscription: SubscriptionId,
+        publication: PublicationId,
+        topic: String,
+        args: List,
+        kwargs: Dict,
+        details: Dict,
+    },
     /// The router closed the session (GOODBYE already answered) or aborted it.
     Closed { reason: String, message: Option<String> },
 }
@@ -111,7 +125,12 @@ impl Session {
     /// Queues a CALL.
     pub fn call(&mut self, procedure: &str, args: List, kwargs: Dict, options: Dict) -> RequestId {
         let request = self.request(Pending::Call);
-        self.out.push_back(Message::Call { request, options, procedure: procedure.into(), payload: payload(args, kwargs) });
+        self.out.push_back(Message::Call {
+            request,
+            options,
+            procedure: procedure.into(),
+            payload: payload(args, kwargs),
+        });
         request
     }
 
@@ -273,8 +292,10 @@ impl Session {
                 _ => Err(SessionError::Unexpected("PUBLISHED for a request that is not a publication")),
             },
             Message::Invocation { request, registration, details, payload } => {
-                let registered =
-                    self.registrations.get(&registration).ok_or(SessionError::UnknownRegistration(registration.get()))?;
+                let registered = self
+                    .registrations
+                    .get(&registration)
+                    .ok_or(SessionError::UnknownRegistration(registration.get()))?;
                 let procedure = match details.get("procedure") {
                     Some(Value::Str(p)) => p.clone(),
                     _ => registered.clone(),
@@ -295,7 +316,10 @@ impl Session {
             Message::Goodbye { details, reason } => {
                 if !self.closed {
                     self.closed = true;
-                    self.out.push_back(Message::Goodbye { details: Dict::new(), reason: "wamp.close.goodbye_and_out".into() });
+                    self.out.push_back(Message::Goodbye {
+                        details: Dict::new(),
+                        reason: "wamp.close.goodbye_and_out".into(),
+                    });
                 }
                 let message = details.get("message").and_then(Value::as_str).map(str::to_owned);
                 Ok(SessionEvent::Closed { reason, message })
@@ -322,7 +346,9 @@ mod tests {
     fn register_then_invocation_then_yield() {
         let mut s = Session::new();
         let r = s.register("com.example.add", Dict::new());
-        assert!(matches!(s.poll_transmit(), Some(Message::Register { procedure, .. }) if procedure == "com.example.add"));
+        assert!(
+            matches!(s.poll_transmit(), Some(Message::Register { procedure, .. }) if procedure == "com.example.add")
+        );
         let reg = RegistrationId::from_valid(77);
         assert_eq!(
             s.handle(Message::Registered { request: r, registration: reg }),

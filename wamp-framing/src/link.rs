@@ -223,7 +223,10 @@ pub fn write_data(out: &mut Vec<u8>, channel: ChannelId, bytes: &[u8]) -> Result
 pub fn write_peer(out: &mut Vec<u8>, body: &[u8]) -> Result<(), LinkError> {
     let len = 1 + body.len();
     if len > rawsocket::MAX_FRAME_PAYLOAD {
-        return Err(LinkError::BadBody(format!("cluster message of {} bytes exceeds the link's frame limit", body.len())));
+        return Err(LinkError::BadBody(format!(
+            "cluster message of {} bytes exceeds the link's frame limit",
+            body.len()
+        )));
     }
     out.extend_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, len));
     out.push(K_PEER);

@@ -71,7 +71,8 @@ fn a_fresh_master_has_the_default_mrealm_and_mrealms_are_created_listed_and_foun
     assert_eq!(m.mrealm_names().expect("names"), ["default"]);
     let mut kw = Dict::new();
     kw.insert("return_names".into(), Value::Bool(true));
-    let names = |m: &mut Master| m.handle_call(t(1), &su(), "crossbarfabriccenter.mrealm.list_mrealms", &[], &kw).result;
+    let names =
+        |m: &mut Master| m.handle_call(t(1), &su(), "crossbarfabriccenter.mrealm.list_mrealms", &[], &kw).result;
     assert_eq!(names(&mut m), Ok(Value::List(vec![s("default")])));
 
     let (mr, fx) = ok(call(&mut m, &su(), "mrealm.create_mrealm", vec![mrealm_dict("mrealm1")]));
@@ -104,9 +105,16 @@ fn a_fresh_master_has_the_default_mrealm_and_mrealms_are_created_listed_and_foun
 #[test]
 fn bad_mrealm_input_is_refused_with_crossbar_errors_and_changes_nothing() {
     let mut m = master();
-    assert_eq!(err(call(&mut m, &su(), "mrealm.create_mrealm", vec![mrealm_dict("default")])), "crossbar.error.already_exists");
+    assert_eq!(
+        err(call(&mut m, &su(), "mrealm.create_mrealm", vec![mrealm_dict("default")])),
+        "crossbar.error.already_exists"
+    );
     for bad in ["ab", "1abc", "with space", "crossbar-x", "wamp.x", "com.crossbario.x", ""] {
-        assert_eq!(err(call(&mut m, &su(), "mrealm.create_mrealm", vec![mrealm_dict(bad)])), "fabric.invalid-realm", "{bad:?}");
+        assert_eq!(
+            err(call(&mut m, &su(), "mrealm.create_mrealm", vec![mrealm_dict(bad)])),
+            "fabric.invalid-realm",
+            "{bad:?}"
+        );
     }
     assert_eq!(err(call(&mut m, &su(), "mrealm.create_mrealm", vec![s("not a dict")])), "wamp.error.invalid_argument");
     assert_eq!(err(call(&mut m, &su(), "mrealm.create_mrealm", vec![])), "wamp.error.invalid_argument");
@@ -147,12 +155,27 @@ fn nodes_pair_authenticate_go_online_and_unpair() {
     assert_eq!(fx.publish[0].topic, "crossbarfabriccenter.mrealm.on_node_paired");
     let node_oid = get(&node, "oid").as_str().expect("oid").to_owned();
 
-    assert_eq!(err(call(&mut m, &su(), "mrealm.pair_node", vec![s(NODE_KEY), s("mrealm1"), s("node2")])), "fabric.node-already-paired");
-    assert_eq!(err(call(&mut m, &su(), "mrealm.pair_node", vec![s("abcd"), s("mrealm1"), s("node2")])), "wamp.error.invalid_argument");
+    assert_eq!(
+        err(call(&mut m, &su(), "mrealm.pair_node", vec![s(NODE_KEY), s("mrealm1"), s("node2")])),
+        "fabric.node-already-paired"
+    );
+    assert_eq!(
+        err(call(&mut m, &su(), "mrealm.pair_node", vec![s("abcd"), s("mrealm1"), s("node2")])),
+        "wamp.error.invalid_argument"
+    );
     let other = "b".repeat(64);
-    assert_eq!(err(call(&mut m, &su(), "mrealm.pair_node", vec![s(&other), s("nope"), s("n")])), "fabric.no-such-realm");
-    assert_eq!(err(call(&mut m, &su(), "mrealm.pair_node", vec![s(&other), s("mrealm1"), s("node1")])), "crossbar.error.already_exists");
-    assert_eq!(err(call(&mut m, &su(), "mrealm.pair_node", vec![s(&other), s("mrealm1"), s("n"), Value::Null, s("nowhere")])), "wamp.error.invalid_argument");
+    assert_eq!(
+        err(call(&mut m, &su(), "mrealm.pair_node", vec![s(&other), s("nope"), s("n")])),
+        "fabric.no-such-realm"
+    );
+    assert_eq!(
+        err(call(&mut m, &su(), "mrealm.pair_node", vec![s(&other), s("mrealm1"), s("node1")])),
+        "crossbar.error.already_exists"
+    );
+    assert_eq!(
+        err(call(&mut m, &su(), "mrealm.pair_node", vec![s(&other), s("mrealm1"), s("n"), Value::Null, s("nowhere")])),
+        "wamp.error.invalid_argument"
+    );
 
     // The node logs in: any realm it asks for, it lands on its mrealm with role node.
     let mut details = Dict::new();
@@ -195,7 +218,10 @@ fn nodes_pair_authenticate_go_online_and_unpair() {
     let topics: Vec<(&str, &str)> = fx.publish.iter().map(|p| (p.realm.as_str(), p.topic.as_str())).collect();
     assert_eq!(
         topics,
-        [("mrealm1", "crossbarfabriccenter.mrealm.on_node_shutdown"), (GLOBAL_REALM, "crossbarfabriccenter.mrealm.on_node_unpaired")]
+        [
+            ("mrealm1", "crossbarfabriccenter.mrealm.on_node_shutdown"),
+            (GLOBAL_REALM, "crossbarfabriccenter.mrealm.on_node_unpaired")
+        ]
     );
     assert_eq!(m.authenticate(GLOBAL_REALM, &details).expect_err("unpaired").uri, "fabric.auth-failed.node-unpaired");
     assert_eq!(err(call(&mut m, &su(), "mrealm.unpair_node", vec![s(&node_oid)])), "fabric.node-not-paired");
@@ -228,11 +254,14 @@ fn the_superuser_is_user_on_the_global_realm_and_owner_on_mrealms() {
     assert_eq!(m.authenticate("nope", &su_details(None)).expect_err("no mrealm").uri, "wamp.error.no_such_realm");
     // Another key, or another method, is refused.
     let mut d = su_details(None);
-    d.insert("authextra".into(), Value::Dict({
-        let mut ae = Dict::new();
-        ae.insert("pubkey".into(), s(&"c".repeat(64)));
-        ae
-    }));
+    d.insert(
+        "authextra".into(),
+        Value::Dict({
+            let mut ae = Dict::new();
+            ae.insert("pubkey".into(), s(&"c".repeat(64)));
+            ae
+        }),
+    );
     assert!(m.authenticate(GLOBAL_REALM, &d).is_err());
     let mut d = su_details(None);
     d.insert("authmethod".into(), s("ticket"));
@@ -255,7 +284,10 @@ fn deleting_an_mrealm_with_nodes_needs_cascade() {
     assert_eq!(fx.stop_realms, ["mrealm1"]);
     assert_eq!(fx.kill, vec![("mrealm1".to_owned(), "node1".to_owned())]);
     let topics: Vec<&str> = fx.publish.iter().map(|p| p.topic.as_str()).collect();
-    assert_eq!(topics, ["crossbarfabriccenter.mrealm.on_node_unpaired", "crossbarfabriccenter.mrealm.on_mrealm_deleted"]);
+    assert_eq!(
+        topics,
+        ["crossbarfabriccenter.mrealm.on_node_unpaired", "crossbarfabriccenter.mrealm.on_mrealm_deleted"]
+    );
     assert_eq!(err(call(&mut m, &su(), "mrealm.get_mrealm", vec![oid])), "crossbar.error.no_such_object");
     assert_eq!(m.mrealm_names().expect("names"), ["default"]);
 }
@@ -287,6 +319,12 @@ fn management_roles_from_guest_to_owner() {
     assert!(call(&mut m, &guest, "mrealm.get_status", vec![]).result.is_ok());
     let mut d = Dict::new();
     d.insert("name".into(), s("rc1"));
-    assert_eq!(err(call(&mut m, &guest, "mrealm.routercluster.create_routercluster", vec![Value::Dict(d)])), "wamp.error.not_authorized");
-    assert_eq!(ok(call(&mut m, &owner("mrealm1"), "mrealm.routercluster.list_routerclusters", vec![])).0, Value::List(vec![]));
+    assert_eq!(
+        err(call(&mut m, &guest, "mrealm.routercluster.create_routercluster", vec![Value::Dict(d)])),
+        "wamp.error.not_authorized"
+    );
+    assert_eq!(
+        ok(call(&mut m, &owner("mrealm1"), "mrealm.routercluster.list_routerclusters", vec![])).0,
+        Value::List(vec![])
+    );
 }

@@ -27,7 +27,10 @@ fn objects(arealm_status: &str) -> Objects {
         k(vec![json!({"role_oid": "r1", "uri": "com.example.", "match": "prefix", "allow_call": true, "allow_register": true,
                       "allow_publish": true, "allow_subscribe": true, "disclose_caller": false, "disclose_publisher": false})]),
     );
-    o.by_kind.insert("principal".into(), k(vec![json!({"oid": "p1", "arealm_oid": "ar00aa11-0000", "authid": "client1", "role_oid": "r1"})]));
+    o.by_kind.insert(
+        "principal".into(),
+        k(vec![json!({"oid": "p1", "arealm_oid": "ar00aa11-0000", "authid": "client1", "role_oid": "r1"})]),
+    );
     o.by_kind.insert(
         "credential".into(),
         k(vec![json!({"principal_oid": "p1", "authmethod": "ticket", "authconfig": {"secret": "secret-ticket-1"}})]),
@@ -36,7 +39,10 @@ fn objects(arealm_status: &str) -> Objects {
         "webcluster".into(),
         k(vec![json!({"oid": "wc00bb22-0000", "status": "RUNNING", "tcp_port": 8190, "tcp_interface": "127.0.0.1"})]),
     );
-    o.by_kind.insert("webcluster_node".into(), k(vec![json!({"cluster_oid": "wc00bb22-0000", "node_oid": "n1", "parallel": 1})]));
+    o.by_kind.insert(
+        "webcluster_node".into(),
+        k(vec![json!({"cluster_oid": "wc00bb22-0000", "node_oid": "n1", "parallel": 1})]),
+    );
     o.by_kind.insert(
         "webservice".into(),
         k(vec![
@@ -60,7 +66,10 @@ fn apply(observed: &mut Observed, actions: &[Action]) {
         match a.procedure {
             "start_worker" => {
                 let kind = a.args[1].as_str().unwrap_or_default().to_owned();
-                node.insert(a.args[0].as_str().unwrap_or_default().into(), ObservedWorker { kind, ..Default::default() });
+                node.insert(
+                    a.args[0].as_str().unwrap_or_default().into(),
+                    ObservedWorker { kind, ..Default::default() },
+                );
             }
             "stop_worker" => {
                 node.remove(a.args[0].as_str().unwrap_or_default());
@@ -85,7 +94,8 @@ fn apply(observed: &mut Observed, actions: &[Action]) {
                     "start_router_realm_link" => w.realms.get_mut(&arg(0)).expect("realm").push(arg(1)),
                     "start_proxy_connection" => w.connections.push(arg(0)),
                     "start_proxy_realm_route" => {
-                        let roles: BTreeMap<String, Vec<String>> = serde_json::from_value(a.args[1].clone()).expect("roles");
+                        let roles: BTreeMap<String, Vec<String>> =
+                            serde_json::from_value(a.args[1].clone()).expect("roles");
                         let id = format!("route{:03}", w.routes.len());
                         w.routes.push((arg(0), id, roles));
                     }
@@ -113,7 +123,10 @@ fn an_arealm_on_two_nodes_and_a_web_cluster_converge_and_tear_down() {
     observed.insert("node1".into(), BTreeMap::new());
     observed.insert("node2".into(), BTreeMap::new());
     // A node's own worker is never touched.
-    observed.get_mut("node1").unwrap().insert("app1".into(), ObservedWorker { kind: "router".into(), ..Default::default() });
+    observed
+        .get_mut("node1")
+        .unwrap()
+        .insert("app1".into(), ObservedWorker { kind: "router".into(), ..Default::default() });
 
     let p1 = plan(&o, &observed);
     assert_eq!(
@@ -130,15 +143,20 @@ fn an_arealm_on_two_nodes_and_a_web_cluster_converge_and_tear_down() {
     assert!(!p2.iter().any(|a| a.procedure == "start_router_realm_link" || a.procedure == "start_proxy_connection"));
     // The transport's proxy principals are this mrealm's node keys; the realm has the arealm's role.
     let t = p2.iter().find(|a| a.procedure == "start_router_transport").expect("transport");
-    assert_eq!(t.args[1]["auth"]["cryptosign-proxy"]["principals"]["node2"]["authorized_keys"], json!(["bb".repeat(32)]));
+    assert_eq!(
+        t.args[1]["auth"]["cryptosign-proxy"]["principals"]["node2"]["authorized_keys"],
+        json!(["bb".repeat(32)])
+    );
     let r = p2.iter().find(|a| a.procedure == "start_router_realm").expect("realm");
     assert_eq!(r.args[0], json!("rlm_ar00aa11"));
     assert!(r.args[1].get("roles").is_none(), "roles follow once the realm runs");
     // The web cluster's WebSocket service authenticates the arealm's principals.
     let pt = p2.iter().find(|a| a.procedure == "start_proxy_transport").expect("proxy transport");
     assert_eq!(pt.args[1]["endpoint"]["port"], 8190);
-    assert_eq!(pt.args[1]["paths"]["ws"]["auth"]["ticket"]["principals"]["client1"],
-               json!({"ticket": "secret-ticket-1", "role": "app-role", "realm": "app-realm1"}));
+    assert_eq!(
+        pt.args[1]["paths"]["ws"]["auth"]["ticket"]["principals"]["client1"],
+        json!({"ticket": "secret-ticket-1", "role": "app-role", "realm": "app-realm1"})
+    );
     assert_eq!(pt.args[1]["paths"]["settings"]["type"], "json");
     apply(&mut observed, &p2);
 
@@ -150,8 +168,15 @@ fn an_arealm_on_two_nodes_and_a_web_cluster_converge_and_tear_down() {
     assert!(names.contains(&"node1/wg1_1:start_router_realm_link".to_owned()), "{names:?}");
     assert!(names.contains(&"node2/wg1_2:start_router_realm_link".to_owned()));
     assert_eq!(names.iter().filter(|n| n.ends_with("start_proxy_connection")).count(), 2, "one per router worker");
-    let link = p3.iter().find(|a| a.worker.as_deref() == Some("wg1_1") && a.procedure == "start_router_realm_link").expect("link");
-    assert_eq!(link.args[2]["transport"]["endpoint"], json!({"type": "tcp", "host": "10.0.0.2", "port": 10001}), "at the peer's cluster address");
+    let link = p3
+        .iter()
+        .find(|a| a.worker.as_deref() == Some("wg1_1") && a.procedure == "start_router_realm_link")
+        .expect("link");
+    assert_eq!(
+        link.args[2]["transport"]["endpoint"],
+        json!({"type": "tcp", "host": "10.0.0.2", "port": 10001}),
+        "at the peer's cluster address"
+    );
     assert_eq!(link.args[1], json!("rlk_wg1_2_10001"));
     // The route comes after its connections in the same pass.
     let conn_at = names.iter().rposition(|n| n.ends_with("start_proxy_connection")).expect("connections");
@@ -178,8 +203,16 @@ fn an_arealm_on_two_nodes_and_a_web_cluster_converge_and_tear_down() {
     apply(&mut observed, &up);
     assert!(plan(&changed, &observed).is_empty());
     // ... and a new principal reaches the web cluster (its transport is replaced).
-    changed.by_kind.get_mut("principal").unwrap().push(json!({"oid": "p2", "arealm_oid": "ar00aa11-0000", "authid": "client2", "role_oid": "r1"}));
-    changed.by_kind.get_mut("credential").unwrap().push(json!({"principal_oid": "p2", "authmethod": "ticket", "authconfig": {"secret": "s2"}}));
+    changed
+        .by_kind
+        .get_mut("principal")
+        .unwrap()
+        .push(json!({"oid": "p2", "arealm_oid": "ar00aa11-0000", "authid": "client2", "role_oid": "r1"}));
+    changed
+        .by_kind
+        .get_mut("credential")
+        .unwrap()
+        .push(json!({"principal_oid": "p2", "authmethod": "ticket", "authconfig": {"secret": "s2"}}));
     let up = plan(&changed, &observed);
     assert_eq!(procs(&up), ["node1/cpw-wc00bb22-0:stop_proxy_transport", "node1/cpw-wc00bb22-0:start_proxy_transport"]);
     assert_eq!(up[1].args[1]["paths"]["ws"]["auth"]["ticket"]["principals"]["client2"]["ticket"], "s2");
@@ -190,7 +223,10 @@ fn an_arealm_on_two_nodes_and_a_web_cluster_converge_and_tear_down() {
     let stopped = objects("STOPPED");
     let down = plan(&stopped, &observed);
     let names = procs(&down);
-    assert!(names.contains(&"node1/-:stop_worker".to_owned()) && names.contains(&"node2/-:stop_worker".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"node1/-:stop_worker".to_owned()) && names.contains(&"node2/-:stop_worker".to_owned()),
+        "{names:?}"
+    );
     assert!(names.contains(&"node1/cpw-wc00bb22-0:stop_proxy_realm_route".to_owned()));
     assert_eq!(names.iter().filter(|n| n.ends_with("stop_proxy_connection")).count(), 2);
     assert!(!down.iter().any(|a| a.args.first() == Some(&json!("app1"))), "the node's own worker stays");

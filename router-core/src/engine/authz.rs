@@ -27,8 +27,8 @@
 //! patterns, then a scan of prefixes ordered longest first, then wildcards in
 //! precedence order. No allocation happens during a lookup.
 
-use std::cell::RefCell;
 use foldhash::{HashMap, HashMapExt};
+use std::cell::RefCell;
 
 /// A named role with its permissions (engine-level; the runtime converts the
 /// configuration's types into these).

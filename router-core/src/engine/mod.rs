@@ -85,7 +85,6 @@ pub mod handshake;
 mod internal;
 mod meta;
 pub mod msgcount;
-pub mod trace;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -96,6 +95,7 @@ mod tests_cluster;
 mod tests_dealer;
 #[cfg(test)]
 mod tests_meta;
+pub mod trace;
 
 use std::collections::VecDeque;
 
@@ -450,8 +450,12 @@ impl Realm {
         let i = self.role_index.remove(name)?;
         // The slot stays (sessions hold role indices) but allows nothing.
         self.roles[i] = RoleTable::new(&Role { name: name.to_owned(), permissions: Vec::new() });
-        let victims: Vec<SessionId> =
-            self.sessions.iter().filter(|(_, s)| s.role == i && s.remote.is_none() && !s.closing).map(|(id, _)| *id).collect();
+        let victims: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.role == i && s.remote.is_none() && !s.closing)
+            .map(|(id, _)| *id)
+            .collect();
         for &v in &victims {
             self.goodbye_inner(v, uris::SYSTEM_SHUTDOWN, "the session's role was removed");
         }

@@ -935,7 +935,12 @@ fn roles_are_added_changed_and_removed_at_run_time() {
     // A role that may only subscribe under com.app.
     let sub_only = Role {
         name: "app".into(),
-        permissions: vec![perm("com.app.", MatchPolicy::Prefix, Allow { subscribe: true, ..Allow::default() }, Disclose::default())],
+        permissions: vec![perm(
+            "com.app.",
+            MatchPolicy::Prefix,
+            Allow { subscribe: true, ..Allow::default() },
+            Disclose::default(),
+        )],
     };
     h.realm.set_role(&sub_only);
     assert!(h.realm.has_role("app"));
@@ -945,7 +950,10 @@ fn roles_are_added_changed_and_removed_at_run_time() {
     h.send(a, Message::Register { request: rid(2), options: Dict::new(), procedure: "com.app.p".into() });
     assert!(matches!(h.one(a), Message::Error { error, .. } if error == "wamp.error.not_authorized"));
     // Changed in place: the same session may now register.
-    let wider = Role { name: "app".into(), permissions: vec![perm("com.app.", MatchPolicy::Prefix, Allow::ALL, Disclose::default())] };
+    let wider = Role {
+        name: "app".into(),
+        permissions: vec![perm("com.app.", MatchPolicy::Prefix, Allow::ALL, Disclose::default())],
+    };
     h.realm.set_role(&wider);
     h.register(a, 3, "com.app.p");
     assert_eq!(h.realm.role_names(), ["anonymous", "app"], "replaced, not added");
@@ -966,7 +974,8 @@ fn roles_are_added_changed_and_removed_at_run_time() {
 #[test]
 fn the_operator_calls_meta_procedures_without_a_session() {
     let mut h = Harness::new();
-    h.realm = Realm::new(RealmSpec { name: "realm1".into(), roles: vec![open_role("anonymous")] }, 7).with_meta_api(true);
+    h.realm =
+        Realm::new(RealmSpec { name: "realm1".into(), roles: vec![open_role("anonymous")] }, 7).with_meta_api(true);
     let a = h.join(Serializer::Json, "anonymous");
     let _b = h.join(Serializer::Json, "anonymous");
     assert_eq!(h.realm.operator_meta_call("wamp.session.count", &Payload::EMPTY), Ok(Value::UInt(2)));
@@ -978,13 +987,17 @@ fn the_operator_calls_meta_procedures_without_a_session() {
     assert_eq!(h.realm.operator_meta_call("wamp.session.count", &Payload::EMPTY), Ok(Value::UInt(1)));
     let e = h.realm.operator_meta_call("wamp.session.add_testament", &Payload::EMPTY).unwrap_err();
     assert!(e.0.starts_with("wamp.error."), "{e:?}");
-    assert_eq!(h.realm.operator_meta_call("com.example.x", &Payload::EMPTY).unwrap_err().0, "wamp.error.no_such_procedure");
+    assert_eq!(
+        h.realm.operator_meta_call("com.example.x", &Payload::EMPTY).unwrap_err().0,
+        "wamp.error.no_such_procedure"
+    );
 }
 
 #[test]
 fn meta_events_reach_the_operator_when_tapped() {
     let mut h = Harness::new();
-    h.realm = Realm::new(RealmSpec { name: "realm1".into(), roles: vec![open_role("anonymous")] }, 7).with_meta_api(true);
+    h.realm =
+        Realm::new(RealmSpec { name: "realm1".into(), roles: vec![open_role("anonymous")] }, 7).with_meta_api(true);
     h.realm.set_operator_events(true);
     h.next += 1;
     let sid = SessionId::from_valid(h.next);
@@ -1015,7 +1028,11 @@ fn messages_are_counted_per_type_and_fan_out_once_per_receiver() {
     let mut h = Harness::new();
     let counts = h.realm.message_counts();
     let publisher = h.join(Serializer::Json, "anonymous");
-    let subs = [h.join(Serializer::Msgpack, "anonymous"), h.join(Serializer::Cbor, "anonymous"), h.join(Serializer::Json, "anonymous")];
+    let subs = [
+        h.join(Serializer::Msgpack, "anonymous"),
+        h.join(Serializer::Cbor, "anonymous"),
+        h.join(Serializer::Json, "anonymous"),
+    ];
     let callee = h.join(Serializer::Cbor, "anonymous");
     assert_eq!(counts.sent_of(code::WELCOME), 5);
     for (i, s) in subs.iter().enumerate() {
@@ -1027,7 +1044,13 @@ fn messages_are_counted_per_type_and_fan_out_once_per_receiver() {
         out.iter().map(|t| if let Transmit::Message { bytes, .. } = t { bytes.len() as u64 } else { 0 }).sum()
     };
     for req in 10..12 {
-        h.publish(publisher, req, "com.example.topic", dict(vec![("acknowledge", Value::Bool(true))]), args(vec![Value::UInt(req)]));
+        h.publish(
+            publisher,
+            req,
+            "com.example.topic",
+            dict(vec![("acknowledge", Value::Bool(true))]),
+            args(vec![Value::UInt(req)]),
+        );
     }
     h.call(publisher, 20, "com.example.proc", args(vec![Value::UInt(1)]));
     let mut invocation = None;
@@ -1090,7 +1113,9 @@ fn traces_record_received_and_queued_messages_only_while_running() {
     // Nothing is recorded before a trace runs.
     h.publish(p, 2, "com.app.topic", Dict::new(), Payload::EMPTY);
     h.drain();
-    tracer.with(|st| st.start(Some("t1"), TraceOptions::default(), std::time::SystemTime::now()).map(|_| ())).expect("start");
+    tracer
+        .with(|st| st.start(Some("t1"), TraceOptions::default(), std::time::SystemTime::now()).map(|_| ()))
+        .expect("start");
     let ack = dict(vec![("acknowledge", Value::Bool(true))]);
     h.publish(p, 3, "com.app.topic", ack, args(vec![Value::UInt(1)]));
     assert_eq!(h.drain().len(), 2, "EVENT and PUBLISHED");

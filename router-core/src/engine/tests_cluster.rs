@@ -555,7 +555,12 @@ fn event_history_is_kept_on_every_worker() {
         m.send(
             0,
             publisher,
-            Message::Publish { request: rid(i + 1), options: Dict::new(), topic: "com.h".into(), payload: args(vec![Value::UInt(i)]) },
+            Message::Publish {
+                request: rid(i + 1),
+                options: Dict::new(),
+                topic: "com.h".into(),
+                payload: args(vec![Value::UInt(i)]),
+            },
         );
     }
     // No subscriber anywhere, yet every worker's history has every event.
@@ -581,8 +586,16 @@ fn subscription_create_and_delete_meta_events_fire_once_per_cluster() {
     let sa = m.subscribe(1, a, 1, "com.t", "exact");
     let sb = m.subscribe(2, b, 1, "com.t", "exact");
     assert_eq!(sa, sb);
-    m.send(1, a, Message::Unsubscribe { request: rid(2), subscription: wamp_proto::SubscriptionId::new(sa).expect("id") });
-    m.send(2, b, Message::Unsubscribe { request: rid(2), subscription: wamp_proto::SubscriptionId::new(sb).expect("id") });
+    m.send(
+        1,
+        a,
+        Message::Unsubscribe { request: rid(2), subscription: wamp_proto::SubscriptionId::new(sa).expect("id") },
+    );
+    m.send(
+        2,
+        b,
+        Message::Unsubscribe { request: rid(2), subscription: wamp_proto::SubscriptionId::new(sb).expect("id") },
+    );
     let events: Vec<u64> = m
         .to(0, watcher)
         .into_iter()

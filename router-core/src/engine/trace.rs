@@ -185,7 +185,8 @@ pub struct TraceState {
 }
 
 fn check_id(id: &str) -> Result<(), TraceError> {
-    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) {
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
         Ok(())
     } else {
         Err(TraceError::BadId(id.to_owned()))
@@ -204,7 +205,11 @@ impl TraceState {
 
     /// Trace ids in start order (running ones, or all).
     pub fn ids(&self, include_stopped: bool) -> Vec<String> {
-        self.traces.iter().filter(|t| include_stopped || t.status == TraceStatus::Running).map(|t| t.id.clone()).collect()
+        self.traces
+            .iter()
+            .filter(|t| include_stopped || t.status == TraceStatus::Running)
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     /// Trace `id`.
@@ -236,7 +241,8 @@ impl TraceState {
             None => {}
         }
         if self.traces.len() >= MAX_TRACES {
-            let oldest_stopped = self.traces.iter().position(|t| t.status == TraceStatus::Stopped).ok_or(TraceError::TooMany)?;
+            let oldest_stopped =
+                self.traces.iter().position(|t| t.status == TraceStatus::Stopped).ok_or(TraceError::TooMany)?;
             self.traces.remove(oldest_stopped);
         }
         let cap = options.max_records.min(1024);
@@ -317,7 +323,13 @@ impl TraceState {
     /// `get_trace_data`: records `from..=to` of trace `id`, at most
     /// `limit` (`to` defaults to the last record, `from` to `limit` records
     /// before `to`).
-    pub fn data(&self, id: &str, from: Option<u64>, to: Option<u64>, limit: usize) -> Result<Vec<TraceRecord>, TraceError> {
+    pub fn data(
+        &self,
+        id: &str,
+        from: Option<u64>,
+        to: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TraceRecord>, TraceError> {
         let t = self.get(id)?;
         let last = t.next_seq.saturating_sub(1);
         let to = to.unwrap_or(last);
@@ -430,11 +442,17 @@ mod tests {
         let opts = TraceOptions { max_records: 3, ..TraceOptions::default() };
         assert_eq!(st.start(None, opts.clone(), t0()).map(|t| t.id.clone()), Ok("trace1".into()));
         assert!(st.running());
-        assert_eq!(st.start(Some("trace1"), opts.clone(), t0()).unwrap_err(), TraceError::AlreadyRunning("trace1".into()));
+        assert_eq!(
+            st.start(Some("trace1"), opts.clone(), t0()).unwrap_err(),
+            TraceError::AlreadyRunning("trace1".into())
+        );
         assert_eq!(st.start(Some("a b"), opts.clone(), t0()).unwrap_err(), TraceError::BadId("a b".into()));
         for i in 0..5u64 {
             let now = t0() + Duration::from_millis(i);
-            st.record(now, &msg(if i % 2 == 0 { Direction::Rx } else { Direction::Tx }, code::PUBLISH, Some("com.topic")));
+            st.record(
+                now,
+                &msg(if i % 2 == 0 { Direction::Rx } else { Direction::Tx }, code::PUBLISH, Some("com.topic")),
+            );
         }
         let t = st.get("trace1").expect("trace");
         assert_eq!((t.len(), t.next_seq()), (3, 5), "the ring keeps the newest 3");
@@ -445,7 +463,10 @@ mod tests {
         assert_eq!(all[1].direction, Direction::Tx);
         assert_eq!(all[0].uri.as_deref(), Some("com.topic"));
         assert_eq!(st.data("trace1", Some(3), Some(3), 100).expect("one").len(), 1);
-        assert_eq!(st.data("trace1", Some(0), None, 2).expect("from 0").iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            st.data("trace1", Some(0), None, 2).expect("from 0").iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [2, 3]
+        );
         assert_eq!(st.data("trace1", None, None, 1).expect("last").iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
         assert!(st.data("trace1", Some(9), None, 5).expect("past the end").is_empty());
         assert_eq!(st.data("nope", None, None, 5).unwrap_err(), TraceError::NoSuchTrace("nope".into()));

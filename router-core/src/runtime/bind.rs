@@ -77,7 +77,12 @@ pub fn bind(endpoint: &EndpointSetup) -> Result<BoundListener, RouterError> {
             let local = sock.local_addr().map_err(err)?.as_socket().unwrap_or(*addr);
             Ok(BoundListener {
                 fd: OwnedFd::from(sock),
-                endpoint: EndpointSetup::Tcp { addr: local, backlog: *backlog, reuse_port: *reuse_port, portrange: None },
+                endpoint: EndpointSetup::Tcp {
+                    addr: local,
+                    backlog: *backlog,
+                    reuse_port: *reuse_port,
+                    portrange: None,
+                },
             })
         }
         EndpointSetup::Unix { path } => {

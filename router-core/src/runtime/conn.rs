@@ -209,16 +209,12 @@ impl Gatekeeper for Shard {
         e.gauge_family(
             "worker_up",
             "1 for a running worker, labelled with its type and Junction's version.",
-            vec![(
-                vec![("worker".into(), "router".into()), ("version".into(), env!("CARGO_PKG_VERSION").into())],
-                1,
-            )],
+            vec![(vec![("worker".into(), "router".into()), ("version".into(), env!("CARGO_PKG_VERSION").into())], 1)],
         );
         e.gauge("uptime_seconds", "Seconds since the worker started.", gauge(self.started.elapsed().as_secs()));
         e.gauge("shards", "Shards (threads) of the worker.", gauge(self.setup.shards as u64));
         e.gauge("sessions", "Sessions on the worker (admitted or authenticating).", gauge(self.directory.len() as u64));
-        let mut per_realm: Vec<(String, usize)> =
-            self.realm_table.names().into_iter().map(|r| (r, 0)).collect();
+        let mut per_realm: Vec<(String, usize)> = self.realm_table.names().into_iter().map(|r| (r, 0)).collect();
         for (realm, n) in self.directory.count_by_realm() {
             match per_realm.iter_mut().find(|(r, _)| **r == *realm) {
                 Some(slot) => slot.1 += n,
@@ -235,13 +231,33 @@ impl Gatekeeper for Shard {
         let c = &self.cluster;
         let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         e.counter("cluster_links_up", "Router-to-router links that came up.", g(&c.links_up));
-        e.counter("cluster_links_deduplicated", "Router-to-router links dropped as a duplicate of the pair's other link.", g(&c.links_deduplicated));
-        e.counter("cluster_queue_overflows", "Router-to-router links dropped because the peer did not drain its queue.", g(&c.queue_overflows));
+        e.counter(
+            "cluster_links_deduplicated",
+            "Router-to-router links dropped as a duplicate of the pair's other link.",
+            g(&c.links_deduplicated),
+        );
+        e.counter(
+            "cluster_queue_overflows",
+            "Router-to-router links dropped because the peer did not drain its queue.",
+            g(&c.queue_overflows),
+        );
         e.counter("cluster_ping_timeouts", "Router-to-router links dropped for silence.", g(&c.ping_timeouts));
-        e.counter("cluster_protocol_errors", "Router-to-router links dropped for a malformed cluster message.", g(&c.protocol_errors));
+        e.counter(
+            "cluster_protocol_errors",
+            "Router-to-router links dropped for a malformed cluster message.",
+            g(&c.protocol_errors),
+        );
         e.counter("cluster_messages_sent", "Cluster messages sent to other router workers.", g(&c.messages_sent));
-        e.counter("cluster_messages_received", "Cluster messages received from other router workers.", g(&c.messages_received));
-        e.gauge("cluster_links_unsettled", "Configured router-to-router links whose first attempt has not concluded.", gauge(c.unsettled.load(Ordering::Relaxed) as u64));
+        e.counter(
+            "cluster_messages_received",
+            "Cluster messages received from other router workers.",
+            g(&c.messages_received),
+        );
+        e.gauge(
+            "cluster_links_unsettled",
+            "Configured router-to-router links whose first attempt has not concluded.",
+            gauge(c.unsettled.load(Ordering::Relaxed) as u64),
+        );
         e.encode()
     }
 }
@@ -461,7 +477,9 @@ pub async fn open(
                 OpenError::Rejected(_) | OpenError::Tls(_) => {
                     tracing::info!(%peer, transport = %shard.transport_setup(transport).id, error = %e, "connection refused while opening")
                 }
-                OpenError::Closed | OpenError::Io(_) => tracing::debug!(%peer, error = %e, "connection failed while opening"),
+                OpenError::Closed | OpenError::Io(_) => {
+                    tracing::debug!(%peer, error = %e, "connection failed while opening")
+                }
             }
         }
         None => {
@@ -661,7 +679,8 @@ pub async fn open_inner<G: Gatekeeper>(
                 Err(abort) => AuthOutcome::Abort { message: abort, failed: false },
                 Ok((realm, hello_details)) => {
                     hello_realm.clone_from(&realm);
-                    let checked = shard.limiter(transport).lock().unwrap_or_else(|e| e.into_inner()).check(peer_key(peer), now);
+                    let checked =
+                        shard.limiter(transport).lock().unwrap_or_else(|e| e.into_inner()).check(peer_key(peer), now);
                     if let Err(retry) = checked {
                         shard.stats().auth_rate_limited.fetch_add(1, Ordering::Relaxed);
                         handshake::auth_outcome(wamp_auth::rate_limited(retry), &hello_details)
@@ -751,7 +770,11 @@ pub async fn open_inner<G: Gatekeeper>(
                 log_refusal(&message, failed, peer, &setup.id, &hello_realm, session.as_ref().map(|s| &s.2));
                 if failed {
                     shard.stats().auth_failures.fetch_add(1, Ordering::Relaxed);
-                    shard.limiter(transport).lock().unwrap_or_else(|e| e.into_inner()).record_failure(peer_key(peer), Instant::now());
+                    shard
+                        .limiter(transport)
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record_failure(peer_key(peer), Instant::now());
                 }
                 let mut out = Vec::new();
                 if let Ok(bytes) = serializer.encode(&message) {
@@ -902,7 +925,8 @@ async fn open_link(
                 framer.feed(&plain);
             }
             Ok(Some(FrameEvent::Message(payload))) => {
-                let step = auth.handle(LinkFrame::decode(payload), |r| shard.realm_table.get(r).is_some(), rand::random());
+                let step =
+                    auth.handle(LinkFrame::decode(payload), |r| shard.realm_table.get(r).is_some(), rand::random());
                 match step {
                     LinkStep::Reply(r) => io.send(&r).await?,
                     LinkStep::Accepted(r, id) => {
@@ -1125,23 +1149,23 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     let host = match refusal {
         Ok(h) => h,
         Err((reason, msg)) => {
-        tracing::info!(
-            session = %join.session, realm = %join.realm, authid = %join.authid,
-            peer = %detail_str(&transport_details, "peer"), %reason, detail = %msg, "session refused"
-        );
-        shard.directory.remove(join.session);
-        let mut out = Vec::new();
-        let sender = framer.sender();
-        if let Ok(bytes) = handshake::encode_abort(serializer, reason, &msg) {
-            let _ = sender.message(&bytes, &mut out);
-        }
-        sender.close(Some(1000), "", &mut out);
-        if let Some(tls) = &tls {
-            let plain = std::mem::take(&mut out);
-            let _ = tls.borrow_mut().encrypt(&plain, &mut out);
-        }
-        let _ = wstream.write_all(&out).await;
-        return;
+            tracing::info!(
+                session = %join.session, realm = %join.realm, authid = %join.authid,
+                peer = %detail_str(&transport_details, "peer"), %reason, detail = %msg, "session refused"
+            );
+            shard.directory.remove(join.session);
+            let mut out = Vec::new();
+            let sender = framer.sender();
+            if let Ok(bytes) = handshake::encode_abort(serializer, reason, &msg) {
+                let _ = sender.message(&bytes, &mut out);
+            }
+            sender.close(Some(1000), "", &mut out);
+            if let Some(tls) = &tls {
+                let plain = std::mem::take(&mut out);
+                let _ = tls.borrow_mut().encrypt(&plain, &mut out);
+            }
+            let _ = wstream.write_all(&out).await;
+            return;
         }
     };
     let session = join.session;
@@ -1160,7 +1184,9 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         session,
         serializer,
         policy: setup.limits.slow_consumer_policy,
-        out: Rc::new(Outbound::new(write_fd, setup.limits.clone()).with_gauge(shard.stats.outbound_queued_bytes.clone())),
+        out: Rc::new(
+            Outbound::new(write_fd, setup.limits.clone()).with_gauge(shard.stats.outbound_queued_bytes.clone()),
+        ),
         sender: framer.sender(),
         last_seen: std::cell::Cell::new(Instant::now()),
         link: None,
@@ -1320,7 +1346,13 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
         }
     }
     if joined {
-        log_close(session, (&join.realm, &join.authid, &join.authrole), &transport_id, &peer, close_reason.as_deref().unwrap_or("closed"));
+        log_close(
+            session,
+            (&join.realm, &join.authid, &join.authrole),
+            &transport_id,
+            &peer,
+            close_reason.as_deref().unwrap_or("closed"),
+        );
     }
     host.detach(session);
     host.pump();
@@ -1400,4 +1432,3 @@ pub fn spawn_writer(
     })
     .detach()
 }
-

@@ -152,7 +152,12 @@ pub async fn connect(addr: &DialAddr) -> Result<(Stream, SocketKind), String> {
 
 /// Connects, runs the link handshake (through TLS if given) and proves
 /// `key` with `hello`. Callers bound it with a timeout.
-pub async fn dial(addr: &DialAddr, tls: Option<&DialTls>, hello: &LinkHello, key: &NodeKey) -> Result<Dialed, DialError> {
+pub async fn dial(
+    addr: &DialAddr,
+    tls: Option<&DialTls>,
+    hello: &LinkHello,
+    key: &NodeKey,
+) -> Result<Dialed, DialError> {
     let (stream, kind) = connect(addr).await?;
     let tls = match tls {
         Some((config, name)) => Some(Tls::client(config, name).map_err(|e| e.to_string())?),

@@ -119,7 +119,14 @@ pub fn shed_one(listener_fd: i32) -> bool {
         }
         // SAFETY: a non-blocking accept on a listening socket we own; the
         // accepted descriptor (if any) is closed right away.
-        let fd = unsafe { libc::accept4(listener_fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) };
+        let fd = unsafe {
+            libc::accept4(
+                listener_fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
         let shed = fd >= 0;
         if shed {
             // SAFETY: `fd` was just accepted and is ours.

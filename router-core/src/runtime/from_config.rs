@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use junction_config::{
-    Endpoint, MatchPolicy as CfgMatch, NodeConfig, RawSocketTransport, RealmConfig, RouterWorkerConfig, TransportConfig,
-    TransportKind, WebService, WebSocketService,
+    Endpoint, MatchPolicy as CfgMatch, NodeConfig, RawSocketTransport, RealmConfig, RouterWorkerConfig,
+    TransportConfig, TransportKind, WebService, WebSocketService,
 };
 
 use super::setup::{
@@ -64,11 +64,7 @@ pub fn realm_setup(r: &RealmConfig, worker_name: &str, base_dir: &Path) -> Resul
                 .store
                 .iter()
                 .flat_map(|st| &st.event_history)
-                .map(|h| HistorySpec {
-                    uri: h.uri.clone(),
-                    match_policy: match_policy(h.match_policy),
-                    limit: h.limit,
-                })
+                .map(|h| HistorySpec { uri: h.uri.clone(), match_policy: match_policy(h.match_policy), limit: h.limit })
                 .collect(),
         },
         roles: r.roles.iter().map(role_from_config).collect(),
@@ -118,11 +114,7 @@ pub fn transport_proxy_keys(t: &TransportConfig) -> Result<Vec<[u8; 32]>, Router
 /// directories) resolve against `base_dir` (the config file's directory).
 pub fn setup_from_worker_in(w: &RouterWorkerConfig, base_dir: &Path) -> Result<RouterSetup, RouterError> {
     let worker_name = w.id.clone().unwrap_or_else(|| "router".to_owned());
-    let realms = w
-        .realms
-        .iter()
-        .map(|r| realm_setup(r, &worker_name, base_dir))
-        .collect::<Result<Vec<_>, _>>()?;
+    let realms = w.realms.iter().map(|r| realm_setup(r, &worker_name, base_dir)).collect::<Result<Vec<_>, _>>()?;
     // Keys the mock challenges for unknown authids (so a HELLO does not
     // reveal which accounts exist); fresh per process.
     let secret: [u8; 32] = rand::random();

@@ -180,10 +180,17 @@ impl LinkAuth {
                 let mut reply = Vec::new();
                 let instance = h.peer.map(|_| self.instance);
                 let name = h.peer.map(|_| self.name.clone());
-                LinkFrame::Accept(LinkAccept { max_message_size: self.max_message_size as u64, instance, name }.encode())
-                    .write(&mut reply);
-                let opened =
-                    LinkIdentity { realm: h.realm, name: h.name, key: link::hex(&h.key), peer: h.peer, ping_ms: h.ping_ms };
+                LinkFrame::Accept(
+                    LinkAccept { max_message_size: self.max_message_size as u64, instance, name }.encode(),
+                )
+                .write(&mut reply);
+                let opened = LinkIdentity {
+                    realm: h.realm,
+                    name: h.name,
+                    key: link::hex(&h.key),
+                    peer: h.peer,
+                    ping_ms: h.ping_ms,
+                };
                 LinkStep::Accepted(reply, opened)
             }
             (Err(e), _) => Self::refuse("wamp.error.protocol_violation", &e.to_string(), false),
@@ -411,8 +418,7 @@ impl LinkCtx {
             self.out.abort();
             return;
         }
-        let role_exists =
-            self.shard.realm_table.has_role(&req.realm, &req.authrole);
+        let role_exists = self.shard.realm_table.has_role(&req.realm, &req.authrole);
         if !role_exists {
             let msg = format!("no role '{}' on realm '{}'", req.authrole, req.realm);
             self.refuse(channel, ser, "wamp.error.no_such_role", &msg);

@@ -4,8 +4,8 @@
 pub mod bind;
 pub mod conn;
 pub mod dial;
-pub mod fdlimit;
 pub mod directory;
+pub mod fdlimit;
 pub mod framer;
 pub mod from_config;
 pub mod link;

@@ -14,9 +14,9 @@ use glommio::{LocalExecutorBuilder, Placement};
 use super::bind::{bind, dup, BoundListener};
 use super::conn::{open, serve_session, ConnPermit};
 use super::directory::SessionDirectory;
+use super::rlink::{RLinkError, RLinkSetup, RLinkStatus};
 use super::setup::{EndpointSetup, RealmSetup, RealmTable, RouterSetup};
 use super::shard::{NodeShared, NodeStats, Shard, ShardMsg};
-use super::rlink::{RLinkError, RLinkSetup, RLinkStatus};
 use super::stream::{SocketKind, Stream};
 use crate::RouterError;
 
@@ -82,12 +82,7 @@ enum Control {
     RemoveRole { realm: String, name: String, reply: flume::Sender<Result<usize, RealmError>> },
     Roles { realm: String, reply: flume::Sender<Result<Vec<String>, RealmError>> },
     Tap { realm: String, reply: flume::Sender<Result<OperatorEvents, RealmError>> },
-    MetaCall {
-        realm: String,
-        procedure: String,
-        payload: wamp_proto::Payload,
-        reply: flume::Sender<InternalCallReply>,
-    },
+    MetaCall { realm: String, procedure: String, payload: wamp_proto::Payload, reply: flume::Sender<InternalCallReply> },
 }
 
 /// The meta events of a realm for its operator (see [`RouterNode::operator_events`]).
@@ -307,11 +302,11 @@ impl RouterNode {
         let endpoint = setup.endpoint.clone();
         let index = self.transports.push(super::setup::TransportEntry::new(setup, proxy_keys));
         for ctl in &self.control {
-            let fd = listener
-                .dup_fd()
-                .map_err(|e| RouterError::Bind { endpoint: endpoint.to_string(), source: e })?;
+            let fd = listener.dup_fd().map_err(|e| RouterError::Bind { endpoint: endpoint.to_string(), source: e })?;
             let (tx, rx) = flume::bounded(1);
-            if ctl.send(Control::StartListener { index, fd, kind, reply: tx }).is_err() || rx.recv_timeout(CONTROL_TIMEOUT).is_err() {
+            if ctl.send(Control::StartListener { index, fd, kind, reply: tx }).is_err()
+                || rx.recv_timeout(CONTROL_TIMEOUT).is_err()
+            {
                 // SAFETY: the shard never took the fd.
                 drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
                 return Err(RouterError::Setup("a shard did not take the new transport".into()));
@@ -598,7 +593,8 @@ async fn run_shard(
                         let r = match shard.realm_host(&realm) {
                             Some(host) => {
                                 shard.realm_table.update(&realm, |s| s.roles.retain(|x| x.name != name));
-                                host.remove_role(&name).ok_or(RealmError::NoSuchRole { realm: realm.clone(), role: name })
+                                host.remove_role(&name)
+                                    .ok_or(RealmError::NoSuchRole { realm: realm.clone(), role: name })
                             }
                             None => Err(RealmError::NoSuchRealm(realm)),
                         };

@@ -325,7 +325,8 @@ pub struct TransportTable {
 impl TransportTable {
     /// The table of `transports`.
     pub fn new(transports: &[TransportSetup]) -> TransportTable {
-        let entries = transports.iter().map(|t| std::sync::Arc::new(TransportEntry::new(t.clone(), Vec::new()))).collect();
+        let entries =
+            transports.iter().map(|t| std::sync::Arc::new(TransportEntry::new(t.clone(), Vec::new()))).collect();
         TransportTable { entries: std::sync::RwLock::new(entries) }
     }
 

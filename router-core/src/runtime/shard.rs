@@ -3,8 +3,8 @@
 //! the executor and never locked; shards talk only through typed channels
 //! ([`ShardMsg`]).
 
-use std::cell::{Cell, RefCell};
 use foldhash::{HashMap, HashMapExt};
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -121,23 +121,55 @@ impl NodeStats {
     pub fn export(&self, e: &mut junction_web::Exposition) {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         e.counter("connections_accepted", "Connections accepted.", g(&self.accepted));
-        e.counter("connections_refused_limit", "Connections refused for the transport's connection limit.", g(&self.refused_connection_limit));
-        e.counter("connections_refused_fd_limit", "Connections refused because the process is at its file-descriptor capacity.", g(&self.refused_fd_limit));
-        e.gauge("connection_capacity", "Connections this process can hold (open-files limit less a reserve).", i64::try_from(super::fdlimit::capacity()).unwrap_or(i64::MAX));
-        e.counter("opening_refused", "Connections refused while opening, with a reply (ABORT, HTTP error).", g(&self.opening_refused));
+        e.counter(
+            "connections_refused_limit",
+            "Connections refused for the transport's connection limit.",
+            g(&self.refused_connection_limit),
+        );
+        e.counter(
+            "connections_refused_fd_limit",
+            "Connections refused because the process is at its file-descriptor capacity.",
+            g(&self.refused_fd_limit),
+        );
+        e.gauge(
+            "connection_capacity",
+            "Connections this process can hold (open-files limit less a reserve).",
+            i64::try_from(super::fdlimit::capacity()).unwrap_or(i64::MAX),
+        );
+        e.counter(
+            "opening_refused",
+            "Connections refused while opening, with a reply (ABORT, HTTP error).",
+            g(&self.opening_refused),
+        );
         e.counter("opening_failed", "Connections that failed while opening.", g(&self.opening_failed));
         e.counter("opening_timeouts", "Connections whose opening handshake timed out.", g(&self.opening_timeouts));
         e.counter("framing_errors", "Sessions closed for a framing error.", g(&self.framing_errors));
         e.counter("protocol_violations", "Sessions aborted for an undecodable message.", g(&self.protocol_violations));
         e.counter("slow_consumer_closes", "Sessions closed for falling behind.", g(&self.slow_consumer_closes));
-        e.counter("slow_consumer_events_dropped", "EVENTs dropped for slow consumers (drop policy).", g(&self.slow_consumer_events_dropped));
+        e.counter(
+            "slow_consumer_events_dropped",
+            "EVENTs dropped for slow consumers (drop policy).",
+            g(&self.slow_consumer_events_dropped),
+        );
         e.counter("handoffs", "Sessions handed to their realm's home shard.", g(&self.handoffs));
-        e.counter("refused_session_limit", "Sessions refused for a realm's session limit.", g(&self.refused_session_limit));
+        e.counter(
+            "refused_session_limit",
+            "Sessions refused for a realm's session limit.",
+            g(&self.refused_session_limit),
+        );
         e.counter("auth_failures", "Failed authentications.", g(&self.auth_failures));
-        e.counter("auth_rate_limited", "Authentications refused by the failed-authentication budget.", g(&self.auth_rate_limited));
+        e.counter(
+            "auth_rate_limited",
+            "Authentications refused by the failed-authentication budget.",
+            g(&self.auth_rate_limited),
+        );
         e.counter("proxy_links", "Proxy links accepted.", g(&self.proxy_links));
         e.counter("proxy_links_refused", "Proxy links refused.", g(&self.proxy_links_refused));
-        e.counter("bytes_received", "Bytes read from client connections (as received, TLS included).", g(&self.bytes_received));
+        e.counter(
+            "bytes_received",
+            "Bytes read from client connections (as received, TLS included).",
+            g(&self.bytes_received),
+        );
         e.gauge(
             "outbound_queued_bytes",
             "Bytes queued for client sockets now (pending and being written, all connections).",
@@ -548,7 +580,11 @@ impl RealmHost {
     }
 
     /// A meta procedure called by the operator (see `Realm::operator_meta_call`).
-    pub fn operator_meta_call(&self, procedure: &str, payload: &wamp_proto::Payload) -> Result<Value, (String, String)> {
+    pub fn operator_meta_call(
+        &self,
+        procedure: &str,
+        payload: &wamp_proto::Payload,
+    ) -> Result<Value, (String, String)> {
         let r = self.realm.borrow_mut().operator_meta_call(procedure, payload);
         self.pump();
         r

@@ -179,7 +179,6 @@ pub fn client_config(files: &ClientTlsFiles) -> Result<Arc<rustls::ClientConfig>
 #[error("TLS: {0}")]
 pub struct TlsError(String);
 
-
 impl Tls {
     /// A new session for an accepted connection.
     pub fn new(config: &Arc<ServerConfig>) -> Result<Tls, TlsError> {
@@ -322,11 +321,22 @@ mod tests {
         let before = source.current();
         type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
         let cases: Vec<Case> = vec![
-            ("garbage", Box::new(|| std::fs::write(&files.certificate, "not a certificate").expect("w")), "no certificate found"),
-            ("truncated", Box::new(|| std::fs::write(&files.certificate, &pem[..pem.len() / 2]).expect("w")),
-             "truncated or malformed PEM: no \"-----END CERTIFICATE-----\" line"),
+            (
+                "garbage",
+                Box::new(|| std::fs::write(&files.certificate, "not a certificate").expect("w")),
+                "no certificate found",
+            ),
+            (
+                "truncated",
+                Box::new(|| std::fs::write(&files.certificate, &pem[..pem.len() / 2]).expect("w")),
+                "truncated or malformed PEM: no \"-----END CERTIFICATE-----\" line",
+            ),
             ("missing", Box::new(|| std::fs::remove_file(&files.certificate).expect("rm")), "No such file"),
-            ("other key", Box::new(|| std::fs::write(&files.certificate, b.cert.pem()).expect("w")), "certificate/key pair"),
+            (
+                "other key",
+                Box::new(|| std::fs::write(&files.certificate, b.cert.pem()).expect("w")),
+                "certificate/key pair",
+            ),
         ];
         for (what, breaker, want) in cases {
             std::fs::write(&files.certificate, &pem).expect("write");
