@@ -202,6 +202,32 @@ pub fn spawn_progress(
     })
 }
 
+/// SUBSCRIBEs `c` to `topic` (request 1) and waits up to `timeout` for
+/// SUBSCRIBED.
+pub fn subscribe(c: &mut Conn, topic: &str, timeout: Duration) -> Result<(), ConnError> {
+    let msg = wamp_proto::Message::Subscribe {
+        request: wamp_proto::RequestId::from_valid(1),
+        options: Dict::new(),
+        topic: topic.into(),
+    };
+    c.request(&msg, "SUBSCRIBE", timeout, |m| matches!(m, wamp_proto::Message::Subscribed { .. }))?;
+    Ok(())
+}
+
+/// A session (key seed `seed`) subscribed to `topic`, reading with a
+/// `read_timeout` so its loop can check for the end of the run.
+pub fn connect_subscribed(
+    cfg: &ClientConfig,
+    seed: u64,
+    topic: &str,
+    read_timeout: Duration,
+) -> Result<Conn, ConnError> {
+    let (mut c, _) = cfg.connect(seed)?;
+    subscribe(&mut c, topic, cfg.timeout)?;
+    c.stream().set_read_timeout(Some(read_timeout))?;
+    Ok(c)
+}
+
 /// Waits for `n` readiness reports on `rx` (each `Err` is a setup failure),
 /// all within `timeout`; `what` names the clients in the timeout error.
 pub fn collect_ready(

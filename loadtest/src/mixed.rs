@@ -286,12 +286,7 @@ impl SeqCheck {
 fn churn_session(mut c: Conn, i: u64, p: &SeqParams, out: &mut SeqResult) {
     let res = (|| -> Result<(), ConnError> {
         c.stream().set_read_timeout(Some(Duration::from_millis(20)))?;
-        c.request(
-            &Message::Subscribe { request: RequestId::from_valid(1), options: Dict::new(), topic: SEQ_TOPIC.into() },
-            "SUBSCRIBE",
-            Duration::from_secs(5),
-            |m| matches!(m, Message::Subscribed { .. }),
-        )?;
+        crate::common::subscribe(&mut c, SEQ_TOPIC, Duration::from_secs(5))?;
         c.push(&Message::Call {
             request: RequestId::from_valid(2),
             options: Dict::new(),
@@ -358,17 +353,7 @@ fn seq_subscriber(
     received: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> Result<SeqCheck, String> {
-    let setup = (|| -> Result<_, ConnError> {
-        let (mut c, _) = cfg.connect(seed(11, index))?;
-        c.request(
-            &Message::Subscribe { request: RequestId::from_valid(1), options: Dict::new(), topic: SEQ_TOPIC.into() },
-            "SUBSCRIBE",
-            cfg.timeout,
-            |m| matches!(m, Message::Subscribed { .. }),
-        )?;
-        c.stream().set_read_timeout(Some(Duration::from_millis(100)))?;
-        Ok(c)
-    })();
+    let setup = crate::common::connect_subscribed(cfg, seed(11, index), SEQ_TOPIC, Duration::from_millis(100));
     let Some(mut c) = report_ready(ready, setup, format_args!("sequence checker {index}")) else {
         return Err(format!("sequence checker {index}: setup failed"));
     };

@@ -142,17 +142,7 @@ fn subscriber(
     stop: Arc<AtomicBool>,
 ) -> SubOutcome {
     let mut out = SubOutcome { hist: stats::new_histogram(), errors: 0 };
-    let setup = (|| -> Result<_, ConnError> {
-        let (mut c, _) = cfg.connect(seed(1, index))?;
-        c.request(
-            &Message::Subscribe { request: RequestId::from_valid(1), options: Dict::new(), topic },
-            "SUBSCRIBE",
-            cfg.timeout,
-            |m| matches!(m, Message::Subscribed { .. }),
-        )?;
-        c.stream().set_read_timeout(Some(Duration::from_millis(100)))?;
-        Ok(c)
-    })();
+    let setup = crate::common::connect_subscribed(cfg, seed(1, index), &topic, Duration::from_millis(100));
     let Some(mut c) = report_ready(ready, setup, format_args!("subscriber {index}")) else {
         out.errors += 1;
         return out;
