@@ -378,16 +378,23 @@ pub struct Realm {
     operator_events: bool,
 }
 
+/// Gives a hash map's memory back once it is mostly empty (after a storm of
+/// sessions left); a map keeps its capacity otherwise.
+pub(crate) fn shrink_if_mostly_empty<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    map: &mut std::collections::HashMap<K, V, S>,
+) {
+    let (len, cap) = (map.len(), map.capacity());
+    if cap > 1024 && len * 8 < cap {
+        map.shrink_to(len * 2);
+    }
+}
+
 impl Realm {
     /// Removes a session's state; gives memory back once the session table
-    /// is mostly empty (after a storm of sessions left), since a hash map
-    /// keeps its capacity otherwise.
+    /// is mostly empty (after a storm of sessions left).
     fn forget_session(&mut self, sid: SessionId) {
         self.sessions.remove(&sid);
-        let (len, cap) = (self.sessions.len(), self.sessions.capacity());
-        if cap > 1024 && len * 8 < cap {
-            self.sessions.shrink_to(len * 2);
-        }
+        shrink_if_mostly_empty(&mut self.sessions);
     }
 
     /// A realm with no sessions. `rng_seed` seeds the ID generator.

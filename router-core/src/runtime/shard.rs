@@ -776,7 +776,7 @@ impl RealmHost {
         let removed = {
             let mut conns = self.conns.borrow_mut();
             let removed = conns.remove(&session).is_some();
-            shrink_if_mostly_empty(&mut conns);
+            crate::engine::shrink_if_mostly_empty(&mut conns);
             removed
         };
         if removed {
@@ -856,14 +856,5 @@ impl RealmHost {
                 self.timer.notify();
             }
         }
-    }
-}
-
-/// Gives a hash map's memory back once it is mostly empty (after a storm of
-/// sessions left); a map keeps its capacity otherwise.
-fn shrink_if_mostly_empty<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
-    let (len, cap) = (map.len(), map.capacity());
-    if cap > 1024 && len * 8 < cap {
-        map.shrink_to(len * 2);
     }
 }
