@@ -27,7 +27,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,8 +34,7 @@ use common::faults::{epoch_now, MountNs, Resume};
 use common::netns::Topology;
 use common::{
     allow_all_role, free_port, junction_bin, kill, process_alive, python, realm, run_junction, run_python,
-    spawn_until_ready, start_in_dir_with_ports, temp_dir, try_start_in_dir_netns, worker_pid_line, JunctionProcess,
-    LoadRun, SERIALIZERS,
+    start_in_dir_with_ports, temp_dir, try_start_in_dir_netns, worker_pid_line, JunctionProcess, LoadRun, SERIALIZERS,
 };
 use serde_json::{json, Value};
 
@@ -703,23 +701,10 @@ fn bad_certificates_on_sighup_keep_the_old_ones() {
 
 // ---------------------------------------------------------------- 6. disk full at the master
 
-const SUPERUSER_SEED: &str = "4d0f2f1e5bd1a7c55dd3a6f1d1c7e3b0a99be0e6c7a3f0d2e5b8c1a4f7e0d3b6";
-const GLOBAL: &str = "com.crossbario.fabric";
-
-fn superuser_pub(dir: &Path) -> std::path::PathBuf {
-    let key = cluster_membership::NodeKey::from_seed(cluster_membership::parse_hex32(SUPERUSER_SEED).expect("seed"));
-    let path = dir.join("superuser.pub");
-    std::fs::write(&path, format!("creator: test\npublic-key-ed25519: {}\n", key.public_hex())).expect("write key.pub");
-    path
-}
+use common::master::{start_edge, start_master, superuser_pub, GLOBAL, SUPERUSER_SEED};
 
 fn start_master_in(ns: &MountNs, cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
-    let mut cmd = ns.command(junction_bin());
-    cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) =
-        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
-    p
+    common::master::start_master_with(ns.command(junction_bin()), cbdir, port, superuser)
 }
 
 fn master_op(port: u16, op: &[&str]) -> Value {
@@ -807,30 +792,11 @@ fn the_master_on_a_full_disk() {
 
 // ---------------------------------------------------------------- 7. frozen master
 
-fn start_master(cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
-    let mut cmd = Command::new(junction_bin());
-    cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) =
-        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
-    p
-}
-
 /// `junction edge init` of node `id` in `appdir`, its config made a
 /// managed node with a 1 s heartbeat serving realm1 on a router worker
 /// `app1` on `app_port`; returns the cbdir and the node's public key.
 fn managed_edge(appdir: &Path, id: &str, app_port: u16) -> (std::path::PathBuf, String) {
-    let out = Command::new(junction_bin())
-        .args(["edge", "init", "--appdir"])
-        .arg(appdir)
-        .env("CROSSBAR_NODE_ID", id)
-        .env("CROSSBAR_NODE_CLUSTER_IP", "127.0.0.1")
-        .output()
-        .expect("run edge init");
-    assert!(out.status.success(), "edge init: {}", String::from_utf8_lossy(&out.stderr));
-    let cbdir = appdir.join(".crossbar");
-    let public = std::fs::read_to_string(cbdir.join("key.pub")).expect("key.pub");
-    let key = public.lines().find_map(|l| l.strip_prefix("public-key-ed25519: ")).expect("public key line").to_owned();
+    let (cbdir, key) = common::master::edge_init(appdir, id);
     let cfg_path = cbdir.join("config.json");
     let mut cfg: Value = serde_json::from_slice(&std::fs::read(&cfg_path).expect("config")).expect("json");
     cfg["controller"]["fabric"]["heartbeat"] = json!({"startup_delay": 0, "heartbeat_period": 1});
@@ -841,14 +807,6 @@ fn managed_edge(appdir: &Path, id: &str, app_port: u16) -> (std::path::PathBuf, 
     }]);
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
     (cbdir, key)
-}
-
-fn start_edge(cbdir: &Path, master_port: u16) -> JunctionProcess {
-    let mut cmd = Command::new(junction_bin());
-    cmd.args(["edge", "start", "--cbdir"]).arg(cbdir).args(["--color", "false"]);
-    cmd.env("CROSSBAR_FABRIC_URL", format!("ws://127.0.0.1:{master_port}/ws"));
-    let (p, _) = spawn_until_ready(cmd, "junction: ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
-    p
 }
 
 /// The master's state: `(management realm names, authid -> (oid, status))`,

@@ -10,32 +10,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{free_port, junction_bin, python, spawn_until_ready, temp_dir, JunctionProcess};
+use common::{free_port, junction_bin, python, spawn_until_ready, temp_dir};
 
-const SUPERUSER_SEED: &str = "4d0f2f1e5bd1a7c55dd3a6f1d1c7e3b0a99be0e6c7a3f0d2e5b8c1a4f7e0d3b6";
+use common::master::{start_edge, start_master, superuser_pub, url, GLOBAL, SUPERUSER_SEED};
+
 const NODE_SEED: &str = "9b2c7e4a1f0d3e6b8a5c2f9e1d4b7a0c3e6f9b2d5a8c1e4f7b0a3d6c9e2f5b8a";
-const GLOBAL: &str = "com.crossbario.fabric";
-
-/// Writes the superuser's `key.pub` (Crossbar's format) into `dir`.
-fn superuser_pub(dir: &Path) -> std::path::PathBuf {
-    let key = cluster_membership::NodeKey::from_seed(cluster_membership::parse_hex32(SUPERUSER_SEED).expect("seed"));
-    let path = dir.join("superuser.pub");
-    std::fs::write(&path, format!("creator: test\npublic-key-ed25519: {}\n", key.public_hex())).expect("write key.pub");
-    path
-}
-
-fn start_master(cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
-    let mut cmd = Command::new(junction_bin());
-    cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) =
-        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
-    p
-}
-
-fn url(port: u16) -> String {
-    format!("ws://127.0.0.1:{port}/ws")
-}
 
 #[test]
 fn management_flow_of_the_reference_with_a_node_logging_in() {
@@ -410,16 +389,7 @@ fn edge_init(appdir: &Path) -> (std::path::PathBuf, String) {
 }
 
 fn edge_init_as(appdir: &Path, id: &str) -> (std::path::PathBuf, String) {
-    let out = Command::new(junction_bin())
-        .args(["edge", "init", "--appdir"])
-        .arg(appdir)
-        .env("CROSSBAR_NODE_ID", id)
-        .env("CROSSBAR_NODE_CLUSTER_IP", "127.0.0.1")
-        .output()
-        .expect("run edge init");
-    assert!(out.status.success(), "edge init: {}", String::from_utf8_lossy(&out.stderr));
-    let cbdir = appdir.join(".crossbar");
-    let public = std::fs::read_to_string(cbdir.join("key.pub")).expect("key.pub");
+    let (cbdir, public) = common::master::edge_init_text(appdir, id);
     assert!(
         public.contains(&format!("node-authid: {id}")) && public.contains("node-cluster-ip: 127.0.0.1"),
         "{public}"
@@ -429,19 +399,11 @@ fn edge_init_as(appdir: &Path, id: &str) -> (std::path::PathBuf, String) {
         &std::fs::metadata(cbdir.join("key.priv")).expect("key.priv").permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "key.priv is private");
-    let key = public.lines().find_map(|l| l.strip_prefix("public-key-ed25519: ")).expect("public key line").to_owned();
+    let key = common::master::public_key(&public);
     // A second init keeps the key.
     let again = Command::new(junction_bin()).args(["edge", "init", "--appdir"]).arg(appdir).output().expect("run");
     assert!(!again.status.success(), "a second init must not replace the key");
     (cbdir, key)
-}
-
-fn start_edge(cbdir: &Path, master_port: u16) -> JunctionProcess {
-    let mut cmd = Command::new(junction_bin());
-    cmd.args(["edge", "start", "--cbdir"]).arg(cbdir).args(["--color", "false"]);
-    cmd.env("CROSSBAR_FABRIC_URL", url(master_port));
-    let (p, _) = spawn_until_ready(cmd, "junction: ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
-    p
 }
 
 #[test]

@@ -11,56 +11,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{free_port, junction_bin, spawn_until_ready, temp_dir, JunctionProcess};
+use common::{free_port, junction_bin, temp_dir};
 use serde_json::json;
 
-const SUPERUSER_SEED: &str = "4d0f2f1e5bd1a7c55dd3a6f1d1c7e3b0a99be0e6c7a3f0d2e5b8c1a4f7e0d3b6";
-const GLOBAL: &str = "com.crossbario.fabric";
-
-fn superuser_pub(dir: &Path) -> std::path::PathBuf {
-    let key = cluster_membership::NodeKey::from_seed(cluster_membership::parse_hex32(SUPERUSER_SEED).expect("seed"));
-    let path = dir.join("superuser.pub");
-    std::fs::write(&path, format!("creator: test\npublic-key-ed25519: {}\n", key.public_hex())).expect("write key.pub");
-    path
-}
-
-fn url(port: u16) -> String {
-    format!("ws://127.0.0.1:{port}/ws")
-}
-
-fn start_master(cbdir: &Path, port: u16, superuser: &Path) -> JunctionProcess {
-    let mut cmd = Command::new(junction_bin());
-    cmd.args(["master", "start", "--cbdir"]).arg(cbdir).args(["--listen", &format!("127.0.0.1:{port}")]);
-    cmd.env("CROSSBAR_FABRIC_SUPERUSER", superuser);
-    let (p, _) =
-        spawn_until_ready(cmd, "junction: master ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
-    p
-}
+use common::master::{start_edge, start_master, superuser_pub, url, GLOBAL, SUPERUSER_SEED};
 
 /// `junction edge init` as node1; the cbdir and the node's public key.
 fn edge_init(appdir: &Path) -> (std::path::PathBuf, String) {
-    let out = Command::new(junction_bin())
-        .args(["edge", "init", "--appdir"])
-        .arg(appdir)
-        .env("CROSSBAR_NODE_ID", "node1")
-        .env("CROSSBAR_NODE_CLUSTER_IP", "127.0.0.1")
-        .output()
-        .expect("run edge init");
-    assert!(out.status.success(), "edge init: {}", String::from_utf8_lossy(&out.stderr));
-    let cbdir = appdir.join(".crossbar");
-    let public = std::fs::read_to_string(cbdir.join("key.pub")).expect("key.pub");
-    let key = public.lines().find_map(|l| l.strip_prefix("public-key-ed25519: ")).expect("public key").to_owned();
-    (cbdir, key)
-}
-
-fn start_edge(cbdir: &Path, master_port: u16) -> JunctionProcess {
-    let mut cmd = Command::new(junction_bin());
-    cmd.args(["edge", "start", "--cbdir"]).arg(cbdir).args(["--color", "false"]);
-    cmd.env("CROSSBAR_FABRIC_URL", url(master_port));
-    let (p, _) = spawn_until_ready(cmd, "junction: ready", cbdir.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
-    p
+    common::master::edge_init(appdir, "node1")
 }
 
 #[test]

@@ -15,6 +15,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod faults;
+pub mod master;
 pub mod netns;
 
 use std::collections::VecDeque;
