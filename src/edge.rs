@@ -430,4 +430,8 @@ impl UplinkHandler for NodeUplink {
         let hb = node::heartbeat(id, &self.view(), seq, self.period, SystemTime::now());
         Some(("crossbarfabriccenter.node.on_heartbeat".into(), vec![Value::Str(id.authid.clone()), hb]))
     }
+
+    fn ready(&self, id: &NodeIdentity) -> Option<(String, Vec<Value>)> {
+        Some((node::procedure_uri(&id.authid, "on_ready"), vec![Value::Str(id.authid.clone())]))
+    }
 }

@@ -98,6 +98,7 @@ fn management_flow_of_the_reference_with_a_node_logging_in() {
         assert_eq!(r["node_own_register"], "<no error>", "{r}");
         assert_eq!(r["node_foreign_register"], "wamp.error.not_authorized", "no node takes another's procedures: {r}");
         assert_ne!(r["node_welcome"]["realm"], GLOBAL);
+        assert_eq!(r["node_status_joined"], "offline", "online only once it can be called: {r}");
         assert_eq!(r["node_status_online"], "online");
         assert_eq!(r["online_names"], serde_json::json!(["node1"]));
         assert_eq!(r["node_left_reason"], "wamp.close.killed", "{r}");

@@ -245,11 +245,21 @@ pub struct Outcome {
 /// Run-time view of a node (not stored: it is rebuilt as nodes connect).
 #[derive(Debug, Clone, Default)]
 struct Live {
-    /// Sessions of the node on its management realm.
+    /// Sessions of the node on its management realm (its controller's and
+    /// its workers').
     sessions: Vec<u64>,
+    /// The controller session that announced it is ready (its procedures
+    /// are registered): the node is online while that session lasts.
+    ready: Option<u64>,
     /// The node's last heartbeat (its `timestamp`, ns) and when it came.
     heartbeat: Option<Json>,
     last_seen_ns: u64,
+}
+
+impl Live {
+    fn online(&self) -> bool {
+        self.ready.is_some_and(|r| self.sessions.contains(&r))
+    }
 }
 
 /// See the module docs.
@@ -469,7 +479,7 @@ impl Master {
             let ip = str_of(&n, "cluster_ip").map(str::to_owned);
             o.nodes
                 .insert(oid.to_owned(), (authid.to_owned(), ip, str_of(&n, "pubkey").unwrap_or_default().to_owned()));
-            if self.live.get(oid).is_some_and(|l| !l.sessions.is_empty()) {
+            if self.live.get(oid).is_some_and(Live::online) {
                 online.push(authid.to_owned());
             }
         }
@@ -482,28 +492,53 @@ impl Master {
     // ------------------------------------------------------------ node liveness
 
     /// A session with role `node` joined management realm `realm` as
-    /// `authid`: the node is online. Returns the `on_node_ready` event.
-    pub fn node_joined(&mut self, realm: &str, authid: &str, session: u64, now: SystemTime) -> Option<Publication> {
-        let mrealm = self.store.mrealm_by_name(realm).ok()??;
-        let node = self.store.node_by_authid(str_of(&mrealm, "oid")?, authid).ok()??;
-        let oid = str_of(&node, "oid")?.to_owned();
-        let live = self.live.entry(oid.clone()).or_default();
+    /// `authid` (the node's controller or one of its workers). The node is
+    /// not online yet: its controller announces when its procedures are
+    /// registered ([`Master::node_ready`]).
+    pub fn node_joined(&mut self, realm: &str, authid: &str, session: u64, now: SystemTime) {
+        let Some(oid) = self.node_oid(realm, authid) else { return };
+        let live = self.live.entry(oid).or_default();
         if !live.sessions.contains(&session) {
             live.sessions.push(session);
         }
         live.last_seen_ns = ns(now);
+    }
+
+    /// Node `authid`'s controller (session `session`) announced that its
+    /// procedures are registered (`crossbarfabriccenter.node.<authid>.on_ready`,
+    /// or its first heartbeat): the node is online, and calls to it will find
+    /// a callee. Returns the `on_node_ready` event.
+    pub fn node_ready(&mut self, realm: &str, authid: &str, session: u64, now: SystemTime) -> Option<Publication> {
+        let oid = self.node_oid(realm, authid)?;
+        let live = self.live.entry(oid.clone()).or_default();
+        if !live.sessions.contains(&session) {
+            live.sessions.push(session);
+        }
+        live.ready = Some(session);
+        live.last_seen_ns = ns(now);
         Some(self.node_event(realm, "crossbarfabriccenter.mrealm.on_node_ready", &oid, authid, "online", now))
     }
 
-    /// A session left management realm `realm`; if it was a node's last,
-    /// the node is offline. Returns the `on_node_shutdown` event then.
+    fn node_oid(&self, realm: &str, authid: &str) -> Option<String> {
+        let mrealm = self.store.mrealm_by_name(realm).ok()??;
+        let node = self.store.node_by_authid(str_of(&mrealm, "oid")?, authid).ok()??;
+        str_of(&node, "oid").map(str::to_owned)
+    }
+
+    /// A session left management realm `realm`; if it was the node's ready
+    /// controller session, the node is offline. Returns the
+    /// `on_node_shutdown` event then.
     pub fn session_left(&mut self, realm: &str, session: u64, now: SystemTime) -> Option<Publication> {
-        let (oid, empty) = self.live.iter_mut().find_map(|(oid, l)| {
+        let (oid, offline) = self.live.iter_mut().find_map(|(oid, l)| {
             let before = l.sessions.len();
+            let was_online = l.online();
             l.sessions.retain(|s| *s != session);
-            (l.sessions.len() != before).then(|| (oid.clone(), l.sessions.is_empty()))
+            if l.ready == Some(session) {
+                l.ready = None;
+            }
+            (l.sessions.len() != before).then(|| (oid.clone(), was_online && !l.online()))
         })?;
-        if !empty {
+        if !offline {
             return None;
         }
         let node = self.store.node(&oid).ok()??;
@@ -511,17 +546,27 @@ impl Master {
         Some(self.node_event(realm, "crossbarfabriccenter.mrealm.on_node_shutdown", &oid, &authid, "offline", now))
     }
 
-    /// A node's heartbeat (`crossbarfabriccenter.node.on_heartbeat(authid, hb)`).
-    pub fn heartbeat(&mut self, realm: &str, authid: &str, hb: &Value, now: SystemTime) {
-        let Ok(Some(mrealm)) = self.store.mrealm_by_name(realm) else { return };
-        let Some(oid) = str_of(&mrealm, "oid") else { return };
-        if let Ok(Some(node)) = self.store.node_by_authid(oid, authid) {
-            if let Some(noid) = str_of(&node, "oid") {
-                let live = self.live.entry(noid.to_owned()).or_default();
-                live.heartbeat = Some(to_json(hb));
-                live.last_seen_ns = ns(now);
-            }
+    /// A node's heartbeat (`crossbarfabriccenter.node.on_heartbeat(authid, hb)`)
+    /// from its session `session`. A node that has not announced itself
+    /// ready is online from its first heartbeat on (Crossbar's nodes do not
+    /// announce, and heartbeat once their bridge is registered): returns the
+    /// `on_node_ready` event then.
+    pub fn heartbeat(
+        &mut self,
+        realm: &str,
+        authid: &str,
+        session: u64,
+        hb: &Value,
+        now: SystemTime,
+    ) -> Option<Publication> {
+        let oid = self.node_oid(realm, authid)?;
+        let live = self.live.entry(oid).or_default();
+        live.heartbeat = Some(to_json(hb));
+        live.last_seen_ns = ns(now);
+        if live.online() {
+            return None;
         }
+        self.node_ready(realm, authid, session, now)
     }
 
     fn node_event(
@@ -543,7 +588,7 @@ impl Master {
 
     fn with_live(&self, mut node: Json) -> Json {
         let live = str_of(&node, "oid").and_then(|o| self.live.get(o));
-        let online = live.is_some_and(|l| !l.sessions.is_empty());
+        let online = live.is_some_and(Live::online);
         node["heartbeat"] = live.and_then(|l| l.heartbeat.clone()).unwrap_or(Json::Null);
         node["timestamp"] = live.map_or(Json::Null, |l| Json::from(l.last_seen_ns));
         node["status"] = Json::String(if online { "online" } else { "offline" }.into());
@@ -911,8 +956,9 @@ impl Master {
         node["authextra"] = Json::Null;
         node["mrealm_oid"] = Json::Null;
         self.store.put_node(&node)?;
-        let sessions = str_of(&node, "oid").and_then(|o| self.live.remove(o)).map(|l| l.sessions).unwrap_or_default();
-        if let (false, Some(name), Some(oid)) = (sessions.is_empty(), &mrealm_name, str_of(&node, "oid")) {
+        let live = str_of(&node, "oid").and_then(|o| self.live.remove(o)).unwrap_or_default();
+        let sessions = live.sessions.clone();
+        if let (true, Some(name), Some(oid)) = (live.online(), &mrealm_name, str_of(&node, "oid")) {
             // It was online: closing its sessions takes it offline now.
             let ev = self.node_event(
                 name,

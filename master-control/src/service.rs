@@ -55,6 +55,10 @@ const BRIDGED_META: &str = "crossbarfabriccenter.node..worker..realm..root.";
 const TRACE_EVENTS: [&str; 2] =
     ["crossbarfabriccenter.node..worker..on_trace_started", "crossbarfabriccenter.node..worker..on_trace_stopped"];
 
+/// A node controller's announcement that its procedures are registered:
+/// `crossbarfabriccenter.node.<authid>.on_ready()`; the node is online from then on.
+const NODE_READY: &str = "crossbarfabriccenter.node..on_ready";
+
 /// How long a forwarded remote call may take on the node.
 pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -559,7 +563,7 @@ fn run_session(
         let mut wildcard = Dict::new();
         wildcard.insert("match".into(), Value::Str("wildcard".into()));
         waiting.push(s.subscribe(BRIDGED_META, wildcard.clone()));
-        for t in TRACE_EVENTS {
+        for t in TRACE_EVENTS.iter().chain([&NODE_READY]) {
             waiting.push(s.subscribe(t, wildcard.clone()));
         }
     }
@@ -783,7 +787,8 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
             }
             let authid = d.get("authid").and_then(Value::as_str).unwrap_or("");
             let session = d.get("session").and_then(Value::as_u64).unwrap_or(0);
-            shared.master().node_joined(realm, authid, session, now)
+            shared.master().node_joined(realm, authid, session, now);
+            None
         }
         "wamp.session.on_leave" => {
             let Some(session) = args.first().and_then(Value::as_u64) else { return };
@@ -825,17 +830,34 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
             }
             None
         }
+        t if t.starts_with("crossbarfabriccenter.node.") && t.ends_with(".on_ready") => {
+            // Only the node itself can announce it (the publisher is disclosed).
+            let parts: Vec<&str> = t.split('.').collect();
+            let publisher = details.get("publisher_authid").and_then(Value::as_str);
+            let session = details.get("publisher").and_then(Value::as_u64);
+            match (parts.as_slice(), session) {
+                ([_, _, authid, "on_ready"], Some(session)) if publisher == Some(*authid) => {
+                    shared.master().node_ready(realm, authid, session, now)
+                }
+                _ => {
+                    tracing::warn!(%realm, %t, ?publisher, "ready announcement from another node ignored");
+                    None
+                }
+            }
+        }
         "crossbarfabriccenter.node.on_heartbeat" => {
             // Only a node's own heartbeat counts (the publisher is disclosed).
             let publisher = details.get("publisher_authid").and_then(Value::as_str);
-            if let (Some(Value::Str(authid)), Some(hb)) = (args.first(), args.get(1)) {
-                if publisher == Some(authid.as_str()) {
-                    shared.master().heartbeat(realm, authid, hb, now);
-                } else {
-                    tracing::warn!(%realm, claimed = %authid, ?publisher, "heartbeat for another node ignored");
+            let session = details.get("publisher").and_then(Value::as_u64);
+            match (args.first(), args.get(1), session) {
+                (Some(Value::Str(authid)), Some(hb), Some(session)) if publisher == Some(authid.as_str()) => {
+                    shared.master().heartbeat(realm, authid, session, hb, now)
+                }
+                _ => {
+                    tracing::warn!(%realm, ?publisher, "heartbeat for another node (or without a disclosed publisher) ignored");
+                    None
                 }
             }
-            None
         }
         _ => None,
     };

@@ -45,6 +45,13 @@ pub trait UplinkHandler {
     fn periodic(&mut self, _id: &NodeIdentity, _seq: u64) -> Option<(String, Vec<Value>)> {
         None
     }
+    /// The publication (topic, args) that tells the master this uplink's
+    /// procedures are all registered, so calls to them will find a callee.
+    /// The node controller announces it (the master counts the node online
+    /// from then on); workers need not.
+    fn ready(&self, _id: &NodeIdentity) -> Option<(String, Vec<Value>)> {
+        None
+    }
     /// Events to publish now (polled between reads).
     fn events(&mut self, _id: &NodeIdentity) -> Vec<(String, Vec<Value>)> {
         Vec::new()
@@ -143,14 +150,19 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
         return Ended::Lost(e.to_string());
     }
     let mut sess = Session::new();
-    for p in handler.procedures(&id) {
+    let procedures = handler.procedures(&id);
+    // Registrations not answered yet; when none are left the ready
+    // announcement goes out (once).
+    let mut unanswered = std::collections::HashSet::new();
+    let mut announced = false;
+    for p in procedures {
         // A URI ending in '.' is registered as a prefix (exact
         // registrations of other sessions win over it).
         let mut opts = Dict::new();
         if p.ends_with('.') {
             opts.insert("match".into(), Value::Str("prefix".into()));
         }
-        sess.register(&p, opts);
+        unanswered.insert(sess.register(&p, opts));
     }
     let mut next = Instant::now() + setup.first_after;
     let mut seq = 0u64;
@@ -174,6 +186,12 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
         if let Some(since) = unanswered_since {
             if since.elapsed() > silent {
                 return Ended::Lost(format!("the master did not answer for {:.0?}", since.elapsed()));
+            }
+        }
+        if unanswered.is_empty() && !announced {
+            announced = true;
+            if let Some((topic, args)) = handler.ready(&id) {
+                sess.publish(&topic, args, Dict::new(), Dict::new());
             }
         }
         for (topic, args) in handler.events(&id) {
@@ -208,9 +226,14 @@ fn session(setup: &UplinkSetup, handler: &mut dyn UplinkHandler) -> Ended {
                     return Ended::Shutdown;
                 }
             }
-            Ok(SessionEvent::Error { error, args, .. }) => {
+            Ok(SessionEvent::Registered { request, .. }) => {
+                unanswered.remove(&request);
+            }
+            Ok(SessionEvent::Error { request, error, args, .. }) => {
                 let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
                 tracing::warn!(uplink = %setup.name, %error, %msg, "the master refused a registration or publication");
+                // Announced anyway once all are answered: the node serves what it could register.
+                unanswered.remove(&request);
             }
             Ok(SessionEvent::Closed { reason, message }) => {
                 return Ended::Lost(format!("the master closed the session: {reason} {}", message.unwrap_or_default()));

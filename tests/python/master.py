@@ -35,6 +35,7 @@ SEED is an Ed25519 private seed (64 hex digits).
 import asyncio
 import os
 import signal
+import time
 
 from autobahn.wamp.cryptosign import CryptosignKey
 
@@ -154,6 +155,10 @@ async def flow(args):
         asyncio.wait_for(n.register(lambda: 1, P + "node.node1.custom_probe"), STEP_TIMEOUT), "own")
     out["node_foreign_register"] = await expect_error(
         asyncio.wait_for(n.register(lambda: 1, P + "node.node9.get_status"), STEP_TIMEOUT), "foreign")
+    # Joined is not online: its procedures may not be registered yet. Like
+    # Crossbar's node bridge, it heartbeats once they are, and is online then.
+    out["node_status_joined"] = (await call(m, "mrealm.get_node_by_authid", "node1"))["status"]
+    n.publish(P + "node.on_heartbeat", "node1", {"timestamp": time.time_ns(), "period": 10, "seq": 1})
     await ready.wait(1, "on_node_ready")
     out["ready_event_node"] = ready.items[0][0] == node["oid"]
     out["node_status_online"] = (await call(m, "mrealm.get_node_by_authid", "node1"))["status"]
@@ -347,7 +352,9 @@ async def arealm_check(args):
     # Let the reconcile loop run a few passes: it must find nothing to start twice.
     await asyncio.sleep(5)
     out["node1_workers_later"] = sorted(await call(m, "remote.node.get_workers", n1["oid"]))
-    realms = await call(m, "remote.router.get_router_realms", n1["oid"], "wg1_1")
+    # The worker's own uplink reconnects on its own backoff: poll for it.
+    realms = await poll("wg1_1 reachable again", lambda: call(m, "remote.router.get_router_realms", n1["oid"], "wg1_1"),
+                        lambda r: isinstance(r, list), timeout=30.0)
     out["wg1_1_realms"] = realms
     return {**out, **(await arealm_teardown(args, m, n1, n2, ar, wc))}
 

@@ -491,7 +491,7 @@ impl Master {
     }
 
     fn node_online(&self, oid: &str) -> bool {
-        self.live.get(oid).is_some_and(|l| !l.sessions.is_empty())
+        self.live.get(oid).is_some_and(super::Live::online)
     }
 
     /// The members of a cluster (`kind` `routercluster_node` or

@@ -194,7 +194,11 @@ fn nodes_pair_authenticate_go_online_and_unpair() {
     let mr = owner("mrealm1");
     let status = |m: &mut Master| get(&ok(call(m, &mr, "mrealm.get_node", vec![s(&node_oid)])).0, "status").clone();
     assert_eq!(status(&mut m), s("offline"));
-    let ev = m.node_joined("mrealm1", "node1", 77, t(5)).expect("ready event");
+    // Joined is not online yet: the node's procedures may not be registered.
+    m.node_joined("mrealm1", "node1", 77, t(4));
+    m.node_joined("mrealm1", "node1", 76, t(4)); // one of its workers
+    assert_eq!(status(&mut m), s("offline"));
+    let ev = m.node_ready("mrealm1", "node1", 77, t(5)).expect("ready event");
     assert_eq!(ev.topic, "crossbarfabriccenter.mrealm.on_node_ready");
     assert_eq!(ev.args[0], s(&node_oid));
     assert_eq!(status(&mut m), s("online"));
@@ -205,12 +209,25 @@ fn nodes_pair_authenticate_go_online_and_unpair() {
     assert_eq!(online, Ok(Value::List(vec![s("node1")])));
     assert_eq!(get(&ok(call(&mut m, &mr, "mrealm.get_node_by_authid", vec![s("node1")])).0, "oid"), &s(&node_oid));
     assert!(m.session_left("mrealm1", 99, t(7)).is_none(), "not the node's session");
+    assert!(m.session_left("mrealm1", 76, t(7)).is_none(), "a worker's session");
+    assert_eq!(status(&mut m), s("online"));
     let ev = m.session_left("mrealm1", 77, t(8)).expect("shutdown event");
     assert_eq!(ev.topic, "crossbarfabriccenter.mrealm.on_node_shutdown");
     assert_eq!(status(&mut m), s("offline"));
 
+    // A node that does not announce itself (Crossbar's nodes) is online
+    // from its first heartbeat.
+    m.node_joined("mrealm1", "node1", 80, t(8));
+    let hb = Value::Dict(Dict::new());
+    let ev = m.heartbeat("mrealm1", "node1", 80, &hb, t(8)).expect("ready on the first heartbeat");
+    assert_eq!(ev.topic, "crossbarfabriccenter.mrealm.on_node_ready");
+    assert!(m.heartbeat("mrealm1", "node1", 80, &hb, t(8)).is_none(), "once");
+    assert_eq!(status(&mut m), s("online"));
+    m.session_left("mrealm1", 80, t(8)).expect("offline again");
+
     // Unpair: the node's sessions are to be killed, and it can no longer log in.
-    m.node_joined("mrealm1", "node1", 78, t(9)).expect("online again");
+    assert!(m.node_ready("mrealm1", "ghost", 79, t(9)).is_none(), "not a paired node");
+    m.node_ready("mrealm1", "node1", 78, t(9)).expect("online again");
     let (un, fx) = ok(call(&mut m, &su(), "mrealm.unpair_node", vec![s(&node_oid)]));
     assert_eq!(get(&un, "authid"), &Value::Null);
     assert_eq!(get(&un, "killed"), &Value::List(vec![Value::UInt(78)]));

@@ -254,7 +254,7 @@ fn the_router_cluster_flow_of_the_reference() {
     assert_eq!(ev, [("routercluster.on_routercluster_starting".to_owned(), st.clone())]);
     assert_eq!(res(call(&mut m, 21, "routercluster.get_routercluster", json!([rc_oid])))["status"], "STARTING");
     assert!(m.check_routerclusters(MR, t(21)).expect("check").is_empty(), "node1 is still offline");
-    m.node_joined(MR, "node1", 99, t(22)).expect("online");
+    m.node_ready(MR, "node1", 99, t(22)).expect("online");
     let ev = m.check_routerclusters(MR, t(23)).expect("check");
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].topic, "crossbarfabriccenter.mrealm.routercluster.on_routercluster_started");
