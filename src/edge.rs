@@ -394,6 +394,20 @@ impl UplinkHandler for NodeUplink {
         if let Some(rest) = proc.strip_prefix("worker.") {
             let (wid, wproc) = rest.split_once('.').unwrap_or((rest, ""));
             let known = self.view().workers.iter().any(|w| w.id == wid);
+            if known && wproc == "shutdown" {
+                // Crossbar's worker `shutdown()`: the worker stops for good
+                // (it is not restarted), announced with on_shutdown_requested.
+                let wid = wid.to_owned();
+                let r = self.stop_worker(&[Value::Str(wid.clone())], &Dict::new()).map(|_| {
+                    let when = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+                    self.process.push_event(
+                        &format!("worker.{wid}.on_shutdown_requested"),
+                        vec![master_control::value::from_json(&serde_json::json!({"who": null, "when": when}))],
+                    );
+                    Value::Null
+                });
+                return (r, NodeAction::None);
+            }
             let e = if known {
                 master_control::ApiError::new(
                     "wamp.error.no_such_procedure",
@@ -429,6 +443,14 @@ impl UplinkHandler for NodeUplink {
     fn periodic(&mut self, id: &NodeIdentity, seq: u64) -> Option<(String, Vec<Value>)> {
         let hb = node::heartbeat(id, &self.view(), seq, self.period, SystemTime::now());
         Some(("crossbarfabriccenter.node.on_heartbeat".into(), vec![Value::Str(id.authid.clone()), hb]))
+    }
+
+    fn events(&mut self, id: &NodeIdentity) -> Vec<(String, Vec<Value>)> {
+        self.process
+            .take_events(std::time::Instant::now())
+            .into_iter()
+            .map(|(suffix, args)| (node::procedure_uri(&id.authid, &suffix), args))
+            .collect()
     }
 
     fn ready(&self, id: &NodeIdentity) -> Option<(String, Vec<Value>)> {

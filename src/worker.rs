@@ -512,6 +512,7 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
             master_control::process::PROCESS_PROCEDURES
                 .iter()
                 .chain(master_control::process::WORKER_ONLY_PROCEDURES.iter())
+                .chain(["get_node_id", "set_node_id"].iter())
                 .map(|proc| format!("{prefix}{proc}")),
         );
         p
@@ -532,6 +533,28 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
             )
         };
         let prefix = self.prefix(&id.authid);
+        match procedure.strip_prefix(&prefix) {
+            // The node id is the node's authid on the master (it comes
+            // with the pairing): it can be read, and "set" only to itself.
+            Some("get_node_id") => {
+                return (Ok(wamp_proto::Value::Str(id.authid.clone())), master_control::node::NodeAction::None)
+            }
+            Some("set_node_id") => {
+                let a = master_control::value::Args { procedure: "set_node_id", args, kwargs };
+                let r = a.str(0, "node_id").and_then(|n| {
+                    if n == id.authid {
+                        Ok(wamp_proto::Value::Null)
+                    } else {
+                        Err(master_control::ApiError::new(
+                            "crossbar.error.invalid_configuration",
+                            format!("set_node_id: this node is '{}' on its master (from the pairing); pair it again under '{n}' to rename it", id.authid),
+                        ))
+                    }
+                });
+                return (r, master_control::node::NodeAction::None);
+            }
+            _ => {}
+        }
         if let Some(r) = procedure.strip_prefix(&prefix).and_then(|p| self.process.handle(p, args, kwargs)) {
             return (r, master_control::node::NodeAction::None);
         }
@@ -552,8 +575,15 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
     }
 
     fn events(&mut self, id: &master_control::node::NodeIdentity) -> Vec<(String, Vec<wamp_proto::Value>)> {
-        let WorkerApis::Router(api, ctl) = &mut self.apis else { return Vec::new() };
-        let mut out = api.take_events(ctl, &id.authid, std::time::SystemTime::now());
+        let prefix = self.prefix(&id.authid);
+        let mut out: Vec<_> = self
+            .process
+            .take_events(std::time::Instant::now())
+            .into_iter()
+            .map(|(suffix, args)| (format!("{prefix}{suffix}"), args))
+            .collect();
+        let WorkerApis::Router(api, ctl) = &mut self.apis else { return out };
+        out.extend(api.take_events(ctl, &id.authid, std::time::SystemTime::now()));
         ctl.bridges.borrow_mut().retain(|(realm_id, rx)| loop {
             match rx.try_recv() {
                 Ok((topic, args)) => out

@@ -557,6 +557,42 @@ fn process_apis_of_the_node_and_its_workers() {
         "{}",
         r["errors"]
     );
+    // Process statistics monitoring, trigger_gc, node id, manhole,
+    // profilers, worker shutdown, short names, absent worker kinds.
+    let n = &r["native"];
+    assert_eq!(n["monitoring_set"], serde_json::Value::Null, "{n}");
+    assert_eq!(n["stats_set_event"], 0.2);
+    let seqs: Vec<u64> = n["stats_seqs"].as_array().expect("seqs").iter().filter_map(|v| v.as_u64()).collect();
+    assert!(seqs.len() == 3 && seqs.windows(2).all(|w| w[1] == w[0] + 1), "on_process_stats numbered: {n}");
+    assert_eq!(n["stats_pid"], app_pid, "app1's own statistics");
+    assert!(n["stats_after_off"].as_u64().expect("count") <= 1, "monitoring stops (one may be in flight): {n}");
+    assert_eq!(n["node_stats_pid"], node_pid);
+    assert!(n["gc_ms"].is_u64() && n["node_gc_ms"].is_u64(), "trigger_gc answers its duration in ms: {n}");
+    assert_eq!(n["gc_event"], json!(["duration", "freed", "requester"]));
+    assert_eq!(n["node_id"], "node1");
+    assert_eq!(n["set_same_node_id"], serde_json::Value::Null);
+    assert_eq!(n["manhole"], serde_json::Value::Null);
+    assert_eq!(n["profilers"], json!([]));
+    assert_eq!(n["realms_short"], n["realms_long"], "remote.router.get_realms is get_router_realms: {n}");
+    assert_eq!(n["realms_long"], json!(["realm1"]));
+    assert_eq!(n["components"], json!([]));
+    assert_eq!(
+        n["errors"],
+        json!({"interval_bad": "wamp.error.invalid_argument", "interval_tiny": "wamp.error.invalid_argument",
+               "set_other_node_id": "crossbar.error.invalid_configuration",
+               "start_manhole": "crossbar.error.feature_unavailable", "stop_manhole": "crossbar.error.not_started",
+               "start_profiler": "wamp.error.invalid_argument", "get_profile": "crossbar.error.no_such_object",
+               "start_component": "crossbar.error.feature_unavailable", "docker": "crossbar.error.feature_unavailable",
+               "container": "crossbar.error.feature_unavailable", "shutdown_unknown": "crossbar.error.no_such_worker"}),
+        "{}",
+        n["errors"]
+    );
+    assert!(n["workers_with_px3"].as_array().is_some_and(|w| w.contains(&json!("px3"))), "{n}");
+    assert_eq!(n["shutdown"], serde_json::Value::Null);
+    assert_eq!(n["shutdown_event"], json!(["when", "who"]));
+    for k in ["workers_after_shutdown", "workers_later"] {
+        assert!(!n[k].as_array().is_some_and(|w| w.contains(&json!("px3"))), "{k}: px3 stopped for good: {n}");
+    }
     drop(node);
     drop(master);
 }

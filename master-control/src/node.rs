@@ -357,6 +357,13 @@ pub fn remote_target(
     if api == "node" {
         return Ok((procedure_uri(&authid, proc), args[1..].to_vec()));
     }
+    if api == "docker" || api == "container" {
+        return Err(ApiError::new(
+            "crossbar.error.feature_unavailable",
+            format!("{procedure}: Junction has no {api} workers (application components run as ordinary WAMP clients)"),
+        ));
+    }
+    let proc = short_name(api, proc).unwrap_or(proc);
     let worker = match args.get(1) {
         Some(Value::Str(s)) if !s.is_empty() && !s.contains('.') => s.clone(),
         _ => return Err(ApiError::invalid_argument(format!("{procedure}: the second argument must be the worker id"))),
@@ -366,9 +373,78 @@ pub fn remote_target(
     Ok((format!("crossbarfabriccenter.node.{authid}.worker.{worker}.{proc}"), args[2..].to_vec()))
 }
 
+/// The short names of Crossbar's Management API document
+/// (`remote.router.get_realms`, `remote.proxy.start_transport`, ...) for
+/// the worker procedures the master forwards to
+/// (`get_router_realms`, `start_proxy_transport`, ...).
+fn short_name(api: &str, proc: &str) -> Option<&'static str> {
+    const ROUTER: [(&str, &str); 20] = [
+        ("get_realms", "get_router_realms"),
+        ("get_realm", "get_router_realm"),
+        ("start_realm", "start_router_realm"),
+        ("stop_realm", "stop_router_realm"),
+        ("get_realm_roles", "get_router_realm_roles"),
+        ("get_realm_role", "get_router_realm_role"),
+        ("start_realm_role", "start_router_realm_role"),
+        ("stop_realm_role", "stop_router_realm_role"),
+        ("get_transports", "get_router_transports"),
+        ("get_transport", "get_router_transport"),
+        ("start_transport", "start_router_transport"),
+        ("stop_transport", "stop_router_transport"),
+        ("get_transport_services", "get_web_transport_services"),
+        ("get_transport_service", "get_web_transport_service"),
+        ("start_transport_service", "start_web_transport_service"),
+        ("stop_transport_service", "stop_web_transport_service"),
+        ("get_components", "get_router_components"),
+        ("get_component", "get_router_component"),
+        ("start_component", "start_router_component"),
+        ("stop_component", "stop_router_component"),
+    ];
+    const PROXY: [(&str, &str); 8] = [
+        ("get_transports", "get_proxy_transports"),
+        ("get_transport", "get_proxy_transport"),
+        ("start_transport", "start_proxy_transport"),
+        ("stop_transport", "stop_proxy_transport"),
+        ("get_transport_services", "get_web_transport_services"),
+        ("get_transport_service", "get_web_transport_service"),
+        ("start_transport_service", "start_web_transport_service"),
+        ("stop_transport_service", "stop_web_transport_service"),
+    ];
+    let table: &[(&str, &'static str)] = match api {
+        "router" => &ROUTER,
+        "proxy" => &PROXY,
+        _ => return None,
+    };
+    table.iter().find(|(short, _)| *short == proc).map(|(_, long)| *long)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_short_names_and_missing_worker_kinds() {
+        let authid = |n: &str| (n == "oid1").then(|| "node1".to_owned());
+        let a = |v: &[&str]| v.iter().map(|s| Value::Str((*s).into())).collect::<Vec<_>>();
+        let (uri, rest) =
+            remote_target("crossbarfabriccenter.remote.router.get_realms", &a(&["oid1", "w1"]), authid).expect("alias");
+        assert_eq!(uri, "crossbarfabriccenter.node.node1.worker.w1.get_router_realms");
+        assert!(rest.is_empty());
+        let (uri, rest) =
+            remote_target("crossbarfabriccenter.remote.proxy.start_transport", &a(&["oid1", "p1", "t1"]), authid)
+                .expect("alias");
+        assert_eq!(uri, "crossbarfabriccenter.node.node1.worker.p1.start_proxy_transport");
+        assert_eq!(rest, a(&["t1"]));
+        let (uri, _) =
+            remote_target("crossbarfabriccenter.remote.router.get_router_realms", &a(&["oid1", "w1"]), authid)
+                .expect("long name");
+        assert_eq!(uri, "crossbarfabriccenter.node.node1.worker.w1.get_router_realms");
+        let e = remote_target("crossbarfabriccenter.remote.docker.get_containers", &a(&["oid1"]), authid).unwrap_err();
+        assert_eq!(e.uri, "crossbar.error.feature_unavailable");
+        let e =
+            remote_target("crossbarfabriccenter.remote.router.get_realms", &a(&["oid9", "w1"]), authid).unwrap_err();
+        assert_eq!(e.uri, "crossbar.error.no_such_object");
+    }
 
     fn id() -> NodeIdentity {
         NodeIdentity {

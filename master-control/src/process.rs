@@ -1,7 +1,11 @@
 //! The process API every managed process serves, the node controller and
 //! each worker (Crossbar's `NativeProcess`): CPU count and affinity,
-//! process information and statistics, the process monitor, and for the
-//! node the system statistics (`get_system_stats`). Reached through
+//! process information and statistics, the process monitor, periodic
+//! statistics events (`set_process_stats_monitoring`), `trigger_gc` (the
+//! allocator gives free memory back), and for the node the system
+//! statistics (`get_system_stats`); what only Python has (manhole,
+//! profilers, Python paths) answers as a process without it. Events are
+//! queued and taken with [`ProcessApi::take_events`]. Reached through
 //! `crossbarfabriccenter.remote.node.<proc>(node_oid, ...)` and
 //! `crossbarfabriccenter.remote.worker.<proc>(node_oid, worker_id, ...)`.
 //!
@@ -12,7 +16,7 @@
 //! (the previous sample).
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value as Json};
 use wamp_proto::{Dict, Value};
@@ -21,7 +25,7 @@ use crate::error::ApiError;
 use crate::value::{from_json, Args};
 
 /// Procedures of every managed process (URI suffixes).
-pub const PROCESS_PROCEDURES: [&str; 10] = [
+pub const PROCESS_PROCEDURES: [&str; 15] = [
     "get_cpu_count",
     "get_cpus",
     "get_cpu_affinity",
@@ -29,12 +33,23 @@ pub const PROCESS_PROCEDURES: [&str; 10] = [
     "get_process_info",
     "get_process_stats",
     "get_process_monitor",
+    "set_process_stats_monitoring",
+    "trigger_gc",
+    "get_manhole",
+    "start_manhole",
+    "stop_manhole",
     "utcnow",
     "started",
     "uptime",
 ];
 /// Procedures only workers serve (`remote.worker.*`).
-pub const WORKER_ONLY_PROCEDURES: [&str; 3] = ["get_status", "get_pythonpath", "add_pythonpath"];
+pub const WORKER_ONLY_PROCEDURES: [&str; 6] =
+    ["get_status", "get_pythonpath", "add_pythonpath", "get_profilers", "start_profiler", "get_profile"];
+
+/// Shortest period of `set_process_stats_monitoring` (seconds); 0 turns it off.
+pub const STATS_INTERVAL_MIN: f64 = 0.1;
+/// Longest period of `set_process_stats_monitoring` (seconds).
+pub const STATS_INTERVAL_MAX: f64 = 86_400.0;
 /// Procedures only the node controller serves (`remote.node.*`).
 pub const NODE_ONLY_PROCEDURES: [&str; 1] = ["get_system_stats"];
 
@@ -436,6 +451,12 @@ pub struct ProcessApi {
     last_monitor: Option<(Instant, Map<String, Json>)>,
     /// Last system sample: when, CPU times, network and disk totals.
     last_system: Option<SystemSample>,
+    /// `set_process_stats_monitoring`: the period, and when the next
+    /// `on_process_stats` is due.
+    stats_every: Option<(Duration, Instant)>,
+    stats_seq: u64,
+    /// Events to publish (topic suffix under this process's prefix, args).
+    events: Vec<(String, Vec<Value>)>,
 }
 
 impl ProcessApi {
@@ -452,6 +473,9 @@ impl ProcessApi {
             monitor_tick: 0,
             last_monitor: None,
             last_system: None,
+            stats_every: None,
+            stats_seq: 0,
+            events: Vec::new(),
         }
     }
 
@@ -478,9 +502,118 @@ impl ProcessApi {
             "get_pythonpath" if self.kind != "controller" => Ok(json!([])),
             "add_pythonpath" if self.kind != "controller" => self.add_pythonpath(&a),
             "get_system_stats" if self.kind == "controller" => self.system_stats(),
+            "set_process_stats_monitoring" => self.set_stats_monitoring(&a, Instant::now()),
+            "trigger_gc" => Ok(self.trigger_gc()),
+            // Crossbar's manhole is an SSH shell into the Python process.
+            "get_manhole" => Ok(Json::Null),
+            "start_manhole" => Err(ApiError::new(
+                "crossbar.error.feature_unavailable",
+                "start_manhole: a Junction process is native (Rust) code with no interpreter to open a shell into",
+            )),
+            "stop_manhole" => Err(ApiError::new("crossbar.error.not_started", "stop_manhole: no manhole is running")),
+            // Crossbar's profilers are Python's (vmprof); none is built in.
+            "get_profilers" if self.kind != "controller" => Ok(json!([])),
+            "start_profiler" if self.kind != "controller" => {
+                a.opt_str(0, "profiler").map(|name| name.unwrap_or("vmprof")).and_then(|name| {
+                    Err(ApiError::invalid_argument(format!(
+                        "start_profiler: no profiler '{name}' in this worker (get_profilers lists none; profile a native worker with perf)"
+                    )))
+                })
+            }
+            "get_profile" if self.kind != "controller" => {
+                let id = a.get(0, "profile_id").map(|v| format!("{v:?}")).unwrap_or_default();
+                Err(ApiError::no_such_object(format!("no profile with ID {id} saved")))
+            }
             _ => return None,
         };
         Some(r.map(|j| from_json(&j)))
+    }
+
+    /// The events due at `now` (topic suffixes under this process's
+    /// prefix): what the calls announced, and `on_process_stats` when the
+    /// monitoring period has passed.
+    pub fn take_events(&mut self, now: Instant) -> Vec<(String, Vec<Value>)> {
+        if let Some((every, due)) = self.stats_every {
+            if now >= due {
+                // Late polls do not pile up: the next one is a period from now.
+                self.stats_every = Some((every, now + every));
+                self.stats_seq += 1;
+                match self.process_stats() {
+                    Ok(mut st) => {
+                        st["seq"] = json!(self.stats_seq);
+                        self.events.push(("on_process_stats".into(), vec![from_json(&st)]));
+                    }
+                    Err(e) => tracing::warn!(error = %e.message, "process statistics not read"),
+                }
+            }
+        }
+        std::mem::take(&mut self.events)
+    }
+
+    /// Queues an event (topic suffix under this process's prefix).
+    pub fn push_event(&mut self, suffix: &str, args: Vec<Value>) {
+        self.events.push((suffix.to_owned(), args));
+    }
+
+    /// `set_process_stats_monitoring(interval)`: publish `on_process_stats`
+    /// (the process statistics with a `seq`) every `interval` seconds; 0
+    /// stops it. Announced with `on_process_stats_monitoring_set(interval)`.
+    fn set_stats_monitoring(&mut self, a: &Args, now: Instant) -> Result<Json, ApiError> {
+        let interval = match a.get(0, "interval") {
+            Some(Value::UInt(n)) => *n as f64,
+            Some(Value::Int(n)) => *n as f64,
+            Some(Value::Float(f)) => *f,
+            Some(_) => {
+                return Err(ApiError::invalid_argument(
+                    "set_process_stats_monitoring: argument 'interval' must be a number of seconds",
+                ))
+            }
+            None => {
+                return Err(ApiError::invalid_argument("set_process_stats_monitoring: missing argument 'interval'"))
+            }
+        };
+        if interval != 0.0 && !(STATS_INTERVAL_MIN..=STATS_INTERVAL_MAX).contains(&interval) {
+            return Err(ApiError::invalid_argument(format!(
+                "set_process_stats_monitoring: interval must be 0 (off) or {STATS_INTERVAL_MIN} to {STATS_INTERVAL_MAX} seconds, not {interval}"
+            )));
+        }
+        if interval == 0.0 {
+            self.stats_every = None;
+        } else {
+            let every = Duration::from_secs_f64(interval);
+            self.stats_every = Some((every, now + every));
+        }
+        self.push_event("on_process_stats_monitoring_set", vec![from_json(&json!(interval))]);
+        Ok(Json::Null)
+    }
+
+    /// `trigger_gc()`: a native process has no garbage collector; what
+    /// comes closest is giving the allocator's free memory back to the
+    /// system (`malloc_trim`). Returns the time it took (ms), as Crossbar
+    /// does, and announces `on_gc_finished({requester, duration, freed})`
+    /// (`freed`: bytes of resident memory given back).
+    fn trigger_gc(&mut self) -> Json {
+        let rss = || {
+            std::fs::read_to_string("/proc/self/stat").ok().and_then(|t| parse_stat(&t)).map_or(0, |s| s.rss_pages)
+                * page_size()
+        };
+        let before = rss();
+        let t0 = Instant::now();
+        // SAFETY: malloc_trim only walks the allocator's own arenas, under their locks.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        let duration = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let freed = before.saturating_sub(rss());
+        self.push_event(
+            "on_gc_finished",
+            vec![from_json(&json!({
+                "requester": {"session_id": null, "auth_id": null, "auth_role": null},
+                "duration": duration,
+                "freed": freed,
+            }))],
+        );
+        json!(duration)
     }
 
     fn uptime(&self) -> f64 {
@@ -967,6 +1100,63 @@ mod tests {
         let s2 = crate::value::to_json(&call(&mut node, "get_system_stats", vec![]).unwrap());
         assert!(s2["network"].get("bytes_recv_per_sec").is_some());
         assert!(node.handle("get_status", &[], &Dict::new()).is_none());
+    }
+
+    #[test]
+    fn stats_monitoring_publishes_on_its_period_and_stops() {
+        let mut api = ProcessApi::new("w1", "router", process_start_time());
+        let t0 = Instant::now();
+        for bad in [Value::Str("1".into()), Value::Float(0.01), Value::Float(1e9), Value::Int(-1)] {
+            let e = api.handle("set_process_stats_monitoring", &[bad], &Dict::new()).expect("ours").unwrap_err();
+            assert_eq!(e.uri, "wamp.error.invalid_argument");
+        }
+        assert!(api.take_events(t0).is_empty(), "refused calls announce nothing");
+        let a = Args { procedure: "set_process_stats_monitoring", args: &[Value::Float(0.5)], kwargs: &Dict::new() };
+        assert_eq!(api.set_stats_monitoring(&a, t0), Ok(Json::Null));
+        let ev = api.take_events(t0);
+        assert_eq!(ev, vec![("on_process_stats_monitoring_set".to_owned(), vec![Value::Float(0.5)])]);
+        assert!(api.take_events(t0 + Duration::from_millis(400)).is_empty(), "not due yet");
+        let ev = api.take_events(t0 + Duration::from_millis(500));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].0, "on_process_stats");
+        let st = ev[0].1[0].as_dict().expect("stats");
+        assert_eq!(st.get("seq"), Some(&Value::UInt(1)));
+        assert_eq!(st.get("pid"), Some(&Value::UInt(u64::from(std::process::id()))));
+        // Polled late: one event, the next a period later (no burst).
+        let ev = api.take_events(t0 + Duration::from_secs(5));
+        assert_eq!(ev.len(), 1);
+        assert!(api.take_events(t0 + Duration::from_millis(5_400)).is_empty());
+        assert_eq!(api.take_events(t0 + Duration::from_millis(5_500)).len(), 1);
+        let off = Args { procedure: "set_process_stats_monitoring", args: &[Value::UInt(0)], kwargs: &Dict::new() };
+        assert_eq!(api.set_stats_monitoring(&off, t0), Ok(Json::Null));
+        assert_eq!(api.take_events(t0 + Duration::from_secs(60)).len(), 1, "only the monitoring_set(0)");
+    }
+
+    #[test]
+    fn gc_manhole_and_profilers_answer_what_a_native_process_has() {
+        let mut api = ProcessApi::new("w1", "router", process_start_time());
+        let ms = call(&mut api, "trigger_gc", vec![]).expect("gc");
+        assert!(matches!(ms, Value::UInt(_)), "{ms:?}");
+        let ev = api.take_events(Instant::now());
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].0, "on_gc_finished");
+        let d = ev[0].1[0].as_dict().expect("event");
+        assert_eq!(d.get("duration"), Some(&ms));
+        assert!(d.contains_key("freed") && d.contains_key("requester"));
+        assert_eq!(call(&mut api, "get_manhole", vec![]), Ok(Value::Null));
+        assert_eq!(call(&mut api, "start_manhole", vec![]).unwrap_err().uri, "crossbar.error.feature_unavailable");
+        assert_eq!(call(&mut api, "stop_manhole", vec![]).unwrap_err().uri, "crossbar.error.not_started");
+        assert_eq!(call(&mut api, "get_profilers", vec![]), Ok(Value::List(vec![])));
+        let e = call(&mut api, "start_profiler", vec![Value::Str("vmprof".into())]).unwrap_err();
+        assert_eq!(e.uri, "wamp.error.invalid_argument");
+        assert_eq!(
+            call(&mut api, "get_profile", vec![Value::UInt(1)]).unwrap_err().uri,
+            "crossbar.error.no_such_object"
+        );
+        // The node controller has no profilers (Crossbar's are the workers').
+        let mut node = ProcessApi::new("controller", "controller", process_start_time());
+        assert!(node.handle("get_profilers", &[], &Dict::new()).is_none());
+        assert!(node.handle("trigger_gc", &[], &Dict::new()).is_some());
     }
 
     #[test]

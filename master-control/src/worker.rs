@@ -101,7 +101,11 @@ pub const META_PROCEDURES: [&str; 19] = [
 ];
 
 /// Procedures of the router worker API (suffixes).
-pub const ROUTER_PROCEDURES: [&str; 19] = [
+pub const ROUTER_PROCEDURES: [&str; 23] = [
+    "get_router_components",
+    "get_router_component",
+    "start_router_component",
+    "stop_router_component",
     "kill_by_authid",
     "get_router_realm_stats",
     "start_router_transport",
@@ -417,6 +421,21 @@ impl RouterWorkerApi {
                         })?,
                 };
                 Ok(from_json(&json!({"id": rid, "config": config})))
+            }
+            // Crossbar runs Python components inside router workers;
+            // Junction's router workers run none (components connect as
+            // ordinary WAMP clients).
+            "get_router_components" => Ok(Value::List(Vec::new())),
+            "get_router_component" | "stop_router_component" => {
+                let cid = a.str(0, "component_id")?;
+                Err(ApiError::no_such_object(format!("no component '{cid}' in router worker '{}'", self.worker_id)))
+            }
+            "start_router_component" => {
+                a.str(0, "component_id")?;
+                Err(ApiError::new(
+                    "crossbar.error.feature_unavailable",
+                    "start_router_component: Junction's router workers do not host components; run the component as a WAMP client connected to a transport of this router",
+                ))
             }
             "start_router_realm_role" => {
                 let (id, rid) = (a.str(0, "realm_id")?.to_owned(), a.str(1, "role_id")?.to_owned());

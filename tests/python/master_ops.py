@@ -274,6 +274,70 @@ async def process_api(m, oid, api, w):
     return out
 
 
+async def native(m, oid):
+    """What Crossbar's NativeProcess and WorkerController add: process statistics
+    monitoring (events), trigger_gc, node id, manhole and profilers as a native
+    process has them, worker shutdown, the short names of the Management API
+    document, and the worker kinds Junction has not."""
+    out = {}
+    node_pre = P + "node.node1."
+    app1_pre = node_pre + "worker.app1."
+    stats, stats_set, node_stats, gc_done, down = Box(), Box(), Box(), Box(), Box()
+    for box, topic in [(stats, app1_pre + "on_process_stats"), (stats_set, app1_pre + "on_process_stats_monitoring_set"),
+                       (node_stats, node_pre + "on_process_stats"), (gc_done, app1_pre + "on_gc_finished"),
+                       (down, node_pre + "worker.px3.on_shutdown_requested")]:
+        await m.subscribe(box, topic)
+    out["monitoring_set"] = await call(m, "remote.worker.set_process_stats_monitoring", oid, "app1", 0.2)
+    await stats_set.wait(1, "on_process_stats_monitoring_set")
+    await stats.wait(3, "on_process_stats")
+    out["stats_set_event"] = stats_set.items[0][0]
+    out["stats_seqs"] = [e[0]["seq"] for e in stats.items[:3]]
+    out["stats_pid"] = stats.items[0][0]["pid"]
+    await call(m, "remote.worker.set_process_stats_monitoring", oid, "app1", 0)
+    await stats_set.wait(2, "monitoring off")
+    n = len(stats.items)
+    await asyncio.sleep(0.8)
+    out["stats_after_off"] = len(stats.items) - n
+    await call(m, "remote.node.set_process_stats_monitoring", oid, 0.2)
+    await node_stats.wait(2, "node on_process_stats")
+    out["node_stats_pid"] = node_stats.items[0][0]["pid"]
+    await call(m, "remote.node.set_process_stats_monitoring", oid, 0)
+    out["gc_ms"] = await call(m, "remote.worker.trigger_gc", oid, "app1")
+    await gc_done.wait(1, "on_gc_finished")
+    out["gc_event"] = sorted(gc_done.items[0][0].keys())
+    out["node_gc_ms"] = await call(m, "remote.node.trigger_gc", oid)
+    out["node_id"] = await call(m, "remote.worker.get_node_id", oid, "app1")
+    out["set_same_node_id"] = await call(m, "remote.worker.set_node_id", oid, "app1", "node1")
+    out["manhole"] = await call(m, "remote.worker.get_manhole", oid, "app1")
+    out["profilers"] = await call(m, "remote.worker.get_profilers", oid, "app1")
+    out["realms_short"] = await call(m, "remote.router.get_realms", oid, "app1")
+    out["realms_long"] = await call(m, "remote.router.get_router_realms", oid, "app1")
+    out["components"] = await call(m, "remote.router.get_router_components", oid, "app1")
+    out["errors"] = {
+        "interval_bad": await expect_error(call(m, "remote.worker.set_process_stats_monitoring", oid, "app1", "often"), "interval"),
+        "interval_tiny": await expect_error(call(m, "remote.worker.set_process_stats_monitoring", oid, "app1", 0.001), "tiny"),
+        "set_other_node_id": await expect_error(call(m, "remote.worker.set_node_id", oid, "app1", "node7"), "node id"),
+        "start_manhole": await expect_error(call(m, "remote.worker.start_manhole", oid, "app1", {}), "manhole"),
+        "stop_manhole": await expect_error(call(m, "remote.worker.stop_manhole", oid, "app1"), "manhole"),
+        "start_profiler": await expect_error(call(m, "remote.worker.start_profiler", oid, "app1", "vmprof"), "profiler"),
+        "get_profile": await expect_error(call(m, "remote.worker.get_profile", oid, "app1", 1), "profile"),
+        "start_component": await expect_error(call(m, "remote.router.start_component", oid, "app1", "c1", {}), "component"),
+        "docker": await expect_error(call(m, "remote.docker.get_containers", oid), "docker"),
+        "container": await expect_error(call(m, "remote.container.get_components", oid, "c1"), "container"),
+        "shutdown_unknown": await expect_error(call(m, "remote.worker.shutdown", oid, "nope"), "shutdown"),
+    }
+    # shutdown(): the worker stops for good (the node does not restart it).
+    await call(m, "remote.node.start_worker", oid, "px3", "proxy")
+    out["workers_with_px3"] = await call(m, "remote.node.get_workers", oid)
+    out["shutdown"] = await call(m, "remote.worker.shutdown", oid, "px3")
+    await down.wait(1, "on_shutdown_requested")
+    out["shutdown_event"] = sorted(down.items[0][0].keys())
+    out["workers_after_shutdown"] = await call(m, "remote.node.get_workers", oid)
+    await asyncio.sleep(1.0)
+    out["workers_later"] = await call(m, "remote.node.get_workers", oid)
+    return out
+
+
 async def process(args):
     m = await joined(args, args.name, args.superuser, "superuser")
     node = await poll("node online", lambda: call(m, "mrealm.get_node_by_authid", "node1"), lambda n: n["status"] == "online")
@@ -308,13 +372,14 @@ async def process(args):
         "unknown_worker": await expect_error(call(m, "remote.worker.get_cpu_count", oid, "nope"), "worker"),
         "unknown_worker_set": await expect_error(call(m, "remote.worker.set_cpu_affinity", oid, "nope", [0]), "worker"),
         "unknown_router_worker": await expect_error(call(m, "remote.router.get_router_realms", oid, "nope"), "worker"),
-        "not_implemented": await expect_error(call(m, "remote.worker.trigger_gc", oid, "app1"), "proc"),
+        "not_implemented": await expect_error(call(m, "remote.worker.start_container", oid, "app1"), "proc"),
         "add_pythonpath": await expect_error(call(m, "remote.worker.add_pythonpath", oid, "app1", ["/tmp"]), "python"),
         "add_pythonpath_bad": await expect_error(call(m, "remote.worker.add_pythonpath", oid, "app1", "/tmp"), "python"),
         "no_worker_id": await expect_error(call(m, "remote.worker.get_status", oid), "no id"),
         "unknown_node": await expect_error(call(m, "remote.worker.get_status", "5f0e3b51-9d27-4a3f-8a2c-1c1b2a3d4e5f", "app1"), "node"),
         "node_system_on_worker": await expect_error(call(m, "remote.worker.get_system_stats", oid, "app1"), "sys"),
     }
+    out["native"] = await native(m, oid)
     await close(m)
     return out
 
