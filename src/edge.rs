@@ -127,10 +127,16 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
         tracing::warn!("{}: {w}", cfg_path.display());
     }
     let fabric = cfg.controller.fabric.clone().unwrap_or_default();
-    let url = std::env::var("CROSSBAR_FABRIC_URL")
-        .ok()
+    // As Crossbar's node: the activation file the master's watch-to-pair
+    // wrote, then the environment, then the config.
+    let activation = key_tag(&cbdir.join("key.activate"), "management-url").filter(|u| !u.is_empty());
+    if let Some(u) = &activation {
+        tracing::info!(url = %u, "master named by {}", cbdir.join("key.activate").display());
+    }
+    let url = activation
+        .or_else(|| std::env::var("CROSSBAR_FABRIC_URL").ok())
         .or(fabric.url.clone())
-        .context("no master to connect to: set CROSSBAR_FABRIC_URL or controller.fabric.transport in config.json")?;
+        .context("no master to connect to: set CROSSBAR_FABRIC_URL or controller.fabric.transport in config.json (or let the master's watch-to-pair write key.activate)")?;
     let target = Target::parse(&url).with_context(|| format!("master URL {url:?}"))?;
     let key_path = cbdir.join("key.priv");
     let key = NodeKey::load_or_create(&key_path).with_context(|| format!("node key {}", key_path.display()))?;

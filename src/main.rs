@@ -160,10 +160,15 @@ enum MasterCommand {
         /// default: the config's `superuser`.
         #[arg(long, env = "CROSSBAR_FABRIC_SUPERUSER")]
         superuser: Option<PathBuf>,
-        /// The master's config file (JSON: `listen`, `superuser`; relative
-        /// paths relative to the file). Default: `<cbdir>/master.json` if it exists.
+        /// The master's config file (JSON: `listen`, `superuser`,
+        /// `auto_default_mrealm`; relative paths relative to the file).
+        /// Default: `<cbdir>/master.json` if it exists.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Pair every node key (`key.pub`) found under DIR's subdirectories
+        /// to management realm `default` (Crossbar's watch-to-pair).
+        #[arg(long, env = "CROSSBAR_WATCH_TO_PAIR")]
+        watch_to_pair: Option<PathBuf>,
         /// Log filter (tracing `EnvFilter` syntax).
         #[arg(long, default_value = "info", env = "JUNCTION_LOG")]
         log: String,
@@ -235,8 +240,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Master { command: MasterCommand::Start { cbdir, listen, superuser, config, log } } => {
-            match master_start(cbdir, listen, superuser, config, &log) {
+        Command::Master { command: MasterCommand::Start { cbdir, listen, superuser, config, watch_to_pair, log } } => {
+            match master_start(cbdir, listen, superuser, config, watch_to_pair, &log) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("junction: {e:#}");
@@ -368,12 +373,25 @@ fn start(config: Option<PathBuf>, log: &str) -> Result<()> {
 
 /// `junction master start`.
 /// The master's config file: `{"listen": "HOST:PORT", "superuser": "key.pub path"}`.
-fn master_config(path: &Path) -> Result<(Option<std::net::SocketAddr>, Option<PathBuf>)> {
+/// The master's config file (`master.json`).
+#[derive(Default)]
+struct MasterFileConfig {
+    listen: Option<std::net::SocketAddr>,
+    superuser: Option<PathBuf>,
+    /// Crossbar's `auto_default_mrealm`: `{enabled, watch_to_pair,
+    /// watch_to_pair_pattern, write_pairing_file, management_url}`.
+    watch_to_pair: Option<PathBuf>,
+    watch_to_pair_pattern: Option<String>,
+    write_pairing_file: bool,
+    management_url: Option<String>,
+}
+
+fn master_config(path: &Path) -> Result<MasterFileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     let obj = v.as_object().with_context(|| format!("{}: must be a JSON object", path.display()))?;
-    if let Some(k) = obj.keys().find(|k| !["listen", "superuser"].contains(&k.as_str())) {
-        anyhow::bail!("{}: unknown key '{k}' (known: listen, superuser)", path.display());
+    if let Some(k) = obj.keys().find(|k| !["listen", "superuser", "auto_default_mrealm"].contains(&k.as_str())) {
+        anyhow::bail!("{}: unknown key '{k}' (known: listen, superuser, auto_default_mrealm)", path.display());
     }
     let listen = match obj.get("listen") {
         None => None,
@@ -388,7 +406,37 @@ fn master_config(path: &Path) -> Result<(Option<std::net::SocketAddr>, Option<Pa
         Some(serde_json::Value::String(s)) => Some(dir.join(s)),
         Some(_) => anyhow::bail!("{}: superuser must be the path of a key.pub file", path.display()),
     };
-    Ok((listen, superuser))
+    let mut out = MasterFileConfig { listen, superuser, ..MasterFileConfig::default() };
+    if let Some(a) = obj.get("auto_default_mrealm") {
+        let a = a.as_object().with_context(|| format!("{}: auto_default_mrealm must be an object", path.display()))?;
+        const KNOWN: [&str; 5] =
+            ["enabled", "watch_to_pair", "watch_to_pair_pattern", "write_pairing_file", "management_url"];
+        if let Some(k) = a.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            anyhow::bail!("{}: auto_default_mrealm: unknown key '{k}' (known: {})", path.display(), KNOWN.join(", "));
+        }
+        let text = |k: &str| -> Result<Option<String>> {
+            match a.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => anyhow::bail!("{}: auto_default_mrealm.{k} must be a string", path.display()),
+            }
+        };
+        let flag = |k: &str| -> Result<bool> {
+            match a.get(k) {
+                None => Ok(false),
+                Some(serde_json::Value::Bool(b)) => Ok(*b),
+                Some(_) => anyhow::bail!("{}: auto_default_mrealm.{k} must be true or false", path.display()),
+            }
+        };
+        // Crossbar watches only with `enabled: true`; so does Junction.
+        if flag("enabled")? {
+            out.watch_to_pair = text("watch_to_pair")?.map(|d| dir.join(d));
+        }
+        out.watch_to_pair_pattern = text("watch_to_pair_pattern")?;
+        out.write_pairing_file = flag("write_pairing_file")?;
+        out.management_url = text("management_url")?;
+    }
+    Ok(out)
 }
 
 fn master_start(
@@ -396,17 +444,39 @@ fn master_start(
     listen: Option<std::net::SocketAddr>,
     superuser: Option<PathBuf>,
     config: Option<PathBuf>,
+    watch_to_pair: Option<PathBuf>,
     log: &str,
 ) -> Result<()> {
     let signals = signals::block();
     init_tracing(log)?;
     let config = config.or_else(|| Some(cbdir.join("master.json")).filter(|p| p.exists()));
-    let (cfg_listen, cfg_superuser) = match &config {
+    let file = match &config {
         Some(p) => master_config(p)?,
-        None => (None, None),
+        None => MasterFileConfig::default(),
     };
-    let listen = listen.or(cfg_listen).unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
-    let superuser = superuser.or(cfg_superuser);
+    let listen = listen.or(file.listen).unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let superuser = superuser.or(file.superuser);
+    let watch_to_pair = match watch_to_pair.or(file.watch_to_pair) {
+        None => None,
+        Some(dir) => {
+            if !dir.is_dir() {
+                anyhow::bail!("watch-to-pair: {} is not a directory", dir.display());
+            }
+            let pattern = file
+                .watch_to_pair_pattern
+                .as_deref()
+                .map(master_control::pairing::pattern)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("auto_default_mrealm.watch_to_pair_pattern: {e}"))?;
+            let url = file.management_url.clone().unwrap_or_else(|| format!("ws://{listen}/ws"));
+            Some(master_control::pairing::WatchToPair {
+                dir,
+                pattern,
+                write_pairing_file: file.write_pairing_file,
+                management_url: url,
+            })
+        }
+    };
     let superuser_key = match &superuser {
         Some(p) => {
             Some(master_control::service::read_public_key_file(p).map_err(|e| anyhow::anyhow!("superuser key: {e}"))?)
@@ -424,6 +494,7 @@ fn master_start(
         cbdir: cbdir.clone(),
         listen,
         superuser_key,
+        watch_to_pair,
     })
     .context("the master did not start")?;
     tracing::info!(cbdir = %cbdir.display(), "master state in {}", cbdir.join("master.db").display());

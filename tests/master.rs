@@ -748,3 +748,83 @@ fn the_master_reads_listen_and_superuser_from_its_config_file() {
     assert!(status.is_some_and(|s| !s.success()), "{err}");
     assert!(err.contains("unknown key 'superusr'"), "{err}");
 }
+
+/// Watch-to-pair (Crossbar's `auto_default_mrealm`): the master pairs the
+/// node keys it finds, writes their activation files, and a node started
+/// with no master URL at all finds its master there.
+#[test]
+fn watch_to_pair_pairs_the_keys_it_finds_and_nodes_activate_themselves() {
+    let dir = temp_dir("master-watch");
+    let su = superuser_pub(&dir);
+    let nodes = dir.join("nodes");
+    let (cbdir1, _) = common::master::edge_init_text(&nodes.join("node1"), "node1");
+    // A node key without a node-authid tag: paired as node-<8 hex digits>.
+    let init = Command::new(junction_bin())
+        .args(["edge", "init", "--appdir"])
+        .arg(nodes.join("anon"))
+        .env_remove("CROSSBAR_NODE_ID")
+        .output()
+        .expect("edge init");
+    assert!(init.status.success());
+    let anon_key = common::master::public_key(
+        &std::fs::read_to_string(nodes.join("anon/.crossbar/key.pub")).expect("anon key.pub"),
+    );
+    // Not a key: logged, nothing else.
+    std::fs::create_dir_all(nodes.join("junk/.crossbar")).expect("mkdir");
+    std::fs::write(nodes.join("junk/.crossbar/key.pub"), "public-key-ed25519: nope\n").expect("write");
+
+    let port = free_port();
+    let cbdir_m = dir.join("master");
+    std::fs::create_dir_all(&cbdir_m).expect("mkdir");
+    std::fs::write(
+        cbdir_m.join("master.json"),
+        serde_json::json!({"auto_default_mrealm": {"enabled": true, "watch_to_pair": "../nodes", "write_pairing_file": true}})
+            .to_string(),
+    )
+    .expect("master.json");
+    let master = start_master(&cbdir_m, port, &su);
+    // A key that appears while the master runs is found by a later scan.
+    common::master::edge_init_text(&nodes.join("node3"), "node3");
+
+    // node1's activation file names the master; the node needs nothing else.
+    let activate = cbdir1.join("key.activate");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !activate.exists() {
+        assert!(std::time::Instant::now() < deadline, "no key.activate\n{}", master.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&activate).expect("key.activate");
+    assert!(text.contains(&format!("management-url: ws://127.0.0.1:{port}/ws")), "{text}");
+    assert!(text.contains("node-authid: node1") && text.contains("management-realm: default"), "{text}");
+    let mut cmd = Command::new(junction_bin());
+    cmd.args(["edge", "start", "--cbdir"]).arg(&cbdir1).args(["--color", "false"]).env_remove("CROSSBAR_FABRIC_URL");
+    let (node, _) =
+        spawn_until_ready(cmd, "junction: ready", cbdir1.join("no-config")).unwrap_or_else(|e| panic!("{e}"));
+
+    let anon = format!("node-{}", &anon_key[..8]);
+    let r = master.python(
+        "master.py",
+        &[
+            &url(port),
+            GLOBAL,
+            "json",
+            "--scenario",
+            "watch",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            &format!("node1,node3,{anon}"),
+        ],
+    );
+    assert_eq!(r["ok"], true, "{r}\n--- node ---\n{}", node.stderr());
+    assert_eq!(r["node1_cluster_ip"], "127.0.0.1", "the key's node-cluster-ip: {r}");
+    assert_eq!(r["node1_workers"], serde_json::json!([]));
+    let left = r["names_after_unpair"].as_array().expect("names");
+    assert_eq!(left.len(), 2, "the unpaired key stays unpaired: {r}");
+    assert!(left.contains(&"node1".into()), "{r}");
+    assert_eq!(r["paired_events_after_unpair"], 0, "{r}");
+    let log = master.stderr();
+    assert_eq!(log.matches("watch-to-pair: not a node key").count(), 1, "the junk key is logged once:\n{log}");
+    drop(node);
+    drop(master);
+}

@@ -32,6 +32,7 @@
 pub mod error;
 pub mod master;
 pub mod node;
+pub mod pairing;
 pub mod process;
 pub mod proxy;
 pub mod reconcile;

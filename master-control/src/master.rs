@@ -595,6 +595,39 @@ impl Master {
         node
     }
 
+    // ------------------------------------------------------------ watch-to-pair
+
+    /// Pairs `key` (found by a watch-to-pair scan) to the management realm
+    /// `default`, as the superuser's `pair_node` would, if the master has
+    /// never seen its public key: `Ok(None)` if it has (paired, or unpaired
+    /// since: unpairing is not undone). On success: the node and the
+    /// `on_node_paired` event to publish.
+    pub fn auto_pair(
+        &mut self,
+        now: SystemTime,
+        key: &crate::pairing::FoundKey,
+    ) -> Result<Option<(Json, Effects)>, ApiError> {
+        if self.store.node_by_pubkey(&key.pubkey)?.is_some() {
+            return Ok(None);
+        }
+        let caller =
+            Caller { realm: GLOBAL_REALM.into(), session: 0, authid: SUPERUSER.into(), authrole: ROLE_USER.into() };
+        let args = [
+            Value::Str(key.pubkey.clone()),
+            Value::Str(crate::pairing::DEFAULT_MREALM.into()),
+            Value::Str(key.authid.clone()),
+            Value::Null,
+            key.cluster_ip.clone().map_or(Value::Null, Value::Str),
+        ];
+        let out = self.handle_call(now, &caller, "crossbarfabriccenter.mrealm.pair_node", &args, &Dict::new());
+        out.result.map(|node| Some((to_json(&node), out.effects)))
+    }
+
+    /// The oid of management realm `name`.
+    pub fn mrealm_oid(&self, name: &str) -> Option<String> {
+        self.store.mrealm_by_name(name).ok()?.and_then(|m| str_of(&m, "oid").map(str::to_owned))
+    }
+
     // ------------------------------------------------------------ calls
 
     /// Handles one management call.

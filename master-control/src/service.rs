@@ -72,7 +72,12 @@ pub struct MasterSetup {
     /// The superuser's Ed25519 public key (64 hex digits); without it
     /// nobody can manage anything (nodes can still log in).
     pub superuser_key: Option<String>,
+    /// Pair the node keys found in a directory (Crossbar's watch-to-pair).
+    pub watch_to_pair: Option<crate::pairing::WatchToPair>,
 }
+
+/// How often the watch-to-pair directory is scanned.
+pub const WATCH_PERIOD: Duration = Duration::from_secs(2);
 
 /// Why the master could not start.
 #[derive(Debug, Error)]
@@ -139,6 +144,63 @@ impl Shared {
         if let Some(tx) = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(realm) {
             let _ = tx.send(cmd);
         }
+    }
+}
+
+/// Scans the watch-to-pair directory every [`WATCH_PERIOD`] and pairs the
+/// keys the master has never seen (see [`crate::pairing`]). Each problem
+/// (a malformed key file, a refused pairing) is logged once.
+fn watch_to_pair(shared: &Arc<Shared>, w: &crate::pairing::WatchToPair) {
+    tracing::info!(dir = %w.dir.display(), write_pairing_file = w.write_pairing_file, "watch-to-pair: pairing the node keys found here to management realm 'default'");
+    let mut reported: std::collections::HashSet<(PathBuf, String)> = std::collections::HashSet::new();
+    loop {
+        let (keys, errors) = crate::pairing::scan(&w.dir, w.pattern.as_ref());
+        for (path, e) in errors {
+            if reported.insert((path.clone(), e.clone())) {
+                tracing::warn!(path = %path.display(), error = %e, "watch-to-pair: not a node key");
+            }
+        }
+        for key in keys {
+            let now = SystemTime::now();
+            let r = shared.master().auto_pair(now, &key);
+            match r {
+                Ok(None) => {}
+                Ok(Some((node, fx))) => {
+                    let oid = node.get("oid").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+                    tracing::info!(authid = %key.authid, pubkey = %key.pubkey, node_oid = %oid, cbdir = %key.cbdir.display(), "watch-to-pair: node paired to management realm 'default'");
+                    for p in fx.publish {
+                        shared.send(&p.realm.clone(), Command::Publish(p));
+                    }
+                    if w.write_pairing_file {
+                        write_activation(shared, w, &key, &oid);
+                    }
+                }
+                Err(e) => {
+                    if reported.insert((key.cbdir.clone(), e.message.clone())) {
+                        tracing::warn!(authid = %key.authid, cbdir = %key.cbdir.display(), error = %e.uri, message = %e.message, "watch-to-pair: node not paired");
+                    }
+                }
+            }
+        }
+        std::thread::sleep(WATCH_PERIOD);
+    }
+}
+
+/// Writes `key.activate` beside a key just paired (never over an existing one).
+fn write_activation(shared: &Shared, w: &crate::pairing::WatchToPair, key: &crate::pairing::FoundKey, node_oid: &str) {
+    use std::io::Write;
+    let path = key.cbdir.join("key.activate");
+    let mrealm_oid = shared.master().mrealm_oid(crate::pairing::DEFAULT_MREALM).unwrap_or_default();
+    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let text = crate::pairing::activation_text(key, node_oid, &mrealm_oid, &w.management_url, &now);
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    match r {
+        Ok(()) => tracing::info!(path = %path.display(), "watch-to-pair: activation file written"),
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "watch-to-pair: activation file not written"),
     }
 }
 
@@ -245,6 +307,10 @@ impl MasterService {
         for name in names {
             shared.master().realm_started(&name, now);
             start_backend(&shared, &name)?;
+        }
+        if let Some(w) = setup.watch_to_pair.clone() {
+            let shared = shared.clone();
+            std::thread::Builder::new().name("watch-to-pair".into()).spawn(move || watch_to_pair(&shared, &w))?;
         }
         Ok(MasterService { router, endpoint, shared })
     }

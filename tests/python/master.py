@@ -733,7 +733,35 @@ async def proxy_api(args, m, oid, router_port):
     return out
 
 
-SCENARIOS = {"pair_two": pair_two, "arealm_flow": arealm_flow, "arealm_check": arealm_check, "objects": objects, "flow": flow, "create": create, "verify": verify, "pair": pair, "edge": edge}
+async def watch(args):
+    """Watch-to-pair: the keys under the watched directory are paired to
+    management realm `default` (--name: the comma-separated authids to
+    expect); node1 comes online by itself; an unpaired key stays unpaired."""
+    want = sorted(args.name.split(","))
+    g = await joined(args, args.realm, args.superuser, "superuser")
+    paired = Box()
+    await g.subscribe(paired, P + "mrealm.on_node_paired")
+    m = await joined(args, "default", args.superuser, "superuser")
+    out = {}
+    out["names"] = await poll("keys paired", lambda: call(m, "mrealm.get_nodes", return_names=True),
+                              lambda n: sorted(n) == want, timeout=20.0)
+    n1 = await poll("node1 online", lambda: call(m, "mrealm.get_node_by_authid", "node1"),
+                    lambda n: n["status"] == "online", timeout=30.0)
+    out["node1_cluster_ip"] = n1["cluster_ip"]
+    out["node1_workers"] = await call(m, "remote.node.get_workers", n1["oid"])
+    other = [a for a in want if a != "node1"][0]
+    n2 = await call(m, "mrealm.get_node_by_authid", other)
+    await call(g, "mrealm.unpair_node", n2["oid"])
+    before = len(paired.items)
+    # Three scans later it is still unpaired: unpairing is not undone.
+    await asyncio.sleep(6.5)
+    out["names_after_unpair"] = sorted(await call(m, "mrealm.get_nodes", return_names=True))
+    out["paired_events_after_unpair"] = len(paired.items) - before
+    await close(g, m)
+    return out
+
+
+SCENARIOS = {"watch": watch, "pair_two": pair_two, "arealm_flow": arealm_flow, "arealm_check": arealm_check, "objects": objects, "flow": flow, "create": create, "verify": verify, "pair": pair, "edge": edge}
 
 if __name__ == "__main__":
     p = base_parser(__doc__)
