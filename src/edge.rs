@@ -428,8 +428,30 @@ impl UplinkHandler for NodeUplink {
             return (r, NodeAction::None);
         }
         match proc {
-            "start_worker" => (self.start_worker(args, kwargs), NodeAction::None),
-            "stop_worker" => (self.stop_worker(args, kwargs), NodeAction::None),
+            "start_worker" | "stop_worker" => {
+                // Lifecycle events, as Crossbar's node: on_router_starting /
+                // on_proxy_starting, then …_started with the worker; on_worker_stopping/stopped.
+                let id = args.first().cloned().unwrap_or(Value::Null);
+                let kind = match args.get(1) {
+                    Some(Value::Str(k)) if k == "router" || k == "proxy" => k.clone(),
+                    _ => "worker".into(),
+                };
+                let start = proc == "start_worker";
+                let stem = if start { format!("on_{kind}") } else { "on_worker".to_owned() };
+                // A start of no known worker type announces nothing (it fails).
+                let announce = !(start && kind == "worker");
+                if announce {
+                    let ids = master_control::value::from_json(&serde_json::json!({"id": id.as_str(), "type": kind}));
+                    let phase = if start { "starting" } else { "stopping" };
+                    self.process.push_event(&format!("{stem}_{phase}"), vec![ids]);
+                }
+                let r = if start { self.start_worker(args, kwargs) } else { self.stop_worker(args, kwargs) };
+                if let (true, Ok(v)) = (announce, &r) {
+                    self.process
+                        .push_event(&format!("{stem}_{}", if start { "started" } else { "stopped" }), vec![v.clone()]);
+                }
+                (r, NodeAction::None)
+            }
             "get_worker_log" => {
                 // The ring of the worker's current slot (a worker stopped and
                 // started again under the same id starts a new one).

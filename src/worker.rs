@@ -582,7 +582,13 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
             .into_iter()
             .map(|(suffix, args)| (format!("{prefix}{suffix}"), args))
             .collect();
-        let WorkerApis::Router(api, ctl) = &mut self.apis else { return out };
+        let (api, ctl) = match &mut self.apis {
+            WorkerApis::Router(api, ctl) => (api, ctl),
+            WorkerApis::Proxy(api, _) => {
+                out.extend(api.take_events(&id.authid));
+                return out;
+            }
+        };
         out.extend(api.take_events(ctl, &id.authid, std::time::SystemTime::now()));
         ctl.bridges.borrow_mut().retain(|(realm_id, rx)| loop {
             match rx.try_recv() {

@@ -472,6 +472,9 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     let w = &r["worker_api"];
     assert_eq!(w["realms_before"], serde_json::json!(["realm1"]), "{w}");
     assert_eq!(w["started_id"], "rlm_tenant2");
+    assert_eq!(w["realm_started_event"], serde_json::json!(["node1", "app1", "rlm_tenant2"]), "{w}");
+    assert_eq!(w["raw_realm_started"], "rlm_tenant2");
+    assert_eq!(w["heartbeat_event"], serde_json::json!(["node1", true]));
     assert_eq!(w["realms_after"], serde_json::json!(["realm1", "rlm_tenant2"]), "{w}");
     assert_eq!(w["by_name_id"], "rlm_tenant2");
     assert_eq!(w["transports"], 1);
@@ -512,6 +515,12 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     let px = &w["proxy"];
     assert_eq!(px["connection_id"], "cnc_node1_wg1_1", "{px}");
     assert_eq!(px["route_id"], "route000");
+    assert_eq!(
+        px["events"],
+        serde_json::json!({"proxy_started": ["node1", "cpw-1"], "route_started": ["node1", "cpw-1", "route000"],
+                           "connection_starting": ["cpw-1", {"id": "cnc_node1_wg1_1"}]}),
+        "{px}"
+    );
     assert_eq!(px["routes"], serde_json::json!(["wg-realm"]));
     assert_eq!(px["errors"]["dependent"], "crossbar.error.dependent_objects");
     assert_eq!(px["errors"]["no_connection"], "crossbar.error.no_such_object");

@@ -30,6 +30,7 @@
 //! master.
 
 pub mod error;
+pub mod lifecycle;
 pub mod master;
 pub mod node;
 pub mod pairing;

@@ -91,6 +91,8 @@ pub struct ProxyWorkerApi {
     routes: BTreeMap<String, Route>,
     /// The configurations transports were started with through the API.
     transport_configs: BTreeMap<String, Json>,
+    /// Lifecycle events to publish (topic suffix, args).
+    events: Vec<(String, Vec<Value>)>,
 }
 
 fn iso(t: SystemTime) -> String {
@@ -109,6 +111,7 @@ impl ProxyWorkerApi {
             connections: BTreeMap::new(),
             routes: BTreeMap::new(),
             transport_configs: BTreeMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -175,6 +178,30 @@ impl ProxyWorkerApi {
 
     /// Answers one worker API call (`proc` is the URI suffix).
     pub fn handle(
+        &mut self,
+        ctl: &dyn ProxyControl,
+        now: SystemTime,
+        proc: &str,
+        args: &[Value],
+        kwargs: &Dict,
+    ) -> Result<Value, ApiError> {
+        // Lifecycle events (crate::lifecycle): the change announced, then its result.
+        self.events.extend(crate::lifecycle::before(proc, args));
+        let r = self.handle_call(ctl, now, proc, args, kwargs);
+        if let Ok(v) = &r {
+            self.events.extend(crate::lifecycle::after(proc, args, v));
+        }
+        r
+    }
+
+    /// Events to publish now, as full topics of node `authid`
+    /// (`crossbarfabriccenter.node.<authid>.worker.<id>.on_proxy_route_started`, ...).
+    pub fn take_events(&mut self, authid: &str) -> Vec<(String, Vec<Value>)> {
+        let prefix = format!("crossbarfabriccenter.node.{authid}.worker.{}.", self.worker_id);
+        self.events.drain(..).map(|(suffix, args)| (format!("{prefix}{suffix}"), args)).collect()
+    }
+
+    fn handle_call(
         &mut self,
         ctl: &dyn ProxyControl,
         now: SystemTime,

@@ -50,10 +50,6 @@ pub const POLL: Duration = Duration::from_millis(20);
 pub const REMOTE_PREFIX: &str = "crossbarfabriccenter.remote.";
 /// The nodes' bridged meta events: `crossbarfabriccenter.node.<authid>.worker.<worker>.realm.<realm_id>.root.<event>`.
 const BRIDGED_META: &str = "crossbarfabriccenter.node..worker..realm..root.";
-/// The router workers' trace events, re-published as
-/// `crossbarfabriccenter.remote.tracing.<event>(node_authid, worker_id, trace_id, trace)`.
-const TRACE_EVENTS: [&str; 2] =
-    ["crossbarfabriccenter.node..worker..on_trace_started", "crossbarfabriccenter.node..worker..on_trace_stopped"];
 
 /// A node controller's announcement that its procedures are registered:
 /// `crossbarfabriccenter.node.<authid>.on_ready()`; the node is online from then on.
@@ -629,8 +625,11 @@ fn run_session(
         let mut wildcard = Dict::new();
         wildcard.insert("match".into(), Value::Str("wildcard".into()));
         waiting.push(s.subscribe(BRIDGED_META, wildcard.clone()));
-        for t in TRACE_EVENTS.iter().chain([&NODE_READY]) {
-            waiting.push(s.subscribe(t, wildcard.clone()));
+        waiting.push(s.subscribe(NODE_READY, wildcard.clone()));
+        // The nodes' and workers' lifecycle and trace events, re-published
+        // as crossbarfabriccenter.remote.<api>.<event>(node, [worker,] *args).
+        for (_, level, topic) in crate::lifecycle::FORWARDED {
+            waiting.push(s.subscribe(&crate::lifecycle::pattern(level, topic), wildcard.clone()));
         }
     }
     flush(&mut conn, &mut s)?;
@@ -880,22 +879,6 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
             }
             None
         }
-        t if t.starts_with("crossbarfabriccenter.node.")
-            && (t.ends_with(".on_trace_started") || t.ends_with(".on_trace_stopped")) =>
-        {
-            let parts: Vec<&str> = t.split('.').collect();
-            let publisher = details.get("publisher_authid").and_then(Value::as_str);
-            if let [_, _, authid, "worker", worker, event] = parts.as_slice() {
-                if publisher == Some(*authid) {
-                    let mut a = vec![Value::Str((*authid).to_owned()), Value::Str((*worker).to_owned())];
-                    a.extend(args.iter().cloned());
-                    s.publish(&format!("crossbarfabriccenter.remote.tracing.{event}"), a, Dict::new(), Dict::new());
-                } else {
-                    tracing::warn!(%realm, %t, ?publisher, "trace event from another node ignored");
-                }
-            }
-            None
-        }
         t if t.starts_with("crossbarfabriccenter.node.") && t.ends_with(".on_ready") => {
             // Only the node itself can announce it (the publisher is disclosed).
             let parts: Vec<&str> = t.split('.').collect();
@@ -917,6 +900,9 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
             let session = details.get("publisher").and_then(Value::as_u64);
             match (args.first(), args.get(1), session) {
                 (Some(Value::Str(authid)), Some(hb), Some(session)) if publisher == Some(authid.as_str()) => {
+                    // Crossbar's master forwards it as remote.node.on_node_heartbeat(node, hb).
+                    let fwd = vec![Value::Str(authid.clone()), hb.clone()];
+                    s.publish("crossbarfabriccenter.remote.node.on_node_heartbeat", fwd, Dict::new(), Dict::new());
                     shared.master().heartbeat(realm, authid, session, hb, now)
                 }
                 _ => {
@@ -924,6 +910,16 @@ fn on_event(shared: &Arc<Shared>, realm: &str, s: &mut Session, topic: &str, arg
                     None
                 }
             }
+        }
+        t if t.starts_with("crossbarfabriccenter.node.") => {
+            let publisher = details.get("publisher_authid").and_then(Value::as_str);
+            match crate::lifecycle::forward(t, publisher, args) {
+                Some((topic, a)) => {
+                    s.publish(&topic, a, Dict::new(), Dict::new());
+                }
+                None => tracing::warn!(%realm, %t, ?publisher, "node event not forwarded (not one of its own)"),
+            }
+            None
         }
         _ => None,
     };

@@ -258,6 +258,23 @@ impl RouterWorkerApi {
         args: &[Value],
         kwargs: &Dict,
     ) -> Result<Value, ApiError> {
+        // Lifecycle events (crate::lifecycle): the change announced, then its result.
+        self.events.extend(crate::lifecycle::before(proc, args));
+        let r = self.handle_call(ctl, now, proc, args, kwargs);
+        if let Ok(v) = &r {
+            self.events.extend(crate::lifecycle::after(proc, args, v));
+        }
+        r
+    }
+
+    fn handle_call(
+        &mut self,
+        ctl: &dyn RouterControl,
+        now: SystemTime,
+        proc: &str,
+        args: &[Value],
+        kwargs: &Dict,
+    ) -> Result<Value, ApiError> {
         self.sync(ctl, now);
         let a = Args { procedure: proc, args, kwargs };
         match proc {
@@ -805,6 +822,25 @@ mod tests {
             Some(&Value::UInt(3))
         );
         assert_eq!(api.procedures("node1").len(), ROUTER_PROCEDURES.len() + META_PROCEDURES.len() + 5 + 4);
+        // Lifecycle events of the changes above, under the worker's prefix.
+        let ev = api.take_events(&fake, "node1", now);
+        let topics: Vec<&str> =
+            ev.iter().filter_map(|e| e.0.strip_prefix("crossbarfabriccenter.node.node1.worker.wg1_1.")).collect();
+        assert_eq!(topics.len(), ev.len(), "all under the prefix: {topics:?}");
+        for t in ["on_router_realm_starting", "on_router_realm_started", "on_realm_started", "on_router_realm_stopped"]
+        {
+            assert!(topics.contains(&t), "{t}: {topics:?}");
+        }
+        let tnp3: Vec<&str> = ev
+            .iter()
+            .filter(|e| e.1.first().and_then(Value::as_dict).and_then(|d| d.get("id")) == Some(&s("tnp3")))
+            .map(|e| e.0.as_str())
+            .collect();
+        assert_eq!(
+            tnp3,
+            ["crossbarfabriccenter.node.node1.worker.wg1_1.on_router_transport_starting"],
+            "a failed start: announced, never started"
+        );
         // Tracing, with its events under the worker's prefix.
         api.set_node_id("node1");
         let t = call(&mut api, "start_trace", vec![s("t1")]).expect("trace");

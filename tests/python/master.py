@@ -425,11 +425,21 @@ async def worker_api(args, m, oid):
     out["realms_before"] = await poll("worker API", lambda: call(m, "remote.router.get_router_realms", oid, w), lambda r: True)
     role = {"name": "anonymous", "permissions": [{"uri": "", "match": "prefix",
             "allow": {"call": True, "register": True, "publish": True, "subscribe": True}}]}
-    bridged = Box()
+    bridged, realm_started, raw_started, heartbeats = Box(), Box(), Box(), Box()
     await m.subscribe(bridged, P + "remote.realm.meta.wamp.session.on_join")
+    await m.subscribe(realm_started, P + "remote.router.on_router_realm_started")
+    await m.subscribe(raw_started, P + "node.node1.worker.app1.on_realm_started")
+    await m.subscribe(heartbeats, P + "remote.node.on_node_heartbeat")
     started = await call(m, "remote.router.start_router_realm", oid, w, "rlm_tenant2",
                          {"name": "tenant2", "roles": [role], "options": {"enable_meta_api": True, "bridge_meta_api": True}})
     out["started_id"] = started["id"]
+    await realm_started.wait(1, "on_router_realm_started")
+    await raw_started.wait(1, "on_realm_started")
+    await heartbeats.wait(1, "on_node_heartbeat")
+    ev = realm_started.items[0]
+    out["realm_started_event"] = [ev[0], ev[1], ev[2]["id"]]
+    out["raw_realm_started"] = raw_started.items[0][0]
+    out["heartbeat_event"] = [heartbeats.items[0][0], "seq" in heartbeats.items[0][1]]
     out["realms_after"] = await call(m, "remote.router.get_router_realms", oid, w)
     out["by_name_id"] = (await call(m, "remote.router.get_router_realm_by_name", oid, w, "tenant2"))["id"]
     out["transports"] = len(await call(m, "remote.router.get_router_transports", oid, w))
@@ -692,6 +702,11 @@ async def proxy_api(args, m, oid, router_port):
 
     out = {}
     p = "cpw-1"
+    # Lifecycle events, forwarded by the master as remote.<api>.<event>(node, [worker,] *args).
+    proxy_started, route_started, conn_starting = Box(), Box(), Box()
+    await m.subscribe(proxy_started, P + "remote.node.on_proxy_started")
+    await m.subscribe(route_started, P + "remote.proxy.on_proxy_route_started")
+    await m.subscribe(conn_starting, P + "remote.proxy.on_proxy_connection_starting")
     await call(m, "remote.node.start_worker", oid, p, "proxy")
     await poll("proxy worker API", lambda: call(m, "remote.proxy.get_proxy_transports", oid, p), lambda r: True)
     t = await call(m, "remote.proxy.start_proxy_transport", oid, p, "primary",
@@ -704,6 +719,14 @@ async def proxy_api(args, m, oid, router_port):
     out["connection_id"] = c["id"]
     r = await call(m, "remote.proxy.start_proxy_realm_route", oid, p, "wg-realm", {"anonymous": "cnc_node1_wg1_1"})
     out["route_id"] = r["id"]
+    await proxy_started.wait(1, "on_proxy_started")
+    await route_started.wait(1, "on_proxy_route_started")
+    await conn_starting.wait(1, "on_proxy_connection_starting")
+    out["events"] = {
+        "proxy_started": [proxy_started.items[0][0], proxy_started.items[0][1]["id"]],
+        "route_started": [route_started.items[0][0], route_started.items[0][1], route_started.items[0][2]["id"]],
+        "connection_starting": [conn_starting.items[0][1], conn_starting.items[0][2]],
+    }
     out["routes"] = await call(m, "remote.proxy.get_proxy_routes", oid, p)
     out["errors"] = {
         "dependent": await expect_error(call(m, "remote.proxy.stop_proxy_connection", oid, p, "cnc_node1_wg1_1"), "dep"),
