@@ -107,6 +107,27 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     assert!(node.stderr().contains("listening"), "worker lines still reach the node's log");
 
     // Tracing.
+    let mt = &r["mtrace"];
+    assert_eq!(mt["created"]["status"], "stopped", "{mt}");
+    assert_eq!(mt["created"]["eligible_reader_roles"], json!(["owner"]));
+    assert_eq!(mt["traces"], json!(["mt1"]));
+    assert_eq!(mt["started_ids"], json!(["mt1"]), "{mt}");
+    assert_eq!(mt["failed"], json!([["node1", "ghost", "crossbar.error.no_such_worker"]]), "{mt}");
+    assert_eq!(mt["worker_trace"], "running");
+    assert_eq!(mt["data_app1"], json!([true, true]), "the worker's records, the client's CALL among them: {mt}");
+    assert_eq!(mt["data_ghost"], false);
+    assert_eq!(
+        mt["errors"],
+        json!({"again": "crossbar.error.already_running", "delete_running": "crossbar.error.cannot_delete",
+               "create_again": "crossbar.error.already_exists", "unknown_node": "crossbar.error.no_such_object",
+               "bad_workers": "wamp.error.invalid_argument", "unknown": "crossbar.error.no_such_object"}),
+        "{mt}"
+    );
+    assert_eq!(mt["stopped_ids"], json!(["mt1"]));
+    assert_eq!(mt["status_after_stop"], "stopping_failed", "the ghost worker could not be reached: {mt}");
+    assert_eq!(mt["worker_trace_after"], "stopped");
+    assert_eq!(mt["traces_after_delete"], json!([]));
+    assert_eq!(mt["event_ids"], json!(["mt1"]));
     let t = &r["tracing"];
     assert_eq!(t["before"], json!([]), "{t}");
     assert_eq!(

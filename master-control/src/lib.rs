@@ -32,6 +32,7 @@
 pub mod error;
 pub mod lifecycle;
 pub mod master;
+pub mod mtrace;
 pub mod node;
 pub mod pairing;
 pub mod process;

@@ -363,6 +363,118 @@ fn reconciler(shared: Arc<Shared>, realm: String) {
     }
 }
 
+/// The management realm's trace API (`crate::mtrace`) on a session of its
+/// own: each call is handled to its end (the node calls are blocking), so
+/// invocations that arrive meanwhile wait in a queue. Ends when the realm
+/// is gone; reconnects if the session breaks.
+fn mrealm_traces(shared: Arc<Shared>, realm: String) {
+    let mut traces = crate::mtrace::MrealmTraces::default();
+    loop {
+        if !shared.router.realm_names().iter().any(|r| r == &realm) {
+            return;
+        }
+        match traces_session(&shared, &realm, &mut traces) {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(%realm, error = %e, "trace API session; reconnecting");
+                std::thread::sleep(RECONCILE_PERIOD.min(Duration::from_secs(1)));
+            }
+        }
+    }
+}
+
+/// Node calls of the trace API, on the trace session; other invocations
+/// arriving during a call are queued.
+struct TraceCalls<'a> {
+    conn: &'a mut Conn,
+    s: &'a mut Session,
+    queued: &'a mut std::collections::VecDeque<SessionEvent>,
+}
+
+impl crate::mtrace::NodeCalls for TraceCalls<'_> {
+    fn call(&mut self, authid: &str, worker: &str, proc: &str, args: Vec<Value>) -> Result<Value, String> {
+        let uri = format!("crossbarfabriccenter.node.{authid}.worker.{worker}.{proc}");
+        let req = self.s.call(&uri, args, Dict::new(), Dict::new());
+        flush(self.conn, self.s)?;
+        let deadline = std::time::Instant::now() + RECONCILE_CALL_TIMEOUT;
+        loop {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{uri}: no answer within {RECONCILE_CALL_TIMEOUT:?}"));
+            }
+            let Some(m) = self.conn.recv().map_err(|e| e.to_string())? else { continue };
+            match self.s.handle(m).map_err(|e| e.to_string())? {
+                SessionEvent::Result { request, args, progress: false, .. } if request == req => {
+                    return Ok(args.into_iter().next().unwrap_or(Value::Null));
+                }
+                SessionEvent::Error { request, error, args, .. } if request == req => {
+                    let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
+                    return Err(format!("{error}: {msg}"));
+                }
+                e @ SessionEvent::Invocation { .. } => self.queued.push_back(e),
+                SessionEvent::Closed { reason, .. } => return Err(format!("trace session closed: {reason}")),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn traces_session(shared: &Arc<Shared>, realm: &str, traces: &mut crate::mtrace::MrealmTraces) -> Result<(), String> {
+    let mut conn = connect(shared, realm)?;
+    conn.stream().set_read_timeout(Some(POLL * 10)).map_err(|e| e.to_string())?;
+    let mut s = Session::new();
+    let regs: Vec<RequestId> = crate::mtrace::PROCEDURES.iter().map(|p| s.register(p, Dict::new())).collect();
+    flush(&mut conn, &mut s)?;
+    let mut queued = std::collections::VecDeque::new();
+    loop {
+        if !shared.router.realm_names().iter().any(|r| r == realm) {
+            return Ok(());
+        }
+        let ev = match queued.pop_front() {
+            Some(ev) => ev,
+            None => {
+                flush(&mut conn, &mut s)?;
+                let Some(m) = conn.recv().map_err(|e| e.to_string())? else { continue };
+                s.handle(m).map_err(|e| e.to_string())?
+            }
+        };
+        match ev {
+            SessionEvent::Invocation { request, procedure, args, kwargs, details, .. } => {
+                let role = details.get("caller_authrole").and_then(Value::as_str).unwrap_or("").to_owned();
+                if !master::mrealm_role_allows(&role, &procedure) {
+                    let msg = format!("{procedure}: not available to role '{role}'");
+                    s.yield_error(request, "wamp.error.not_authorized", vec![Value::Str(msg)], Dict::new());
+                    continue;
+                }
+                let resolve = |n: &str| shared.master().node_authid_in(realm, n);
+                let mut calls = TraceCalls { conn: &mut conn, s: &mut s, queued: &mut queued };
+                let (r, events) =
+                    traces.handle(&role, &procedure, &args, &kwargs, &resolve, &mut calls, SystemTime::now());
+                match r {
+                    Ok(v) => s.yield_result(request, vec![v], Dict::new()),
+                    Err(e) => s.yield_error(request, &e.uri, vec![Value::Str(e.message)], Dict::new()),
+                }
+                for e in events {
+                    let mut opts = Dict::new();
+                    let list = |l: Vec<String>| Value::List(l.into_iter().map(Value::Str).collect());
+                    if let Some(l) = e.eligible {
+                        opts.insert("eligible_authrole".into(), list(l));
+                    }
+                    if let Some(l) = e.exclude {
+                        opts.insert("exclude_authrole".into(), list(l));
+                    }
+                    s.publish(&e.topic, e.args, Dict::new(), opts);
+                }
+            }
+            SessionEvent::Error { request, error, args, .. } if regs.contains(&request) => {
+                let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
+                return Err(format!("could not register: {error} {msg}"));
+            }
+            SessionEvent::Closed { reason, .. } => return Err(format!("closed: {reason}")),
+            _ => {}
+        }
+    }
+}
+
 /// One blocking call on the reconcile session.
 fn call_sync(conn: &mut Conn, s: &mut Session, uri: &str, args: Vec<Value>) -> Result<Result<Value, String>, String> {
     let req = s.call(uri, args, Dict::new(), Dict::new());
@@ -544,6 +656,8 @@ fn start_backend(shared: &Arc<Shared>, realm: &str) -> Result<(), ServiceError> 
             if realm != GLOBAL_REALM {
                 let (sh, r) = (shared.clone(), realm.to_owned());
                 std::thread::Builder::new().name(format!("reconcile-{realm}")).spawn(move || reconciler(sh, r))?;
+                let (sh, r) = (shared.clone(), realm.to_owned());
+                std::thread::Builder::new().name(format!("traces-{realm}")).spawn(move || mrealm_traces(sh, r))?;
             }
             Ok(())
         }

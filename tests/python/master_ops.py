@@ -50,6 +50,46 @@ async def worker_logs(m, oid):
     return out
 
 
+async def mrealm_tracing(m, oid, app_url):
+    """A management-realm trace over app1 and a worker that does not exist."""
+    out = {}
+    ev = {k: Box() for k in ["created", "starting", "started", "stopped", "deleted"]}
+    for k, b in ev.items():
+        await m.subscribe(b, P + f"mrealm.tracing.on_trace_{k}")
+    created = await call(m, "mrealm.create_trace", "mt1", [[oid, "app1"], ["node1", "ghost"]], {"max_records": 500}, ["owner"])
+    out["created"] = {k: created[k] for k in ["id", "status", "traced_workers", "eligible_reader_roles"]}
+    out["traces"] = await call(m, "mrealm.get_traces")
+    st = await call(m, "mrealm.start_trace", "mt1")
+    out["started_ids"] = [t["id"] for t in st["started"]]
+    out["failed"] = [[f["node_id"], f["worker_id"], f["error"].split(":")[0]] for f in st["failed"]]
+    out["worker_trace"] = (await call(m, "remote.tracing.get_trace", oid, "app1", "mt1"))["status"]
+    c = await connect(app_url, "realm1", "json")
+    await asyncio.wait_for(c.call("wamp.session.count"), STEP_TIMEOUT)
+    data = await poll("mrealm trace data", lambda: call(m, "mrealm.get_trace_data", "mt1", 100),
+                      lambda d: len(d[oid]["app1"]["data"]) > 0)
+    out["data_app1"] = [data[oid]["app1"]["success"], any(r["msg_type"] == "Call" for r in data[oid]["app1"]["data"])]
+    out["data_ghost"] = data["node1"]["ghost"]["success"]
+    out["errors"] = {
+        "again": await expect_error(call(m, "mrealm.start_trace", "mt1"), "again"),
+        "delete_running": await expect_error(call(m, "mrealm.delete_trace", "mt1"), "delete"),
+        "create_again": await expect_error(call(m, "mrealm.create_trace", "mt1", [[oid, "app1"]]), "create"),
+        "unknown_node": await expect_error(call(m, "mrealm.create_trace", "mt2", [["nonode", "app1"]]), "node"),
+        "bad_workers": await expect_error(call(m, "mrealm.create_trace", "mt2", "app1"), "workers"),
+        "unknown": await expect_error(call(m, "mrealm.stop_trace", "zz"), "unknown"),
+    }
+    sp = await call(m, "mrealm.stop_trace", "mt1")
+    out["stopped_ids"] = [t["id"] for t in sp["stopped"]]
+    out["status_after_stop"] = (await call(m, "mrealm.get_trace", "mt1"))["status"]
+    out["worker_trace_after"] = (await call(m, "remote.tracing.get_trace", oid, "app1", "mt1"))["status"]
+    await call(m, "mrealm.delete_trace", "mt1")
+    out["traces_after_delete"] = await call(m, "mrealm.get_traces")
+    for k, b in ev.items():
+        await b.wait(1, f"on_trace_{k}")
+    out["event_ids"] = sorted({b.items[0][0] for b in ev.values()})
+    await close(c)
+    return out
+
+
 async def tracing(m, oid, app_url):
     out = {}
     w = "app1"
@@ -221,7 +261,8 @@ async def ops(args):
     node = await poll("node online", lambda: call(m, "mrealm.get_node_by_authid", "node1"), lambda n: n["status"] == "online")
     oid = node["oid"]
     await poll("worker API", lambda: call(m, "remote.router.get_router_realms", oid, "app1"), lambda r: True)
-    out = {"logs": await worker_logs(m, oid), "tracing": await tracing(m, oid, args.app_url), "web": await web(m, oid, args.app_url)}
+    out = {"logs": await worker_logs(m, oid), "tracing": await tracing(m, oid, args.app_url),
+           "mtrace": await mrealm_tracing(m, oid, args.app_url), "web": await web(m, oid, args.app_url)}
     await close(m)
     return out
 
