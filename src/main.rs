@@ -176,6 +176,9 @@ enum MasterCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: fixed malloc thresholds, so memory freed after a
+    // connection storm goes back to the system (router_core::runtime::node::tune_allocator).
+    router_core::runtime::node::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Start { config, log, log_format } => {

@@ -158,7 +158,7 @@ echo "B_SAMPLES $BEFORE | $HELD | $AFTER | storm_s $(python3 -c "print($T1 - $T0
 echo "B_ROUTER $ROUTER_BEFORE | $ROUTER_HELD | $ROUTER_AFTER" >> "$OUT/summary.txt"
 fi
 
-python3 - "$OUT" "$PROXIES" "$ROUTER" <<'EOF' >> "$OUT/summary.txt"
+python3 - "$OUT" "$PROXIES" "${ROUTER:-}" <<'EOF' >> "$OUT/summary.txt"
 import json, sys
 out, proxies = sys.argv[1], int(sys.argv[2])
 def load(n): return json.load(open(f"{out}/{n}.json"))
