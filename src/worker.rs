@@ -574,6 +574,17 @@ impl master_control::uplink::UplinkHandler for WorkerUplink {
         (r, master_control::node::NodeAction::None)
     }
 
+    /// Crossbar's `on_worker_ready({type, id, pid})`, once the worker's
+    /// procedures are registered: from then on the master's calls reach it.
+    fn ready(&self, id: &master_control::node::NodeIdentity) -> Option<(String, Vec<wamp_proto::Value>)> {
+        let kind = match &self.apis {
+            WorkerApis::Router(..) => "router",
+            WorkerApis::Proxy(..) => "proxy",
+        };
+        let info = serde_json::json!({"type": kind, "id": self.worker_id, "pid": std::process::id()});
+        Some((format!("{}on_worker_ready", self.prefix(&id.authid)), vec![master_control::value::from_json(&info)]))
+    }
+
     fn events(&mut self, id: &master_control::node::NodeIdentity) -> Vec<(String, Vec<wamp_proto::Value>)> {
         let prefix = self.prefix(&id.authid);
         let mut out: Vec<_> = self

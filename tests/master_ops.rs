@@ -563,6 +563,8 @@ fn process_apis_of_the_node_and_its_workers() {
     assert_eq!(proc_status(px_pid, "PPid"), node_pid.to_string());
     assert_eq!(r["px2_status"]["pid"], px_pid);
     assert_eq!(r["px2_status"]["type"], "proxy");
+    assert_eq!(r["px2_ready_event"], json!({"type": "proxy", "id": "px2", "pid": px_pid}), "on_worker_ready");
+    assert_eq!(r["px2_status_at_ready"], "started");
     let px_cpus = common_checks("px2", &r["px2"], px_pid, "proxy");
     for set in thread_affinities(px_pid) {
         assert_eq!(json!(set), json!(px_cpus), "px2 set back to all its CPUs");

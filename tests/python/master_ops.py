@@ -401,8 +401,13 @@ async def process(args):
     out["app1"] = await process_api(m, oid, "worker", "app1")
     out["app1_pythonpath"] = await call(m, "remote.worker.get_pythonpath", oid, "app1")
 
+    worker_ready = Box()
+    await m.subscribe(worker_ready, P + "node.node1.worker.px2.on_worker_ready")
     await call(m, "remote.node.start_worker", oid, "px2", "proxy")
-    await poll("proxy worker API", lambda: call(m, "remote.worker.get_status", oid, "px2"), lambda r: True)
+    # on_worker_ready: the worker's own API is registered, no polling needed.
+    await worker_ready.wait(1, "on_worker_ready")
+    out["px2_ready_event"] = worker_ready.items[0][0]
+    out["px2_status_at_ready"] = (await call(m, "remote.worker.get_status", oid, "px2"))["status"]
     out["px2_worker"] = await call(m, "remote.node.get_worker", oid, "px2")
     out["px2_status"] = await call(m, "remote.worker.get_status", oid, "px2")
     px = await process_api(m, oid, "worker", "px2")
