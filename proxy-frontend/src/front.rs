@@ -214,7 +214,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
     let mut close_reason: Option<String> = None;
     shard.sessions.set(shard.sessions.get() + 1);
 
-    let ping = spawn_auto_ping(&conn, framer.ping_settings());
+    spawn_auto_ping(&conn, framer.ping_settings());
 
     let mut plain = Vec::new();
     'outer: loop {
@@ -286,6 +286,5 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
     shard.sessions.set(shard.sessions.get().saturating_sub(1));
     drop(rstream);
     writer.await;
-    drop(ping);
     drop(permit);
 }

@@ -382,36 +382,11 @@ pub fn feed_input(
     }
 }
 
-/// Starts the auto-ping task of a connection (if its transport pings):
-/// a ping every `interval`; no frame within `timeout` after it closes the
-/// connection.
-pub fn spawn_auto_ping(
-    conn: &Rc<Conn>,
-    settings: Option<(Duration, Duration, usize)>,
-) -> Option<glommio::task::JoinHandle<()>> {
-    let (interval, timeout, size) = settings?;
-    let pconn = conn.clone();
-    Some(
-        glommio::spawn_local(async move {
-            let payload = vec![0u8; size.min(125)];
-            loop {
-                glommio::timer::sleep(interval).await;
-                if pconn.out.state() != OutState::Open {
-                    break;
-                }
-                let before = Instant::now();
-                let sender = pconn.sender;
-                pconn.out.push_control(|b| sender.ping(&payload, b));
-                glommio::timer::sleep(timeout).await;
-                if pconn.last_seen.get() < before {
-                    tracing::info!(session = %pconn.session, "auto-ping timeout; closing");
-                    pconn.out.abort();
-                    break;
-                }
-            }
-        })
-        .detach(),
-    )
+/// Starts the auto-ping of a connection (if its transport pings): a ping
+/// every `interval`; no frame within `timeout` after it closes the
+/// connection. Runs on the thread's schedule ([`super::heartbeat`]).
+pub fn spawn_auto_ping(conn: &Rc<Conn>, settings: Option<(Duration, Duration, usize)>) {
+    super::heartbeat::register(conn, settings);
 }
 
 /// Phase 1 for a freshly accepted connection.
@@ -1221,8 +1196,8 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     // Writer task.
     let writer = spawn_writer(conn.out.clone(), wstream, tls.clone());
 
-    // Ping task.
-    let ping = spawn_auto_ping(&conn, framer.ping_settings());
+    // Auto-ping (on the thread's schedule).
+    spawn_auto_ping(&conn, framer.ping_settings());
 
     // Reader loop (this task). `close_reason` says why the session ended,
     // for its closing log line.
@@ -1359,10 +1334,6 @@ pub async fn serve_session(shard: Rc<Shard>, h: Handoff) {
     shard.directory.remove(session);
     drop(rstream);
     writer.await;
-    if let Some(p) = ping {
-        // The ping task ends at its next wake-up; don't wait for it.
-        drop(p);
-    }
     drop(permit);
 }
 

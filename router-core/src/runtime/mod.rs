@@ -8,6 +8,7 @@ pub mod directory;
 pub mod fdlimit;
 pub mod framer;
 pub mod from_config;
+pub mod heartbeat;
 pub mod link;
 pub mod node;
 pub mod notify;
