@@ -24,10 +24,10 @@ STORMS=${STORMS:-3}
 TOTAL=${TOTAL:-100000}
 PROXIES=${PROXIES:-6}
 HOLD=${HOLD:-8}
-# Seconds after the close before "after close" is sampled: a closed session's
-# memory comes free once its heartbeat timer ends (up to the 6 s ping
-# timeout), and the router trims again 1, 3, 6, 10 and 20 s after a storm.
-SETTLE=${SETTLE:-12}
+# Seconds after the close before "after close" is sampled (parts A and B):
+# routers and proxies trim their freed memory when the drop is seen (within
+# 2 s) and again 1, 3, 6, 10 and 20 s later.
+SETTLE=${SETTLE:-25}
 PARTS=${PARTS:-AB}
 BASE_PORT=${BASE_PORT:-19400}
 mkdir -p "$OUT"
@@ -150,7 +150,9 @@ sleep "$HOLD"
 HELD=$(sample)
 ROUTER_HELD=$(rsample)
 for p in "${LT[@]}"; do wait "$p"; done
-sleep 4
+# After close: sampled SETTLE seconds later, as in part A (the processes
+# trim their freed memory over the seconds after a storm).
+sleep "$SETTLE"
 AFTER=$(sample)
 ROUTER_AFTER=$(rsample)
 stop
