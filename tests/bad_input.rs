@@ -142,10 +142,7 @@ fn rs_hello(len_exp: u8, serializer: u8) -> [u8; 4] {
 
 /// A RawSocket frame: type (0 = WAMP message, 1 = PING, 2 = PONG) + payload.
 fn rs_frame(kind: u8, payload: &[u8]) -> Vec<u8> {
-    let n = payload.len();
-    let mut v = vec![kind, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-    v.extend_from_slice(payload);
-    v
+    common::rawsocket::frame(kind, payload)
 }
 
 /// Reads one RawSocket frame: (type, payload). None on EOF.

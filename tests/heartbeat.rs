@@ -7,49 +7,17 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::rawsocket::{frame, join, read_frame};
 use common::{free_port, realm, JunctionProcess};
 
 const INTERVAL_MS: u64 = 300;
 const TIMEOUT_MS: u64 = 600;
 
-fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
-    let n = payload.len();
-    let mut f = vec![kind, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-    f.extend_from_slice(payload);
-    f
-}
-
-/// Reads one RawSocket frame: (type, payload), or `None` at EOF.
-fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
-    let mut h = [0u8; 4];
-    s.read_exact(&mut h).ok()?;
-    let n = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
-    let mut p = vec![0u8; n];
-    s.read_exact(&mut p).ok()?;
-    Some((h[0] & 0x07, p))
-}
-
-/// Joins realm1 over RawSocket/JSON; the stream after WELCOME.
-fn join(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(&[0x7f, 0xf1, 0, 0]).expect("handshake");
-    let mut reply = [0u8; 4];
-    s.read_exact(&mut reply).expect("handshake reply");
-    assert_eq!(reply[0], 0x7f, "RawSocket handshake accepted");
-    s.write_all(&frame(0, br#"[1,"realm1",{"roles":{"caller":{}}}]"#)).expect("HELLO");
-    let (kind, welcome) = read_frame(&mut s).expect("WELCOME");
-    assert_eq!(kind, 0);
-    assert!(welcome.starts_with(b"[2,"), "WELCOME: {}", String::from_utf8_lossy(&welcome));
-    s
-}
-
 /// A client that never answers: (pings seen, how long until the router closed it).
 fn silent(port: u16) -> (u32, Duration) {
-    let mut s = join(port);
+    let mut s = join(port, "realm1");
     let t0 = Instant::now();
     let mut pings = 0;
     while let Some((kind, _)) = read_frame(&mut s) {
@@ -64,7 +32,7 @@ fn silent(port: u16) -> (u32, Duration) {
 /// A client that answers every ping for `hold`: (pings answered, the
 /// result of a call made after it).
 fn responsive(port: u16, hold: Duration) -> (u32, String) {
-    let mut s = join(port);
+    let mut s = join(port, "realm1");
     s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
     let t0 = Instant::now();
     let mut pings = 0;

@@ -59,20 +59,12 @@ const GARBAGE: &[u8] = b"\x01\x02 this is not json";
 
 /// A RawSocket JSON frame.
 fn rs_frame(payload: &[u8]) -> Vec<u8> {
-    let n = payload.len();
-    let mut v = vec![0, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-    v.extend_from_slice(payload);
-    v
+    common::rawsocket::frame(0, payload)
 }
 
 /// Reads one RawSocket frame's payload (`None` on EOF).
 fn rs_read(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut h = [0u8; 4];
-    s.read_exact(&mut h).ok()?;
-    let n = ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize;
-    let mut p = vec![0u8; n];
-    s.read_exact(&mut p).ok()?;
-    Some(p)
+    common::rawsocket::read_frame(s).map(|(_, p)| p)
 }
 
 /// Joins realm1 over RawSocket/JSON by hand, then sends `bad` (a frame

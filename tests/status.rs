@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -52,23 +50,8 @@ fn status_until_with(flag: &str, path: &Path, what: &str, pred: impl Fn(bool, &s
     }
 }
 
-fn raw_join(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    s.write_all(&[0x7F, 0xF1, 0, 0]).expect("handshake");
-    let mut reply = [0u8; 4];
-    s.read_exact(&mut reply).expect("handshake reply");
-    let hello = json!([1, "realm1", {"roles": {"caller": {}}}]).to_string();
-    let n = hello.len();
-    let mut frame = vec![0, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-    frame.extend_from_slice(hello.as_bytes());
-    s.write_all(&frame).expect("HELLO");
-    let mut h = [0u8; 4];
-    s.read_exact(&mut h).expect("WELCOME header");
-    let mut p = vec![0u8; ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize];
-    s.read_exact(&mut p).expect("WELCOME");
-    assert!(p.starts_with(b"[2,"), "expected WELCOME: {}", String::from_utf8_lossy(&p));
-    s
+fn raw_join(port: u16) -> std::net::TcpStream {
+    common::rawsocket::join(port, "realm1")
 }
 
 fn router(id: &str, port: u16) -> serde_json::Value {

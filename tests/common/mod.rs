@@ -17,6 +17,7 @@
 pub mod faults;
 pub mod master;
 pub mod netns;
+pub mod rawsocket;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
