@@ -116,6 +116,7 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     assert_eq!(mt["worker_trace"], "running");
     assert_eq!(mt["data_app1"], json!([true, true]), "the worker's records, the client's CALL among them: {mt}");
     assert_eq!(mt["data_ghost"], false);
+    assert_eq!(mt["stream"], json!(["node1", "app1", "mt1", true, true, true]), "on_trace_data batches: {mt}");
     assert_eq!(
         mt["errors"],
         json!({"again": "crossbar.error.already_running", "delete_running": "crossbar.error.cannot_delete",

@@ -135,6 +135,29 @@ impl MrealmTraces {
             .ok_or_else(|| ApiError::no_such_object(format!("no trace with ID '{id}'")))
     }
 
+    /// A worker's batch of trace records (`crossbarfabriccenter.remote.tracing.on_trace_data(node_authid,
+    /// worker_id, trace_id, period, records)`, as the master forwards it):
+    /// the `mrealm.tracing.on_trace_data(node_authid, worker_id, trace_id,
+    /// period, records)` to publish if it belongs to a running trace of
+    /// this realm on that worker (to its reader roles), else `None`.
+    pub fn trace_data(&self, args: &[Value]) -> Option<TraceEvent> {
+        let (Some(authid), Some(worker), Some(id)) =
+            (args.first()?.as_str(), args.get(1)?.as_str(), args.get(2)?.as_str())
+        else {
+            return None;
+        };
+        let t = self.traces.get(id).filter(|t| t.status == "running")?;
+        if !t.workers.iter().any(|(_, a, w)| a == authid && w == worker) {
+            return None;
+        }
+        Some(TraceEvent {
+            topic: "crossbarfabriccenter.mrealm.tracing.on_trace_data".into(),
+            args: args.to_vec(),
+            eligible: t.eligible.clone(),
+            exclude: t.exclude.clone(),
+        })
+    }
+
     /// Handles `proc` (a full URI of [`PROCEDURES`]) for a caller with
     /// management role `role` (already allowed to call it). `resolve` maps
     /// a node (oid or authid) of this management realm to its authid.
@@ -454,6 +477,14 @@ mod tests {
             ]
         );
         assert_eq!(f.running.len(), 2);
+        // Batches of its workers are re-published (to its readers); others are not.
+        let batch = |n: &str, w: &str, id: &str| vec![s(n), s(w), s(id), Value::Dict(Dict::new()), Value::List(vec![])];
+        let ev = t.trace_data(&batch("node1", "w1", "t1")).expect("a traced worker");
+        assert_eq!(ev.topic, "crossbarfabriccenter.mrealm.tracing.on_trace_data");
+        assert_eq!(ev.eligible, Some(vec!["admin".into(), "owner".into()]));
+        assert!(t.trace_data(&batch("node2", "w1", "t1")).is_none(), "not one of its workers");
+        assert!(t.trace_data(&batch("node1", "w1", "other")).is_none(), "no such trace");
+        assert!(t.trace_data(&[s("node1")]).is_none(), "malformed");
         let e = call(&mut t, &mut f, "owner", "start_trace", vec![s("t1")]).0.unwrap_err();
         assert_eq!(e.uri, "crossbar.error.already_running");
         let e = call(&mut t, &mut f, "owner", "delete_trace", vec![s("t1")]).0.unwrap_err();

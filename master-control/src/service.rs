@@ -410,7 +410,7 @@ impl crate::mtrace::NodeCalls for TraceCalls<'_> {
                     let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
                     return Err(format!("{error}: {msg}"));
                 }
-                e @ SessionEvent::Invocation { .. } => self.queued.push_back(e),
+                e @ (SessionEvent::Invocation { .. } | SessionEvent::Event { .. }) => self.queued.push_back(e),
                 SessionEvent::Closed { reason, .. } => return Err(format!("trace session closed: {reason}")),
                 _ => {}
             }
@@ -422,7 +422,9 @@ fn traces_session(shared: &Arc<Shared>, realm: &str, traces: &mut crate::mtrace:
     let mut conn = connect(shared, realm)?;
     conn.stream().set_read_timeout(Some(POLL * 10)).map_err(|e| e.to_string())?;
     let mut s = Session::new();
-    let regs: Vec<RequestId> = crate::mtrace::PROCEDURES.iter().map(|p| s.register(p, Dict::new())).collect();
+    let mut regs: Vec<RequestId> = crate::mtrace::PROCEDURES.iter().map(|p| s.register(p, Dict::new())).collect();
+    // The workers' batches (forwarded by the backend), re-published for the traces of this realm.
+    regs.push(s.subscribe("crossbarfabriccenter.remote.tracing.on_trace_data", Dict::new()));
     flush(&mut conn, &mut s)?;
     let mut queued = std::collections::VecDeque::new();
     loop {
@@ -454,25 +456,35 @@ fn traces_session(shared: &Arc<Shared>, realm: &str, traces: &mut crate::mtrace:
                     Err(e) => s.yield_error(request, &e.uri, vec![Value::Str(e.message)], Dict::new()),
                 }
                 for e in events {
-                    let mut opts = Dict::new();
-                    let list = |l: Vec<String>| Value::List(l.into_iter().map(Value::Str).collect());
-                    if let Some(l) = e.eligible {
-                        opts.insert("eligible_authrole".into(), list(l));
-                    }
-                    if let Some(l) = e.exclude {
-                        opts.insert("exclude_authrole".into(), list(l));
-                    }
-                    s.publish(&e.topic, e.args, Dict::new(), opts);
+                    publish_trace_event(&mut s, e);
+                }
+            }
+            SessionEvent::Event { args, .. } => {
+                if let Some(e) = traces.trace_data(&args) {
+                    publish_trace_event(&mut s, e);
                 }
             }
             SessionEvent::Error { request, error, args, .. } if regs.contains(&request) => {
                 let msg = args.first().and_then(Value::as_str).unwrap_or("").to_owned();
-                return Err(format!("could not register: {error} {msg}"));
+                return Err(format!("could not register or subscribe: {error} {msg}"));
             }
             SessionEvent::Closed { reason, .. } => return Err(format!("closed: {reason}")),
             _ => {}
         }
     }
+}
+
+/// Publishes a trace event to its reader roles only.
+fn publish_trace_event(s: &mut Session, e: crate::mtrace::TraceEvent) {
+    let mut opts = Dict::new();
+    let list = |l: Vec<String>| Value::List(l.into_iter().map(Value::Str).collect());
+    if let Some(l) = e.eligible {
+        opts.insert("eligible_authrole".into(), list(l));
+    }
+    if let Some(l) = e.exclude {
+        opts.insert("exclude_authrole".into(), list(l));
+    }
+    s.publish(&e.topic, e.args, Dict::new(), opts);
 }
 
 /// One blocking call on the reconcile session.

@@ -219,6 +219,50 @@ pub fn handle(
 
 /// Traces whose duration ran out since the last look: their
 /// `on_trace_stopped` events.
+/// At most this many records go into one `on_trace_data` batch; the rest
+/// follow in the next ones (or are read with `get_trace_data`).
+pub const MAX_BATCH: usize = 1000;
+
+/// Where the streaming of each running trace stands: the next record to
+/// send, when the next batch is due, and the batch count.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    traces: std::collections::HashMap<String, (u64, SystemTime, u64)>,
+}
+
+/// The `on_trace_data(trace_id, period, records)` batches due at `now`:
+/// for each running trace, every `batching_period` ms, the records taken
+/// since the last batch (at most [`MAX_BATCH`]). `period` is `{period,
+/// from_seq, to_seq, time}`; a batch with no record is not sent.
+pub fn stream(tracer: &Tracer, st: &mut StreamState, now: SystemTime) -> Vec<TraceEvent> {
+    tracer.with(|ts| {
+        let running: Vec<String> = ts.ids(false);
+        st.traces.retain(|id, _| running.contains(id));
+        let mut out = Vec::new();
+        for id in running {
+            let Ok(t) = ts.get(&id) else { continue };
+            let period = Duration::from_millis(t.options.batching_period);
+            let entry = st.traces.entry(id.clone()).or_insert((0, t.started + period, 0));
+            if now < entry.1 {
+                continue;
+            }
+            entry.1 = now + period;
+            let recs = t.data(entry.0, u64::MAX, MAX_BATCH);
+            let (Some(first), Some(last)) = (recs.first().map(|r| r.seq), recs.last().map(|r| r.seq)) else {
+                continue;
+            };
+            entry.0 = last + 1;
+            entry.2 += 1;
+            let period = from_json(&json!({"period": entry.2, "from_seq": first, "to_seq": last, "time": iso(now)}));
+            out.push((
+                "on_trace_data".to_owned(),
+                vec![Value::Str(id), period, Value::List(recs.iter().map(record_json).collect())],
+            ));
+        }
+        out
+    })
+}
+
 pub fn expired(tracer: &Tracer, node_id: &str, worker_id: &str, now: SystemTime) -> Vec<TraceEvent> {
     tracer.with(|st| {
         st.expire(now)
@@ -347,5 +391,56 @@ mod tests {
         assert_eq!(ev[0].0, "on_trace_stopped");
         assert_eq!(get(&ev[0].1[1], "status"), &s("stopped"));
         assert!(!tracer.is_active());
+    }
+
+    #[test]
+    fn running_traces_stream_their_new_records_every_batching_period() {
+        let tracer = Tracer::default();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        let ms = |n| t0 + Duration::from_millis(n);
+        let call = |p: &str, a: Vec<Value>| handle(&tracer, "node1", "w1", t0, p, &a, &Dict::new());
+        call("start_trace", vec![s("t1"), opts(&[("batching_period", Value::UInt(50))])]).expect("start");
+        let record = |n: usize| {
+            for _ in 0..n {
+                tracer.record([Traced {
+                    direction: Direction::Tx,
+                    realm: "r",
+                    session: 9,
+                    authid: "a",
+                    authrole: "b",
+                    code: wamp_proto::code::EVENT,
+                    uri: None,
+                }]);
+            }
+        };
+        let mut st = StreamState::default();
+        record(3);
+        assert!(stream(&tracer, &mut st, ms(10)).is_empty(), "not due before one period");
+        let ev = stream(&tracer, &mut st, ms(50));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].0, "on_trace_data");
+        assert_eq!(ev[0].1[0], s("t1"));
+        let period = &ev[0].1[1];
+        assert_eq!(
+            (get(period, "period"), get(period, "from_seq"), get(period, "to_seq")),
+            (&Value::UInt(1), &Value::UInt(0), &Value::UInt(2))
+        );
+        assert_eq!(ev[0].1[2].as_list().map(Vec::len), Some(3));
+        record(2);
+        assert!(stream(&tracer, &mut st, ms(60)).is_empty(), "the next period has not come");
+        let ev = stream(&tracer, &mut st, ms(110));
+        assert_eq!(get(&ev[0].1[1], "from_seq"), &Value::UInt(3), "only what is new");
+        assert_eq!(ev[0].1[2].as_list().map(Vec::len), Some(2));
+        assert!(stream(&tracer, &mut st, ms(200)).is_empty(), "no record, no batch");
+        // More than a batch: the rest follows in the next one.
+        record(MAX_BATCH + 5);
+        let ev = stream(&tracer, &mut st, ms(300));
+        assert_eq!(ev[0].1[2].as_list().map(Vec::len), Some(MAX_BATCH));
+        let ev = stream(&tracer, &mut st, ms(400));
+        assert_eq!(ev[0].1[2].as_list().map(Vec::len), Some(5));
+        call("stop_trace", vec![s("t1")]).expect("stop");
+        record(1);
+        assert!(stream(&tracer, &mut st, ms(500)).is_empty(), "a stopped trace streams nothing");
+        assert!(st.traces.is_empty());
     }
 }

@@ -146,6 +146,8 @@ pub struct RouterWorkerApi {
     node_id: String,
     /// Events to publish under the worker's prefix (suffix, args).
     events: Vec<crate::trace_api::TraceEvent>,
+    /// The streaming of running traces (`on_trace_data`).
+    streams: crate::trace_api::StreamState,
     /// The configurations transports were started with through the API
     /// (and changed by the web service API).
     transport_configs: BTreeMap<String, Json>,
@@ -163,6 +165,7 @@ impl RouterWorkerApi {
             realms: BTreeMap::new(),
             node_id: String::new(),
             events: Vec::new(),
+            streams: Default::default(),
             transport_configs: BTreeMap::new(),
         }
     }
@@ -180,6 +183,11 @@ impl RouterWorkerApi {
     pub fn take_events(&mut self, ctl: &dyn RouterControl, authid: &str, now: SystemTime) -> Vec<(String, Vec<Value>)> {
         let tracer = ctl.tracer();
         if tracer.is_active() {
+            // Batches of the running traces that are due, then the stop of
+            // those whose duration ran out (their last records stay
+            // readable with get_trace_data).
+            let batches = crate::trace_api::stream(&tracer, &mut self.streams, now);
+            self.events.extend(batches);
             let expired = crate::trace_api::expired(&tracer, authid, &self.worker_id, now);
             self.events.extend(expired);
         }

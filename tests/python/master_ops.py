@@ -53,7 +53,7 @@ async def worker_logs(m, oid):
 async def mrealm_tracing(m, oid, app_url):
     """A management-realm trace over app1 and a worker that does not exist."""
     out = {}
-    ev = {k: Box() for k in ["created", "starting", "started", "stopped", "deleted"]}
+    ev = {k: Box() for k in ["created", "starting", "started", "stopped", "deleted", "data"]}
     for k, b in ev.items():
         await m.subscribe(b, P + f"mrealm.tracing.on_trace_{k}")
     created = await call(m, "mrealm.create_trace", "mt1", [[oid, "app1"], ["node1", "ghost"]], {"max_records": 500}, ["owner"])
@@ -69,6 +69,10 @@ async def mrealm_tracing(m, oid, app_url):
                       lambda d: len(d[oid]["app1"]["data"]) > 0)
     out["data_app1"] = [data[oid]["app1"]["success"], any(r["msg_type"] == "Call" for r in data[oid]["app1"]["data"])]
     out["data_ghost"] = data["node1"]["ghost"]["success"]
+    # The workers' batches, streamed: remote.tracing.on_trace_data re-published as mrealm.tracing.on_trace_data.
+    await ev["data"].wait(1, "on_trace_data")
+    node, worker, tid, period, records = ev["data"].items[0]
+    out["stream"] = [node, worker, tid, period["period"] >= 1, len(records) > 0, records[0]["seq"] == period["from_seq"]]
     out["errors"] = {
         "again": await expect_error(call(m, "mrealm.start_trace", "mt1"), "again"),
         "delete_running": await expect_error(call(m, "mrealm.delete_trace", "mt1"), "delete"),
@@ -85,7 +89,7 @@ async def mrealm_tracing(m, oid, app_url):
     out["traces_after_delete"] = await call(m, "mrealm.get_traces")
     for k, b in ev.items():
         await b.wait(1, f"on_trace_{k}")
-    out["event_ids"] = sorted({b.items[0][0] for b in ev.values()})
+    out["event_ids"] = sorted({b.items[0][0] for k, b in ev.items() if k != "data"})
     await close(c)
     return out
 
