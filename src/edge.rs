@@ -185,6 +185,7 @@ pub fn start(cbdir: &Path, log: &str, color: bool) -> Result<()> {
             "controller",
             master_control::process::process_start_time(),
         ),
+        logs_seen: Default::default(),
     };
     // Worker processes open their own uplinks (the worker API) to the same master.
     std::env::set_var(worker::FABRIC_URL_ENV, &url);
@@ -276,7 +277,14 @@ struct NodeUplink {
     logs: supervisor::WorkerLogs,
     /// The controller's process API (CPU affinity, process and system stats).
     process: master_control::process::ProcessApi,
+    /// Log lines already published as `on_worker_log`, per worker slot.
+    logs_seen: std::collections::HashMap<usize, u64>,
 }
+
+/// At most this many log lines per worker go out as `on_worker_log` events
+/// per uplink poll (100 ms); more wait for the next polls, and what the
+/// worker's ring drops meanwhile is not published.
+const LOG_EVENTS_PER_POLL: usize = 100;
 
 /// How long `start_worker` waits for the new worker to become ready.
 const START_WORKER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -474,11 +482,26 @@ impl UplinkHandler for NodeUplink {
     }
 
     fn events(&mut self, id: &NodeIdentity) -> Vec<(String, Vec<Value>)> {
-        self.process
+        let mut out: Vec<(String, Vec<Value>)> = self
+            .process
             .take_events(std::time::Instant::now())
             .into_iter()
             .map(|(suffix, args)| (node::procedure_uri(&id.authid, &suffix), args))
-            .collect()
+            .collect();
+        // Crossbar's on_worker_log: each new line of a worker's log, as its log record.
+        let slots: Vec<(usize, String)> = {
+            let t = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            t.iter().enumerate().filter(|(_, w)| w.status != "stopped").map(|(i, w)| (i, w.id.clone())).collect()
+        };
+        for (i, wid) in slots {
+            // A worker first seen here starts from now (its history is get_worker_log's).
+            let seen = *self.logs_seen.entry(i).or_insert_with(|| self.logs.total(i));
+            let (lines, seen) = self.logs.since(i, seen, LOG_EVENTS_PER_POLL);
+            self.logs_seen.insert(i, seen);
+            let topic = node::procedure_uri(&id.authid, &format!("worker.{wid}.on_worker_log"));
+            out.extend(lines.into_iter().map(|l| (topic.clone(), vec![node::log_record(l)])));
+        }
+        out
     }
 
     fn ready(&self, id: &NodeIdentity) -> Option<(String, Vec<Value>)> {

@@ -99,6 +99,19 @@ impl WorkerLogs {
         r.entry(index).or_insert_with(|| master_control::node::LogRing::new(self.capacity)).push(line);
     }
 
+    /// Lines of worker `index` after the first `seen`, at most `max`, and
+    /// the new `seen` ([`master_control::node::LogRing::since`]).
+    pub fn since(&self, index: usize, seen: u64, max: usize) -> (Vec<String>, u64) {
+        let r = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(&index).map_or((Vec::new(), seen), |ring| ring.since(seen, max))
+    }
+
+    /// Lines worker `index` ever logged.
+    pub fn total(&self, index: usize) -> u64 {
+        let r = self.rings.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(&index).map_or(0, master_control::node::LogRing::total)
+    }
+
     /// The last `n` lines of worker `index`, oldest first.
     pub fn last(&self, index: usize, n: usize) -> Vec<String> {
         let r = self.rings.lock().unwrap_or_else(|e| e.into_inner());

@@ -93,6 +93,8 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     let l = &r["logs"];
     assert_eq!(l["is_list"], true, "{l}");
     assert_eq!(l["has_listening"], true, "the worker's start-up lines are there: {l}");
+    assert_eq!(l["refused"], "wamp.error.no_such_realm", "{l}");
+    assert_eq!(l["live_log"], json!(["node1", "app1"]), "the refusal reached remote.worker.on_worker_log: {l}");
     assert_eq!(l["at_most_ring"], true, "controller.options.worker_log_lines bounds it: {l}");
     assert_eq!(l["limit_1"], 1);
     assert_eq!(l["kw_limit"], 2);

@@ -26,7 +26,7 @@ pub enum Level {
 }
 
 /// The events the master forwards: (remote API, level, topic).
-pub const FORWARDED: [(&str, Level, &str); 39] = [
+pub const FORWARDED: [(&str, Level, &str); 40] = [
     ("router", Level::Worker, "on_router_realm_starting"),
     ("router", Level::Worker, "on_router_realm_started"),
     ("router", Level::Worker, "on_router_realm_stopping"),
@@ -60,6 +60,7 @@ pub const FORWARDED: [(&str, Level, &str); 39] = [
     ("tracing", Level::Worker, "on_trace_started"),
     ("tracing", Level::Worker, "on_trace_stopped"),
     ("tracing", Level::Worker, "on_trace_data"),
+    ("worker", Level::Worker, "on_worker_log"),
     ("node", Level::Node, "on_router_starting"),
     ("node", Level::Node, "on_router_started"),
     ("node", Level::Node, "on_proxy_starting"),

@@ -90,6 +90,27 @@ impl LogRing {
     pub fn total(&self) -> u64 {
         self.total
     }
+
+    /// The lines pushed after the first `seen` (of [`LogRing::total`]), at
+    /// most `max` (the oldest of them first), and the new `seen`. Lines
+    /// the ring dropped before they were read are skipped.
+    pub fn since(&self, seen: u64, max: usize) -> (Vec<String>, u64) {
+        let first_kept = self.total - self.lines.len() as u64;
+        let from = seen.max(first_kept);
+        let skip = usize::try_from(from - first_kept).unwrap_or(usize::MAX);
+        let out: Vec<String> = self.lines.iter().skip(skip).take(max).cloned().collect();
+        let seen = from + out.len() as u64;
+        (out, seen)
+    }
+}
+
+/// A log line as Crossbar's log record: a JSON object line (`--log-format
+/// json`) as a dict, any other line as a string.
+pub fn log_record(line: String) -> Value {
+    match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(j @ serde_json::Value::Object(_)) => from_json(&j),
+        _ => Value::Str(line),
+    }
 }
 
 /// `get_worker_log(worker_id, limit=100)`: the worker's last `limit` log
@@ -116,15 +137,7 @@ pub fn worker_log(
         return Err(ApiError::new("crossbar.error.no_such_worker", format!("no worker with ID '{wid}'")));
     }
     let n = usize::try_from(limit).unwrap_or(usize::MAX);
-    Ok(Value::List(
-        lines(wid, n)
-            .into_iter()
-            .map(|l| match serde_json::from_str::<serde_json::Value>(&l) {
-                Ok(j @ serde_json::Value::Object(_)) => from_json(&j),
-                _ => Value::Str(l),
-            })
-            .collect(),
-    ))
+    Ok(Value::List(lines(wid, n).into_iter().map(log_record).collect()))
 }
 
 /// Checks a worker id (it names files and URI components): 1 to 64 of
@@ -512,6 +525,23 @@ mod tests {
         let hb = heartbeat(&id(), &view(), 3, Duration::from_secs(10), now);
         assert_eq!(get(&hb, "seq"), &Value::UInt(3));
         assert_eq!(get(get(&hb, "workers"), "router"), &Value::UInt(1));
+    }
+
+    #[test]
+    fn new_log_lines_are_read_once_in_bounded_batches() {
+        let mut ring = LogRing::new(4);
+        assert_eq!(ring.since(0, 10), (Vec::<String>::new(), 0));
+        for l in ["a", "b", "c"] {
+            ring.push(l);
+        }
+        assert_eq!(ring.since(0, 2), (vec!["a".to_owned(), "b".to_owned()], 2), "at most max");
+        assert_eq!(ring.since(2, 10), (vec!["c".to_owned()], 3));
+        assert_eq!(ring.since(3, 10), (Vec::<String>::new(), 3), "nothing new");
+        for l in ["d", "e", "f", "g", "h"] {
+            ring.push(l);
+        }
+        // d was dropped by the ring before it was read: skipped.
+        assert_eq!(ring.since(3, 10), (vec!["e".into(), "f".into(), "g".into(), "h".into()], 8));
     }
 
     #[test]

@@ -31,8 +31,21 @@ from master import Box, P, call, joined, poll
 from wampclient import STEP_TIMEOUT, Failure, base_parser, close, connect, expect_error, run
 
 
-async def worker_logs(m, oid):
+async def worker_logs(m, oid, app_url):
     out = {}
+    # on_worker_log: a line app1 logs now reaches the management realm.
+    live = Box()
+    await m.subscribe(live, P + "remote.worker.on_worker_log")
+    from wampclient import open_session
+    refused = await open_session(app_url, "no-such-realm", "json")
+    out["refused"] = refused.left.result().reason if refused.left.done() else "joined"
+
+    async def refusal_logged():
+        while not any("no-such-realm" in json.dumps(a[2]) for a in live.items):
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(refusal_logged(), STEP_TIMEOUT)
+    first = next(a for a in live.items if "no-such-realm" in json.dumps(a[2]))
+    out["live_log"] = [first[0], first[1]]
     full = await poll("worker log", lambda: call(m, "remote.node.get_worker_log", oid, "app1", 1000), lambda l: len(l) > 0)
     out["is_list"] = isinstance(full, list)
     text = [x if isinstance(x, str) else json.dumps(x) for x in full]
@@ -265,7 +278,7 @@ async def ops(args):
     node = await poll("node online", lambda: call(m, "mrealm.get_node_by_authid", "node1"), lambda n: n["status"] == "online")
     oid = node["oid"]
     await poll("worker API", lambda: call(m, "remote.router.get_router_realms", oid, "app1"), lambda r: True)
-    out = {"logs": await worker_logs(m, oid), "tracing": await tracing(m, oid, args.app_url),
+    out = {"logs": await worker_logs(m, oid, args.app_url), "tracing": await tracing(m, oid, args.app_url),
            "mtrace": await mrealm_tracing(m, oid, args.app_url), "web": await web(m, oid, args.app_url)}
     await close(m)
     return out
