@@ -877,3 +877,19 @@ pub async fn trim_after_storms(load: impl Fn() -> usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(target_env = "gnu")]
+    fn allocator_thresholds_are_fixed_unless_the_operator_set_malloc_tunables() {
+        let before = std::env::var_os("GLIBC_TUNABLES");
+        std::env::set_var("GLIBC_TUNABLES", "glibc.malloc.arena_max=4");
+        assert!(!super::tune_allocator(), "the operator's malloc tunables win");
+        std::env::remove_var("GLIBC_TUNABLES");
+        assert!(super::tune_allocator(), "glibc accepted both thresholds");
+        if let Some(v) = before {
+            std::env::set_var("GLIBC_TUNABLES", v);
+        }
+    }
+}
