@@ -414,37 +414,14 @@ fn an_edge_node_is_driven_by_its_master_and_keeps_serving_without_it() {
     let (cbdir, node_key) = edge_init(&dir.join("node1"));
     // The node serves an application realm of its own (a router worker from its config).
     let app_port = free_port();
-    let cfg_path = cbdir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).expect("config")).expect("json");
-    assert!(cfg["controller"]["fabric"].is_object(), "starter config is a managed node: {cfg}");
-    cfg["controller"]["fabric"]["heartbeat"] = serde_json::json!({"startup_delay": 0, "heartbeat_period": 1});
-    cfg["workers"] = serde_json::json!([{
-        "type": "router", "id": "app1", "options": {"shards": 1},
-        "realms": [common::realm("realm1", vec![common::allow_all_role("anonymous")])],
-        "transports": [common::rawsocket_tcp(app_port)]
-    }]);
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+    common::master::set_app_worker(&cbdir, app_port, 1, |cfg| {
+        assert!(cfg["controller"]["fabric"].is_object(), "starter config is a managed node: {cfg}");
+    });
 
     let port = free_port();
     let cbdir_m = dir.join("master");
     let mut master = start_master(&cbdir_m, port, &su);
-    let paired = master.python(
-        "master.py",
-        &[
-            &url(port),
-            GLOBAL,
-            "json",
-            "--scenario",
-            "pair",
-            "--superuser",
-            SUPERUSER_SEED,
-            "--name",
-            "edge-mr",
-            "--node-pubkey",
-            &node_key,
-        ],
-    );
-    assert_eq!(paired["ok"], true, "{paired}");
+    common::master::pair(&master, port, "edge-mr", &node_key);
     let mut node = start_edge(&cbdir, port);
     let edge_args = |extra: &[&str]| {
         let mut a = vec![

@@ -28,36 +28,13 @@ fn worker_logs_tracing_and_web_services_through_the_master() {
     let su = superuser_pub(&dir);
     let (cbdir, node_key) = edge_init(&dir.join("node1"));
     let app_port = free_port();
-    let cfg_path = cbdir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).expect("config")).expect("json");
-    cfg["controller"]["fabric"]["heartbeat"] = json!({"startup_delay": 0, "heartbeat_period": 1});
-    cfg["controller"]["options"]["worker_log_lines"] = json!(200);
-    cfg["workers"] = json!([{
-        "type": "router", "id": "app1", "options": {"shards": 1},
-        "realms": [common::realm("realm1", vec![common::allow_all_role("anonymous")])],
-        "transports": [common::rawsocket_tcp(app_port)]
-    }]);
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+    common::master::set_app_worker(&cbdir, app_port, 1, |cfg| {
+        cfg["controller"]["options"]["worker_log_lines"] = json!(200);
+    });
 
     let port = free_port();
     let master = start_master(&dir.join("master"), port, &su);
-    let paired = master.python(
-        "master.py",
-        &[
-            &url(port),
-            GLOBAL,
-            "json",
-            "--scenario",
-            "pair",
-            "--superuser",
-            SUPERUSER_SEED,
-            "--name",
-            "ops-mr",
-            "--node-pubkey",
-            &node_key,
-        ],
-    );
-    assert_eq!(paired["ok"], true, "{paired}");
+    common::master::pair(&master, port, "ops-mr", &node_key);
     let node = start_edge(&cbdir, port);
     let app_url = format!("rs://127.0.0.1:{app_port}");
     let web_port = free_port().to_string();
@@ -310,34 +287,10 @@ fn process_apis_of_the_node_and_its_workers() {
     let su = superuser_pub(&dir);
     let (cbdir, node_key) = edge_init(&dir.join("node1"));
     let app_port = free_port();
-    let cfg_path = cbdir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).expect("config")).expect("json");
-    cfg["controller"]["fabric"]["heartbeat"] = json!({"startup_delay": 0, "heartbeat_period": 1});
-    cfg["workers"] = json!([{
-        "type": "router", "id": "app1", "options": {"shards": 2},
-        "realms": [common::realm("realm1", vec![common::allow_all_role("anonymous")])],
-        "transports": [common::rawsocket_tcp(app_port)]
-    }]);
-    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+    common::master::set_app_worker(&cbdir, app_port, 2, |_| {});
     let port = free_port();
     let master = start_master(&dir.join("master"), port, &su);
-    let paired = master.python(
-        "master.py",
-        &[
-            &url(port),
-            GLOBAL,
-            "json",
-            "--scenario",
-            "pair",
-            "--superuser",
-            SUPERUSER_SEED,
-            "--name",
-            "proc-mr",
-            "--node-pubkey",
-            &node_key,
-        ],
-    );
-    assert_eq!(paired["ok"], true, "{paired}");
+    common::master::pair(&master, port, "proc-mr", &node_key);
     let node = start_edge(&cbdir, port);
     let r = common::run_python(
         "master_ops.py",

@@ -74,3 +74,43 @@ pub fn edge_init(appdir: &Path, id: &str) -> (PathBuf, String) {
     let (cbdir, public) = edge_init_text(appdir, id);
     (cbdir, public_key(&public))
 }
+
+/// Creates management realm `mrealm` on the master at `port` and pairs the
+/// node key `pubkey` to it as `node1` (master.py's `pair` scenario, as the
+/// superuser); panics with the master's log if that fails.
+pub fn pair(master: &JunctionProcess, port: u16, mrealm: &str, pubkey: &str) {
+    let paired = master.python(
+        "master.py",
+        &[
+            &url(port),
+            GLOBAL,
+            "json",
+            "--scenario",
+            "pair",
+            "--superuser",
+            SUPERUSER_SEED,
+            "--name",
+            mrealm,
+            "--node-pubkey",
+            pubkey,
+        ],
+    );
+    assert_eq!(paired["ok"], true, "{paired}");
+}
+
+/// Rewrites the starter `config.json` in `cbdir` (after `edit` looked at or
+/// changed it): heartbeats every second from the start, and one router
+/// worker `app1` with `shards` shards serving realm `realm1` (anonymous
+/// allowed everything) on RawSocket port `app_port`.
+pub fn set_app_worker(cbdir: &Path, app_port: u16, shards: u32, edit: impl FnOnce(&mut serde_json::Value)) {
+    let cfg_path = cbdir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).expect("config")).expect("json");
+    edit(&mut cfg);
+    cfg["controller"]["fabric"]["heartbeat"] = serde_json::json!({"startup_delay": 0, "heartbeat_period": 1});
+    cfg["workers"] = serde_json::json!([{
+        "type": "router", "id": "app1", "options": {"shards": shards},
+        "realms": [super::realm("realm1", vec![super::allow_all_role("anonymous")])],
+        "transports": [super::rawsocket_tcp(app_port)]
+    }]);
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).expect("write config");
+}
