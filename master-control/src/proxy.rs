@@ -386,20 +386,10 @@ impl ProxyWorkerApi {
                 Ok(from_json(&v))
             }
             p if crate::web_api::WEB_SERVICE_PROCEDURES.contains(&p) => {
-                let running = ctl
-                    .transports()
-                    .iter()
-                    .filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned))
-                    .collect();
                 let startup = |id: &str| ctl.startup_transport_config(id);
                 let replace = |id: &str, t: &junction_config::TransportConfig| ctl.replace_transport(id, t);
-                let mut web = crate::web_api::WebTransports {
-                    running,
-                    configs: &mut self.transport_configs,
-                    startup: &startup,
-                    replace: &replace,
-                };
-                web.handle(p, args, kwargs)
+                crate::web_api::WebTransports::new(&ctl.transports(), &mut self.transport_configs, &startup, &replace)
+                    .handle(p, args, kwargs)
             }
             _ => Err(err("wamp.error.no_such_procedure", format!("no worker procedure '{proc}'"))),
         }

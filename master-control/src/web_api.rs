@@ -40,6 +40,20 @@ pub struct WebTransports<'a> {
     pub replace: &'a dyn Fn(&str, &junction_config::TransportConfig) -> Result<(), String>,
 }
 
+impl<'a> WebTransports<'a> {
+    /// The API over a worker whose running transports are `transports`
+    /// (`{id, ...}` objects, as the worker controls list them).
+    pub fn new(
+        transports: &[Json],
+        configs: &'a mut BTreeMap<String, Json>,
+        startup: &'a dyn Fn(&str) -> Option<Json>,
+        replace: &'a dyn Fn(&str, &junction_config::TransportConfig) -> Result<(), String>,
+    ) -> WebTransports<'a> {
+        let running = transports.iter().filter_map(|t| t.get("id").and_then(Json::as_str).map(str::to_owned)).collect();
+        WebTransports { running, configs, startup, replace }
+    }
+}
+
 fn not_running(m: impl Into<String>) -> ApiError {
     ApiError::new("crossbar.error.not_running", m)
 }
