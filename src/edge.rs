@@ -498,6 +498,9 @@ impl UplinkHandler for NodeUplink {
             let seen = *self.logs_seen.entry(i).or_insert_with(|| self.logs.total(i));
             let (lines, seen) = self.logs.since(i, seen, LOG_EVENTS_PER_POLL);
             self.logs_seen.insert(i, seen);
+            if lines.is_empty() {
+                continue;
+            }
             let topic = node::procedure_uri(&id.authid, &format!("worker.{wid}.on_worker_log"));
             out.extend(lines.into_iter().map(|l| (topic.clone(), vec![node::log_record(l)])));
         }

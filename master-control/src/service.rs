@@ -149,6 +149,8 @@ impl Shared {
 fn watch_to_pair(shared: &Arc<Shared>, w: &crate::pairing::WatchToPair) {
     tracing::info!(dir = %w.dir.display(), write_pairing_file = w.write_pairing_file, "watch-to-pair: pairing the node keys found here to management realm 'default'");
     let mut reported: std::collections::HashSet<(PathBuf, String)> = std::collections::HashSet::new();
+    // Keys the master knows (paired now or once): never looked up again.
+    let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         let (keys, errors) = crate::pairing::scan(&w.dir, w.pattern.as_ref());
         for (path, e) in errors {
@@ -157,8 +159,14 @@ fn watch_to_pair(shared: &Arc<Shared>, w: &crate::pairing::WatchToPair) {
             }
         }
         for key in keys {
+            if known.contains(&key.pubkey) {
+                continue;
+            }
             let now = SystemTime::now();
             let r = shared.master().auto_pair(now, &key);
+            if r.is_ok() {
+                known.insert(key.pubkey.clone());
+            }
             match r {
                 Ok(None) => {}
                 Ok(Some((node, fx))) => {
