@@ -127,19 +127,21 @@ impl Backend {
     }
 
     /// Forwards one client message. `Err(reason)` if it cannot be carried.
-    pub fn send(&self, ch: ChannelId, bytes: &[u8]) -> Result<(), &'static str> {
+    /// A large message goes by reference to the received bytes, not copied.
+    pub fn send(&self, ch: ChannelId, bytes: &Bytes) -> Result<(), &'static str> {
         let live = self.live.borrow();
         let Some(live) = live.as_ref() else { return Err("the router link is down") };
-        if bytes.len() > live.max_message_size {
+        let len = bytes.len();
+        if len > live.max_message_size {
             return Err("message exceeds the router's maximum message size");
         }
-        let mut too_big = false;
-        let r = live.out.push(|b| too_big = link::write_data(b, ch, bytes).is_err());
-        match (r, too_big) {
-            (_, true) => Err("message exceeds the link frame limit"),
-            (Err(_), _) => Err("the router link's queue is full"),
-            (Ok(()), false) => Ok(()),
+        if len > link::MAX_DATA_LEN {
+            return Err("message exceeds the link frame limit");
         }
+        let header = |b: &mut Vec<u8>| {
+            let _ = link::write_data_header(b, ch, len);
+        };
+        live.out.push_payload(header, bytes).map_err(|_| "the router link's queue is full")
     }
 
     /// The frontend session ended: close its channel.

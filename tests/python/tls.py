@@ -142,6 +142,30 @@ async def join(url, args, serializer, ctx):
     return session
 
 
+def large_filler(i):
+    """Event i's payload: every third small, the rest 1 KiB to ~300 KiB."""
+    n = 20 + i if i % 3 == 0 else 1024 + (i * 7919) % 300_000
+    return chr(ord("a") + i % 26) * n
+
+
+async def large_events(sub, pub, count):
+    """`count` events of mixed sizes published back to back (only the last
+    acknowledged): all must arrive, in order and intact."""
+    topic = unique("com.tls.large")
+    events = asyncio.Queue()
+    await asyncio.wait_for(sub.subscribe(lambda i, s: events.put_nowait((i, s)), topic), STEP_TIMEOUT)
+    for i in range(count):
+        opts = PublishOptions(acknowledge=True) if i == count - 1 else None
+        r = pub.publish(topic, i, large_filler(i), options=opts)
+        if i == count - 1:
+            await asyncio.wait_for(r, STEP_TIMEOUT)
+    for i in range(count):
+        got_i, got = await asyncio.wait_for(events.get(), STEP_TIMEOUT)
+        check(got_i == i, f"large event {got_i} arrived where {i} was expected")
+        check(got == large_filler(i), f"large event {i}: {len(got)} characters arrived, {len(large_filler(i))} sent, or altered")
+    return count
+
+
 async def scenario(args):
     ctx = client_ssl_context(args.ca, args.cert, args.key)
     a = await join(args.url, args, args.serializer, ctx)
@@ -168,6 +192,9 @@ async def scenario(args):
         res = await asyncio.wait_for(pub.call(proc, 40, 2), STEP_TIMEOUT)
         results[name] = {"event": True, "call": res}
 
+    if args.large:
+        results["large"] = await large_events(a, b, args.large)
+
     out = {"a": identity(a), "b": identity(b), "tls_version": version, "results": results}
     await close(a, b)
     return out
@@ -184,6 +211,7 @@ if __name__ == "__main__":
     p.add_argument("--method", action="append", default=None)
     p.add_argument("--peer-url")
     p.add_argument("--peer-serializer")
+    p.add_argument("--large", type=int, default=0, help="then this many large events, checked in order")
     args = p.parse_args()
     if args.method is None:
         args.method = ["anonymous"]

@@ -207,14 +207,26 @@ impl LinkFrame {
 /// Appends a DATA frame for `bytes` without building a [`LinkFrame`] (the
 /// hot path). Fails if the frame would exceed RawSocket's 16 MiB limit.
 pub fn write_data(out: &mut Vec<u8>, channel: ChannelId, bytes: &[u8]) -> Result<(), LinkError> {
-    let len = 5 + bytes.len();
-    if len > rawsocket::MAX_FRAME_PAYLOAD {
-        return Err(LinkError::BadBody(format!("message of {} bytes exceeds the link's frame limit", bytes.len())));
+    write_data_header(out, channel, bytes.len())?;
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// The largest message a DATA frame carries (RawSocket's frame limit less
+/// the kind byte and the channel id).
+pub const MAX_DATA_LEN: usize = rawsocket::MAX_FRAME_PAYLOAD - 5;
+
+/// Appends the header of a DATA frame whose `len` message bytes the caller
+/// writes next (so that they need not be copied: see `write_data`). Fails,
+/// appending nothing, if the frame would exceed RawSocket's 16 MiB limit.
+pub fn write_data_header(out: &mut Vec<u8>, channel: ChannelId, len: usize) -> Result<(), LinkError> {
+    let frame = 5 + len;
+    if len > MAX_DATA_LEN {
+        return Err(LinkError::BadBody(format!("message of {len} bytes exceeds the link's frame limit")));
     }
-    out.extend_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, len));
+    out.extend_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, frame));
     out.push(K_DATA);
     out.extend_from_slice(&channel.0.to_be_bytes());
-    out.extend_from_slice(bytes);
     Ok(())
 }
 

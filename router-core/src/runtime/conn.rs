@@ -1069,27 +1069,34 @@ impl Conn {
     }
 
     /// Queues one encoded WAMP message.
+    /// A large message is queued by reference, not copied
+    /// ([`Outbound::push_payload`]).
     pub fn send_message(&self, bytes: &Bytes) -> Result<(), Overflow> {
+        let len = bytes.len();
         if let Some((_, ch)) = &self.link {
             let ch = *ch;
-            let mut too_big = false;
-            let r = self.out.push(|buf| too_big = wamp_framing::link::write_data(buf, ch, bytes).is_err());
-            if too_big {
-                tracing::warn!(session = %self.session, len = bytes.len(), "message exceeds the link frame limit; dropped");
+            if len > wamp_framing::link::MAX_DATA_LEN {
+                tracing::warn!(session = %self.session, len, "message exceeds the link frame limit; dropped");
+                return Ok(());
             }
-            return r;
+            return self.out.push_payload(
+                |buf| {
+                    let _ = wamp_framing::link::write_data_header(buf, ch, len);
+                },
+                bytes,
+            );
         }
         let sender = self.sender;
-        let mut too_big = false;
-        let r = self.out.push(|buf| {
-            if sender.message(bytes, buf).is_err() {
-                too_big = true;
-            }
-        });
-        if too_big {
-            tracing::warn!(session = %self.session, len = bytes.len(), "message exceeds the peer's maximum message size; dropped");
+        if len > sender.max_payload() {
+            tracing::warn!(session = %self.session, len, "message exceeds the peer's maximum message size; dropped");
+            return Ok(());
         }
-        r
+        self.out.push_payload(
+            |buf| {
+                let _ = sender.message_header(len, buf);
+            },
+            bytes,
+        )
     }
 }
 
@@ -1354,15 +1361,38 @@ pub fn log_close(session: SessionId, join: (&str, &str, &str), transport: &str, 
     }
 }
 
+/// Writes all of `buf` with vectored writes (continuing partial ones).
+async fn write_vectored_all(
+    w: &mut (impl futures_lite::AsyncWrite + Unpin),
+    buf: &super::outbound::WireBuf,
+) -> std::io::Result<()> {
+    let total = buf.len();
+    let mut done = 0;
+    let mut iov = Vec::new();
+    while done < total {
+        buf.slices_from(done, &mut iov);
+        match w.write_vectored(&iov).await {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The writer task of a connection: flushes `out` (through TLS if set)
-/// until it closes; then shuts the socket down and closes its fd.
+/// until it closes; then shuts the socket down and closes its fd. A batch
+/// with shared payloads goes out in vectored writes ([`WireBuf`]).
+///
+/// [`WireBuf`]: super::outbound::WireBuf
 pub fn spawn_writer(
     out: Rc<Outbound>,
     mut wstream: impl futures_lite::AsyncWrite + Unpin + 'static,
     tls: Option<Rc<RefCell<Tls>>>,
 ) -> glommio::task::JoinHandle<()> {
     glommio::spawn_local(async move {
-        let mut spare = Vec::new();
+        let mut spare = super::outbound::WireBuf::default();
         let mut cipher = Vec::new();
         loop {
             let tls_pending = tls.as_ref().is_some_and(|t| t.borrow().wants_write());
@@ -1382,20 +1412,29 @@ pub fn spawn_writer(
                 break;
             }
             out.take(&mut spare);
-            let wire = match &tls {
-                None => &spare,
-                Some(t) => {
+            let sent = match (&tls, spare.as_flat()) {
+                (None, Some(flat)) => wstream.write_all(flat).await,
+                (None, None) => write_vectored_all(&mut wstream, &spare).await,
+                (Some(t), _) => {
                     cipher.clear();
-                    if let Err(e) = t.borrow_mut().encrypt(&spare, &mut cipher) {
+                    let mut r = Ok(());
+                    spare.for_each_piece(|p| {
+                        if r.is_ok() {
+                            r = t.borrow_mut().encrypt(p, &mut cipher);
+                        }
+                    });
+                    if let Err(e) = r {
                         tracing::warn!(error = %e, "TLS error; closing connection");
                         break;
                     }
-                    &cipher
+                    wstream.write_all(&cipher).await
                 }
             };
-            if wstream.write_all(wire).await.is_err() {
+            if sent.is_err() {
                 break;
             }
+            // Let go of shared payloads now, not at the next write.
+            spare.clear();
             out.written();
         }
         out.finish();

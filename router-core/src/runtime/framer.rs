@@ -282,6 +282,33 @@ impl FrameSender {
         }
     }
 
+    /// The largest message the peer accepts.
+    pub fn max_payload(&self) -> usize {
+        match *self {
+            FrameSender::Raw { peer_max } => peer_max,
+            FrameSender::Ws { .. } => usize::MAX,
+        }
+    }
+
+    /// Appends the header of a WAMP message frame of `len` payload bytes,
+    /// which the caller queues next ([`super::outbound::Outbound::push_payload`]).
+    pub fn message_header(&self, len: usize, out: &mut Vec<u8>) -> Result<(), TooBig> {
+        match *self {
+            FrameSender::Raw { peer_max } => {
+                if len > peer_max {
+                    return Err(TooBig);
+                }
+                out.extend_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, len));
+                Ok(())
+            }
+            FrameSender::Ws { binary } => {
+                let (h, n) = websocket::frame::message_header(binary, len);
+                out.extend_from_slice(&h[..n]);
+                Ok(())
+            }
+        }
+    }
+
     /// Appends a ping.
     pub fn ping(&self, payload: &[u8], out: &mut Vec<u8>) {
         match *self {

@@ -1,15 +1,26 @@
-//! A connection's outbound side: frames gathered into one buffer, written by
-//! one writer task with (normally) one write syscall per executor turn.
+//! A connection's outbound side: frames gathered into one [`WireBuf`],
+//! written by one writer task with (normally) one write syscall per
+//! executor turn.
 //!
-//! Producers (the realm pump, pong replies, pings) append framed bytes to
-//! `pending` and notify the writer. The writer swaps `pending` with its own
-//! empty buffer and writes it whole, so everything produced in one executor
-//! turn leaves in one write. The payload bytes of a fan-out are shared
-//! (`Bytes`) up to this point; here they are copied once into the
-//! connection's buffer, which the kernel then copies into the socket.
+//! Producers (the realm pump, pong replies, pings, a proxy forwarding a
+//! message) append frames to `pending` and notify the writer. The writer
+//! swaps `pending` with its own empty buffer and writes it whole, so
+//! everything produced in one executor turn leaves in one write.
+//!
+//! Frame headers and small payloads are copied into the buffer's flat
+//! part. A payload of at least [`SHARE_MIN`] bytes is not copied: the
+//! buffer keeps a reference to its shared bytes (`Bytes`: the fan-out's one
+//! encoding, or the slice of the received frame a proxy forwards) at its
+//! place between the flat bytes, and the writer hands the pieces to the
+//! kernel in one vectored `sendmsg` (through TLS, each piece is encrypted
+//! in order). Below that size a copy is cheaper than a reference count and
+//! an extra iovec, and the flat buffer of one turn is one write.
 
 use std::cell::{Cell, RefCell};
+use std::io::IoSlice;
 use std::os::fd::RawFd;
+
+use bytes::Bytes;
 
 use super::notify::LocalNotify;
 use super::setup::ConnectionLimits;
@@ -40,9 +51,163 @@ const GAUGE_STEP: usize = 64 * 1024;
 /// ([`Outbound::release_idle`]).
 pub const KEEP_WHEN_IDLE: usize = 64 * 1024;
 
+/// Payloads of at least this many bytes are queued by reference, not
+/// copied (see the module docs).
+pub const SHARE_MIN: usize = 1024;
+
+/// At most this many bytes of one write batch are queued by reference;
+/// beyond, payloads are copied. Every shared payload is its own allocation
+/// (the encoding of an EVENT, the slice of a received frame), freed when
+/// written; with no bound, a busy connection's batch of several MiB freed at
+/// once left more free memory at the top of the shard's arena than glibc's
+/// trim threshold ([`super::node::TRIM_THRESHOLD`], 1 MiB), so glibc gave
+/// it back and the next messages faulted it in again (measured, 64 KiB
+/// events: 195,000 page faults and 630 `madvise` calls in 3 s, half the
+/// throughput of copying). A quarter of the threshold keeps the two in
+/// flight per connection (batch queued, batch being written) under it.
+pub const SHARE_QUEUE_MAX: usize = super::node::TRIM_THRESHOLD / 4;
+
+/// At most this many pieces go to one `sendmsg` (Linux's `IOV_MAX`).
+pub const MAX_IOVECS: usize = 1024;
+
+/// Bytes queued for a socket, in wire order: a flat buffer of copied bytes
+/// with shared payloads spliced in between (see the module docs).
+#[derive(Default)]
+pub struct WireBuf {
+    flat: Vec<u8>,
+    /// Each shared payload and the offset in `flat` it goes before.
+    shared: Vec<(usize, Bytes)>,
+    shared_len: usize,
+}
+
+/// A position in a [`WireBuf`] to roll back to.
+#[derive(Copy, Clone)]
+struct Mark {
+    flat: usize,
+    shared: usize,
+}
+
+impl WireBuf {
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.flat.len() + self.shared_len
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The flat part, to append copied bytes (headers, control frames) to.
+    pub fn flat_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.flat
+    }
+
+    /// The whole buffer if nothing in it is shared, else `None`.
+    pub fn as_flat(&self) -> Option<&[u8]> {
+        self.shared.is_empty().then_some(&self.flat[..])
+    }
+
+    /// How many payloads are queued by reference.
+    pub fn shared_count(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Appends a payload: by reference if it is at least [`SHARE_MIN`]
+    /// bytes and the batch's shared bytes stay within [`SHARE_QUEUE_MAX`],
+    /// else copied.
+    pub fn put(&mut self, payload: &Bytes) {
+        if payload.len() >= SHARE_MIN && self.shared_len + payload.len() <= SHARE_QUEUE_MAX {
+            self.shared.push((self.flat.len(), payload.clone()));
+            self.shared_len += payload.len();
+        } else {
+            self.flat.extend_from_slice(payload);
+        }
+    }
+
+    /// Empties the buffer (keeping the flat part's allocation).
+    pub fn clear(&mut self) {
+        self.flat.clear();
+        self.shared.clear();
+        self.shared_len = 0;
+    }
+
+    fn mark(&self) -> Mark {
+        Mark { flat: self.flat.len(), shared: self.shared.len() }
+    }
+
+    fn rollback(&mut self, m: Mark) {
+        self.flat.truncate(m.flat);
+        for (_, b) in self.shared.drain(m.shared..) {
+            self.shared_len -= b.len();
+        }
+    }
+
+    /// Calls `f` with each non-empty piece in wire order.
+    pub fn for_each_piece(&self, mut f: impl FnMut(&[u8])) {
+        let mut at = 0;
+        for (off, b) in &self.shared {
+            if *off > at {
+                f(&self.flat[at..*off]);
+                at = *off;
+            }
+            f(b);
+        }
+        if self.flat.len() > at {
+            f(&self.flat[at..]);
+        }
+    }
+
+    /// Fills `out` with the pieces from byte `from` on (at most
+    /// [`MAX_IOVECS`]), for a vectored write that continues a partial one.
+    pub fn slices_from<'a>(&'a self, from: usize, out: &mut Vec<IoSlice<'a>>) {
+        out.clear();
+        let mut skip = from;
+        let mut add = |piece: &'a [u8], out: &mut Vec<IoSlice<'a>>| {
+            if out.len() >= MAX_IOVECS {
+                return;
+            }
+            if skip >= piece.len() {
+                skip -= piece.len();
+            } else {
+                out.push(IoSlice::new(&piece[skip..]));
+                skip = 0;
+            }
+        };
+        let mut at = 0;
+        for (off, b) in &self.shared {
+            if *off > at {
+                add(&self.flat[at..*off], out);
+                at = *off;
+            }
+            add(b, out);
+        }
+        if self.flat.len() > at {
+            add(&self.flat[at..], out);
+        }
+    }
+
+    /// The queued bytes as one vector (tests, diagnostics).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len());
+        self.for_each_piece(|p| v.extend_from_slice(p));
+        v
+    }
+
+    /// Gives back the allocations of an empty buffer up to `keep` bytes.
+    fn release_if_small(&mut self, keep: usize) {
+        if self.is_empty() && self.flat.capacity() <= keep {
+            self.flat = Vec::new();
+        }
+        if self.shared.is_empty() {
+            self.shared = Vec::new();
+        }
+    }
+}
+
 /// See the module docs.
 pub struct Outbound {
-    pending: RefCell<Vec<u8>>,
+    pending: RefCell<WireBuf>,
     pending_msgs: Cell<usize>,
     /// Bytes handed to the kernel but not yet confirmed written.
     in_flight: Cell<usize>,
@@ -71,7 +236,7 @@ impl Outbound {
     pub fn new(fd: RawFd, limits: ConnectionLimits) -> Self {
         Outbound {
             // Allocated when there is something to send, not up front.
-            pending: RefCell::new(Vec::new()),
+            pending: RefCell::new(WireBuf::default()),
             pending_msgs: Cell::new(0),
             in_flight: Cell::new(0),
             state: Cell::new(OutState::Open),
@@ -103,9 +268,23 @@ impl Outbound {
         }
     }
 
-    /// Appends one frame built by `build`; refuses if the connection's queue
-    /// limits would be exceeded or it is closing.
+    /// Appends one frame built by `build` (copied); refuses if the
+    /// connection's queue limits would be exceeded or it is closing.
     pub fn push(&self, build: impl FnOnce(&mut Vec<u8>)) -> Result<(), Overflow> {
+        self.push_with(|w| build(w.flat_mut()))
+    }
+
+    /// Appends one frame of `header` (built by the closure, copied) and
+    /// `payload` (by reference when large, see [`WireBuf::put`]); limits as
+    /// [`Outbound::push`].
+    pub fn push_payload(&self, header: impl FnOnce(&mut Vec<u8>), payload: &Bytes) -> Result<(), Overflow> {
+        self.push_with(|w| {
+            header(w.flat_mut());
+            w.put(payload);
+        })
+    }
+
+    fn push_with(&self, build: impl FnOnce(&mut WireBuf)) -> Result<(), Overflow> {
         if self.state.get() != OutState::Open {
             return Ok(());
         }
@@ -114,14 +293,14 @@ impl Outbound {
             return Err(Overflow::Messages);
         }
         let mut p = self.pending.borrow_mut();
-        let before = p.len();
+        let mark = p.mark();
+        let was_empty = p.is_empty();
         build(&mut p);
         if p.len() + self.in_flight.get() > self.limits.max_outbound_bytes {
             // Never leave a frame that did not fit: the queue stays whole frames.
-            p.truncate(before);
+            p.rollback(mark);
             return Err(Overflow::Bytes);
         }
-        let was_empty = before == 0;
         self.pending_msgs.set(msgs);
         let grown = p.len() + self.in_flight.get() >= self.counted.get() + GAUGE_STEP;
         drop(p);
@@ -139,7 +318,7 @@ impl Outbound {
         if self.state.get() == OutState::Closed {
             return;
         }
-        build(&mut self.pending.borrow_mut());
+        build(self.pending.borrow_mut().flat_mut());
         self.notify.notify();
     }
 
@@ -175,7 +354,7 @@ impl Outbound {
 
     /// For the writer: takes the pending bytes, leaving `spare` (cleared) in
     /// their place.
-    pub fn take(&self, spare: &mut Vec<u8>) {
+    pub fn take(&self, spare: &mut WireBuf) {
         spare.clear();
         std::mem::swap(&mut *self.pending.borrow_mut(), spare);
         self.pending_msgs.set(0);
@@ -199,14 +378,10 @@ impl Outbound {
     /// `spare`) unless they are larger than [`KEEP_WHEN_IDLE`], which only
     /// a heavy sender reaches and would otherwise re-allocate every turn.
     /// An idle connection so holds no buffer.
-    pub fn release_idle(&self, spare: &mut Vec<u8>) {
-        if spare.capacity() <= KEEP_WHEN_IDLE {
-            *spare = Vec::new();
-        }
-        let mut p = self.pending.borrow_mut();
-        if p.is_empty() && p.capacity() <= KEEP_WHEN_IDLE {
-            *p = Vec::new();
-        }
+    pub fn release_idle(&self, spare: &mut WireBuf) {
+        spare.clear();
+        spare.release_if_small(KEEP_WHEN_IDLE);
+        self.pending.borrow_mut().release_if_small(KEEP_WHEN_IDLE);
     }
 
     /// For the writer, before it closes its fd: marks the outbound side
@@ -249,9 +424,9 @@ mod tests {
         let o = Outbound::new(-1, limits(1 << 20, 100));
         o.push(|b| b.extend_from_slice(b"one")).unwrap();
         o.push(|b| b.extend_from_slice(b"two")).unwrap();
-        let mut spare = Vec::new();
+        let mut spare = WireBuf::default();
         o.take(&mut spare);
-        assert_eq!(spare, b"onetwo");
+        assert_eq!(spare.to_vec(), b"onetwo");
         assert!(o.is_idle());
     }
 
@@ -259,19 +434,19 @@ mod tests {
     fn an_idle_connection_gives_its_buffers_back() {
         let o = Outbound::new(-1, limits(1 << 20, 100));
         o.push(|b| b.extend_from_slice(&[7u8; 3000])).unwrap();
-        let mut spare = Vec::new();
+        let mut spare = WireBuf::default();
         o.take(&mut spare);
         o.written();
-        assert!(spare.capacity() >= 3000);
+        assert!(spare.flat.capacity() >= 3000);
         o.release_idle(&mut spare);
-        assert_eq!(spare.capacity(), 0);
-        assert_eq!(o.pending.borrow().capacity(), 0);
+        assert_eq!(spare.flat.capacity(), 0);
+        assert_eq!(o.pending.borrow().flat.capacity(), 0);
         // A heavy sender's large buffer is kept.
         o.push(|b| b.extend_from_slice(&vec![7u8; 2 * KEEP_WHEN_IDLE])).unwrap();
         o.take(&mut spare);
         o.written();
         o.release_idle(&mut spare);
-        assert!(spare.capacity() >= 2 * KEEP_WHEN_IDLE);
+        assert!(spare.flat.capacity() >= 2 * KEEP_WHEN_IDLE);
     }
 
     #[test]
@@ -284,7 +459,7 @@ mod tests {
         b.push_control(|x| x.extend_from_slice(b"abc"));
         // Small pushes are counted by the writer's next take.
         assert_eq!(g.load(Ordering::Relaxed), 0);
-        let mut spare = Vec::new();
+        let mut spare = WireBuf::default();
         a.take(&mut spare);
         assert_eq!(g.load(Ordering::Relaxed), 5, "in flight counts");
         // A queue that grows by a step is counted at once (a stuck writer).
@@ -316,19 +491,109 @@ mod tests {
         let o = Outbound::new(-1, limits(10, 100));
         o.push(|b| b.extend_from_slice(b"12345")).unwrap();
         assert_eq!(o.push(|b| b.extend_from_slice(b"123456")), Err(Overflow::Bytes));
-        let mut spare = Vec::new();
+        let mut spare = WireBuf::default();
         o.take(&mut spare);
-        assert_eq!(spare, b"12345");
+        assert_eq!(spare.to_vec(), b"12345");
     }
 
     #[test]
     fn in_flight_bytes_count_against_the_limit() {
         let o = Outbound::new(-1, limits(10, 100));
         o.push(|b| b.extend_from_slice(b"12345678")).unwrap();
-        let mut spare = Vec::new();
+        let mut spare = WireBuf::default();
         o.take(&mut spare);
         assert_eq!(o.push(|b| b.extend_from_slice(b"123")), Err(Overflow::Bytes));
         o.written();
         o.push(|b| b.extend_from_slice(b"123")).unwrap();
+    }
+
+    fn shared(n: usize, fill: u8) -> Bytes {
+        Bytes::from(vec![fill; n])
+    }
+
+    #[test]
+    fn large_payloads_are_queued_by_reference_small_ones_copied() {
+        let o = Outbound::new(-1, limits(1 << 20, 100));
+        let big = shared(SHARE_MIN, 9);
+        let small = shared(SHARE_MIN - 1, 8);
+        o.push_payload(|h| h.extend_from_slice(b"H1"), &big).unwrap();
+        o.push_payload(|h| h.extend_from_slice(b"H2"), &small).unwrap();
+        o.push_payload(|h| h.extend_from_slice(b"H3"), &big).unwrap();
+        let mut spare = WireBuf::default();
+        o.take(&mut spare);
+        assert_eq!(spare.shared_count(), 2, "the two large payloads are not copied");
+        assert!(spare.as_flat().is_none());
+        assert_eq!(spare.flat.len(), 6 + small.len());
+        let mut want = b"H1".to_vec();
+        want.extend_from_slice(&big);
+        want.extend_from_slice(b"H2");
+        want.extend_from_slice(&small);
+        want.extend_from_slice(b"H3");
+        want.extend_from_slice(&big);
+        assert_eq!(spare.to_vec(), want);
+        assert_eq!(spare.len(), want.len());
+        // The same allocation, not a copy of it.
+        let mut ptrs = Vec::new();
+        spare.for_each_piece(|p| ptrs.push(p.as_ptr()));
+        assert!(ptrs.contains(&big.as_ptr()));
+    }
+
+    #[test]
+    fn vectored_pieces_continue_a_partial_write() {
+        let mut w = WireBuf::default();
+        let a = shared(SHARE_MIN, 1);
+        let b = shared(SHARE_MIN + 5, 2);
+        w.flat_mut().extend_from_slice(b"xy");
+        w.put(&a);
+        w.put(&b); // two shared payloads at the same offset
+        w.flat_mut().extend_from_slice(b"z");
+        let all = w.to_vec();
+        let mut iov = Vec::new();
+        for from in [0, 1, 2, 3, SHARE_MIN + 2, SHARE_MIN + 3, all.len() - 1, all.len()] {
+            w.slices_from(from, &mut iov);
+            let got: Vec<u8> = iov.iter().flat_map(|s| s.iter().copied()).collect();
+            assert_eq!(got, all[from..], "from {from}");
+            assert!(iov.iter().all(|s| !s.is_empty()));
+        }
+    }
+
+    #[test]
+    fn a_refused_shared_frame_is_rolled_back_whole() {
+        let o = Outbound::new(-1, limits(SHARE_MIN + 5, 100));
+        o.push(|b| b.extend_from_slice(b"12345")).unwrap();
+        let big = shared(SHARE_MIN, 3);
+        assert_eq!(o.push_payload(|h| h.extend_from_slice(b"HH"), &big), Err(Overflow::Bytes));
+        let mut spare = WireBuf::default();
+        o.take(&mut spare);
+        assert_eq!(spare.to_vec(), b"12345");
+        assert_eq!(spare.shared_count(), 0);
+    }
+
+    #[test]
+    fn an_idle_writer_holds_no_shared_payload() {
+        let o = Outbound::new(-1, limits(1 << 20, 100));
+        let big = shared(4 * SHARE_MIN, 3);
+        o.push_payload(|_| {}, &big).unwrap();
+        let mut spare = WireBuf::default();
+        o.take(&mut spare);
+        o.written();
+        o.release_idle(&mut spare);
+        assert!(spare.is_empty());
+        assert!(big.is_unique(), "the queue let go of the payload");
+    }
+
+    #[test]
+    fn shared_bytes_of_a_batch_are_bounded() {
+        let o = Outbound::new(-1, limits(16 << 20, 10_000));
+        let big = shared(64 * 1024, 5);
+        let n = 2 * SHARE_QUEUE_MAX / big.len();
+        for _ in 0..n {
+            o.push_payload(|_| {}, &big).unwrap();
+        }
+        let mut spare = WireBuf::default();
+        o.take(&mut spare);
+        assert_eq!(spare.shared_count(), SHARE_QUEUE_MAX / big.len(), "shared up to the bound");
+        assert_eq!(spare.len(), n * big.len(), "the rest copied");
+        assert_eq!(spare.to_vec(), vec![5u8; n * big.len()]);
     }
 }
