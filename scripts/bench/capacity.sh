@@ -11,6 +11,16 @@
 #      worker, PROXIES loadtest processes from source addresses 127.0.0.2..,
 #      because this machine's hard open-files limit (ulimit -Hn) caps every
 #      process; the router holds the sessions over a few proxy links.
+#   C. The same storm against Crossbar.io (one router worker, RawSocket +
+#      msgpack, anonymous): PEER_SESSIONS sessions (default 10,000) held and
+#      closed with `loadtest connect --pid` on the router worker. Crossbar is
+#      installed into CBVENV (default /tmp/cbvenv) when missing.
+#   N. NATS (nats-server from Debian, installed when missing): PEER_SESSIONS
+#      idle client connections (INFO, CONNECT, PING/PONG) held and closed by
+#      scripts/bench/nats_connect.py, the server's RSS and fds sampled the
+#      same way. Not WAMP sessions: the floor of what a broker's idle
+#      connection costs.
+#   PARTS (default AB) picks the parts: e.g. PARTS=ACN.
 #
 # Output: $OUT (default target/bench-results/capacity): one loadtest JSON per
 # run and summary.txt. Needs release builds (built if JUNCTION_BIN and
@@ -29,6 +39,8 @@ HOLD=${HOLD:-8}
 # 2 s) and again 1, 3, 6, 10 and 20 s later.
 SETTLE=${SETTLE:-25}
 PARTS=${PARTS:-AB}
+PEER_SESSIONS=${PEER_SESSIONS:-10000}
+CBVENV=${CBVENV:-/tmp/cbvenv}
 BASE_PORT=${BASE_PORT:-19400}
 mkdir -p "$OUT"
 log() { echo "capacity.sh: $*" >&2; }
@@ -42,6 +54,7 @@ if [[ -z "${JUNCTION_BIN:-}" || -z "${LOADTEST_BIN:-}" ]]; then
 fi
 
 RS=$BASE_PORT WS=$((BASE_PORT + 1)) LINK=$((BASE_PORT + 2)) FRONT=$((BASE_PORT + 3))
+CB_RS=$((BASE_PORT + 4)) NATS_PORT=$((BASE_PORT + 5))
 
 python3 - "$OUT" "$RS" "$WS" "$LINK" "$FRONT" "$PROXIES" <<'EOF'
 import json, sys
@@ -76,7 +89,12 @@ json.dump({"version": 2, "workers": workers}, open(f"{out}/proxied.json", "w"), 
 EOF
 
 J_PID=
-cleanup() { [[ -n "$J_PID" ]] && kill "$J_PID" 2>/dev/null; wait 2>/dev/null || true; }
+PEER_PID=
+cleanup() {
+    [[ -n "$J_PID" ]] && kill "$J_PID" 2>/dev/null
+    [[ -n "$PEER_PID" ]] && kill "$PEER_PID" 2>/dev/null
+    wait 2>/dev/null || true
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -160,6 +178,55 @@ echo "B_SAMPLES $BEFORE | $HELD | $AFTER | storm_s $(python3 -c "print($T1 - $T0
 echo "B_ROUTER $ROUTER_BEFORE | $ROUTER_HELD | $ROUTER_AFTER" >> "$OUT/summary.txt"
 fi
 
+if [[ $PARTS == *C* ]]; then
+log "C. Crossbar.io: $PEER_SESSIONS sessions"
+if [[ ! -x "$CBVENV/bin/crossbar" ]]; then
+    log "installing Crossbar.io into $CBVENV"
+    python3 -m venv "$CBVENV"
+    "$CBVENV/bin/pip" install -q crossbar
+fi
+mkdir -p "$OUT/crossbar/.crossbar"
+python3 - "$OUT/crossbar/.crossbar/config.json" "$CB_RS" <<'EOF'
+import json, sys
+path, port = sys.argv[1], int(sys.argv[2])
+allow = {"call": True, "register": True, "publish": True, "subscribe": True}
+json.dump({"version": 2, "controller": {}, "workers": [{"type": "router",
+    "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
+        {"uri": "", "match": "prefix", "allow": allow, "disclose": {"caller": False, "publisher": False}, "cache": True}]}]}],
+    "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": port},
+                    "serializers": ["msgpack", "json", "cbor"], "auth": {"anonymous": {"type": "static", "role": "anonymous"}}}]}]},
+    open(path, "w"), indent=1)
+EOF
+(cd "$OUT/crossbar" && exec "$CBVENV/bin/crossbar" start --cbdir "$OUT/crossbar/.crossbar" > "$OUT/crossbar.log" 2>&1) &
+PEER_PID=$!
+for ((i = 0; i < 900; i++)); do grep -q "configured and ready" "$OUT/crossbar.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "configured and ready" "$OUT/crossbar.log" || { tail -20 "$OUT/crossbar.log" >&2; exit 1; }
+CB_PID=$(pgrep -f 'crossbar-worker \[crossbar.worker.router' | while read -r p; do
+    anc=$(ps -o ppid= "$p" | tr -d ' ')
+    [[ "$anc" == "$PEER_PID" || $(ps -o ppid= "$anc" | tr -d ' ') == "$PEER_PID" ]] && echo "$p"
+done | head -1)
+[[ -n "$CB_PID" ]] || { echo "cannot find the Crossbar router worker" >&2; exit 1; }
+# No heartbeats: Crossbar's RawSocket transport has no auto-ping.
+"$LOADTEST_BIN" -q connect --sessions "$PEER_SESSIONS" --concurrency 8 -u "rs://127.0.0.1:$CB_RS" --serializer msgpack \
+    --hold "$HOLD" --settle "$SETTLE" --source 127.0.0.2 --source 127.0.0.3 --pid "$CB_PID" --json "$OUT/crossbar-rs.json" > /dev/null || true
+kill "$PEER_PID" 2>/dev/null; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=
+fi
+
+if [[ $PARTS == *N* ]]; then
+log "N. NATS: $PEER_SESSIONS idle connections"
+if ! command -v nats-server >/dev/null; then
+    log "installing nats-server"
+    SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+    $SUDO apt-get install -y -q nats-server > /dev/null
+fi
+nats-server -a 127.0.0.1 -p "$NATS_PORT" > "$OUT/nats.log" 2>&1 &
+PEER_PID=$!
+sleep 1
+python3 "$ROOT/scripts/bench/nats_connect.py" --port "$NATS_PORT" --pid "$PEER_PID" --sessions "$PEER_SESSIONS" \
+    --source 127.0.0.2 --source 127.0.0.3 --hold "$HOLD" --settle "$SETTLE" > "$OUT/nats.json"
+kill "$PEER_PID" 2>/dev/null; wait "$PEER_PID" 2>/dev/null || true; PEER_PID=
+fi
+
 python3 - "$OUT" "$PROXIES" "${ROUTER:-}" <<'EOF' >> "$OUT/summary.txt"
 import json, sys
 out, proxies = sys.argv[1], int(sys.argv[2])
@@ -170,12 +237,16 @@ print("| run | sessions | failed | setup/s | router CPU-µs/session | KiB/sessio
 print("|---|---|---|---|---|---|---|---|")
 runs = [f"direct-rs-{i}" for i in range(1, 10)]
 import os
-for n in [r for r in runs + ["direct-ws"] if os.path.exists(f"{out}/{r}.json")]:
+for n in [r for r in runs + ["direct-ws", "crossbar-rs"] if os.path.exists(f"{out}/{r}.json")]:
     r = load(n); res = r["results"]; f = fp(r)
     cpu = r.get("router", {}).get("cpu_us_per_msg")
     rss = f["rss_kib"]
     print(f"| {n} | {res['delivered']} | {res['errors']} | {res['throughput_sessions_per_s']:.0f} | {cpu} | {f['rss_kib_per_session']} | {f['fds_per_session']} | "
           f"{rss['before']/1024:.1f} → {rss['held']/1024:.1f} → {rss['after_close']/1024:.1f} |")
+if os.path.exists(f"{out}/nats.json"):
+    n = json.load(open(f"{out}/nats.json")); rss = n["rss_kib"]
+    print(f"| nats (idle client connections) | {n['sessions']} | {n['failed']} | {n['setup_per_s']} (Python client) | – | "
+          f"{n['kib_per_session']} | {n['fds_per_session']} | {rss['before']/1024:.1f} → {rss['held']/1024:.1f} → {rss['after_close']/1024:.1f} |")
 if not os.path.exists(f"{out}/proxied-0.json"):
     sys.exit(0)
 print(f"\nB. {proxies} proxy workers in front of one router worker")
