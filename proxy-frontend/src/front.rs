@@ -15,7 +15,8 @@ use std::time::Instant;
 use futures_lite::AsyncWriteExt;
 use router_core::engine::handshake;
 use router_core::runtime::conn::{
-    detail_str, feed_input, log_close, read_shared, spawn_auto_ping, spawn_writer, Conn, ConnPermit, JoinRequest,
+    detail_str, drain_until_closed, feed_input, log_close, read_shared, spawn_auto_ping, spawn_writer, Conn,
+    ConnPermit, JoinRequest, LINGER,
 };
 use router_core::runtime::framer::{FrameEvent, Framer};
 use router_core::runtime::outbound::{OutState, Outbound};
@@ -177,6 +178,7 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         last_seen: Cell::new(Instant::now()),
         link: None,
     });
+    conn.out.set_linger(LINGER);
     let writer = spawn_writer(conn.out.clone(), wstream, tls.clone());
     let front = Rc::new(FrontSession {
         conn: conn.clone(),
@@ -284,6 +286,11 @@ pub async fn serve_front(shard: Rc<ProxyShard>, a: Admitted) {
         b.close(ch);
     }
     shard.sessions.set(shard.sessions.get().saturating_sub(1));
+    // Lingering close (see `Outbound::set_linger`): the client reads its
+    // GOODBYE or ABORT before the connection closes.
+    if conn.out.state() == OutState::Closing {
+        drain_until_closed(&mut rstream, &conn.out).await;
+    }
     drop(rstream);
     writer.await;
     drop(permit);

@@ -1361,6 +1361,18 @@ pub fn log_close(session: SessionId, join: (&str, &str, &str), transport: &str, 
     }
 }
 
+/// How long a lingering close ([`Outbound::set_linger`]) waits for the peer
+/// to close its side.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// The reader's half of a lingering close ([`Outbound::set_linger`]): reads
+/// and drops what the peer still sends until it closes its side or the
+/// writer shuts the socket down, then marks the outbound side closed.
+pub async fn drain_until_closed(rstream: &mut (impl futures_lite::AsyncRead + Unpin), out: &Outbound) {
+    while let Ok(Some(())) = read_shared(rstream, |_| ()).await {}
+    out.abort();
+}
+
 /// Writes all of `buf` with vectored writes (continuing partial ones).
 async fn write_vectored_all(
     w: &mut (impl futures_lite::AsyncWrite + Unpin),
@@ -1394,12 +1406,17 @@ pub fn spawn_writer(
     glommio::spawn_local(async move {
         let mut spare = super::outbound::WireBuf::default();
         let mut cipher = Vec::new();
+        let mut flushed_close = false;
         loop {
             let tls_pending = tls.as_ref().is_some_and(|t| t.borrow().wants_write());
             if out.is_idle() && !tls_pending {
                 match out.state() {
                     OutState::Open => {}
-                    OutState::Closing | OutState::Closed => break,
+                    OutState::Closing => {
+                        flushed_close = true;
+                        break;
+                    }
+                    OutState::Closed => break,
                 }
                 out.release_idle(&mut spare);
                 if cipher.capacity() <= super::outbound::KEEP_WHEN_IDLE {
@@ -1436,6 +1453,16 @@ pub fn spawn_writer(
             // Let go of shared payloads now, not at the next write.
             spare.clear();
             out.written();
+        }
+        if let (true, Some(linger)) = (flushed_close, out.linger()) {
+            out.shutdown_write();
+            let deadline = Instant::now() + linger;
+            while out.state() != OutState::Closed {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || with_timeout(left, out.notify.wait()).await.is_none() {
+                    break;
+                }
+            }
         }
         out.finish();
         drop(wstream);

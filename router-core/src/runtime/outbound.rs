@@ -221,6 +221,8 @@ pub struct Outbound {
     /// written), and what this connection adds to it now.
     gauge: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     counted: Cell<usize>,
+    /// Lingering close ([`Outbound::set_linger`]).
+    linger: Cell<Option<std::time::Duration>>,
 }
 
 impl Drop for Outbound {
@@ -245,6 +247,7 @@ impl Outbound {
             fd: Cell::new(Some(fd)),
             gauge: None,
             counted: Cell::new(0),
+            linger: Cell::new(None),
         }
     }
 
@@ -345,6 +348,32 @@ impl Outbound {
         self.sync_gauge();
         self.shutdown();
         self.notify.notify();
+    }
+
+    /// Lingering close: after a graceful close has been flushed, the writer
+    /// sends FIN (`shutdown(SHUT_WR)`) and waits up to `d` for the reader to
+    /// see the peer close ([`Outbound::abort`]) before it shuts the socket
+    /// down; the reader meanwhile reads and drops what the peer still sends
+    /// (`conn::drain_until_closed`). Closing a socket with unread input
+    /// resets the connection, and a reset can make the peer discard the
+    /// last message (GOODBYE, ABORT) before it has read it.
+    pub fn set_linger(&self, d: std::time::Duration) {
+        self.linger.set(Some(d));
+    }
+
+    /// See [`Outbound::set_linger`].
+    pub fn linger(&self) -> Option<std::time::Duration> {
+        self.linger.get()
+    }
+
+    /// Sends FIN after what has been written (the reading side stays open).
+    pub fn shutdown_write(&self) {
+        if let Some(fd) = self.fd.get() {
+            // SAFETY: `fd` is still open (the writer clears it before closing it).
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_WR);
+            }
+        }
     }
 
     /// Current state.
