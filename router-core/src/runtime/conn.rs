@@ -1091,12 +1091,7 @@ impl Conn {
             tracing::warn!(session = %self.session, len, "message exceeds the peer's maximum message size; dropped");
             return Ok(());
         }
-        self.out.push_payload(
-            |buf| {
-                let _ = sender.message_header(len, buf);
-            },
-            bytes,
-        )
+        self.out.push_payload(|buf| sender.message_header(len, buf), bytes)
     }
 }
 

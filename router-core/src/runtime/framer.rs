@@ -267,19 +267,12 @@ impl Framer {
 impl FrameSender {
     /// Appends one WAMP message frame.
     pub fn message(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), TooBig> {
-        match *self {
-            FrameSender::Raw { peer_max } => {
-                if payload.len() > peer_max {
-                    return Err(TooBig);
-                }
-                rawsocket::write_frame(out, FrameKind::Message, payload);
-                Ok(())
-            }
-            FrameSender::Ws { binary } => {
-                websocket::frame::write_message(out, binary, payload);
-                Ok(())
-            }
+        if payload.len() > self.max_payload() {
+            return Err(TooBig);
         }
+        self.message_header(payload.len(), out);
+        out.extend_from_slice(payload);
+        Ok(())
     }
 
     /// The largest message the peer accepts.
@@ -291,20 +284,16 @@ impl FrameSender {
     }
 
     /// Appends the header of a WAMP message frame of `len` payload bytes,
-    /// which the caller queues next ([`super::outbound::Outbound::push_payload`]).
-    pub fn message_header(&self, len: usize, out: &mut Vec<u8>) -> Result<(), TooBig> {
+    /// which the caller queues next ([`super::outbound::Outbound::push_payload`]);
+    /// the caller checks `len` against [`FrameSender::max_payload`].
+    pub fn message_header(&self, len: usize, out: &mut Vec<u8>) {
         match *self {
-            FrameSender::Raw { peer_max } => {
-                if len > peer_max {
-                    return Err(TooBig);
-                }
+            FrameSender::Raw { .. } => {
                 out.extend_from_slice(&rawsocket::encode_frame_header(FrameKind::Message, len));
-                Ok(())
             }
             FrameSender::Ws { binary } => {
                 let (h, n) = websocket::frame::message_header(binary, len);
                 out.extend_from_slice(&h[..n]);
-                Ok(())
             }
         }
     }

@@ -144,7 +144,7 @@ impl WireBuf {
     }
 
     /// Calls `f` with each non-empty piece in wire order.
-    pub fn for_each_piece(&self, mut f: impl FnMut(&[u8])) {
+    pub fn for_each_piece<'a>(&'a self, mut f: impl FnMut(&'a [u8])) {
         let mut at = 0;
         for (off, b) in &self.shared {
             if *off > at {
@@ -163,7 +163,7 @@ impl WireBuf {
     pub fn slices_from<'a>(&'a self, from: usize, out: &mut Vec<IoSlice<'a>>) {
         out.clear();
         let mut skip = from;
-        let mut add = |piece: &'a [u8], out: &mut Vec<IoSlice<'a>>| {
+        self.for_each_piece(|piece| {
             if out.len() >= MAX_IOVECS {
                 return;
             }
@@ -173,18 +173,7 @@ impl WireBuf {
                 out.push(IoSlice::new(&piece[skip..]));
                 skip = 0;
             }
-        };
-        let mut at = 0;
-        for (off, b) in &self.shared {
-            if *off > at {
-                add(&self.flat[at..*off], out);
-                at = *off;
-            }
-            add(b, out);
-        }
-        if self.flat.len() > at {
-            add(&self.flat[at..], out);
-        }
+        });
     }
 
     /// The queued bytes as one vector (tests, diagnostics).
