@@ -963,6 +963,11 @@ fn read_payload(
     if let Some(k) = &kwargs {
         crate::cbor::check_payload_span(k, true)?;
     }
+    // A byte string in `args` is a transparent payload, which the other
+    // serializers carry as the message's last element: no kwargs after it.
+    if args.as_ref().is_some_and(|a| a[0] >> 5 == 2) && kwargs.is_some() {
+        return Err(DecodeError::Invalid("a transparent (binary) payload cannot have kwargs".into()));
+    }
     if let Some(p) = t.bytes(slot + 2)?.filter(|r| !r.is_empty()) {
         if args.is_some() || kwargs.is_some() {
             return Err(DecodeError::Invalid("both args/kwargs and transparent payload present".into()));
