@@ -1262,6 +1262,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// The latency timer above is a preempt timer (not a user timer armed
+    /// for a sleep), so a pending one may be kept across loops.
+    latency_timer_is_preempt: Cell<bool>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1393,6 +1396,7 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_timer_is_preempt: Cell::new(false),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1854,22 +1858,37 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
+        // Junction patch: a preempt timer that has not fired yet stays armed
+        // for the next loop instead of being cancelled and re-armed on every
+        // pass (two timeouts, two cancellations and at least two
+        // io_uring_enter calls per loop). It then fires up to one preempt
+        // period after it was armed rather than after this pass, an early
+        // preemption at worst (the executor polls I/O and carries on).
+        let keep_preempt = preempt_timer().is_some()
+            && self.latency_timer_is_preempt.get()
+            && Self::pending(&self.latency_preemption_timeout_src);
+        if !keep_preempt {
+            // Cancel the old timer regardless of whether we can sleep:
+            // if we won't sleep, we will register the new timer with its new
+            // value.
+            //
+            // But if we will sleep, there might be a timer registered that needs
+            // to be removed otherwise we'll wake up when it expires.
+            drop(self.latency_preemption_timeout_src.take());
+            self.latency_timer_is_preempt.set(false);
+        }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // up sleeping. (Junction patch: only when the previous one fired; it
+        // counts completions, not time, so a pending one is as good.)
+        if !Self::pending(&self.throughput_preemption_timeout_src) {
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1920,8 +1939,11 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            if !keep_preempt {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+                self.latency_timer_is_preempt.set(true);
+            }
             flush_rings!(lat_ring, main_ring)?;
         }
 
@@ -1933,6 +1955,14 @@ impl Reactor {
         // need_preempt() should be false at this point. As soon as the next event
         // in the preempt ring completes, though, then it will be true.
         Ok(should_sleep)
+    }
+
+    /// A timer source is armed and has not completed yet.
+    fn pending(cell: &Cell<Option<Source>>) -> bool {
+        let src = cell.take();
+        let pending = src.as_ref().is_some_and(|s| s.result().is_none());
+        cell.set(src);
+        pending
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
