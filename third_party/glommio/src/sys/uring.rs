@@ -1265,6 +1265,8 @@ pub(crate) struct Reactor {
     /// The latency timer above is a preempt timer (not a user timer armed
     /// for a sleep), so a pending one may be kept across loops.
     latency_timer_is_preempt: Cell<bool>,
+    /// Junction patch: when the preempt timer above fires.
+    preempt_fire_at: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1397,6 +1399,7 @@ impl Reactor {
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
             latency_timer_is_preempt: Cell::new(false),
+            preempt_fire_at: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1864,8 +1867,12 @@ impl Reactor {
         // io_uring_enter calls per loop). It then fires up to one preempt
         // period after it was armed rather than after this pass, an early
         // preemption at worst (the executor polls I/O and carries on).
-        let keep_preempt = preempt_timer().is_some()
-            && self.latency_timer_is_preempt.get()
+        //
+        // It is also kept when the executor goes idle and sleeps (unless a
+        // user timer is due before it fires, below): it then ends that
+        // sleep early, at most once per preempt period (100 ms by default),
+        // instead of costing a timeout and a cancellation on every park.
+        let keep_preempt = self.latency_timer_is_preempt.get()
             && Self::pending(&self.latency_preemption_timeout_src);
         if !keep_preempt {
             // Cancel the old timer regardless of whether we can sleep:
@@ -1909,9 +1916,17 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
+            let preempt_first = keep_preempt
+                && match (user_timer, self.preempt_fire_at.get()) {
+                    (None, _) => true,
+                    (Some(dur), Some(fire_at)) => fire_at <= Instant::now() + dur,
+                    (Some(_), None) => false,
+                };
+            if let Some(dur) = user_timer.filter(|_| !preempt_first) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                self.latency_timer_is_preempt.set(false);
+                self.preempt_fire_at.set(None);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
@@ -1939,10 +1954,13 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if !keep_preempt {
+            if !self.latency_timer_is_preempt.get()
+                || !Self::pending(&self.latency_preemption_timeout_src)
+            {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_timer_is_preempt.set(true);
+                self.preempt_fire_at.set(Some(Instant::now() + preempt));
             }
             flush_rings!(lat_ring, main_ring)?;
         }
