@@ -1262,10 +1262,9 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// The latency timer above is a preempt timer (not a user timer armed
-    /// for a sleep), so a pending one may be kept across loops.
-    latency_timer_is_preempt: Cell<bool>,
-    /// Junction patch: when the preempt timer above fires.
+    /// Junction patch: `Some(when it fires)` while the latency timer above
+    /// is a preempt timer (not a user timer armed for a sleep), so that a
+    /// pending one may be kept across loops.
     preempt_fire_at: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
@@ -1398,7 +1397,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_timer_is_preempt: Cell::new(false),
             preempt_fire_at: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
@@ -1872,7 +1870,7 @@ impl Reactor {
         // user timer is due before it fires, below): it then ends that
         // sleep early, at most once per preempt period (100 ms by default),
         // instead of costing a timeout and a cancellation on every park.
-        let keep_preempt = self.latency_timer_is_preempt.get()
+        let keep_preempt = self.preempt_fire_at.get().is_some()
             && Self::pending(&self.latency_preemption_timeout_src);
         if !keep_preempt {
             // Cancel the old timer regardless of whether we can sleep:
@@ -1882,7 +1880,7 @@ impl Reactor {
             // But if we will sleep, there might be a timer registered that needs
             // to be removed otherwise we'll wake up when it expires.
             drop(self.latency_preemption_timeout_src.take());
-            self.latency_timer_is_preempt.set(false);
+            self.preempt_fire_at.set(None);
         }
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
@@ -1918,14 +1916,12 @@ impl Reactor {
             // is a timer set, we need to make sure we wake up to handle it.
             let preempt_first = keep_preempt
                 && match (user_timer, self.preempt_fire_at.get()) {
-                    (None, _) => true,
                     (Some(dur), Some(fire_at)) => fire_at <= Instant::now() + dur,
-                    (Some(_), None) => false,
+                    _ => true,
                 };
             if let Some(dur) = user_timer.filter(|_| !preempt_first) {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                self.latency_timer_is_preempt.set(false);
                 self.preempt_fire_at.set(None);
                 assert!(flush_rings!(lat_ring)? > 0);
             }
@@ -1954,12 +1950,11 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if !self.latency_timer_is_preempt.get()
+            if self.preempt_fire_at.get().is_none()
                 || !Self::pending(&self.latency_preemption_timeout_src)
             {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_timer_is_preempt.set(true);
                 self.preempt_fire_at.set(Some(Instant::now() + preempt));
             }
             flush_rings!(lat_ring, main_ring)?;
