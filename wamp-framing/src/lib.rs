@@ -83,3 +83,53 @@ pub mod websocket;
 
 pub use rawsocket::{RawSocketConfig, RawSocketDecoder, RawSocketError, RawSocketEvent};
 pub use websocket::{HandshakeStatus, ServerHandshake, WebSocket, WebSocketConfig, WebSocketLimits, WsError, WsEvent};
+
+/// Appends received bytes to a decoder's buffer. When the buffer is empty
+/// and too small (every message of the previous read was split off and
+/// handed on), the new buffer is sized to the data rather than to the
+/// buffer's original capacity: a read of one small message then costs a
+/// small allocation, not one of the original size (for glibc, a request of
+/// 1 KiB or more also consolidates the thread's fast bins first: measured
+/// at about 1 % of a router's CPU in RPC 4 x 1).
+pub(crate) fn append_received(buf: &mut bytes::BytesMut, data: &[u8]) {
+    if buf.is_empty() && buf.capacity() < data.len() {
+        *buf = bytes::BytesMut::from(data);
+    } else {
+        buf.extend_from_slice(data);
+    }
+}
+
+#[cfg(test)]
+mod append_tests {
+    use super::append_received;
+    use bytes::BytesMut;
+
+    #[test]
+    fn an_emptied_buffer_is_replaced_by_one_sized_to_the_read() {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        append_received(&mut buf, &[1u8; 60 * 1024]);
+        let handed_on = buf.split_to(60 * 1024).freeze();
+        assert!(buf.is_empty());
+        // What is left of the first block is too small for this read.
+        append_received(&mut buf, &[2u8; 5000]);
+        assert_eq!(&buf[..], &[2u8; 5000][..]);
+        assert!(buf.capacity() < 8 * 1024, "capacity {}", buf.capacity());
+        assert_eq!(handed_on.len(), 60 * 1024);
+    }
+
+    #[test]
+    fn a_partial_frame_is_extended_in_place() {
+        let mut buf = BytesMut::new();
+        append_received(&mut buf, b"abc");
+        append_received(&mut buf, b"defgh");
+        assert_eq!(&buf[..], b"abcdefgh");
+        // Room left in the block is used, not replaced.
+        let mut roomy = BytesMut::with_capacity(1024);
+        append_received(&mut roomy, b"xy");
+        let _ = roomy.split_to(2);
+        let cap = roomy.capacity();
+        append_received(&mut roomy, b"z");
+        assert_eq!(&roomy[..], b"z");
+        assert_eq!(roomy.capacity(), cap);
+    }
+}

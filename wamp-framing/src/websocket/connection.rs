@@ -180,7 +180,7 @@ impl WebSocket {
     /// Appends received bytes (ignored once closed or failed).
     pub fn feed(&mut self, data: &[u8]) {
         if matches!(self.state, State::Open | State::CloseSent) {
-            self.buf.extend_from_slice(data);
+            crate::append_received(&mut self.buf, data);
         }
     }
 
