@@ -347,7 +347,7 @@ impl RawSocketDecoder {
     /// Appends received bytes.
     pub fn feed(&mut self, data: &[u8]) {
         if !self.failed {
-            crate::append_received(&mut self.buf, data);
+            self.buf.extend_from_slice(data);
         }
     }
 

@@ -180,7 +180,7 @@ impl WebSocket {
     /// Appends received bytes (ignored once closed or failed).
     pub fn feed(&mut self, data: &[u8]) {
         if matches!(self.state, State::Open | State::CloseSent) {
-            crate::append_received(&mut self.buf, data);
+            self.buf.extend_from_slice(data);
         }
     }
 
