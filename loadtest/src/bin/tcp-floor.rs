@@ -24,6 +24,16 @@
 //! loadtest's pubsub report (`results`, `router`) so one generator reads
 //! both.
 //!
+//! `tcp-floor relay` is the floor for a proxy hop: one thread, one epoll loop,
+//! and for every accepted client one TCP connection to `--upstream`; whatever
+//! one side of a pair sends is read (up to 64 KiB per `read`) and written,
+//! unchanged, to the other side with one `write` (flow control: a side whose
+//! peer cannot take more is not read until the rest is written). No framing,
+//! no parsing, no multiplexing: the WebSocket handshake and frames go through
+//! as bytes, so a WAMP client reaches the upstream router as if directly. A
+//! real proxy does the same socket work plus terminating the client transport
+//! and multiplexing sessions onto links.
+//!
 //! Not a WAMP implementation and not a benchmark of anything but the kernel's
 //! socket path plus a minimal user-space loop.
 
@@ -76,6 +86,18 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Mode::Batched)]
         mode: Mode,
     },
+    /// Relay every client connection, byte for byte, to an upstream (a proxy-hop floor).
+    Relay {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9991")]
+        listen: String,
+        /// Where each accepted connection is relayed to.
+        #[arg(long)]
+        upstream: String,
+        /// Most client connections relayed at once (more are closed at accept).
+        #[arg(long, default_value_t = 4096)]
+        max_pairs: usize,
+    },
     /// 1 publisher → N subscribers.
     Load {
         /// Server address host:port.
@@ -122,6 +144,7 @@ fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Serve { listen, mode } => serve(&listen, mode),
+        Cmd::Relay { listen, upstream, max_pairs } => relay::run(&listen, &upstream, max_pairs),
         Cmd::Load { addr, proto, subscribers, size, rate, inflight, batch, burst, duration, warmup, pid, json } => {
             let p = LoadParams { proto, subscribers, size, rate, inflight, batch, burst, duration, warmup };
             load(&addr, &p, pid, json)
@@ -206,6 +229,162 @@ fn forward(mut publ: TcpStream, subs: Subs, mode: Mode) {
         if filled == buf.len() {
             return; // a frame larger than the buffer: not our load pattern
         }
+    }
+}
+
+// ---------------------------------------------------------------- relay
+
+mod relay {
+    //! The epoll relay behind `tcp-floor relay` (Linux only, level-triggered).
+
+    use std::collections::HashMap;
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    use anyhow::{Context, Result};
+
+    /// One direction of a pair: bytes read from `src` wait in `pending` until
+    /// `dst` takes them.
+    struct Side {
+        stream: TcpStream,
+        /// Bytes read from the *other* side not yet written to this one.
+        pending: Vec<u8>,
+        /// The epoll interest registered for `stream` (changed only when needed).
+        armed: u32,
+    }
+
+    struct Pair {
+        sides: [Side; 2],
+    }
+
+    const LISTENER: u64 = u64::MAX;
+    const BUF: usize = 64 * 1024;
+
+    fn token(pair: u64, side: usize) -> u64 {
+        pair << 1 | side as u64
+    }
+
+    fn ctl(ep: i32, op: i32, fd: i32, events: u32, tok: u64) -> std::io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: tok };
+        // SAFETY: ep and fd are open descriptors; ev outlives the call.
+        if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Interest of side `i`: readable unless its peer still holds unwritten
+    /// bytes from it; writable while it holds unwritten bytes itself.
+    fn interest(p: &Pair, i: usize) -> u32 {
+        let mut ev = 0u32;
+        if p.sides[1 - i].pending.is_empty() {
+            ev |= libc::EPOLLIN as u32;
+        }
+        if !p.sides[i].pending.is_empty() {
+            ev |= libc::EPOLLOUT as u32;
+        }
+        ev
+    }
+
+    pub fn run(listen: &str, upstream: &str, max_pairs: usize) -> Result<()> {
+        let l = TcpListener::bind(listen).with_context(|| format!("bind {listen}"))?;
+        l.set_nonblocking(true)?;
+        // SAFETY: plain syscall.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(std::io::Error::last_os_error()).context("epoll_create1");
+        }
+        ctl(ep, libc::EPOLL_CTL_ADD, l.as_raw_fd(), libc::EPOLLIN as u32, LISTENER)?;
+        println!("tcp-floor: relay ready on {listen} -> {upstream}");
+        let _ = std::io::stdout().flush();
+        let mut pairs: HashMap<u64, Pair> = HashMap::new();
+        let mut next = 0u64;
+        let mut buf = vec![0u8; BUF];
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        loop {
+            // SAFETY: events is a valid buffer of events.len() entries.
+            let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e).context("epoll_wait");
+            }
+            for ev in &events[..n as usize] {
+                let (tok, flags) = (ev.u64, ev.events);
+                if tok == LISTENER {
+                    while let Ok((c, _)) = l.accept() {
+                        if pairs.len() >= max_pairs {
+                            continue; // dropped: closed
+                        }
+                        let Ok(u) = TcpStream::connect(upstream) else { continue };
+                        let _ = (c.set_nodelay(true), u.set_nodelay(true));
+                        if c.set_nonblocking(true).is_err() || u.set_nonblocking(true).is_err() {
+                            continue;
+                        }
+                        let id = next;
+                        next += 1;
+                        let ok = ctl(ep, libc::EPOLL_CTL_ADD, c.as_raw_fd(), libc::EPOLLIN as u32, token(id, 0))
+                            .and_then(|_| ctl(ep, libc::EPOLL_CTL_ADD, u.as_raw_fd(), libc::EPOLLIN as u32, token(id, 1)));
+                        if ok.is_ok() {
+                            let side = |stream| Side { stream, pending: Vec::new(), armed: libc::EPOLLIN as u32 };
+                            pairs.insert(id, Pair { sides: [side(c), side(u)] });
+                        }
+                    }
+                    continue;
+                }
+                let (id, i) = (tok >> 1, (tok & 1) as usize);
+                let Some(p) = pairs.get_mut(&id) else { continue };
+                if step(p, i, flags, &mut buf).is_err() {
+                    // Closing both streams removes them from the epoll set.
+                    pairs.remove(&id);
+                    continue;
+                }
+                for s in 0..2 {
+                    let want = interest(p, s);
+                    if want != p.sides[s].armed {
+                        let fd = p.sides[s].stream.as_raw_fd();
+                        ctl(ep, libc::EPOLL_CTL_MOD, fd, want, token(id, s))?;
+                        p.sides[s].armed = want;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles readiness of side `i`; an error (or end of stream) ends the pair.
+    fn step(p: &mut Pair, i: usize, flags: u32, buf: &mut [u8]) -> std::io::Result<()> {
+        if flags & libc::EPOLLOUT as u32 != 0 {
+            flush(&mut p.sides[i])?;
+        }
+        if flags & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 && p.sides[1 - i].pending.is_empty() {
+            let n = match p.sides[i].stream.read(buf) {
+                Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let dst = &mut p.sides[1 - i];
+            dst.pending.extend_from_slice(&buf[..n]);
+            flush(dst)?;
+        }
+        Ok(())
+    }
+
+    fn flush(s: &mut Side) -> std::io::Result<()> {
+        while !s.pending.is_empty() {
+            match s.stream.write(&s.pending) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    s.pending.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
