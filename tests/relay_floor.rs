@@ -63,7 +63,13 @@ fn wamp_calls_go_through_the_relay_and_its_pairs_close_after() {
     let port = common::free_port();
     let relay = Relay(
         Command::new(loadtest_package_bin("tcp-floor"))
-            .args(["relay", "--listen", &format!("127.0.0.1:{port}"), "--upstream", &format!("127.0.0.1:{}", node.ws_port)])
+            .args([
+                "relay",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--upstream",
+                &format!("127.0.0.1:{}", node.ws_port),
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("start tcp-floor relay"),

@@ -327,7 +327,9 @@ mod relay {
                         let id = next;
                         next += 1;
                         let ok = ctl(ep, libc::EPOLL_CTL_ADD, c.as_raw_fd(), libc::EPOLLIN as u32, token(id, 0))
-                            .and_then(|_| ctl(ep, libc::EPOLL_CTL_ADD, u.as_raw_fd(), libc::EPOLLIN as u32, token(id, 1)));
+                            .and_then(|_| {
+                                ctl(ep, libc::EPOLL_CTL_ADD, u.as_raw_fd(), libc::EPOLLIN as u32, token(id, 1))
+                            });
                         if ok.is_ok() {
                             let side = |stream| Side { stream, pending: Vec::new(), armed: libc::EPOLLIN as u32 };
                             pairs.insert(id, Pair { sides: [side(c), side(u)] });
