@@ -986,3 +986,36 @@ fn flatbuffers_id_vectors_of_any_length_encode() {
     let again = Serializer::Flatbuffers.encode(&msg).expect("and re-encodes");
     assert!(Serializer::Flatbuffers.decode(&again).is_ok());
 }
+
+#[test]
+fn encode_matches_encode_into_across_scratch_reuse_and_sizes() {
+    // Small messages go through the per-thread scratch buffer, large ones
+    // (estimate above 4 KiB) through their own buffer: each `Bytes` must
+    // stay its own message after later encodes reuse the scratch.
+    let big = Message::Publish {
+        request: RequestId::from_valid(9),
+        options: Dict::new(),
+        topic: "com.example.big".into(),
+        payload: Payload::Raw {
+            format: PayloadFormat::Cbor,
+            args: Some(Bytes::from(
+                vec![0x9f; 1].into_iter().chain(vec![0x01; 20_000]).chain([0xff]).collect::<Vec<u8>>(),
+            )),
+            kwargs: None,
+        },
+    };
+    for ser in [Serializer::Msgpack, Serializer::Cbor] {
+        let mut msgs = all_messages();
+        if ser == Serializer::Cbor {
+            msgs.push(big.clone());
+        }
+        let encoded: Vec<Bytes> = msgs.iter().map(|m| ser.encode(m).expect("encode")).collect();
+        for (m, e) in msgs.iter().zip(&encoded) {
+            let mut into = b"prefix".to_vec();
+            ser.encode_into(m, &mut into).expect("encode_into");
+            assert_eq!(&into[6..], &e[..], "{ser:?} {m:?}");
+            assert_eq!(ser.decode(e).expect("decode").code(), m.code());
+        }
+    }
+    assert!(Serializer::Cbor.encode(&big).expect("big").len() > 20_000);
+}

@@ -33,9 +33,7 @@ fn mal(detail: impl Into<String>) -> DecodeError {
 
 /// Encodes a message.
 pub fn encode(msg: &Message) -> Result<Bytes, EncodeError> {
-    let mut w = MsgWriter { out: Vec::with_capacity(wire::size_hint(msg)) };
-    wire::encode_message(&mut w, msg)?;
-    Ok(Bytes::from(w.out))
+    wire::encode_exact(msg, encode_into)
 }
 
 /// Encodes a message, appending to `out` (no intermediate buffer).

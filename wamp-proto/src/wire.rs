@@ -417,6 +417,45 @@ fn write_payload<W: WireWriter>(w: &mut W, p: &Payload, n: usize) -> Result<(), 
     Ok(())
 }
 
+/// Messages estimated at most this many bytes are encoded into a per-thread
+/// scratch buffer and copied out at their exact size (see [`encode_exact`]).
+const SCRATCH_MAX: usize = 4096;
+
+/// The scratch buffer keeps at most this capacity between messages.
+const SCRATCH_KEEP: usize = 4 * SCRATCH_MAX;
+
+std::thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Encodes `msg` with `into` (an `encode_into` of one format) and returns it
+/// as `Bytes` of exactly its length. A small message is written to a
+/// per-thread scratch buffer and copied into one allocation of its exact
+/// size: `Bytes` of a vector whose length equals its capacity need no
+/// separate reference-count block, so the message costs one allocation
+/// instead of two (the buffer, then `Bytes`' shared header) and no slack.
+/// A large one is written into its own buffer and handed over as is, as a
+/// copy would cost more than the header it saves. The scratch is only a
+/// cache: a nested call finds it taken and uses a fresh vector.
+pub(crate) fn encode_exact(
+    msg: &Message,
+    into: impl FnOnce(&Message, &mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<Bytes, EncodeError> {
+    let hint = size_hint(msg);
+    if hint > SCRATCH_MAX {
+        let mut v = Vec::with_capacity(hint);
+        into(msg, &mut v)?;
+        return Ok(Bytes::from(v));
+    }
+    let mut buf = SCRATCH.with(std::cell::Cell::take);
+    buf.clear();
+    let out = into(msg, &mut buf).map(|()| Bytes::copy_from_slice(&buf));
+    if buf.capacity() <= SCRATCH_KEEP {
+        SCRATCH.with(|s| s.set(buf));
+    }
+    out
+}
+
 /// A rough output size estimate, to allocate once.
 pub(crate) fn size_hint(msg: &Message) -> usize {
     let p = match msg {
