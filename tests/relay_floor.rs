@@ -6,33 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// A binary of the `loadtest` package in this build's profile (`cargo build`
-/// is a no-op when it is up to date).
-fn loadtest_package_bin(name: &str) -> PathBuf {
-    let junction = Path::new(env!("CARGO_BIN_EXE_junction"));
-    let profile_dir = junction.parent().expect("binary directory");
-    let target_dir = profile_dir.parent().expect("target directory");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_string(),
-        Some(p) => p.to_string(),
-    };
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "loadtest", "--bin", name, "--profile", &profile])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo build -p loadtest");
-    assert!(out.status.success(), "cargo build --bin {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let bin = profile_dir.join(name);
-    assert!(bin.exists(), "{} missing after the build", bin.display());
-    bin
-}
 
 struct Relay(Child);
 
@@ -62,7 +39,7 @@ fn wamp_calls_go_through_the_relay_and_its_pairs_close_after() {
     let node = common::StandardNode::start();
     let port = common::free_port();
     let relay = Relay(
-        Command::new(loadtest_package_bin("tcp-floor"))
+        Command::new(common::loadtest_package_bin("tcp-floor"))
             .args([
                 "relay",
                 "--listen",
@@ -89,7 +66,7 @@ fn wamp_calls_go_through_the_relay_and_its_pairs_close_after() {
     }
 
     let json = common::temp_path("relay-rpc", "json");
-    let out = Command::new(loadtest_package_bin("loadtest"))
+    let out = Command::new(common::loadtest_package_bin("loadtest"))
         .args(["-q", "rpc", "--duration", "1", "--warmup", "0.5", "--callers", "2", "--callees", "1"])
         .args(["--concurrency", "4", "--payload-size", "64", "--serializer", "cbor"])
         .args(["-u", &format!("ws://127.0.0.1:{port}/ws"), "--pid", &format!("{},{pid}", node.process.pid())])

@@ -11,33 +11,13 @@
 //! without GOODBYE. The memory flatness gate needs a long run and is left to
 //! `scripts/soak.sh` itself (30 minutes by default; docs/reliability.md).
 
+mod common;
+
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-/// The `loadtest` binary of this build's profile (`cargo build` is a no-op
-/// when it is up to date).
-fn loadtest_bin() -> PathBuf {
-    let junction = Path::new(env!("CARGO_BIN_EXE_junction"));
-    let profile_dir = junction.parent().expect("binary directory");
-    let target_dir = profile_dir.parent().expect("target directory");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev".to_string(),
-        Some(p) => p.to_string(),
-    };
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "loadtest", "--bin", "loadtest", "--profile", &profile])
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo build -p loadtest");
-    assert!(out.status.success(), "cargo build -p loadtest failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let bin = profile_dir.join("loadtest");
-    assert!(bin.exists(), "{} missing after the build", bin.display());
-    bin
-}
 
 /// A port with the next two free as well (the script uses BASE..BASE+2).
 fn free_base_port() -> u16 {
@@ -58,7 +38,7 @@ fn a_short_soak_loses_nothing_and_leaks_no_descriptors() {
     let run = Command::new("bash")
         .arg(&script)
         .env("JUNCTION_BIN", env!("CARGO_BIN_EXE_junction"))
-        .env("LOADTEST_BIN", loadtest_bin())
+        .env("LOADTEST_BIN", common::loadtest_package_bin("loadtest"))
         .env("SOAK_SECONDS", "20")
         .env("SAMPLE_SECONDS", "2")
         .env("SOAK_STRICT", "0")

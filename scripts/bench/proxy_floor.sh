@@ -30,6 +30,8 @@ LOAD_CPU=${LOAD_CPU:-0}
 BASE=${BASE_PORT:-19280}
 R_WS=$BASE R_RS=$((BASE + 1)) P_WS=$((BASE + 2)) F_WS=$((BASE + 3))
 mkdir -p "$OUT"
+# shellcheck source=proxy_common.sh
+source "$ROOT/scripts/bench/proxy_common.sh"
 log() { echo "[proxy-floor $(date +%H:%M:%S)] $*" >&2; }
 
 for port in $R_WS $R_RS $P_WS $F_WS; do
@@ -48,29 +50,7 @@ if [[ -z "${JUNCTION_BIN:-}" || -z "${LOADTEST_BIN:-}" || -z "${FLOOR_BIN:-}" ]]
     FLOOR_BIN=${FLOOR_BIN:-$TD/release/tcp-floor}
 fi
 
-python3 - "$OUT/config.json" "$R_WS" "$R_RS" "$P_WS" <<'PY'
-import json, sys
-path, rws, rrs, pws = sys.argv[1], *map(int, sys.argv[2:])
-anon = {"anonymous": {"type": "static", "role": "anonymous"}}
-opts = {"shards": 1, "pin_cores": False}
-allow = {"call": True, "register": True, "publish": True, "subscribe": True}
-cfg = {"version": 2, "controller": {"id": "node1", "options": {}}, "workers": [
-    {"type": "router", "id": "router1", "options": opts,
-     "realms": [{"name": "realm1", "roles": [{"name": "anonymous", "permissions": [
-         {"uri": "", "match": "prefix", "allow": allow}]}]}],
-     "transports": [
-         {"type": "web", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": rws},
-          "paths": {"ws": {"type": "websocket", "serializers": ["cbor"], "auth": anon}}},
-         {"type": "rawsocket", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": rrs},
-          "auth": anon}]},
-    {"type": "proxy", "id": "proxy1", "options": opts,
-     "routes": {"realm1": {"*": ["router1"]}},
-     "connections": {"router1": {"realm": "realm1", "transport": {"type": "rawsocket",
-         "endpoint": {"type": "tcp", "host": "127.0.0.1", "port": rrs}}}},
-     "transports": [{"type": "web", "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": pws},
-         "paths": {"ws": {"type": "websocket", "serializers": ["cbor"], "auth": anon}}}]}]}
-json.dump(cfg, open(path, "w"), indent=1)
-PY
+proxy_node_config "$OUT/config.json" "$R_WS" "$R_RS" "$P_WS"
 
 J_PID= F_PID=
 cleanup() {
@@ -82,37 +62,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "starting junction (router + proxy) and the relay on CPU $SERVER_CPU, load on CPU $LOAD_CPU"
-taskset -c "$SERVER_CPU" "$JUNCTION_BIN" start --config "$OUT/config.json" --log warn > "$OUT/junction.log" 2>&1 &
-J_PID=$!
-for ((i = 0; i < 300; i++)); do
-    grep -q "junction: ready" "$OUT/junction.log" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q "junction: ready" "$OUT/junction.log" || { cat "$OUT/junction.log" >&2; exit 1; }
-ROUTER_PID=$(sed -n 's/^junction: worker [0-9]* router pid \([0-9]*\).*/\1/p' "$OUT/junction.log" | head -1)
-PROXY_PID=$(sed -n 's/^junction: worker [0-9]* proxy pid \([0-9]*\).*/\1/p' "$OUT/junction.log" | head -1)
+start_proxy_node "$JUNCTION_BIN" "$OUT/config.json" "$OUT/junction.log" "$SERVER_CPU"
 taskset -c "$SERVER_CPU" "$FLOOR_BIN" relay --listen "127.0.0.1:$F_WS" --upstream "127.0.0.1:$R_WS" > "$OUT/relay.log" 2>&1 &
 F_PID=$!
-for ((i = 0; i < 100; i++)); do
-    grep -q "relay ready" "$OUT/relay.log" 2>/dev/null && break
-    sleep 0.1
-done
-grep -q "relay ready" "$OUT/relay.log" || { cat "$OUT/relay.log" >&2; exit 1; }
+wait_for_line "$OUT/relay.log" "relay ready"
 log "router pid $ROUTER_PID, proxy pid $PROXY_PID, relay pid $F_PID"
 sleep 1
 
-python3 - "$OUT/meta.json" "$ROOT" "$SERVER_CPU" "$LOAD_CPU" "$DUR" "$WARM" "$ROUNDS" <<'PY'
-import json, subprocess, sys
-out, root = sys.argv[1], sys.argv[2]
-sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True, cwd=root).stdout.strip()
-json.dump({"date_utc": sh("date -u '+%Y-%m-%d %H:%M UTC'"),
-           "junction_rev": sh("git rev-parse --short HEAD") + (" (+ uncommitted changes)" if sh("git status --porcelain --untracked-files=no") else ""),
-           "rustc": sh("rustc --version"), "nproc": sh("nproc"),
-           "loadavg_start": open("/proc/loadavg").read().split()[:3],
-           "server_cpu": sys.argv[3], "load_cpu": sys.argv[4],
-           "duration_s": float(sys.argv[5]), "warmup_s": float(sys.argv[6]), "rounds": int(sys.argv[7])},
-          open(out, "w"), indent=1)
-PY
+write_meta "$OUT/meta.json" "$ROOT" "$SERVER_CPU" "$LOAD_CPU" "$DUR" "$WARM" "$ROUNDS"
 
 COMMANDS=$OUT/commands.txt
 : > "$COMMANDS"
@@ -149,7 +106,7 @@ pairs rpc rpc "${DW[@]}" --callers 4 --callees 1 --concurrency 16 --payload-size
 log "2. pub/sub 1 → 1 flat out, 64 B"
 pairs pubsub pubsub "${DW[@]}" --subscribers 1 --payload-size 64
 
-python3 -c "import json,sys; m=json.load(open(sys.argv[1])); m['loadavg_end']=open('/proc/loadavg').read().split()[:3]; json.dump(m,open(sys.argv[1],'w'),indent=1)" "$OUT/meta.json"
+meta_end "$OUT/meta.json"
 
 python3 - "$OUT" "$ROUNDS" > "$OUT/summary.md" <<'PY'
 import json, statistics as st, sys

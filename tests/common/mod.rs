@@ -48,6 +48,29 @@ pub fn junction_bin() -> &'static str {
 }
 
 /// Directory of the Python client scripts.
+/// A binary of the `loadtest` package (`loadtest`, `tcp-floor`) in this
+/// build's profile, built next to `junction` (`cargo build` is a no-op when
+/// it is up to date).
+pub fn loadtest_package_bin(name: &str) -> PathBuf {
+    let junction = Path::new(env!("CARGO_BIN_EXE_junction"));
+    let profile_dir = junction.parent().expect("binary directory");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(p) => p.to_string(),
+    };
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "loadtest", "--bin", name, "--profile", &profile])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo build -p loadtest");
+    assert!(out.status.success(), "cargo build --bin {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let bin = profile_dir.join(name);
+    assert!(bin.exists(), "{} missing after the build", bin.display());
+    bin
+}
+
 pub fn python_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("python")
 }

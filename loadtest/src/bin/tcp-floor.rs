@@ -236,6 +236,8 @@ fn forward(mut publ: TcpStream, subs: Subs, mode: Mode) {
 
 mod relay {
     //! The epoll relay behind `tcp-floor relay` (Linux only, level-triggered).
+    //! A pair ends, both sockets closed, when either side ends or fails (no
+    //! half-close: enough for WAMP sessions, which end with GOODBYE or a close).
 
     use std::collections::HashMap;
     use std::io::{ErrorKind, Read, Write};
@@ -244,8 +246,8 @@ mod relay {
 
     use anyhow::{Context, Result};
 
-    /// One direction of a pair: bytes read from `src` wait in `pending` until
-    /// `dst` takes them.
+    /// One socket of a pair (client or upstream) and the bytes read from the
+    /// other socket that this one has not taken yet.
     struct Side {
         stream: TcpStream,
         /// Bytes read from the *other* side not yet written to this one.
